@@ -1,0 +1,48 @@
+"""Validated string types: project names, sha256 digests, and the one safe path join."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+__all__ = ["NormalizedName", "canonicalize_name", "Sha256", "safe_join", "UnsafePath"]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class UnsafePath(ValueError):
+    """A path built from outside data would leave its root."""
+
+
+class Sha256(str):
+    """A lowercase hex sha256 digest; the only constructor checks its shape."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> "Sha256":
+        value = str(value).lower()
+        if not _HEX64.fullmatch(value):
+            raise ValueError(f"not a sha256 hex digest: {value!r}")
+        return super().__new__(cls, value)
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """Join relative, outside-supplied parts under root; can never escape root.
+
+    Absolute parts, '..' components, empty components, NUL bytes and backslashes are refused
+    rather than normalised away, so a hostile name is an error, not a surprise.
+    """
+    rel = PurePosixPath()
+    for part in parts:
+        if not part or "\x00" in part or "\\" in part:
+            raise UnsafePath(f"unsafe path component: {part!r}")
+        p = PurePosixPath(part)
+        if p.is_absolute():
+            raise UnsafePath(f"absolute path not allowed: {part!r}")
+        for comp in p.parts:
+            if comp in ("..", ".", ""):
+                raise UnsafePath(f"path component {comp!r} not allowed in {part!r}")
+        rel = rel / p
+    return Path(root, *rel.parts)
