@@ -1,0 +1,123 @@
+"""mirror.toml: the settings a site keeps; every one can also be given as a CLI flag."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from .errors import ConfigError
+from .resolve import PUBLIC_INDEX
+from .sync import DEFAULT_INSTALLERS
+from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON
+
+__all__ = ["Config", "load_config", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
+
+DEFAULT_STORE = "./mirror-store"
+
+EXAMPLE_CONFIG = f'''# mirror.toml: settings for airgap-mirror. Every setting can also be given as a CLI flag,
+# and a flag wins over this file. Paths are relative to this file.
+
+[store]
+# Where blobs, the catalog, snapshots and published trees live (MIRROR_STORE or --store override).
+path = "{DEFAULT_STORE}"
+
+[apps]
+# App folders to mirror (globs allowed): each may hold requirements.txt, environment.yml, runtime.txt ...
+paths = ["apps/*"]
+
+[python]
+# The machines inside the gap, never this one: every version x every platform is a target.
+# An app's runtime.txt (python-3.10.x) replaces `versions` for that app when no --python is given.
+versions = ["{DEFAULT_PYTHON}"]
+# pip platform tags; the newest level named accepts all older ones (manylinux_2_28 takes manylinux2014 too).
+platforms = ["{DEFAULT_PLATFORM}"]
+# The upstream index (an app's own --index-url replaces it for that app).
+index-url = "{PUBLIC_INDEX}"
+extra-index-urls = []
+# Mirrored for every target so the inside can upgrade its installers.
+installers = {list(DEFAULT_INSTALLERS)!r}
+# Parallel downloads, and parallel resolver processes.
+concurrency = 16
+resolver-jobs = 2
+
+[serve]
+host = "127.0.0.1"
+port = 8080
+'''.replace("'", '"')
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    store: Path = Path(DEFAULT_STORE)
+    apps: tuple[Path, ...] = ()
+    pythons: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = (DEFAULT_PLATFORM,)
+    index_url: str = PUBLIC_INDEX
+    extra_index_urls: tuple[str, ...] = ()
+    installers: tuple[str, ...] = DEFAULT_INSTALLERS
+    concurrency: int = 16
+    resolver_jobs: int = 2
+    host: str = "127.0.0.1"
+    port: int = 8080
+    source: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: `{key}` must be a list of strings")
+    return tuple(value)
+
+
+def load_config(path: Path | None) -> Config:
+    """Read mirror.toml (or ./mirror.toml if present); defaults when there is none."""
+    if path is None:
+        candidate = Path("mirror.toml")
+        if not candidate.is_file():
+            env_store = os.environ.get("MIRROR_STORE")
+            return Config(store=Path(env_store)) if env_store else Config()
+        path = candidate
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist (create one with `mirror init`)") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    base = Path(path).parent
+    store_t = data.get("store", {})
+    apps_t = data.get("apps", {})
+    py_t = data.get("python", {})
+    serve_t = data.get("serve", {})
+    apps: list[Path] = []
+    for pattern in _list(apps_t.get("paths", []), "apps.paths", path):
+        matches = sorted(glob.glob(str(base / pattern)))
+        apps.extend(Path(m) for m in matches if Path(m).is_dir())
+    store = os.environ.get("MIRROR_STORE") or str(base / store_t.get("path", DEFAULT_STORE))
+    try:
+        return Config(
+            store=Path(store),
+            apps=tuple(apps),
+            pythons=_list(py_t.get("versions", []), "python.versions", path),
+            platforms=_list(py_t.get("platforms", [DEFAULT_PLATFORM]), "python.platforms", path),
+            index_url=str(py_t.get("index-url", PUBLIC_INDEX)),
+            extra_index_urls=_list(py_t.get("extra-index-urls", []), "python.extra-index-urls", path),
+            installers=_list(py_t.get("installers", list(DEFAULT_INSTALLERS)), "python.installers", path),
+            concurrency=int(py_t.get("concurrency", 16)),
+            resolver_jobs=int(py_t.get("resolver-jobs", 2)),
+            host=str(serve_t.get("host", "127.0.0.1")),
+            port=int(serve_t.get("port", 8080)),
+            source=Path(path),
+            extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve")},
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,169 @@
+"""Downloading into the store: parallel, retried, streamed, hashed while written, renamed in when verified.
+
+All network I/O of the mirror passes through `make_client`, the one seam where httpx errors are
+translated into our TransportError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import httpx
+
+from . import __version__
+from .errors import IntegrityError, MirrorError, TransportError
+from .store import Store
+from .urls import redact
+
+__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes"]
+
+USER_AGENT = f"airgap-mirror/{__version__}"
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchItem:
+    url: str
+    sha256: str
+    filename: str
+    size: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class FetchReport:
+    fetched: list[FetchItem] = field(default_factory=list)
+    present: list[FetchItem] = field(default_factory=list)
+    failed: list[tuple[FetchItem, MirrorError]] = field(default_factory=list)
+    bytes_fetched: int = 0
+
+
+def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> httpx.AsyncClient:
+    """The one HTTP client configuration: HTTP/2, pooled, no ambient proxy or netrc surprises."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(
+        http2=True,
+        limits=limits,
+        timeout=httpx.Timeout(timeout, connect=20.0),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+        trust_env=False,
+    )
+
+
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
+
+
+async def _download_one(client: httpx.AsyncClient, store: Store, item: FetchItem, retries: int,
+                        on_bytes: Callable[[int], None]) -> int:
+    last: Exception | None = None
+    for attempt in range(retries + 1):
+        try:
+            with store.temp_file() as (tmp, fh):
+                h = hashlib.sha256()
+                size = 0
+                async with client.stream("GET", item.url) as resp:
+                    if resp.status_code in _RETRY_STATUS:
+                        raise _Retryable(f"HTTP {resp.status_code}")
+                    if resp.status_code != 200:
+                        raise TransportError(f"GET {redact(item.url)}: HTTP {resp.status_code}")
+                    async for chunk in resp.aiter_raw(1 << 16):
+                        h.update(chunk)
+                        fh.write(chunk)
+                        size += len(chunk)
+                        on_bytes(len(chunk))
+                        if item.size is not None and size > item.size:
+                            raise IntegrityError(
+                                f"{item.filename}: more than the {item.size} bytes the index promised; nothing kept"
+                            )
+                digest = h.hexdigest()
+                if digest != item.sha256:
+                    raise IntegrityError(
+                        f"{item.filename}: sha256 {digest} does not match the index's {item.sha256}; nothing kept"
+                    )
+                store.commit_blob(tmp, fh, digest, size)
+                return size
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, _Retryable) as exc:
+            last = exc
+            if attempt < retries:
+                await _backoff(attempt)
+        except httpx.HTTPError as exc:
+            raise TransportError(f"GET {redact(item.url)}: {exc}") from exc
+    raise TransportError(f"GET {redact(item.url)}: {last} (after {retries + 1} tries)") from last
+
+
+class _Retryable(Exception):
+    pass
+
+
+async def _fetch_all(items: list[FetchItem], store: Store, concurrency: int, retries: int,
+                     on_bytes: Callable[[int], None], on_done: Callable[[FetchItem], None]) -> FetchReport:
+    report = FetchReport()
+    todo: list[FetchItem] = []
+    seen: set[str] = set()
+    for item in items:
+        if item.sha256 in seen:
+            continue
+        seen.add(item.sha256)
+        (report.present if store.has_blob(item.sha256) else todo).append(item)
+    if not todo:
+        return report
+    sem = asyncio.Semaphore(concurrency)
+    async with make_client(concurrency=concurrency) as client:
+
+        async def run(item: FetchItem) -> None:
+            async with sem:
+                try:
+                    n = await _download_one(client, store, item, retries, on_bytes)
+                except MirrorError as exc:
+                    report.failed.append((item, exc))
+                else:
+                    report.fetched.append(item)
+                    report.bytes_fetched += n
+                on_done(item)
+
+        await asyncio.gather(*(run(i) for i in todo))
+    return report
+
+
+def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16, retries: int = 4,
+              on_bytes: Callable[[int], None] = lambda n: None,
+              on_done: Callable[[FetchItem], None] = lambda i: None) -> FetchReport:
+    """Fetch every item not yet in the store. Failures are reported, not raised, so one bad file
+    does not waste the others' downloads."""
+    return asyncio.run(_fetch_all(list(items), store, concurrency, retries, on_bytes, on_done))
+
+
+def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
+              timeout: float = 60.0, retries: int = 3) -> bytes:
+    """One small bounded GET (index pages, Release files)."""
+
+    async def go() -> bytes:
+        async with make_client(concurrency=2, timeout=timeout) as client:
+            last: Exception | None = None
+            for attempt in range(retries + 1):
+                try:
+                    async with client.stream("GET", url, headers=headers) as resp:
+                        if resp.status_code in _RETRY_STATUS:
+                            raise _Retryable(f"HTTP {resp.status_code}")
+                        if resp.status_code != 200:
+                            raise TransportError(f"GET {redact(url)}: HTTP {resp.status_code}")
+                        buf = bytearray()
+                        async for chunk in resp.aiter_bytes():
+                            buf += chunk
+                            if len(buf) > max_bytes:
+                                raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
+                        return bytes(buf)
+                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, _Retryable) as exc:
+                    last = exc
+                    if attempt < retries:
+                        await _backoff(attempt)
+                except httpx.HTTPError as exc:
+                    raise TransportError(f"GET {redact(url)}: {exc}") from exc
+            raise TransportError(f"GET {redact(url)}: {last} (after {retries + 1} tries)") from last
+
+    return asyncio.run(go())

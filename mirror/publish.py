@@ -1,0 +1,157 @@
+"""Publishing a snapshot: a complete static tree built aside, then switched in with one rename.
+
+    published/trees/<snapshot-id>.<n>/   a finished tree (files hard-linked from the store)
+    published/current -> trees/...       the one symlink clients follow; replaced atomically
+
+Other components (the APT side) add their part of the tree through `register_publisher`, so this
+module needs to know nothing of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .names import safe_join
+from .simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
+from .store import Store
+
+__all__ = ["publish", "published_snapshot", "current_tree", "register_publisher", "Publisher"]
+
+Publisher = Callable[[Store, dict[str, Any], Path], None]
+_PUBLISHERS: list[Publisher] = []
+_KEEP_TREES = 2
+
+
+def register_publisher(fn: Publisher) -> Publisher:
+    """Add a step that writes part of every published tree (called with store, snapshot, tree root)."""
+    if fn not in _PUBLISHERS:
+        _PUBLISHERS.append(fn)
+    return fn
+
+
+def _load_entry_point_publishers() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="airgap_mirror.publishers"):
+        with contextlib.suppress(ImportError):
+            register_publisher(ep.load())
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        shutil.copyfile(src, dst)
+
+
+def write_text(path: Path, text: str, *, gz: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    if gz:
+        # Precompressed beside the page, so servers (ours, nginx gzip_static) send it as is.
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
+
+
+def current_tree(store: Store) -> Path | None:
+    link = store.published / "current"
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def published_snapshot(store: Store) -> str | None:
+    tree = current_tree(store)
+    if tree is None:
+        return None
+    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
+        return json.loads((tree / "snapshot.json").read_text())["id"]
+    return None
+
+
+def _write_python(store: Store, snapshot: dict[str, Any], root: Path) -> int:
+    files = snapshot.get("python", {}).get("files", {})
+    by_project: dict[str, list[IndexFile]] = {}
+    for sha, meta in files.items():
+        rel = ("packages", sha[:2], sha, meta["filename"])
+        link_or_copy(store.blob_path(sha), safe_join(root, *rel))
+        if meta.get("metadata_sha256"):
+            link_or_copy(store.blob_path(meta["metadata_sha256"]), safe_join(root, *rel[:-1], meta["filename"] + ".metadata"))
+        by_project.setdefault(meta["project"], []).append(IndexFile(
+            filename=meta["filename"], url="../../" + "/".join(rel), sha256=sha, size=meta["size"],
+            requires_python=meta.get("requires_python"), yanked=meta.get("yanked"),
+            upload_time=meta.get("upload_time"), metadata_sha256=meta.get("metadata_sha256"),
+        ))
+    simple = root / "simple"
+    write_text(simple / "index.html", render_root_html(list(by_project)), gz=True)
+    write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)
+    from packaging.utils import canonicalize_name
+
+    for project, pfiles in by_project.items():
+        d = safe_join(simple, canonicalize_name(project))
+        write_text(d / "index.html", render_project_html(project, pfiles), gz=True)
+        write_text(d / "index.json", render_project_json(project, pfiles), gz=True)
+    # Locks, so an admin inside can fetch an app's lock from the mirror itself.
+    for app, entry in snapshot.get("apps", {}).items():
+        for tid, t in entry.get("targets", {}).items():
+            d = safe_join(root, "locks", app, tid)
+            if t.get("pylock"):
+                link_or_copy(store.blob_path(t["pylock"]), d / "pylock.toml")
+            if t.get("requirements_lock"):
+                link_or_copy(store.blob_path(t["requirements_lock"]), d / "requirements.lock")
+    return len(by_project)
+
+
+def publish(store: Store, snapshot_id: str | None = None) -> Path:
+    """Build the tree of a snapshot (the current one by default) and switch it in atomically."""
+    sid = snapshot_id or store.ref("current")
+    if sid is None:
+        from .errors import StoreError
+
+        raise StoreError(f"the store at {store.root} has no snapshot yet: run `mirror sync` first")
+    snapshot = store.load_snapshot(sid)
+    trees = store.published / "trees"
+    trees.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while (trees / f"{sid[:16]}.{n}").exists() or (trees / f".{sid[:16]}.{n}.partial").exists():
+        n += 1
+    partial = trees / f".{sid[:16]}.{n}.partial"
+    final = trees / f"{sid[:16]}.{n}"
+    try:
+        partial.mkdir()
+        _write_python(store, snapshot, partial)
+        _load_entry_point_publishers()
+        for fn in _PUBLISHERS:
+            fn(store, snapshot, partial)
+        (partial / "snapshot.json").write_text(json.dumps({"id": sid}) + "\n")
+        os.replace(partial, final)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    link = store.published / "current"
+    tmp_link = store.published / ".current.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    os.symlink(os.path.relpath(final, store.published), tmp_link)
+    os.replace(tmp_link, link)
+    _prune(trees, keep=final)
+    return final
+
+
+def _prune(trees: Path, keep: Path) -> None:
+    """Remove old trees, keeping the newest few for clients mid-download; and leftover partials."""
+    done = sorted((p for p in trees.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+    for old in done[:-_KEEP_TREES]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in trees.glob(".*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""Resolution for a target with uv, and the choice of files per pinned version.
+
+`uv_compile` is the only place uv runs. It is run with no ambient configuration: no uv.toml,
+no UV_* or PIP_* variables, no pip.conf (uv ignores it anyway), no Python downloads, so the
+result depends on the app, the target and the named indexes alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.pylock import Pylock, PylockValidationError
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+from .errors import ResolutionError
+from .targets import PythonTarget
+from .urls import redact
+
+__all__ = ["IndexConfig", "PinnedFile", "Pin", "uv_compile", "select_files", "uv_binary", "clean_env"]
+
+PUBLIC_INDEX = "https://pypi.org/simple"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexConfig:
+    index_url: str = PUBLIC_INDEX
+    extra_index_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinnedFile:
+    filename: str
+    url: str
+    sha256: str
+    kind: str  # "wheel" | "sdist"
+    size: int | None = None
+    upload_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pin:
+    name: str
+    version: str
+    marker: str | None
+    files: tuple[PinnedFile, ...]
+
+
+def uv_binary() -> str:
+    """The uv that ships with our install (the `uv` package), else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return "uv"
+
+
+def clean_env(cache_dir: Path | None = None) -> dict[str, str]:
+    """The environment for resolver subprocesses: the host's package-tool settings removed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_", "PYTHON", "VIRTUAL_ENV", "CONDA"))}
+    env["UV_NO_CONFIG"] = "1"
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["PIP_CONFIG_FILE"] = os.devnull
+    if cache_dir is not None:
+        env["UV_CACHE_DIR"] = str(cache_dir)
+    return env
+
+
+def uv_compile(
+    requirements: list[str],
+    target: PythonTarget,
+    *,
+    index: IndexConfig,
+    constraints: list[str] | None = None,
+    cache_dir: Path | None = None,
+    prerelease: bool = False,
+    no_binary: tuple[str, ...] = (),
+    only_binary: tuple[str, ...] = (),
+    label: str = "",
+) -> bytes:
+    """Resolve `requirements` for `target`; returns the pylock.toml bytes uv wrote."""
+    with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
+        tmpdir = Path(tmp)
+        req_in = tmpdir / "requirements.in"
+        req_in.write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        out = tmpdir / "pylock.toml"
+        cmd = [
+            uv_binary(), "pip", "compile", str(req_in), "-o", str(out),
+            "--format", "pylock.toml", "--no-header", "--quiet", "--no-config",
+            "--python", sys.executable,
+            "--python-version", target.python,
+            "--python-platform", target.uv_platform(),
+            "--index-url", index.index_url,
+            "--index-strategy", "first-index",
+        ]
+        for extra in index.extra_index_urls:
+            cmd += ["--extra-index-url", extra]
+        if constraints:
+            con = tmpdir / "constraints.txt"
+            con.write_text("\n".join(constraints) + "\n", encoding="utf-8")
+            cmd += ["--constraint", str(con)]
+        if prerelease:
+            cmd += ["--prerelease", "allow"]
+        for nb in no_binary:
+            cmd += ["--no-binary", nb]
+        for ob in only_binary:
+            cmd += ["--only-binary", ob]
+        proc = subprocess.run(cmd, env=clean_env(cache_dir), cwd=tmpdir, capture_output=True, text=True)
+        if proc.returncode != 0:
+            detail = "\n".join(line for line in proc.stderr.strip().splitlines() if line.strip())[-2000:]
+            detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
+            raise ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact(detail)}")
+        return out.read_bytes()
+
+
+def _time(value: object) -> str | None:
+    if value is None:
+        return None
+    iso = getattr(value, "isoformat", None)
+    return iso().replace("+00:00", "Z") if iso else str(value)
+
+
+def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "") -> list[Pin]:
+    """Every wheel the target accepts for each pin, or the sdist when none fits."""
+    try:
+        lock = Pylock.from_dict(tomllib.loads(pylock_bytes.decode("utf-8")))
+    except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
+        raise ResolutionError(f"{label}: uv wrote a pylock.toml we cannot read: {exc}") from exc
+    pins: list[Pin] = []
+    for pkg in lock.packages:
+        if pkg.version is None:
+            raise ResolutionError(f"{label}: {pkg.name} has no pinned version in the lock")
+        wheels: list[PinnedFile] = []
+        for w in pkg.wheels or ():
+            if not w.url or "sha256" not in w.hashes:
+                continue
+            fname = w.name or w.url.rsplit("/", 1)[-1]
+            parse_wheel_filename(fname)
+            if target.accepts_wheel(fname):
+                wheels.append(PinnedFile(filename=fname, url=w.url, sha256=w.hashes["sha256"], kind="wheel",
+                                         size=w.size, upload_time=_time(w.upload_time)))
+        files = wheels
+        if not files and pkg.sdist is not None and pkg.sdist.url and "sha256" in pkg.sdist.hashes:
+            fname = pkg.sdist.name or pkg.sdist.url.rsplit("/", 1)[-1]
+            parse_sdist_filename(fname)
+            files = [PinnedFile(filename=fname, url=pkg.sdist.url, sha256=pkg.sdist.hashes["sha256"], kind="sdist",
+                                size=pkg.sdist.size, upload_time=_time(pkg.sdist.upload_time))]
+        if not files:
+            raise ResolutionError(
+                f"{label}: {pkg.name}=={pkg.version} has no wheel for {target.id} and no sdist: "
+                "pick another version, or another target platform"
+            )
+        pins.append(Pin(name=str(pkg.name), version=str(pkg.version),
+                        marker=str(pkg.marker) if pkg.marker else None,
+                        files=tuple(sorted(files, key=lambda f: f.filename))))
+    return sorted(pins, key=lambda p: p.name)

@@ -1,0 +1,114 @@
+"""Rendering the simple repository API pages: PEP 503 HTML and PEP 691 JSON, with PEP 658/700/714 fields.
+
+Pure functions of values: each returns the page as a string; writing it is the publisher's job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from html import escape
+
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+__all__ = ["IndexFile", "render_root_html", "render_root_json", "render_project_html", "render_project_json",
+           "API_VERSION", "JSON_TYPE", "HTML_TYPE"]
+
+API_VERSION = "1.1"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexFile:
+    filename: str
+    url: str  # relative to the project page
+    sha256: str
+    size: int
+    requires_python: str | None = None
+    yanked: str | None = None  # None: not yanked; "": yanked without a reason
+    upload_time: str | None = None
+    metadata_sha256: str | None = None
+
+
+def _file_version(filename: str) -> Version | None:
+    try:
+        if filename.endswith(".whl"):
+            return parse_wheel_filename(filename)[1]
+        return parse_sdist_filename(filename)[1]
+    except (ValueError, InvalidVersion):
+        return None
+
+
+def render_root_html(projects: list[str]) -> str:
+    names = sorted({canonicalize_name(p) for p in projects})
+    links = "\n".join(f'    <a href="{escape(n)}/">{escape(n)}</a>' for n in names)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        "    <title>Simple index</title>\n  </head>\n  <body>\n"
+        f"{links}\n  </body>\n</html>\n"
+    )
+
+
+def render_root_json(projects: list[str]) -> str:
+    names = sorted({canonicalize_name(p) for p in projects})
+    return json.dumps({"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]},
+                      sort_keys=True, indent=None, separators=(",", ":"))
+
+
+def render_project_html(project: str, files: list[IndexFile]) -> str:
+    name = canonicalize_name(project)
+    rows = []
+    for f in sorted(files, key=lambda f: f.filename):
+        attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
+        if f.yanked is not None:
+            attrs.append(f'data-yanked="{escape(f.yanked)}"')
+        if f.metadata_sha256:
+            # PEP 714 names the attribute data-core-metadata; older clients read data-dist-info-metadata.
+            attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
+            attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+        rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br/>")
+    body = "\n".join(rows)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>Links for {escape(name)}</title>\n  </head>\n  <body>\n"
+        f"    <h1>Links for {escape(name)}</h1>\n{body}\n  </body>\n</html>\n"
+    )
+
+
+def render_project_json(project: str, files: list[IndexFile]) -> str:
+    name = canonicalize_name(project)
+    out_files = []
+    versions: set[Version] = set()
+    for f in sorted(files, key=lambda f: f.filename):
+        entry: dict[str, object] = {
+            "filename": f.filename,
+            "url": f.url,
+            "hashes": {"sha256": f.sha256},
+            "requires-python": f.requires_python,
+            "size": f.size,
+            "yanked": (f.yanked or True) if f.yanked is not None else False,
+        }
+        if f.upload_time:
+            entry["upload-time"] = f.upload_time
+        if f.metadata_sha256:
+            entry["core-metadata"] = {"sha256": f.metadata_sha256}
+            entry["dist-info-metadata"] = {"sha256": f.metadata_sha256}
+        else:
+            entry["core-metadata"] = False
+        out_files.append(entry)
+        v = _file_version(f.filename)
+        if v is not None:
+            versions.add(v)
+    doc = {
+        "meta": {"api-version": API_VERSION},
+        "name": name,
+        "files": out_files,
+        "versions": [str(v) for v in sorted(versions)],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,262 @@
+"""The content-addressed store: immutable blobs by sha256, a SQLite catalog, snapshots, refs.
+
+Layout (versioned, append-only):
+    store-v1/blobs/sha256/ab/<hex>     immutable file contents
+    store-v1/tmp/                      in-flight writes (same filesystem, renamed in)
+    store-v1/snapshots/<id>.json       canonical-JSON snapshot manifests, id = sha256 of bytes
+    store-v1/refs/current              id of the newest snapshot
+    store-v1/catalog.sqlite            what each blob is and where it came from
+    published/                         built index trees and the `current` link (see publish)
+    cache/                             resolver and page caches; safe to delete
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from .canonical import canonical_json
+from .errors import IntegrityError, StoreError
+from .names import Sha256
+
+__all__ = ["Store", "CatalogFile", "open_store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY, size INTEGER NOT NULL, added TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pyfiles (
+    sha256 TEXT NOT NULL, filename TEXT NOT NULL, project TEXT NOT NULL, version TEXT NOT NULL,
+    kind TEXT NOT NULL, url TEXT, requires_python TEXT, yanked TEXT, upload_time TEXT,
+    metadata_sha256 TEXT, build_requires TEXT,
+    PRIMARY KEY (sha256, filename)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, created TEXT NOT NULL, origin TEXT NOT NULL, summary TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogFile:
+    """What the catalog knows of one Python distribution file."""
+
+    sha256: str
+    filename: str
+    project: str
+    version: str
+    kind: str
+    size: int
+    url: str | None = None
+    requires_python: str | None = None
+    yanked: str | None = None
+    upload_time: str | None = None
+    metadata_sha256: str | None = None
+    build_requires: tuple[str, ...] | None = None
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Store:
+    """A store rooted at `root`; safe for one writer and many readers."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.base = self.root / "store-v1"
+        self.blobs = self.base / "blobs" / "sha256"
+        self.tmp = self.base / "tmp"
+        self.snapshots = self.base / "snapshots"
+        self.refs = self.base / "refs"
+        self.published = self.root / "published"
+        self.cache = self.root / "cache"
+        self._local = threading.local()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def create(self) -> "Store":
+        for d in (self.blobs, self.tmp, self.snapshots, self.refs, self.published, self.cache):
+            d.mkdir(parents=True, exist_ok=True)
+        with self.db() as db:
+            db.executescript(_SCHEMA)
+        return self
+
+    def exists(self) -> bool:
+        return (self.base / "catalog.sqlite").is_file()
+
+    def require(self) -> "Store":
+        if not self.exists():
+            raise StoreError(f"no store at {self.root}: run `mirror sync` first, or pass --store / set MIRROR_STORE")
+        return self
+
+    @contextlib.contextmanager
+    def db(self) -> Iterator[sqlite3.Connection]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.base / "catalog.sqlite", timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        with conn:
+            yield conn
+
+    # -- blobs -----------------------------------------------------------------------------
+    def blob_path(self, sha256: str) -> Path:
+        sha = Sha256(sha256)
+        return self.blobs / sha[:2] / sha
+
+    def has_blob(self, sha256: str) -> bool:
+        return self.blob_path(sha256).is_file()
+
+    @contextlib.contextmanager
+    def temp_file(self) -> Iterator[tuple[Path, IO[bytes]]]:
+        """A temp file inside the store; removed unless commit_blob took it."""
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="in-")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                yield path, fh
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def commit_blob(self, tmp_path: Path, fh: IO[bytes], sha256: str, size: int) -> Path:
+        """Flush, fsync and rename a finished temp file to its content address."""
+        fh.flush()
+        os.fsync(fh.fileno())
+        final = self.blob_path(sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_path, 0o444)
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+        self._record_blob(sha256, size)
+        return final
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes as a blob; returns its sha256. Idempotent."""
+        sha = hashlib.sha256(data).hexdigest()
+        if not self.has_blob(sha):
+            with self.temp_file() as (tmp, fh):
+                fh.write(data)
+                self.commit_blob(tmp, fh, sha, len(data))
+        return sha
+
+    def put_file(self, src: Path, expected_sha256: str | None = None) -> str:
+        h = hashlib.sha256()
+        size = 0
+        with self.temp_file() as (tmp, fh), open(src, "rb") as inp:
+            while chunk := inp.read(1 << 20):
+                h.update(chunk)
+                fh.write(chunk)
+                size += len(chunk)
+            sha = h.hexdigest()
+            if expected_sha256 and sha != expected_sha256:
+                raise IntegrityError(f"{src}: sha256 {sha} does not match the expected {expected_sha256}")
+            if not self.has_blob(sha):
+                self.commit_blob(tmp, fh, sha, size)
+        return sha
+
+    def read_blob(self, sha256: str) -> bytes:
+        try:
+            return self.blob_path(sha256).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob {sha256} is missing from {self.blobs}: run `mirror sync` again") from exc
+
+    def _record_blob(self, sha256: str, size: int) -> None:
+        with self.db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO blobs(sha256, size, added) VALUES (?,?,?)",
+                (sha256, size, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            )
+
+    def blob_size(self, sha256: str) -> int:
+        return self.blob_path(sha256).stat().st_size
+
+    # -- catalog ---------------------------------------------------------------------------
+    def record_pyfile(self, f: CatalogFile) -> None:
+        with self.db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO pyfiles(sha256, filename, project, version, kind, url, requires_python,"
+                " yanked, upload_time, metadata_sha256, build_requires) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (f.sha256, f.filename, f.project, f.version, f.kind, f.url, f.requires_python, f.yanked,
+                 f.upload_time, f.metadata_sha256,
+                 json.dumps(list(f.build_requires)) if f.build_requires is not None else None),
+            )
+
+    def pyfile(self, sha256: str, filename: str) -> CatalogFile | None:
+        with self.db() as db:
+            row = db.execute(
+                "SELECT p.sha256, filename, project, version, kind, url, requires_python, yanked, upload_time,"
+                " metadata_sha256, build_requires, b.size FROM pyfiles p JOIN blobs b ON b.sha256 = p.sha256"
+                " WHERE p.sha256 = ? AND filename = ?",
+                (sha256, filename),
+            ).fetchone()
+        if row is None:
+            return None
+        return CatalogFile(
+            sha256=row[0], filename=row[1], project=row[2], version=row[3], kind=row[4], url=row[5],
+            requires_python=row[6], yanked=row[7], upload_time=row[8], metadata_sha256=row[9],
+            build_requires=tuple(json.loads(row[10])) if row[10] is not None else None, size=row[11],
+        )
+
+    # -- snapshots -------------------------------------------------------------------------
+    def put_snapshot(self, manifest: dict[str, Any], *, origin: str, summary: dict[str, Any] | None = None) -> str:
+        """Write a snapshot manifest (canonical JSON), make it current; returns its id."""
+        data = canonical_json(manifest)
+        sid = hashlib.sha256(data).hexdigest()
+        path = self.snapshots / f"{sid}.json"
+        if not path.exists():
+            with self.temp_file() as (tmp, fh):
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            _fsync_dir(self.snapshots)
+        with self.db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO snapshots(id, created, origin, summary) VALUES (?,?,?,?)",
+                (sid, datetime.now(timezone.utc).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
+            )
+        self.set_ref("current", sid)
+        return sid
+
+    def load_snapshot(self, sid: str) -> dict[str, Any]:
+        path = self.snapshots / f"{Sha256(sid)}.json"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"snapshot {sid} not found in {self.snapshots}") from exc
+        if hashlib.sha256(data).hexdigest() != sid:
+            raise IntegrityError(f"snapshot {sid} does not match its id: the store is damaged (run `mirror verify`)")
+        return json.loads(data)
+
+    def set_ref(self, name: str, sid: str) -> None:
+        tmp = self.refs / f".{name}.tmp"
+        tmp.write_text(sid + "\n")
+        os.replace(tmp, self.refs / name)
+
+    def ref(self, name: str = "current") -> str | None:
+        try:
+            return (self.refs / name).read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+
+def open_store(root: Path, *, create: bool = False) -> Store:
+    store = Store(root)
+    return store.create() if create else store.require()
