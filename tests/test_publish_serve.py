@@ -1,0 +1,176 @@
+"""The published tree and the embedded server: PEP 503/691/658/700, negotiation, HEAD, Range, ETag, gzip."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mirror.publish import current_tree, publish
+from mirror.serve import make_server, negotiate
+from mirror.simple import JSON_TYPE, IndexFile, render_project_html
+from mirror.store import open_store
+from tests.builders import make_wheel
+
+
+@pytest.fixture
+def store_with_files(tmp_path: Path):
+    store = open_store(tmp_path / "store", create=True)
+    dist = tmp_path / "dist"
+    files = {}
+    for name, version, rp in [("Foo_Bar", "1.0", ">=3.8"), ("Foo_Bar", "2.0", None), ("qux", "0.1", None)]:
+        whl = make_wheel(dist, name, version, requires_python=rp)
+        sha = store.put_file(whl)
+        import zipfile
+
+        with zipfile.ZipFile(whl) as zf:
+            meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA")))
+        files[sha] = {"filename": whl.name, "project": name, "version": version, "kind": "wheel",
+                      "size": whl.stat().st_size, "url": "https://example.invalid/" + whl.name,
+                      "requires_python": rp, "yanked": "broken" if version == "2.0" else None,
+                      "upload_time": "2024-01-01T00:00:00Z", "metadata_sha256": store.put_bytes(meta)}
+    sid = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                              "python": {"files": files, "installers": {}, "build": {}}}, origin="test")
+    return store, sid, files
+
+
+@pytest.fixture
+def server(store_with_files):
+    store, sid, files = store_with_files
+    publish(store)
+    srv = make_server(store.published, "127.0.0.1", 0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, store, files
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_project_page_json(server):
+    srv, store, files = server
+    r = httpx.get(srv.url + "/simple/foo-bar/", headers={"Accept": JSON_TYPE})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == JSON_TYPE
+    assert "Accept" in r.headers["vary"]
+    doc = r.json()
+    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["name"] == "foo-bar"
+    assert doc["versions"] == ["1.0", "2.0"]
+    by_name = {f["filename"]: f for f in doc["files"]}
+    f1 = by_name["foo_bar-1.0-py3-none-any.whl"]
+    assert f1["requires-python"] == ">=3.8"
+    assert f1["yanked"] is False
+    assert by_name["foo_bar-2.0-py3-none-any.whl"]["yanked"] == "broken"
+    assert f1["upload-time"] == "2024-01-01T00:00:00Z"
+    # Following the URL gives the bytes the hash promises; PEP 658 metadata likewise.
+    body = httpx.get(httpx.URL(r.url).join(f1["url"])).content
+    assert hashlib.sha256(body).hexdigest() == f1["hashes"]["sha256"] and len(body) == f1["size"]
+    meta = httpx.get(httpx.URL(r.url).join(f1["url"] + ".metadata")).content
+    assert hashlib.sha256(meta).hexdigest() == f1["core-metadata"]["sha256"]
+
+
+def test_project_page_html_and_redirect(server):
+    srv, _, _ = server
+    r = httpx.get(srv.url + "/simple/Foo_Bar/", follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"] == "/simple/foo-bar/"
+    r = httpx.get(srv.url + "/simple/foo-bar", follow_redirects=True)
+    assert r.headers["content-type"].startswith("text/html")
+    assert 'data-requires-python="&gt;=3.8"' in r.text
+    assert 'data-yanked="broken"' in r.text
+    assert "#sha256=" in r.text and 'data-core-metadata="sha256=' in r.text
+    root = httpx.get(srv.url + "/simple/", headers={"Accept": JSON_TYPE}).json()
+    assert [p["name"] for p in root["projects"]] == ["foo-bar", "qux"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, "text/html"),
+        ("*/*", "text/html"),
+        (JSON_TYPE, JSON_TYPE),
+        (f"application/vnd.pypi.simple.v1+html;q=0.2, {JSON_TYPE}", JSON_TYPE),
+        (f"{JSON_TYPE};q=0.1, text/html", "text/html"),
+        ("application/vnd.pypi.simple.latest+json", JSON_TYPE),
+        ("application/xml", None),
+    ],
+)
+def test_negotiate(accept, expected):
+    assert negotiate(accept) == expected
+
+
+def test_not_acceptable(server):
+    srv, _, _ = server
+    assert httpx.get(srv.url + "/simple/", headers={"Accept": "application/xml"}).status_code == 406
+
+
+def test_head_range_etag_gzip(server):
+    srv, _, files = server
+    sha, meta = next(iter(files.items()))
+    url = f"{srv.url}/packages/{sha[:2]}/{sha}/{meta['filename']}"
+    with httpx.Client() as c:
+        head = c.head(url)
+        assert head.status_code == 200 and int(head.headers["content-length"]) == meta["size"] and not head.content
+        full = c.get(url).content
+        part = c.get(url, headers={"Range": "bytes=10-19"})
+        assert part.status_code == 206 and part.content == full[10:20]
+        assert part.headers["content-range"] == f"bytes 10-19/{meta['size']}"
+        assert c.get(url, headers={"Range": "bytes=-5"}).content == full[-5:]
+        assert c.get(url, headers={"Range": f"bytes={meta['size'] + 5}-"}).status_code == 416
+        etag = head.headers["etag"]
+        assert c.get(url, headers={"If-None-Match": etag}).status_code == 304
+        page = c.get(srv.url + "/simple/qux/", headers={"Accept-Encoding": "gzip"})
+        assert page.headers.get("content-encoding") == "gzip" and "qux" in page.text
+
+
+@pytest.mark.parametrize("path", ["/../../etc/passwd", "/packages/%2e%2e/%2e%2e/store-v1/catalog.sqlite",
+                                  "/simple/..%2f..%2f", "/%00"])
+def test_no_path_escapes(server, path):
+    srv, _, _ = server
+    with httpx.Client() as c:
+        r = c.get(srv.url + path, follow_redirects=False)
+        assert r.status_code in (301, 404)
+        assert b"root:" not in r.content and b"SQLite" not in r.content
+
+
+def test_many_concurrent_clients(server):
+    srv, _, files = server
+    sha, meta = next(iter(files.items()))
+    url = f"{srv.url}/packages/{sha[:2]}/{sha}/{meta['filename']}"
+    results: list[bool] = []
+
+    def worker() -> None:
+        with httpx.Client() as c:
+            for _ in range(20):
+                results.append(hashlib.sha256(c.get(url).content).hexdigest() == sha)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 320 and all(results)
+
+
+def test_republish_switches_atomically_and_prunes(store_with_files):
+    store, sid, _ = store_with_files
+    first = publish(store)
+    second = publish(store)
+    third = publish(store)
+    assert current_tree(store) == third.resolve()
+    assert os.readlink(store.published / "current").startswith("trees/")
+    assert not first.exists() and second.exists()  # the newest two stay for clients mid-download
+    assert not list((store.published / "trees").glob(".*.partial"))
+    index = json.loads(gzip.decompress((third / "simple" / "index.json.gz").read_bytes()))
+    assert index["projects"]
+
+
+def test_html_is_escaped():
+    html = render_project_html("x", [IndexFile(filename='x-1.0.tar.gz"><script>', url='a"b', sha256="0" * 64, size=1,
+                                               requires_python="<4,>=3")])
+    assert "<script>" not in html and "&lt;4,&gt;=3" in html and 'a&quot;b' in html

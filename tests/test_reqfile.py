@@ -1,0 +1,120 @@
+"""Requirements files read as pip reads them, and bad lines named with file, line and fix."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from mirror.apps import load_app
+from mirror.errors import NotYetSupported, RequirementsError
+from mirror.reqfile import parse_requirements_file
+
+TEXT = 'alpha==1.0\r\nbeta[x,y]>=2 ; python_version < "3.12"  # why\r\n\r\n# comment\r\ngamma \\\r\n  ==3.0\r\n'
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        TEXT.encode("utf-8"),
+        codecs.BOM_UTF8 + TEXT.encode("utf-8"),
+        codecs.BOM_UTF16_LE + TEXT.encode("utf-16-le"),
+        codecs.BOM_UTF16_BE + TEXT.encode("utf-16-be"),
+    ],
+    ids=["utf8-crlf", "utf8-bom", "utf16-le-bom", "utf16-be-bom"],
+)
+def test_encodings_and_line_endings(tmp_path: Path, encoded: bytes):
+    f = tmp_path / "requirements.txt"
+    f.write_bytes(encoded)
+    parsed = parse_requirements_file(f)
+    reqs = [(str(r.requirement), r.lineno) for r in parsed.requirements]
+    assert reqs == [("alpha==1.0", 1), ('beta[x,y]>=2; python_version < "3.12"', 2), ("gamma==3.0", 5)]
+
+
+def test_includes_constraints_options_hashes(tmp_path: Path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.txt").write_text("beta==1.0 --hash=sha256:" + "a" * 64 + "\n")
+    (tmp_path / "c.txt").write_text("gamma<3\n")
+    f = tmp_path / "requirements.txt"
+    f.write_text("-r sub/base.txt\n-c c.txt\n--extra-index-url https://example.invalid/simple\n--pre\nalpha\n")
+    parsed = parse_requirements_file(f)
+    assert [str(r.requirement) for r in parsed.requirements] == ["beta==1.0", "alpha"]
+    assert parsed.requirements[0].hashes == ("sha256:" + "a" * 64,)
+    assert parsed.requirements[0].source == (tmp_path / "sub" / "base.txt").resolve()
+    assert [str(c.requirement) for c in parsed.constraints] == ["gamma<3"]
+    assert parsed.options.extra_index_urls == ("https://example.invalid/simple",)
+    assert parsed.options.pre
+
+
+@pytest.mark.parametrize(
+    ("line", "error", "words"),
+    [
+        ("alpha>=>1", RequirementsError, "invalid requirement"),
+        ("numpy=1.21.0", RequirementsError, "numpy==1.21.0"),
+        ("--frobnicate", RequirementsError, "unknown option"),
+        ("-r missing.txt", RequirementsError, "does not exist"),
+        ("git+https://example.invalid/org/pkg.git@v1", NotYetSupported, "VCS"),
+        ("pkg @ git+ssh://git@example.invalid/org/pkg.git", NotYetSupported, "VCS"),
+        ("./packages/mine.tar.gz", NotYetSupported, "local package"),
+        ("https://example.invalid/x-1.0-py3-none-any.whl", NotYetSupported, "direct URL"),
+        ("--extra-index-url https://${USER}:${PASS}@example.invalid/simple", NotYetSupported, "credentials"),
+        ("-e .", NotYetSupported, "editable"),
+    ],
+)
+def test_bad_line_names_file_line_and_fix(tmp_path: Path, line: str, error: type, words: str):
+    f = tmp_path / "requirements.txt"
+    f.write_text(f"alpha==1.0\n\n{line}\n")
+    with pytest.raises(error) as info:
+        parse_requirements_file(f)
+    msg = str(info.value)
+    assert msg.startswith(f"{f}:3: ")
+    assert words in msg
+    assert "${PASS}" not in msg or "credentials" in msg
+
+
+def test_credentials_never_echoed(tmp_path: Path):
+    f = tmp_path / "requirements.txt"
+    f.write_text("--index-url https://user:s3cret@example.invalid/simple\nalpha\n")
+    with pytest.raises(NotYetSupported) as info:
+        parse_requirements_file(f)
+    assert "s3cret" not in str(info.value)
+
+
+def test_conda_export_recognised(tmp_path: Path):
+    f = tmp_path / "requirements.txt"
+    f.write_text("# platform: linux-64\nnumpy=1.21.0=py39h89e85a6_0\npandas=1.3.0=py39hde0f152_0\n")
+    with pytest.raises(RequirementsError, match="conda export"):
+        parse_requirements_file(f)
+
+
+def test_not_utf8_is_an_error(tmp_path: Path):
+    f = tmp_path / "requirements.txt"
+    f.write_bytes("alpha==1.0\nb\xe9ta==1\n".encode("latin-1"))
+    with pytest.raises(RequirementsError, match=r"requirements.txt:2: file is not UTF-8"):
+        parse_requirements_file(f)
+
+
+def test_app_folder(tmp_path: Path):
+    (tmp_path / "requirements.txt").write_text("alpha\n")
+    (tmp_path / "runtime.txt").write_text("python-3.10.12\n")
+    (tmp_path / "Aptfile").write_text("libpq5\n")
+    (tmp_path / "environment.yml").write_text("dependencies:\n  - numpy=1.26\n  - pip\n  - pip:\n    - beta==1.0\n")
+    app = load_app(tmp_path)
+    assert app.python == "3.10.12"
+    assert [str(r.requirement) for r in app.requirements] == ["alpha", "beta==1.0"]
+    assert app.requirements[1].lineno == 5
+    assert app.conda_packages == ("numpy=1.26",)
+    assert app.apt_files == (tmp_path / "Aptfile",)
+
+
+def test_environment_yml_bad_pip_line_points_at_yaml_line(tmp_path: Path):
+    (tmp_path / "environment.yml").write_text("name: x\ndependencies:\n  - pip:\n    - ok==1\n    - bad==\n")
+    with pytest.raises(RequirementsError, match=r"environment.yml:5: invalid requirement"):
+        load_app(tmp_path)
+
+
+def test_bad_runtime(tmp_path: Path):
+    (tmp_path / "runtime.txt").write_text("ruby-3.2\n")
+    with pytest.raises(RequirementsError, match="python-3.11"):
+        load_app(tmp_path)
