@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; default ./mirror-store].")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
@@ -100,6 +100,7 @@ def sync(
     extra_index_url: Annotated[Optional[list[str]], typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
     installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Revalidate every cached index page now (default: honour the index's cache headers).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
@@ -123,6 +124,7 @@ def sync(
             installers=tuple(i for i in installers.split(",") if i) if installers is not None else cfg.installers,
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
+            refresh=refresh,
         )
         st = open_store(root, create=True)
         with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:

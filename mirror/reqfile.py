@@ -37,7 +37,7 @@ _BOMS = (
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CONDA_LINE = re.compile(r"^[A-Za-z0-9_.\-]+=[^=\s<>!~]+=[^=\s]+$")
-_SINGLE_EQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*(\[[^\]]*\])?)=([^=<>!~\s].*)$")
+_SINGLE_EQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*(\[[^\]]*\])?)\s*=\s*([^=<>!~\s].*)$")
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".tar.xz", ".tar")
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 

@@ -86,6 +86,7 @@ def uv_compile(
     no_binary: tuple[str, ...] = (),
     only_binary: tuple[str, ...] = (),
     label: str = "",
+    refresh: bool = False,
 ) -> bytes:
     """Resolve `requirements` for `target`; returns the pylock.toml bytes uv wrote."""
     with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
@@ -110,6 +111,8 @@ def uv_compile(
             cmd += ["--constraint", str(con)]
         if prerelease:
             cmd += ["--prerelease", "allow"]
+        if refresh:
+            cmd += ["--refresh"]
         for nb in no_binary:
             cmd += ["--no-binary", nb]
         for ob in only_binary:

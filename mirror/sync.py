@@ -57,6 +57,7 @@ class SyncOptions:
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
     concurrency: int = 16
     resolver_jobs: int = 2
+    refresh: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -141,7 +142,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         data = uv_compile(
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=job.only_binary, label=label,
+            only_binary=job.only_binary, label=label, refresh=opts.refresh,
         )
         return data, select_files(data, job.target, label=label)
 

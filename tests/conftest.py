@@ -34,6 +34,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self) -> None:
+        # Like an index that wants revalidation (PyPI says max-age=600): pages are never stale-cached.
+        self.send_header("Cache-Control", "max-age=0, must-revalidate")
+        super().end_headers()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 

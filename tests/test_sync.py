@@ -1,0 +1,122 @@
+"""Sync behaviour on bad input and bad upstreams: clear errors, nothing lost, nothing half-kept."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mirror.fetch import FetchItem, fetch_all
+from mirror.resolve import IndexConfig
+from mirror.store import open_store
+from mirror.sync import SyncOptions, run_sync
+from tests.conftest import X86, StaticServer, clean_env
+
+
+def _opts(apps: list[Path], upstream) -> SyncOptions:
+    return SyncOptions(apps=tuple(apps), pythons=("3.11",), platforms=(X86,),
+                       index=IndexConfig(index_url=upstream.url + "/simple"), installers=())
+
+
+def test_one_bad_app_does_not_stop_the_others(apps: Path, upstream, tmp_path: Path):
+    bad = apps / "broken"
+    bad.mkdir()
+    (bad / "requirements.txt").write_text("alpha==1.0\nbeta = 2\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "sync", str(apps / "shop"), str(bad), "--store", str(tmp_path / "s"),
+         "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", ""],
+        capture_output=True, text=True, env=clean_env(),
+    )
+    assert proc.returncode == 1
+    assert f"{bad / 'requirements.txt'}:2" in proc.stderr and "beta==2" in proc.stderr
+    assert "ok shop" in proc.stderr
+
+
+def test_unresolvable_app_keeps_previous_lock(apps: Path, upstream, tmp_path: Path):
+    store = open_store(tmp_path / "s", create=True)
+    first = run_sync(store, _opts([apps / "shop"], upstream))
+    assert first.ok
+    (apps / "shop" / "requirements.txt").write_text("alpha==9.9\n")
+    second = run_sync(store, _opts([apps / "shop"], upstream))
+    assert not second.ok
+    app = second.apps[0]
+    assert app.kept_previous and "alpha" in (app.error or "")
+    snap = store.load_snapshot(second.snapshot_id)
+    assert snap["apps"]["shop"] == store.load_snapshot(first.snapshot_id)["apps"]["shop"]
+
+
+def test_hash_mismatch_keeps_nothing(upstream, tmp_path: Path):
+    store = open_store(tmp_path / "s", create=True)
+    files = Path(upstream.root) / "files"
+    f = next(files.glob("alpha-*.whl"))
+    good = hashlib.sha256(f.read_bytes()).hexdigest()
+    wrong = "0" * 64
+    report = fetch_all([FetchItem(url=f"{upstream.url}/files/{f.name}", sha256=wrong, filename=f.name)], store)
+    assert len(report.failed) == 1 and "does not match" in str(report.failed[0][1])
+    assert not store.has_blob(wrong) and not store.has_blob(good)
+    assert not list(store.tmp.iterdir())  # no temp file left behind
+    report = fetch_all([FetchItem(url=f"{upstream.url}/files/{f.name}", sha256=good, filename=f.name)], store)
+    assert report.fetched and store.has_blob(good)
+
+
+def test_upstream_changes_make_a_new_snapshot(tmp_path: Path):
+    """A new release upstream is picked up by the next sync, and only it is fetched."""
+    from tests.builders import make_wheel, write_simple_index
+
+    root = tmp_path / "up"
+    make_wheel(root / "files", "alpha", "1.0", requires=["beta>=1.0"])
+    make_wheel(root / "files", "beta", "1.0")
+    write_simple_index(root / "files", root / "simple")
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "requirements.txt").write_text("alpha\n")
+    server = StaticServer(root)
+    try:
+        store = open_store(tmp_path / "s", create=True)
+        opts = _opts([app], server)
+        first = run_sync(store, opts)
+        make_wheel(root / "files", "beta", "1.1")
+        shutil.rmtree(root / "simple")
+        write_simple_index(root / "files", root / "simple")
+        opts = SyncOptions(**{**{k: getattr(opts, k) for k in opts.__dataclass_fields__}})
+        second = run_sync(store, opts)
+    finally:
+        server.stop()
+    assert second.changed and second.snapshot_id != first.snapshot_id
+    assert second.files_fetched == 1
+    pins = dict(map(tuple, store.load_snapshot(second.snapshot_id)["apps"]["app"]["targets"][f"cp311-{X86}"]["packages"]))
+    assert pins["beta"] == "1.1"
+
+
+def test_json_summary_and_help():
+    out = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", "--help"], capture_output=True, text=True,
+                         env=clean_env())
+    assert out.returncode == 0 and "Example" in out.stdout
+    for cmd in ("publish", "serve", "client-config", "init"):
+        h = subprocess.run([sys.executable, "-m", "mirror.cli", cmd, "--help"], capture_output=True, text=True,
+                           env=clean_env())
+        assert h.returncode == 0 and "Example" in h.stdout, cmd
+
+
+def test_client_config():
+    out = subprocess.run([sys.executable, "-m", "mirror.cli", "client-config", "--url", "http://mirror.internal:8080"],
+                         capture_output=True, text=True, env=clean_env()).stdout
+    assert "index-url = http://mirror.internal:8080/simple/" in out
+    assert "UV_INDEX_URL=http://mirror.internal:8080/simple/" in out
+    assert "--index-url http://mirror.internal:8080/simple/" in out
+    assert "trusted-host = mirror.internal" in out
+
+
+def test_init_writes_a_config_that_loads(tmp_path: Path):
+    from mirror.config import load_config
+
+    subprocess.run([sys.executable, "-m", "mirror.cli", "init", str(tmp_path / "mirror.toml")], check=True,
+                   env=clean_env(), capture_output=True)
+    (tmp_path / "apps" / "one").mkdir(parents=True)
+    cfg = load_config(tmp_path / "mirror.toml")
+    assert cfg.apps == (tmp_path / "apps" / "one",)
+    assert cfg.platforms == ("manylinux_2_28_x86_64",) and cfg.pythons == ("3.11",)
+    assert json.dumps(cfg.installers)
