@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -42,7 +43,11 @@ class FetchReport:
 
 
 def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> httpx.AsyncClient:
-    """The one HTTP client configuration: HTTP/2, pooled, no ambient proxy or netrc surprises."""
+    """The one HTTP client configuration: HTTP/2, pooled.
+
+    TLS trusts the system store (and SSL_CERT_FILE / SSL_CERT_DIR, as sites behind an inspecting
+    proxy set them); HTTPS_PROXY / NO_PROXY are honoured.
+    """
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(
         http2=True,
@@ -50,7 +55,8 @@ def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> httpx.AsyncC
         timeout=httpx.Timeout(timeout, connect=20.0),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
-        trust_env=False,
+        verify=ssl.create_default_context(),
+        trust_env=True,
     )
 
 

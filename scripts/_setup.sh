@@ -1,0 +1,31 @@
+# Sourced by scripts/test and scripts/demo: installs what the project needs on a fresh Debian
+# machine (as root), and a .venv with the project and its test extras, from PyPI only: this
+# machine's pip.conf and PIP_* settings are shut out so what runs is what a site would get.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need_apt=()
+for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev \
+            dpkg-scanpackages:dpkg-dev zstd:zstd git:git; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing the project into .venv" >&2
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    .venv/bin/python -m pip install --isolated -q --disable-pip-version-check \
+      --index-url https://pypi.org/simple -e '.[test]'
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
