@@ -46,7 +46,7 @@ extra-index-urls = []
 installers = {list(DEFAULT_INSTALLERS)!r}
 # Parallel downloads, and parallel resolver processes.
 concurrency = 16
-resolver-jobs = 2
+resolver-jobs = 4
 
 [serve]
 host = "127.0.0.1"
@@ -64,7 +64,7 @@ class Config:
     extra_index_urls: tuple[str, ...] = ()
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
     concurrency: int = 16
-    resolver_jobs: int = 2
+    resolver_jobs: int = 4
     host: str = "127.0.0.1"
     port: int = 8080
     source: Path | None = None
@@ -113,7 +113,7 @@ def load_config(path: Path | None) -> Config:
             extra_index_urls=_list(py_t.get("extra-index-urls", []), "python.extra-index-urls", path),
             installers=_list(py_t.get("installers", list(DEFAULT_INSTALLERS)), "python.installers", path),
             concurrency=int(py_t.get("concurrency", 16)),
-            resolver_jobs=int(py_t.get("resolver-jobs", 2)),
+            resolver_jobs=int(py_t.get("resolver-jobs", 4)),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             source=Path(path),

@@ -12,13 +12,15 @@ import random
 import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-
-import httpx
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import IntegrityError, MirrorError, TransportError
 from .store import Store
 from .urls import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes"]
 
@@ -42,12 +44,14 @@ class FetchReport:
     bytes_fetched: int = 0
 
 
-def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> httpx.AsyncClient:
+def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> "httpx.AsyncClient":
     """The one HTTP client configuration: HTTP/2, pooled.
 
     TLS trusts the system store (and SSL_CERT_FILE / SSL_CERT_DIR, as sites behind an inspecting
     proxy set them); HTTPS_PROXY / NO_PROXY are honoured.
     """
+    import httpx  # imported here: a no-op sync never pays for it
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return httpx.AsyncClient(
         http2=True,
@@ -64,8 +68,10 @@ async def _backoff(attempt: int) -> None:
     await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
 
 
-async def _download_one(client: httpx.AsyncClient, store: Store, item: FetchItem, retries: int,
+async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchItem, retries: int,
                         on_bytes: Callable[[int], None]) -> int:
+    import httpx
+
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
@@ -147,6 +153,8 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
               timeout: float = 60.0, retries: int = 3) -> bytes:
     """One small bounded GET (index pages, Release files)."""
+
+    import httpx
 
     async def go() -> bytes:
         async with make_client(concurrency=2, timeout=timeout) as client:

@@ -56,7 +56,7 @@ class SyncOptions:
     index: IndexConfig = field(default_factory=IndexConfig)
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
     concurrency: int = 16
-    resolver_jobs: int = 2
+    resolver_jobs: int = 4
     refresh: bool = False
 
 
