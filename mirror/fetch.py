@@ -10,9 +10,9 @@ import asyncio
 import hashlib
 import random
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
 from .errors import IntegrityError, MirrorError, TransportError
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes"]
 
+T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -68,44 +69,59 @@ async def _backoff(attempt: int) -> None:
     await asyncio.sleep(min(30.0, 0.5 * 2**attempt) * (0.5 + random.random()))
 
 
-async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchItem, retries: int,
-                        on_bytes: Callable[[int], None]) -> int:
+async def _retrying(url: str, retries: int, attempt_once: Callable[[], Awaitable[T]]) -> T:
+    """Run one GET attempt, retrying transient failures (timeouts, resets, 408/429/5xx) with backoff.
+
+    The seam where httpx errors become TransportError; IntegrityError passes through untouched.
+    """
     import httpx
 
     last: Exception | None = None
     for attempt in range(retries + 1):
         try:
-            with store.temp_file() as (tmp, fh):
-                h = hashlib.sha256()
-                size = 0
-                async with client.stream("GET", item.url) as resp:
-                    if resp.status_code in _RETRY_STATUS:
-                        raise _Retryable(f"HTTP {resp.status_code}")
-                    if resp.status_code != 200:
-                        raise TransportError(f"GET {redact(item.url)}: HTTP {resp.status_code}")
-                    async for chunk in resp.aiter_raw(1 << 16):
-                        h.update(chunk)
-                        fh.write(chunk)
-                        size += len(chunk)
-                        on_bytes(len(chunk))
-                        if item.size is not None and size > item.size:
-                            raise IntegrityError(
-                                f"{item.filename}: more than the {item.size} bytes the index promised; nothing kept"
-                            )
-                digest = h.hexdigest()
-                if digest != item.sha256:
-                    raise IntegrityError(
-                        f"{item.filename}: sha256 {digest} does not match the index's {item.sha256}; nothing kept"
-                    )
-                store.commit_blob(tmp, fh, digest, size)
-                return size
+            return await attempt_once()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, _Retryable) as exc:
             last = exc
             if attempt < retries:
                 await _backoff(attempt)
         except httpx.HTTPError as exc:
-            raise TransportError(f"GET {redact(item.url)}: {exc}") from exc
-    raise TransportError(f"GET {redact(item.url)}: {last} (after {retries + 1} tries)") from last
+            raise TransportError(f"GET {redact(url)}: {exc}") from exc
+    raise TransportError(f"GET {redact(url)}: {last} (after {retries + 1} tries)") from last
+
+
+def _check_status(url: str, status: int) -> None:
+    if status in _RETRY_STATUS:
+        raise _Retryable(f"HTTP {status}")
+    if status != 200:
+        raise TransportError(f"GET {redact(url)}: HTTP {status}")
+
+
+async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchItem, retries: int,
+                        on_bytes: Callable[[int], None]) -> int:
+    async def attempt() -> int:
+        with store.temp_file() as (tmp, fh):
+            h = hashlib.sha256()
+            size = 0
+            async with client.stream("GET", item.url) as resp:
+                _check_status(item.url, resp.status_code)
+                async for chunk in resp.aiter_raw(1 << 16):
+                    h.update(chunk)
+                    fh.write(chunk)
+                    size += len(chunk)
+                    on_bytes(len(chunk))
+                    if item.size is not None and size > item.size:
+                        raise IntegrityError(
+                            f"{item.filename}: more than the {item.size} bytes the index promised; nothing kept"
+                        )
+            digest = h.hexdigest()
+            if digest != item.sha256:
+                raise IntegrityError(
+                    f"{item.filename}: sha256 {digest} does not match the index's {item.sha256}; nothing kept"
+                )
+            store.commit_blob(tmp, fh, digest, size)
+            return size
+
+    return await _retrying(item.url, retries, attempt)
 
 
 class _Retryable(Exception):
@@ -154,30 +170,19 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
               timeout: float = 60.0, retries: int = 3) -> bytes:
     """One small bounded GET (index pages, Release files)."""
 
-    import httpx
-
     async def go() -> bytes:
         async with make_client(concurrency=2, timeout=timeout) as client:
-            last: Exception | None = None
-            for attempt in range(retries + 1):
-                try:
-                    async with client.stream("GET", url, headers=headers) as resp:
-                        if resp.status_code in _RETRY_STATUS:
-                            raise _Retryable(f"HTTP {resp.status_code}")
-                        if resp.status_code != 200:
-                            raise TransportError(f"GET {redact(url)}: HTTP {resp.status_code}")
-                        buf = bytearray()
-                        async for chunk in resp.aiter_bytes():
-                            buf += chunk
-                            if len(buf) > max_bytes:
-                                raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
-                        return bytes(buf)
-                except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, _Retryable) as exc:
-                    last = exc
-                    if attempt < retries:
-                        await _backoff(attempt)
-                except httpx.HTTPError as exc:
-                    raise TransportError(f"GET {redact(url)}: {exc}") from exc
-            raise TransportError(f"GET {redact(url)}: {last} (after {retries + 1} tries)") from last
+
+            async def attempt() -> bytes:
+                async with client.stream("GET", url, headers=headers) as resp:
+                    _check_status(url, resp.status_code)
+                    buf = bytearray()
+                    async for chunk in resp.aiter_bytes():
+                        buf += chunk
+                        if len(buf) > max_bytes:
+                            raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
+                    return bytes(buf)
+
+            return await _retrying(url, retries, attempt)
 
     return asyncio.run(go())

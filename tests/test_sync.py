@@ -120,3 +120,48 @@ def test_init_writes_a_config_that_loads(tmp_path: Path):
     assert cfg.apps == (tmp_path / "apps" / "one",)
     assert cfg.platforms == ("manylinux_2_28_x86_64",) and cfg.pythons == ("3.11",)
     assert json.dumps(cfg.installers)
+
+
+def test_retries_transient_errors_then_succeeds(tmp_path: Path):
+    """A real server that answers 503 twice, then the file: the fetch retries and verifies."""
+    import http.server
+    import threading
+
+    payload = b"wheel bytes" * 100
+    sha = hashlib.sha256(payload).hexdigest()
+    hits = {"n": 0}
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits["n"] += 1
+            if self.path.endswith("missing.whl"):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if hits["n"] <= 2:
+                self.send_response(503)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        store = open_store(tmp_path / "s", create=True)
+        report = fetch_all([FetchItem(url=f"{base}/x.whl", sha256=sha, filename="x.whl")], store)
+        assert report.fetched and store.has_blob(sha) and hits["n"] == 3
+        before = hits["n"]
+        report = fetch_all([FetchItem(url=f"{base}/missing.whl", sha256="1" * 64, filename="missing.whl")], store)
+        assert "HTTP 404" in str(report.failed[0][1]) and hits["n"] == before + 1  # no retry on 404
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
