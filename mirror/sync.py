@@ -21,6 +21,7 @@ from .lockfile import render_requirements_lock
 from .resolve import IndexConfig, Pin, PinnedFile, select_files, uv_compile
 from .store import CatalogFile, Store
 from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
+from .upstream import FileStatus, project_pages
 from .urls import strip_credentials
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
@@ -158,7 +159,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
     return out
 
 
-def _catalog(store: Store, pin: Pin, f: PinnedFile) -> CatalogFile:
+def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = None) -> CatalogFile:
     """Catalog entry for a fetched file, reading its metadata once."""
     known = store.pyfile(f.sha256, f.filename)
     if known is not None:
@@ -176,9 +177,12 @@ def _catalog(store: Store, pin: Pin, f: PinnedFile) -> CatalogFile:
         sinfo = read_sdist(path)
         requires_python = sinfo.requires_python
         build_requires = sinfo.build_requires
+    if status is not None:
+        requires_python = requires_python or status.requires_python
     entry = CatalogFile(
         sha256=f.sha256, filename=f.filename, project=pin.name, version=pin.version, kind=f.kind,
         size=path.stat().st_size, url=strip_credentials(f.url), requires_python=requires_python,
+        yanked=status.yanked if status is not None else None,
         upload_time=f.upload_time, metadata_sha256=metadata_sha, build_requires=build_requires,
     )
     store.record_pyfile(entry)
@@ -238,17 +242,17 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     fetch_errors: list[str] = []
     fetched = present = nbytes = 0
     used: dict[str, tuple[Pin, PinnedFile]] = {}
-    pending: list[tuple[PythonTarget, list[Pin]]] = []
+    pending: list[tuple[PythonTarget, list[Pin], IndexConfig]] = []
     for job in jobs:
         res = resolved[job.key]
         if isinstance(res, tuple):
-            pending.append((job.target, res[1]))
+            pending.append((job.target, res[1], job.index))
     seen_build: set[tuple[str, tuple[str, ...]]] = set()
     build_pins: dict[str, list[Pin]] = {}
     bad_files: set[str] = set()
     for depth in range(_MAX_BUILD_DEPTH + 1):
         items: list[FetchItem] = []
-        for _, pins in pending:
+        for _, pins, _ in pending:
             for pin in pins:
                 for f in pin.files:
                     if f.sha256 not in used:
@@ -264,14 +268,18 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         for item, exc in report.failed:
             fetch_errors.append(str(exc))
             bad_files.add(item.sha256)
+        # What the index says of files new to the catalog (yanked, requires-python): one page a project.
+        wanted = sorted({(idx.index_url, pin.name) for _, pins, idx in pending for pin in pins
+                         for f in pin.files if f.sha256 not in bad_files and store.pyfile(f.sha256, f.filename) is None})
+        pages = project_pages(wanted, concurrency=opts.concurrency)
         # Build requirements of sdists, per target.
         next_jobs: list[_Job] = []
-        for target, pins in pending:
+        for target, pins, idx in pending:
             for pin in pins:
                 for f in pin.files:
                     if f.sha256 in bad_files:
                         continue
-                    entry = _catalog(store, pin, f)
+                    entry = _catalog(store, pin, f, pages.get((idx.index_url, pin.name), {}).get(f.filename))
                     if entry.kind == "sdist" and entry.build_requires is not None:
                         reqs = tuple(sorted(set(entry.build_requires)))
                         if not reqs or (target.id, reqs) in seen_build:
@@ -287,7 +295,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         for job in next_jobs:
             res = build_res[job.key]
             if isinstance(res, tuple):
-                pending.append((job.target, res[1]))
+                pending.append((job.target, res[1], job.index))
                 build_pins.setdefault(job.target.id, []).extend(res[1])
             else:
                 fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")

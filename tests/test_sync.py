@@ -165,3 +165,29 @@ def test_retries_transient_errors_then_succeeds(tmp_path: Path):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_yanked_flag_and_requires_python_come_from_the_index(tmp_path: Path):
+    from mirror.publish import publish
+    from tests.builders import make_wheel, write_simple_index
+
+    root = tmp_path / "up"
+    make_wheel(root / "files", "beta", "1.0")
+    make_wheel(root / "files", "beta", "2.0")
+    write_simple_index(root / "files", root / "simple", yanked={"beta-1.0-py3-none-any.whl": "broken <build>"},
+                       requires_python={"beta-1.0-py3-none-any.whl": ">=3.8"})
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "requirements.txt").write_text("beta==1.0\n")
+    server = StaticServer(root)
+    try:
+        store = open_store(tmp_path / "s", create=True)
+        result = run_sync(store, _opts([app], server))
+    finally:
+        server.stop()
+    assert result.ok
+    tree = publish(store)
+    page = json.loads((tree / "simple" / "beta" / "index.json").read_text())
+    (f,) = page["files"]
+    assert f["yanked"] == "broken <build>" and f["requires-python"] == ">=3.8"
+    assert 'data-yanked="broken &lt;build&gt;"' in (tree / "simple" / "beta" / "index.html").read_text()
