@@ -260,18 +260,21 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                         items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
         total_size = sum(i.size or 0 for i in items)
         reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-        report = fetch_all(items, store, concurrency=opts.concurrency,
-                           on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
+        # What the index says of files new to the catalog (yanked, requires-python): one page a
+        # project, fetched while the files download.
+        wanted = sorted({(idx.index_url, pin.name) for _, pins, idx in pending for pin in pins
+                         for f in pin.files if store.pyfile(f.sha256, f.filename) is None})
+        with cf.ThreadPoolExecutor(max_workers=1) as side:
+            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency)
+            report = fetch_all(items, store, concurrency=opts.concurrency,
+                               on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
+            pages = pages_future.result()
         fetched += len(report.fetched)
         present += len(report.present)
         nbytes += report.bytes_fetched
         for item, exc in report.failed:
             fetch_errors.append(str(exc))
             bad_files.add(item.sha256)
-        # What the index says of files new to the catalog (yanked, requires-python): one page a project.
-        wanted = sorted({(idx.index_url, pin.name) for _, pins, idx in pending for pin in pins
-                         for f in pin.files if f.sha256 not in bad_files and store.pyfile(f.sha256, f.filename) is None})
-        pages = project_pages(wanted, concurrency=opts.concurrency)
         # Build requirements of sdists, per target.
         next_jobs: list[_Job] = []
         for target, pins, idx in pending:
