@@ -1,0 +1,1 @@
+"""Signed bundles: keys, create, verify and import (the air-gap crossing)."""
