@@ -114,7 +114,10 @@ class SecretKey:
         unchecked = kdf == _KDF_NONE and checksum == bytes(32)
         if not unchecked and hashlib.blake2b(_SIG_ALG + key_id + sk, digest_size=32).digest() != checksum:
             raise KeyFormatError("wrong password for the secret key, or the key file is damaged")
-        return cls(key_id=key_id, seed=sk[:32])
+        key = cls(key_id=key_id, seed=sk[:32])
+        if key.public.raw != sk[32:]:
+            raise KeyFormatError("the secret key file is damaged (its public half does not match)")
+        return key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
