@@ -352,26 +352,17 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         if failed_here:
             result.ok = False
             result.error = "\n".join(failed_here)
-            old = (previous or {}).get("apps", {}).get(app.name)
-            if old is not None:
-                apps_manifest[app.name] = old
-                result.kept_previous = True
-                for sha, meta in ((s, previous["python"]["files"].get(s)) for t in old.get("targets", {}).values()
-                                  for s in t.get("files", [])):
-                    if meta is not None:
-                        files[sha] = meta
             continue
         apps_manifest[app.name] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
-    # Apps from an earlier snapshot that failed to load keep their previous entry too.
+    # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
+    old_apps = (previous or {}).get("apps", {})
+    old_files = (previous or {}).get("python", {}).get("files", {})
     for name, result in results.items():
-        if not result.ok and name not in apps_manifest and previous and name in previous.get("apps", {}):
-            old = previous["apps"][name]
-            apps_manifest[name] = old
+        if not result.ok and name not in apps_manifest and name in old_apps:
+            apps_manifest[name] = old_apps[name]
             result.kept_previous = True
-            for t in old.get("targets", {}).values():
-                for s in t.get("files", []):
-                    if s in previous["python"]["files"]:
-                        files[s] = previous["python"]["files"][s]
+            for t in old_apps[name].get("targets", {}).values():
+                files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
 
     installers: dict[str, list[str]] = {}
     for t in all_targets:

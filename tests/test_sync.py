@@ -81,7 +81,6 @@ def test_upstream_changes_make_a_new_snapshot(tmp_path: Path):
         make_wheel(root / "files", "beta", "1.1")
         shutil.rmtree(root / "simple")
         write_simple_index(root / "files", root / "simple")
-        opts = SyncOptions(**{**{k: getattr(opts, k) for k in opts.__dataclass_fields__}})
         second = run_sync(store, opts)
     finally:
         server.stop()
