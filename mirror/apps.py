@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .errors import InputError, RequirementsError
-from .reqfile import ParsedRequirements, ReqLine, ReqOptions, decode_like_pip, parse_requirements_text
+from .reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
 
 __all__ = ["AppSpec", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 
@@ -38,39 +38,8 @@ class AppSpec:
         return bool(self.requirements)
 
 
-def _merge(parts: list[ParsedRequirements]) -> tuple[tuple[ReqLine, ...], tuple[ReqLine, ...], ReqOptions, tuple[Path, ...]]:
-    reqs: list[ReqLine] = []
-    cons: list[ReqLine] = []
-    files: list[Path] = []
-    index_url = None
-    extra: list[str] = []
-    trusted: list[str] = []
-    no_binary: list[str] = []
-    only_binary: list[str] = []
-    pre = no_index = require_hashes = False
-    for p in parts:
-        reqs += p.requirements
-        cons += p.constraints
-        files += p.files
-        o = p.options
-        index_url = o.index_url or index_url
-        extra += o.extra_index_urls
-        trusted += o.trusted_hosts
-        no_binary += o.no_binary
-        only_binary += o.only_binary
-        pre |= o.pre
-        no_index |= o.no_index
-        require_hashes |= o.require_hashes
-    options = ReqOptions(
-        index_url=index_url, extra_index_urls=tuple(dict.fromkeys(extra)), trusted_hosts=tuple(dict.fromkeys(trusted)),
-        no_binary=tuple(dict.fromkeys(no_binary)), only_binary=tuple(dict.fromkeys(only_binary)),
-        pre=pre, no_index=no_index, require_hashes=require_hashes,
-    )
-    return tuple(reqs), tuple(cons), options, tuple(dict.fromkeys(files))
-
-
-def _environment_yml(path: Path) -> tuple[ParsedRequirements | None, tuple[str, ...]]:
-    """The pip: section of a conda environment file, and the conda packages it names."""
+def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]:
+    """Add the pip: section of a conda environment file to `into`; return the conda packages it names."""
     text = decode_like_pip(path.read_bytes(), path)
     try:
         root = yaml.compose(text)
@@ -82,7 +51,7 @@ def _environment_yml(path: Path) -> tuple[ParsedRequirements | None, tuple[str, 
         raise RequirementsError(path, 1, "environment file is not a mapping", "it needs a `dependencies:` list")
     deps_node = next((v for k, v in root.value if k.value == "dependencies"), None)
     if deps_node is None:
-        return None, ()
+        return ()
     if not isinstance(deps_node, yaml.SequenceNode):
         raise RequirementsError(path, deps_node.start_mark.line + 1, "`dependencies` is not a list", "make it a YAML list")
     conda: list[str] = []
@@ -101,14 +70,14 @@ def _environment_yml(path: Path) -> tuple[ParsedRequirements | None, tuple[str, 
     pip_names = {"pip", "python"}
     conda = [c for c in conda if re.split(r"[=<>! ]", c, maxsplit=1)[0].lower() not in pip_names]
     if not pip_lines:
-        return None, tuple(conda)
+        return tuple(conda)
     # Keep line numbers: place each entry on its own line of the synthesised text.
     last = max(n for n, _ in pip_lines)
     lines = [""] * last
     for n, entry in pip_lines:
         lines[n - 1] = entry
-    parsed = parse_requirements_text("\n".join(lines) + "\n", path)
-    return parsed, tuple(conda)
+    parse_requirements_text("\n".join(lines) + "\n", path, into=into)
+    return tuple(conda)
 
 
 def _runtime(path: Path) -> str:
@@ -124,30 +93,28 @@ def load_app(path: Path) -> AppSpec:
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"app folder {path} does not exist or is not a folder")
-    parts: list[ParsedRequirements] = []
+    collector = RequirementsCollector()
     for name in REQUIREMENT_FILES:
         f = path / name
         if f.is_file():
-            parts.append(parse_requirements_text(decode_like_pip(f.read_bytes(), f), f))
+            parse_requirements_text(decode_like_pip(f.read_bytes(), f), f, into=collector)
     conda: tuple[str, ...] = ()
     for name in ("environment.yml", "environment.yaml"):
         f = path / name
         if f.is_file():
-            env_parsed, conda = _environment_yml(f)
-            if env_parsed:
-                parts.append(env_parsed)
+            conda = _environment_yml(f, collector)
             break
     python = _runtime(path / "runtime.txt") if (path / "runtime.txt").is_file() else None
-    reqs, cons, options, sources = _merge(parts)
+    parsed = collector.result()
     return AppSpec(
         name=path.resolve().name,
         path=path,
-        requirements=reqs,
-        constraints=cons,
-        options=options,
+        requirements=parsed.requirements,
+        constraints=parsed.constraints,
+        options=parsed.options,
         python=python,
         conda_packages=conda,
         apt_files=tuple(path / n for n in APT_FILES if (path / n).is_file()),
-        sources=sources,
+        sources=tuple(dict.fromkeys(parsed.files)),
         procfile=(path / "Procfile").is_file(),
     )

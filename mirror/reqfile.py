@@ -24,6 +24,7 @@ __all__ = [
     "parse_requirements_file",
     "parse_requirements_text",
     "CONDA_EXPORT_FIX",
+    "RequirementsCollector",
 ]
 
 _BOMS = (
@@ -130,7 +131,9 @@ def _looks_like_conda_export(lines: list[tuple[int, str]], text: str) -> bool:
     return bool(reqs) and len(conda) * 2 >= len(reqs)
 
 
-class _Collector:
+class RequirementsCollector:
+    """Accumulates requirements and options over several files (an app's whole set)."""
+
     def __init__(self) -> None:
         self.requirements: list[ReqLine] = []
         self.constraints: list[ReqLine] = []
@@ -261,10 +264,10 @@ def _requirement(path: Path, lineno: int, text: str) -> Requirement:
 
 
 def parse_requirements_text(
-    text: str, path: Path, *, _seen: tuple[Path, ...] = (), _into: _Collector | None = None, _constraint: bool = False
+    text: str, path: Path, *, _seen: tuple[Path, ...] = (), into: RequirementsCollector | None = None, _constraint: bool = False
 ) -> ParsedRequirements:
     """Parse requirements text that was read from `path` (used for errors and relative includes)."""
-    collector = _into or _Collector()
+    collector = into or RequirementsCollector()
     lines = _logical_lines(text)
     if _looks_like_conda_export(lines, text):
         first = next((n for n, line in lines if _CONDA_LINE.match(line)), 1)
@@ -296,7 +299,7 @@ def parse_requirements_text(
                     raise RequirementsError(path, lineno, f"included file {value!r} does not exist", f"create {target} or fix the path")
                 sub_text = decode_like_pip(target.read_bytes(), target)
                 parse_requirements_text(
-                    sub_text, target, _seen=(*_seen, path.resolve()), _into=collector,
+                    sub_text, target, _seen=(*_seen, path.resolve()), into=collector,
                     _constraint=_constraint or kind == "constraint",
                 )
             elif kind == "index_url":
