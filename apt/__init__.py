@@ -1,0 +1,1 @@
+"""The APT side: Aptfiles, upstream Debian archives, the dependency closure, a signed repository."""

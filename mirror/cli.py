@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import EXAMPLE_CONFIG, Config, load_config
-from .errors import MirrorError
+from .errors import ConfigError, MirrorError
 from .resolve import IndexConfig
 from .store import open_store
 from .sync import SyncOptions, run_sync
@@ -38,7 +38,7 @@ def _config(config: Path | None, store: Path | None) -> tuple[Config, Path]:
     return cfg, root
 
 
-def _fail(exc: MirrorError) -> typer.Exit:
+def fail_with(exc: MirrorError) -> typer.Exit:
     console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
@@ -73,6 +73,21 @@ class _RichReporter:
         self.progress.console.print(message)
 
 
+def _apt_options(cfg: Config, distro: list[str] | None, arch: list[str] | None, with_recommends: bool,
+                 base: str | None, base_status: Path | None, refresh: bool) -> dict[str, object]:
+    t = cfg.extra.get("apt", {})
+    if base is not None and base not in ("required", "none"):
+        raise ConfigError(f"--apt-base {base!r}: use 'required' or 'none' (or --apt-base-status FILE)")
+    return {
+        "distros": list(distro or t.get("distros") or []),
+        "architectures": list(arch or t.get("architectures") or []),
+        "with_recommends": with_recommends or bool(t.get("with-recommends", False)),
+        "base": str(base_status) if base_status else (base or t.get("base") or "required"),
+        "sources": t.get("sources") or [],
+        "refresh": refresh,
+    }
+
+
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("mirror.toml"),
@@ -101,11 +116,19 @@ def sync(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
     installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Revalidate every cached index page now (default: honour the index's cache headers).")] = False,
+    distro: Annotated[Optional[list[str]], typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")] = None,
+    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")] = None,
+    with_recommends: Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")] = False,
+    apt_base: Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (the suite's required packages) or 'none' (mirror the complete closure).")] = None,
+    apt_base_status: Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image: its packages are not mirrored.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
 
-    Example: `mirror sync apps/dash-app --python 3.11 --python 3.9 --platform manylinux_2_28_x86_64 --platform manylinux2014_aarch64`
+    Example: `mirror sync apps/dash-app --python 3.11 --python 3.9 --platform manylinux_2_28_x86_64 --platform manylinux2014_aarch64 --distro bookworm --arch amd64`
+
+    An app's Aptfile / packages.txt is mirrored for every --distro x --arch, with the packages the
+    target already has (--apt-base) left out.
 
     Exit codes: 0 all apps mirrored; 1 some app or file failed (the others are recorded); 2 bad input.
     """
@@ -125,12 +148,13 @@ def sync(
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
             refresh=refresh,
+            extensions={"apt": _apt_options(cfg, distro, arch, with_recommends, apt_base, apt_base_status, refresh)},
         )
         st = open_store(root, create=True)
         with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:
             result = run_sync(st, opts, reporter=rep)
     except MirrorError as exc:
-        raise _fail(exc) from exc
+        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -166,7 +190,7 @@ def publish(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt =
         st = open_store(root)
         tree = do_publish(st)
     except MirrorError as exc:
-        raise _fail(exc) from exc
+        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps({"tree": str(tree), "snapshot": st.ref("current")}))
     else:
@@ -196,7 +220,7 @@ def serve(
             do_publish(st)
         server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=access_log)
     except MirrorError as exc:
-        raise _fail(exc) from exc
+        raise fail_with(exc) from exc
     except OSError as exc:
         console.print(f"[red]error:[/] cannot listen on {host or cfg.host}:{port if port is not None else cfg.port}: {exc}")
         raise typer.Exit(2) from exc
@@ -212,8 +236,10 @@ def serve(
 @app.command("client-config")
 def client_config(
     url: Annotated[str, typer.Option("--url", help="The mirror's base URL as clients reach it.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Print how pip, uv and requirements files point at the mirror.
+    """Print how pip, uv, requirements files and apt point at the mirror.
 
     Example: `mirror client-config --url http://mirror.internal:8080`
     """
@@ -239,6 +265,40 @@ default = true
 # a requirements file: first line
 --index-url {simple}
 """.replace("\n\n\n", "\n\n"))
+    _apt_client_config(base, config, store)
+
+
+def _apt_client_config(base: str, config: Path | None, store: Path | None) -> None:
+    """A deb822 .sources entry for every suite the published tree holds."""
+    from .publish import current_tree
+    from .store import Store
+
+    try:
+        _, root = _config(config, store)
+    except MirrorError:
+        return
+    tree = current_tree(Store(root))
+    dists = sorted(p.name for p in (tree / "debian" / "dists").iterdir()) if tree and (tree / "debian" / "dists").is_dir() else []
+    if not dists:
+        return
+    print(f"""# apt: the signing key, then /etc/apt/sources.list.d/airgap-mirror.sources
+#   curl -fsSL {base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
+Types: deb
+URIs: {base}/debian
+Suites: {' '.join(dists)}
+Components: main
+Signed-By: /etc/apt/keyrings/airgap-mirror.asc
+""")
+
+
+def _register_extensions() -> None:
+    from .extensions import command_registrars
+
+    for register in command_registrars():
+        register(app)
+
+
+_register_extensions()
 
 
 def main() -> None:

@@ -48,6 +48,26 @@ installers = {list(DEFAULT_INSTALLERS)!r}
 concurrency = 16
 resolver-jobs = 4
 
+[apt]
+# Aptfile / packages.txt targets: every distro x every architecture.
+distros = ["bookworm"]
+architectures = ["amd64"]
+with-recommends = false
+# What the target machines already have: "required" (the suite's required packages and their
+# dependencies), "none" (mirror the complete closure), or the path of a dpkg status file.
+base = "required"
+# Upstream archives ({{distro}} is replaced); keyrings verify their InRelease files.
+[[apt.sources]]
+url = "http://deb.debian.org/debian"
+suites = ["{{distro}}", "{{distro}}-updates"]
+components = ["main"]
+keyrings = ["/usr/share/keyrings/debian-archive-keyring.gpg"]
+[[apt.sources]]
+url = "http://deb.debian.org/debian-security"
+suites = ["{{distro}}-security"]
+components = ["main"]
+keyrings = ["/usr/share/keyrings/debian-archive-keyring.gpg"]
+
 [serve]
 host = "127.0.0.1"
 port = 8080

@@ -8,7 +8,7 @@ earlier snapshot held it, its previous locks are kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +59,8 @@ class SyncOptions:
     concurrency: int = 16
     resolver_jobs: int = 4
     refresh: bool = False
+    # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
+    extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -215,8 +217,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         if app.conda_packages:
             results[app.name].warnings.append(
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section)")
-        if not app.has_python:
-            results[app.name].warnings.append("no Python requirements found")
+        if not app.has_python and not app.apt_files:
+            results[app.name].warnings.append("no Python requirements and no Aptfile found")
         apps.append((app, targets))
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
 
@@ -376,6 +378,30 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         good = [p for p in pins if all(f.sha256 not in bad_files for f in p.files)]
         build[tid] = sorted(set(add_files(good)))
 
+    # 5. Extensions (the APT side): each adds its section and per-app entries.
+    from .extensions import SyncContext, sync_extensions
+
+    sections: dict[str, Any] = {}
+    for ext in sync_extensions():
+        ctx = SyncContext(store=store, apps=[a for a, _ in apps], previous=previous,
+                          options=opts.extensions.get(ext.name, {}), reporter=reporter, concurrency=opts.concurrency)
+        outcome = ext.sync(ctx)
+        sections[ext.name] = outcome.section
+        fetched += outcome.files_fetched
+        present += outcome.files_present
+        nbytes += outcome.bytes_fetched
+        fetch_errors.extend(outcome.errors)
+        for name, entry in outcome.app_entries.items():
+            if name in apps_manifest:
+                apps_manifest[name][ext.name] = entry
+        for name, msg in outcome.app_errors.items():
+            r = results[name]
+            r.ok = False
+            r.error = "\n".join(filter(None, [r.error, msg]))
+            r.kept_previous = r.kept_previous or name in outcome.kept_previous
+        for name, warns in outcome.app_warnings.items():
+            results[name].warnings.extend(warns)
+
     target_map = {t.id: t.to_dict() for t in all_targets}
     for app_entry in apps_manifest.values():
         for tid in app_entry.get("targets", {}):
@@ -388,13 +414,19 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         "apps": apps_manifest,
         "python": {"files": files, "installers": installers, "build": build},
     }
+    for name, section in sections.items():
+        if section:
+            manifest[name] = section
     sid: str | None = None
     if apps_manifest or not results:
-        summary = {"apps": len(apps_manifest), "targets": len(target_map), "files": len(files),
-                   "bytes": sum(m["size"] for m in files.values())}
+        ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
+        summary = {"apps": len(apps_manifest), "targets": len(target_map) + sum(len(sec.get("targets", {})) for sec in sections.values()),
+                   "files": len(files) + len(ext_files),
+                   "bytes": sum(m["size"] for m in files.values()) + sum(m["size"] for m in ext_files)}
         sid = store.put_snapshot(manifest, origin="sync", summary=summary)
     return SyncResult(
-        snapshot_id=sid, previous_id=previous_id, apps=list(results.values()), targets=sorted(target_map),
-        files_total=len(files), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
+        snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
+        targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
+        files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
         fetch_errors=fetch_errors,
     )

@@ -1,0 +1,156 @@
+"""Upstream Debian archives: a suite's Release verified with gpgv, its Packages indexes checked
+against the Release's SHA256, parsed, and cached by hash so an unchanged index is never re-parsed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+import marshal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirror.errors import IntegrityError, TransportError
+from mirror.fetch import get_bytes
+from mirror.urls import redact
+
+from .gpg import verify_clearsigned, verify_detached
+from .index import ReleaseFile, Stanza, parse_packages, parse_release
+
+__all__ = ["Source", "SuiteIndex", "load_suite"]
+
+_CACHE_FORMAT = 1
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """One `deb URL SUITE COMPONENT...` line: where packages come from and who must have signed them."""
+
+    url: str
+    suite: str
+    components: tuple[str, ...] = ("main",)
+    keyrings: tuple[Path, ...] = (DEBIAN_KEYRING,)
+    trusted: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{redact(self.url)} {self.suite} {' '.join(self.components)}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"url": redact(self.url), "suite": self.suite, "components": list(self.components)}
+
+
+@dataclass(slots=True, kw_only=True)
+class SuiteIndex:
+    source: Source
+    release: ReleaseFile
+    stanzas: list[Stanza] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # component/arch pairs the suite does not have
+
+
+def _fetch_release(src: Source, cache: Path) -> ReleaseFile:
+    base = f"{src.url}/dists/{src.suite}"
+    what = f"{src.label}: Release"
+    try:
+        data = get_bytes(f"{base}/InRelease", max_bytes=16 << 20)
+    except TransportError:
+        data = None
+    if data is not None:
+        if src.trusted:
+            text = _strip_clearsign(data) if data.startswith(b"-----BEGIN PGP") else data
+        else:
+            text = verify_clearsigned(data, src.keyrings, what)
+    else:
+        text = get_bytes(f"{base}/Release", max_bytes=16 << 20)
+        if not src.trusted:
+            try:
+                sig = get_bytes(f"{base}/Release.gpg", max_bytes=1 << 20)
+            except TransportError as exc:
+                raise IntegrityError(f"{what}: the archive is unsigned (no InRelease, no Release.gpg);"
+                                     " mark the repository [trusted=yes] only if you trust it by other means") from exc
+            verify_detached(text, sig, src.keyrings, what)
+    return parse_release(text.decode("utf-8"))
+
+
+def _strip_clearsign(data: bytes) -> bytes:
+    body = data.split(b"\n\n", 1)[1]
+    body = body.split(b"\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+    return b"\n".join(line[2:] if line.startswith(b"- ") else line for line in body.split(b"\n")) + b"\n"
+
+
+def _decompress(path: str, data: bytes) -> bytes:
+    if path.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.endswith(".gz"):
+        return gzip.decompress(data)
+    return data
+
+
+def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, cache: Path) -> list[Stanza] | None:
+    entry = release.packages_index(component, arch)
+    if entry is None:
+        return None
+    # The parsed form is cached as marshal data (plain dicts and strings: fast, and no code on load).
+    parsed = cache / "parsed" / f"{entry.sha256}.{hashlib.sha256(src.url.encode()).hexdigest()[:12]}.v{_CACHE_FORMAT}"
+    if parsed.is_file():
+        try:
+            return [Stanza(f, r) for f, r in marshal.loads(parsed.read_bytes())]
+        except (OSError, ValueError, EOFError, TypeError):
+            parsed.unlink(missing_ok=True)
+    raw_path = cache / "raw" / entry.sha256
+    data = raw_path.read_bytes() if raw_path.is_file() else None
+    if data is None or hashlib.sha256(data).hexdigest() != entry.sha256:
+        base = f"{src.url}/dists/{src.suite}"
+        urls = [f"{base}/{entry.path}"]
+        if release.acquire_by_hash:  # immune to the archive being updated while we read it
+            urls.insert(0, f"{base}/{os.path.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}")
+        last: Exception | None = None
+        for url in urls:
+            try:
+                data = get_bytes(url, max_bytes=entry.size + 1)
+                break
+            except TransportError as exc:
+                last = exc
+        else:
+            raise last  # type: ignore[misc]
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry.sha256 or len(data) != entry.size:
+            raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
+                                 f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
+        _atomic_write(raw_path, data)
+    stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"))
+    stanzas = [Stanza(s.fields | {"X-Origin": src.url, "X-Suite": src.suite}, s.raw) for s in stanzas]
+    _atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
+    return stanzas
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def load_suite(src: Source, archs: Sequence[str], cache: Path) -> SuiteIndex:
+    """Verified Release and the parsed Packages of every component × arch (and `all`) of one suite."""
+    release = _fetch_release(src, cache)
+    out = SuiteIndex(source=src, release=release)
+    seen: set[tuple[str, str]] = set()
+    # Debian lists Architecture: all packages in every binary-ARCH index too, and says so.
+    all_inline = "Packages" in release.no_support_for_all
+    for comp in src.components:
+        for arch in dict.fromkeys([*archs] + ([] if all_inline else ["all"])):
+            if (comp, arch) in seen:
+                continue
+            seen.add((comp, arch))
+            stanzas = _load_index(src, release, comp, arch, cache)
+            if stanzas is None:
+                if arch != "all":
+                    out.missing.append(f"{comp}/{arch}")
+                continue
+            out.stanzas.extend(stanzas)
+    return out

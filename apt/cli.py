@@ -1,0 +1,65 @@
+"""CLI commands of the APT side (`mirror apt-key ...`), added to `mirror` through an entry point."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    keys = typer.Typer(help="The site's OpenPGP key that signs the published APT repository.", no_args_is_help=True)
+
+    @keys.command("generate")
+    def generate(
+        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE].")] = None,
+        name: Annotated[str, typer.Option("--name", help="User ID of the key.")] = "airgap-mirror APT repository",
+    ) -> None:
+        """Create the Ed25519 key that signs InRelease (kept in STORE/keys/gnupg).
+
+        Example: `mirror apt-key generate --store /srv/mirror-store`
+        """
+        from mirror.cli import console, fail_with
+        from mirror.errors import MirrorError
+        from mirror.store import open_store
+
+        from .publish import signing_key
+
+        try:
+            st = open_store(store or Path(os.environ.get("MIRROR_STORE", "./mirror-store")), create=True)
+            fpr = signing_key(st).generate(name)
+        except MirrorError as exc:
+            raise fail_with(exc) from exc
+        console.print(f"APT signing key {fpr} created; `mirror apt-key export` prints the public half")
+
+    @keys.command("export")
+    def export(
+        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE].")] = None,
+        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+        binary: Annotated[bool, typer.Option("--binary", help="Binary keyring (.gpg) instead of ASCII armor.")] = False,
+    ) -> None:
+        """Print the public key clients name in `Signed-By`.
+
+        Example: `mirror apt-key export -o /usr/share/keyrings/airgap-mirror.asc`
+        """
+        from mirror.cli import fail_with
+        from mirror.errors import MirrorError
+        from mirror.store import open_store
+
+        from .publish import signing_key
+
+        try:
+            st = open_store(store or Path(os.environ.get("MIRROR_STORE", "./mirror-store")))
+            data = signing_key(st).export(armor=not binary)
+        except MirrorError as exc:
+            raise fail_with(exc) from exc
+        if out:
+            out.write_bytes(data)
+        else:
+            typer.echo(data.decode() if not binary else data, nl=False)
+
+    app.add_typer(keys, name="apt-key")

@@ -1,0 +1,247 @@
+"""The dependency closure of requested packages for one suite and architecture, as apt would pick it.
+
+Pure: a Universe of stanzas and a Base (what the target already has) in, the packages to mirror
+out. The rules follow apt's: each name's candidate is its highest version across the suites; a
+dependency already met by the base or the selection needs nothing; otherwise the first satisfiable
+alternative of an `a | b` group is taken, a real package before a virtual one, and among providers
+one already chosen, then the most important (Essential, Priority), then the first listed.
+Closures are per architecture: `:any` / `:native` qualifiers resolve in the target architecture.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from debian.debian_support import version_compare
+
+from .errors import UnsatisfiableError
+from .index import Stanza, parse_packages, parse_relations
+
+__all__ = ["Universe", "Base", "Request", "Closure", "resolve_closure", "suggest", "minimal_system"]
+
+_PRIORITY = {"required": 0, "important": 1, "standard": 2, "optional": 3, "extra": 4}
+_OPS = {
+    "<<": lambda c: c < 0, "<=": lambda c: c <= 0, "=": lambda c: c == 0,
+    ">=": lambda c: c >= 0, ">>": lambda c: c > 0, "<": lambda c: c <= 0, ">": lambda c: c >= 0,
+}
+
+
+def _version_ok(have: str | None, constraint: tuple[str, str] | None) -> bool:
+    if constraint is None:
+        return True
+    if have is None:  # an unversioned Provides never satisfies a versioned dependency
+        return False
+    op, want = constraint
+    return _OPS[op](version_compare(have, want))
+
+
+def _provides(stanza: Stanza) -> list[tuple[str, str | None]]:
+    out = []
+    for group in parse_relations(stanza.get("Provides")):
+        for rel in group:
+            ver = rel["version"][1] if rel.get("version") and rel["version"][0] == "=" else None
+            out.append((rel["name"], ver))
+    return out
+
+
+class Universe:
+    """All stanzas of the searched suites for one architecture (plus `all`), indexed by name."""
+
+    def __init__(self, stanzas: Iterable[Stanza], arch: str, *, searched: Sequence[str] = ()) -> None:
+        self.arch = arch
+        self.searched = tuple(searched)
+        self.by_name: dict[str, list[Stanza]] = {}
+        self.providers: dict[str, list[tuple[Stanza, str | None]]] = {}
+        seen: set[tuple[str, str, str]] = set()
+        for s in stanzas:
+            key = (s.package, s.version, s.architecture)
+            if s.architecture not in (arch, "all") or key in seen:
+                continue  # the same package listed twice (binary-all and binary-ARCH, two suites)
+            seen.add(key)
+            self.by_name.setdefault(s.package, []).append(s)
+        self._candidates: dict[str, Stanza] = {}
+        for name, versions in self.by_name.items():
+            best = versions[0]
+            for s in versions[1:]:
+                if s.version != best.version and version_compare(s.version, best.version) > 0:
+                    best = s
+            self._candidates[name] = best
+        # Only candidates provide (apt looks at candidate versions), parsed once.
+        for s in self._candidates.values():
+            if "Provides" in s.fields:
+                for name, ver in _provides(s):
+                    self.providers.setdefault(name, []).append((s, ver))
+
+    def candidate(self, name: str) -> Stanza | None:
+        return self._candidates.get(name)
+
+    def version(self, name: str, version: str) -> Stanza | None:
+        return next((s for s in self.by_name.get(name, ()) if version_compare(s.version, version) == 0), None)
+
+    def names(self) -> Iterable[str]:
+        return self._candidates.keys()
+
+    def required(self) -> list[Stanza]:
+        """The candidates a minimal Debian system has: Essential or Priority: required."""
+        return [s for s in self._candidates.values()
+                if s.get("Priority") == "required" or s.get("Essential") == "yes"]
+
+
+@dataclass(slots=True)
+class Base:
+    """What the target already has installed: name → version, and what those provide."""
+
+    versions: dict[str, str] = field(default_factory=dict)
+    provides: dict[str, list[str | None]] = field(default_factory=dict)
+    label: str = "nothing"
+
+    @classmethod
+    def of(cls, stanzas: Iterable[Stanza], label: str) -> "Base":
+        base = cls(label=label)
+        for s in stanzas:
+            base.versions[s.package] = s.version
+            if "Provides" in s.fields:
+                for name, ver in _provides(s):
+                    base.provides.setdefault(name, []).append(ver)
+        return base
+
+    @classmethod
+    def from_status(cls, text: str, label: str) -> "Base":
+        """A dpkg status file (/var/lib/dpkg/status of the target image): its installed packages."""
+        installed = [s for s in parse_packages(text) if s.get("Status", "").endswith(" installed")]
+        return cls.of(installed, label)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    name: str
+    version: str | None = None
+    arch: str | None = None
+    origin: str  # "app shop (Aptfile:3)"
+
+
+@dataclass(slots=True)
+class Closure:
+    packages: dict[str, Stanza] = field(default_factory=dict)
+    why: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def suggest(name: str, names: Iterable[str]) -> list[str]:
+    """Real package names close to one the suite lacks (RPM names, renamed or gone packages, typos)."""
+    pool = set(names)
+    low = name.lower()
+    guesses = [low, low.replace("-devel", "-dev"), low.replace("_", "-")]
+    if low.startswith("python-"):
+        guesses.append("python3-" + low[len("python-"):])
+    if low.endswith("-devel"):
+        guesses.append("lib" + low[: -len("-devel")] + "-dev")
+    out = [g for g in dict.fromkeys(guesses) if g in pool and g != name]
+    for g in guesses:
+        out += [m for m in difflib.get_close_matches(g, pool, n=4, cutoff=0.75) if m not in out]
+    return out[:4]
+
+
+def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base, *,
+                    with_recommends: bool = False) -> Closure:
+    """The packages to mirror so that `apt-get install` of every request succeeds on top of `base`."""
+    result = Closure()
+    searched = ", ".join(universe.searched) or "the configured suites"
+
+    def fail(chain: Sequence[str], what: str) -> UnsatisfiableError:
+        return UnsatisfiableError(f"{' → '.join(chain)}: {what} (searched {searched}, {universe.arch})")
+
+    def arch_ok(rel: dict[str, Any]) -> bool:
+        if rel.get("arch"):
+            enabled = [r.arch for r in rel["arch"] if r.enabled]
+            disabled = [r.arch for r in rel["arch"] if not r.enabled]
+            if enabled and universe.arch not in enabled:
+                return False
+            if universe.arch in disabled:
+                return False
+        return rel.get("archqual") in (None, "any", "native", universe.arch)
+
+    def satisfied(rel: dict[str, Any]) -> bool:
+        name, constraint = rel["name"], rel.get("version")
+        chosen = result.packages.get(name)
+        if chosen is not None and _version_ok(chosen.version, constraint):
+            return True
+        if name in base.versions and _version_ok(base.versions[name], constraint):
+            return True
+        if any(_version_ok(v, constraint) for v in base.provides.get(name, ())):
+            return True
+        return any(s.package in result.packages and _version_ok(v, constraint)
+                   for s, v in universe.providers.get(name, ()))
+
+    def installable(rel: dict[str, Any]) -> Stanza | None:
+        name, constraint = rel["name"], rel.get("version")
+        cand = universe.candidate(name)
+        if cand is not None and _version_ok(cand.version, constraint):
+            return cand
+        provs = [s for s, v in universe.providers.get(name, ()) if _version_ok(v, constraint)]
+        if not provs:
+            return None
+        return min(provs, key=lambda s: (s.package not in result.packages and s.package not in base.versions,
+                                         s.get("Essential") != "yes",
+                                         _PRIORITY.get(s.get("Priority") or "optional", 3)))
+
+    def mark(stanza: Stanza, chain: tuple[str, ...]) -> None:
+        if stanza.package in result.packages:
+            return
+        result.packages[stanza.package] = stanza
+        result.why[stanza.package] = chain
+        fields = ["Pre-Depends", "Depends"] + (["Recommends"] if with_recommends else [])
+        for fname in fields:
+            for group in parse_relations(stanza.get(fname)):
+                alts = [rel for rel in group if arch_ok(rel)]
+                if not alts or any(satisfied(rel) for rel in alts):
+                    continue
+                for rel in alts:
+                    pick = installable(rel)
+                    if pick is not None:
+                        mark(pick, chain + (pick.package,))
+                        break
+                else:
+                    if fname == "Recommends":
+                        continue
+                    text = " | ".join(rel["name"] + (f" ({rel['version'][0]} {rel['version'][1]})" if rel.get("version") else "")
+                                      for rel in alts)
+                    raise fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
+
+    for req in requests:
+        chain = (req.origin, req.name)
+        if req.arch not in (None, universe.arch, "any", "native"):
+            continue  # asked for another architecture: that closure handles it
+        if req.version:
+            stanza = universe.version(req.name, req.version)
+            if stanza is None:
+                have = sorted({s.version for s in universe.by_name.get(req.name, ())})
+                raise fail(chain, f"version {req.version} of {req.name} is not in the suites"
+                           + (f" (they have {', '.join(have)})" if have else ""))
+        else:
+            stanza = universe.candidate(req.name)
+            if stanza is None:
+                provs = sorted({s.package for s, _ in universe.providers.get(req.name, ())})
+                if len(provs) == 1:
+                    stanza = universe.candidate(provs[0])
+                elif provs:
+                    raise fail(chain, f"{req.name} is a virtual package provided by {', '.join(provs)}: name one of them")
+                else:
+                    close = suggest(req.name, universe.names())
+                    raise fail(chain, f"no package named {req.name!r}"
+                               + (f"; did you mean {', '.join(close)}?" if close else ""))
+        assert stanza is not None
+        if base.versions.get(stanza.package) == stanza.version:
+            continue  # already the newest version on the target
+        mark(stanza, chain)
+    return result
+
+
+def minimal_system(universe: Universe) -> Base:
+    """The default base: every Essential / Priority: required package and what they depend on,
+    as debootstrap's minbase installs it."""
+    reqs = [Request(name=s.package, origin="Priority: required") for s in universe.required()]
+    closure = resolve_closure(universe, reqs, Base())
+    return Base.of(closure.packages.values(), label="the suite's required packages")

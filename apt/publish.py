@@ -1,0 +1,132 @@
+"""Publishing the APT side of a snapshot: a standard, signed Debian repository under `debian/`.
+
+    debian/dists/SUITE/{InRelease,Release,Release.gpg}
+    debian/dists/SUITE/main/binary-ARCH/Packages{,.gz,.xz} and by-hash/SHA256/<hex>
+    debian/pool/main/<ab>/<sha256>/<file>.deb      hard-linked from the store
+    debian/airgap-mirror.{asc,gpg}                 the public key clients put in Signed-By
+
+Stanzas are upstream's text with only `Filename` rewritten. by-hash files of the tree being
+replaced are carried into the new one, so a client that read the old InRelease still finds what
+it names (apt's Acquire-By-Hash contract).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import hashlib
+import lzma
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mirror.names import safe_join
+from mirror.publish import current_tree, link_or_copy
+from mirror.store import Store
+
+from .gpg import SigningKey
+
+__all__ = ["publish_apt", "signing_key", "KEY_NAME"]
+
+KEY_NAME = "airgap-mirror"
+_FILENAME = re.compile(r"^Filename:.*$", re.M)
+
+
+def signing_key(store: Store) -> SigningKey:
+    return SigningKey(store.root / "keys" / "gnupg")
+
+
+def _pool_path(sha: str, filename: str) -> str:
+    return f"pool/main/{sha[:2]}/{sha}/{filename}"
+
+
+def _packages_text(files: Mapping[str, Mapping[str, Any]], shas: set[str]) -> str:
+    entries = sorted((files[s]["package"], files[s]["version"], files[s]["architecture"], s) for s in shas)
+    out = []
+    for _, _, _, sha in entries:
+        meta = files[sha]
+        raw = meta["stanza"].strip("\n")
+        new = f"Filename: {_pool_path(sha, meta['filename'])}"
+        raw = _FILENAME.sub(new, raw, count=1) if _FILENAME.search(raw) else raw + "\n" + new
+        out.append(raw)
+    return "\n\n".join(out) + "\n" if out else ""
+
+
+def _previous_by_hash(store: Store, distro: str) -> list[Path]:
+    tree = current_tree(store)
+    if tree is None:
+        return []
+    d = tree / "debian" / "dists" / distro
+    return [p for p in d.glob("main/binary-*/by-hash/SHA256/*") if p.is_file()]
+
+
+def publish_apt(store: Store, snapshot: Mapping[str, Any], root: Path) -> None:
+    section = snapshot.get("apt") or {}
+    files = section.get("files") or {}
+    if not files:
+        return
+    key = signing_key(store)
+    if not key.exists():
+        key.generate()
+    repo = root / "debian"
+    by_target: dict[str, set[str]] = {tid: set() for tid in section.get("targets", {})}
+    for app in snapshot.get("apps", {}).values():
+        for tid, entry in (app.get("apt") or {}).items():
+            by_target.setdefault(tid, set()).update(s for s in entry.get("files", []) if s in files)
+    for sha, meta in files.items():
+        link_or_copy(store.blob_path(sha), safe_join(repo, *_pool_path(sha, meta["filename"]).split("/")))
+
+    distros: dict[str, dict[str, set[str]]] = {}
+    for tid, shas in by_target.items():
+        t = section["targets"].get(tid) or {}
+        distro, arch = t.get("distro") or tid.rsplit("-", 1)[0], t.get("arch") or tid.rsplit("-", 1)[1]
+        distros.setdefault(distro, {}).setdefault(arch, set()).update(shas)
+
+    for distro, arches in sorted(distros.items()):
+        dist = safe_join(repo, "dists", distro)
+        listed: list[tuple[str, bytes]] = []
+        for arch, shas in sorted(arches.items()):
+            text = _packages_text(files, shas).encode("utf-8")
+            rel = f"main/binary-{arch}"
+            variants = {"Packages": text, "Packages.gz": gzip.compress(text, 9, mtime=0),
+                        "Packages.xz": lzma.compress(text, preset=6)}
+            for name, data in variants.items():
+                path = safe_join(dist, *rel.split("/"), name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+                by_hash = path.parent / "by-hash" / "SHA256" / hashlib.sha256(data).hexdigest()
+                by_hash.parent.mkdir(parents=True, exist_ok=True)
+                if not by_hash.exists():
+                    link_or_copy(path, by_hash)
+                listed.append((f"{rel}/{name}", data))
+        for old in _previous_by_hash(store, distro):
+            dest = dist / old.relative_to(old.parents[4])
+            if not dest.exists():
+                link_or_copy(old, dest)
+        release = _release(distro, sorted(arches), listed)
+        (dist / "Release").write_bytes(release)
+        inrelease, detached = key.sign_release(release)
+        (dist / "InRelease").write_bytes(inrelease)
+        (dist / "Release.gpg").write_bytes(detached)
+    (repo / f"{KEY_NAME}.asc").write_bytes(key.export(armor=True))
+    (repo / f"{KEY_NAME}.gpg").write_bytes(key.export(armor=False))
+
+
+def _release(distro: str, arches: list[str], listed: list[tuple[str, bytes]]) -> bytes:
+    lines = [
+        "Origin: airgap-mirror",
+        "Label: airgap-mirror",
+        f"Suite: {distro}",
+        f"Codename: {distro}",
+        f"Date: {email.utils.formatdate(usegmt=True)}",
+        f"Architectures: {' '.join(arches)}",
+        "Components: main",
+        "Acquire-By-Hash: yes",
+        "Description: airgap-mirror snapshot",
+        "MD5Sum:",
+    ]
+    lines += [f" {hashlib.md5(d, usedforsecurity=False).hexdigest()} {len(d):>10} {p}" for p, d in listed]
+    lines.append("SHA256:")
+    lines += [f" {hashlib.sha256(d).hexdigest()} {len(d):>10} {p}" for p, d in listed]
+    return ("\n".join(lines) + "\n").encode("utf-8")

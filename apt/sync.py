@@ -1,0 +1,257 @@
+"""The APT part of a sync: Aptfiles → verified suites → closure per target → .debs in the store.
+
+Registered as the `apt` sync extension; the snapshot gets an `apt` section (targets, and every
+.deb with its upstream stanza) and, per app, `apps[APP]["apt"][TARGET]` (what was asked for,
+what the closure holds).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirror.errors import ConfigError, InputError, MirrorError
+from mirror.extensions import ExtensionOutcome, SyncContext
+from mirror.fetch import FetchItem, fetch_all, get_bytes
+from mirror.urls import redact, strip_credentials
+
+from .archive import DEBIAN_KEYRING, Source, load_suite
+from .aptfile import Aptfile, read_aptfile
+from .closure import Base, Request, Universe, minimal_system, resolve_closure
+from .index import Stanza, parse_packages
+
+__all__ = ["AptSync", "AptTarget", "DEFAULT_SOURCES", "SECTION_FORMAT"]
+
+SECTION_FORMAT = 1
+DEFAULT_DISTRO = "bookworm"
+DEFAULT_ARCH = "amd64"
+# The issue's default and Debian's own: the release itself. Sites add {distro}-updates and the
+# security archive in mirror.toml (`mirror init` writes them in).
+DEFAULT_SOURCES: tuple[Mapping[str, Any], ...] = (
+    {"url": "http://deb.debian.org/debian", "suites": ["{distro}"], "components": ["main"],
+     "keyrings": [str(DEBIAN_KEYRING)]},
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AptTarget:
+    distro: str
+    arch: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.distro}-{self.arch}"
+
+
+def _sources(options: Mapping[str, Any], distro: str) -> list[Source]:
+    out = []
+    for i, raw in enumerate(options.get("sources") or DEFAULT_SOURCES):
+        try:
+            rings = raw.get("keyrings") or ([raw["keyring"]] if raw.get("keyring") else [str(DEBIAN_KEYRING)])
+            keyrings = tuple(Path(k) for k in rings)
+            for suite in raw["suites"]:
+                out.append(Source(url=str(raw["url"]).rstrip("/"), suite=suite.format(distro=distro),
+                                  components=tuple(raw.get("components", ["main"])),
+                                  keyrings=keyrings, trusted=bool(raw.get("trusted", False))))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"[[apt.sources]] entry {i + 1}: needs url, suites and components ({exc})") from exc
+    return out
+
+
+def _deb_stanza(path: Path, url: str, sha256: str, size: int) -> Stanza:
+    """A Packages stanza for a .deb named by URL: its control fields plus where and what it is."""
+    from debian.debfile import DebFile, DebError
+
+    try:
+        control = DebFile(str(path)).debcontrol()
+    except (DebError, OSError, KeyError) as exc:
+        raise InputError(f"{redact(url)} is not a readable .deb ({exc})") from exc
+    md5 = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    lines = [f"{k}: {v}" for k, v in control.items() if k not in ("Filename", "Size", "SHA256", "MD5sum")]
+    lines += [f"Filename: {url.rsplit('/', 1)[-1]}", f"Size: {size}", f"MD5sum: {md5}", f"SHA256: {sha256}"]
+    stanza = parse_packages("\n".join(lines) + "\n")[0]
+    return Stanza(stanza.fields | {"X-Url": url}, stanza.raw)
+
+
+class AptSync:
+    """The `apt` sync extension."""
+
+    name = "apt"
+
+    def sync(self, ctx: SyncContext) -> ExtensionOutcome:
+        out = ExtensionOutcome()
+        store, opts = ctx.store, ctx.options
+        wanted = [a for a in ctx.apps if a.apt_files]
+        if not wanted:
+            return out
+        targets = [AptTarget(distro=d, arch=a) for d in (opts.get("distros") or [DEFAULT_DISTRO])
+                   for a in (opts.get("architectures") or [DEFAULT_ARCH])]
+        cache = store.cache / "apt"
+        prev = (ctx.previous or {}).get("apt", {}).get("files", {})
+        prev_by_url = {m["url"]: (sha, m) for sha, m in prev.items() if m.get("from_url")}
+
+        # Aptfiles, and .debs named by URL (downloaded once; a URL is taken as immutable, like a pin).
+        parsed: dict[str, list[Aptfile]] = {}
+        debs: dict[str, tuple[str, Stanza]] = {}
+        for app in wanted:
+            try:
+                parsed[app.name] = [read_aptfile(p) for p in app.apt_files]
+                for af in parsed[app.name]:
+                    for d in af.debs:
+                        if d.url not in debs:
+                            debs[d.url] = self._deb(store, d.url, prev_by_url, bool(opts.get("refresh")))
+            except MirrorError as exc:
+                out.app_errors[app.name] = str(exc)
+
+        files: dict[str, dict[str, Any]] = {}
+        section_targets: dict[str, Any] = {}
+        universes: dict[tuple[str, tuple[Any, ...]], Universe] = {}
+        suites_cache: dict[tuple[str, str, str], list[Stanza]] = {}
+
+        def suite(src: Source, arch: str) -> list[Stanza]:
+            key = (src.url, src.suite, arch)
+            if key not in suites_cache:
+                idx = load_suite(src, [arch], cache)
+                suites_cache[key] = idx.stanzas
+            return suites_cache[key]
+
+        items: list[FetchItem] = []
+        for target in targets:
+            ctx.reporter.phase(f"apt indexes {target.id}", None)
+            try:
+                sources = _sources(opts, target.distro)
+                base_stanzas = [s for src in sources for s in suite(src, target.arch)]
+            except MirrorError as exc:
+                for app in wanted:
+                    out.app_errors.setdefault(app.name, str(exc))
+                out.errors.append(f"apt {target.id}: {exc}")
+                continue
+            default_universe = Universe(base_stanzas, target.arch, searched=[s.label for s in sources])
+            try:
+                base = self._base_cached(opts, default_universe)
+            except MirrorError as exc:
+                for app in wanted:
+                    out.app_errors.setdefault(app.name, str(exc))
+                continue
+            section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
+                                          "sources": [s.to_dict() for s in sources], "base": base.label}
+            for app in wanted:
+                if app.name not in parsed or app.name in out.app_errors:
+                    continue
+                try:
+                    entry = self._app_target(app.name, parsed[app.name], target, default_universe, base_stanzas,
+                                             sources, suite, debs, opts, universes)
+                except MirrorError as exc:
+                    out.app_errors[app.name] = str(exc)
+                    continue
+                stanzas = entry.pop("_stanzas")
+                for s in stanzas:
+                    sha = s.fields.get("SHA256")
+                    if not sha:
+                        out.app_errors[app.name] = f"{s.package} {s.version}: its index gives no SHA256; cannot verify it"
+                        break
+                    url = s.fields.get("X-Url") or f"{s.fields['X-Origin']}/{s.fields['Filename']}"
+                    files[sha] = {"package": s.package, "version": s.version, "architecture": s.architecture,
+                                  "size": int(s.fields.get("Size", 0)), "filename": s.fields["Filename"].rsplit("/", 1)[-1],
+                                  "url": strip_credentials(url), "stanza": s.raw}
+                    if "X-Url" in s.fields:
+                        files[sha]["from_url"] = True
+                    items.append(FetchItem(url=url, sha256=sha, filename=files[sha]["filename"], size=files[sha]["size"]))
+                else:
+                    out.app_entries.setdefault(app.name, {})[target.id] = entry
+
+        # Download what is new; a failure fails the apps that need the file.
+        total = sum(i.size or 0 for i in items)
+        ctx.reporter.phase("downloading .debs", total or None)
+        report = fetch_all(items, store, concurrency=ctx.concurrency,
+                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
+        out.files_fetched, out.files_present, out.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
+        bad = {item.sha256: str(exc) for item, exc in report.failed}
+        out.errors.extend(bad.values())
+        for name, per_target in list(out.app_entries.items()):
+            missing = [bad[s] for t in per_target.values() for s in t["files"] if s in bad]
+            if missing:
+                out.app_errors[name] = missing[0]
+                del out.app_entries[name]
+
+        # Failed apps keep what the previous snapshot had for them.
+        prev_apps = (ctx.previous or {}).get("apps", {})
+        for name in out.app_errors:
+            out.app_entries.pop(name, None)
+            old = prev_apps.get(name, {}).get("apt")
+            if old:
+                out.app_entries[name] = old
+                out.kept_previous.add(name)
+                for t in old.values():
+                    files.update((s, prev[s]) for s in t["files"] if s in prev)
+                for tid in old:
+                    section_targets.setdefault(tid, (ctx.previous or {}).get("apt", {}).get("targets", {}).get(tid, {}))
+        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
+        out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
+                       "files": {s: files[s] for s in sorted(used) if s in files}}
+        return out
+
+    # -- pieces --------------------------------------------------------------------------------
+    def _deb(self, store: Any, url: str, prev_by_url: Mapping[str, tuple[str, Mapping[str, Any]]],
+             refresh: bool) -> tuple[str, Stanza]:
+        if url in prev_by_url and not refresh and store.has_blob(prev_by_url[url][0]):
+            sha, meta = prev_by_url[url]
+            stanza = parse_packages(meta["stanza"] + "\n")[0]
+            return sha, Stanza(stanza.fields | {"X-Url": url}, stanza.raw)
+        data = get_bytes(url, max_bytes=2 << 30)
+        sha = store.put_bytes(data)
+        return sha, _deb_stanza(store.blob_path(sha), url, sha, len(data))
+
+    def _base(self, opts: Mapping[str, Any], universe: Universe) -> Base:
+        base = opts.get("base") or "required"
+        if base == "none":
+            return Base(label="nothing (complete closure)")
+        if base == "required":
+            return minimal_system(universe)
+        path = Path(base)
+        if not path.is_file():
+            raise ConfigError(f"--apt-base-status {path}: no such file (copy /var/lib/dpkg/status from the target image)")
+        return Base.from_status(path.read_text(encoding="utf-8", errors="replace"), label=f"dpkg status {path.name}")
+
+    def _app_target(self, app: str, aptfiles: Sequence[Aptfile], target: AptTarget, default: Universe,
+                    base_stanzas: list[Stanza], sources: list[Source], suite: Any,
+                    debs: Mapping[str, tuple[str, Stanza]], opts: Mapping[str, Any],
+                    universes: dict[tuple[str, tuple[Any, ...]], Universe]) -> dict[str, Any]:
+        repos = [r for af in aptfiles for r in af.repos if not r.arch or target.arch in r.arch]
+        app_debs = [debs[d.url] for af in aptfiles for d in af.debs if d.url in debs]
+        universe = default
+        if repos or app_debs:
+            extra_sources = [Source(url=r.url, suite=r.suite, components=r.components,
+                                    keyrings=(Path(r.signed_by),) if r.signed_by else sources[0].keyrings,
+                                    trusted=r.trusted) for r in repos]
+            key = (target.id, tuple(extra_sources) + tuple(sha for sha, _ in app_debs))
+            if key not in universes:
+                extra = [s for src in extra_sources for s in suite(src, target.arch)]
+                universes[key] = Universe([*base_stanzas, *extra, *(st for _, st in app_debs)], target.arch,
+                                          searched=[s.label for s in [*sources, *extra_sources]])
+            universe = universes[key]
+        requests = [Request(name=p.name, version=p.version, arch=p.arch, origin=f"{app} ({Path(p.path).name}:{p.line})")
+                    for af in aptfiles for p in af.packages]
+        requests += [Request(name=st.package, version=st.version, origin=f"{app} ({redact(st.fields['X-Url'])})")
+                     for _, st in app_debs if st.architecture in (target.arch, "all")]
+        base = self._base_cached(opts, default)
+        closure = resolve_closure(universe, requests, base, with_recommends=bool(opts.get("with_recommends")))
+        stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
+        return {
+            "requested": sorted({str(r.name) + (f"={r.version}" if r.version else "") for r in requests}),
+            "packages": [[s.package, s.version, s.architecture] for s in stanzas],
+            "files": sorted({s.fields.get("SHA256", "") for s in stanzas}),
+            "_stanzas": stanzas,
+        }
+
+    def _base_cached(self, opts: Mapping[str, Any], universe: Universe) -> Base:
+        cached = getattr(self, "_bases", {})
+        self._bases = cached
+        if id(universe) not in cached:
+            cached[id(universe)] = self._base(opts, universe)
+        return cached[id(universe)]
+
+
