@@ -100,3 +100,66 @@ def apps(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def python_exe() -> str:
     return sys.executable
+
+
+# -- A Debian upstream: tiny real .debs in two suites, signed with a throwaway key -------------------
+
+def build_debian_upstream(root: Path) -> dict[str, object]:
+    from tests.debs import GpgKey, make_deb, write_archive
+
+    key = GpgKey.create(root / "gnupg")
+    debs = root / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    main: list[Path] = []
+    for arch in ("amd64", "arm64"):
+        main += [
+            make_deb(debs, "base-req", "1.0", arch, priority="required", essential="yes", depends="libc-fix"),
+            make_deb(debs, "libc-fix", "1.0", arch),
+            make_deb(debs, "libfoo", "1.0", arch),
+            make_deb(debs, "tool-foreign", "1.0", arch, multi_arch="foreign"),
+            make_deb(debs, "pyish", "1.0", arch, multi_arch="allowed"),
+            make_deb(debs, "libbar", "1.0", arch, depends="pyish:any, tool-foreign, data-all",
+                     pre_depends="libc-fix (>= 1.0)"),
+            make_deb(debs, "app-tool", "1.0", arch, depends="libfoo (>= 1.1), mail-transport | fallback-mta, libc-fix",
+                     pre_depends="pre-thing", recommends="docs-extra"),
+            make_deb(debs, "postfix-fix", "1.0", arch, provides="mail-transport"),
+            make_deb(debs, "fallback-mta", "1.0", arch),
+            make_deb(debs, "libapi-impl", "2.1", arch, provides="libapi (= 2.1)"),
+            make_deb(debs, "needs-api", "1.0", arch, depends="libapi (>= 2)"),
+            make_deb(debs, "broken-dep", "1.0", arch, depends="does-not-exist (>= 3)"),
+        ]
+    main += [make_deb(debs, "pre-thing", "1.0", "all"), make_deb(debs, "data-all", "1.0", "all"),
+             make_deb(debs, "docs-extra", "1.0", "all")]
+    updates = [make_deb(debs, "libfoo", "1.2", arch) for arch in ("amd64", "arm64")]
+    archive = root / "archive"
+    write_archive(archive, "fixture", main, key)
+    write_archive(archive, "fixture-updates", updates, key)
+    keyring = key.export(root / "fixture-archive.gpg")
+    key.stop()
+    # A URL-only .deb (an Aptfile line naming it), and one for a :repo: line.
+    (archive / "extra").mkdir()
+    make_deb(archive / "extra", "urltool", "3.0", "amd64", depends="libfoo")
+    return {"archive": archive, "keyring": keyring, "debs": debs}
+
+
+@pytest.fixture(scope="session")
+def debian_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticServer]:
+    if not shutil.which("dpkg-deb") or not shutil.which("apt-ftparchive"):
+        pytest.fail("dpkg-deb and apt-ftparchive are needed: scripts/test installs them (dpkg-dev, apt-utils)")
+    root = tmp_path_factory.mktemp("debian")
+    info = build_debian_upstream(root)
+    server = StaticServer(info["archive"])  # type: ignore[arg-type]
+    server.root = info["archive"]  # type: ignore[attr-defined]
+    server.keyring = info["keyring"]  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def apt_config(upstream_url: str, keyring: Path, **extra: object) -> str:
+    """The [apt] section of a mirror.toml that points at a fixture archive."""
+    lines = ["[apt]", 'distros = ["fixture"]']
+    for k, v in extra.items():
+        lines.append(f"{k.replace('_', '-')} = {v!r}".replace("'", '"').replace("True", "true").replace("False", "false"))
+    lines += ["[[apt.sources]]", f'url = "{upstream_url}"', 'suites = ["{distro}", "{distro}-updates"]',
+              'components = ["main"]', f'keyrings = ["{keyring}"]']
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,102 @@
+"""The closure against a real signed fixture archive, checked against apt-get's own choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apt.archive import Source, load_suite
+from apt.closure import Base, Request, Universe, minimal_system, resolve_closure, suggest
+from apt.errors import ArchiveSignatureError, UnsatisfiableError
+from tests.debs import AptRoot
+
+REQUESTS = ["app-tool", "libbar", "needs-api"]
+
+
+def _universe(server, arch: str, tmp_path: Path) -> Universe:
+    stanzas = []
+    for suite in ("fixture", "fixture-updates"):
+        src = Source(url=server.url, suite=suite, keyrings=(server.keyring,))
+        stanzas += load_suite(src, [arch], tmp_path / "cache").stanzas
+    return Universe(stanzas, arch, searched=["fixture", "fixture-updates"])
+
+
+def _status_text(universe: Universe, base: Base) -> str:
+    paras = []
+    for name, version in sorted(base.versions.items()):
+        stanza = universe.version(name, version)
+        fields = [line for line in stanza.raw.splitlines() if not line.startswith(("Filename", "Size", "MD5sum", "SHA"))]
+        paras.append("\n".join(["Status: install ok installed", *fields]))
+    return "\n\n".join(paras) + "\n"
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+@pytest.mark.parametrize("recommends", [False, True])
+def test_closure_equals_apt_get_simulation(debian_upstream, tmp_path: Path, arch: str, recommends: bool) -> None:
+    universe = _universe(debian_upstream, arch, tmp_path)
+    base = minimal_system(universe)
+    assert set(base.versions) == {"base-req", "libc-fix"}
+    ours = resolve_closure(universe, [Request(name=n, origin="test") for n in REQUESTS], base, with_recommends=recommends)
+
+    apt = AptRoot(tmp_path / "aptroot", arch=arch)
+    apt.add_source(debian_upstream.url, "fixture fixture-updates", debian_upstream.keyring)
+    apt.set_status(_status_text(universe, base))
+    apt.run("update")
+    apts = apt.simulate(*REQUESTS, *(["-o", "APT::Install-Recommends=true"] if recommends else []))
+    assert set(ours.packages) == apts
+    # What the fixture was built to exercise, so the comparison cannot pass vacuously.
+    assert ours.packages["libfoo"].version == "1.2"              # versioned dep met only by -updates
+    assert "postfix-fix" in ours.packages and "fallback-mta" not in ours.packages  # first alternative, virtual
+    assert "libapi-impl" in ours.packages                         # versioned Provides
+    assert {"pyish", "tool-foreign", "data-all", "pre-thing"} <= set(ours.packages)  # :any, M-A foreign, all, Pre-Depends
+    assert ("docs-extra" in ours.packages) is recommends
+    assert "base-req" not in ours.packages and "libc-fix" not in ours.packages
+    assert ours.why["libfoo"] == ("test", "app-tool", "libfoo")
+
+
+def test_base_none_mirrors_the_complete_closure(debian_upstream, tmp_path: Path) -> None:
+    universe = _universe(debian_upstream, "amd64", tmp_path)
+    ours = resolve_closure(universe, [Request(name="libbar", origin="t")], Base())
+    assert "libc-fix" in ours.packages
+
+
+def test_status_file_base(debian_upstream, tmp_path: Path) -> None:
+    universe = _universe(debian_upstream, "amd64", tmp_path)
+    status = "Package: libfoo\nStatus: install ok installed\nVersion: 1.2\nArchitecture: amd64\n\n" \
+             "Package: pyish\nStatus: deinstall ok config-files\nVersion: 1.0\nArchitecture: amd64\n"
+    base = Base.from_status(status, "image")
+    ours = resolve_closure(universe, [Request(name="app-tool", origin="t"), Request(name="libbar", origin="t")], base)
+    assert "libfoo" not in ours.packages          # installed on the target at a version that satisfies
+    assert "pyish" in ours.packages               # only its config files remain: not installed
+
+
+def test_unsatisfiable_names_the_chain_and_suites(debian_upstream, tmp_path: Path) -> None:
+    universe = _universe(debian_upstream, "amd64", tmp_path)
+    with pytest.raises(UnsatisfiableError) as info:
+        resolve_closure(universe, [Request(name="broken-dep", origin="app shop (Aptfile:2)")], Base())
+    msg = str(info.value)
+    assert "app shop (Aptfile:2) → broken-dep" in msg and "does-not-exist (>= 3)" in msg and "fixture-updates" in msg
+    with pytest.raises(UnsatisfiableError, match="version 9.9 of libfoo is not in the suites .they have 1.0, 1.2."):
+        resolve_closure(universe, [Request(name="libfoo", version="9.9", origin="t")], Base())
+    with pytest.raises(UnsatisfiableError, match="did you mean app-tool"):
+        resolve_closure(universe, [Request(name="app-tol", origin="t")], Base())
+
+
+def test_suggestions_for_rpm_and_retired_names() -> None:
+    names = ["unixodbc", "unixodbc-dev", "python3-dev", "libpq-dev", "python3-evdev"]
+    assert suggest("unixODBC-devel", names)[0] == "unixodbc-dev"
+    assert suggest("python-dev", names)[0] == "python3-dev"
+
+
+def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
+    from tests.debs import GpgKey
+
+    other = GpgKey.create(tmp_path / "other")
+    ring = other.export(tmp_path / "other.gpg")
+    other.stop()
+    with pytest.raises(ArchiveSignatureError, match="signature does not verify"):
+        load_suite(Source(url=debian_upstream.url, suite="fixture", keyrings=(ring,)), ["amd64"], tmp_path / "c")
+    # trusted=yes (a :repo: line's choice) skips the check on purpose
+    idx = load_suite(Source(url=debian_upstream.url, suite="fixture", keyrings=(ring,), trusted=True), ["amd64"], tmp_path / "c")
+    assert any(s.package == "app-tool" for s in idx.stanzas)
