@@ -204,7 +204,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     for path in opts.apps:
         try:
             app = load_app(path)
-            targets = _app_targets(app, opts)
+            targets = _app_targets(app, opts) if app.has_python else []
         except MirrorError as exc:
             name = Path(path).resolve().name
             results[name] = AppResult(name=name, path=str(path), ok=False, error=str(exc))
@@ -394,6 +394,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         for name, entry in outcome.app_entries.items():
             if name in apps_manifest:
                 apps_manifest[name][ext.name] = entry
+            results[name].targets.extend(t for t in entry if t not in results[name].targets)
         for name, msg in outcome.app_errors.items():
             r = results[name]
             r.ok = False

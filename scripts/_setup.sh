@@ -5,10 +5,12 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need_apt=()
-for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev \
+for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev xz:xz-utils gpgconf:gpgconf \
             dpkg-scanpackages:dpkg-dev zstd:zstd git:git; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
+# Debian's archive keys: the default upstream for Aptfiles is verified with them.
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -139,6 +139,8 @@ def build_debian_upstream(root: Path) -> dict[str, object]:
     # A URL-only .deb (an Aptfile line naming it), and one for a :repo: line.
     (archive / "extra").mkdir()
     make_deb(archive / "extra", "urltool", "3.0", "amd64", depends="libfoo")
+    vendor = [make_deb(debs, "vendor-tool", "0.9", "all", depends="libfoo (>= 1.0)")]
+    write_archive(archive / "vendor", "stable", vendor, None)  # unsigned: [trusted=yes] only
     return {"archive": archive, "keyring": keyring, "debs": debs}
 
 

@@ -1,0 +1,140 @@
+"""End to end, offline: Aptfile → sync → publish → serve → real apt-get verifies our InRelease and
+downloads every package from our repository alone."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import apt_config
+from tests.debs import AptRoot
+from tests.test_e2e_python import Served, run_mirror
+
+BASE_STATUS = """Package: base-req
+Status: install ok installed
+Priority: required
+Essential: yes
+Version: 1.0
+Architecture: {arch}
+Depends: libc-fix
+
+Package: libc-fix
+Status: install ok installed
+Version: 1.0
+Architecture: {arch}
+"""
+
+
+@pytest.fixture(scope="module")
+def apt_mirror(debian_upstream, tmp_path_factory):
+    work = tmp_path_factory.mktemp("aptmirror")
+    app = work / "apps" / "sysapp"
+    app.mkdir(parents=True)
+    # UTF-16 with a BOM and CRLF, as Windows editors save it.
+    (app / "Aptfile").write_bytes((
+        "\ufeff# system packages\r\napp-tool libbar\r\n"
+        f"{debian_upstream.url}/extra/urltool_3.0_amd64.deb\r\n"
+        f":repo:deb [trusted=yes] {debian_upstream.url}/vendor stable main\r\n"
+        "vendor-tool\r\n").encode("utf-16-le"))
+    (work / "mirror.toml").write_text(
+        f'[store]\npath = "store"\n[apps]\npaths = ["apps/*"]\n'
+        + apt_config(debian_upstream.url, debian_upstream.keyring, architectures=["amd64", "arm64"]))
+    config = str(work / "mirror.toml")
+    first = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
+    again = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
+    run_mirror("publish", "--config", config)
+    served = Served(work / "store")
+    yield {"work": work, "config": config, "first": first, "again": again, "served": served,
+           "store": work / "store"}
+    served.stop()
+
+
+def _apt(tmp_path: Path, served: Served, arch: str = "amd64") -> AptRoot:
+    apt = AptRoot(tmp_path / f"root-{arch}", arch=arch)
+    key = tmp_path / "airgap-mirror.asc"
+    with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:  # served beside the repo
+        key.write_bytes(resp.read())
+    apt.add_source(served.base + "/debian", "fixture", key)
+    apt.set_status(BASE_STATUS.format(arch=arch))
+    return apt
+
+
+def test_sync_summary_and_noop_resync(apt_mirror):
+    first, again = apt_mirror["first"], apt_mirror["again"]
+    assert first["ok"], first
+    assert "fixture-amd64" in first["targets"] and "fixture-arm64" in first["targets"]
+    assert first["files"]["fetched"] > 0
+    assert again["snapshot"] == first["snapshot"] and not again["changed"]
+    assert again["files"]["fetched"] == 0 and again["bytes_fetched"] == 0
+
+
+def test_snapshot_records_closure_per_target(apt_mirror):
+    snap = json.loads((apt_mirror["store"] / "store-v1" / "snapshots" / f"{apt_mirror['first']['snapshot']}.json").read_text())
+    per = snap["apps"]["sysapp"]["apt"]
+    amd = {n for n, _, _ in per["fixture-amd64"]["packages"]}
+    assert {"app-tool", "libbar", "urltool", "vendor-tool", "libfoo", "postfix-fix", "pyish", "data-all"} <= amd
+    assert not amd & {"base-req", "libc-fix", "fallback-mta", "docs-extra"}
+    arm = {n for n, _, a in per["fixture-arm64"]["packages"]}
+    assert {"app-tool", "vendor-tool"} <= arm and "urltool" not in arm  # the URL names an amd64 .deb
+    assert snap["apt"]["targets"]["fixture-amd64"]["base"] == "the suite's required packages"
+    assert all(m["url"].startswith("http://127.0.0.1") for m in snap["apt"]["files"].values())
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_apt_get_installs_from_our_repository_alone(apt_mirror, tmp_path, arch):
+    apt = _apt(tmp_path, apt_mirror["served"], arch)
+    apt.run("update")  # verifies our InRelease against the key we serve
+    wanted = ["app-tool", "libbar", "vendor-tool"] + (["urltool"] if arch == "amd64" else [])
+    apt.run("install", "--download-only", *wanted)
+    got = {p.name.split("_")[0] for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
+    assert set(wanted) <= got and "libfoo" in got
+    assert {p.name for p in (apt.root / "var/cache/apt/archives").glob("libfoo_*")} == {f"libfoo_1.2_{arch}.deb"}
+
+
+def test_client_config_prints_a_deb822_entry(apt_mirror):
+    out = run_mirror("client-config", "--url", "http://mirror.internal:8080", "--config", apt_mirror["config"]).stdout
+    assert "URIs: http://mirror.internal:8080/debian\nSuites: fixture\n" in out
+    assert "Signed-By: /etc/apt/keyrings/airgap-mirror.asc" in out
+
+
+def test_apt_refuses_an_altered_inrelease(apt_mirror, tmp_path):
+    tree = apt_mirror["store"] / "published" / "current" / "debian" / "dists" / "fixture"
+    original = (tree / "InRelease").read_bytes()
+    try:
+        (tree / "InRelease").write_bytes(original.replace(b"Suite: fixture", b"Suite: fixturf"))
+        apt = _apt(tmp_path, apt_mirror["served"])
+        proc = apt.run("update", check=False)
+        assert "BADSIG" in proc.stdout + proc.stderr or "not signed" in proc.stdout + proc.stderr
+        assert apt.run("install", "--download-only", "app-tool", check=False).returncode != 0
+    finally:
+        (tree / "InRelease").write_bytes(original)
+
+
+def test_sync_refuses_an_upstream_with_a_wrong_key(debian_upstream, tmp_path):
+    from tests.debs import GpgKey
+
+    other = GpgKey.create(tmp_path / "other")
+    ring = other.export(tmp_path / "other.gpg")
+    other.stop()
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text("app-tool\n")
+    (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(debian_upstream.url, ring))
+    proc = run_mirror("sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json", check=False)
+    assert proc.returncode == 1
+    summary = json.loads(proc.stdout)
+    assert "signature does not verify" in summary["apps"][0]["error"]
+    assert not list((tmp_path / "store" / "store-v1" / "blobs").rglob("*.deb"))
+
+
+def test_unknown_package_error_names_line_and_suggestion(debian_upstream, tmp_path):
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text("libbar\napp-tol\n")
+    (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(debian_upstream.url, debian_upstream.keyring))
+    proc = run_mirror("sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json", check=False)
+    err = json.loads(proc.stdout)["apps"][0]["error"]
+    assert "a (Aptfile:2) → app-tol: no package named 'app-tol'; did you mean app-tool" in err
