@@ -74,6 +74,9 @@ def _repo(rest: str, path: Path, lineno: int) -> RepoLine:
     rest = rest.strip()
     if rest.startswith("deb-src"):
         raise AptfileError(path, lineno, "deb-src repositories hold sources, not packages", "use a `deb` line")
+    if rest.startswith("ppa:"):
+        raise AptfileError(path, lineno, f"{rest!r} is an Ubuntu PPA, which Debian systems cannot use",
+                           "find the package in Debian, or name the PPA's deb line for the matching Ubuntu target")
     if not rest.startswith("deb") or (len(rest) > 3 and not rest[3].isspace()):
         raise AptfileError(path, lineno, f"`:repo:` must be followed by a deb line, not {rest[:20]!r}", fix)
     rest = rest[3:].strip()

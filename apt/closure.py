@@ -139,6 +139,9 @@ def suggest(name: str, names: Iterable[str]) -> list[str]:
     if low.endswith("-devel"):
         guesses.append("lib" + low[: -len("-devel")] + "-dev")
     out = [g for g in dict.fromkeys(guesses) if g in pool and g != name]
+    # `libpng` → libpng-dev, libpng16-16: the name a real package starts with.
+    out += sorted((n for n in pool if n.startswith(low) and n[len(low):len(low) + 1] in "-0123456789" and n not in out),
+                  key=len)[:2]
     for g in guesses:
         out += [m for m in difflib.get_close_matches(g, pool, n=4, cutoff=0.75) if m not in out]
     return out[:4]
@@ -187,28 +190,44 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
                                          s.get("Essential") != "yes",
                                          _PRIORITY.get(s.get("Priority") or "optional", 3)))
 
-    def mark(stanza: Stanza, chain: tuple[str, ...]) -> None:
-        if stanza.package in result.packages:
-            return
-        result.packages[stanza.package] = stanza
-        result.why[stanza.package] = chain
+    def conflicts(stanza: Stanza) -> bool:
+        """Whether choosing `stanza` would clash with the selection (apt skips such alternatives)."""
+        def hits(a: Stanza, b: Stanza) -> bool:
+            return any(rel["name"] == b.package and _version_ok(b.version, rel.get("version"))
+                       for f in ("Conflicts", "Breaks") for group in parse_relations(a.get(f)) for rel in group)
+        return any(hits(stanza, other) or hits(other, stanza) for other in result.packages.values())
+
+    def expand(stanza: Stanza, chain: tuple[str, ...]) -> None:
+        # Like apt's MarkInstall: pick and mark every direct dependency first, then descend, so a
+        # package named directly wins over an alternative met deeper down.
+        picked: list[Stanza] = []
         fields = ["Pre-Depends", "Depends"] + (["Recommends"] if with_recommends else [])
         for fname in fields:
             for group in parse_relations(stanza.get(fname)):
                 alts = [rel for rel in group if arch_ok(rel)]
                 if not alts or any(satisfied(rel) for rel in alts):
                     continue
-                for rel in alts:
-                    pick = installable(rel)
-                    if pick is not None:
-                        mark(pick, chain + (pick.package,))
-                        break
-                else:
+                options = [c for c in (installable(rel) for rel in alts) if c is not None]
+                pick = next((c for c in options if not conflicts(c)), options[0] if options else None)
+                if pick is None:
                     if fname == "Recommends":
                         continue
                     text = " | ".join(rel["name"] + (f" ({rel['version'][0]} {rel['version'][1]})" if rel.get("version") else "")
                                       for rel in alts)
                     raise fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
+                if pick.package not in result.packages:
+                    result.packages[pick.package] = pick
+                    result.why[pick.package] = chain + (pick.package,)
+                    picked.append(pick)
+        for pick in picked:
+            expand(pick, result.why[pick.package])
+
+    def mark(stanza: Stanza, chain: tuple[str, ...]) -> None:
+        if stanza.package in result.packages:
+            return
+        result.packages[stanza.package] = stanza
+        result.why[stanza.package] = chain
+        expand(stanza, chain)
 
     for req in requests:
         chain = (req.origin, req.name)

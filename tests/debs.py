@@ -103,7 +103,7 @@ class AptRoot:
             f'Dir "{self.root}/";\nDir::State::status "{status}";\nAPT::Architecture "{self.arch}";\n'
             f'APT::Architectures {{ "{self.arch}"; }};\nAPT::Sandbox::User "root";\nDebug::NoLocking "1";\n'
             'Acquire::Languages "none";\nAcquire::Retries "0";\nAPT::Install-Recommends "false";\n'
-            'Dir::Etc::Parts "etc/apt/apt.conf.d";\nDir::Bin::dpkg "/bin/true";\n'
+            'Dir::Etc::Parts "apt.conf.d";\nDir::Bin::dpkg "/bin/true";\n'
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("APT_")}
         self.env["APT_CONFIG"] = str(conf)
@@ -128,3 +128,13 @@ class AptRoot:
         """The packages `apt-get -s install` would install (Inst lines), names only."""
         out = self.run("-s", "install", *packages).stdout
         return {line.split()[1] for line in out.splitlines() if line.startswith("Inst ")}
+
+
+def status_text(universe, base) -> str:
+    """A dpkg status file in which exactly the base's packages are installed (for apt-get -s)."""
+    paras = []
+    for name, version in sorted(base.versions.items()):
+        stanza = universe.version(name, version)
+        fields = [line for line in stanza.raw.splitlines() if not line.startswith(("Filename", "Size", "MD5sum", "SHA"))]
+        paras.append("\n".join(["Status: install ok installed", *fields]))
+    return "\n\n".join(paras) + "\n"

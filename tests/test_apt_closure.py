@@ -9,7 +9,7 @@ import pytest
 from apt.archive import Source, load_suite
 from apt.closure import Base, Request, Universe, minimal_system, resolve_closure, suggest
 from apt.errors import ArchiveSignatureError, UnsatisfiableError
-from tests.debs import AptRoot
+from tests.debs import AptRoot, status_text
 
 REQUESTS = ["app-tool", "libbar", "needs-api"]
 
@@ -22,15 +22,6 @@ def _universe(server, arch: str, tmp_path: Path) -> Universe:
     return Universe(stanzas, arch, searched=["fixture", "fixture-updates"])
 
 
-def _status_text(universe: Universe, base: Base) -> str:
-    paras = []
-    for name, version in sorted(base.versions.items()):
-        stanza = universe.version(name, version)
-        fields = [line for line in stanza.raw.splitlines() if not line.startswith(("Filename", "Size", "MD5sum", "SHA"))]
-        paras.append("\n".join(["Status: install ok installed", *fields]))
-    return "\n\n".join(paras) + "\n"
-
-
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 @pytest.mark.parametrize("recommends", [False, True])
 def test_closure_equals_apt_get_simulation(debian_upstream, tmp_path: Path, arch: str, recommends: bool) -> None:
@@ -41,7 +32,7 @@ def test_closure_equals_apt_get_simulation(debian_upstream, tmp_path: Path, arch
 
     apt = AptRoot(tmp_path / "aptroot", arch=arch)
     apt.add_source(debian_upstream.url, "fixture fixture-updates", debian_upstream.keyring)
-    apt.set_status(_status_text(universe, base))
+    apt.set_status(status_text(universe, base))
     apt.run("update")
     apts = apt.simulate(*REQUESTS, *(["-o", "APT::Install-Recommends=true"] if recommends else []))
     assert set(ours.packages) == apts
