@@ -197,30 +197,50 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
                        for f in ("Conflicts", "Breaks") for group in parse_relations(a.get(f)) for rel in group)
         return any(hits(stanza, other) or hits(other, stanza) for other in result.packages.values())
 
+    deferred: list[tuple[Stanza, tuple[str, ...], str, list[dict[str, Any]]]] = []
+
+    def choose(stanza: Stanza, chain: tuple[str, ...], fname: str, alts: list[dict[str, Any]]) -> Stanza | None:
+        if any(satisfied(rel) for rel in alts):
+            return None
+        options = [c for c in (installable(rel) for rel in alts) if c is not None]
+        pick = next((c for c in options if not conflicts(c)), options[0] if options else None)
+        if pick is None:
+            if fname == "Recommends":
+                return None
+            text = " | ".join(rel["name"] + (f" ({rel['version'][0]} {rel['version'][1]})" if rel.get("version") else "")
+                              for rel in alts)
+            raise fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
+        if pick.package in result.packages:
+            return None
+        result.packages[pick.package] = pick
+        result.why[pick.package] = chain + (pick.package,)
+        return pick
+
     def expand(stanza: Stanza, chain: tuple[str, ...]) -> None:
-        # Like apt's MarkInstall: pick and mark every direct dependency first, then descend, so a
-        # package named directly wins over an alternative met deeper down.
+        # Like apt's MarkInstall: every plain dependency is marked before descending, and `a | b`
+        # groups wait until the plain ones are in, so a package pulled in anyway can meet them.
         picked: list[Stanza] = []
         fields = ["Pre-Depends", "Depends"] + (["Recommends"] if with_recommends else [])
         for fname in fields:
             for group in parse_relations(stanza.get(fname)):
                 alts = [rel for rel in group if arch_ok(rel)]
-                if not alts or any(satisfied(rel) for rel in alts):
+                if not alts:
                     continue
-                options = [c for c in (installable(rel) for rel in alts) if c is not None]
-                pick = next((c for c in options if not conflicts(c)), options[0] if options else None)
-                if pick is None:
-                    if fname == "Recommends":
-                        continue
-                    text = " | ".join(rel["name"] + (f" ({rel['version'][0]} {rel['version'][1]})" if rel.get("version") else "")
-                                      for rel in alts)
-                    raise fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
-                if pick.package not in result.packages:
-                    result.packages[pick.package] = pick
-                    result.why[pick.package] = chain + (pick.package,)
+                if len(alts) > 1:
+                    deferred.append((stanza, chain, fname, alts))
+                    continue
+                pick = choose(stanza, chain, fname, alts)
+                if pick is not None:
                     picked.append(pick)
         for pick in picked:
             expand(pick, result.why[pick.package])
+
+    def settle() -> None:
+        while deferred:
+            stanza, chain, fname, alts = deferred.pop(0)
+            pick = choose(stanza, chain, fname, alts)
+            if pick is not None:
+                expand(pick, result.why[pick.package])
 
     def mark(stanza: Stanza, chain: tuple[str, ...]) -> None:
         if stanza.package in result.packages:
@@ -255,6 +275,7 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
         if base.versions.get(stanza.package) == stanza.version:
             continue  # already the newest version on the target
         mark(stanza, chain)
+    settle()
     return result
 
 
