@@ -20,7 +20,7 @@ from mirror.urls import redact
 from .gpg import verify_clearsigned, verify_detached
 from .index import ReleaseFile, Stanza, parse_packages, parse_release
 
-__all__ = ["Source", "SuiteIndex", "load_suite"]
+__all__ = ["Source", "SuiteIndex", "load_suite", "fetch_release"]
 
 _CACHE_FORMAT = 1
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -52,7 +52,8 @@ class SuiteIndex:
     missing: list[str] = field(default_factory=list)  # component/arch pairs the suite does not have
 
 
-def _fetch_release(src: Source, cache: Path) -> ReleaseFile:
+def fetch_release(src: Source) -> ReleaseFile:
+    """A suite's Release, verified against the source's keyrings (unless the source is trusted=yes)."""
     base = f"{src.url}/dists/{src.suite}"
     what = f"{src.label}: Release"
     try:
@@ -123,7 +124,8 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
                                  f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
         _atomic_write(raw_path, data)
     stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"))
-    stanzas = [Stanza(s.fields | {"X-Origin": src.url, "X-Suite": src.suite}, s.raw) for s in stanzas]
+    for s in stanzas:
+        s.fields["X-Origin"] = src.url  # where its Filename is relative to
     _atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
     return stanzas
 
@@ -135,9 +137,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def load_suite(src: Source, archs: Sequence[str], cache: Path) -> SuiteIndex:
+def load_suite(src: Source, archs: Sequence[str], cache: Path, *, release: ReleaseFile | None = None) -> SuiteIndex:
     """Verified Release and the parsed Packages of every component × arch (and `all`) of one suite."""
-    release = _fetch_release(src, cache)
+    release = release or fetch_release(src)
     out = SuiteIndex(source=src, release=release)
     seen: set[tuple[str, str]] = set()
     # Debian lists Architecture: all packages in every binary-ARCH index too, and says so.

@@ -8,20 +8,22 @@ what the closure holds).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirror.errors import ConfigError, InputError, MirrorError
+from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError
 from mirror.extensions import ExtensionOutcome, SyncContext
 from mirror.fetch import FetchItem, fetch_all, get_bytes
 from mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, load_suite
+from .archive import DEBIAN_KEYRING, Source, fetch_release, load_suite
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
-from .index import Stanza, parse_packages
+from .index import ReleaseFile, Stanza, parse_packages
 
 __all__ = ["AptSync", "AptTarget", "DEFAULT_SOURCES", "SECTION_FORMAT"]
 
@@ -108,60 +110,61 @@ class AptSync:
 
         files: dict[str, dict[str, Any]] = {}
         section_targets: dict[str, Any] = {}
-        universes: dict[tuple[str, tuple[Any, ...]], Universe] = {}
+        items: list[FetchItem] = []
+        releases: dict[tuple[str, str], ReleaseFile] = {}
         suites_cache: dict[tuple[str, str, str], list[Stanza]] = {}
+        universes: dict[tuple[Any, ...], Universe] = {}
+        bases: dict[str, Base] = {}
+
+        def release(src: Source) -> ReleaseFile:
+            if (src.url, src.suite) not in releases:
+                releases[(src.url, src.suite)] = fetch_release(src)
+            return releases[(src.url, src.suite)]
 
         def suite(src: Source, arch: str) -> list[Stanza]:
             key = (src.url, src.suite, arch)
             if key not in suites_cache:
-                idx = load_suite(src, [arch], cache)
-                suites_cache[key] = idx.stanzas
+                suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).stanzas
             return suites_cache[key]
 
-        items: list[FetchItem] = []
+        def universe(target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
+            key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
+            if key not in universes:
+                universes[key] = Universe([*(s for src in sources for s in suite(src, target.arch)), *extra],
+                                          target.arch, searched=[s.label for s in sources])
+            return universes[key]
+
+        def base(target: AptTarget, sources: Sequence[Source]) -> Base:
+            if target.id not in bases:
+                bases[target.id] = self._base(opts, lambda: universe(target, sources))
+            return bases[target.id]
+
         for target in targets:
-            ctx.reporter.phase(f"apt indexes {target.id}", None)
+            ctx.reporter.phase(f"apt {target.id}", None)
             try:
                 sources = _sources(opts, target.distro)
-                base_stanzas = [s for src in sources for s in suite(src, target.arch)]
+                for src in sources:
+                    release(src)  # verified before anything else is read
             except MirrorError as exc:
                 for app in wanted:
                     out.app_errors.setdefault(app.name, str(exc))
                 out.errors.append(f"apt {target.id}: {exc}")
                 continue
-            default_universe = Universe(base_stanzas, target.arch, searched=[s.label for s in sources])
-            try:
-                base = self._base_cached(opts, default_universe)
-            except MirrorError as exc:
-                for app in wanted:
-                    out.app_errors.setdefault(app.name, str(exc))
-                continue
             section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
-                                          "sources": [s.to_dict() for s in sources], "base": base.label}
+                                          "sources": [s.to_dict() for s in sources], "base": _base_label(opts)}
             for app in wanted:
                 if app.name not in parsed or app.name in out.app_errors:
                     continue
                 try:
-                    entry = self._app_target(app.name, parsed[app.name], target, default_universe, base_stanzas,
-                                             sources, suite, debs, opts, universes)
+                    entry, metas = self._app_target(app.name, parsed[app.name], target, sources, debs, opts,
+                                                    release, universe, base, cache)
                 except MirrorError as exc:
                     out.app_errors[app.name] = str(exc)
                     continue
-                stanzas = entry.pop("_stanzas")
-                for s in stanzas:
-                    sha = s.fields.get("SHA256")
-                    if not sha:
-                        out.app_errors[app.name] = f"{s.package} {s.version}: its index gives no SHA256; cannot verify it"
-                        break
-                    url = s.fields.get("X-Url") or f"{s.fields['X-Origin']}/{s.fields['Filename']}"
-                    files[sha] = {"package": s.package, "version": s.version, "architecture": s.architecture,
-                                  "size": int(s.fields.get("Size", 0)), "filename": s.fields["Filename"].rsplit("/", 1)[-1],
-                                  "url": strip_credentials(url), "stanza": s.raw}
-                    if "X-Url" in s.fields:
-                        files[sha]["from_url"] = True
-                    items.append(FetchItem(url=url, sha256=sha, filename=files[sha]["filename"], size=files[sha]["size"]))
-                else:
-                    out.app_entries.setdefault(app.name, {})[target.id] = entry
+                files.update(metas)
+                for sha, meta in metas.items():
+                    items.append(FetchItem(url=meta["url"], sha256=sha, filename=meta["filename"], size=meta["size"]))
+                out.app_entries.setdefault(app.name, {})[target.id] = entry
 
         # Download what is new; a failure fails the apps that need the file.
         total = sum(i.size or 0 for i in items)
@@ -205,53 +208,83 @@ class AptSync:
         sha = store.put_bytes(data)
         return sha, _deb_stanza(store.blob_path(sha), url, sha, len(data))
 
-    def _base(self, opts: Mapping[str, Any], universe: Universe) -> Base:
+    def _base(self, opts: Mapping[str, Any], universe: Any) -> Base:
         base = opts.get("base") or "required"
         if base == "none":
-            return Base(label="nothing (complete closure)")
+            return Base(label=_base_label(opts))
         if base == "required":
-            return minimal_system(universe)
+            return minimal_system(universe())
         path = Path(base)
         if not path.is_file():
             raise ConfigError(f"--apt-base-status {path}: no such file (copy /var/lib/dpkg/status from the target image)")
-        return Base.from_status(path.read_text(encoding="utf-8", errors="replace"), label=f"dpkg status {path.name}")
+        return Base.from_status(path.read_text(encoding="utf-8", errors="replace"), label=_base_label(opts))
 
-    def _app_target(self, app: str, aptfiles: Sequence[Aptfile], target: AptTarget, default: Universe,
-                    base_stanzas: list[Stanza], sources: list[Source], suite: Any,
-                    debs: Mapping[str, tuple[str, Stanza]], opts: Mapping[str, Any],
-                    universes: dict[tuple[str, tuple[Any, ...]], Universe]) -> dict[str, Any]:
+    def _app_target(self, app: str, aptfiles: Sequence[Aptfile], target: AptTarget, sources: list[Source],
+                    debs: Mapping[str, tuple[str, Stanza]], opts: Mapping[str, Any], release: Any, universe: Any,
+                    base: Any, cache: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The closure of one app for one target, and what each of its files is.
+
+        Cached under a key of everything it depends on (the signed Release of every suite, the
+        Aptfiles, .deb URLs, base and options), so a nightly run over an unchanged archive neither
+        loads nor parses a Packages index."""
         repos = [r for af in aptfiles for r in af.repos if not r.arch or target.arch in r.arch]
         app_debs = [debs[d.url] for af in aptfiles for d in af.debs if d.url in debs]
-        universe = default
-        if repos or app_debs:
-            extra_sources = [Source(url=r.url, suite=r.suite, components=r.components,
-                                    keyrings=(Path(r.signed_by),) if r.signed_by else sources[0].keyrings,
-                                    trusted=r.trusted) for r in repos]
-            key = (target.id, tuple(extra_sources) + tuple(sha for sha, _ in app_debs))
-            if key not in universes:
-                extra = [s for src in extra_sources for s in suite(src, target.arch)]
-                universes[key] = Universe([*base_stanzas, *extra, *(st for _, st in app_debs)], target.arch,
-                                          searched=[s.label for s in [*sources, *extra_sources]])
-            universe = universes[key]
+        extra_sources = [Source(url=r.url, suite=r.suite, components=r.components,
+                                keyrings=(Path(r.signed_by),) if r.signed_by else sources[0].keyrings,
+                                trusted=r.trusted) for r in repos]
+        all_sources = [*sources, *extra_sources]
         requests = [Request(name=p.name, version=p.version, arch=p.arch, origin=f"{app} ({Path(p.path).name}:{p.line})")
                     for af in aptfiles for p in af.packages]
         requests += [Request(name=st.package, version=st.version, origin=f"{app} ({redact(st.fields['X-Url'])})")
                      for _, st in app_debs if st.architecture in (target.arch, "all")]
-        base = self._base_cached(opts, default)
-        closure = resolve_closure(universe, requests, base, with_recommends=bool(opts.get("with_recommends")))
-        stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
-        return {
-            "requested": sorted({str(r.name) + (f"={r.version}" if r.version else "") for r in requests}),
-            "packages": [[s.package, s.version, s.architecture] for s in stanzas],
-            "files": sorted({s.fields.get("SHA256", "") for s in stanzas}),
-            "_stanzas": stanzas,
+        base_opt = str(opts.get("base") or "required")
+        key_doc = {
+            "v": 1, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
+            "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
+                         for s in all_sources],
+            "debs": sorted(sha for sha, _ in app_debs), "recommends": bool(opts.get("with_recommends")),
+            "base": base_opt if base_opt in ("required", "none") else hashlib.sha256(Path(base_opt).read_bytes()).hexdigest()
+            if Path(base_opt).is_file() else base_opt,
         }
+        key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
+        cached = cache / "closures" / f"{key}.json"
+        if cached.is_file():
+            try:
+                data = json.loads(cached.read_text())
+                return data["entry"], data["files"]
+            except (OSError, ValueError, KeyError):
+                cached.unlink(missing_ok=True)
 
-    def _base_cached(self, opts: Mapping[str, Any], universe: Universe) -> Base:
-        cached = getattr(self, "_bases", {})
-        self._bases = cached
-        if id(universe) not in cached:
-            cached[id(universe)] = self._base(opts, universe)
-        return cached[id(universe)]
+        uni = universe(target, all_sources, tuple(st for _, st in app_debs))
+        closure = resolve_closure(uni, requests, base(target, sources), with_recommends=bool(opts.get("with_recommends")))
+        stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
+        metas: dict[str, dict[str, Any]] = {}
+        for s in stanzas:
+            sha = s.fields.get("SHA256")
+            if not sha:
+                raise IntegrityError(f"{s.package} {s.version}: its index gives no SHA256, so it cannot be verified")
+            url = s.fields.get("X-Url") or f"{s.fields['X-Origin']}/{s.fields['Filename']}"
+            metas[sha] = {"package": s.package, "version": s.version, "architecture": s.architecture,
+                          "size": int(s.fields.get("Size", 0)), "filename": s.fields["Filename"].rsplit("/", 1)[-1],
+                          "url": strip_credentials(url), "stanza": s.raw}
+            if "X-Url" in s.fields:
+                metas[sha]["from_url"] = True
+        entry = {
+            "requested": sorted({r.name + (f"={r.version}" if r.version else "") for r in requests}),
+            "packages": [[s.package, s.version, s.architecture] for s in stanzas],
+            "files": sorted(metas),
+        }
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.tmp")
+        tmp.write_text(json.dumps({"entry": entry, "files": metas}))
+        os.replace(tmp, cached)
+        return entry, metas
 
 
+def _base_label(opts: Mapping[str, Any]) -> str:
+    base = str(opts.get("base") or "required")
+    if base == "none":
+        return "nothing (complete closure)"
+    if base == "required":
+        return "the suite's required packages"
+    return f"dpkg status {Path(base).name}"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .apps import AppSpec, load_app
 from .distinfo import read_sdist, read_wheel
-from .errors import MirrorError, ResolutionError
+from .errors import MirrorError
 from .fetch import FetchItem, fetch_all
 from .lockfile import render_requirements_lock
 from .resolve import IndexConfig, Pin, PinnedFile, select_files, uv_compile

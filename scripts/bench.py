@@ -66,13 +66,76 @@ def bench_python(app: Path, python: str, platform: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_apt(app: Path, distro: str, arch: str) -> None:
+    """Cold Aptfile sync (index, closure, download) against aptly's filtered mirror of the same set."""
+    sys.path.insert(0, str(ROOT))
+    from apt.aptfile import read_aptfile
+
+    aptfile = next(app / n for n in ("Aptfile", "packages.txt") if (app / n).is_file())
+    names = [p.name for p in read_aptfile(aptfile).packages]
+    work = Path(tempfile.mkdtemp(prefix="bench-apt-"))
+    # Only the Aptfile: the app's Python side is the python section's business.
+    only = work / "apps" / app.name
+    only.mkdir(parents=True)
+    shutil.copy(aptfile, only / aptfile.name)
+    app = only
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    results = {}
+    for base in ("required", "none"):
+        store = work / f"store-{base}"
+        cmd = mirror + ["sync", str(app), "--store", str(store), "--installers", "", "--distro", distro, "--arch", arch,
+                        "--apt-base", base, "--json"]
+        t_cold, c = timed(cmd)
+        t_noop, _ = timed(cmd)
+        import json as _json
+        summary = _json.loads(c.stdout) if c.stdout.strip().startswith("{") else {}
+        results[base] = (t_cold, t_noop, summary)
+    aptly = shutil.which("aptly")
+    t_aptly = None
+    n_aptly = 0
+    if aptly:
+        conf = work / "aptly.conf"
+        conf.write_text('{"rootDir": "%s", "downloadConcurrency": 16, "architectures": ["%s"]}' % (work / "aptly", arch))
+        base_cmd = [aptly, f"-config={conf}"]
+        t0 = time.perf_counter()
+        create = subprocess.run(base_cmd + ["mirror", "create", f"-architectures={arch}", "-filter=" + " | ".join(names),
+                                            "-filter-with-deps", "-keyring=/usr/share/keyrings/debian-archive-keyring.gpg",
+                                            "bench", "http://deb.debian.org/debian", distro, "main"],
+                                capture_output=True, text=True)
+        update = subprocess.run(base_cmd + ["mirror", "update", "-keyring=/usr/share/keyrings/debian-archive-keyring.gpg", "bench"],
+                                capture_output=True, text=True)
+        t_aptly = time.perf_counter() - t0
+        if create.returncode or update.returncode:
+            print("aptly failed:", (create.stderr + update.stderr).strip()[-300:])
+            t_aptly = None
+        n_aptly = len(list((work / "aptly" / "pool").rglob("*.deb")))
+    print(f"\n== APT: cold sync of {app.name} ({len(names)} packages named) for {distro}/{arch}")
+    for base, (t_cold, t_noop, summary) in results.items():
+        files = summary.get("files", {})
+        print(f"mirror sync --apt-base {base:<8}: {t_cold:7.2f} s cold, {t_noop:5.2f} s no-op resync; "
+              f"{files.get('total', '?')} .debs, {summary.get('bytes_fetched', 0) / 1e6:.1f} MB"
+              + ("" if summary.get("ok") else "  FAILED"))
+    if t_aptly is not None:
+        t_none = results["none"][0]
+        print(f"aptly mirror create -filter-with-deps + update: {t_aptly:7.2f} s; {n_aptly} .debs")
+        print(f"ratio aptly / ours (same complete closure, --apt-base none): {t_aptly / t_none:5.2f}x")
+        print(f"ratio aptly / ours (default base: what the target lacks)    : {t_aptly / results['required'][0]:5.2f}x")
+    else:
+        print("aptly not installed: apt-get install aptly to compare")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sections", nargs="*", default=["python"], help="python")
+    ap.add_argument("sections", nargs="*", default=["python", "apt"], help="python, apt")
+    ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
+                    help="app folder with an Aptfile")
     ap.add_argument("--app", type=Path, default=ROOT / "examples" / "dash-app")
     ap.add_argument("--python", default="3.11")
     ap.add_argument("--platform", default="manylinux_2_28_x86_64")
     args = ap.parse_args()
+    if "apt" in args.sections:
+        bench_apt(Path(args.apt_app), "bookworm", "amd64")
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
 
