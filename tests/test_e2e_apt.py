@@ -40,7 +40,7 @@ def apt_mirror(debian_upstream, tmp_path_factory):
         f":repo:deb [trusted=yes] {debian_upstream.url}/vendor stable main\r\n"
         "vendor-tool\r\n").encode("utf-16-le"))
     (work / "mirror.toml").write_text(
-        f'[store]\npath = "store"\n[apps]\npaths = ["apps/*"]\n'
+        '[store]\npath = "store"\n[apps]\npaths = ["apps/*"]\n'
         + apt_config(debian_upstream.url, debian_upstream.keyring, architectures=["amd64", "arm64"]))
     config = str(work / "mirror.toml")
     first = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
