@@ -3,8 +3,11 @@
     MirrorError
     ├── InputError
     │   └── KeyFormatError      a key file that is not a minisign key, or a wrong password
+    │   └── BaseMissingError    a delta whose base snapshot this store does not have
     └── IntegrityError
-        └── SignatureError      unsigned, untrusted or not matching
+        ├── SignatureError      unsigned, untrusted or not matching
+        ├── BundleFormatError   a stream, member or manifest that is not what a bundle must be
+        └── ReplayError         a bundle not newer than one already imported from the same key
 """
 
 from __future__ import annotations
@@ -17,4 +20,16 @@ class KeyFormatError(InputError):
 
 
 class SignatureError(IntegrityError):
+    pass
+
+
+class BaseMissingError(InputError):
+    pass
+
+
+class BundleFormatError(IntegrityError):
+    pass
+
+
+class ReplayError(IntegrityError):
     pass

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat
 
 from .errors import KeyFormatError, SignatureError
 
-__all__ = ["PublicKey", "SecretKey", "Signature", "generate", "sign", "verify", "parse_signature"]
+__all__ = ["PublicKey", "SecretKey", "Signature", "generate", "sign", "sign_digest", "verify", "parse_signature"]
 
 _SIG_ALG = b"Ed"
 _SIG_ALG_PREHASHED = b"ED"
@@ -163,10 +163,15 @@ def generate() -> SecretKey:
 
 def sign(key: SecretKey, message: bytes, trusted_comment: str) -> Signature:
     """A prehashed (BLAKE2b-512) minisign signature over message, and the global one over the comment."""
+    return sign_digest(key, hashlib.blake2b(message, digest_size=64).digest(), trusted_comment)
+
+
+def sign_digest(key: SecretKey, blake2b_512: bytes, trusted_comment: str) -> Signature:
+    """As `sign`, given the BLAKE2b-512 digest of the message (for files hashed while written)."""
     if "\n" in trusted_comment or "\r" in trusted_comment:
         raise ValueError("a trusted comment is one line")
     ed = Ed25519PrivateKey.from_private_bytes(key.seed)
-    sig = ed.sign(hashlib.blake2b(message, digest_size=64).digest())
+    sig = ed.sign(blake2b_512)
     glob = ed.sign(sig + trusted_comment.encode("utf-8"))
     return Signature(key_id=key.key_id, signature=sig, trusted_comment=trusted_comment, global_signature=glob)
 

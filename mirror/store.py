@@ -215,8 +215,9 @@ class Store:
         )
 
     # -- snapshots -------------------------------------------------------------------------
-    def put_snapshot(self, manifest: dict[str, Any], *, origin: str, summary: dict[str, Any] | None = None) -> str:
-        """Write a snapshot manifest (canonical JSON), make it current; returns its id."""
+    def put_snapshot(self, manifest: dict[str, Any], *, origin: str, summary: dict[str, Any] | None = None,
+                     make_current: bool = True) -> str:
+        """Write a snapshot manifest (canonical JSON), make it current unless told not to; returns its id."""
         data = canonical_json(manifest)
         sid = hashlib.sha256(data).hexdigest()
         path = self.snapshots / f"{sid}.json"
@@ -232,8 +233,14 @@ class Store:
                 "INSERT OR IGNORE INTO snapshots(id, created, origin, summary) VALUES (?,?,?,?)",
                 (sid, datetime.now(timezone.utc).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
             )
-        self.set_ref("current", sid)
+        if make_current:
+            self.set_ref("current", sid)
         return sid
+
+    def snapshot_created(self, sid: str) -> str | None:
+        with self.db() as db:
+            row = db.execute("SELECT created FROM snapshots WHERE id = ?", (sid,)).fetchone()
+        return row[0] if row else None
 
     def load_snapshot(self, sid: str) -> dict[str, Any]:
         path = self.snapshots / f"{Sha256(sid)}.json"

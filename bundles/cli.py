@@ -1,0 +1,296 @@
+"""CLI of the bundle side: `mirror keygen`, `mirror trust ...`, `mirror bundle ...` (added through an entry point)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+__all__ = ["register"]
+
+PASSWORD_ENV = "MIRROR_KEY_PASSWORD"
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; default ./mirror-store].")]
+TrustOpt = Annotated[Optional[list[Path]], typer.Option("--trust", help="A trusted public key (.pub) for this command; repeatable.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+
+
+def _store_root(store: Path | None) -> Path:
+    return store or Path(os.environ.get("MIRROR_STORE", "./mirror-store"))
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from mirror.cli import console
+
+    return console
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    from mirror.cli import fail_with
+
+    return fail_with(exc)  # type: ignore[arg-type]
+
+
+def _progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                        console=_console(), transient=True, disable=not enabled)
+    task = progress.add_task(label, total=total)
+    return progress, lambda n: progress.advance(task, n)
+
+
+def _interactive(as_json: bool) -> bool:
+    return _console().is_terminal and not as_json and not os.environ.get("CI")
+
+
+def _load_secret(path: Path):  # type: ignore[no-untyped-def]
+    from bundles.errors import KeyFormatError
+    from bundles.keys import SecretKey
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError) as exc:
+        raise KeyFormatError(f"secret key {path} does not exist or is not a minisign key file") from exc
+    password = os.environ.get(PASSWORD_ENV)
+    try:
+        return SecretKey.from_text(text, password)
+    except KeyFormatError as exc:
+        if "password-protected" in str(exc) and sys.stdin.isatty():
+            return SecretKey.from_text(text, typer.prompt(f"password for {path}", hide_input=True))
+        raise
+
+
+def _trusted(store_root: Path | None, extra: list[Path] | None):  # type: ignore[no-untyped-def]
+    from bundles.state import BundleState, read_public_key
+    from mirror.store import Store
+
+    keys = [read_public_key(p) for p in extra or []]
+    st = Store(_store_root(store_root))
+    if st.exists():
+        keys += BundleState(st).trusted()
+    return keys
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def keygen(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Key name: writes NAME.key (secret) and NAME.pub.")],
+        protect: Annotated[bool, typer.Option("--protect", help=f"Encrypt the secret key with a password (from ${PASSWORD_ENV}, else a prompt).")] = False,
+        force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
+    ) -> None:
+        """Create an Ed25519 signing key pair in minisign format (the stock `minisign` reads both).
+
+        Example: `mirror keygen --out /secure/site-bundles --protect`, then give site-bundles.pub to the inside.
+        """
+        from bundles.keys import generate
+
+        secret, public = out.with_name(out.name + ".key"), out.with_name(out.name + ".pub")
+        if not force and (secret.exists() or public.exists()):
+            _console().print(f"[red]error:[/] {secret} or {public} exists (use --force to overwrite)")
+            raise typer.Exit(2)
+        password = None
+        if protect:
+            password = os.environ.get(PASSWORD_ENV) or typer.prompt("password", hide_input=True, confirmation_prompt=True)
+        key = generate()
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key.to_text(password))
+        public.write_text(key.public.to_text())
+        _console().print(f"key {key.public.id_hex}: secret {secret} (keep it outside the gap), public {public}")
+
+    trust = typer.Typer(help="Public keys this store accepts bundles from.", no_args_is_help=True)
+
+    @trust.command("add")
+    def trust_add(key: Annotated[Path, typer.Argument(help="A minisign public key file (.pub).")], store: StoreOpt = None) -> None:
+        """Trust bundles signed by KEY.
+
+        Example: `mirror trust add site-bundles.pub --store /srv/mirror-store`
+        """
+        from bundles.state import BundleState
+        from mirror.errors import MirrorError
+        from mirror.store import open_store
+
+        try:
+            pk = BundleState(open_store(_store_root(store), create=True)).trust(key)
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        _console().print(f"trusted key {pk.id_hex}")
+
+    @trust.command("list")
+    def trust_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+        """List trusted keys and the last sequence imported from each.
+
+        Example: `mirror trust list --store /srv/mirror-store`
+        """
+        from bundles.state import BundleState
+        from mirror.errors import MirrorError
+        from mirror.store import open_store
+
+        try:
+            state = BundleState(open_store(_store_root(store)))
+            rows = [{"key": k.id_hex, "last_sequence": state.last_sequence(k.id_hex)} for k in state.trusted()]
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        if as_json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['key']}  last sequence imported: {r['last_sequence'] or '-'}")
+            if not rows:
+                _console().print("no trusted keys: `mirror trust add KEY.pub`")
+
+    @trust.command("remove")
+    def trust_remove(key_id: Annotated[str, typer.Argument(help="Key id as `trust list` shows it.")], store: StoreOpt = None) -> None:
+        """Stop trusting a key.
+
+        Example: `mirror trust remove 1A2B3C4D5E6F7A8B`
+        """
+        from bundles.state import BundleState
+        from mirror.store import open_store
+
+        if not BundleState(open_store(_store_root(store))).untrust(key_id):
+            _console().print(f"[red]error:[/] key {key_id} is not trusted")
+            raise typer.Exit(2)
+        _console().print(f"key {key_id} removed")
+
+    app.add_typer(trust, name="trust")
+
+    bundle = typer.Typer(help="Signed bundles that carry a snapshot across the air gap.", no_args_is_help=True)
+
+    @bundle.command("create")
+    def create(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (OUT.001, OUT.002 ... with --split).")],
+        key: Annotated[Path, typer.Option("--key", help="Secret key (NAME.key from `mirror keygen`).")],
+        store: StoreOpt = None,
+        since: Annotated[Optional[str], typer.Option("--since", help="Delta against a snapshot id, an earlier bundle file, or `last-exported`.")] = None,
+        split: Annotated[Optional[str], typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
+        sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
+        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot id [default: the current one].")] = None,
+        level: Annotated[int, typer.Option("--level", help="zstd level (1-19).")] = 3,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Pack a snapshot into a signed bundle (full, or a delta with --since).
+
+        Example: `mirror bundle create --key site.key -o /media/usb/mirror-2026-11-21.bundle --since last-exported --split 4G`
+        """
+        from bundles.writer import create_bundle, parse_size
+        from mirror.errors import MirrorError
+        from mirror.snapshots import referenced_blobs
+        from mirror.store import open_store
+
+        try:
+            st = open_store(_store_root(store))
+            secret = _load_secret(key)
+            sid = snapshot or st.ref("current")
+            total = sum(st.blob_size(s) for s in referenced_blobs(st.load_snapshot(sid)) if st.has_blob(s)) if sid else None
+            progress, advance = _progress(_interactive(as_json), total, "bundling")
+            with progress:
+                result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
+                                       sequence=sequence, snapshot_id=snapshot, level=level, on_bytes=advance)
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        if as_json:
+            print(json.dumps(result.to_dict(), indent=2))
+        else:
+            _console().print(
+                f"bundle {result.bundle_id} ({'delta on ' + result.base_snapshot[:16] if result.base_snapshot else 'full'}),"
+                f" sequence {result.sequence}, key {result.signer}: {result.blobs} files, {result.blob_bytes / 1e6:.1f} MB"
+                f" → {result.bundle_bytes / 1e6:.1f} MB in {len(result.files)} file(s)", highlight=False)
+            for f in result.files:
+                print(f)
+
+    @bundle.command("verify")
+    def verify_cmd(
+        files: Annotated[list[Path], typer.Argument(help="The bundle (or all its parts).")],
+        trust: TrustOpt = None,
+        store: StoreOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Check a bundle's signature and every byte, without importing; print what it brings.
+
+        Example: `mirror bundle verify /media/usb/mirror.bundle --trust site.pub`
+
+        Exit code 0 only if everything holds.
+        """
+        from bundles.importer import verify_bundle
+        from mirror.errors import MirrorError
+
+        try:
+            keys = _trusted(store, trust)
+            progress, advance = _progress(_interactive(as_json), None, "verifying")
+            with progress:
+                manifest, signer = verify_bundle(files, keys, on_bytes=advance)
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        _report(manifest, signer.id_hex, as_json, verified=True)
+
+    @bundle.command("show")
+    def show(files: Annotated[list[Path], typer.Argument(help="The bundle (or its parts).")], as_json: JsonOpt = False) -> None:
+        """Print a bundle's manifest summary WITHOUT checking it (use `verify` for that).
+
+        Example: `mirror bundle show /media/usb/mirror.bundle`
+        """
+        from bundles.reader import read_manifest_unverified
+        from mirror.errors import MirrorError
+
+        try:
+            manifest = read_manifest_unverified(files)
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        _report(manifest, manifest.signer, as_json, verified=False)
+
+    @bundle.command("import")
+    def import_cmd(
+        files: Annotated[list[Path], typer.Argument(help="The bundle (or all its parts).")],
+        store: StoreOpt = None,
+        trust: TrustOpt = None,
+        allow_older: Annotated[bool, typer.Option("--allow-older", help="Import a bundle not newer than the last from its key (never made current).")] = False,
+        no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not republish the served tree.")] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Verify and import a bundle into this store in one pass, then republish.
+
+        Example: `mirror bundle import /media/usb/mirror.bundle --store /srv/mirror-store`
+        """
+        from bundles.importer import import_bundle
+        from mirror.errors import MirrorError
+        from mirror.store import open_store
+
+        try:
+            st = open_store(_store_root(store), create=True)
+            keys = _trusted(store, trust)
+            progress, advance = _progress(_interactive(as_json), None, "importing")
+            with progress:
+                result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish, on_bytes=advance)
+        except MirrorError as exc:
+            raise _fail(exc) from exc
+        if as_json:
+            print(json.dumps(result.to_dict(), indent=2))
+        else:
+            m = result.manifest
+            _console().print(
+                f"imported bundle {m.bundle_id} (sequence {m.sequence}, key {result.signer}): snapshot {m.snapshot_id[:16]}"
+                f"{' is now current' if result.current else ' recorded, NOT current (older than the last import)'};"
+                f" {result.blobs_written} files written, {result.blobs_present} already present", highlight=False)
+
+    app.add_typer(bundle, name="bundle")
+
+
+def _report(manifest, signer: str, as_json: bool, *, verified: bool) -> None:  # type: ignore[no-untyped-def]
+    doc = {"verified": verified, "bundle_id": manifest.bundle_id, "signer": signer, "sequence": manifest.sequence,
+           "created": manifest.created, "mode": manifest.mode, "base": manifest.base_snapshot,
+           "snapshot": manifest.snapshot_id, "apps": manifest.summary.get("apps", []),
+           "targets": manifest.summary.get("targets", []), "files": len(manifest.blobs), "bytes": manifest.blob_bytes}
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    head = "VERIFIED" if verified else "UNVERIFIED (not checked against any key)"
+    print(f"{head} bundle {doc['bundle_id']}\n  signer   {signer}\n  sequence {doc['sequence']}\n  created  {doc['created']}\n"
+          f"  mode     {doc['mode']}{' on ' + str(doc['base']) if doc['base'] else ''}\n  snapshot {doc['snapshot']}\n"
+          f"  apps     {', '.join(doc['apps']) or '-'}\n  targets  {', '.join(doc['targets']) or '-'}\n"
+          f"  files    {doc['files']} ({doc['bytes'] / 1e6:.1f} MB)")

@@ -1,0 +1,250 @@
+"""Creating a bundle: the snapshot's blobs (all, or those a base lacks) streamed into one signed,
+zstd-compressed tar, optionally split into parts, each with a detached minisign signature.
+
+Nothing appears under a final name until the whole bundle is written: parts are written as
+`.partial` files and renamed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import zstandard
+
+from mirror.errors import InputError, StoreError
+from mirror.snapshots import referenced_blobs
+from mirror.store import Store
+
+from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
+from .keys import SecretKey, sign, sign_digest
+from .state import BundleState
+
+__all__ = ["create_bundle", "CreateResult", "parse_size", "DEFAULT_LEVEL"]
+
+# Wheels and .debs are already compressed: level 3 gains ~1-3% on them at a fraction of the cost of
+# higher levels (see scripts/bench, section bundle); manifests and sdists still shrink well.
+DEFAULT_LEVEL = 3
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?", re.I)
+
+
+def parse_size(text: str) -> int:
+    """`4G`, `700M`, `4.7GB`, `1GiB`, `123456` → bytes (binary multiples)."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise InputError(f"--split {text!r}: write a size such as 4G, 700M or 1048576")
+    value = float(m.group(1)) * (1024 ** " KMGT".index((m.group(2) or " ").upper()))
+    if value < 1 << 20:
+        raise InputError(f"--split {text!r}: parts under 1 MiB are not useful")
+    return int(value)
+
+
+@dataclass(slots=True, kw_only=True)
+class CreateResult:
+    bundle_id: str
+    sequence: int
+    signer: str
+    snapshot_id: str
+    base_snapshot: str | None
+    files: list[Path] = field(default_factory=list)
+    signatures: list[Path] = field(default_factory=list)
+    blobs: int = 0
+    blob_bytes: int = 0
+    bundle_bytes: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        return {"bundle_id": self.bundle_id, "sequence": self.sequence, "signer": self.signer,
+                "snapshot": self.snapshot_id, "base": self.base_snapshot, "files": [str(p) for p in self.files],
+                "signatures": [str(p) for p in self.signatures], "blobs": self.blobs,
+                "blob_bytes": self.blob_bytes, "bundle_bytes": self.bundle_bytes}
+
+
+class _PartWriter(io.RawIOBase):
+    """A write-only stream over OUT (or OUT.001, OUT.002, ... when split), hashing each part and the whole."""
+
+    def __init__(self, out: Path, split: int | None) -> None:
+        self.out, self.split = out, split
+        self.parts: list[tuple[Path, bytes]] = []  # (final path, blake2b-512 digest)
+        self.whole = hashlib.blake2b(digest_size=64)
+        self.total = 0
+        self._fh: io.BufferedWriter | None = None
+        self._part_hash = hashlib.blake2b(digest_size=64)
+        self._part_size = 0
+        self._open_next()
+
+    def _final(self, n: int) -> Path:
+        return self.out if self.split is None else self.out.with_name(f"{self.out.name}.{n:03d}")
+
+    def _open_next(self) -> None:
+        if self._fh is not None:
+            self._close_part()
+        n = len(self.parts) + 1
+        path = self._final(n)
+        self._current = path
+        self._fh = open(path.with_name(path.name + ".partial"), "wb")
+        self._part_hash = hashlib.blake2b(digest_size=64)
+        self._part_size = 0
+
+    def _close_part(self) -> None:
+        assert self._fh is not None
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self.parts.append((self._current, self._part_hash.digest()))
+        self._fh = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        view = memoryview(data)
+        while view:
+            room = len(view) if self.split is None else self.split - self._part_size
+            if room == 0:
+                self._open_next()
+                continue
+            chunk = view[:room]
+            assert self._fh is not None
+            self._fh.write(chunk)
+            self._part_hash.update(chunk)
+            self.whole.update(chunk)
+            self._part_size += len(chunk)
+            self.total += len(chunk)
+            view = view[room:]
+        return len(data)
+
+    def finish(self) -> list[tuple[Path, bytes]]:
+        self._close_part()
+        return self.parts
+
+    def abort(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        for n in range(1, len(self.parts) + 2):
+            with contextlib.suppress(FileNotFoundError):
+                p = self._final(n)
+                p.with_name(p.name + ".partial").unlink()
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o444
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def _resolve_base(store: Store, since: str | None) -> str | None:
+    if since is None:
+        return None
+    if since == "last-exported":
+        sid = BundleState(store).last_exported()
+        if sid is None:
+            raise InputError("--since last-exported: this store has not exported a bundle yet (make a full one first)")
+        return sid
+    path = Path(since)
+    if path.is_file() or path.with_name(path.name + ".001").is_file():
+        from .reader import read_manifest_unverified
+
+        return read_manifest_unverified([path] if path.is_file() else sorted(path.parent.glob(path.name + ".[0-9][0-9][0-9]"))).snapshot_id
+    matches = [p.stem for p in store.snapshots.glob(f"{since.lower()}*.json")] if re.fullmatch(r"[0-9a-fA-F]{6,64}", since) else []
+    if len(matches) != 1:
+        raise InputError(f"--since {since!r}: not a snapshot of this store, a bundle file, or `last-exported`"
+                         + (f" ({len(matches)} snapshots match)" if matches else ""))
+    return matches[0]
+
+
+def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
+                  sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
+                  threads: int = -1, on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
+    """Write the bundle of a snapshot (the current one by default); returns what was written."""
+    sid = snapshot_id or store.ref("current")
+    if sid is None:
+        raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
+    snapshot = store.load_snapshot(sid)
+    base = _resolve_base(store, since)
+    needed = referenced_blobs(snapshot)
+    if base is not None:
+        have = referenced_blobs(store.load_snapshot(base))
+        needed = {s: n for s, n in needed.items() if s not in have}
+    blobs: list[tuple[str, int]] = []
+    for sha in sorted(needed):
+        if not store.has_blob(sha):
+            raise StoreError(f"blob {sha} of snapshot {sid[:16]} is missing from the store: run `mirror sync` again")
+        blobs.append((sha, store.blob_size(sha)))
+    signer = key.public.id_hex
+    state = BundleState(store)
+    seq = sequence if sequence is not None else state.next_sequence(signer)
+    created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest = build_manifest(snapshot=snapshot, snapshot_id=sid, created=created, signer=signer, sequence=seq,
+                              blobs=blobs, base_snapshot=base)
+    import json
+
+    bundle_id = json.loads(manifest)["bundle_id"]
+    comment = f"airgap-mirror bundle {bundle_id} seq {seq} snapshot {sid} {'delta' if base else 'full'}"
+    signature = sign(key, manifest, comment).to_text().encode()
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sink = _PartWriter(out, split)
+    try:
+        cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
+        with cctx.stream_writer(sink, closefd=False) as zw:
+            with tarfile.open(fileobj=zw, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+                tar.addfile(_tarinfo(MANIFEST, len(manifest)), io.BytesIO(manifest))
+                tar.addfile(_tarinfo(SIGNATURE, len(signature)), io.BytesIO(signature))
+                for sha, size in blobs:
+                    with open(store.blob_path(sha), "rb") as fh:
+                        tar.addfile(_tarinfo(blob_member(sha), size), _Counting(fh, on_bytes))
+        parts = sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+    result = CreateResult(bundle_id=bundle_id, sequence=seq, signer=signer, snapshot_id=sid, base_snapshot=base,
+                          blobs=len(blobs), blob_bytes=sum(n for _, n in blobs), bundle_bytes=sink.total)
+    # Detached signatures of every part, and of the whole stream, for `minisign -V` at the transfer station.
+    sigs: list[tuple[Path, bytes]] = []
+    for i, (path, digest) in enumerate(parts, start=1):
+        what = f"part {i} of {len(parts)}" if split is not None else "bundle"
+        sigs.append((path.with_name(path.name + ".minisig"),
+                     sign_digest(key, digest, f"airgap-mirror {bundle_id} {what}").to_text().encode()))
+    if split is not None:
+        sigs.append((out.with_name(out.name + ".minisig"),
+                     sign_digest(key, sink.whole.digest(), f"airgap-mirror {bundle_id} whole ({len(parts)} parts concatenated)").to_text().encode()))
+    for path, _ in parts:
+        os.replace(path.with_name(path.name + ".partial"), path)
+        result.files.append(path)
+    for path, data in sigs:
+        tmp = path.with_name(path.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        result.signatures.append(path)
+    state.record_export(bundle_id=bundle_id, signer=signer, sequence=seq, snapshot_id=sid, base=base, path=out)
+    return result
+
+
+class _Counting(io.RawIOBase):
+    def __init__(self, fh: io.BufferedReader, on_bytes: Callable[[int], None]) -> None:
+        self.fh, self.on_bytes = fh, on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+        data = self.fh.read(n)
+        self.on_bytes(len(data))
+        return data
+
+
