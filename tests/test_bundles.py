@@ -17,7 +17,7 @@ import pytest
 import zstandard
 
 from bundles.errors import BaseMissingError, BundleFormatError, ReplayError, SignatureError
-from bundles.format import MANIFEST, SIGNATURE, blob_member
+from bundles.format import blob_member
 from bundles.importer import import_bundle, verify_bundle
 from bundles.keys import generate
 from bundles.reader import bundle_parts
