@@ -203,6 +203,7 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         with cctx.stream_writer(sink, closefd=False) as zw:
             with tarfile.open(fileobj=zw, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
+                tar.copybufsize = 1 << 20  # (16 KiB by default: a write per 16 KiB into the compressor)
                 tar.addfile(_tarinfo(MANIFEST, len(manifest)), io.BytesIO(manifest))
                 tar.addfile(_tarinfo(SIGNATURE, len(signature)), io.BytesIO(signature))
                 for sha, size in blobs:

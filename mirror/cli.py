@@ -14,9 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 
 from .config import EXAMPLE_CONFIG, Config, load_config
 from .errors import ConfigError, MirrorError
-from .resolve import IndexConfig
 from .store import open_store
-from .sync import SyncOptions, run_sync
 
 app = typer.Typer(
     name="mirror",
@@ -138,6 +136,9 @@ def sync(
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under [apps] paths in mirror.toml")
             raise typer.Exit(2)
+        from .resolve import IndexConfig
+        from .sync import SyncOptions, run_sync
+
         opts = SyncOptions(
             apps=app_dirs,
             pythons=tuple(python or cfg.pythons),

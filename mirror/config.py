@@ -14,9 +14,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 from .errors import ConfigError
-from .resolve import PUBLIC_INDEX
-from .sync import DEFAULT_INSTALLERS
-from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON
+from .defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
 
 __all__ = ["Config", "load_config", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
 

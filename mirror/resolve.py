@@ -27,7 +27,7 @@ from .urls import redact
 
 __all__ = ["IndexConfig", "PinnedFile", "Pin", "uv_compile", "select_files", "uv_binary", "clean_env"]
 
-PUBLIC_INDEX = "https://pypi.org/simple"
+from .defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,7 +27,7 @@ from .urls import strip_credentials
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
 
 SNAPSHOT_FORMAT = 1
-DEFAULT_INSTALLERS = ("pip", "setuptools", "wheel")
+from .defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
 _MAX_BUILD_DEPTH = 8
 
 

@@ -18,8 +18,7 @@ from .errors import ConfigError
 
 __all__ = ["PythonTarget", "parse_python_version", "DEFAULT_PYTHON", "DEFAULT_PLATFORM"]
 
-DEFAULT_PYTHON = "3.11"
-DEFAULT_PLATFORM = "manylinux_2_28_x86_64"
+from .defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
 
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_([a-z0-9_]+)")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}

@@ -125,9 +125,61 @@ def bench_apt(app: Path, distro: str, arch: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_bundle(apt_app: Path) -> None:
+    """Bundle create / verify / import vs tar | zstd on the same blobs; and which zstd level pays."""
+    work = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
+    app = work / "apps" / "mixed"
+    shutil.copytree(ROOT / "examples" / "dash-app", app)
+    for name in ("Aptfile", "packages.txt"):
+        if (apt_app / name).is_file():
+            shutil.copy(apt_app / name, app / name)
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    store = work / "store"
+    t, p = timed(mirror + ["sync", str(app), "--store", str(store), "--json"])
+    if p.returncode != 0:
+        print("bundle bench: sync failed:", p.stderr[-300:])
+        return
+    timed(mirror + ["keygen", "--out", str(work / "k")])
+    blob_root = store / "store-v1" / "blobs"
+    raw = sum(f.stat().st_size for f in blob_root.rglob("*") if f.is_file())
+    print(f"\n== Bundles: {sum(1 for f in blob_root.rglob('*') if f.is_file())} blobs, {raw / 1e6:.1f} MB "
+          f"(wheels, sdists, .debs of examples/dash-app + {apt_app.name}'s Aptfile)")
+    t_tar, _ = timed(["bash", "-c", f"tar -C {blob_root} -cf - . | zstd -q -T0 -3 -o {work}/peer.tar.zst"])
+    size_tar = (work / "peer.tar.zst").stat().st_size
+    print(f"tar | zstd -T0 -3                 : {t_tar:6.2f} s  {size_tar / 1e6:7.1f} MB")
+    best = None
+    for level in (1, 3, 9):
+        out = work / f"b{level}.bundle"
+        t_c, c = timed(mirror + ["bundle", "create", "--store", str(store), "--key", str(work / "k.key"), "-o", str(out),
+                                 "--level", str(level), "--sequence", str(level)])
+        if c.returncode != 0:
+            print("bundle create failed:", c.stderr[-300:])
+            return
+        size = out.stat().st_size
+        print(f"mirror bundle create --level {level:<2}   : {t_c:6.2f} s  {size / 1e6:7.1f} MB  ({size / raw:.1%} of raw;"
+              f" time ratio vs tar|zstd {t_c / t_tar:4.2f}x)")
+        if level == 3:
+            best = (out, t_c)
+    assert best is not None
+    out, t_create = best
+    t_ver, v = timed(mirror + ["bundle", "verify", str(out), "--trust", str(work / "k.pub")])
+    t_peer_ver, _ = timed(["bash", "-c", f"zstd -q -dc {work}/peer.tar.zst | tar -tf - > /dev/null"])
+    t_mini, _ = timed(["minisign", "-Vqm", str(out), "-p", str(work / "k.pub")])
+    print(f"mirror bundle verify (signature + every sha256): {t_ver:6.2f} s   zstd -dc | tar -t (no hashes): "
+          f"{t_peer_ver:6.2f} s   ratio {t_ver / t_peer_ver:4.2f}x;  minisign -V of the file: {t_mini:5.2f} s"
+          + ("" if v.returncode == 0 else "  VERIFY FAILED"))
+    t_imp, i = timed(mirror + ["bundle", "import", str(out), "--store", str(work / "inside"), "--trust", str(work / "k.pub"),
+                               "--no-publish"])
+    (work / "peer-x").mkdir()
+    t_peer_imp, _ = timed(["bash", "-c", f"zstd -q -dc {work}/peer.tar.zst | tar -xf - -C {work}/peer-x"])
+    print(f"mirror bundle import (verify + ingest): {t_imp:6.2f} s   zstd -dc | tar -x: {t_peer_imp:6.2f} s   "
+          f"ratio {t_imp / t_peer_imp:4.2f}x" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sections", nargs="*", default=["python", "apt"], help="python, apt")
+    ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle"], help="python, apt, bundle")
     ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
                     help="app folder with an Aptfile")
     ap.add_argument("--app", type=Path, default=ROOT / "examples" / "dash-app")
@@ -136,6 +188,8 @@ def main() -> None:
     args = ap.parse_args()
     if "apt" in args.sections:
         bench_apt(Path(args.apt_app), "bookworm", "amd64")
+    if "bundle" in args.sections:
+        bench_bundle(Path(args.apt_app))
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
 
