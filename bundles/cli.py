@@ -189,7 +189,7 @@ def register(app: typer.Typer) -> None:
             sid = snapshot or st.ref("current")
             total = sum(st.blob_size(s) for s in referenced_blobs(st.load_snapshot(sid)) if st.has_blob(s)) if sid else None
             progress, advance = _progress(_interactive(as_json), total, "bundling")
-            with progress:
+            with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
                                        sequence=sequence, snapshot_id=snapshot, level=level, on_bytes=advance)
         except MirrorError as exc:
@@ -265,7 +265,7 @@ def register(app: typer.Typer) -> None:
             st = open_store(_store_root(store), create=True)
             keys = _trusted(store, trust)
             progress, advance = _progress(_interactive(as_json), None, "importing")
-            with progress:
+            with progress, st.lock("bundle import"):
                 result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish, on_bytes=advance)
         except MirrorError as exc:
             raise _fail(exc) from exc

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import EXAMPLE_CONFIG, Config, load_config
-from .errors import ConfigError, MirrorError
+from .errors import ConfigError, MirrorError, StoreError
 from .store import open_store
 
 app = typer.Typer(
@@ -119,6 +119,8 @@ def sync(
     with_recommends: Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")] = False,
     apt_base: Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (the suite's required packages) or 'none' (mirror the complete closure).")] = None,
     apt_base_status: Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image: its packages are not mirrored.")] = None,
+    detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) if any app failed, even though the others were recorded.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
@@ -153,7 +155,8 @@ def sync(
         )
         st = open_store(root, create=True)
         with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:
-            result = run_sync(st, opts, reporter=rep)
+            with st.lock("sync"):
+                result = run_sync(st, opts, reporter=rep)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     if as_json:
@@ -175,7 +178,9 @@ def sync(
             f"snapshot {(result.snapshot_id or '-')[:16]}" + (" (unchanged)" if not result.changed and result.snapshot_id else ""),
             highlight=False,
         )
-    raise typer.Exit(0 if result.ok else 1)
+    if not result.ok:
+        raise typer.Exit(1)
+    raise typer.Exit((2 if result.changed else 0) if detailed_exit_code else 0)
 
 
 @app.command()
@@ -189,7 +194,8 @@ def publish(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt =
     try:
         _, root = _config(config, store)
         st = open_store(root)
-        tree = do_publish(st)
+        with st.lock("publish", wait=60):
+            tree = do_publish(st)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     if as_json:
@@ -218,7 +224,11 @@ def serve(
         cfg, root = _config(config, store)
         st = open_store(root)
         if st.ref("current") and published_snapshot(st) != st.ref("current"):
-            do_publish(st)
+            try:
+                with st.lock("publish"):
+                    do_publish(st)
+            except StoreError as exc:  # a sync or import is running: serve what is published
+                console.print(f"[yellow]warning:[/] not republishing now: {exc}")
         server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=access_log)
     except MirrorError as exc:
         raise fail_with(exc) from exc
@@ -290,6 +300,128 @@ Suites: {' '.join(dists)}
 Components: main
 Signed-By: /etc/apt/keyrings/airgap-mirror.asc
 """)
+
+
+@app.command()
+def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the store's snapshots: id, time, how it came (sync or import), apps, targets, files, bytes.
+
+    Example: `mirror snapshots --store /srv/mirror-store`
+    """
+    from .history import list_snapshots
+
+    try:
+        _, root = _config(config, store)
+        rows = list_snapshots(open_store(root))
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        print(f"{'*' if r['current'] else ' '} {r['id'][:16]}  {r['created']}  {r['origin']:<6}  apps {r.get('apps', '-'):>3}"
+              f"  targets {r.get('targets', '-'):>2}  files {r.get('files', '-'):>5}  {r.get('bytes', 0) / 1e6:8.1f} MB")
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="Snapshot id (prefix), current, previous or last-exported.")] = "previous",
+    new: Annotated[str, typer.Argument(help="Snapshot id (prefix), current, previous or last-exported.")] = "current",
+    store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Show what changed between two snapshots, per app and target, and the bytes a delta would carry.
+
+    Example: `mirror diff last-exported current` (review before `mirror bundle create --since last-exported`)
+    """
+    from .history import diff_snapshots, resolve_snapshot
+
+    try:
+        _, root = _config(config, store)
+        st = open_store(root)
+        d = diff_snapshots(st, resolve_snapshot(st, old), resolve_snapshot(st, new))
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+    if as_json:
+        print(json.dumps(d.to_dict(), indent=2))
+        return
+    print(f"{d.old[:16]} → {d.new[:16]}")
+    for app_name, per in d.changes.items():
+        print(f"{app_name}:")
+        for tid, c in per.items():
+            print(f"  {tid}:")
+            for n, v in c.get("added", []):
+                print(f"    + {n} {v}")
+            for n, v in c.get("removed", []):
+                print(f"    - {n} {v}")
+            for n, a, b in c.get("changed", []):
+                print(f"    ~ {n} {a} → {b}")
+    if not d.changes:
+        print("no package changes")
+    print(f"a delta bundle carries {d.files_to_carry} files, {d.bytes_to_carry / 1e6:.1f} MB")
+
+
+@app.command()
+def verify(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Re-hash every blob (in parallel) and check catalog, snapshots and the published tree agree.
+
+    Example: `mirror verify --store /srv/mirror-store` (exit 0 only if the store is whole)
+    """
+    from .health import verify_store
+
+    try:
+        _, root = _config(config, store)
+        st = open_store(root)
+        with st.db() as db:
+            total = db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0]
+        rep = _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI"))
+        with rep:
+            rep.phase("verifying", total or None)
+            report = verify_store(st, on_bytes=rep.advance)
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for sha in report.corrupt:
+            console.print(f"[red]corrupt blob[/] {sha} (its content does not match its name)", highlight=False)
+        for sha, users in report.missing.items():
+            console.print(f"[red]missing blob[/] {sha}, needed by snapshot {'; '.join(users)}", highlight=False)
+        for sid in report.bad_snapshots:
+            console.print(f"[red]damaged snapshot[/] {sid}", highlight=False)
+        for p in report.problems:
+            console.print(f"[yellow]{p}[/]", highlight=False)
+        console.print(f"{report.blobs_checked} blobs, {report.bytes_checked / 1e6:.1f} MB checked: "
+                      + ("store is whole" if report.ok else "PROBLEMS FOUND (outside: `mirror sync --refresh` re-fetches"
+                         " missing files; inside: re-import the bundle that brought them)"), highlight=False)
+    raise typer.Exit(0 if report.ok else 5)
+
+
+@app.command()
+def gc(
+    keep: Annotated[int, typer.Option("--keep", help="Keep this many newest snapshots (and the current, published and last exported ones).")] = 5,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Remove snapshots beyond --keep and every blob no kept snapshot needs.
+
+    Example: `mirror gc --keep 10 --dry-run`
+    """
+    from .health import collect_garbage
+
+    try:
+        _, root = _config(config, store)
+        st = open_store(root)
+        with st.lock("gc"):
+            report = collect_garbage(st, keep=keep, dry_run=dry_run)
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        verb = "would remove" if dry_run else "removed"
+        console.print(f"{verb} {len(report.removed_snapshots)} snapshots, {report.removed_blobs} blobs"
+                      f" ({report.removed_bytes / 1e6:.1f} MB), {report.removed_temp} temp files;"
+                      f" kept {len(report.kept_snapshots)} snapshots", highlight=False)
 
 
 def _register_extensions() -> None:

@@ -96,6 +96,36 @@ class Store:
             db.executescript(_SCHEMA)
         return self
 
+    @contextlib.contextmanager
+    def lock(self, what: str, *, wait: float = 0.0) -> Iterator[None]:
+        """The store's writer lock (sync, import, publish, gc); readers never take it.
+
+        An flock on store-v1/lock: released by the kernel when the holder exits, even on kill -9,
+        so a crashed run never leaves the store locked."""
+        import fcntl
+        import time
+
+        self.base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.base / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+                        raise StoreError(f"the store at {self.root} is busy: {holder} holds its lock;"
+                                         f" `mirror {what}` did not start (run it again when that finishes)") from None
+                    time.sleep(0.2)
+            info = f"`mirror {what}` (pid {os.getpid()}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')})"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
     def exists(self) -> bool:
         return (self.base / "catalog.sqlite").is_file()
 

@@ -40,11 +40,12 @@ def gap(upstream, debian_upstream, tmp_path_factory):
     make_wheel(upstream.root / "files", "beta", "3.0")
     write_simple_index(upstream.root / "files", upstream.root / "simple")
     second = json.loads(run_mirror("sync", "--config", cfg, "--json", "--refresh").stdout)
+    diff = json.loads(run_mirror("diff", first["snapshot"][:12], "current", "--config", cfg, "--json").stdout)
     delta = json.loads(run_mirror("bundle", "create", "--store", str(work / "outside"), "--key", str(work / "keys" / "site.key"),
                                   "-o", str(work / "media" / "delta.bundle"), "--since", "last-exported", "--json").stdout)
     py_up.stop()
     deb_up.stop()
-    yield {"work": work, "first": first, "second": second, "full": full, "delta": delta}
+    yield {"work": work, "first": first, "second": second, "full": full, "delta": delta, "diff": diff}
     for f in (upstream.root / "files").glob("beta-3.0*"):
         f.unlink()
     write_simple_index(upstream.root / "files", upstream.root / "simple")
@@ -55,6 +56,10 @@ def test_bundles_are_what_was_synced(gap):
     assert len(gap["full"]["files"]) >= 2  # split into 1 MiB parts
     assert gap["delta"]["base"] == gap["first"]["snapshot"] and gap["delta"]["snapshot"] == gap["second"]["snapshot"]
     assert 1 <= gap["delta"]["blobs"] < gap["full"]["blobs"]
+    # What an admin reviews before carrying the delta: exactly the upstream change, nothing else.
+    changes = gap["diff"]["apps"]
+    assert changes == {"shop": {t: {"changed": [["beta", "2.0", "3.0"]]} for t in changes["shop"]}} and changes["shop"]
+    assert gap["diff"]["files_to_carry"] == gap["delta"]["blobs"]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,157 @@
+"""Store health: verify (re-hash every blob, check catalog, snapshots and the published tree agree)
+and garbage collection (remove what no kept snapshot needs)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .snapshots import referenced_blobs
+from .store import Store
+
+__all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport"]
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    blobs_checked: int = 0
+    bytes_checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)  # sha → snapshots (and apps) needing it
+    bad_snapshots: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.corrupt or self.missing or self.bad_snapshots or self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "blobs_checked": self.blobs_checked, "bytes_checked": self.bytes_checked,
+                "corrupt": self.corrupt, "missing": self.missing, "bad_snapshots": self.bad_snapshots,
+                "problems": self.problems}
+
+
+def _hash_file(path: os.PathLike[str]) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while k := fh.readinto(buf):
+            h.update(view[:k])
+            n += k
+    return h.hexdigest(), n
+
+
+def _users(snapshot: dict[str, Any], sha: str) -> list[str]:
+    apps = []
+    for name, app in snapshot.get("apps", {}).items():
+        for section in app.values():
+            if isinstance(section, dict):
+                for t in section.values():
+                    if isinstance(t, dict) and (sha in t.get("files", []) or sha in (t.get("pylock"), t.get("requirements_lock"))):
+                        apps.append(name)
+    return sorted(set(apps))
+
+
+def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None] = lambda n: None) -> VerifyReport:
+    report = VerifyReport()
+    blobs = [p for p in store.blobs.glob("??/*") if p.is_file()]
+    workers = jobs or min(8, (os.cpu_count() or 2))
+    # hashlib releases the GIL on large updates: threads hash files in parallel.
+    with cf.ThreadPoolExecutor(max_workers=workers) as pool:
+        for path, (digest, size) in zip(blobs, pool.map(_hash_file, blobs)):
+            report.blobs_checked += 1
+            report.bytes_checked += size
+            on_bytes(size)
+            if digest != path.name or path.parent.name != path.name[:2]:
+                report.corrupt.append(path.name)
+    present = {p.name for p in blobs}
+    for snap_path in sorted(store.snapshots.glob("*.json")):
+        sid = snap_path.stem
+        data = snap_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sid:
+            report.bad_snapshots.append(sid)
+            continue
+        snapshot = json.loads(data)
+        for sha in referenced_blobs(snapshot):
+            if sha not in present:
+                report.missing.setdefault(sha, []).append(f"{sid[:16]} ({', '.join(_users(snapshot, sha)) or 'shared'})")
+    cur = store.ref("current")
+    if cur and not (store.snapshots / f"{cur}.json").is_file():
+        report.problems.append(f"refs/current names snapshot {cur}, which is missing")
+    with store.db() as db:
+        rows = db.execute("SELECT sha256 FROM blobs").fetchall()
+    lost = [r[0] for r in rows if r[0] not in present and r[0] not in report.missing]
+    if lost:
+        report.problems.append(f"{len(lost)} blobs in the catalog are not on disk (no snapshot needs them; `mirror gc` forgets them)")
+    tree = store.published / "current"
+    if tree.is_symlink() and not tree.resolve().is_dir():
+        report.problems.append("published/current points at a tree that does not exist: run `mirror publish`")
+    return report
+
+
+@dataclass(slots=True)
+class GcReport:
+    kept_snapshots: list[str] = field(default_factory=list)
+    removed_snapshots: list[str] = field(default_factory=list)
+    removed_blobs: int = 0
+    removed_bytes: int = 0
+    removed_temp: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "kept_snapshots": self.kept_snapshots, "removed_snapshots": self.removed_snapshots,
+                "removed_blobs": self.removed_blobs, "removed_bytes": self.removed_bytes, "removed_temp": self.removed_temp}
+
+
+def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> GcReport:
+    """Keep the newest `keep` snapshots, the current one, the published one and the last exported one;
+    remove every other snapshot, every blob none of the kept ones references, and leftover temp files.
+    Call with the store lock held."""
+    from .history import list_snapshots
+    from .publish import published_snapshot
+
+    report = GcReport(dry_run=dry_run)
+    snaps = [s["id"] for s in list_snapshots(store)]
+    keep_ids = set(snaps[-keep:]) if keep > 0 else set()
+    keep_ids |= {x for x in (store.ref("current"), published_snapshot(store)) if x}
+    with store.db() as db:
+        try:
+            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC LIMIT 1").fetchone()
+            if row:
+                keep_ids.add(row[0])  # the base of the next delta
+        except Exception:  # noqa: BLE001 - no exports table: nothing exported
+            pass
+    needed: set[str] = set()
+    for sid in keep_ids:
+        if (store.snapshots / f"{sid}.json").is_file():
+            needed.update(referenced_blobs(store.load_snapshot(sid)))
+    report.kept_snapshots = sorted(keep_ids)
+    for sid in snaps:
+        if sid not in keep_ids:
+            report.removed_snapshots.append(sid)
+            if not dry_run:
+                (store.snapshots / f"{sid}.json").unlink(missing_ok=True)
+                with store.db() as db:
+                    db.execute("DELETE FROM snapshots WHERE id = ?", (sid,))
+    for path in store.blobs.glob("??/*"):
+        if path.name not in needed:
+            report.removed_blobs += 1
+            report.removed_bytes += path.stat().st_size
+            if not dry_run:
+                path.unlink()
+                with store.db() as db:
+                    db.execute("DELETE FROM blobs WHERE sha256 = ?", (path.name,))
+                    db.execute("DELETE FROM pyfiles WHERE sha256 = ?", (path.name,))
+    for tmp in store.tmp.iterdir():  # leftovers of killed runs (the lock guarantees no writer is active)
+        report.removed_temp += 1
+        if not dry_run:
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    return report

@@ -1,0 +1,111 @@
+"""Snapshot history and review: listing snapshots and the difference between two, per app and target."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InputError
+from .snapshots import referenced_blobs
+from .store import Store
+
+__all__ = ["list_snapshots", "resolve_snapshot", "diff_snapshots", "SnapshotDiff"]
+
+
+def list_snapshots(store: Store) -> list[dict[str, Any]]:
+    import json
+
+    with store.db() as db:
+        rows = db.execute("SELECT id, created, origin, summary FROM snapshots ORDER BY created, rowid").fetchall()
+    current = store.ref("current")
+    return [{"id": r[0], "created": r[1], "origin": r[2], "current": r[0] == current, **json.loads(r[3] or "{}")}
+            for r in rows if (store.snapshots / f"{r[0]}.json").is_file()]
+
+
+def resolve_snapshot(store: Store, name: str) -> str:
+    """`current`, `previous` (the one before current), `last-exported`, or a unique id prefix → id."""
+    if name == "current":
+        sid = store.ref("current")
+        if sid is None:
+            raise InputError("the store has no snapshot yet")
+        return sid
+    if name == "previous":
+        ids = [s["id"] for s in list_snapshots(store)]
+        cur = store.ref("current")
+        before = ids[: ids.index(cur)] if cur in ids else ids[:-1]
+        if not before:
+            raise InputError("there is no snapshot before the current one")
+        return before[-1]
+    if name == "last-exported":
+        with store.db() as db:
+            try:
+                row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
+            except Exception:  # noqa: BLE001 - table absent: nothing exported yet
+                row = None
+        if not row:
+            raise InputError("this store has not exported a bundle yet")
+        return row[0]
+    matches = [p.stem for p in store.snapshots.glob(f"{name.lower()}*.json")] if name.isalnum() else []
+    if len(matches) != 1:
+        raise InputError(f"{name!r} names {'no' if not matches else len(matches)} snapshots: give more of the id"
+                         " (see `mirror snapshots`), or current / previous / last-exported")
+    return matches[0]
+
+
+@dataclass(slots=True)
+class SnapshotDiff:
+    old: str
+    new: str
+    changes: dict[str, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)  # app → target → kind → items
+    bytes_to_carry: int = 0
+    files_to_carry: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"old": self.old, "new": self.new, "apps": self.changes, "bytes_to_carry": self.bytes_to_carry,
+                "files_to_carry": self.files_to_carry}
+
+
+def _packages(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {p[0]: p[1] for p in entry.get("packages", [])}
+
+
+def _compare(old: dict[str, str], new: dict[str, str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    added = sorted((n, v) for n, v in new.items() if n not in old)
+    removed = sorted((n, v) for n, v in old.items() if n not in new)
+    changed = sorted((n, old[n], v) for n, v in new.items() if n in old and old[n] != v)
+    if added:
+        out["added"] = [list(a) for a in added]
+    if removed:
+        out["removed"] = [list(r) for r in removed]
+    if changed:
+        out["changed"] = [list(c) for c in changed]
+    return out
+
+
+def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
+    """Per app and target: Python and Debian packages added, removed, changed (old → new version)."""
+    old, new = store.load_snapshot(old_id), store.load_snapshot(new_id)
+    diff = SnapshotDiff(old=old_id, new=new_id)
+    for app in sorted(set(old.get("apps", {})) | set(new.get("apps", {}))):
+        o, n = old.get("apps", {}).get(app, {}), new.get("apps", {}).get(app, {})
+        per: dict[str, dict[str, list[Any]]] = {}
+        for tid in sorted(set(o.get("targets", {})) | set(n.get("targets", {}))):
+            c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
+            if c:
+                per[tid] = c
+        for section in sorted(k for k in set(o) | set(n) if k not in ("targets", "conda_not_mirrored")):
+            osec, nsec = o.get(section, {}) or {}, n.get(section, {}) or {}
+            for tid in sorted(set(osec) | set(nsec)):
+                c = _compare(_packages(osec.get(tid, {})), _packages(nsec.get(tid, {})))
+                if c:
+                    per[f"{section}:{tid}"] = c
+        if per:
+            diff.changes[app] = per
+    have = referenced_blobs(old)
+    for sha, size in referenced_blobs(new).items():
+        if sha not in have:
+            diff.files_to_carry += 1
+            diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)
+    return diff

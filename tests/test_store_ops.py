@@ -1,0 +1,95 @@
+"""Store operations: snapshots and diff, verify (fsck), gc, and the writer lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mirror.health import collect_garbage, verify_store
+from mirror.history import diff_snapshots, list_snapshots, resolve_snapshot
+from mirror.store import Store
+from tests.conftest import clean_env
+from tests.test_bundles import _snapshot
+from tests.test_e2e_python import run_mirror
+
+
+def _pins(store: Store, sid: str, pins: dict[str, str]) -> str:
+    snap = store.load_snapshot(sid)
+    snap["apps"]["app"]["targets"] = {"cp311-x": {"packages": [[n, v] for n, v in sorted(pins.items())], "files": []}}
+    return store.put_snapshot(snap, origin="sync")
+
+
+def test_snapshots_and_diff(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s").create()
+    a = _pins(store, _snapshot(store, [b"one", b"two"]), {"beta": "2.0", "gone": "1.0", "same": "1"})
+    b = _pins(store, _snapshot(store, [b"one", b"three" * 1000]), {"beta": "3.0", "new": "0.1", "same": "1"})
+    rows = list_snapshots(store)
+    ids = [r["id"] for r in rows]
+    assert ids.index(a) < ids.index(b) == len(ids) - 1 and rows[-1]["current"] and rows[-1]["origin"] == "sync"
+    assert resolve_snapshot(store, "previous") == ids[-2] and resolve_snapshot(store, a[:10]) == a
+    d = diff_snapshots(store, a, b)
+    assert d.changes == {"app": {"cp311-x": {"added": [["new", "0.1"]], "removed": [["gone", "1.0"]],
+                                             "changed": [["beta", "2.0", "3.0"]]}}}
+    assert d.files_to_carry == 1 and d.bytes_to_carry == 5000
+    out = run_mirror("diff", a[:12], "current", "--store", str(store.root)).stdout
+    assert "~ beta 2.0 → 3.0" in out and "+ new 0.1" in out and "- gone 1.0" in out
+
+
+def test_verify_names_corrupt_and_missing_blobs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s").create()
+    _snapshot(store, [b"alpha" * 100, b"beta" * 100, b"gamma" * 100])
+    assert verify_store(store).ok
+    blobs = sorted(p for p in store.blobs.glob("??/*"))
+    os.chmod(blobs[0], 0o644)
+    data = bytearray(blobs[0].read_bytes())
+    data[10] ^= 1
+    blobs[0].write_bytes(bytes(data))
+    blobs[1].unlink()
+    report = verify_store(store)
+    assert not report.ok
+    assert report.corrupt == [blobs[0].name]
+    assert list(report.missing) == [blobs[1].name]
+    proc = run_mirror("verify", "--store", str(store.root), check=False)
+    assert proc.returncode == 5
+    assert f"corrupt blob {blobs[0].name}" in proc.stderr and f"missing blob {blobs[1].name}" in proc.stderr
+
+
+def test_gc_keeps_what_kept_snapshots_need(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s").create()
+    old = _snapshot(store, [b"shared", b"only-old"])
+    time.sleep(1.1)  # snapshots are ordered by their creation time (seconds)
+    new = _snapshot(store, [b"shared", b"only-new"])
+    (store.tmp / "in-leftover").write_bytes(b"x")
+    dry = collect_garbage(store, keep=1, dry_run=True)
+    assert dry.removed_snapshots == [old] and dry.removed_blobs == 1 and dry.removed_temp == 1
+    assert (store.snapshots / f"{old}.json").exists() and (store.tmp / "in-leftover").exists()
+    rep = collect_garbage(store, keep=1)
+    assert rep.kept_snapshots == [new]
+    import hashlib
+    assert not store.has_blob(hashlib.sha256(b"only-old").hexdigest())
+    assert store.has_blob(hashlib.sha256(b"shared").hexdigest()) and store.has_blob(hashlib.sha256(b"only-new").hexdigest())
+    assert verify_store(store).ok
+    assert not (store.snapshots / f"{old}.json").exists()
+
+
+def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s").create()
+    _snapshot(store, [b"x"])
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from mirror.store import Store; s = Store(sys.argv[1]);\n"
+        "with s.lock('sync'):\n print('locked', flush=True); time.sleep(30)"), str(store.root)],
+        stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = run_mirror("gc", "--store", str(store.root), check=False)
+        assert proc.returncode == 6
+        assert "is busy: `mirror sync` (pid" in proc.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel released the lock with the killed holder.
+    assert json.loads(run_mirror("gc", "--store", str(store.root), "--json").stdout)["removed_blobs"] == 0
