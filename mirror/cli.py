@@ -120,7 +120,6 @@ def sync(
     apt_base: Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (the suite's required packages) or 'none' (mirror the complete closure).")] = None,
     apt_base_status: Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image: its packages are not mirrored.")] = None,
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1) if any app failed, even though the others were recorded.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.

@@ -5,6 +5,7 @@ served → real pip and real apt-get install the apps from the inside server alo
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import shutil
 import subprocess
 
@@ -117,3 +118,25 @@ def test_delta_then_replay(gap, inside, tmp_path):
     replay = run_mirror("bundle", "import", str(old), "--store", str(store), check=False)
     assert replay.returncode == 5 and "refused as a replay" in replay.stderr
     assert (store / "store-v1" / "refs" / "current").read_text().strip() == gap["second"]["snapshot"]
+
+
+def test_nightly_job(upstream, tmp_path):
+    """scripts/nightly: a first run bundles everything, an unchanged rerun bundles nothing."""
+    import os
+    import sys
+
+    app = tmp_path / "apps" / "shop"
+    shutil.copytree(DATA / "apps" / "shop", app)
+    (tmp_path / "mirror.toml").write_text(
+        f'[apps]\npaths = ["apps/*"]\n[python]\nindex-url = "{upstream.url}/simple"\nplatforms = ["{X86}"]\ninstallers = []\n')
+    run_mirror("keygen", "--out", str(tmp_path / "site"))
+    env = clean_env(MIRROR_STORE=str(tmp_path / "store"), MIRROR_KEY=str(tmp_path / "site.key"), MIRROR_OUT=str(tmp_path / "out"),
+                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m mirror.cli")
+    script = str(Path(__file__).parents[1] / "scripts" / "nightly")
+    first = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "changed" in first.stdout and "full bundle" in first.stdout
+    second = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert second.returncode == 0 and "unchanged" in second.stdout, second.stdout + second.stderr
+    assert len(list((tmp_path / "out").glob("*.bundle"))) == 1
+    assert os.path.exists(tmp_path / "out" / (next((tmp_path / "out").glob("*.bundle")).name + ".minisig"))
