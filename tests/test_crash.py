@@ -1,0 +1,92 @@
+"""Crash safety with real processes: sync and import killed with SIGKILL at random moments; after
+each kill the store verifies, and a rerun completes with the same result as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bundles.keys import generate
+from bundles.writer import create_bundle
+from mirror.store import Store
+from tests.conftest import DATA, X86, clean_env
+from tests.test_bundles import _snapshot
+from tests.test_e2e_python import run_mirror
+
+MIRROR = [sys.executable, "-m", "mirror.cli"]
+
+
+def _kill_after(cmd: list[str], delay: float) -> bool:
+    """Run cmd, SIGKILL it after `delay` seconds; True if it was still running when killed."""
+    proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    alive = proc.poll() is None
+    if alive:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return alive
+
+
+def _verify_ok(store: Path) -> None:
+    if not (store / "store-v1" / "catalog.sqlite").exists():
+        return  # killed before the store existed: nothing to check
+    report = json.loads(run_mirror("verify", "--store", str(store), "--json", check=False).stdout)
+    assert report["ok"], report
+
+
+def test_sync_killed_at_random_moments(upstream, tmp_path: Path) -> None:
+    def sync_cmd(store: Path) -> list[str]:
+        return [*MIRROR, "sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11",
+                "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", "pip", "--json"]
+
+    t0 = time.monotonic()
+    reference = json.loads(subprocess.run(sync_cmd(tmp_path / "ref"), env=clean_env(), capture_output=True,
+                                          text=True, check=True).stdout)["snapshot"]
+    duration = time.monotonic() - t0
+    rng = random.Random(20261121)
+    killed = 0
+    for i in range(8):
+        store = tmp_path / f"s{i}"
+        killed += _kill_after(sync_cmd(store), rng.uniform(0.3, duration * 0.95))
+        _verify_ok(store)
+        rerun = json.loads(subprocess.run(sync_cmd(store), env=clean_env(), capture_output=True, text=True,
+                                          check=True).stdout)
+        assert rerun["ok"] and rerun["snapshot"] == reference
+        _verify_ok(store)
+    assert killed >= 6, "most kills must land while the sync runs"
+
+
+def test_import_killed_at_random_moments(tmp_path: Path) -> None:
+    outside = Store(tmp_path / "outside").create()
+    sid = _snapshot(outside, [os.urandom(512 << 10) for _ in range(80)])
+    key = generate()
+    bundle = tmp_path / "b.bundle"
+    create_bundle(outside, key, bundle, sequence=1, level=1)
+    pub = tmp_path / "k.pub"
+    pub.write_text(key.public.to_text())
+
+    def import_cmd(store: Path) -> list[str]:
+        return [*MIRROR, "bundle", "import", str(bundle), "--store", str(store), "--trust", str(pub), "--no-publish"]
+
+    t0 = time.monotonic()
+    subprocess.run(import_cmd(tmp_path / "ref"), env=clean_env(), check=True, capture_output=True)
+    duration = time.monotonic() - t0
+    rng = random.Random(7)
+    store = tmp_path / "inside"  # one store, killed again and again: each rerun continues the last
+    killed = 0
+    for _ in range(12):
+        killed += _kill_after(import_cmd(store), rng.uniform(0.2, duration))
+        _verify_ok(store)
+        s = Store(store)
+        if s.exists():
+            assert s.ref("current") in (None, sid)
+    subprocess.run(import_cmd(store), env=clean_env(), check=True, capture_output=True)
+    assert Store(store).ref("current") == sid
+    _verify_ok(store)
+    assert killed >= 6
