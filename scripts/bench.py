@@ -174,6 +174,12 @@ def bench_bundle(apt_app: Path) -> None:
     t_peer_imp, _ = timed(["bash", "-c", f"zstd -q -dc {work}/peer.tar.zst | tar -xf - -C {work}/peer-x"])
     print(f"mirror bundle import (verify + ingest): {t_imp:6.2f} s   zstd -dc | tar -x: {t_peer_imp:6.2f} s   "
           f"ratio {t_imp / t_peer_imp:4.2f}x" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
+    # Store health: mirror verify against sha256sum over the same blobs (page cache warm for both).
+    t_sum, _ = timed(["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
+    t_sum, _ = timed(["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
+    t_v, vv = timed(mirror + ["verify", "--store", str(store)])
+    print(f"mirror verify (every blob + catalog + snapshots): {t_v:6.2f} s   sha256sum (2 processes): {t_sum:6.2f} s"
+          f"   ratio {t_v / t_sum:4.2f}x" + ("" if vv.returncode == 0 else "  VERIFY FAILED"))
     shutil.rmtree(work, ignore_errors=True)
 
 

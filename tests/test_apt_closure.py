@@ -91,3 +91,22 @@ def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
     # trusted=yes (a :repo: line's choice) skips the check on purpose
     idx = load_suite(Source(url=debian_upstream.url, suite="fixture", keyrings=(ring,), trusted=True), ["amd64"], tmp_path / "c")
     assert any(s.package == "app-tool" for s in idx.stanzas)
+
+
+def test_release_and_detached_signature_without_inrelease(debian_upstream, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import StaticServer
+
+    root = tmp_path / "archive"
+    shutil.copytree(debian_upstream.root / "dists" / "fixture", root / "dists" / "fixture")
+    (root / "dists" / "fixture" / "InRelease").unlink()
+    server = StaticServer(root)
+    try:
+        idx = load_suite(Source(url=server.url, suite="fixture", keyrings=(debian_upstream.keyring,)), ["amd64"], tmp_path / "c")
+        assert any(s.package == "app-tool" for s in idx.stanzas)
+        (root / "dists" / "fixture" / "Release.gpg").unlink()
+        with pytest.raises(Exception, match="unsigned"):
+            load_suite(Source(url=server.url, suite="fixture", keyrings=(debian_upstream.keyring,)), ["amd64"], tmp_path / "d")
+    finally:
+        server.stop()

@@ -138,3 +138,27 @@ def test_unknown_package_error_names_line_and_suggestion(debian_upstream, tmp_pa
     proc = run_mirror("sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json", check=False)
     err = json.loads(proc.stdout)["apps"][0]["error"]
     assert "a (Aptfile:2) → app-tol: no package named 'app-tol'; did you mean app-tool" in err
+
+
+def test_republish_keeps_previous_by_hash_files(apt_mirror):
+    """A client that read the old InRelease still finds the indexes it names after a republish."""
+    store, cfg = apt_mirror["store"], apt_mirror["config"]
+    aptfile = apt_mirror["work"] / "apps" / "sysapp" / "Aptfile"
+    original = aptfile.read_bytes()
+    dist = lambda: store / "published" / "current" / "debian" / "dists" / "fixture"  # noqa: E731
+    old_release = (dist() / "Release").read_text()
+    old_hashes = {line.split()[0] for line in old_release.split("SHA256:")[1].splitlines() if "binary-amd64/Packages" in line}
+    try:
+        aptfile.write_text("app-tool\n")  # a smaller closure: different Packages files
+        run_mirror("sync", "--config", cfg, "--installers", "")
+        run_mirror("publish", "--config", cfg)
+        new_release = (dist() / "Release").read_text()
+        assert new_release != old_release
+        after = {p.name for p in dist().glob("main/binary-amd64/by-hash/SHA256/*")}
+        assert old_hashes <= after
+        new_hashes = {line.split()[0] for line in new_release.split("SHA256:")[1].splitlines() if "binary-amd64/Packages" in line}
+        assert new_hashes <= after and new_hashes != old_hashes
+    finally:
+        aptfile.write_bytes(original)
+        run_mirror("sync", "--config", cfg, "--installers", "")
+        run_mirror("publish", "--config", cfg)
