@@ -58,9 +58,9 @@ class BundleState:
                        (bundle_id, signer, sequence, snapshot_id, base, _now(), str(path)))
 
     def last_exported(self) -> str | None:
-        with self.store.db() as db:
-            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
-        return row[0] if row else None
+        from mirror.history import last_exported
+
+        return last_exported(self.store)
 
     # -- inside: imports and replay protection -------------------------------------------------
     def last_sequence(self, signer: str) -> int:

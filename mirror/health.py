@@ -115,20 +115,16 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
     """Keep the newest `keep` snapshots, the current one, the published one and the last exported one;
     remove every other snapshot, every blob none of the kept ones references, and leftover temp files.
     Call with the store lock held."""
-    from .history import list_snapshots
+    from .history import last_exported, list_snapshots
     from .publish import published_snapshot
 
     report = GcReport(dry_run=dry_run)
     snaps = [s["id"] for s in list_snapshots(store)]
     keep_ids = set(snaps[-keep:]) if keep > 0 else set()
     keep_ids |= {x for x in (store.ref("current"), published_snapshot(store)) if x}
-    with store.db() as db:
-        try:
-            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC LIMIT 1").fetchone()
-            if row:
-                keep_ids.add(row[0])  # the base of the next delta
-        except Exception:  # noqa: BLE001 - no exports table: nothing exported
-            pass
+    exported = last_exported(store)
+    if exported:
+        keep_ids.add(exported)  # the base of the next delta
     needed: set[str] = set()
     for sid in keep_ids:
         if (store.snapshots / f"{sid}.json").is_file():

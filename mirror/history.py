@@ -10,7 +10,21 @@ from .errors import InputError
 from .snapshots import referenced_blobs
 from .store import Store
 
-__all__ = ["list_snapshots", "resolve_snapshot", "diff_snapshots", "SnapshotDiff"]
+__all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
+
+
+def last_exported(store: Store) -> str | None:
+    """The snapshot of the newest bundle this store exported (the base of the next delta), if any.
+
+    The table is the bundle side's (bundles/state.py); read here so the core needs no import of it."""
+    import sqlite3
+
+    with store.db() as db:
+        try:
+            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # no such table: nothing exported yet
+            return None
+    return row[0] if row else None
 
 
 def list_snapshots(store: Store) -> list[dict[str, Any]]:
@@ -38,14 +52,10 @@ def resolve_snapshot(store: Store, name: str) -> str:
             raise InputError("there is no snapshot before the current one")
         return before[-1]
     if name == "last-exported":
-        with store.db() as db:
-            try:
-                row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
-            except Exception:  # noqa: BLE001 - table absent: nothing exported yet
-                row = None
-        if not row:
+        sid = last_exported(store)
+        if sid is None:
             raise InputError("this store has not exported a bundle yet")
-        return row[0]
+        return sid
     matches = [p.stem for p in store.snapshots.glob(f"{name.lower()}*.json")] if name.isalnum() else []
     if len(matches) != 1:
         raise InputError(f"{name!r} names {'no' if not matches else len(matches)} snapshots: give more of the id"
