@@ -122,15 +122,16 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
         if digest != entry.sha256 or len(data) != entry.size:
             raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
                                  f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
-        _atomic_write(raw_path, data)
+        atomic_write(raw_path, data)
     stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"))
     for s in stanzas:
         s.fields["X-Origin"] = src.url  # where its Filename is relative to
-    _atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
+    atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
     return stanzas
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a cache file whole or not at all (temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from mirror.extensions import ExtensionOutcome, SyncContext
 from mirror.fetch import FetchItem, fetch_all, get_bytes
 from mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, fetch_release, load_suite
+from .archive import DEBIAN_KEYRING, Source, atomic_write, fetch_release, load_suite
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .index import ReleaseFile, Stanza, parse_packages
@@ -274,10 +273,7 @@ class AptSync:
             "packages": [[s.package, s.version, s.architecture] for s in stanzas],
             "files": sorted(metas),
         }
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.tmp")
-        tmp.write_text(json.dumps({"entry": entry, "files": metas}))
-        os.replace(tmp, cached)
+        atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
         return entry, metas
 
 
