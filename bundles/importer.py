@@ -92,11 +92,12 @@ def verify_bundle(paths: Sequence[Path], trusted: Sequence[PublicKey],
 def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicKey], *, allow_older: bool = False,
                   publish: bool = True, on_bytes: Callable[[int], None] = lambda n: None) -> ImportResult:
     state = BundleState(store)
+    seen: dict[str, object] = {}
 
     def admissible(manifest: Manifest, signer: PublicKey) -> None:
-        # Checked once the signature holds and before any blob is written.
-        done = state.imported(manifest.bundle_id)
-        last = state.last_sequence(signer.id_hex)
+        # Checked once the signature holds and before any blob is written (the store lock keeps it true).
+        done = seen["done"] = state.imported(manifest.bundle_id)
+        last = seen["last"] = state.last_sequence(signer.id_hex)
         if done is None and manifest.sequence <= last and not allow_older:
             raise ReplayError(f"bundle {manifest.bundle_id} has sequence {manifest.sequence} from key {signer.id_hex},"
                               f" not newer than {last} already imported: refused as a replay"
@@ -111,9 +112,9 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
     if missing:
         raise StoreError(f"after import, {len(missing)} blobs of snapshot {manifest.snapshot_id[:16]} are missing"
                          f" (first {missing[0]}): the base snapshot's files are damaged; run `mirror verify`")
-    done = state.imported(manifest.bundle_id)
-    last = state.last_sequence(signer.id_hex)
-    current = done is None and manifest.sequence > last or (done is not None and store.ref("current") == manifest.snapshot_id)
+    done, last = seen["done"], int(seen["last"])  # type: ignore[call-overload]
+    # A new bundle becomes current if it is newer; a re-import keeps whatever is current.
+    current = manifest.sequence > last if done is None else store.ref("current") == manifest.snapshot_id
     summary = {"apps": len(manifest.summary.get("apps", [])), "targets": len(manifest.summary.get("targets", [])),
                "files": len(referenced_blobs(manifest.snapshot)), "bundle": manifest.bundle_id}
     store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=current)
