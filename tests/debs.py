@@ -58,6 +58,14 @@ class GpgKey:
         subprocess.run(["gpgconf", "--homedir", str(self.home), "--kill", "gpg-agent"], capture_output=True)
 
 
+def stranger_keyring(tmp: Path) -> Path:
+    """The keyring of a key that signed nothing here: what a wrongly configured keyring looks like."""
+    other = GpgKey.create(tmp / "other")
+    ring = other.export(tmp / "other.gpg")
+    other.stop()
+    return ring
+
+
 def write_archive(root: Path, suite: str, debs: list[Path], key: GpgKey | None, arches: str = "amd64 arm64") -> Path:
     """A Debian archive suite at ROOT/dists/SUITE with its debs under ROOT/pool/SUITE/, signed by `key`."""
     pool = root / "pool" / suite

@@ -81,11 +81,9 @@ def test_suggestions_for_rpm_and_retired_names() -> None:
 
 
 def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
-    from tests.debs import GpgKey
+    from tests.debs import stranger_keyring
 
-    other = GpgKey.create(tmp_path / "other")
-    ring = other.export(tmp_path / "other.gpg")
-    other.stop()
+    ring = stranger_keyring(tmp_path)
     with pytest.raises(ArchiveSignatureError, match="signature does not verify"):
         load_suite(Source(url=debian_upstream.url, suite="fixture", keyrings=(ring,)), ["amd64"], tmp_path / "c")
     # trusted=yes (a :repo: line's choice) skips the check on purpose

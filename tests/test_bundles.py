@@ -39,6 +39,19 @@ def _snapshot(store: Store, blobs: list[bytes], tag: str = "") -> str:
     return store.put_snapshot(manifest, origin="sync")
 
 
+def _signed_bundle(tmp_path: Path, blobs: int, blob_size: int) -> tuple[str, Path, Path]:
+    """A snapshot of `blobs` random blobs in an outside store, bundled (level 1) and signed:
+    (snapshot id, bundle, public key file)."""
+    store = Store(tmp_path / "outside").create()
+    sid = _snapshot(store, [os.urandom(blob_size) for _ in range(blobs)])
+    key = generate()
+    bundle = tmp_path / "big.bundle"
+    create_bundle(store, key, bundle, sequence=1, level=1)
+    pub = tmp_path / "k.pub"
+    pub.write_text(key.public.to_text())
+    return sid, bundle, pub
+
+
 def _state(store: Store) -> tuple[set[str], set[str], str | None]:
     """What an import may change: blobs, snapshots, the current ref (the tmp folder must stay empty)."""
     blobs = {p.name for p in store.blobs.rglob("*") if p.is_file()}
@@ -289,13 +302,7 @@ def test_tampering_is_refused_and_the_store_is_unchanged(outside, bundle: Path, 
 
 
 def test_import_killed_midway_leaves_store_consistent_and_rerun_finishes(tmp_path: Path) -> None:
-    store = Store(tmp_path / "outside").create()
-    sid = _snapshot(store, [os.urandom(1 << 20) for _ in range(120)])
-    key = generate()
-    out = tmp_path / "big.bundle"
-    create_bundle(store, key, out, sequence=1, level=1)
-    pub = tmp_path / "k.pub"
-    pub.write_text(key.public.to_text())
+    sid, out, pub = _signed_bundle(tmp_path, 120, 1 << 20)
     inside_root = tmp_path / "inside"
     cmd = [sys.executable, "-m", "mirror.cli", "bundle", "import", str(out), "--store", str(inside_root),
            "--trust", str(pub), "--no-publish"]
@@ -317,7 +324,7 @@ def test_import_killed_midway_leaves_store_consistent_and_rerun_finishes(tmp_pat
     done = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert inside.ref("current") == sid
-    assert inside.load_snapshot(sid) == store.load_snapshot(sid)
+    assert inside.load_snapshot(sid) == Store(tmp_path / "outside").load_snapshot(sid)
 
 
 def test_since_must_name_something(outside, tmp_path: Path) -> None:

@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from bundles.keys import generate
-from bundles.writer import create_bundle
 from mirror.store import Store
 from tests.conftest import DATA, X86, clean_env
-from tests.test_bundles import _snapshot
+from tests.test_bundles import _signed_bundle
 from tests.test_e2e_python import run_mirror
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
@@ -63,13 +61,7 @@ def test_sync_killed_at_random_moments(upstream, tmp_path: Path) -> None:
 
 
 def test_import_killed_at_random_moments(tmp_path: Path) -> None:
-    outside = Store(tmp_path / "outside").create()
-    sid = _snapshot(outside, [os.urandom(512 << 10) for _ in range(80)])
-    key = generate()
-    bundle = tmp_path / "b.bundle"
-    create_bundle(outside, key, bundle, sequence=1, level=1)
-    pub = tmp_path / "k.pub"
-    pub.write_text(key.public.to_text())
+    sid, bundle, pub = _signed_bundle(tmp_path, 80, 512 << 10)
 
     def import_cmd(store: Path) -> list[str]:
         return [*MIRROR, "bundle", "import", str(bundle), "--store", str(store), "--trust", str(pub), "--no-publish"]

@@ -114,11 +114,9 @@ def test_apt_refuses_an_altered_inrelease(apt_mirror, tmp_path):
 
 
 def test_sync_refuses_an_upstream_with_a_wrong_key(debian_upstream, tmp_path):
-    from tests.debs import GpgKey
+    from tests.debs import stranger_keyring
 
-    other = GpgKey.create(tmp_path / "other")
-    ring = other.export(tmp_path / "other.gpg")
-    other.stop()
+    ring = stranger_keyring(tmp_path)
     app = tmp_path / "apps" / "a"
     app.mkdir(parents=True)
     (app / "Aptfile").write_text("app-tool\n")
