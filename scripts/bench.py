@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -68,7 +69,6 @@ def bench_python(app: Path, python: str, platform: str) -> None:
 
 def bench_apt(app: Path, distro: str, arch: str) -> None:
     """Cold Aptfile sync (index, closure, download) against aptly's filtered mirror of the same set."""
-    sys.path.insert(0, str(ROOT))
     from apt.aptfile import read_aptfile
 
     aptfile = next(app / n for n in ("Aptfile", "packages.txt") if (app / n).is_file())
@@ -87,8 +87,8 @@ def bench_apt(app: Path, distro: str, arch: str) -> None:
                         "--apt-base", base, "--json"]
         t_cold, c = timed(cmd)
         t_noop, _ = timed(cmd)
-        import json as _json
-        summary = _json.loads(c.stdout) if c.stdout.strip().startswith("{") else {}
+
+        summary = json.loads(c.stdout) if c.stdout.strip().startswith("{") else {}
         results[base] = (t_cold, t_noop, summary)
     aptly = shutil.which("aptly")
     t_aptly = None
