@@ -13,7 +13,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["WheelInfo", "SdistInfo", "read_wheel", "read_sdist", "LEGACY_BUILD_REQUIRES"]
+__all__ = ["WheelInfo", "SdistInfo", "read_wheel", "read_sdist", "read_pkg_info", "LEGACY_BUILD_REQUIRES"]
 
 # pip's fallback for an sdist without pyproject.toml [build-system].
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
@@ -76,6 +76,11 @@ def _sdist_members(path: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
         pass
     return found
+
+
+def read_pkg_info(path: Path) -> bytes | None:
+    """An sdist's PKG-INFO (the metadata that names it), or None when it has none."""
+    return _sdist_members(path, ("PKG-INFO",)).get("PKG-INFO")
 
 
 def read_sdist(path: Path) -> SdistInfo:

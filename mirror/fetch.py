@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
 from .errors import IntegrityError, MirrorError, TransportError
+from .credentials import Credentials
 from .store import Store
 from .urls import redact
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes"]
+__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes", "get_to_file"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -45,11 +47,13 @@ class FetchReport:
     bytes_fetched: int = 0
 
 
-def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> "httpx.AsyncClient":
+def make_client(*, concurrency: int = 16, timeout: float = 60.0,
+                credentials: Credentials | None = None) -> "httpx.AsyncClient":
     """The one HTTP client configuration: HTTP/2, pooled.
 
     TLS trusts the system store (and SSL_CERT_FILE / SSL_CERT_DIR, as sites behind an inspecting
-    proxy set them); HTTPS_PROXY / NO_PROXY are honoured.
+    proxy set them); HTTPS_PROXY / NO_PROXY are honoured. `credentials` authorise requests by
+    host (a private index's files), then a netrc; httpx drops them on a redirect to another host.
     """
     import httpx  # imported here: a no-op sync never pays for it
 
@@ -62,7 +66,21 @@ def make_client(*, concurrency: int = 16, timeout: float = 60.0) -> "httpx.Async
         follow_redirects=True,
         verify=ssl.create_default_context(),
         trust_env=True,
+        auth=_host_auth(credentials or Credentials()),
     )
+
+
+def _host_auth(credentials: Credentials) -> "httpx.Auth":
+    import httpx
+
+    class HostAuth(httpx.Auth):
+        def auth_flow(self, request: "httpx.Request"):  # type: ignore[override]
+            found = credentials.for_url(str(request.url))
+            if found is not None and "Authorization" not in request.headers:
+                request.headers["Authorization"] = httpx.BasicAuth(*found)._auth_header
+            yield request
+
+    return HostAuth()
 
 
 async def _backoff(attempt: int) -> None:
@@ -96,8 +114,35 @@ def _check_status(url: str, status: int) -> None:
         raise TransportError(f"GET {redact(url)}: HTTP {status}")
 
 
+def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) -> int:
+    """A file:// source (an app's own package, a build): copied in with the same hash check."""
+    from urllib.parse import unquote, urlsplit
+
+    path = unquote(urlsplit(item.url).path)
+    with store.temp_file() as (tmp, fh):
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(path, "rb") as src:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    h.update(chunk)
+                    fh.write(chunk)
+                    size += len(chunk)
+                    on_bytes(len(chunk))
+        except OSError as exc:
+            raise TransportError(f"{item.filename}: cannot read {path}: {exc.strerror or exc}") from exc
+        digest = h.hexdigest()
+        if digest != item.sha256:
+            raise IntegrityError(f"{item.filename}: {path} changed since it was resolved (sha256 {digest}); nothing kept")
+        store.commit_blob(tmp, fh, digest, size)
+        return size
+
+
 async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchItem, retries: int,
                         on_bytes: Callable[[int], None]) -> int:
+    if item.url.startswith("file:"):
+        return await asyncio.to_thread(_copy_local, store, item, on_bytes)
+
     async def attempt() -> int:
         with store.temp_file() as (tmp, fh):
             h = hashlib.sha256()
@@ -129,7 +174,8 @@ class _Retryable(Exception):
 
 
 async def _fetch_all(items: list[FetchItem], store: Store, concurrency: int, retries: int,
-                     on_bytes: Callable[[int], None], on_done: Callable[[FetchItem], None]) -> FetchReport:
+                     on_bytes: Callable[[int], None], on_done: Callable[[FetchItem], None],
+                     credentials: Credentials | None) -> FetchReport:
     report = FetchReport()
     todo: list[FetchItem] = []
     seen: set[str] = set()
@@ -141,7 +187,7 @@ async def _fetch_all(items: list[FetchItem], store: Store, concurrency: int, ret
     if not todo:
         return report
     sem = asyncio.Semaphore(concurrency)
-    async with make_client(concurrency=concurrency) as client:
+    async with make_client(concurrency=concurrency, credentials=credentials) as client:
 
         async def run(item: FetchItem) -> None:
             async with sem:
@@ -160,10 +206,11 @@ async def _fetch_all(items: list[FetchItem], store: Store, concurrency: int, ret
 
 def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16, retries: int = 4,
               on_bytes: Callable[[int], None] = lambda n: None,
-              on_done: Callable[[FetchItem], None] = lambda i: None) -> FetchReport:
+              on_done: Callable[[FetchItem], None] = lambda i: None,
+              credentials: Credentials | None = None) -> FetchReport:
     """Fetch every item not yet in the store. Failures are reported, not raised, so one bad file
     does not waste the others' downloads."""
-    return asyncio.run(_fetch_all(list(items), store, concurrency, retries, on_bytes, on_done))
+    return asyncio.run(_fetch_all(list(items), store, concurrency, retries, on_bytes, on_done, credentials))
 
 
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
@@ -182,6 +229,34 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
                         if len(buf) > max_bytes:
                             raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
                     return bytes(buf)
+
+            return await _retrying(url, retries, attempt)
+
+    return asyncio.run(go())
+
+
+def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 300.0, retries: int = 3,
+                max_bytes: int = 8 << 30) -> int:
+    """Stream one URL to `dest` (a package named by URL); credentials in the URL authorise it only."""
+    from .credentials import Credentials as _C
+    from .urls import strip_credentials
+
+    creds = _C.from_urls([url])
+
+    async def go() -> int:
+        async with make_client(concurrency=2, timeout=timeout, credentials=creds) as client:
+
+            async def attempt() -> int:
+                size = 0
+                with open(dest, "wb") as fh:
+                    async with client.stream("GET", strip_credentials(url)) as resp:
+                        _check_status(url, resp.status_code)
+                        async for chunk in resp.aiter_raw(1 << 16):
+                            fh.write(chunk)
+                            size += len(chunk)
+                            if size > max_bytes:
+                                raise IntegrityError(f"GET {redact(url)}: larger than {max_bytes} bytes")
+                return size
 
             return await _retrying(url, retries, attempt)
 

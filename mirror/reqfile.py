@@ -17,6 +17,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from .errors import NotYetSupported, RequirementsError
 
 __all__ = [
+    "DirectRef",
     "ReqLine",
     "ReqOptions",
     "ParsedRequirements",
@@ -40,7 +41,6 @@ _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CONDA_LINE = re.compile(r"^[A-Za-z0-9_.\-]+=[^=\s<>!~]+=[^=\s]+$")
 _SINGLE_EQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*(\[[^\]]*\])?)\s*=\s*([^=<>!~\s].*)$")
 _ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar.bz2", ".tar.xz", ".tar")
-_VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 
 CONDA_EXPORT_FIX = (
     "this is a conda export (`conda list --export`), not a pip requirements file: "
@@ -49,17 +49,53 @@ CONDA_EXPORT_FIX = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ReqLine:
-    """One requirement with where it was written."""
+class DirectRef:
+    """A requirement that names where the code is rather than which release: git, a path, a URL.
 
-    requirement: Requirement
+    `url` is as written (with any `${VAR}` left unexpanded, so it may be shown and recorded): for
+    git the repository URL without `git+`, `@ref` and fragment; for a path the path as written
+    (relative paths are relative to the app folder, as pip run in it reads them); for a URL the
+    archive's http(s) URL without fragment.
+    """
+
+    kind: str  # "git" | "path" | "url"
+    url: str
+    ref: str | None = None
+    subdirectory: str | None = None
+    name: str | None = None
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+    editable: bool = False
+
+    @property
+    def display(self) -> str:
+        """The reference as a user would write it, credentials redacted."""
+        if self.kind == "git":
+            return "git+" + _redact(self.url) + (f"@{self.ref}" if self.ref else "") + (
+                f"#subdirectory={self.subdirectory}" if self.subdirectory else "")
+        return _redact(self.url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReqLine:
+    """One requirement with where it was written: a named requirement, or a direct reference."""
+
+    requirement: Requirement | None
     source: Path
     lineno: int
     hashes: tuple[str, ...] = ()
+    direct: DirectRef | None = None
 
     @property
     def where(self) -> str:
         return f"{self.source}:{self.lineno}"
+
+    @property
+    def text(self) -> str:
+        if self.requirement is not None:
+            return str(self.requirement)
+        assert self.direct is not None
+        return self.direct.display
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +111,11 @@ class ReqOptions:
     pre: bool = False
     no_index: bool = False
     require_hashes: bool = False
+    # Where each index / find-links URL was written ("file:line"), for errors about it.
+    origins: tuple[tuple[str, str], ...] = ()
+
+    def origin(self, url: str) -> str:
+        return dict(self.origins).get(url, "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +188,7 @@ class RequirementsCollector:
         self.pre = False
         self.no_index = False
         self.require_hashes = False
+        self.origins: dict[str, str] = {}
 
     def result(self) -> ParsedRequirements:
         return ParsedRequirements(
@@ -163,6 +205,7 @@ class RequirementsCollector:
                 pre=self.pre,
                 no_index=self.no_index,
                 require_hashes=self.require_hashes,
+                origins=tuple(self.origins.items()),
             ),
         )
 
@@ -216,35 +259,127 @@ def _split_options(path: Path, lineno: int, line: str) -> list[tuple[str, str | 
 
 
 def _check_url(path: Path, lineno: int, url: str, what: str) -> str:
-    if _ENV_VAR.search(url) or re.search(r"//[^/@]*:[^/@]*@", url):
-        raise NotYetSupported(
-            path, lineno, f"{what} with credentials ({_redact(url)}) is not yet supported",
-            "private indexes with ${VAR} credentials arrive in a later release; mirror public indexes for now",
+    """Index and find-links URLs: credentials only through ${VAR} (or a netrc), never literal."""
+    if _literal_credentials(url):
+        raise RequirementsError(
+            path, lineno, f"{what} {_redact(url)} has a literal password in it",
+            "put credentials in environment variables and write them as ${USER}:${PASSWORD}@, or in a netrc file",
         )
     return url
+
+
+def _literal_credentials(url: str) -> bool:
+    m = re.search(r"//([^/@\s]*)@", url)
+    if not m:
+        return False
+    user, _, password = m.group(1).partition(":")
+    return bool(password) and not _ENV_VAR.fullmatch(password)
 
 
 def _redact(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
-def _requirement(path: Path, lineno: int, text: str) -> Requirement:
+def _parse_fragment(fragment: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in fragment.split("&"):
+        key, _, value = part.partition("=")
+        if key:
+            out[key] = value
+    return out
+
+
+def _git_ref(path: Path, lineno: int, url: str, *, name: str | None, extras: tuple[str, ...],
+             marker: str | None, editable: bool) -> DirectRef:
+    """`git+SCHEME://host/path[@ref][#egg=name&subdirectory=dir]` → DirectRef."""
+    from urllib.parse import urlsplit
+
+    body, _, fragment = url[len("git+"):].partition("#")
+    frag = _parse_fragment(fragment)
+    parts = urlsplit(body)
+    if parts.scheme not in ("https", "http", "ssh", "file", "git"):
+        raise RequirementsError(path, lineno, f"git URL scheme {parts.scheme!r} in {_redact(url)!r} is not one git can fetch",
+                                "write git+https://, git+ssh:// or git+file://")
+    ref = None
+    if "@" in parts.path:
+        repo_path, _, ref = parts.path.rpartition("@")
+        body = body[: len(body) - len(parts.path)] + repo_path if not parts.query else body.replace(parts.path, repo_path, 1)
+        ref = ref or None
+    egg = frag.get("egg")
+    if egg and not name:
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._\-]*)(?:\[([^\]]*)\])?", egg)
+        if not m:
+            raise RequirementsError(path, lineno, f"#egg={egg} is not a project name", "write #egg=NAME or `NAME @ git+URL`")
+        name = m.group(1)
+        extras = extras or tuple(e.strip() for e in (m.group(2) or "").split(",") if e.strip())
+    return DirectRef(kind="git", url=body, ref=ref, subdirectory=frag.get("subdirectory") or None, name=name,
+                     extras=extras, marker=marker, editable=editable)
+
+
+def _direct(path: Path, lineno: int, text: str, *, editable: bool = False) -> DirectRef | None:
+    """A direct reference (git, path, URL) in any of the forms pip takes, or None for a named requirement."""
     lowered = text.lower()
-    if lowered.startswith(_VCS_PREFIXES) or "@ git+" in lowered or "@git+" in lowered or " @ hg+" in lowered:
-        raise NotYetSupported(
-            path, lineno, f"VCS requirement {_redact(text)!r} is not yet supported",
-            "git dependencies arrive in a later release; pin a released version from an index meanwhile",
-        )
-    if lowered.startswith(("http://", "https://", "file:")) or re.search(r"@\s*(https?|file):", lowered):
-        raise NotYetSupported(
-            path, lineno, f"direct URL requirement {_redact(text)!r} is not yet supported",
-            "name the project and version (`name==X.Y`) so it comes from an index",
-        )
-    if text.startswith((".", "/", "~")) or lowered.endswith(_ARCHIVE_SUFFIXES) or "/" in text.split(";")[0].split("@")[0]:
-        raise NotYetSupported(
-            path, lineno, f"local package {text!r} is not yet supported",
-            "local tarballs, wheels and folders arrive in a later release",
-        )
+    name: str | None = None
+    extras: tuple[str, ...] = ()
+    marker: str | None = None
+    spec = text
+    m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*@\s*(\S.*)$", text)
+    if m and not re.match(r"^[a-z0-9+.\-]+://", lowered):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise RequirementsError(path, lineno, f"invalid requirement {_redact(text)!r}: {str(exc).splitlines()[0]}",
+                                    "write `name @ URL` with a full URL (git+https://..., file:///..., https://...)") from exc
+        name, extras, spec = req.name, tuple(sorted(req.extras)), req.url or ""
+        marker = str(req.marker) if req.marker else None
+    else:
+        # Bare forms: `URL ; marker` or `path ; marker` (pip splits the marker at "; ").
+        head, sep, tail = text.partition(";")
+        if sep and (" ;" in text or "; " in text):
+            spec, marker = head.strip(), tail.strip() or None
+        if marker:
+            try:
+                from packaging.markers import InvalidMarker, Marker
+
+                marker = str(Marker(marker))
+            except InvalidMarker as exc:
+                raise RequirementsError(path, lineno, f"invalid marker {marker!r}", "write a PEP 508 marker") from exc
+    low = spec.lower()
+    if low.startswith(("hg+", "svn+", "bzr+")):
+        raise NotYetSupported(path, lineno, f"{spec.split('+', 1)[0]} requirement {_redact(spec)!r} cannot be mirrored",
+                              "only git repositories are mirrored; publish a release or convert the repository to git")
+    if low.startswith("git+"):
+        return _git_ref(path, lineno, spec, name=name, extras=extras, marker=marker, editable=editable)
+    frag: dict[str, str] = {}
+    if "#" in spec:
+        spec, _, fragment = spec.partition("#")
+        frag = _parse_fragment(fragment)
+        if not name and frag.get("egg"):
+            name = frag["egg"].split("[", 1)[0]
+    if low.startswith(("http://", "https://")):
+        if not spec.lower().endswith(_ARCHIVE_SUFFIXES):
+            raise RequirementsError(path, lineno, f"{_redact(spec)!r} is not a wheel or sdist URL",
+                                    "link the .whl or .tar.gz file itself, or use git+https:// for a repository")
+        return DirectRef(kind="url", url=spec, name=name, extras=extras, marker=marker, editable=editable)
+    if low.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(spec)
+        local = unquote(parts.path if parts.netloc in ("", "localhost") else f"//{parts.netloc}{parts.path}")
+        return DirectRef(kind="path", url=local, name=name, extras=extras, marker=marker, editable=editable,
+                         subdirectory=frag.get("subdirectory") or None)
+    looks_local = (spec.startswith((".", "/", "~")) or low.endswith(_ARCHIVE_SUFFIXES)
+                   or "/" in spec or "\\" in spec or editable)
+    if name is not None or looks_local:
+        if re.match(r"^[a-z0-9+.\-]+://", low):
+            raise RequirementsError(path, lineno, f"URL scheme of {_redact(spec)!r} is not one pip installs from",
+                                    "use https://, file:// or git+https://")
+        return DirectRef(kind="path", url=spec, name=name, extras=extras, marker=marker, editable=editable,
+                         subdirectory=frag.get("subdirectory") or None)
+    return None
+
+
+def _requirement(path: Path, lineno: int, text: str) -> Requirement:
     if _CONDA_LINE.match(text):
         raise RequirementsError(path, lineno, f"{text!r} looks like a conda package spec", CONDA_EXPORT_FIX)
     m = _SINGLE_EQ.match(text)
@@ -283,6 +418,7 @@ def parse_requirements_text(
             req_text = head.strip()
             opts = _split_options(path, lineno, "--" + tail) if sep else []
         hashes: list[str] = []
+        editable: str | None = None
         for kind, value in opts:
             assert value is not None or kind in _FLAG_OPTS.values()
             if kind in ("requirement", "constraint"):
@@ -304,10 +440,13 @@ def parse_requirements_text(
                 )
             elif kind == "index_url":
                 collector.index_url = _check_url(path, lineno, value or "", "--index-url")
+                collector.origins.setdefault(collector.index_url, f"{path}:{lineno}")
             elif kind == "extra_index_url":
                 collector.extra.append(_check_url(path, lineno, value or "", "--extra-index-url"))
+                collector.origins.setdefault(collector.extra[-1], f"{path}:{lineno}")
             elif kind == "find_links":
-                raise NotYetSupported(path, lineno, f"--find-links {value!r} is not yet supported", "local package folders arrive in a later release")
+                collector.find_links.append(_check_url(path, lineno, value or "", "--find-links"))
+                collector.origins.setdefault(collector.find_links[-1], f"{path}:{lineno}")
             elif kind == "trusted_host":
                 collector.trusted.append(value or "")
             elif kind == "no_binary":
@@ -323,7 +462,7 @@ def parse_requirements_text(
             elif kind == "require_hashes":
                 collector.require_hashes = True
             elif kind == "editable":
-                raise NotYetSupported(path, lineno, f"editable requirement -e {value} is not yet supported", "local and VCS packages arrive in a later release")
+                editable = value or ""
             elif kind == "hash":
                 if req_text is None:
                     raise RequirementsError(path, lineno, "--hash must follow a requirement", "put it after `name==version`")
@@ -331,9 +470,24 @@ def parse_requirements_text(
                 if not digest:
                     raise RequirementsError(path, lineno, f"malformed --hash {value!r}", "write --hash=sha256:HEX")
                 hashes.append(f"{algo}:{digest}")
+        if editable is not None:
+            if req_text:
+                raise RequirementsError(path, lineno, "-e takes one requirement", "put the requirement after -e alone")
+            ref = _direct(path, lineno, editable, editable=True)
+            if ref is None:
+                raise RequirementsError(path, lineno, f"-e {editable!r} is neither a path nor a git URL",
+                                        "write -e ./folder or -e git+https://host/repo.git#egg=NAME")
+            collector.requirements.append(ReqLine(requirement=None, source=path, lineno=lineno, direct=ref))
         if req_text:
-            req = _requirement(path, lineno, req_text)
-            entry = ReqLine(requirement=req, source=path, lineno=lineno, hashes=tuple(hashes))
+            ref = _direct(path, lineno, req_text)
+            if ref is not None:
+                if _constraint:
+                    raise RequirementsError(path, lineno, f"constraint {ref.display!r} is a direct reference",
+                                            "constraints name versions (`name==X.Y`); put the reference in a requirements file")
+                entry = ReqLine(requirement=None, source=path, lineno=lineno, hashes=tuple(hashes), direct=ref)
+            else:
+                entry = ReqLine(requirement=_requirement(path, lineno, req_text), source=path, lineno=lineno,
+                                hashes=tuple(hashes))
             (collector.constraints if _constraint else collector.requirements).append(entry)
     return collector.result()
 

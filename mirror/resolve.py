@@ -15,25 +15,37 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.pylock import Pylock, PylockValidationError
-from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from .errors import ResolutionError
 from .targets import PythonTarget
-from .urls import redact
+from .credentials import secret_values
+from .urls import redact_text
 
-__all__ = ["IndexConfig", "PinnedFile", "Pin", "uv_compile", "select_files", "uv_binary", "clean_env"]
+__all__ = ["IndexConfig", "PinnedFile", "Pin", "uv_compile", "select_files", "uv_binary", "clean_env", "uv_env"]
 
 from .defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IndexConfig:
+    """Where an app's packages come from. URLs here are expanded: they may hold credentials, so
+    they go to uv through its environment, never its command line, and are never recorded."""
+
     index_url: str = PUBLIC_INDEX
     extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+
+    @property
+    def search_order(self) -> tuple[str, ...]:
+        """The indexes in the order uv's first-index strategy asks them: extras first, then the index."""
+        return (*self.extra_index_urls, self.index_url)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +56,8 @@ class PinnedFile:
     kind: str  # "wheel" | "sdist"
     size: int | None = None
     upload_time: str | None = None
+    # Where the file came from when `url` is not it (a git commit, an app's own file), for the catalog.
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +89,23 @@ def clean_env(cache_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
+def uv_env(index: IndexConfig, cache_dir: Path | None = None) -> dict[str, str]:
+    """clean_env plus the app's indexes, find-links and trusted hosts in uv's variables.
+
+    Through the environment because the URLs may hold credentials: a command line is visible to
+    every user of the machine in `ps`, a process's environment only to its owner.
+    """
+    env = clean_env(cache_dir)
+    env["UV_INDEX_URL"] = index.index_url
+    if index.extra_index_urls:
+        env["UV_EXTRA_INDEX_URL"] = " ".join(index.extra_index_urls)
+    if index.find_links:
+        env["UV_FIND_LINKS"] = ",".join(index.find_links)
+    if index.trusted_hosts:
+        env["UV_INSECURE_HOST"] = " ".join(index.trusted_hosts)
+    return env
+
+
 def uv_compile(
     requirements: list[str],
     target: PythonTarget,
@@ -100,11 +131,8 @@ def uv_compile(
             "--python", sys.executable,
             "--python-version", target.python,
             "--python-platform", target.uv_platform(),
-            "--index-url", index.index_url,
             "--index-strategy", "first-index",
         ]
-        for extra in index.extra_index_urls:
-            cmd += ["--extra-index-url", extra]
         if constraints:
             con = tmpdir / "constraints.txt"
             con.write_text("\n".join(constraints) + "\n", encoding="utf-8")
@@ -117,11 +145,12 @@ def uv_compile(
             cmd += ["--no-binary", nb]
         for ob in only_binary:
             cmd += ["--only-binary", ob]
-        proc = subprocess.run(cmd, env=clean_env(cache_dir), cwd=tmpdir, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=uv_env(index, cache_dir), cwd=tmpdir, capture_output=True, text=True)
         if proc.returncode != 0:
             detail = "\n".join(line for line in proc.stderr.strip().splitlines() if line.strip())[-2000:]
             detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
-            raise ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact(detail)}")
+            secrets = secret_values((index.index_url, *index.extra_index_urls, *index.find_links))
+            raise ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}")
         return out.read_bytes()
 
 
@@ -132,8 +161,13 @@ def _time(value: object) -> str | None:
     return iso().replace("+00:00", "Z") if iso else str(value)
 
 
-def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "") -> list[Pin]:
-    """Every wheel the target accepts for each pin, or the sdist when none fits."""
+def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
+                 direct: Mapping[str, Sequence[PinnedFile]] | None = None) -> list[Pin]:
+    """Every wheel the target accepts for each pin, or the sdist when none fits.
+
+    `direct` gives the files of projects the app names by git URL, path or URL (by canonical
+    name): the lock then says only which version, and the files are the ones we built or copied.
+    """
     try:
         lock = Pylock.from_dict(tomllib.loads(pylock_bytes.decode("utf-8")))
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
@@ -142,6 +176,15 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "") 
     for pkg in lock.packages:
         if pkg.version is None:
             raise ResolutionError(f"{label}: {pkg.name} has no pinned version in the lock")
+        own = (direct or {}).get(canonicalize_name(str(pkg.name)))
+        if own is not None:
+            files = pick_files(own, target)
+            if not files:
+                raise ResolutionError(f"{label}: {pkg.name}=={pkg.version} was built only as "
+                                      f"{', '.join(f.filename for f in own)}, which {target.id} cannot install")
+            pins.append(Pin(name=str(pkg.name), version=str(pkg.version),
+                            marker=str(pkg.marker) if pkg.marker else None, files=files))
+            continue
         wheels: list[PinnedFile] = []
         for w in pkg.wheels or ():
             if not w.url or "sha256" not in w.hashes:
@@ -152,6 +195,9 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "") 
                 wheels.append(PinnedFile(filename=fname, url=w.url, sha256=w.hashes["sha256"], kind="wheel",
                                          size=w.size, upload_time=_time(w.upload_time)))
         files = wheels
+        if not files and pkg.archive is not None:
+            raise ResolutionError(f"{label}: {pkg.name} comes from a direct reference the mirror did not build "
+                                  "(a dependency named by URL?): name it in the app's requirements too")
         if not files and pkg.sdist is not None and pkg.sdist.url and "sha256" in pkg.sdist.hashes:
             fname = pkg.sdist.name or pkg.sdist.url.rsplit("/", 1)[-1]
             parse_sdist_filename(fname)
@@ -166,3 +212,10 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "") 
                         marker=str(pkg.marker) if pkg.marker else None,
                         files=tuple(sorted(files, key=lambda f: f.filename))))
     return sorted(pins, key=lambda p: p.name)
+
+
+def pick_files(files: Sequence[PinnedFile], target: PythonTarget) -> tuple[PinnedFile, ...]:
+    """The files of one version a target installs: every wheel it accepts, else the sdist."""
+    wheels = [f for f in files if f.kind == "wheel" and target.accepts_wheel(f.filename)]
+    chosen = wheels or [f for f in files if f.kind == "sdist"][:1]
+    return tuple(sorted(chosen, key=lambda f: f.filename))

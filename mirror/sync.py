@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from packaging.utils import canonicalize_name
+
 from .apps import AppSpec, load_app
+from .credentials import Credentials, expand
+from .direct import DirectDist, materialise
+from .reqfile import ReqLine
 from .distinfo import read_sdist, read_wheel
-from .errors import MirrorError
+from .errors import InputError, MirrorError
 from .fetch import FetchItem, fetch_all
 from .lockfile import render_requirements_lock
 from .resolve import IndexConfig, Pin, PinnedFile, select_files, uv_compile
@@ -59,6 +64,8 @@ class SyncOptions:
     concurrency: int = 16
     resolver_jobs: int = 4
     refresh: bool = False
+    # Dependency confusion (a private index's project also on the public index with other files) fails the app.
+    strict: bool = False
     # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -119,21 +126,107 @@ class _Job:
     prerelease: bool = False
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
+    direct: Mapping[str, tuple[PinnedFile, ...]] = field(default_factory=dict)
 
 
 def _app_index(app: AppSpec, base: IndexConfig) -> IndexConfig:
+    """The app's indexes with ${VAR} expanded (raises naming a missing variable and its line)."""
     o = app.options
-    if o.index_url is None and not o.extra_index_urls:
-        return base
+
+    def exp(url: str) -> str:
+        return expand(url, where=o.origin(url) or app.name)
+
+    find_links = []
+    for link in o.find_links:
+        if "://" in link:
+            find_links.append(exp(link))
+        else:
+            folder = Path(exp(link)).expanduser()
+            folder = folder if folder.is_absolute() else app.path / folder
+            if not folder.is_dir():
+                raise InputError(f"{o.origin(link) or app.name}: --find-links {link} is not a folder in the app "
+                                 f"({folder} does not exist)")
+            find_links.append(str(folder.resolve()))
     return IndexConfig(
-        index_url=o.index_url or base.index_url,
-        extra_index_urls=tuple(dict.fromkeys((*base.extra_index_urls, *o.extra_index_urls))),
+        index_url=exp(o.index_url) if o.index_url else base.index_url,
+        extra_index_urls=tuple(dict.fromkeys((*base.extra_index_urls, *(exp(u) for u in o.extra_index_urls)))),
+        find_links=(*base.find_links, *find_links),
+        trusted_hosts=tuple(dict.fromkeys((*base.trusted_hosts, *o.trusted_hosts))),
     )
+
+
+def _direct_requirement(line: ReqLine, dist: DirectDist, target: PythonTarget) -> str | None:
+    """The requirement uv resolves for a direct reference: the project at the file we built."""
+    feed = dist.feed(target)
+    if feed is None:
+        return None
+    ref = line.direct
+    assert ref is not None
+    extras = f"[{','.join(ref.extras)}]" if ref.extras else ""
+    return f"{dist.name}{extras} @ {feed.url}" + (f" ; {ref.marker}" if ref.marker else "")
 
 
 def _app_targets(app: AppSpec, opts: SyncOptions) -> list[PythonTarget]:
     pythons = opts.pythons or (app.python or opts.default_python,)
     return [PythonTarget.parse(py, plat) for py in pythons for plat in opts.platforms]
+
+
+def _page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]], public: str,
+                   store: Store) -> list[tuple[str, str]]:
+    """(index, project) pages to read: every index of the app for files new to the catalog; for apps
+    with a private index, every project on every index and on the public one (confusion check)."""
+    wanted: set[tuple[str, str]] = set()
+    for _, _, pins, idx in pending:
+        private = any(u != public for u in idx.search_order)
+        for pin in pins:
+            if any(f.origin for f in pin.files):
+                continue  # built or copied by us: no index page
+            new = any(store.pyfile(f.sha256, f.filename) is None for f in pin.files)
+            if new or private:
+                wanted.update((u, pin.name) for u in idx.search_order)
+            if private:
+                wanted.add((public, pin.name))
+    return sorted(wanted)
+
+
+def _source_index(pages: Mapping[tuple[str, str], Mapping[str, Any]], idx: IndexConfig, name: str) -> str | None:
+    """The index a project came from under first-index: the first in uv's order that lists it."""
+    if len(idx.search_order) == 1:
+        return idx.search_order[0]
+    return next((u for u in idx.search_order if pages.get((u, name))), None)
+
+
+def _confusion(pins: list[Pin], idx: IndexConfig, public: str, pages: Mapping[tuple[str, str], Mapping[str, Any]]
+               ) -> list[str]:
+    """Projects taken from a private index whose name the public index also has, with other files."""
+    if all(u == public for u in idx.search_order):
+        return []
+    out = []
+    for pin in pins:
+        if any(f.origin for f in pin.files):
+            continue
+        source = _source_index(pages, idx, pin.name)
+        public_page = pages.get((public, pin.name))
+        if source is None or source == public or not public_page:
+            continue
+        public_hashes = {st.sha256 for st in public_page.values()}
+        if all(f.sha256 in public_hashes for f in pin.files):
+            continue  # the private index proxies the public one: the same files
+        out.append(f"dependency confusion risk: {pin.name} {pin.version} is taken from {strip_credentials(source)} "
+                   f"(the first index that has it), but {strip_credentials(public)} also has a project named "
+                   f"{pin.name} with other files; check it is yours, and rename or reserve the name (--strict makes this an error)")
+    return out
+
+
+def _portable_pylock(data: bytes, pins: list[Pin], direct: Mapping[str, tuple[PinnedFile, ...]]) -> bytes:
+    """uv's pylock with our build folders' paths cut to the file names the mirror serves them as."""
+    from urllib.parse import unquote, urlsplit
+
+    for files in direct.values():
+        for f in files:
+            path = unquote(urlsplit(f.url).path)
+            data = data.replace(path.encode(), f.filename.encode())
+    return data
 
 
 def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter
@@ -147,7 +240,8 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
             only_binary=job.only_binary, label=label, refresh=opts.refresh,
         )
-        return data, select_files(data, job.target, label=label)
+        pins = select_files(data, job.target, label=label, direct=job.direct)
+        return _portable_pylock(data, pins, job.direct), pins
 
     with cf.ThreadPoolExecutor(max_workers=max(1, opts.resolver_jobs)) as pool:
         futures = {pool.submit(run, job): job for job in jobs}
@@ -183,7 +277,7 @@ def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = 
         requires_python = requires_python or status.requires_python
     entry = CatalogFile(
         sha256=f.sha256, filename=f.filename, project=pin.name, version=pin.version, kind=f.kind,
-        size=path.stat().st_size, url=strip_credentials(f.url), requires_python=requires_python,
+        size=path.stat().st_size, url=strip_credentials(f.origin or f.url), requires_python=requires_python,
         yanked=status.yanked if status is not None else None,
         upload_time=f.upload_time, metadata_sha256=metadata_sha, build_requires=build_requires,
     )
@@ -222,17 +316,62 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         apps.append((app, targets))
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
 
-    # 2. Resolution: every app × target, and the installers for every target.
-    jobs: list[_Job] = []
+    # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
+    #    built or copied into distribution files; then resolution for every app × target.
+    prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]] = {}
+    direct_count = sum(1 for app, _ in apps for r in app.requirements if r.direct is not None)
+    if direct_count:
+        reporter.phase("building git and local packages", direct_count)
     for app, targets in apps:
         if not app.has_python:
             continue
+        result = results[app.name]
+        try:
+            index = _app_index(app, opts.index)
+            dists: dict[int, DirectDist] = {}
+            for i, line in enumerate(app.requirements):
+                if line.direct is None:
+                    continue
+                dist = materialise(line.direct, where=line.where, app_dir=app.path, cache=store.cache,
+                                   index=index, refresh=opts.refresh)
+                reporter.advance()
+                if line.direct.name and canonicalize_name(line.direct.name) != dist.key:
+                    raise InputError(f"{line.where}: the requirement says {line.direct.name!r} but "
+                                     f"{line.direct.display} is {dist.name!r}: fix the name")
+                if line.direct.editable:
+                    result.warnings.append(f"{line.where}: -e {line.direct.display} is mirrored as a regular "
+                                           f"package ({dist.name}=={dist.version}); inside it installs non-editable")
+                result.warnings.extend(dist.warnings)
+                dists[i] = dist
+        except MirrorError as exc:
+            result.ok = False
+            result.error = str(exc)
+            continue
+        prepared[app.name] = (index, dists)
+
+    jobs: list[_Job] = []
+    for app, targets in apps:
+        if app.name not in prepared:
+            continue
+        index, dists = prepared[app.name]
+        direct_files = {d.key: d.files for d in dists.values()}
         for t in targets:
+            reqs: list[str] = []
+            for i, line in enumerate(app.requirements):
+                if i in dists:
+                    text = _direct_requirement(line, dists[i], t)
+                    if text is None:
+                        results[app.name].warnings.append(
+                            f"{line.where}: {dists[i].name} has no file {t.id} can install; left out for that target")
+                        continue
+                    reqs.append(text)
+                else:
+                    reqs.append(str(line.requirement))
             jobs.append(_Job(
-                key=(app.name, t.id), target=t, index=_app_index(app, opts.index),
-                requirements=tuple(str(r.requirement) for r in app.requirements),
+                key=(app.name, t.id), target=t, index=index, requirements=tuple(reqs),
                 constraints=tuple(str(c.requirement) for c in app.constraints),
                 prerelease=app.options.pre, no_binary=app.options.no_binary, only_binary=app.options.only_binary,
+                direct=direct_files,
             ))
     if opts.installers:
         for t in all_targets:
@@ -244,17 +383,21 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     fetch_errors: list[str] = []
     fetched = present = nbytes = 0
     used: dict[str, tuple[Pin, PinnedFile]] = {}
-    pending: list[tuple[PythonTarget, list[Pin], IndexConfig]] = []
+    pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
     for job in jobs:
         res = resolved[job.key]
         if isinstance(res, tuple):
-            pending.append((job.target, res[1], job.index))
-    seen_build: set[tuple[str, tuple[str, ...]]] = set()
+            pending.append((job.key[0], job.target, res[1], job.index))
+    public = opts.index.index_url
+    credentials = Credentials.from_urls(
+        u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
+    confusion: dict[str, list[str]] = {}
+    seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
     build_pins: dict[str, list[Pin]] = {}
     bad_files: set[str] = set()
     for depth in range(_MAX_BUILD_DEPTH + 1):
         items: list[FetchItem] = []
-        for _, pins, _ in pending:
+        for _, _, pins, _ in pending:
             for pin in pins:
                 for f in pin.files:
                     if f.sha256 not in used:
@@ -262,15 +405,20 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                         items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
         total_size = sum(i.size or 0 for i in items)
         reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-        # What the index says of files new to the catalog (yanked, requires-python): one page a
-        # project, fetched while the files download.
-        wanted = sorted({(idx.index_url, pin.name) for _, pins, idx in pending for pin in pins
-                         for f in pin.files if store.pyfile(f.sha256, f.filename) is None})
+        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+        # with private indexes where each project is also on the public index: fetched while the
+        # files download.
+        wanted = _page_requests(pending, public, store)
         with cf.ThreadPoolExecutor(max_workers=1) as side:
-            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency)
-            report = fetch_all(items, store, concurrency=opts.concurrency,
+            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
+            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
                                on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
             pages = pages_future.result()
+        if depth == 0:
+            for owner, _, pins, idx in pending:
+                if owner in results:
+                    confusion.setdefault(owner, [])
+                    confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
         fetched += len(report.fetched)
         present += len(report.present)
         nbytes += report.bytes_fetched
@@ -279,19 +427,20 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             bad_files.add(item.sha256)
         # Build requirements of sdists, per target.
         next_jobs: list[_Job] = []
-        for target, pins, idx in pending:
+        for _, target, pins, idx in pending:
             for pin in pins:
+                source = _source_index(pages, idx, pin.name)
                 for f in pin.files:
                     if f.sha256 in bad_files:
                         continue
-                    entry = _catalog(store, pin, f, pages.get((idx.index_url, pin.name), {}).get(f.filename))
+                    entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
                     if entry.kind == "sdist" and entry.build_requires is not None:
                         reqs = tuple(sorted(set(entry.build_requires)))
-                        if not reqs or (target.id, reqs) in seen_build:
+                        if not reqs or (target.id, reqs, idx.search_order) in seen_build:
                             continue
-                        seen_build.add((target.id, reqs))
+                        seen_build.add((target.id, reqs, idx.search_order))
                         next_jobs.append(_Job(key=("build:" + " ".join(reqs), target.id), target=target,
-                                              index=opts.index, requirements=reqs))
+                                              index=idx, requirements=reqs))
         if not next_jobs:
             break
         reporter.phase("resolving build requirements", len(next_jobs))
@@ -300,7 +449,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         for job in next_jobs:
             res = build_res[job.key]
             if isinstance(res, tuple):
-                pending.append((job.target, res[1], job.index))
+                pending.append((job.key[0], job.target, res[1], job.index))
                 build_pins.setdefault(job.target.id, []).extend(res[1])
             else:
                 fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
@@ -329,7 +478,17 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         return sorted(shas)
 
     apps_manifest: dict[str, Any] = {}
+    served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
     for app, targets in apps:
+        result = results[app.name]
+        if not result.ok:
+            continue
+        warnings = confusion.get(app.name, [])
+        if warnings and opts.strict:
+            result.ok = False
+            result.error = "\n".join(warnings)
+            continue
+        result.warnings.extend(warnings)
         entry_targets: dict[str, Any] = {}
         failed_here: list[str] = []
         for t in targets:
@@ -343,6 +502,13 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             if not pins_ok(pins):
                 failed_here.append(f"{app.name} for {t.id}: some files could not be fetched")
                 continue
+            clash = [f for p in pins for f in p.files if served.setdefault(f.filename, f.sha256) != f.sha256]
+            if clash:
+                failed_here.extend(
+                    f"{f.filename} ({f.origin or strip_credentials(f.url)}) differs from the file of the same name "
+                    "another app mirrors; an index serves one file per name: give the package a new version"
+                    for f in clash)
+                continue
             req_lock = render_requirements_lock(app.name, t, pins).encode("utf-8")
             entry_targets[t.id] = {
                 "pylock": store.put_bytes(pylock),
@@ -350,12 +516,18 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                 "packages": [[p.name, p.version] for p in pins],
                 "files": add_files(pins),
             }
-        result = results[app.name]
         if failed_here:
             result.ok = False
             result.error = "\n".join(failed_here)
             continue
         apps_manifest[app.name] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
+        _, dists = prepared.get(app.name, (None, {}))
+        if dists:
+            apps_manifest[app.name]["direct"] = [
+                {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
+                 "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
+                 "origin": d.origin, "commit": d.commit}
+                for i, d in sorted(dists.items())]
     # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
     old_apps = (previous or {}).get("apps", {})
     old_files = (previous or {}).get("python", {}).get("files", {})

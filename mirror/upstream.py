@@ -9,11 +9,15 @@ import asyncio
 import json
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
 from .errors import MirrorError
-from .urls import index_project_url
+from .urls import index_project_url, strip_credentials
+
+if TYPE_CHECKING:
+    from .credentials import Credentials
 
 __all__ = ["FileStatus", "parse_project_page", "project_pages"]
 
@@ -24,6 +28,7 @@ _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+h
 class FileStatus:
     yanked: str | None  # None: not yanked; "" yanked without a reason
     requires_python: str | None
+    sha256: str | None = None
 
 
 class _Links(HTMLParser):
@@ -44,12 +49,13 @@ class _Links(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a" and self._attrs is not None:
-            href = (self._attrs.get("href") or "").split("#", 1)[0]
+            href, _, fragment = (self._attrs.get("href") or "").partition("#")
             name = "".join(self._text).strip() or href.rsplit("/", 1)[-1]
             yanked = self._attrs.get("data-yanked")
             self.files[name] = FileStatus(
                 yanked=(yanked or "") if "data-yanked" in self._attrs else None,
                 requires_python=self._attrs.get("data-requires-python"),
+                sha256=fragment[len("sha256="):] if fragment.startswith("sha256=") else None,
             )
             self._attrs = None
 
@@ -64,6 +70,7 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
             out[f["filename"]] = FileStatus(
                 yanked=None if y is False else ("" if y is True else str(y)),
                 requires_python=f.get("requires-python"),
+                sha256=(f.get("hashes") or {}).get("sha256"),
             )
         return out
     parser = _Links()
@@ -71,19 +78,24 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
     return parser.files
 
 
-def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16) -> dict[tuple[str, str], dict[str, FileStatus]]:
-    """Fetch (index_url, project) pages in parallel; a page that cannot be had is left out."""
+def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
+                  credentials: "Credentials | None" = None) -> dict[tuple[str, str], dict[str, FileStatus]]:
+    """Fetch (index_url, project) pages in parallel; a page that cannot be had is left out.
+
+    Keys carry index URLs as the caller has them (possibly with credentials): they stay in memory.
+    """
     from .fetch import make_client
 
     async def go() -> dict[tuple[str, str], dict[str, FileStatus]]:
         out: dict[tuple[str, str], dict[str, FileStatus]] = {}
         sem = asyncio.Semaphore(concurrency)
-        async with make_client(concurrency=concurrency) as client:
+        async with make_client(concurrency=concurrency, credentials=credentials) as client:
 
             async def one(key: tuple[str, str]) -> None:
                 async with sem:
                     try:
-                        resp = await client.get(index_project_url(key[0], canonicalize_name(key[1])), headers={"Accept": _ACCEPT})
+                        url = strip_credentials(index_project_url(key[0], canonicalize_name(key[1])))
+                        resp = await client.get(url, headers={"Accept": _ACCEPT})
                         if resp.status_code == 200:
                             out[key] = parse_project_page(resp.content, resp.headers.get("content-type", ""))
                     except (Exception, MirrorError):  # best effort: the lock already pins the file

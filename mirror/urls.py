@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, urlsplit, urlunsplit
 
-__all__ = ["redact", "strip_credentials", "index_project_url"]
+__all__ = ["redact", "redact_text", "strip_credentials", "index_project_url"]
 
 
 def strip_credentials(url: str) -> str:
@@ -27,3 +29,14 @@ def redact(url: str) -> str:
 
 def index_project_url(index_url: str, project: str) -> str:
     return index_url.rstrip("/") + "/" + project + "/"
+
+
+_USERINFO = re.compile(r"(//)[^/@\s\"'<>]+@")
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Free text (a tool's stderr) with URL credentials and any known secret values shown as ***."""
+    text = _USERINFO.sub(r"\1***@", text)
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
