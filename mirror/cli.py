@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from .config import EXAMPLE_CONFIG, Config, load_config
 from .errors import ConfigError, MirrorError, StoreError
 from .store import open_store
+
+if TYPE_CHECKING:
+    from .resolve import IndexConfig
 
 app = typer.Typer(
     name="mirror",
@@ -102,6 +105,20 @@ def init(
     console.print(f"wrote {path}")
 
 
+def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip_env: bool) -> "IndexConfig":
+    """The site's upstream indexes: flags, else PIP_* (with --pip-env), else mirror.toml; ${VAR} expanded."""
+    from .credentials import expand
+    from .resolve import IndexConfig
+
+    env_index = os.environ.get("PIP_INDEX_URL") if pip_env else None
+    env_extra = os.environ.get("PIP_EXTRA_INDEX_URL", "").split() if pip_env else []
+    chosen = index_url or env_index or cfg.index_url
+    extras = tuple(extra or env_extra or cfg.extra_index_urls)
+    return IndexConfig(index_url=expand(chosen, where="upstream index"),
+                       extra_index_urls=tuple(expand(u, where="extra upstream index") for u in extras),
+                       trusted_hosts=tuple(os.environ.get("PIP_TRUSTED_HOST", "").split()) if pip_env else ())
+
+
 @app.command()
 def sync(
     apps: Annotated[Optional[list[Path]], typer.Argument(help="App folders (default: [apps] paths in mirror.toml).")] = None,
@@ -120,6 +137,8 @@ def sync(
     apt_base: Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (the suite's required packages) or 'none' (mirror the complete closure).")] = None,
     apt_base_status: Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image: its packages are not mirrored.")] = None,
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
+    pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
@@ -137,15 +156,14 @@ def sync(
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under [apps] paths in mirror.toml")
             raise typer.Exit(2)
-        from .resolve import IndexConfig
         from .sync import SyncOptions, run_sync
 
         opts = SyncOptions(
             apps=app_dirs,
             pythons=tuple(python or cfg.pythons),
             platforms=tuple(platform or cfg.platforms),
-            index=IndexConfig(index_url=index_url or cfg.index_url,
-                              extra_index_urls=tuple(extra_index_url or cfg.extra_index_urls)),
+            index=_base_index(index_url, extra_index_url, cfg, pip_env or cfg.pip_env),
+            strict=strict or cfg.strict,
             installers=tuple(i for i in installers.split(",") if i) if installers is not None else cfg.installers,
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
@@ -243,16 +261,59 @@ def serve(
         server.server_close()
 
 
+@app.command()
+def lock(
+    app_dir: Annotated[Path, typer.Argument(help="The app folder (its name is the app's name in the mirror).")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    python: Annotated[Optional[str], typer.Option("--python", help="Target Python X.Y (needed when the app has several targets).")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="Target platform tag (needed when the app has several).")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the lock here [default: stdout].")] = None,
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (prefix), current or previous.")] = "current",
+) -> None:
+    """Write the app's air-gap requirements: every package pinned with --hash, git / path / URL lines as name==version.
+
+    Example: `mirror lock apps/dash-app --python 3.11 -o requirements.lock`, then inside the gap
+    `pip install --require-hashes -r requirements.lock --index-url http://mirror.internal:8080/simple/`
+    """
+    from .history import resolve_snapshot
+    from .lockview import choose_target
+
+    try:
+        _, root = _config(config, store)
+        st = open_store(root)
+        snap = st.load_snapshot(resolve_snapshot(st, snapshot))
+        tid, entry = choose_target(snap, app_dir, python, platform)
+        data = st.blob_path(entry["requirements_lock"]).read_bytes()
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+    if output is None:
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        output.write_bytes(data)
+        console.print(f"wrote {output} ({tid})", highlight=False)
+
+
 @app.command("client-config")
 def client_config(
     url: Annotated[str, typer.Option("--url", help="The mirror's base URL as clients reach it.")],
     store: StoreOpt = None,
     config: ConfigOpt = None,
+    app_dir: Annotated[Optional[Path], typer.Option("--app", help="Also say what, if anything, to change in this app folder.")] = None,
 ) -> None:
     """Print how pip, uv, requirements files and apt point at the mirror.
 
-    Example: `mirror client-config --url http://mirror.internal:8080`
+    Example: `mirror client-config --url http://mirror.internal:8080 --app apps/dash-app`
     """
+    if app_dir is not None:
+        from .lockview import app_advice
+
+        try:
+            _, root = _config(config, store)
+            print(app_advice(open_store(root), app_dir, url))
+        except MirrorError as exc:
+            raise fail_with(exc) from exc
+        return
     base = url.rstrip("/")
     if base.endswith("/simple"):
         base = base[: -len("/simple")]

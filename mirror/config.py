@@ -37,9 +37,15 @@ paths = ["apps/*"]
 versions = ["{DEFAULT_PYTHON}"]
 # pip platform tags; the newest level named accepts all older ones (manylinux_2_28 takes manylinux2014 too).
 platforms = ["{DEFAULT_PLATFORM}"]
-# The upstream index (an app's own --index-url replaces it for that app).
+# The upstream index (an app's own --index-url replaces it for that app). Private indexes take
+# credentials from the environment only: "https://${{USER}}:${{TOKEN}}@pkgs.example.com/simple".
 index-url = "{PUBLIC_INDEX}"
 extra-index-urls = []
+# Take the index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL when set (as pip on this machine would).
+pip-env = false
+# A project from a private index whose name the public index also has, with other files, fails
+# the app instead of warning (dependency confusion).
+strict = false
 # Mirrored for every target so the inside can upgrade its installers.
 installers = {list(DEFAULT_INSTALLERS)!r}
 # Parallel downloads, and parallel resolver processes.
@@ -83,6 +89,8 @@ class Config:
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
     concurrency: int = 16
     resolver_jobs: int = 4
+    strict: bool = False
+    pip_env: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     source: Path | None = None
@@ -132,6 +140,8 @@ def load_config(path: Path | None) -> Config:
             installers=_list(py_t.get("installers", list(DEFAULT_INSTALLERS)), "python.installers", path),
             concurrency=int(py_t.get("concurrency", 16)),
             resolver_jobs=int(py_t.get("resolver-jobs", 4)),
+            strict=bool(py_t.get("strict", False)),
+            pip_env=bool(py_t.get("pip-env", False)),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             source=Path(path),

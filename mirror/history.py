@@ -105,7 +105,9 @@ def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
             c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
             if c:
                 per[tid] = c
-        for section in sorted(k for k in set(o) | set(n) if k not in ("targets", "conda_not_mirrored")):
+        # Extension sections (apt) are {target: entry}; other keys (direct, conda_not_mirrored) are notes.
+        for section in sorted(k for k in set(o) | set(n) if k != "targets"
+                              and isinstance(o.get(k, n.get(k)), dict) and isinstance(n.get(k, o.get(k)), dict)):
             osec, nsec = o.get(section, {}) or {}, n.get(section, {}) or {}
             for tid in sorted(set(osec) | set(nsec)):
                 c = _compare(_packages(osec.get(tid, {})), _packages(nsec.get(tid, {})))

@@ -369,7 +369,7 @@ def _direct(path: Path, lineno: int, text: str, *, editable: bool = False) -> Di
         return DirectRef(kind="path", url=local, name=name, extras=extras, marker=marker, editable=editable,
                          subdirectory=frag.get("subdirectory") or None)
     looks_local = (spec.startswith((".", "/", "~")) or low.endswith(_ARCHIVE_SUFFIXES)
-                   or "/" in spec or "\\" in spec or editable)
+                   or "/" in spec or "\\" in spec or (editable and not re.search(r"[<>=!~\[\]]", spec)))
     if name is not None or looks_local:
         if re.match(r"^[a-z0-9+.\-]+://", low):
             raise RequirementsError(path, lineno, f"URL scheme of {_redact(spec)!r} is not one pip installs from",

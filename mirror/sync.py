@@ -509,7 +509,9 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                     "another app mirrors; an index serves one file per name: give the package a new version"
                     for f in clash)
                 continue
-            req_lock = render_requirements_lock(app.name, t, pins).encode("utf-8")
+            origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
+                       for i, d in prepared[app.name][1].items()}
+            req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
             entry_targets[t.id] = {
                 "pylock": store.put_bytes(pylock),
                 "requirements_lock": store.put_bytes(req_lock),

@@ -178,3 +178,97 @@ def write_simple_index(files_dir: Path, index_dir: Path, *, yanked: dict[str, st
         (index_dir / project / "index.html").write_text(
             "<!DOCTYPE html><html><body>\n" + "\n".join(rows) + "\n</body></html>\n")
     (index_dir / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(root_links) + "\n</body></html>\n")
+
+
+_TREE_BACKEND = '''
+"""In-tree PEP 517 backend for a source tree: sdist and pure wheel, standard library only."""
+import base64, gzip, hashlib, io, os, tarfile, zipfile
+NAME = {name!r}
+VERSION = {version!r}
+DIST = {dist!r}
+METADATA = {metadata!r}
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+def get_requires_for_build_sdist(config_settings=None):
+    return []
+
+def _tree():
+    out = {{}}
+    for top in ("pyproject.toml", "_build/backend.py"):
+        with open(os.path.join(HERE, top), "rb") as fh:
+            out[top] = fh.read()
+    for fn in sorted(os.listdir(os.path.join(HERE, DIST))):
+        if fn.endswith(".py"):
+            with open(os.path.join(HERE, DIST, fn), "rb") as fh:
+                out[f"{{DIST}}/{{fn}}"] = fh.read()
+    return out
+
+def build_sdist(sdist_directory, config_settings=None):
+    root = f"{{DIST}}-{{VERSION}}"
+    files = dict(_tree())
+    files["PKG-INFO"] = METADATA.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for path, data in sorted(files.items()):
+            info = tarfile.TarInfo(f"{{root}}/{{path}}")
+            info.size, info.mtime, info.mode = len(data), int(os.environ.get("SOURCE_DATE_EPOCH", "1704067200")), 0o644
+            tf.addfile(info, io.BytesIO(data))
+    name = f"{{root}}.tar.gz"
+    with open(os.path.join(sdist_directory, name), "wb") as fh:
+        fh.write(gzip.compress(buf.getvalue(), mtime=0))
+    return name
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    d = os.path.join(metadata_directory, f"{{DIST}}-{{VERSION}}.dist-info")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "METADATA"), "w") as fh:
+        fh.write(METADATA)
+    return os.path.basename(d)
+
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
+    return prepare_metadata_for_build_wheel(metadata_directory, config_settings)
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return build_wheel(wheel_directory, config_settings, metadata_directory, _editable=True)
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None, _editable=False):
+    name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
+    info = f"{{DIST}}-{{VERSION}}.dist-info"
+    if _editable:
+        files = {{f"_{{DIST}}_editable.pth": (HERE + "\\n").encode()}}
+    else:
+        files = {{p: d for p, d in _tree().items() if p.startswith(DIST + "/")}}
+    files[f"{{info}}/METADATA"] = METADATA.encode()
+    files[f"{{info}}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: in-tree\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    rec = []
+    for p, data in files.items():
+        dg = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rec.append(f"{{p}},sha256={{dg}},{{len(data)}}")
+    rec.append(f"{{info}}/RECORD,,")
+    files[f"{{info}}/RECORD"] = ("\\n".join(rec) + "\\n").encode()
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, data in sorted(files.items()):
+            zf.writestr(zipfile.ZipInfo(p, (2024, 1, 1, 0, 0, 0)), data)
+    return name
+'''
+
+
+def make_project(dest: Path, name: str, version: str, *, requires: list[str] = (), marker: str = "") -> Path:
+    """A source tree (what a git repository or an app's own folder holds) that builds offline."""
+    dist = _dist_name(name)
+    metadata = metadata_text(name, version, list(requires))
+    (dest / "_build").mkdir(parents=True, exist_ok=True)
+    (dest / dist).mkdir(exist_ok=True)
+    (dest / "pyproject.toml").write_text(
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["_build"]\n\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\n')
+    (dest / "_build" / "backend.py").write_text(textwrap.dedent(_TREE_BACKEND.format(
+        name=name, version=version, dist=dist, metadata=metadata)))
+    (dest / dist / "__init__.py").write_text(f"__version__ = {version!r}\nFROM = {marker!r}\n")
+    return dest

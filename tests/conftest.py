@@ -73,6 +73,7 @@ def build_upstream_files(files: Path) -> None:
     make_sdist(files, "buildhelper", "1.0")
     make_wheel(files, "darwinonly", "1.0")
     make_wheel(files, "armonly", "1.0")
+    make_wheel(files, "sharedname", "1.0", module_text="ORIGIN = 'public'\n")  # a private index's name, on PyPI too
     bundled = Path(ensurepip.__file__).parent / "_bundled"
     for whl in bundled.glob("*.whl"):  # real pip and setuptools wheels, offline
         shutil.copy(whl, files / whl.name)
@@ -165,3 +166,168 @@ def apt_config(upstream_url: str, keyring: Path, **extra: object) -> str:
     lines += ["[[apt.sources]]", f'url = "{upstream_url}"', 'suites = ["{distro}", "{distro}-updates"]',
               'components = ["main"]', f'keyrings = ["{keyring}"]']
     return "\n".join(lines) + "\n"
+
+
+# -- Private sources: an index behind basic auth, git repositories (file:// and smart HTTP) ----------
+
+PRIVATE_USER = "mirror-bot-7f3a"
+PRIVATE_PASSWORD = "pw-Q9v!x2-never-on-disk"
+GIT_TOKEN = "gt-5c1e88d0-secret-token"
+
+
+class AuthServer(StaticServer):
+    """A static server that answers 401 unless the request carries the expected basic auth."""
+
+    def __init__(self, directory: Path, user: str, password: str) -> None:
+        import base64
+
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.seen_auth: list[bool] = []
+        seen = self.seen_auth
+
+        class Handler(_QuietHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                ok = self.headers.get("Authorization") == want
+                seen.append(ok)
+                if not ok:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="private"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+            do_HEAD = do_GET  # noqa: N815
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+def build_private_files(files: Path) -> None:
+    """What a company's private index holds: its own package, and one whose name PyPI also has."""
+    make_wheel(files, "privpkg", "1.0", requires=["beta>=1.0", "sharedname"])
+    make_wheel(files, "sharedname", "1.0", module_text="ORIGIN = 'private'\n")
+
+
+@pytest.fixture
+def private_index(tmp_path: Path) -> Iterator[AuthServer]:
+    root = tmp_path / "private"
+    build_private_files(root / "files")
+    write_simple_index(root / "files", root / "simple")
+    server = AuthServer(root, PRIVATE_USER, PRIVATE_PASSWORD)
+    yield server
+    server.stop()
+
+
+def _git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class GitRepo:
+    """A git repository of the project `gitpkg` (and `gitsub` in sub/): tags v1.0, v1.1, branch main."""
+
+    def __init__(self, path: Path) -> None:
+        from tests.builders import make_project
+
+        self.path = path
+        path.mkdir(parents=True)
+        _git("init", "--quiet", "--initial-branch=main", cwd=path)
+        self.commits: dict[str, str] = {}
+        for version in ("1.0", "1.1"):
+            self._commit(make_project, version)
+            _git("tag", f"v{version}", cwd=path)
+
+    def _commit(self, make_project, version: str) -> str:  # type: ignore[no-untyped-def]
+        make_project(self.path, "gitpkg", version, requires=["beta>=1.0"], marker=f"git {version}")
+        make_project(self.path / "sub", "gitsub", version, marker=f"sub {version}")
+        _git("add", "-A", cwd=self.path)
+        _git("commit", "--quiet", "-m", f"version {version}", cwd=self.path)
+        self.commits[version] = _git("rev-parse", "HEAD", cwd=self.path)
+        return self.commits[version]
+
+    def move_main(self, version: str) -> str:
+        """A new commit on main (the branch moves; tags stay)."""
+        from tests.builders import make_project
+
+        return self._commit(make_project, version)
+
+
+class GitHttpServer:
+    """git's smart HTTP protocol (`git http-backend` as CGI) on 127.0.0.1, behind basic auth."""
+
+    def __init__(self, project_root: Path, user: str, password: str) -> None:
+        import base64
+        import gzip
+        import subprocess
+
+        want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        root = str(project_root)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _cgi(self) -> None:
+                if self.headers.get("Authorization") != want:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                path, _, query = self.path.partition("?")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                env = {"GIT_PROJECT_ROOT": root, "GIT_HTTP_EXPORT_ALL": "1", "PATH_INFO": path,
+                       "QUERY_STRING": query, "REQUEST_METHOD": self.command, "REMOTE_USER": user,
+                       "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(len(body)),
+                       "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""), "PATH": os.environ.get("PATH", "")}
+                out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+                head, _, payload = out.partition(b"\r\n\r\n")
+                status = 200
+                headers = []
+                for line in head.decode("latin-1").split("\r\n"):
+                    k, _, v = line.partition(":")
+                    if k.lower() == "status":
+                        status = int(v.strip().split()[0])
+                    elif k:
+                        headers.append((k, v.strip()))
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _cgi  # noqa: N815
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> GitRepo:
+    if not shutil.which("git"):
+        pytest.fail("git is needed: scripts/test installs it")
+    return GitRepo(tmp_path / "gitroot" / "gitpkg.git")
+
+
+@pytest.fixture
+def git_http(git_repo: GitRepo) -> Iterator[GitHttpServer]:
+    server = GitHttpServer(git_repo.path.parent, "git-user", GIT_TOKEN)
+    yield server
+    server.stop()

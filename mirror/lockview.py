@@ -1,0 +1,107 @@
+"""What an app installs from inside the gap: its lock for one target, and advice on its own files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .apps import load_app
+from .errors import InputError, MirrorError
+from .store import Store
+from .targets import parse_python_version
+
+__all__ = ["choose_target", "app_advice"]
+
+
+def _app_entry(snap: dict[str, Any], app_dir: Path) -> tuple[str, dict[str, Any]]:
+    name = Path(app_dir).resolve().name
+    apps = snap.get("apps", {})
+    if name not in apps:
+        known = ", ".join(sorted(apps)) or "none"
+        raise InputError(f"app {name!r} is not in the snapshot (apps there: {known}): run `mirror sync {app_dir}` first")
+    return name, apps[name]
+
+
+def choose_target(snap: dict[str, Any], app_dir: Path, python: str | None, platform: str | None
+                  ) -> tuple[str, dict[str, Any]]:
+    """The app's (target id, entry) for --python / --platform, or its only target."""
+    name, entry = _app_entry(snap, app_dir)
+    targets: dict[str, Any] = entry.get("targets", {})
+    if not targets:
+        raise InputError(f"app {name!r} has no Python targets in the snapshot (nothing to lock)")
+    chosen = dict(targets)
+    if python:
+        major, minor = parse_python_version(python)[:2]
+        prefix = f"cp{major}{minor}-"
+        chosen = {t: e for t, e in chosen.items() if t.startswith(prefix)}
+    if platform:
+        plat = platform.replace("-", "_").replace(".", "_")
+        chosen = {t: e for t, e in chosen.items() if t.split("-", 1)[1] == plat}
+    if len(chosen) != 1:
+        which = "matches" if not chosen else "is chosen"
+        raise InputError(f"app {name!r}: no single target {which} (its targets: {', '.join(sorted(targets))}); "
+                         "name one with --python X.Y and --platform TAG")
+    tid = next(iter(chosen))
+    return tid, chosen[tid]
+
+
+def app_advice(store: Store, app_dir: Path, url: str) -> str:
+    """What to change in an app so it installs from the mirror alone, line by line."""
+    base = url.rstrip("/").removesuffix("/simple")
+    simple = f"{base}/simple/"
+    try:
+        app = load_app(app_dir)
+    except MirrorError as exc:
+        raise InputError(f"cannot read the app: {exc}") from exc
+    current = store.ref("current")
+    entry: dict[str, Any] = {}
+    if current:
+        try:
+            _, entry = _app_entry(store.load_snapshot(current), app_dir)
+        except InputError:
+            entry = {}
+    mirrored = {d["line"]: d for d in entry.get("direct", [])}
+    out = [f"# {app.name}: installing from the mirror at {simple}",
+           "# The one line to set where the app is installed (pip reads it; requirements files stay as they are):",
+           f"export PIP_INDEX_URL={simple}"]
+    if base.startswith("http://"):
+        host = base.split("://", 1)[1].split("/", 1)[0].split(":")[0]
+        out.append(f"export PIP_TRUSTED_HOST={host}")
+    notes: list[str] = []
+    o = app.options
+    for u in (*([o.index_url] if o.index_url else []), *o.extra_index_urls):
+        notes.append(f"{o.origin(u) or app.name}: an index the gap cannot reach; pip warns about it and goes on with "
+                     "PIP_INDEX_URL, whose mirror holds every package the sync took from it. To silence the warning, "
+                     "remove the line (or install from `mirror lock`).")
+    for link in o.find_links:
+        if "://" in link:
+            notes.append(f"{o.origin(link) or app.name}: --find-links {link} is unreachable inside; its packages are on "
+                         "the mirror, so remove the line or install from `mirror lock`.")
+    for line in app.requirements:
+        ref = line.direct
+        if ref is None:
+            continue
+        key = f"{Path(line.source).name}:{line.lineno}"
+        got = mirrored.get(key)
+        pin = f"{got['project']}=={got['version']}" if got else "NAME==VERSION (sync the app first)"
+        if ref.kind == "path" and not ref.url.startswith("/"):
+            notes.append(f"{line.where}: {ref.display} is in the app folder; pip installs it from there unchanged "
+                         f"(its dependencies come from the mirror). Nothing to change.")
+        elif ref.kind == "path":
+            notes.append(f"{line.where}: {ref.display} is an absolute path outside the app; replace the line with "
+                         f"`{pin}` (the mirror serves it), or install from `mirror lock`.")
+        else:
+            notes.append(f"{line.where}: {ref.display} cannot be fetched inside the gap; replace the line with "
+                         f"`{pin}` (the mirror serves it), or install from `mirror lock`"
+                         + (f" ({got['origin']})" if got else "") + ".")
+    if notes:
+        out.append("#")
+        out.append("# Lines to look at:")
+        out.extend(f"#   {n}" for n in notes)
+    else:
+        out.append("# Nothing in the app needs to change.")
+    out.append("#")
+    out.append("# Or install exactly what was mirrored, with hashes:")
+    out.append(f"#   mirror lock {app_dir} -o requirements.lock")
+    out.append(f"#   pip install --require-hashes -r requirements.lock --index-url {simple}")
+    return "\n".join(out)
