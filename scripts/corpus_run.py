@@ -1,0 +1,209 @@
+"""Sync every corpus app, publish, and install each app's lock from our index alone; compare with online.
+
+For each app with Python requirements, one line: `ok`, or the reason, with the failure class:
+  app's own      it does not install online either (straight from PyPI, same target, same client)
+  unreachable    it names a source this machine cannot reach (GitHub, a private host)
+  mirror         it installs online but not from the mirror (our bug: counted against fidelity)
+Fidelity = apps installing from our index alone / apps installing online.
+
+Both installs use uv (`uv pip install` into a fresh virtualenv, no config, no cache shared with
+the sync), so the comparison is client-for-client; the mirror install is `--require-hashes` from
+`mirror lock` with our index as the only index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mirror.apps import REQUIREMENT_FILES  # noqa: E402
+from mirror.resolve import clean_env, uv_binary  # noqa: E402
+
+MIRROR = [sys.executable, "-m", "mirror.cli"]
+PLATFORM = "manylinux_2_28_x86_64"
+UNREACHABLE = re.compile(r"github\.com|gitlab|bitbucket|dash-playground|Could not resolve host|"
+                         r"Failed to connect|Connection refused|ConnectError|dns error|Network is unreachable|"
+                         r"timed out|git@|/usr/src/app", re.I)
+
+
+def _env() -> dict[str, str]:
+    env = clean_env()
+    env.pop("UV_CACHE_DIR", None)
+    return env
+
+
+def _tail(text: str, n: int = 300) -> str:
+    lines = [x for x in text.strip().splitlines() if x.strip()]
+    keep = [x for x in lines if re.search(r"error|fail|no matching|not found|cannot|unable", x, re.I)] or lines
+    return " | ".join(keep[-3:])[-n:]
+
+
+def python_apps(apps_dir: Path, exclude: re.Pattern[str] | None, only: re.Pattern[str] | None) -> list[Path]:
+    out = []
+    for app in sorted(p for p in apps_dir.iterdir() if p.is_dir()):
+        if only and not only.search(app.name):
+            continue
+        if exclude and (exclude.search(app.name) or any(
+                exclude.search(f.read_text(errors="replace")) for f in app.glob("*requirements*.txt"))):
+            continue
+        if any((app / n).is_file() for n in (*REQUIREMENT_FILES, "environment.yml")):
+            out.append(app)
+    return out
+
+
+def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
+    t0 = time.monotonic()
+    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--store", str(store), "--python", python,
+                           "--platform", PLATFORM, "--json"], capture_output=True, text=True, env=_env())
+    log.write_text(proc.stderr)
+    summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"apps": [], "error": proc.stderr[-2000:]}
+    summary["seconds"] = time.monotonic() - t0
+    subprocess.run([*MIRROR, "publish", "--store", str(store)], capture_output=True, text=True, env=_env(), check=True)
+    return summary
+
+
+class Served:
+    def __init__(self, store: Path) -> None:
+        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
+        line = self.proc.stdout.readline()
+        self.simple = line.split(" at ")[1].strip()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def _install(venv: Path, args: list[str], cwd: Path, timeout: int) -> tuple[bool, str]:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=_env())
+    env = _env()
+    env["UV_CACHE_DIR"] = str(venv.parent / "uv-cache")
+    try:
+        proc = subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
+                               *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {timeout} s"
+    ok = proc.returncode == 0
+    shutil.rmtree(venv, ignore_errors=True)
+    return ok, "" if ok else _tail(proc.stderr)
+
+
+def online(app: Path, work: Path, timeout: int) -> tuple[bool, str]:
+    """The reference: the app's own requirements, straight from PyPI (and whatever they name)."""
+    args = []
+    for name in REQUIREMENT_FILES:
+        if (app / name).is_file():
+            args += ["-r", name]
+    if not args:
+        return False, "no requirements file (environment.yml only): not compared"
+    return _install(work / f"online-{app.name}", [*args, "--index-url", "https://pypi.org/simple"], app, timeout)
+
+
+def from_mirror(app: Path, store: Path, served: Served, python: str, work: Path, timeout: int) -> tuple[bool, str]:
+    lock = work / f"{app.name}.lock"
+    proc = subprocess.run([*MIRROR, "lock", str(app), "--store", str(store), "--python", python, "-o", str(lock)],
+                          capture_output=True, text=True, env=_env())
+    if proc.returncode != 0:
+        return False, "no lock: " + _tail(proc.stderr)
+    return _install(work / f"mirror-{app.name}", ["--require-hashes", "-r", str(lock), "--index-url", served.simple],
+                    work, timeout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--apps", type=Path, default=ROOT.parent / "shared" / "corpus" / "apps")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/corpus-run"))
+    ap.add_argument("--python", default="3.11")
+    ap.add_argument("--fallback-python", default="3.8", help="re-sync apps that fail for --python with this one")
+    ap.add_argument("--exclude", default=None, help="regex: skip apps whose name or requirements match (e.g. torch)")
+    ap.add_argument("--only", default=None, help="regex: only apps whose name matches")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=int, default=1800, help="seconds per install")
+    args = ap.parse_args()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    apps = python_apps(args.apps, re.compile(args.exclude) if args.exclude else None,
+                       re.compile(args.only) if args.only else None)
+    print(f"{len(apps)} apps with Python requirements", flush=True)
+
+    main_sum = sync(work / "store", apps, args.python, work / "sync.log")
+    print(f"sync {args.python}: {main_sum['seconds']:.0f} s, files {main_sum.get('files', {})}", flush=True)
+    result = {a["name"]: a for a in main_sum["apps"]}
+    python_of = {a.name: args.python for a in apps}
+    retry = [a for a in apps if a.name in result and not result[a.name]["ok"]]
+    fb_sum: dict = {"apps": []}
+    if retry and args.fallback_python:
+        fb_sum = sync(work / f"store-{args.fallback_python}", retry, args.fallback_python, work / "sync-fallback.log")
+        for a in fb_sum["apps"]:
+            if a["ok"]:
+                result[a["name"]] = a
+                python_of[a["name"]] = args.fallback_python
+
+    served = Served(work / "store")
+    served_fb = Served(work / f"store-{args.fallback_python}") if fb_sum["apps"] else None
+    rows: dict[str, tuple[str, str]] = {}
+
+    host_py = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+    def check(app: Path) -> tuple[str, str, str, bool | None]:
+        """(app, class, why, installs online?) for one app."""
+        r = result.get(app.name)
+        py = python_of[app.name]
+        if r is None or not r["ok"]:
+            err = (r or {}).get("error") or "not in the sync summary"
+            on_ok, on_err = online(app, work, args.timeout) if py == host_py else (None, "")
+            cls = "unreachable" if UNREACHABLE.search(err) else ("sync" if on_ok else "app's own")
+            return app.name, cls, _tail(err, 240) + (f" [online: {on_err}]" if on_ok is False and on_err else ""), on_ok
+        if py != host_py and shutil.which(f"python{py}") is None:
+            return app.name, "not run", f"synced for {py}; no CPython {py} on this machine to install into", None
+        on_ok, on_err = online(app, work, args.timeout)
+        st, srv = (work / "store", served) if py == args.python else (work / f"store-{args.fallback_python}", served_fb)
+        m_ok, m_err = from_mirror(app, st, srv, py, work, args.timeout)
+        if m_ok:
+            return app.name, "ok", "" if on_ok else f"(online install fails: {on_err})", on_ok
+        if not on_ok:
+            cls = "unreachable" if UNREACHABLE.search(on_err) else "app's own"
+            return app.name, cls, f"fails online too: {on_err}", on_ok
+        return app.name, "mirror", m_err, on_ok
+
+    online_ok = 0
+    try:
+        with cf.ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for name, cls, why, on_ok in pool.map(check, apps):
+                rows[name] = (cls, why)
+                online_ok += bool(on_ok)
+                print(f"{name:<44} {cls:<12} {why}", flush=True)
+    finally:
+        served.stop()
+        if served_fb:
+            served_fb.stop()
+
+    # Rates. Online reference for every app the check installed online.
+    classes: dict[str, int] = {}
+    for cls, _ in rows.values():
+        classes[cls] = classes.get(cls, 0) + 1
+    ok = classes.get("ok", 0)
+    print()
+    print(f"apps: {len(rows)}; " + ", ".join(f"{k}: {v}" for k, v in sorted(classes.items())))
+    print(f"success rate (installs from our index alone): {ok}/{len(rows)} = {ok / max(1, len(rows)):.0%}")
+    ok_both = sum(1 for c, w in rows.values() if c == "ok" and not w)
+    print(f"online (straight from PyPI, same target, same client): {online_ok}/{len(rows)}")
+    print(f"fidelity (of the apps that install online, installing from our index alone): {ok_both}/{online_ok} = "
+          f"{ok_both / max(1, online_ok):.0%}")
+    (work / "results.json").write_text(json.dumps({"rows": rows, "classes": classes}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
