@@ -52,6 +52,7 @@ class _RichReporter:
             TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
             TimeElapsedColumn(), console=console, transient=True, disable=not enabled,
         )
+        self.enabled = enabled
         self.task = None
 
     def __enter__(self) -> "_RichReporter":
@@ -421,12 +422,16 @@ def diff(
 
 
 @app.command()
-def verify(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def verify(
+    store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Re-fetch corrupt or missing files from upstream (outside), or say which bundle to re-import (inside).")] = False,
+) -> None:
     """Re-hash every blob (in parallel) and check catalog, snapshots and the published tree agree.
 
-    Example: `mirror verify --store /srv/mirror-store` (exit 0 only if the store is whole)
+    Example: `mirror verify --store /srv/mirror-store` (exit 0 only if the store is whole);
+    `mirror verify --repair` puts back what it can and verifies again.
     """
-    from .health import verify_store
+    from .health import repair_store, verify_store
 
     try:
         _, root = _config(config, store)
@@ -437,11 +442,25 @@ def verify(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = 
         with rep:
             rep.phase("verifying", total or None)
             report = verify_store(st, on_bytes=rep.advance)
+        fixed = None
+        if repair and not report.ok:
+            with st.lock("verify --repair", wait=60):
+                fixed = repair_store(st, report)
+            for line in fixed.removed_corrupt:
+                console.print(f"removed corrupt blob {line}", highlight=False)
+            for name in fixed.refetched + fixed.restored_from_cache:
+                console.print(f"[green]restored[/] {name}", highlight=False)
+            again = _RichReporter(enabled=rep.enabled)
+            with again:
+                again.phase("verifying again", total or None)
+                report = verify_store(st, on_bytes=again.advance)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps({**report.to_dict(), **({"repair": fixed.to_dict()} if fixed else {})}, indent=2))
     else:
+        for line in (fixed.advice if fixed else []):
+            console.print(f"[yellow]to do:[/] {line}", highlight=False)
         for sha in report.corrupt:
             console.print(f"[red]corrupt blob[/] {sha} (its content does not match its name)", highlight=False)
         for sha, users in report.missing.items():
@@ -451,8 +470,8 @@ def verify(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = 
         for p in report.problems:
             console.print(f"[yellow]{p}[/]", highlight=False)
         console.print(f"{report.blobs_checked} blobs, {report.bytes_checked / 1e6:.1f} MB checked: "
-                      + ("store is whole" if report.ok else "PROBLEMS FOUND (outside: `mirror sync --refresh` re-fetches"
-                         " missing files; inside: re-import the bundle that brought them)"), highlight=False)
+                      + ("store is whole" if report.ok else "PROBLEMS FOUND (`mirror verify --repair` re-fetches them"
+                         " outside and names the bundle to re-import inside)"), highlight=False)
     raise typer.Exit(0 if report.ok else 5)
 
 

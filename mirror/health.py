@@ -15,7 +15,7 @@ from typing import Any
 from .snapshots import referenced_blobs
 from .store import Store
 
-__all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport"]
+__all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport", "repair_store", "RepairReport"]
 
 
 @dataclass(slots=True)
@@ -151,3 +151,91 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
         if not dry_run:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
     return report
+
+
+@dataclass(slots=True)
+class RepairReport:
+    refetched: list[str] = field(default_factory=list)
+    restored_from_cache: list[str] = field(default_factory=list)
+    removed_corrupt: list[str] = field(default_factory=list)
+    advice: list[str] = field(default_factory=list)  # what a human must do for the rest
+
+    @property
+    def ok(self) -> bool:
+        return not self.advice
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "refetched": self.refetched, "restored_from_cache": self.restored_from_cache,
+                "removed_corrupt": self.removed_corrupt, "advice": self.advice}
+
+
+def _file_records(store: Store) -> dict[str, dict[str, Any]]:
+    """sha → what some snapshot says of the file (filename, size, upstream url), newest snapshot last."""
+    out: dict[str, dict[str, Any]] = {}
+    for snap_path in sorted(store.snapshots.glob("*.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            snap = json.loads(snap_path.read_bytes())
+        except ValueError:
+            continue
+        for section in snap.values():
+            if isinstance(section, dict) and isinstance(section.get("files"), dict):
+                out.update((sha, meta) for sha, meta in section["files"].items() if isinstance(meta, dict))
+    return out
+
+
+def _importing_bundles(store: Store, sha: str) -> list[str]:
+    """Imported bundles whose snapshot needs `sha` (the bundles table belongs to the bundle side)."""
+    try:
+        with store.db() as db:
+            rows = db.execute("SELECT bundle_id, snapshot_id, imported FROM bundle_imports ORDER BY imported").fetchall()
+    except Exception:  # no bundle was ever imported here: no table
+        return []
+    out = []
+    for bundle_id, sid, when in rows:
+        path = store.snapshots / f"{sid}.json"
+        if path.is_file() and sha in referenced_blobs(json.loads(path.read_bytes())):
+            out.append(f"bundle {bundle_id[:16]} (imported {when}, snapshot {sid[:16]})")
+    return out
+
+
+def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) -> RepairReport:
+    """Put back what verify found corrupt or missing: from upstream (a synced store), from the build
+    cache (git and local packages), else say which bundle to re-import. Call with the store lock held."""
+    from .fetch import FetchItem, fetch_all
+
+    rep = RepairReport()
+    for sha in report.corrupt:
+        store.blob_path(sha).unlink(missing_ok=True)  # wrong bytes under this name: never serve them
+        rep.removed_corrupt.append(sha)
+    wanted = list(dict.fromkeys([*report.corrupt, *report.missing]))
+    if not wanted:
+        return rep
+    records = _file_records(store)
+    items: list[FetchItem] = []
+    for sha in wanted:
+        meta = records.get(sha)
+        if meta is None:
+            bundles = _importing_bundles(store, sha)
+            rep.advice.append(f"{sha[:16]}: a lock or metadata file; " + (
+                f"re-import {bundles[-1]}" if bundles else "run `mirror sync` to record it again"))
+            continue
+        url = str(meta.get("url") or "")
+        if url.startswith(("http://", "https://")) and not _importing_bundles(store, sha):
+            items.append(FetchItem(url=url, sha256=sha, filename=str(meta["filename"]), size=meta.get("size")))
+            continue
+        cached = next((p for p in (store.cache / "built").glob(f"*/{meta.get('filename')}")
+                       if p.is_file() and _hash_file(p)[0] == sha), None)
+        if cached is not None:
+            items.append(FetchItem(url=cached.as_uri(), sha256=sha, filename=str(meta["filename"]), size=meta.get("size")))
+            continue
+        bundles = _importing_bundles(store, sha)
+        rep.advice.append(f"{meta.get('filename')} ({sha[:16]}): " + (
+            f"re-import {bundles[-1]} with `mirror bundle import`" if bundles
+            else f"its source ({url or 'unknown'}) cannot be fetched again here: re-run `mirror sync` for its app"))
+    if items:
+        result = fetch_all(items, store, concurrency=concurrency)
+        for item in result.fetched:
+            (rep.restored_from_cache if item.url.startswith("file:") else rep.refetched).append(item.filename)
+        for item, exc in result.failed:
+            rep.advice.append(f"{item.filename} ({item.sha256[:16]}): re-fetch failed: {exc}")
+    return rep

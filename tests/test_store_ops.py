@@ -93,3 +93,41 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
         holder.wait()
     # The kernel released the lock with the killed holder.
     assert json.loads(run_mirror("gc", "--store", str(store.root), "--json").stdout)["removed_blobs"] == 0
+
+
+def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None:
+    store_dir = tmp_path / "s"
+    app = tmp_path / "apps" / "shop"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("alpha\n")
+    run_mirror("sync", str(app), "--store", str(store_dir), "--python", "3.11", "--installers", "",
+               "--index-url", upstream.url + "/simple")
+    store = Store(store_dir)
+    snap = store.load_snapshot(store.ref("current"))
+    wheels = sorted(snap["python"]["files"])
+    first, second = (store.blob_path(s) for s in wheels[:2])
+    os.chmod(first, 0o644)
+    first.write_bytes(b"not the wheel")
+    second.unlink()
+    proc = run_mirror("verify", "--repair", "--store", str(store_dir), "--json", check=False)
+    result = json.loads(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert result["ok"] and sorted(result["repair"]["refetched"]) == sorted(
+        snap["python"]["files"][s]["filename"] for s in wheels[:2])
+    assert verify_store(store).ok
+
+
+def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> None:
+    from mirror.snapshots import referenced_blobs
+    from tests.test_bundles import _signed_bundle
+
+    sid, bundle, pub = _signed_bundle(tmp_path, blobs=3, blob_size=1000)
+    inside = Store(tmp_path / "inside").create()
+    run_mirror("trust", "add", str(pub), "--store", str(inside.root))
+    run_mirror("bundle", "import", str(bundle), "--store", str(inside.root), "--no-publish")
+    victim = sorted(referenced_blobs(inside.load_snapshot(sid)))[0]
+    inside.blob_path(victim).unlink()
+    proc = run_mirror("verify", "--repair", "--store", str(inside.root), "--json", check=False)
+    assert proc.returncode == 5
+    advice = json.loads(proc.stdout)["repair"]["advice"]
+    assert len(advice) == 1 and "re-import bundle" in advice[0] and victim[:16] in advice[0]
