@@ -9,6 +9,7 @@
     ├── TransportError          the network failed (after retries)
     ├── IntegrityError          bytes are not what was promised (hash, size, signature)
     └── StoreError              the store is missing, locked or inconsistent
+        └── DiskFullError       the store's disk is full
 """
 
 from __future__ import annotations
@@ -63,3 +64,7 @@ class IntegrityError(MirrorError):
 
 class StoreError(MirrorError):
     exit_code = 6
+
+
+class DiskFullError(StoreError):
+    """The store's file system is full (or over quota): nothing half-written was kept."""

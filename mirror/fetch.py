@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
-from .errors import IntegrityError, MirrorError, TransportError
+from .errors import DiskFullError, IntegrityError, MirrorError, TransportError
 from .credentials import Credentials
 from .store import Store
 from .urls import redact
@@ -201,6 +201,9 @@ async def _fetch_all(items: list[FetchItem], store: Store, concurrency: int, ret
                 on_done(item)
 
         await asyncio.gather(*(run(i) for i in todo))
+    full = next((exc for _, exc in report.failed if isinstance(exc, DiskFullError)), None)
+    if full is not None:
+        raise full  # every later write would fail too: stop the run, the store stays as it was
     return report
 
 

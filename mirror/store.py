@@ -13,6 +13,7 @@ Layout (versioned, append-only):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .canonical import canonical_json
-from .errors import IntegrityError, StoreError
+from .errors import DiskFullError, IntegrityError, StoreError
 from .names import Sha256
 
 __all__ = ["Store", "CatalogFile", "open_store"]
@@ -142,8 +143,29 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
-        with conn:
-            yield conn
+        try:
+            with conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise self._disk_full("writing the catalog") from exc
+            raise
+
+    def _disk_full(self, what: str) -> DiskFullError:
+        return DiskFullError(
+            f"no space left on the device of {self.root} while {what}: free space (`mirror gc` removes what no "
+            "kept snapshot needs) and run the command again; nothing half-written was kept"
+        )
+
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Turn a full disk (ENOSPC, EDQUOT, EFBIG) into DiskFullError naming the store."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise self._disk_full(what) from exc
+            raise
 
     # -- blobs -----------------------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
@@ -156,10 +178,11 @@ class Store:
     @contextlib.contextmanager
     def temp_file(self) -> Iterator[tuple[Path, IO[bytes]]]:
         """A temp file inside the store; removed unless commit_blob took it."""
-        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="in-")
+        with self.writing("creating a temp file"):
+            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="in-")
         path = Path(name)
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with self.writing("writing a file"), os.fdopen(fd, "wb") as fh:
                 yield path, fh
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -284,7 +307,8 @@ class Store:
 
     def set_ref(self, name: str, sid: str) -> None:
         tmp = self.refs / f".{name}.tmp"
-        tmp.write_text(sid + "\n")
+        with self.writing(f"setting {name}"):
+            tmp.write_text(sid + "\n")
         os.replace(tmp, self.refs / name)
 
     def ref(self, name: str = "current") -> str | None:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mirror.store import Store
 from tests.conftest import DATA, X86, clean_env
 from tests.test_bundles import _signed_bundle
@@ -82,3 +84,35 @@ def test_import_killed_at_random_moments(tmp_path: Path) -> None:
     assert Store(store).ref("current") == sid
     _verify_ok(store)
     assert killed >= 6
+
+
+def test_full_disk_gives_a_clear_error_and_a_rerun_finishes(upstream, tmp_path: Path) -> None:
+    """The store on a 2.5 MB tmpfs: a sync that needs more stops with a clear error, leaves nothing
+    half-written, and once there is room the same command finishes the job."""
+    import shutil
+    import subprocess as sp
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or sp.run(["mount", "-t", "tmpfs", "-o", "size=2560k", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("needs root and permission to mount a tmpfs (a small file system to fill)")
+    try:
+        app = tmp_path / "apps" / "big"
+        app.mkdir(parents=True)
+        (app / "requirements.txt").write_text("pip\nsetuptools\n")  # ~3.3 MB of real wheels
+        store = mnt / "store"
+        args = ("sync", str(app), "--store", str(store), "--python", "3.11", "--installers", "",
+                "--index-url", upstream.url + "/simple")
+        first = run_mirror(*args, check=False)
+        assert first.returncode != 0
+        said = (first.stdout + first.stderr).lower()
+        assert "no space left" in said and "traceback" not in said, said
+        assert not list((store / "store-v1" / "tmp").iterdir()), "a half-written temp file was left"
+        assert not list((store / "store-v1" / "snapshots").glob("*.json"))
+        assert run_mirror("verify", "--store", str(store), check=False).returncode == 0
+        sp.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        run_mirror(*args)
+        assert run_mirror("verify", "--store", str(store)).returncode == 0
+    finally:
+        sp.run(["umount", "-l", str(mnt)])
+        shutil.rmtree(mnt, ignore_errors=True)
