@@ -183,9 +183,45 @@ def bench_bundle(apt_app: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> None:
+    """The nightly case: a cold sync of the whole corpus vs the no-op resync that follows it; then
+    `mirror verify` over that store vs sha256sum over the same blobs."""
+    import re
+
+    pattern = re.compile(exclude) if exclude else None
+    apps = [a for a in sorted(apps_dir.iterdir()) if a.is_dir() and not (pattern and (
+        pattern.search(a.name) or any(pattern.search(f.read_text(errors="replace")) for f in a.glob("*requirements*.txt"))))]
+    work = Path(tempfile.mkdtemp(prefix="bench-corpus-"))
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    sync = mirror + ["sync", *map(str, apps), "--store", str(work / "store"), "--python", python,
+                     "--platform", platform, "--json"]
+    t_cold, c = timed(sync)
+    t_noop, n = timed(sync)
+    summary = json.loads(c.stdout) if c.stdout.startswith("{") else {}
+    again = json.loads(n.stdout) if n.stdout.startswith("{") else {}
+    ok = sum(1 for a in summary.get("apps", []) if a["ok"])
+    print(f"\n== Corpus: {len(apps)} apps (excluded: {exclude or 'none'}) for cp{python.replace('.', '')}-{platform}")
+    print(f"mirror sync cold:   {t_cold:8.1f} s  {ok}/{len(apps)} apps ok, {summary.get('files', {}).get('total', 0)} files")
+    print(f"mirror sync no-op:  {t_noop:8.1f} s  same snapshot: {again.get('snapshot') == summary.get('snapshot')}, "
+          f"fetched {again.get('files', {}).get('fetched')}")
+    print(f"ratio no-op / cold: {100 * t_noop / t_cold:5.1f}%  (aim < 5%)")
+    blobs = [str(p) for p in (work / "store" / "store-v1" / "blobs").rglob("*") if p.is_file()]
+    size = sum(os.path.getsize(b) for b in blobs)
+    t_verify, v = timed(mirror + ["verify", "--store", str(work / "store")])
+    t_sum, _ = timed(["sh", "-c", f"xargs -0 -P {os.cpu_count() or 2} -n 64 sha256sum > /dev/null"],
+                     input="\0".join(blobs))
+    print(f"mirror verify ({len(blobs)} blobs, {size / 1e9:.2f} GB): {t_verify:6.2f} s  {'ok' if v.returncode == 0 else 'FAILED'}")
+    print(f"sha256sum (xargs -P {os.cpu_count() or 2}) over the same blobs:      {t_sum:6.2f} s")
+    print(f"ratio mirror verify / sha256sum: {t_verify / t_sum:5.2f}x  (aim <= 1.2x)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle"], help="python, apt, bundle")
+    ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle"],
+                    help="python, apt, bundle; corpus (the whole corpus cold and no-op, and verify: long)")
+    ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/apps")
+    ap.add_argument("--corpus-exclude", default="torch|tensorflow", help="regex of apps to leave out ('' for none)")
     ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
                     help="app folder with an Aptfile")
     ap.add_argument("--app", type=Path, default=ROOT / "examples" / "dash-app")
@@ -198,6 +234,8 @@ def main() -> None:
         bench_bundle(Path(args.apt_app))
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
+    if "corpus" in args.sections:
+        bench_corpus(args.corpus, args.corpus_exclude, args.python, args.platform)
 
 
 if __name__ == "__main__":
