@@ -37,6 +37,7 @@ from . import git
 from .credentials import expand, secret_values
 from .distinfo import read_pkg_info
 from .errors import InputError, IntegrityError, MirrorError, TransportError
+from .reqfile import DirectRef
 from .resolve import IndexConfig, PinnedFile, pick_files, uv_binary, uv_env
 from .targets import PythonTarget
 from .urls import redact_text, strip_credentials
@@ -218,7 +219,7 @@ def _publish_folder(tmp: Path, final: Path) -> None:
     tmp.rename(final)
 
 
-def _git(ref, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
+def _git(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
     url = expand(ref.url, where=where)
     what = f"{where}: {ref.display}"
     try:
@@ -290,7 +291,7 @@ def _take_file(path: Path, out: Path, what: str, builder: _Builder) -> list[str]
     return [warn] if warn else []
 
 
-def _local_file(path: Path, ref, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
+def _local_file(path: Path, ref: DirectRef, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
     what = f"{where}: {ref.display}"
     final = cache / "built" / _key("file", _sha256(path), path.name)
     cached = DirectDist.from_cache(final)
@@ -305,7 +306,7 @@ def _local_file(path: Path, ref, where: str, cache: Path, builder: _Builder, app
     return DirectDist.from_cache(final) or dist
 
 
-def _local_folder(path: Path, ref, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
+def _local_folder(path: Path, ref: DirectRef, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
     what = f"{where}: {ref.display}"
     if not any((path / n).is_file() for n in ("pyproject.toml", "setup.py", "setup.cfg")):
         raise DirectError(f"{what}: the folder has no pyproject.toml or setup.py, so it is not a Python project")
@@ -322,7 +323,7 @@ def _local_folder(path: Path, ref, where: str, cache: Path, builder: _Builder, a
     return DirectDist.from_cache(final) or dist
 
 
-def _url(ref, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
+def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
     from .fetch import get_to_file
 
     url = expand(ref.url, where=where)
@@ -347,7 +348,7 @@ def _url(ref, where: str, cache: Path, builder: _Builder, refresh: bool) -> Dire
     return DirectDist.from_cache(final) or dist
 
 
-def materialise(ref, *, where: str, app_dir: Path, cache: Path, index: IndexConfig, refresh: bool = False) -> DirectDist:
+def materialise(ref: DirectRef, *, where: str, app_dir: Path, cache: Path, index: IndexConfig, refresh: bool = False) -> DirectDist:
     """Turn one DirectRef into distribution files in `cache/built`. Raises DirectError naming `where`."""
     builder = _Builder(index, cache / "uv")
     try:
