@@ -344,3 +344,22 @@ def test_hg_is_refused_with_a_fix(tmp_path):
     f.write_text("hg+https://host.invalid/repo#egg=x\n")
     with pytest.raises(NotYetSupported, match="only git"):
         parse_requirements_file(f)
+
+
+def test_pip_extra_index_url_from_the_environment_when_asked(upstream, private_index, tmp_path):
+    """A site that sets PIP_EXTRA_INDEX_URL system-wide: honoured with --pip-env, and only then."""
+    out = Outputs()
+    app = tmp_path / "apps" / "plain"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("privpkg==1.0\n")
+    host = private_index.url.split("://", 1)[1]
+    env = {"PIP_EXTRA_INDEX_URL": f"http://{PRIVATE_USER}:{PRIVATE_PASSWORD}@{host}/simple"}
+    store = tmp_path / "store"
+    base = ("sync", app, "--store", store, "--python", PY, "--platform", X86, "--installers", "", "--json",
+            "--index-url", upstream.url + "/simple")
+    without = out.run(*base, env=env, check=False)
+    assert without.returncode == 1 and "privpkg" in json.loads(without.stdout)["apps"][0]["error"]
+    assert not private_index.seen_auth
+    proc = out.run(*base, "--pip-env", env=env)
+    assert json.loads(proc.stdout)["apps"][0]["ok"]
+    assert _grep_secrets(tmp_path, out) == []
