@@ -285,6 +285,75 @@ def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = 
     return entry
 
 
+def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[str, AppResult], store: Store,
+                  opts: SyncOptions, reporter: Reporter) -> dict[str, tuple[IndexConfig, dict[int, DirectDist]]]:
+    """Each app's indexes (credentials expanded) and its git / path / URL packages built into files.
+
+    An app whose variable is missing or whose package does not build is marked failed in `results`.
+    """
+    prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]] = {}
+    direct_count = sum(1 for app, _ in apps for r in app.requirements if r.direct is not None)
+    if direct_count:
+        reporter.phase("building git and local packages", direct_count)
+    for app, _ in apps:
+        if not app.has_python:
+            continue
+        result = results[app.name]
+        try:
+            index = _app_index(app, opts.index)
+            dists: dict[int, DirectDist] = {}
+            for i, line in enumerate(app.requirements):
+                if line.direct is None:
+                    continue
+                dist = materialise(line.direct, where=line.where, app_dir=app.path, cache=store.cache,
+                                   index=index, refresh=opts.refresh)
+                reporter.advance()
+                if line.direct.name and canonicalize_name(line.direct.name) != dist.key:
+                    raise InputError(f"{line.where}: the requirement says {line.direct.name!r} but "
+                                     f"{line.direct.display} is {dist.name!r}: fix the name")
+                if line.direct.editable:
+                    result.warnings.append(f"{line.where}: -e {line.direct.display} is mirrored as a regular "
+                                           f"package ({dist.name}=={dist.version}); inside it installs non-editable")
+                result.warnings.extend(dist.warnings)
+                dists[i] = dist
+        except MirrorError as exc:
+            result.ok = False
+            result.error = str(exc)
+            continue
+        prepared[app.name] = (index, dists)
+    return prepared
+
+
+def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]],
+              results: dict[str, AppResult]) -> list[_Job]:
+    """One resolution per prepared app and target; direct references point uv at the files we built."""
+    jobs: list[_Job] = []
+    for app, targets in apps:
+        if app.name not in prepared:
+            continue
+        index, dists = prepared[app.name]
+        direct_files = {d.key: d.files for d in dists.values()}
+        for t in targets:
+            reqs: list[str] = []
+            for i, line in enumerate(app.requirements):
+                if i in dists:
+                    text = _direct_requirement(line, dists[i], t)
+                    if text is None:
+                        results[app.name].warnings.append(
+                            f"{line.where}: {dists[i].name} has no file {t.id} can install; left out for that target")
+                        continue
+                    reqs.append(text)
+                else:
+                    reqs.append(str(line.requirement))
+            jobs.append(_Job(
+                key=(app.name, t.id), target=t, index=index, requirements=tuple(reqs),
+                constraints=tuple(str(c.requirement) for c in app.constraints),
+                prerelease=app.options.pre, no_binary=app.options.no_binary, only_binary=app.options.only_binary,
+                direct=direct_files,
+            ))
+    return jobs
+
+
 def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,
              on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
@@ -318,61 +387,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
 
     # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
     #    built or copied into distribution files; then resolution for every app × target.
-    prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]] = {}
-    direct_count = sum(1 for app, _ in apps for r in app.requirements if r.direct is not None)
-    if direct_count:
-        reporter.phase("building git and local packages", direct_count)
-    for app, targets in apps:
-        if not app.has_python:
-            continue
-        result = results[app.name]
-        try:
-            index = _app_index(app, opts.index)
-            dists: dict[int, DirectDist] = {}
-            for i, line in enumerate(app.requirements):
-                if line.direct is None:
-                    continue
-                dist = materialise(line.direct, where=line.where, app_dir=app.path, cache=store.cache,
-                                   index=index, refresh=opts.refresh)
-                reporter.advance()
-                if line.direct.name and canonicalize_name(line.direct.name) != dist.key:
-                    raise InputError(f"{line.where}: the requirement says {line.direct.name!r} but "
-                                     f"{line.direct.display} is {dist.name!r}: fix the name")
-                if line.direct.editable:
-                    result.warnings.append(f"{line.where}: -e {line.direct.display} is mirrored as a regular "
-                                           f"package ({dist.name}=={dist.version}); inside it installs non-editable")
-                result.warnings.extend(dist.warnings)
-                dists[i] = dist
-        except MirrorError as exc:
-            result.ok = False
-            result.error = str(exc)
-            continue
-        prepared[app.name] = (index, dists)
-
-    jobs: list[_Job] = []
-    for app, targets in apps:
-        if app.name not in prepared:
-            continue
-        index, dists = prepared[app.name]
-        direct_files = {d.key: d.files for d in dists.values()}
-        for t in targets:
-            reqs: list[str] = []
-            for i, line in enumerate(app.requirements):
-                if i in dists:
-                    text = _direct_requirement(line, dists[i], t)
-                    if text is None:
-                        results[app.name].warnings.append(
-                            f"{line.where}: {dists[i].name} has no file {t.id} can install; left out for that target")
-                        continue
-                    reqs.append(text)
-                else:
-                    reqs.append(str(line.requirement))
-            jobs.append(_Job(
-                key=(app.name, t.id), target=t, index=index, requirements=tuple(reqs),
-                constraints=tuple(str(c.requirement) for c in app.constraints),
-                prerelease=app.options.pre, no_binary=app.options.no_binary, only_binary=app.options.only_binary,
-                direct=direct_files,
-            ))
+    prepared = _prepare_apps(apps, results, store, opts, reporter)
+    jobs = _app_jobs(apps, prepared, results)
     if opts.installers:
         for t in all_targets:
             jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
