@@ -15,7 +15,8 @@ __all__ = ["AppSpec", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 
 REQUIREMENT_FILES = ("requirements.txt", "private-requirements.txt")
 APT_FILES = ("Aptfile", "packages.txt")
-_RUNTIME = re.compile(r"python-(\d+\.\d+(?:\.\d+)?)")
+# Heroku's `python-3.11.4`, and what people also write: `python-3.9.x`, `Python 3.10.2`, `3.11`.
+_RUNTIME = re.compile(r"(?:python[-\s]?)?(\d+\.\d+)(?:\.(\d+|x|\*))?")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,7 +86,7 @@ def _runtime(path: Path) -> str:
     m = _RUNTIME.fullmatch(text.lower())
     if not m:
         raise RequirementsError(path, 1, f"unrecognised runtime {text!r}", "write it as python-3.11 or python-3.11.4")
-    return m.group(1)
+    return m.group(1) + (f".{m.group(2)}" if m.group(2) and m.group(2).isdigit() else "")
 
 
 def load_app(path: Path) -> AppSpec:

@@ -118,3 +118,10 @@ def test_bad_runtime(tmp_path: Path):
     (tmp_path / "runtime.txt").write_text("ruby-3.2\n")
     with pytest.raises(RequirementsError, match="python-3.11"):
         load_app(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "python"), [("python-3.10.12", "3.10.12"), ("python-3.9.x", "3.9"),
+                                              ("Python 3.10.2", "3.10.2"), ("3.11", "3.11")])
+def test_runtime_forms_seen_in_real_apps(tmp_path: Path, text: str, python: str):
+    (tmp_path / "runtime.txt").write_text(text + "\n")
+    assert load_app(tmp_path).python == python
