@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import TransportError
-from .urls import redact, strip_credentials
+from .urls import redact, redact_text, strip_credentials
 
 __all__ = ["git_env", "resolve_ref", "checkout", "commit_time", "is_commit"]
 
@@ -57,16 +57,9 @@ def _run(args: list[str], url: str, env: dict[str, str], *, cwd: Path | None = N
         raise TransportError(f"git {what} {redact(url)}: no answer in {_TIMEOUT} s") from exc
     if proc.returncode != 0:
         detail = " ".join(proc.stderr.split())[-600:]
-        raise TransportError(f"git {what} {redact(url)}: {redact_text(detail, url)}")
+        parts = urlsplit(url)
+        raise TransportError(f"git {what} {redact(url)}: {redact_text(detail, [unquote(x) for x in (parts.username, parts.password) if x])}")
     return proc.stdout
-
-
-def redact_text(text: str, url: str) -> str:
-    parts = urlsplit(url)
-    for secret in (parts.username, parts.password):
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***").replace(unquote(secret), "***")
-    return text
 
 
 def resolve_ref(url: str, ref: str | None) -> tuple[str | None, str]:
