@@ -47,8 +47,10 @@ class StaticServer:
     """A plain static file server on 127.0.0.1 (an upstream stand-in); stopped by the test."""
 
     def __init__(self, directory: Path) -> None:
-        handler = functools.partial(_QuietHandler, directory=str(directory))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._start(functools.partial(_QuietHandler, directory=str(directory)))
+
+    def _start(self, handler: object) -> None:
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -199,11 +201,7 @@ class AuthServer(StaticServer):
 
             do_HEAD = do_GET  # noqa: N815
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._start(functools.partial(Handler, directory=str(directory)))
 
 
 def build_private_files(files: Path) -> None:
@@ -259,7 +257,7 @@ class GitRepo:
         return self._commit(make_project, version)
 
 
-class GitHttpServer:
+class GitHttpServer(StaticServer):
     """git's smart HTTP protocol (`git http-backend` as CGI) on 127.0.0.1, behind basic auth."""
 
     def __init__(self, project_root: Path, user: str, password: str) -> None:
@@ -308,15 +306,7 @@ class GitHttpServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._start(Handler)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 
 from tests.builders import make_project, make_sdist, make_wheel
 from tests.conftest import GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, X86, clean_env
+from tests.test_e2e_python import Served
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -37,19 +38,6 @@ class Outputs:
         if check and proc.returncode != 0:
             raise AssertionError(f"mirror {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
         return proc
-
-
-class Served:
-    def __init__(self, store: Path) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-        line = self.proc.stdout.readline()
-        assert "serving" in line, self.proc.stderr.read()
-        self.simple = line.split(" at ")[1].strip()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def _sync(out: Outputs, store: Path, upstream, *apps: Path, env: dict[str, str] | None = None, check: bool = True,
