@@ -68,7 +68,8 @@ def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
     log.write_text(proc.stderr)
     summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"apps": [], "error": proc.stderr[-2000:]}
     summary["seconds"] = time.monotonic() - t0
-    subprocess.run([*MIRROR, "publish", "--store", str(store)], capture_output=True, text=True, env=_env(), check=True)
+    if summary.get("snapshot"):
+        subprocess.run([*MIRROR, "publish", "--store", str(store)], capture_output=True, text=True, env=_env(), check=True)
     return summary
 
 
@@ -150,7 +151,7 @@ def main() -> int:
                 python_of[a["name"]] = args.fallback_python
 
     served = Served(work / "store")
-    served_fb = Served(work / f"store-{args.fallback_python}") if fb_sum["apps"] else None
+    served_fb = Served(work / f"store-{args.fallback_python}") if fb_sum.get("snapshot") else None
     rows: dict[str, tuple[str, str]] = {}
 
     host_py = f"{sys.version_info[0]}.{sys.version_info[1]}"
