@@ -12,6 +12,7 @@ a folder by the content of its files, a URL once.
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import hashlib
 import json
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -150,8 +152,8 @@ class _Builder:
         self.index = index
         self.cache_dir = cache_dir
 
-    def build(self, src: Path, out: Path, *, what: str, sdist: bool, wheel: bool, epoch: int | None = None) -> str:
-        """Build into `out`; returns "" or a warning when only part of what was asked was built."""
+    def build(self, src: Path, out: Path, *, what: str, sdist: bool, wheel: bool, epoch: int | None = None) -> list[str]:
+        """Build into `out`; returns the warning when only part of what was asked was built."""
         env = uv_env(self.index, self.cache_dir)
         if epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(epoch)
@@ -160,7 +162,7 @@ class _Builder:
         flags = (["--sdist"] if sdist else []) + (["--wheel"] if wheel else [])
         proc = subprocess.run(base + flags, env=env, capture_output=True, text=True, cwd=out)
         if proc.returncode == 0:
-            return ""
+            return []
         secrets = secret_values((self.index.index_url, *self.index.extra_index_urls, *self.index.find_links))
         detail = redact_text(" ".join(proc.stderr.split())[-800:], secrets)
         partial = f"{what}: no wheel could be built here, only the sdist is mirrored ({detail[-300:]})"
@@ -168,9 +170,9 @@ class _Builder:
             # A wheel that does not build here (a compiler, a system library) still leaves the sdist.
             retry = subprocess.run(base + ["--sdist"], env=env, capture_output=True, text=True, cwd=out)
             if retry.returncode == 0:
-                return partial
+                return [partial]
         elif wheel:
-            return partial  # the caller already has the sdist
+            return [partial]  # the caller already has the sdist
         raise DirectError(f"{what}: building it failed: {detail}")
 
 
@@ -212,11 +214,28 @@ def _collect(folder: Path, origin: str, commit: str | None, warnings: list[str],
     return dist
 
 
-def _publish_folder(tmp: Path, final: Path) -> None:
-    """Move a finished build folder under its final name (a crash leaves only a .tmp folder)."""
+@contextlib.contextmanager
+def _workdir(cache: Path, prefix: str) -> Iterator[tuple[Path, Path]]:
+    """A scratch folder under cache/built/.tmp and its empty `out` folder for the files."""
+    d = cache / "built" / ".tmp"
+    d.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=d) as tmp:
+        (Path(tmp) / "out").mkdir()
+        yield Path(tmp), Path(tmp) / "out"
+
+
+def _keep(out: Path, final: Path, *, origin: str, commit: str | None, warnings: list[str], ref: DirectRef,
+          what: str) -> DirectDist:
+    """Read `out` into a DirectDist and move it under its final name (a crash leaves only a .tmp folder)."""
+    dist = _collect(out, origin, commit, warnings, ref.name, what)
     if final.exists():
         shutil.rmtree(final)
-    tmp.rename(final)
+    out.rename(final)
+    return DirectDist.from_cache(final) or dist
+
+
+def _cached(final: Path, refresh: bool = False) -> DirectDist | None:
+    return None if refresh else DirectDist.from_cache(final)
 
 
 def _git(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
@@ -229,39 +248,27 @@ def _git(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bo
     origin_base = strip_credentials(url)
     if commit is not None:
         final = cache / "built" / _key("git", origin_base, commit, ref.subdirectory or "")
-        cached = None if refresh else DirectDist.from_cache(final)
-        if cached is not None:
+        if (cached := _cached(final, refresh)) is not None:
             return cached
-    with tempfile.TemporaryDirectory(prefix="git-", dir=_tmp(cache)) as tmp:
-        work = Path(tmp) / "src"
+    with _workdir(cache, "git-") as (tmp, out):
+        work = tmp / "src"
         try:
             commit = git.checkout(url, ref.ref, commit, cache / "git", work)
         except TransportError as exc:
             raise DirectError(f"{where}: {exc}") from exc
         final = cache / "built" / _key("git", origin_base, commit, ref.subdirectory or "")
-        cached = None if refresh else DirectDist.from_cache(final)
-        if cached is not None:
+        if (cached := _cached(final, refresh)) is not None:
             return cached
         src = work / ref.subdirectory if ref.subdirectory else work
         if not src.is_dir():
             raise DirectError(f"{what}: subdirectory {ref.subdirectory!r} is not in commit {commit[:12]}")
-        out = Path(tmp) / "out"
-        out.mkdir()
-        warn = builder.build(src, out, what=what, sdist=True, wheel=True, epoch=git.commit_time(work))
-        dist = _collect(out, git.display_url(url, commit, ref.subdirectory), commit, [warn] if warn else [],
-                        ref.name, what)
-        _publish_folder(out, final)
-    return DirectDist.from_cache(final) or dist
+        warnings = builder.build(src, out, what=what, sdist=True, wheel=True, epoch=git.commit_time(work))
+        return _keep(out, final, origin=git.display_url(url, commit, ref.subdirectory), commit=commit,
+                     warnings=warnings, ref=ref, what=what)
 
 
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
-
-
-def _tmp(cache: Path) -> Path:
-    d = cache / "built" / ".tmp"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _app_relative(path: Path, app_dir: Path) -> str:
@@ -287,23 +294,17 @@ def _take_file(path: Path, out: Path, what: str, builder: _Builder) -> list[str]
         raise DirectError(f"{what}: no PKG-INFO inside, so it is not an sdist pip can install "
                           "(build one with `uv build --sdist` or `python -m build --sdist`)")
     shutil.copyfile(path, out / _sdist_filename(*nv, path.name))
-    warn = builder.build(path, out, what=what, sdist=False, wheel=True)
-    return [warn] if warn else []
+    return builder.build(path, out, what=what, sdist=False, wheel=True)
 
 
 def _local_file(path: Path, ref: DirectRef, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
     what = f"{where}: {ref.display}"
     final = cache / "built" / _key("file", _sha256(path), path.name)
-    cached = DirectDist.from_cache(final)
-    if cached is not None:
+    if (cached := _cached(final)) is not None:
         return cached
-    with tempfile.TemporaryDirectory(prefix="file-", dir=_tmp(cache)) as tmp:
-        out = Path(tmp) / "out"
-        out.mkdir()
+    with _workdir(cache, "file-") as (_, out):
         warnings = _take_file(path, out, what, builder)
-        dist = _collect(out, _app_relative(path, app_dir), None, warnings, ref.name, what)
-        _publish_folder(out, final)
-    return DirectDist.from_cache(final) or dist
+        return _keep(out, final, origin=_app_relative(path, app_dir), commit=None, warnings=warnings, ref=ref, what=what)
 
 
 def _local_folder(path: Path, ref: DirectRef, where: str, cache: Path, builder: _Builder, app_dir: Path) -> DirectDist:
@@ -311,16 +312,11 @@ def _local_folder(path: Path, ref: DirectRef, where: str, cache: Path, builder: 
     if not any((path / n).is_file() for n in ("pyproject.toml", "setup.py", "setup.cfg")):
         raise DirectError(f"{what}: the folder has no pyproject.toml or setup.py, so it is not a Python project")
     final = cache / "built" / _key("dir", _tree_digest(path))
-    cached = DirectDist.from_cache(final)
-    if cached is not None:
+    if (cached := _cached(final)) is not None:
         return cached
-    with tempfile.TemporaryDirectory(prefix="dir-", dir=_tmp(cache)) as tmp:
-        out = Path(tmp) / "out"
-        out.mkdir()
-        warn = builder.build(path, out, what=what, sdist=True, wheel=True)
-        dist = _collect(out, _app_relative(path, app_dir), None, [warn] if warn else [], ref.name, what)
-        _publish_folder(out, final)
-    return DirectDist.from_cache(final) or dist
+    with _workdir(cache, "dir-") as (_, out):
+        warnings = builder.build(path, out, what=what, sdist=True, wheel=True)
+        return _keep(out, final, origin=_app_relative(path, app_dir), commit=None, warnings=warnings, ref=ref, what=what)
 
 
 def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
@@ -330,22 +326,16 @@ def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bo
     origin = strip_credentials(url)
     what = f"{where}: {ref.display}"
     final = cache / "built" / _key("url", origin)
-    cached = None if refresh else DirectDist.from_cache(final)
-    if cached is not None:
+    if (cached := _cached(final, refresh)) is not None:
         return cached
-    filename = urlsplit(url).path.rsplit("/", 1)[-1]
-    with tempfile.TemporaryDirectory(prefix="url-", dir=_tmp(cache)) as tmp:
-        got = Path(tmp) / filename
+    with _workdir(cache, "url-") as (tmp, out):
+        got = tmp / urlsplit(url).path.rsplit("/", 1)[-1]
         try:
             get_to_file(url, got)
         except (TransportError, IntegrityError) as exc:
             raise DirectError(f"{where}: {exc}") from exc
-        out = Path(tmp) / "out"
-        out.mkdir()
         warnings = _take_file(got, out, what, builder)
-        dist = _collect(out, origin, None, warnings, ref.name, what)
-        _publish_folder(out, final)
-    return DirectDist.from_cache(final) or dist
+        return _keep(out, final, origin=origin, commit=None, warnings=warnings, ref=ref, what=what)
 
 
 def materialise(ref: DirectRef, *, where: str, app_dir: Path, cache: Path, index: IndexConfig, refresh: bool = False) -> DirectDist:
