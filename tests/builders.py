@@ -66,57 +66,6 @@ def _expand(tag: str) -> list[str]:
     return [f"{a}-{b}-{c}" for a in py.split(".") for b in abi.split(".") for c in plat.split(".")]
 
 
-_BACKEND = '''
-"""In-tree PEP 517 backend: builds a pure wheel with the standard library only."""
-import base64, hashlib, os, zipfile
-NAME = {name!r}
-VERSION = {version!r}
-DIST = {dist!r}
-IMPORTS = {imports!r}
-METADATA = {metadata!r}
-
-def _check_build_deps():
-    for mod in IMPORTS:
-        __import__(mod)  # fails unless the build requirement was installed from the index
-
-def get_requires_for_build_wheel(config_settings=None):
-    return []
-
-def get_requires_for_build_sdist(config_settings=None):
-    return []
-
-def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
-    d = os.path.join(metadata_directory, f"{{DIST}}-{{VERSION}}.dist-info")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "METADATA"), "w") as fh:
-        fh.write(METADATA)
-    return os.path.basename(d)
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    _check_build_deps()
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
-    info = f"{{DIST}}-{{VERSION}}.dist-info"
-    files = {{}}
-    src = os.path.join(here, DIST)
-    for fn in sorted(os.listdir(src)):
-        with open(os.path.join(src, fn), "rb") as fh:
-            files[f"{{DIST}}/{{fn}}"] = fh.read()
-    files[f"{{info}}/METADATA"] = METADATA.encode()
-    files[f"{{info}}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: in-tree\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
-    rec = []
-    for p, data in files.items():
-        dg = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        rec.append(f"{{p}},sha256={{dg}},{{len(data)}}")
-    rec.append(f"{{info}}/RECORD,,")
-    files[f"{{info}}/RECORD"] = ("\\n".join(rec) + "\\n").encode()
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, data in files.items():
-            zf.writestr(p, data)
-    return name
-'''
-
-
 def make_sdist(dest: Path, name: str, version: str, *, requires: list[str] = (), build_requires: list[str] = (),
                requires_python: str | None = None, legacy: bool = False) -> Path:
     """A real sdist whose in-tree backend imports each build requirement before building."""
@@ -128,7 +77,7 @@ def make_sdist(dest: Path, name: str, version: str, *, requires: list[str] = (),
     files: dict[str, bytes] = {
         f"{root}/PKG-INFO": metadata.encode(),
         f"{root}/{dist}/__init__.py": f"__version__ = {version!r}\nBUILT_FROM = 'sdist'\n".encode(),
-        f"{root}/_build/backend.py": textwrap.dedent(_BACKEND.format(
+        f"{root}/_build/backend.py": textwrap.dedent(_TREE_BACKEND.format(
             name=name, version=version, dist=dist, imports=imports, metadata=metadata)).encode(),
     }
     if not legacy:
@@ -181,13 +130,18 @@ def write_simple_index(files_dir: Path, index_dir: Path, *, yanked: dict[str, st
 
 
 _TREE_BACKEND = '''
-"""In-tree PEP 517 backend for a source tree: sdist and pure wheel, standard library only."""
+"""In-tree PEP 517 backend (sdists and source trees): sdist and pure wheel, standard library only."""
 import base64, gzip, hashlib, io, os, tarfile, zipfile
 NAME = {name!r}
 VERSION = {version!r}
 DIST = {dist!r}
+IMPORTS = {imports!r}
 METADATA = {metadata!r}
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+def _check_build_deps():
+    for mod in IMPORTS:
+        __import__(mod)  # fails unless the build requirement was installed from the index
 
 def get_requires_for_build_wheel(config_settings=None):
     return []
@@ -198,8 +152,9 @@ def get_requires_for_build_sdist(config_settings=None):
 def _tree():
     out = {{}}
     for top in ("pyproject.toml", "_build/backend.py"):
-        with open(os.path.join(HERE, top), "rb") as fh:
-            out[top] = fh.read()
+        if os.path.exists(os.path.join(HERE, top)):  # a legacy sdist has no pyproject.toml
+            with open(os.path.join(HERE, top), "rb") as fh:
+                out[top] = fh.read()
     for fn in sorted(os.listdir(os.path.join(HERE, DIST))):
         if fn.endswith(".py"):
             with open(os.path.join(HERE, DIST, fn), "rb") as fh:
@@ -238,6 +193,7 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
     return build_wheel(wheel_directory, config_settings, metadata_directory, _editable=True)
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None, _editable=False):
+    _check_build_deps()
     name = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
     info = f"{{DIST}}-{{VERSION}}.dist-info"
     if _editable:
@@ -269,6 +225,6 @@ def make_project(dest: Path, name: str, version: str, *, requires: list[str] = (
         '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["_build"]\n\n'
         f'[project]\nname = "{name}"\nversion = "{version}"\n')
     (dest / "_build" / "backend.py").write_text(textwrap.dedent(_TREE_BACKEND.format(
-        name=name, version=version, dist=dist, metadata=metadata)))
+        name=name, version=version, dist=dist, imports=[], metadata=metadata)))
     (dest / dist / "__init__.py").write_text(f"__version__ = {version!r}\nFROM = {marker!r}\n")
     return dest
