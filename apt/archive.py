@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mirror.errors import IntegrityError, TransportError
 from mirror.fetch import get_bytes
+from mirror.store import atomic_write
 from mirror.urls import redact
 
 from .gpg import verify_clearsigned, verify_detached
@@ -128,14 +129,6 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
         s.fields["X-Origin"] = src.url  # where its Filename is relative to
     atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
     return stanzas
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a cache file whole or not at all (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def load_suite(src: Source, archs: Sequence[str], cache: Path, *, release: ReleaseFile | None = None) -> SuiteIndex:

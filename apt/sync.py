@@ -17,9 +17,10 @@ from typing import Any
 from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError
 from mirror.extensions import ExtensionOutcome, SyncContext
 from mirror.fetch import FetchItem, fetch_all, get_bytes
+from mirror.store import atomic_write
 from mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, atomic_write, fetch_release, load_suite
+from .archive import DEBIAN_KEYRING, Source, fetch_release, load_suite
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .index import ReleaseFile, Stanza, parse_packages

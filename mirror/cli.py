@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -40,7 +41,7 @@ def _config(config: Path | None, store: Path | None) -> tuple[Config, Path]:
 
 
 def fail_with(exc: MirrorError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -186,13 +187,14 @@ def sync(
             for w in a.warnings:
                 console.print(f"   [yellow]warning:[/] {w}", highlight=False)
             if a.error:
-                console.print(f"   [red]{a.error}[/]" + (" (previous lock kept)" if a.kept_previous else ""),
+                console.print(f"   [red]{escape(a.error)}[/]" + (" (previous lock kept)" if a.kept_previous else ""),
                               highlight=False, markup=True)
         for e in result.fetch_errors:
             console.print(f"[red]fetch error:[/] {e}", highlight=False)
         console.print(
             f"{len(result.apps)} apps, {len(result.targets)} targets, {result.files_total} files: "
             f"{result.files_fetched} fetched ({result.bytes_fetched / 1e6:.1f} MB), {result.files_present} already present; "
+            f"{result.resolutions_run} resolutions by uv, {result.resolutions_reused} unchanged since the last sync; "
             f"snapshot {(result.snapshot_id or '-')[:16]}" + (" (unchanged)" if not result.changed and result.snapshot_id else ""),
             highlight=False,
         )

@@ -52,6 +52,7 @@ class ConfigError(InputError):
 
 class ResolutionError(MirrorError):
     exit_code = 3
+    pages: tuple[str, ...] = ()  # the index pages uv read before it failed (for the resolution memo)
 
 
 class TransportError(MirrorError):

@@ -7,6 +7,7 @@ result depends on the app, the target and the named indexes alone.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -25,9 +26,10 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from .errors import ResolutionError
 from .targets import PythonTarget
 from .credentials import secret_values
+from .memo import pages_read
 from .urls import redact_text
 
-__all__ = ["IndexConfig", "PinnedFile", "Pin", "uv_compile", "select_files", "uv_binary", "clean_env", "uv_env"]
+__all__ = ["IndexConfig", "PinnedFile", "Pin", "UvResolution", "uv_compile", "select_files", "uv_binary", "uv_version", "clean_env", "uv_env"]
 
 from .defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
 
@@ -78,6 +80,13 @@ def uv_binary() -> str:
         return "uv"
 
 
+@functools.cache
+def uv_version() -> str:
+    """`uv --version` of the uv we run (part of every resolution memo key)."""
+    proc = subprocess.run([uv_binary(), "--version"], env=clean_env(), capture_output=True, text=True)
+    return proc.stdout.strip() or f"unknown ({proc.returncode})"
+
+
 def clean_env(cache_dir: Path | None = None) -> dict[str, str]:
     """The environment for resolver subprocesses: the host's package-tool settings removed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_", "PYTHON", "VIRTUAL_ENV", "CONDA"))}
@@ -106,6 +115,12 @@ def uv_env(index: IndexConfig, cache_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UvResolution:
+    pylock: bytes
+    pages: tuple[str, ...]  # index and find-links pages uv read (no credentials)
+
+
 def uv_compile(
     requirements: list[str],
     target: PythonTarget,
@@ -118,8 +133,10 @@ def uv_compile(
     only_binary: tuple[str, ...] = (),
     label: str = "",
     refresh: bool = False,
-) -> bytes:
-    """Resolve `requirements` for `target`; returns the pylock.toml bytes uv wrote."""
+) -> UvResolution:
+    """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read.
+
+    A failure raises ResolutionError carrying `pages` too (the resolution memo keeps both)."""
     with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
         tmpdir = Path(tmp)
         req_in = tmpdir / "requirements.in"
@@ -127,7 +144,7 @@ def uv_compile(
         out = tmpdir / "pylock.toml"
         cmd = [
             uv_binary(), "pip", "compile", str(req_in), "-o", str(out),
-            "--format", "pylock.toml", "--no-header", "--quiet", "--no-config",
+            "--format", "pylock.toml", "--no-header", "--no-config", "-v",
             "--python", sys.executable,
             "--python-version", target.python,
             "--python-platform", target.uv_platform(),
@@ -145,13 +162,19 @@ def uv_compile(
             cmd += ["--no-binary", nb]
         for ob in only_binary:
             cmd += ["--only-binary", ob]
-        proc = subprocess.run(cmd, env=uv_env(index, cache_dir), cwd=tmpdir, capture_output=True, text=True)
+        env = uv_env(index, cache_dir)
+        env["RUST_LOG"] = "uv_client::cached_client=debug"  # -v logs only the URLs uv reads: the memo's pages
+        proc = subprocess.run(cmd, env=env, cwd=tmpdir, capture_output=True, text=True)
+        pages = pages_read(proc.stderr)
         if proc.returncode != 0:
-            detail = "\n".join(line for line in proc.stderr.strip().splitlines() if line.strip())[-2000:]
+            detail = "\n".join(line for line in proc.stderr.strip().splitlines()
+                               if line.strip() and not line.startswith(("DEBUG ", "TRACE ")))[-2000:]
             detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
             secrets = secret_values((index.index_url, *index.extra_index_urls, *index.find_links))
-            raise ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}")
-        return out.read_bytes()
+            exc = ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}")
+            exc.pages = pages
+            raise exc
+        return UvResolution(pylock=out.read_bytes(), pages=pages)
 
 
 def _time(value: object) -> str | None:

@@ -30,7 +30,7 @@ from .canonical import canonical_json
 from .errors import DiskFullError, IntegrityError, StoreError
 from .names import Sha256
 
-__all__ = ["Store", "CatalogFile", "open_store"]
+__all__ = ["Store", "CatalogFile", "open_store", "atomic_write"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (
@@ -73,6 +73,14 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a cache file whole or not at all (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 class Store:

@@ -8,6 +8,7 @@ earlier snapshot held it, its previous locks are kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,14 @@ from .credentials import Credentials, expand
 from .direct import DirectDist, materialise
 from .reqfile import ReqLine
 from .distinfo import read_sdist, read_wheel
-from .errors import InputError, MirrorError
+from .errors import InputError, MirrorError, ResolutionError
 from .fetch import FetchItem, fetch_all
 from .lockfile import render_requirements_lock
-from .resolve import IndexConfig, Pin, PinnedFile, select_files, uv_compile
+from .memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
+from .resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
 from .store import CatalogFile, Store
 from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
-from .upstream import FileStatus, project_pages
+from .upstream import FileStatus, page_digests, project_pages
 from .urls import strip_credentials
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
@@ -93,6 +95,8 @@ class SyncResult:
     files_present: int = 0
     bytes_fetched: int = 0
     fetch_errors: list[str] = field(default_factory=list)
+    resolutions_run: int = 0  # by uv
+    resolutions_reused: int = 0  # from the memo: nothing they read had changed
 
     @property
     def changed(self) -> bool:
@@ -108,6 +112,7 @@ class SyncResult:
             "targets": self.targets,
             "files": {"total": self.files_total, "fetched": self.files_fetched, "present": self.files_present},
             "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors,
+            "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets, "error": a.error,
                  "warnings": a.warnings, "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
@@ -229,29 +234,76 @@ def _portable_pylock(data: bytes, pins: list[Pin], direct: Mapping[str, tuple[Pi
     return data
 
 
-def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter
+def _memo_fields(job: _Job) -> dict[str, Any]:
+    """Everything a resolution depends on besides the pages it reads (no credentials)."""
+    idx = job.index
+    links = [strip_credentials(u) if "://" in u else [u, folder_digest(Path(u))] for u in idx.find_links]
+    return {
+        "uv": uv_version(), "build_python": sys.version,
+        "python": job.target.python, "platform": job.target.uv_platform(),
+        "requirements": list(job.requirements), "constraints": list(job.constraints),
+        "index": [strip_credentials(u) for u in idx.search_order], "find_links": links,
+        "trusted_hosts": list(idx.trusted_hosts), "prerelease": job.prerelease,
+        "no_binary": list(job.no_binary), "only_binary": list(job.only_binary),
+    }
+
+
+def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo
                   ) -> dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError]:
+    """Each job's lock and pins, or its error. A job whose recorded resolution read only pages that
+    are unchanged now is answered from the memo; the others run uv (4 at a time) and are recorded."""
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
 
-    def run(job: _Job) -> tuple[bytes, list[Pin]]:
-        label = job.key[0]
-        data = uv_compile(
-            list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
-            cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=job.only_binary, label=label, refresh=opts.refresh,
-        )
-        pins = select_files(data, job.target, label=label, direct=job.direct)
+    def finish(job: _Job, data: bytes) -> tuple[bytes, list[Pin]]:
+        pins = select_files(data, job.target, label=job.key[0], direct=job.direct)
         return _portable_pylock(data, pins, job.direct), pins
 
+    keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
+    recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
+    memo.read(u for r in recorded.values() for u in r.pages)
+    todo: list[_Job] = []
+    for job in jobs:
+        rec = recorded.get(job.key)
+        if rec is None or not memo.unchanged(rec):
+            todo.append(job)
+            continue
+        memo.reused += 1
+        try:
+            out[job.key] = (finish(job, rec.pylock.encode("utf-8")) if rec.pylock is not None else
+                            ResolutionError(f"{rec.error}\n(unchanged since {rec.created[:10]}: the same "
+                                            "requirements and index pages; --refresh retries it)"))
+        except MirrorError as exc:
+            out[job.key] = exc
+        reporter.advance()
+
+    def run(job: _Job) -> UvResolution:
+        return uv_compile(
+            list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
+            cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
+            only_binary=job.only_binary, label=job.key[0], refresh=opts.refresh,
+        )
+
+    done: list[tuple[_Job, bytes | None, str | None, tuple[str, ...]]] = []
     with cf.ThreadPoolExecutor(max_workers=max(1, opts.resolver_jobs)) as pool:
-        futures = {pool.submit(run, job): job for job in jobs}
+        futures = {pool.submit(run, job): job for job in todo}
         for fut in cf.as_completed(futures):
             job = futures[fut]
             try:
-                out[job.key] = fut.result()
+                res = fut.result()
+                done.append((job, res.pylock, None, res.pages))
+                out[job.key] = finish(job, res.pylock)
+            except ResolutionError as exc:
+                if is_deterministic(str(exc)):
+                    done.append((job, None, str(exc), exc.pages))
+                out[job.key] = exc
             except MirrorError as exc:
                 out[job.key] = exc
             reporter.advance()
+    # Digests of the pages uv read (most were read above for the memo check) make the records.
+    memo.read(u for _, _, _, pages in done for u in pages)
+    for job, pylock, error, pages in done:
+        memo.record(keys[job.key], pylock=pylock, error=error, pages=pages)
+    memo.resolved += len(todo)
     return out
 
 
@@ -392,8 +444,12 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     if opts.installers:
         for t in all_targets:
             jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
+    credentials = Credentials.from_urls(
+        u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
+    memo = ResolutionMemo(store.cache, lambda validators: page_digests(
+        validators, concurrency=2 * opts.concurrency, credentials=credentials))
     reporter.phase("resolving", len(jobs))
-    resolved = _resolve_jobs(jobs, store, opts, reporter)
+    resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
 
     # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
     fetch_errors: list[str] = []
@@ -405,8 +461,6 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         if isinstance(res, tuple):
             pending.append((job.key[0], job.target, res[1], job.index))
     public = opts.index.index_url
-    credentials = Credentials.from_urls(
-        u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
     confusion: dict[str, list[str]] = {}
     seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
     build_pins: dict[str, list[Pin]] = {}
@@ -460,7 +514,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         if not next_jobs:
             break
         reporter.phase("resolving build requirements", len(next_jobs))
-        build_res = _resolve_jobs(next_jobs, store, opts, reporter)
+        build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
         pending = []
         for job in next_jobs:
             res = build_res[job.key]
@@ -470,6 +524,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             else:
                 fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
     # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+    memo.save_validators()
 
     # 4. Locks and the snapshot.
     def pins_ok(pins: list[Pin]) -> bool:
@@ -619,5 +674,5 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
         targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
         files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
-        fetch_errors=fetch_errors,
+        fetch_errors=fetch_errors, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
     )

@@ -6,10 +6,12 @@ Parsing is pure (`parse_project_page`); `project_pages` is the one adapter that 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
@@ -19,7 +21,7 @@ from .urls import index_project_url, strip_credentials
 if TYPE_CHECKING:
     from .credentials import Credentials
 
-__all__ = ["FileStatus", "parse_project_page", "project_pages"]
+__all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests"]
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
@@ -78,30 +80,95 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
     return parser.files
 
 
+def _get_all(urls: list[str], one: "Callable[[Any, str], Awaitable[None]]", *, concurrency: int,
+             credentials: "Credentials | None") -> None:
+    """Run `one(client, url)` for every URL on one pooled client, `concurrency` at a time."""
+    from .fetch import make_client
+
+    async def go() -> None:
+        sem = asyncio.Semaphore(concurrency)
+        async with make_client(concurrency=concurrency, credentials=credentials) as client:
+
+            async def bounded(url: str) -> None:
+                async with sem:
+                    await one(client, url)
+
+            await asyncio.gather(*(bounded(u) for u in dict.fromkeys(urls)))
+
+    if urls:
+        asyncio.run(go())
+
+
 def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
                   credentials: "Credentials | None" = None) -> dict[tuple[str, str], dict[str, FileStatus]]:
     """Fetch (index_url, project) pages in parallel; a page that cannot be had is left out.
 
     Keys carry index URLs as the caller has them (possibly with credentials): they stay in memory.
     """
-    from .fetch import make_client
+    out: dict[tuple[str, str], dict[str, FileStatus]] = {}
+    by_url: dict[str, list[tuple[str, str]]] = {}
+    for key in dict.fromkeys(requests):
+        by_url.setdefault(strip_credentials(index_project_url(key[0], canonicalize_name(key[1]))), []).append(key)
 
-    async def go() -> dict[tuple[str, str], dict[str, FileStatus]]:
-        out: dict[tuple[str, str], dict[str, FileStatus]] = {}
-        sem = asyncio.Semaphore(concurrency)
-        async with make_client(concurrency=concurrency, credentials=credentials) as client:
+    async def one(client: Any, url: str) -> None:
+        try:
+            resp = await client.get(url, headers={"Accept": _ACCEPT})
+            if resp.status_code == 200:
+                files = parse_project_page(resp.content, resp.headers.get("content-type", ""))
+                out.update((key, files) for key in by_url[url])
+        except (Exception, MirrorError):  # best effort: the lock already pins the file
+            pass
 
-            async def one(key: tuple[str, str]) -> None:
-                async with sem:
-                    try:
-                        url = strip_credentials(index_project_url(key[0], canonicalize_name(key[1])))
-                        resp = await client.get(url, headers={"Accept": _ACCEPT})
-                        if resp.status_code == 200:
-                            out[key] = parse_project_page(resp.content, resp.headers.get("content-type", ""))
-                    except (Exception, MirrorError):  # best effort: the lock already pins the file
-                        pass
+    _get_all(list(by_url), one, concurrency=concurrency, credentials=credentials)
+    return out
 
-            await asyncio.gather(*(one(k) for k in dict.fromkeys(requests)))
-        return out
 
-    return asyncio.run(go()) if requests else {}
+Validator = tuple["str | None", "str | None", "str | None"]  # (etag, last-modified, digest)
+
+
+def _settled(modified: str | None, date: str | None) -> str | None:
+    """Last-Modified as a validator only when it is older than the response by 2 s or more: it has
+    one-second resolution, so a page changed again within that second would answer 304."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        if modified and date and (parsedate_to_datetime(date) - parsedate_to_datetime(modified)).total_seconds() >= 2:
+            return modified
+    except (TypeError, ValueError):
+        pass
+    return None
+
+
+def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
+                 credentials: "Credentials | None" = None) -> dict[str, Validator]:
+    """Read each page URL, conditionally when a validator is known; → (etag, last-modified, digest).
+
+    The digest is sha256 of the body ("absent" for 404/410); 304 keeps the known digest. A page that
+    cannot be read has digest None, so nothing that depends on it is taken as unchanged.
+    """
+    out: dict[str, Validator] = {}
+
+    async def one(client: Any, url: str) -> None:
+        etag, modified, digest = requests[url]
+        headers = {"Accept": _ACCEPT}
+        if digest is not None and etag:
+            headers["If-None-Match"] = etag
+        if digest is not None and modified:
+            headers["If-Modified-Since"] = modified
+        try:
+            resp = await client.get(url, headers=headers)
+        except (Exception, MirrorError):
+            out[url] = (None, None, None)
+            return
+        if resp.status_code == 304 and digest is not None:
+            out[url] = (etag, modified, digest)
+        elif resp.status_code == 200:
+            out[url] = (resp.headers.get("etag"), _settled(resp.headers.get("last-modified"), resp.headers.get("date")),
+                        "sha256:" + hashlib.sha256(resp.content).hexdigest())
+        elif resp.status_code in (404, 410):
+            out[url] = (None, None, "absent")
+        else:
+            out[url] = (None, None, None)
+
+    _get_all(list(requests), one, concurrency=concurrency, credentials=credentials)
+    return out

@@ -42,6 +42,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass
 
+    def log_request(self, code: object = "-", size: object = "-") -> None:
+        self.server.requests.append((self.command, self.path, int(getattr(code, "value", code))))  # type: ignore[attr-defined]
+
 
 class StaticServer:
     """A plain static file server on 127.0.0.1 (an upstream stand-in); stopped by the test."""
@@ -52,6 +55,8 @@ class StaticServer:
     def _start(self, handler: object) -> None:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
         self.httpd.daemon_threads = True
+        self.httpd.requests = []  # type: ignore[attr-defined]  # (method, path, status), as served
+        self.requests: list[tuple[str, str, int]] = self.httpd.requests  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -1,0 +1,173 @@
+"""The resolution memo: a resolution is reused when nothing uv read for it has changed.
+
+A nightly sync re-resolves every app. uv revalidates every index page and every wheel's metadata
+it reads, and from an index or proxy that sends no cache headers it downloads and parses them all
+again: on the corpus that was 80 % of a no-op resync. A resolution is a function of its inputs
+(requirements, constraints, target, indexes, options, uv's version) and of the index pages uv
+read; wheel files and their metadata never change under a URL that names their hash. So each
+resolution records the pages uv read (from uv's own log of its HTTP cache) and a digest of each.
+The next sync fetches those pages itself, once each however many apps read them, with a
+conditional request when the index gave a validator; when none changed, the recorded result
+(a lock, or a deterministic failure such as "no solution") is used and uv does not run.
+
+Not reused: anything after `--refresh`, a record older than `MAX_AGE`, a failure that may be
+transient (network), and a record one of whose pages cannot be read now.
+
+Layout: cache/resolutions/<key[:2]>/<key>.json, and cache/pages.json (validators and digests of
+page bodies). Both are caches: deleting them costs one slow sync, nothing else. Page URLs are
+recorded without credentials; credentials are applied by host when the pages are fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .canonical import canonical_json
+from .store import atomic_write
+from .upstream import Validator
+from .urls import strip_credentials
+
+__all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic"]
+
+MEMO_FORMAT = 1
+MAX_AGE = timedelta(days=7)
+
+# uv's cached HTTP client logs every URL it reads from cache or network, under -v.
+_LOGGED_URL = re.compile(r"(?:No cache entry for|Found (?:fresh|stale) response for): (\S+)")
+# Distribution files (and their .metadata) are immutable: only pages can change under a URL.
+_FILE_SUFFIXES = (".whl", ".tar.gz", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".metadata", ".egg")
+# Failures that the same pages will give again; anything naming the network is not one of them.
+_DETERMINISTIC = ("No solution found", "Failed to build", "has invalid metadata")
+_TRANSIENT = ("Request failed", "Failed to fetch", "error sending request", "dns error", "timed out",
+              "Connection", "connection", "network")
+
+
+def pages_read(uv_log: str) -> tuple[str, ...]:
+    """The index and find-links pages in uv's -v log (credentials stripped), in first-read order."""
+    out: dict[str, None] = {}
+    for m in _LOGGED_URL.finditer(uv_log):
+        url = m.group(1).rstrip(".,;")
+        path = url.split("?", 1)[0].split("#", 1)[0]
+        if not path.lower().endswith(_FILE_SUFFIXES):
+            out.setdefault(strip_credentials(url), None)
+    return tuple(out)
+
+
+def is_deterministic(error: str) -> bool:
+    """Whether a resolution failure would recur with the same inputs and pages."""
+    return any(s in error for s in _DETERMINISTIC) and not any(s in error for s in _TRANSIENT)
+
+
+def memo_key(fields: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of everything a resolution depends on besides the pages."""
+    return hashlib.sha256(canonical_json({"memo_format": MEMO_FORMAT, **fields})).hexdigest()
+
+
+def folder_digest(folder: Path) -> str:
+    """A find-links folder's listing (names, sizes, times): a new or replaced file changes it."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recorded:
+    """One recorded resolution: its pylock, or its deterministic error, and the pages it read."""
+
+    created: str
+    pylock: str | None
+    error: str | None
+    pages: Mapping[str, str]  # page URL (no credentials) → digest of its body when resolved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": MEMO_FORMAT, "created": self.created, "pylock": self.pylock,
+                "error": self.error, "pages": dict(sorted(self.pages.items()))}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Recorded":
+        return cls(created=d["created"], pylock=d.get("pylock"), error=d.get("error"), pages=dict(d["pages"]))
+
+
+# Reads pages given what was known of each, (etag, last-modified, digest) or (None, None, None);
+# the network adapter is mirror.upstream.page_digests.
+PageReader = Callable[[Mapping[str, Validator]], Mapping[str, Validator]]
+
+
+class ResolutionMemo:
+    """Recorded resolutions under `cache`, and the page digests of this run (each page read once)."""
+
+    def __init__(self, cache: Path, read_pages: PageReader, *, now: datetime | None = None) -> None:
+        self.root = cache / "resolutions"
+        self._validators_file = cache / "pages.json"
+        self._read_pages = read_pages
+        self._now = now or datetime.now(timezone.utc)
+        self._validators: dict[str, Validator] | None = None
+        self.current: dict[str, str | None] = {}  # digests read in this run
+        self.reused = 0  # resolutions answered from the memo in this run
+        self.resolved = 0  # resolutions uv ran
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def load(self, key: str) -> Recorded | None:
+        try:
+            rec = Recorded.from_dict(json.loads(self._path(key).read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none yet, or unreadable: resolve again
+        try:
+            created = datetime.fromisoformat(rec.created)
+        except ValueError:
+            return None
+        return rec if self._now - created <= MAX_AGE else None
+
+    def read(self, urls: Iterable[str]) -> None:
+        """Digest every page in `urls` not read yet in this run (one batch, concurrent)."""
+        todo = [u for u in dict.fromkeys(urls) if u not in self.current]
+        if not todo:
+            return
+        validators = self._load_validators()
+        got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
+        for url in todo:
+            etag, modified, digest = got.get(url, (None, None, None))
+            self.current[url] = digest
+            if digest is not None:
+                validators[url] = (etag, modified, digest)
+
+    def unchanged(self, rec: Recorded) -> bool:
+        """Whether every page `rec` read has the same digest now (read them first with `read`)."""
+        return all(self.current.get(u) is not None and self.current.get(u) == d for u, d in rec.pages.items())
+
+    def record(self, key: str, *, pylock: bytes | None, error: str | None, pages: Sequence[str]) -> bool:
+        """Keep a resolution whose pages were read in this run; False when a page could not be read."""
+        digests = {u: self.current.get(u) for u in pages}
+        if any(d is None for d in digests.values()):
+            return False
+        rec = Recorded(created=self._now.isoformat(timespec="seconds"),
+                       pylock=pylock.decode("utf-8") if pylock is not None else None, error=error,
+                       pages={u: d for u, d in digests.items() if d is not None})
+        atomic_write(self._path(key), canonical_json(rec.to_dict()))
+        return True
+
+    def save_validators(self) -> None:
+        if self._validators is not None:
+            atomic_write(self._validators_file, canonical_json(
+                {u: list(v) for u, v in sorted(self._validators.items())}))
+
+    def _load_validators(self) -> dict[str, Validator]:
+        if self._validators is None:
+            try:
+                raw = json.loads(self._validators_file.read_bytes())
+                self._validators = {u: (v[0], v[1], v[2]) for u, v in raw.items()}
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                self._validators = {}
+        return self._validators
