@@ -23,6 +23,7 @@ from mirror.urls import redact, strip_credentials
 from .archive import DEBIAN_KEYRING, Source, fetch_release, load_suite
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
+from .errors import UnsatisfiableError
 from .index import ReleaseFile, Stanza, parse_packages
 
 __all__ = ["AptSync", "AptTarget", "DEFAULT_SOURCES", "SECTION_FORMAT"]
@@ -251,12 +252,18 @@ class AptSync:
         if cached.is_file():
             try:
                 data = json.loads(cached.read_text())
+                if "error" in data:  # the same archive and requests fail the same way
+                    raise UnsatisfiableError(data["error"])
                 return data["entry"], data["files"]
             except (OSError, ValueError, KeyError):
                 cached.unlink(missing_ok=True)
 
         uni = universe(target, all_sources, tuple(st for _, st in app_debs))
-        closure = resolve_closure(uni, requests, base(target, sources), with_recommends=bool(opts.get("with_recommends")))
+        try:
+            closure = resolve_closure(uni, requests, base(target, sources), with_recommends=bool(opts.get("with_recommends")))
+        except UnsatisfiableError as exc:
+            atomic_write(cached, json.dumps({"error": str(exc)}).encode())
+            raise
         stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
         metas: dict[str, dict[str, Any]] = {}
         for s in stanzas:

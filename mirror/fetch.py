@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import random
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -99,12 +100,24 @@ async def _retrying(url: str, retries: int, attempt_once: Callable[[], Awaitable
         try:
             return await attempt_once()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, _Retryable) as exc:
+            if _unknown_host(exc):  # the name does not exist: asking again in a second will not change that
+                raise TransportError(f"GET {redact(url)}: {exc}") from exc
             last = exc
             if attempt < retries:
                 await _backoff(attempt)
         except httpx.HTTPError as exc:
             raise TransportError(f"GET {redact(url)}: {exc}") from exc
     raise TransportError(f"GET {redact(url)}: {last} (after {retries + 1} tries)") from last
+
+
+def _unknown_host(exc: BaseException) -> bool:
+    """A DNS answer that the name does not exist (EAI_NONAME), not a temporary resolver failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) and seen.errno == socket.EAI_NONAME:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _check_status(url: str, status: int) -> None:
