@@ -501,7 +501,7 @@ def gc(
     else:
         verb = "would remove" if dry_run else "removed"
         console.print(f"{verb} {len(report.removed_snapshots)} snapshots, {report.removed_blobs} blobs"
-                      f" ({report.removed_bytes / 1e6:.1f} MB), {report.removed_temp} temp files;"
+                      f" ({report.removed_bytes / 1e6:.1f} MB), {report.removed_temp} temp files, {report.removed_records} expired resolution records;"
                       f" kept {len(report.kept_snapshots)} snapshots", highlight=False)
 
 

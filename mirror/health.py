@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .memo import expired_records
 from .snapshots import referenced_blobs
 from .store import Store
 
@@ -91,10 +92,38 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
     lost = [r[0] for r in rows if r[0] not in present and r[0] not in report.missing]
     if lost:
         report.problems.append(f"{len(lost)} blobs in the catalog are not on disk (no snapshot needs them; `mirror gc` forgets them)")
-    tree = store.published / "current"
-    if tree.is_symlink() and not tree.resolve().is_dir():
-        report.problems.append("published/current points at a tree that does not exist: run `mirror publish`")
+    _check_published(store, report)
     return report
+
+
+def _check_published(store: Store, report: VerifyReport) -> None:
+    """The served tree: it names an existing snapshot, and holds each of its Python files whole."""
+    from .publish import current_tree, published_snapshot
+
+    link = store.published / "current"
+    if link.is_symlink() and current_tree(store) is None:
+        report.problems.append("published/current points at a tree that does not exist: run `mirror publish`")
+        return
+    tree, sid = current_tree(store), published_snapshot(store)
+    if tree is None or sid is None:
+        return
+    if not (store.snapshots / f"{sid}.json").is_file():
+        report.problems.append(f"the published tree serves snapshot {sid[:16]}, which the store does not have: run `mirror publish`")
+        return
+    if sid in report.bad_snapshots:
+        return
+    bad = []
+    for sha, meta in store.load_snapshot(sid).get("python", {}).get("files", {}).items():
+        try:
+            st = (tree / "packages" / sha[:2] / sha / meta["filename"]).stat()
+        except OSError:
+            bad.append(meta["filename"])
+            continue
+        if st.st_size != meta.get("size", st.st_size):
+            bad.append(meta["filename"])
+    if bad:
+        report.problems.append(f"the published tree of snapshot {sid[:16]} lacks or has a damaged copy of {len(bad)} "
+                               f"files ({', '.join(sorted(bad)[:3])}{', ...' if len(bad) > 3 else ''}): run `mirror publish`")
 
 
 @dataclass(slots=True)
@@ -104,11 +133,13 @@ class GcReport:
     removed_blobs: int = 0
     removed_bytes: int = 0
     removed_temp: int = 0
+    removed_records: int = 0  # resolution records too old for a sync to use
     dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "kept_snapshots": self.kept_snapshots, "removed_snapshots": self.removed_snapshots,
-                "removed_blobs": self.removed_blobs, "removed_bytes": self.removed_bytes, "removed_temp": self.removed_temp}
+                "removed_blobs": self.removed_blobs, "removed_bytes": self.removed_bytes, "removed_temp": self.removed_temp,
+                "removed_records": self.removed_records}
 
 
 def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> GcReport:
@@ -150,6 +181,10 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
         report.removed_temp += 1
         if not dry_run:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    for record in expired_records(store.cache):
+        report.removed_records += 1
+        if not dry_run:
+            record.unlink(missing_ok=True)
     return report
 
 

@@ -34,7 +34,8 @@ from .store import atomic_write
 from .upstream import Validator
 from .urls import strip_credentials
 
-__all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic"]
+__all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
+           "expired_records"]
 
 MEMO_FORMAT = 1
 MAX_AGE = timedelta(days=7)
@@ -171,3 +172,18 @@ class ResolutionMemo:
             except (OSError, ValueError, KeyError, TypeError, IndexError):
                 self._validators = {}
         return self._validators
+
+
+def expired_records(cache: Path, now: datetime | None = None) -> list[Path]:
+    """Records no sync will use again (older than MAX_AGE, or unreadable): what `mirror gc` removes."""
+    now = now or datetime.now(timezone.utc)
+    out = []
+    for path in sorted((cache / "resolutions").glob("??/*.json")):
+        try:
+            created = datetime.fromisoformat(json.loads(path.read_bytes())["created"])
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append(path)
+            continue
+        if now - created > MAX_AGE:
+            out.append(path)
+    return out

@@ -203,7 +203,7 @@ def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> No
     print(f"\n== Corpus: {len(apps)} apps (excluded: {exclude or 'none'}) for cp{python.replace('.', '')}-{platform}")
     print(f"mirror sync cold:   {t_cold:8.1f} s  {ok}/{len(apps)} apps ok, {summary.get('files', {}).get('total', 0)} files")
     print(f"mirror sync no-op:  {t_noop:8.1f} s  same snapshot: {again.get('snapshot') == summary.get('snapshot')}, "
-          f"fetched {again.get('files', {}).get('fetched')}")
+          f"fetched {again.get('files', {}).get('fetched')}, resolutions {again.get('resolutions')}")
     print(f"ratio no-op / cold: {100 * t_noop / t_cold:5.1f}%  (aim < 5%)")
     blobs = [str(p) for p in (work / "store" / "store-v1" / "blobs").rglob("*") if p.is_file()]
     size = sum(os.path.getsize(b) for b in blobs)

@@ -211,3 +211,20 @@ def test_pages_read_parses_uv_log():
     )
     assert pages_read(log) == ("https://i.example/simple/flask/", "https://i.example/simple/jinja2/",
                                "https://links.example/wheels/")
+
+
+def test_gc_removes_expired_records(tmp_path: Path):
+    from mirror.health import collect_garbage
+    from mirror.memo import expired_records
+
+    store = open_store(tmp_path / "s", create=True)
+    now = datetime.now(timezone.utc)
+    pages = {"https://i/simple/a/": "sha256:1"}
+    for key, when in (("a" * 64, now - MAX_AGE - timedelta(hours=1)), ("b" * 64, now)):
+        memo = ResolutionMemo(store.cache, _reader(pages, []), now=when)
+        memo.read(pages)
+        memo.record(key, pylock=b"x", error=None, pages=list(pages))
+    assert [p.stem for p in expired_records(store.cache)] == ["a" * 64]
+    assert collect_garbage(store, dry_run=True).removed_records == 1 and len(list(store.cache.rglob("*.json"))) == 2
+    assert collect_garbage(store).removed_records == 1
+    assert [p.stem for p in (store.cache / "resolutions").rglob("*.json")] == ["b" * 64]

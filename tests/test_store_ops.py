@@ -131,3 +131,23 @@ def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> No
     assert proc.returncode == 5
     advice = json.loads(proc.stdout)["repair"]["advice"]
     assert len(advice) == 1 and "re-import bundle" in advice[0] and victim[:16] in advice[0]
+
+
+def test_verify_checks_the_published_tree(upstream, tmp_path: Path) -> None:
+    """A served file that went missing from the published tree is named, and `mirror publish` mends it."""
+    store_dir = tmp_path / "s"
+    app = tmp_path / "apps" / "shop"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("alpha\n")
+    run_mirror("sync", str(app), "--store", str(store_dir), "--python", "3.11", "--installers", "",
+               "--index-url", upstream.url + "/simple")
+    run_mirror("publish", "--store", str(store_dir))
+    store = Store(store_dir)
+    assert verify_store(store).ok
+    served = next((store.published / "current" / "packages").rglob("alpha-*.whl"))
+    served.unlink()
+    report = verify_store(store)
+    assert not report.ok and any(served.name in p and "mirror publish" in p for p in report.problems)
+    assert run_mirror("verify", "--store", str(store_dir), check=False).returncode != 0
+    run_mirror("publish", "--store", str(store_dir))
+    assert verify_store(store).ok
