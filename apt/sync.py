@@ -249,7 +249,7 @@ class AptSync:
         }
         key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
         cached = cache / "closures" / f"{key}.json"
-        if cached.is_file():
+        if cached.is_file() and not opts.get("refresh"):
             try:
                 data = json.loads(cached.read_text())
                 if "error" in data:  # the same archive and requests fail the same way

@@ -132,7 +132,7 @@ def sync(
     extra_index_url: Annotated[Optional[list[str]], typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
     installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Revalidate every cached index page now (default: honour the index's cache headers).")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Re-resolve every app with uv and revalidate every cached page and Release (default: reuse a resolution none of whose index pages changed).")] = False,
     distro: Annotated[Optional[list[str]], typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")] = None,
     arch: Annotated[Optional[list[str]], typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")] = None,
     with_recommends: Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")] = False,

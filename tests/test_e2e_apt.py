@@ -160,3 +160,34 @@ def test_republish_keeps_previous_by_hash_files(apt_mirror):
         aptfile.write_bytes(original)
         run_mirror("sync", "--config", cfg, "--installers", "")
         run_mirror("publish", "--config", cfg)
+
+
+def test_an_unsatisfiable_closure_is_remembered_until_the_archive_changes(tmp_path):
+    """A nightly resync does not recompute a known failure (suggestions scan every name), yet a new
+    Release that adds the package is picked up at once."""
+    from tests.conftest import StaticServer
+    from tests.debs import GpgKey, make_deb, write_archive
+
+    key = GpgKey.create(tmp_path / "gnupg")
+    debs = tmp_path / "debs"
+    base = [make_deb(debs, "base-req", "1.0", priority="required", essential="yes"), make_deb(debs, "app-tool", "1.0")]
+    archive = tmp_path / "archive"
+    write_archive(archive, "fixture", base, key, arches="amd64")
+    write_archive(archive, "fixture-updates", [], key, arches="amd64")
+    server = StaticServer(archive)
+    try:
+        app = tmp_path / "apps" / "a"
+        app.mkdir(parents=True)
+        (app / "Aptfile").write_text("late-tool\n")
+        (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(server.url, key.export(tmp_path / "k.gpg")))
+        sync = ["sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json"]
+        first = json.loads(run_mirror(*sync, check=False).stdout)["apps"][0]
+        again = json.loads(run_mirror(*sync, check=False).stdout)["apps"][0]
+        assert "no package named 'late-tool'" in first["error"] and again["error"] == first["error"]
+        assert [json.loads(p.read_text()).get("error") for p in (tmp_path / "store" / "cache").rglob("closures/*.json")] == [first["error"]]
+        write_archive(archive, "fixture", [*base, make_deb(debs, "late-tool", "1.0")], key, arches="amd64")
+        fixed = json.loads(run_mirror(*sync).stdout)["apps"][0]
+        assert fixed["ok"] and not fixed["error"]
+    finally:
+        server.stop()
+        key.stop()
