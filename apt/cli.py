@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("generate")
     def generate(
-        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE].")] = None,
+        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")] = None,
         name: Annotated[str, typer.Option("--name", help="User ID of the key.")] = "airgap-mirror APT repository",
     ) -> None:
         """Create the Ed25519 key that signs InRelease (kept in STORE/keys/gnupg).
@@ -25,12 +24,13 @@ def register(app: typer.Typer) -> None:
         """
         from mirror.cli import console, fail_with
         from mirror.errors import MirrorError
+        from mirror.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key
 
         try:
-            st = open_store(store or Path(os.environ.get("MIRROR_STORE", "./mirror-store")), create=True)
+            st = open_store(store_root(store), create=True)
             fpr = signing_key(st).generate(name)
         except MirrorError as exc:
             raise fail_with(exc) from exc
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("export")
     def export(
-        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE].")] = None,
+        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")] = None,
         out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
         binary: Annotated[bool, typer.Option("--binary", help="Binary keyring (.gpg) instead of ASCII armor.")] = False,
     ) -> None:
@@ -48,12 +48,13 @@ def register(app: typer.Typer) -> None:
         """
         from mirror.cli import fail_with
         from mirror.errors import MirrorError
+        from mirror.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key
 
         try:
-            st = open_store(store or Path(os.environ.get("MIRROR_STORE", "./mirror-store")))
+            st = open_store(store_root(store))
             data = signing_key(st).export(armor=not binary)
         except MirrorError as exc:
             raise fail_with(exc) from exc

@@ -13,13 +13,15 @@ import typer
 __all__ = ["register"]
 
 PASSWORD_ENV = "MIRROR_KEY_PASSWORD"
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; default ./mirror-store].")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")]
 TrustOpt = Annotated[Optional[list[Path]], typer.Option("--trust", help="A trusted public key (.pub) for this command; repeatable.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
 def _store_root(store: Path | None) -> Path:
-    return store or Path(os.environ.get("MIRROR_STORE", "./mirror-store"))
+    from mirror.config import store_root
+
+    return store_root(store)
 
 
 def _console():  # type: ignore[no-untyped-def]

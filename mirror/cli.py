@@ -29,15 +29,14 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)
 
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; default ./mirror-store].")]
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
 
 
 def _config(config: Path | None, store: Path | None) -> tuple[Config, Path]:
     cfg = load_config(config)
-    root = store or (Path(os.environ["MIRROR_STORE"]) if os.environ.get("MIRROR_STORE") else cfg.store)
-    return cfg, root
+    return cfg, store or cfg.store  # load_config puts MIRROR_STORE before the file's [store] path
 
 
 def fail_with(exc: MirrorError) -> typer.Exit:

@@ -16,7 +16,7 @@ except ImportError:  # Python 3.10
 from .errors import ConfigError
 from .defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
 
-__all__ = ["Config", "load_config", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
+__all__ = ["Config", "load_config", "store_root", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
 
 DEFAULT_STORE = "./mirror-store"
 
@@ -103,6 +103,12 @@ def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: `{key}` must be a list of strings")
     return tuple(value)
+
+
+def store_root(store: Path | None, config: Path | None = None) -> Path:
+    """The store a command works on: --store, else MIRROR_STORE, else mirror.toml's [store] path
+    (the named one, or ./mirror.toml when present), else ./mirror-store."""
+    return store or load_config(config).store
 
 
 def load_config(path: Path | None) -> Config:

@@ -140,3 +140,14 @@ def test_nightly_job(upstream, tmp_path):
     assert second.returncode == 0 and "unchanged" in second.stdout, second.stdout + second.stderr
     assert len(list((tmp_path / "out").glob("*.bundle"))) == 1
     assert os.path.exists(tmp_path / "out" / (next((tmp_path / "out").glob("*.bundle")).name + ".minisig"))
+
+
+def test_bundle_and_apt_commands_use_the_store_named_in_mirror_toml(tmp_path: Path):
+    """Run from the folder of a mirror.toml, every command works on its [store], as `mirror sync` does."""
+    (tmp_path / "mirror.toml").write_text('[store]\npath = "the-store"\n')
+    run_mirror("keygen", "--out", str(tmp_path / "site"), cwd=tmp_path)
+    added = run_mirror("trust", "add", str(tmp_path / "site.pub"), cwd=tmp_path).stderr.split()[-1]
+    assert [k["key"] for k in json.loads(run_mirror("trust", "list", "--json", cwd=tmp_path).stdout)] == [added]
+    assert (tmp_path / "the-store" / "store-v1").is_dir() and not (tmp_path / "mirror-store").exists()
+    assert run_mirror("apt-key", "generate", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "the-store" / "keys").is_dir() and not (tmp_path / "mirror-store").exists()
