@@ -248,18 +248,17 @@ def _memo_fields(job: _Job) -> dict[str, Any]:
     }
 
 
-def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo
-                  ) -> dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError]:
-    """Each job's lock and pins, or its error. A job whose recorded resolution read only pages that
-    are unchanged now is answered from the memo; the others run uv (4 at a time) and are recorded."""
-    out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
+def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
+    """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
+    pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct)
+    return _portable_pylock(pylock, pins, job.direct), pins
 
-    def finish(job: _Job, data: bytes) -> tuple[bytes, list[Pin]]:
-        pins = select_files(data, job.target, label=job.key[0], direct=job.direct)
-        return _portable_pylock(data, pins, job.direct), pins
 
-    keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
-    recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
+def _answer_from_memo(jobs: list[_Job], keys: Mapping[tuple[str, str], str], memo: ResolutionMemo,
+                      out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], reporter: Reporter) -> list[_Job]:
+    """Fill `out` for every job whose recorded resolution read only pages that are unchanged now
+    (each page read once, all at once); return the jobs uv must resolve."""
+    recorded = {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
     memo.read(u for r in recorded.values() for u in r.pages)
     todo: list[_Job] = []
     for job in jobs:
@@ -269,12 +268,23 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             continue
         memo.reused += 1
         try:
-            out[job.key] = (finish(job, rec.pylock.encode("utf-8")) if rec.pylock is not None else
+            out[job.key] = (_finish(job, rec.pylock.encode("utf-8")) if rec.pylock is not None else
                             ResolutionError(f"{rec.error}\n(unchanged since {rec.created[:10]}: the same "
                                             "requirements and index pages; --refresh retries it)"))
         except MirrorError as exc:
             out[job.key] = exc
         reporter.advance()
+    return todo
+
+
+def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo
+                  ) -> dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError]:
+    """Each job's lock and pins, or its error. A job whose recorded resolution read only pages that
+    are unchanged now is answered from the memo; the others run uv (4 at a time) and are recorded."""
+    out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
+
+    keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
+    todo = jobs if opts.refresh else _answer_from_memo(jobs, keys, memo, out, reporter)
 
     def run(job: _Job) -> UvResolution:
         return uv_compile(
@@ -291,7 +301,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             try:
                 res = fut.result()
                 done.append((job, res.pylock, None, res.pages))
-                out[job.key] = finish(job, res.pylock)
+                out[job.key] = _finish(job, res.pylock)
             except ResolutionError as exc:
                 if is_deterministic(str(exc)):
                     done.append((job, None, str(exc), exc.pages))
