@@ -20,6 +20,7 @@ recorded without credentials; credentials are applied by host when the pages are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -156,13 +157,17 @@ class ResolutionMemo:
         rec = Recorded(created=self._now.isoformat(timespec="seconds"),
                        pylock=pylock.decode("utf-8") if pylock is not None else None, error=error,
                        pages={u: d for u, d in digests.items() if d is not None})
-        atomic_write(self._path(key), canonical_json(rec.to_dict()))
+        try:
+            atomic_write(self._path(key), canonical_json(rec.to_dict()))
+        except OSError:  # a cache: a full disk costs the next sync a uv run, not this sync its result
+            return False
         return True
 
     def save_validators(self) -> None:
         if self._validators is not None:
-            atomic_write(self._validators_file, canonical_json(
-                {u: list(v) for u, v in sorted(self._validators.items())}))
+            with contextlib.suppress(OSError):
+                atomic_write(self._validators_file, canonical_json(
+                    {u: list(v) for u, v in sorted(self._validators.items())}))
 
     def _load_validators(self) -> dict[str, Validator]:
         if self._validators is None:
