@@ -183,6 +183,152 @@ def bench_bundle(apt_app: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+# -- serving: our embedded server vs nginx (the same published tree) vs pypiserver (the same files) --
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, proc: subprocess.Popen, what: str) -> None:
+    import urllib.request
+
+    for _ in range(100):
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not answer at {url} (see {proc.args})")
+
+
+def _nginx_binary() -> tuple[Path, Path]:
+    """nginx and its mime.types: the system's, else Debian's package unpacked under .bench/ (no
+    service is installed or started)."""
+    found = shutil.which("nginx")
+    if found and Path("/etc/nginx/mime.types").is_file():
+        return Path(found), Path("/etc/nginx/mime.types")
+    root = ROOT / ".bench" / "nginx"
+    if not (root / "usr/sbin/nginx").is_file():
+        dl = ROOT / ".bench" / "debs"
+        dl.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", "nginx", "nginx-common"], cwd=dl, check=True, capture_output=True)
+        for deb in dl.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root / "usr/sbin/nginx", root / "etc/nginx/mime.types"
+
+
+def _pypiserver() -> Path:
+    """pypiserver with waitress (what its docs recommend over wsgiref), in its own venv under .bench/."""
+    venv = ROOT / ".bench" / "pypiserver-venv"
+    exe = venv / "bin" / "pypi-server"
+    if not exe.is_file():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--isolated", "-q", "--disable-pip-version-check",
+                        "--index-url", "https://pypi.org/simple", "pypiserver", "waitress"], check=True, env=clean_env())
+    return exe
+
+
+def _load(base: str, projects: list[str], files: list[str], work: Path, *, requests: int = 3000,
+          concurrency: int = 16) -> tuple[float, float]:
+    """(project pages per second, file MB per second), fetched by curl (C, so the client is not
+    what is measured) with `concurrency` transfers at once over kept-alive connections."""
+    def run(urls: list[str], name: str) -> tuple[float, int]:
+        cfg = work / f"{name}.curl"
+        cfg.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
+        t0 = time.perf_counter()
+        out = subprocess.run(["curl", "-s", "--fail", "--parallel", "--parallel-max", str(concurrency), "--compressed",
+                              "-H", "Accept: text/html", "-w", "%{size_download}\n", "-K", str(cfg)],
+                             capture_output=True, text=True)
+        elapsed = time.perf_counter() - t0
+        if out.returncode != 0:
+            raise SystemExit(f"curl against {base} failed: {out.stderr[-300:]}")
+        return elapsed, sum(int(x) for x in out.stdout.split())
+
+    t_pages, _ = run([f"{base}/simple/{projects[i % len(projects)]}/" for i in range(requests)], "pages")
+    t_files, size = run(files * 3, "files")
+    return requests / t_pages, size / 1e6 / t_files
+
+
+def bench_serve(app: Path, python: str, platform: str) -> None:
+    """Serving the same snapshot to the same client: page requests/s, file MB/s, and a real
+    `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
+    from packaging.utils import canonicalize_name
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    os.chmod(work, 0o755)  # nginx's workers run as an unprivileged user
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    store = work / "store"
+    subprocess.run(mirror + ["sync", str(app), "--store", str(store), "--python", python, "--platform", platform,
+                             "--installers", ""], check=True, capture_output=True, env=clean_env())
+    subprocess.run(mirror + ["publish", "--store", str(store)], check=True, capture_output=True, env=clean_env())
+    tree = (store / "published" / "current").resolve()
+    snap = json.loads((store / "store-v1" / "snapshots" / (json.loads((tree / "snapshot.json").read_text())["id"] + ".json")).read_text())
+    meta = snap["python"]["files"]
+    projects = sorted({str(canonicalize_name(m["project"])) for m in meta.values()})
+    rel = [f"packages/{sha[:2]}/{sha}/{m['filename']}" for sha, m in sorted(meta.items())]
+    lock = next((tree / "locks").rglob("requirements.lock"))
+    flat = work / "flat"  # pypiserver serves one folder of distribution files
+    flat.mkdir()
+    for r in rel:
+        os.link(tree / r, flat / Path(r).name)
+
+    servers: dict[str, tuple[subprocess.Popen, str, list[str]]] = {}
+    port = _free_port()
+    servers["mirror serve"] = (subprocess.Popen(mirror + ["serve", "--store", str(store), "--port", str(port)],
+                                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+                               f"http://127.0.0.1:{port}", rel)
+    nginx, mime = _nginx_binary()
+    port = _free_port()
+    conf = (ROOT / "scripts" / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    conf = conf.replace("root /srv/mirror-store/published/current;", f"root {store / 'published' / 'current'};")
+    conf = conf.replace("include /etc/nginx/mime.types;", f"include {mime};")
+    conf = conf.replace("events {}", f"worker_processes {os.cpu_count() or 2};\npid {work}/nginx.pid;\n"
+                        f"error_log {work}/nginx-error.log;\nevents {{}}")
+    temps = "".join(f"\n    {kind}_temp_path {work}/nginx-{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = conf.replace("http {", f"http {{\n    access_log off;{temps}")
+    (work / "nginx.conf").write_text(conf)
+    servers["nginx"] = (subprocess.Popen([str(nginx), "-c", str(work / "nginx.conf"), "-p", str(work), "-e", str(work / "nginx-error.log"), "-g", "daemon off;"],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+                        f"http://127.0.0.1:{port}", rel)
+    port = _free_port()
+    servers["pypiserver"] = (subprocess.Popen([str(_pypiserver()), "run", "-i", "127.0.0.1", "-p", str(port),
+                                               "--hash-algo", "sha256", str(flat)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
+                             f"http://127.0.0.1:{port}", [f"packages/{Path(r).name}" for r in rel])
+    results: dict[str, tuple[float, float, float, bool]] = {}
+    uv = str(ROOT / ".venv" / "bin" / "uv")
+    try:
+        for name, (proc, base, files) in servers.items():
+            _wait_for(f"{base}/simple/{projects[0]}/", proc, name)
+            pages, mbs = _load(base, projects, [f"{base}/{f}" for f in files], work)
+            venv = work / f"venv-{name.split()[0]}"
+            subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=clean_env())
+            t_install, inst = timed([uv, "pip", "install", "-q", "--no-cache", "--no-config", "--python", str(venv / "bin/python"),
+                                     "--index-url", f"{base}/simple", "-r", str(lock)])
+            results[name] = (pages, mbs, t_install, inst.returncode == 0)
+            if inst.returncode != 0:
+                print(f"{name}: uv pip install failed: {inst.stderr.strip()[-400:]}")
+    finally:
+        for proc, _, _ in servers.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+    print(f"\n== Serving {app.name}'s snapshot ({len(projects)} projects, {len(rel)} files) on 127.0.0.1 to curl, 16 transfers at once")
+    for name, (pages, mbs, t_install, ok) in results.items():
+        print(f"{name:<14} {pages:8.0f} pages/s   {mbs:7.0f} MB/s files   uv pip install of the lock: {t_install:5.2f} s"
+              f"{'' if ok else '  INSTALL FAILED'}")
+    ours = results["mirror serve"]
+    for peer in ("nginx", "pypiserver"):
+        p = results[peer]
+        print(f"ratio ours / {peer}: pages {ours[0] / p[0]:4.2f}x, files {ours[1] / p[1]:4.2f}x, install time {p[2] / ours[2]:4.2f}x")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> None:
     """The nightly case: a cold sync of the whole corpus vs the no-op resync that follows it; then
     `mirror verify` over that store vs sha256sum over the same blobs."""
@@ -218,8 +364,8 @@ def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle"],
-                    help="python, apt, bundle; corpus (the whole corpus cold and no-op, and verify: long)")
+    ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle", "serve"],
+                    help="python, apt, bundle, serve; corpus (the whole corpus cold and no-op, and verify: long)")
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/apps")
     ap.add_argument("--corpus-exclude", default="torch|tensorflow", help="regex of apps to leave out ('' for none)")
     ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
@@ -234,6 +380,8 @@ def main() -> None:
         bench_bundle(Path(args.apt_app))
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
+    if "serve" in args.sections:
+        bench_serve(args.app, args.python, args.platform)
     if "corpus" in args.sections:
         bench_corpus(args.corpus, args.corpus_exclude, args.python, args.platform)
 
