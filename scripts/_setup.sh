@@ -18,6 +18,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# nginx, to test and bench scripts/nginx.conf: Debian's binary unpacked under .tools/ (installing the
+# package would start a system service on port 80).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x .tools/nginx/usr/sbin/nginx ]; then
+  echo "setup: unpacking Debian's nginx into .tools/nginx" >&2
+  mkdir -p .tools/debs
+  (cd .tools/debs && { apt-get download nginx nginx-common >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get download nginx nginx-common >/dev/null 2>&1; }; })
+  for deb in .tools/debs/*.deb; do dpkg-deb -x "$deb" .tools/nginx; done
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

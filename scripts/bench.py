@@ -185,14 +185,6 @@ def bench_bundle(apt_app: Path) -> None:
 
 # -- serving: our embedded server vs nginx (the same published tree) vs pypiserver (the same files) --
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for(url: str, proc: subprocess.Popen, what: str) -> None:
     import urllib.request
 
@@ -205,22 +197,6 @@ def _wait_for(url: str, proc: subprocess.Popen, what: str) -> None:
         except OSError:
             time.sleep(0.1)
     raise SystemExit(f"{what} did not answer at {url} (see {proc.args})")
-
-
-def _nginx_binary() -> tuple[Path, Path]:
-    """nginx and its mime.types: the system's, else Debian's package unpacked under .bench/ (no
-    service is installed or started)."""
-    found = shutil.which("nginx")
-    if found and Path("/etc/nginx/mime.types").is_file():
-        return Path(found), Path("/etc/nginx/mime.types")
-    root = ROOT / ".bench" / "nginx"
-    if not (root / "usr/sbin/nginx").is_file():
-        dl = ROOT / ".bench" / "debs"
-        dl.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", "nginx", "nginx-common"], cwd=dl, check=True, capture_output=True)
-        for deb in dl.glob("*.deb"):
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
-    return root / "usr/sbin/nginx", root / "etc/nginx/mime.types"
 
 
 def _pypiserver() -> Path:
@@ -260,8 +236,9 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
     from packaging.utils import canonicalize_name
 
+    from tests.nginx import Nginx, free_port
+
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    os.chmod(work, 0o755)  # nginx's workers run as an unprivileged user
     mirror = [str(ROOT / ".venv/bin/mirror")]
     store = work / "store"
     subprocess.run(mirror + ["sync", str(app), "--store", str(store), "--python", python, "--platform", platform,
@@ -279,24 +256,13 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
         os.link(tree / r, flat / Path(r).name)
 
     servers: dict[str, tuple[subprocess.Popen, str, list[str]]] = {}
-    port = _free_port()
+    port = free_port()
     servers["mirror serve"] = (subprocess.Popen(mirror + ["serve", "--store", str(store), "--port", str(port)],
                                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
                                f"http://127.0.0.1:{port}", rel)
-    nginx, mime = _nginx_binary()
-    port = _free_port()
-    conf = (ROOT / "scripts" / "nginx.conf").read_text().replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    conf = conf.replace("root /srv/mirror-store/published/current;", f"root {store / 'published' / 'current'};")
-    conf = conf.replace("include /etc/nginx/mime.types;", f"include {mime};")
-    conf = conf.replace("events {}", f"worker_processes {os.cpu_count() or 2};\npid {work}/nginx.pid;\n"
-                        f"error_log {work}/nginx-error.log;\nevents {{}}")
-    temps = "".join(f"\n    {kind}_temp_path {work}/nginx-{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = conf.replace("http {", f"http {{\n    access_log off;{temps}")
-    (work / "nginx.conf").write_text(conf)
-    servers["nginx"] = (subprocess.Popen([str(nginx), "-c", str(work / "nginx.conf"), "-p", str(work), "-e", str(work / "nginx-error.log"), "-g", "daemon off;"],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),
-                        f"http://127.0.0.1:{port}", rel)
-    port = _free_port()
+    ngx = Nginx(store / "published", work / "nginx")
+    servers["nginx"] = (ngx.proc, ngx.base, rel)
+    port = free_port()
     servers["pypiserver"] = (subprocess.Popen([str(_pypiserver()), "run", "-i", "127.0.0.1", "-p", str(port),
                                                "--hash-algo", "sha256", str(flat)],
                                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True),

@@ -162,6 +162,35 @@ def test_uv_installs_from_mirror_alone(mirror, tmp_path):
     assert _check_installed(venv)["delta"] == "sdist"
 
 
+def test_scripts_nginx_conf_serves_the_published_tree_to_pip_and_uv(mirror, tmp_path):
+    """The same tree behind nginx with scripts/nginx.conf: PEP 691 negotiation, and real pip and uv
+    install the app from it alone."""
+    from mirror.resolve import uv_binary
+    from tests.nginx import Nginx
+
+    ngx = Nginx(mirror["store"] / "published", tmp_path / "nginx")
+    try:
+        page = urllib.request.urlopen(urllib.request.Request(
+            ngx.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}))
+        assert page.headers["Content-Type"] == "application/vnd.pypi.simple.v1+json"
+        assert json.loads(page.read())["name"] == "alpha"
+        html = urllib.request.urlopen(ngx.simple + "alpha/")
+        assert html.headers["Content-Type"].startswith("text/html") and b"alpha-1.0" in html.read()
+        reqs = str(mirror["apps"] / "shop" / "requirements.txt")
+        pip_venv, uv_venv = _venv(tmp_path / "pip"), _venv(tmp_path / "uv")
+        pip = subprocess.run([str(pip_venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir",
+                              "--index-url", ngx.simple, "-r", reqs], capture_output=True, text=True, env=clean_env())
+        assert pip.returncode == 0, pip.stdout + pip.stderr
+        uv = subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(uv_venv / "bin" / "python"),
+                             "--index-url", ngx.simple, "--cache-dir", str(tmp_path / "uv-cache"), "-r", reqs],
+                            capture_output=True, text=True, env=clean_env())
+        assert uv.returncode == 0, uv.stdout + uv.stderr
+        assert _check_installed(pip_venv) == _check_installed(uv_venv)
+        assert _check_installed(uv_venv)["delta"] == "sdist"
+    finally:
+        ngx.stop()
+
+
 def test_hashed_lock_installs_with_require_hashes(mirror, tmp_path):
     url = f"{mirror['served'].base}/locks/shop/{T311}/requirements.lock"
     lock = tmp_path / "requirements.lock"

@@ -1,0 +1,76 @@
+"""nginx serving a published tree with scripts/nginx.conf, on 127.0.0.1 (for tests and scripts/bench).
+
+The binary is the system's, else Debian's package unpacked under .tools/ by scripts/_setup.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (a server started right after binds it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def nginx_binary() -> tuple[Path, Path] | None:
+    """(nginx, mime.types), or None when neither the system nor .tools/ has them."""
+    found = shutil.which("nginx")
+    if found and Path("/etc/nginx/mime.types").is_file():
+        return Path(found), Path("/etc/nginx/mime.types")
+    tools = ROOT / ".tools" / "nginx"
+    if (tools / "usr/sbin/nginx").is_file():
+        return tools / "usr/sbin/nginx", tools / "etc/nginx/mime.types"
+    return None
+
+
+class Nginx:
+    """scripts/nginx.conf with its listen, root and paths pointed at a test's folders."""
+
+    def __init__(self, published: Path, work: Path) -> None:
+        found = nginx_binary()
+        if found is None:
+            raise RuntimeError("nginx is missing: scripts/_setup.sh unpacks it into .tools/nginx")
+        binary, mime = found
+        work.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        conf = (ROOT / "scripts" / "nginx.conf").read_text()
+        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        conf = conf.replace("root /srv/mirror-store/published/current;", f"root {published / 'current'};")
+        conf = conf.replace("include /etc/nginx/mime.types;", f"include {mime};")
+        # Started as root, nginx's workers would drop to nobody, who cannot read a test's private folders.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        conf = conf.replace("events {}", f"{user}worker_processes {os.cpu_count() or 2};\npid {work}/nginx.pid;\nevents {{}}")
+        temps = "".join(f"\n    {kind}_temp_path {work}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = conf.replace("http {", "http {\n    access_log off;" + temps)
+        (work / "nginx.conf").write_text(conf)
+        self.proc = subprocess.Popen([str(binary), "-c", str(work / "nginx.conf"), "-p", str(work),
+                                      "-e", str(work / "error.log"), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.base = f"http://127.0.0.1:{port}"
+        self.simple = self.base + "/simple/"
+        self.error_log = work / "error.log"
+        for _ in range(100):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"nginx exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+            try:
+                with urllib.request.urlopen(self.simple, timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"nginx did not answer at {self.simple}: {self.error_log.read_text()[-500:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
