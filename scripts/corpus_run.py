@@ -33,7 +33,9 @@ MIRROR = [sys.executable, "-m", "mirror.cli"]
 PLATFORM = "manylinux_2_28_x86_64"
 UNREACHABLE = re.compile(r"github\.com|gitlab|bitbucket|dash-playground|Could not resolve host|"
                          r"Failed to connect|Connection refused|ConnectError|dns error|Network is unreachable|"
-                         r"timed out|git@|/usr/src/app", re.I)
+                         r"git@|/usr/src/app", re.I)
+# Debian package names the suite does not have: the app's own, whatever its Python side does.
+APT_NAME = re.compile(r"\((?:Aptfile|packages\.txt|apt\.txt):\d+\) → ")
 
 
 def _env() -> dict[str, str]:
@@ -163,7 +165,8 @@ def main() -> int:
         if r is None or not r["ok"]:
             err = (r or {}).get("error") or "not in the sync summary"
             on_ok, on_err = online(app, work, args.timeout) if py == host_py else (None, "")
-            cls = "unreachable" if UNREACHABLE.search(err) else ("sync" if on_ok else "app's own")
+            cls = ("unreachable" if UNREACHABLE.search(err) else "app's own" if APT_NAME.search(err) or not on_ok
+                   else "sync")
             return app.name, cls, _tail(err, 240) + (f" [online: {on_err}]" if on_ok is False and on_err else ""), on_ok
         if py != host_py and shutil.which(f"python{py}") is None:
             return app.name, "not run", f"synced for {py}; no CPython {py} on this machine to install into", None
@@ -173,7 +176,8 @@ def main() -> int:
         if m_ok:
             return app.name, "ok", "" if on_ok else f"(online install fails: {on_err})", on_ok
         if not on_ok:
-            cls = "unreachable" if UNREACHABLE.search(on_err) else "app's own"
+            cls = ("online timed out" if "timed out" in on_err else
+                   "unreachable" if UNREACHABLE.search(on_err) else "app's own")
             return app.name, cls, f"fails online too: {on_err}", on_ok
         return app.name, "mirror", m_err, on_ok
 
