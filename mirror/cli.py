@@ -47,13 +47,17 @@ def fail_with(exc: MirrorError) -> typer.Exit:
 class _RichReporter:
     """Progress bars on a terminal; nothing otherwise (CI, --json, pipes)."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.progress = Progress(
+    def __init__(self, enabled: bool, progress: Progress | None = None) -> None:
+        self.progress = progress or Progress(
             TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
             TimeElapsedColumn(), console=console, transient=True, disable=not enabled,
         )
         self.enabled = enabled
         self.task = None
+
+    def lane(self) -> "_RichReporter":
+        """Bars of their own on the same display, for work running alongside (the APT side)."""
+        return _RichReporter(self.enabled, self.progress)
 
     def __enter__(self) -> "_RichReporter":
         self.progress.__enter__()

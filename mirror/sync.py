@@ -42,6 +42,7 @@ class Reporter(Protocol):
     def phase(self, name: str, total: int | None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
     def note(self, message: str) -> None: ...
+    def lane(self) -> "Reporter": ...  # a reporter of its own for work running alongside
 
 
 class _Quiet:
@@ -53,6 +54,9 @@ class _Quiet:
 
     def note(self, message: str) -> None:
         pass
+
+    def lane(self) -> "_Quiet":
+        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -447,242 +451,246 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         apps.append((app, targets))
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
 
-    # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
-    #    built or copied into distribution files; then resolution for every app × target.
-    prepared = _prepare_apps(apps, results, store, opts, reporter)
-    jobs = _app_jobs(apps, prepared, results)
-    if opts.installers:
-        for t in all_targets:
-            jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
-    credentials = Credentials.from_urls(
-        u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
-    memo = ResolutionMemo(store.cache, lambda validators: page_digests(
-        validators, concurrency=2 * opts.concurrency, credentials=credentials))
-    reporter.phase("resolving", len(jobs))
-    resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
-
-    # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
-    fetch_errors: list[str] = []
-    fetched = present = nbytes = 0
-    used: dict[str, tuple[Pin, PinnedFile]] = {}
-    pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
-    for job in jobs:
-        res = resolved[job.key]
-        if isinstance(res, tuple):
-            pending.append((job.key[0], job.target, res[1], job.index))
-    public = opts.index.index_url
-    confusion: dict[str, list[str]] = {}
-    seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
-    build_pins: dict[str, list[Pin]] = {}
-    bad_files: set[str] = set()
-    for depth in range(_MAX_BUILD_DEPTH + 1):
-        items: list[FetchItem] = []
-        for _, _, pins, _ in pending:
-            for pin in pins:
-                for f in pin.files:
-                    if f.sha256 not in used:
-                        used[f.sha256] = (pin, f)
-                        items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
-        total_size = sum(i.size or 0 for i in items)
-        reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
-        # with private indexes where each project is also on the public index: fetched while the
-        # files download.
-        wanted = _page_requests(pending, public, store)
-        with cf.ThreadPoolExecutor(max_workers=1) as side:
-            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
-            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
-                               on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
-            pages = pages_future.result()
-        if depth == 0:
-            for owner, _, pins, idx in pending:
-                if owner in results:
-                    confusion.setdefault(owner, [])
-                    confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
-        fetched += len(report.fetched)
-        present += len(report.present)
-        nbytes += report.bytes_fetched
-        for item, exc in report.failed:
-            fetch_errors.append(str(exc))
-            bad_files.add(item.sha256)
-        # Build requirements of sdists, per target.
-        next_jobs: list[_Job] = []
-        for _, target, pins, idx in pending:
-            for pin in pins:
-                source = _source_index(pages, idx, pin.name)
-                for f in pin.files:
-                    if f.sha256 in bad_files:
-                        continue
-                    entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
-                    if entry.kind == "sdist" and entry.build_requires is not None:
-                        reqs = tuple(sorted(set(entry.build_requires)))
-                        if not reqs or (target.id, reqs, idx.search_order) in seen_build:
-                            continue
-                        seen_build.add((target.id, reqs, idx.search_order))
-                        next_jobs.append(_Job(key=("build:" + " ".join(reqs), target.id), target=target,
-                                              index=idx, requirements=reqs))
-        if not next_jobs:
-            break
-        reporter.phase("resolving build requirements", len(next_jobs))
-        build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
-        pending = []
-        for job in next_jobs:
-            res = build_res[job.key]
-            if isinstance(res, tuple):
-                pending.append((job.key[0], job.target, res[1], job.index))
-                build_pins.setdefault(job.target.id, []).extend(res[1])
-            else:
-                fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
-    # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
-    memo.save_validators()
-
-    # 4. Locks and the snapshot.
-    def pins_ok(pins: list[Pin]) -> bool:
-        return all(f.sha256 not in bad_files for p in pins for f in p.files)
-
-    files: dict[str, dict[str, Any]] = {}
-
-    def add_files(pins: list[Pin]) -> list[str]:
-        shas = []
-        for pin in pins:
-            for f in pin.files:
-                entry = _catalog(store, pin, f)
-                files[f.sha256] = {
-                    "filename": entry.filename, "project": entry.project, "version": entry.version,
-                    "kind": entry.kind, "size": entry.size, "url": entry.url,
-                    "requires_python": entry.requires_python, "yanked": entry.yanked,
-                    "upload_time": entry.upload_time, "metadata_sha256": entry.metadata_sha256,
-                }
-                if entry.metadata_sha256:
-                    files[f.sha256]["metadata_size"] = store.blob_size(entry.metadata_sha256)
-                shas.append(f.sha256)
-        return sorted(shas)
-
-    apps_manifest: dict[str, Any] = {}
-    served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
-    for app, targets in apps:
-        result = results[app.name]
-        if not result.ok:
-            continue
-        warnings = confusion.get(app.name, [])
-        if warnings and opts.strict:
-            result.ok = False
-            result.error = "\n".join(warnings)
-            continue
-        result.warnings.extend(warnings)
-        entry_targets: dict[str, Any] = {}
-        failed_here: list[str] = []
-        for t in targets:
-            res = resolved.get((app.name, t.id))
-            if res is None:
-                continue
-            if isinstance(res, MirrorError):
-                failed_here.append(str(res))
-                continue
-            pylock, pins = res
-            if not pins_ok(pins):
-                failed_here.append(f"{app.name} for {t.id}: some files could not be fetched")
-                continue
-            clash = [f for p in pins for f in p.files if served.setdefault(f.filename, f.sha256) != f.sha256]
-            if clash:
-                failed_here.extend(
-                    f"{f.filename} ({f.origin or strip_credentials(f.url)}) differs from the file of the same name "
-                    "another app mirrors; an index serves one file per name: give the package a new version"
-                    for f in clash)
-                continue
-            origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
-                       for i, d in prepared[app.name][1].items()}
-            req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
-            entry_targets[t.id] = {
-                "pylock": store.put_bytes(pylock),
-                "requirements_lock": store.put_bytes(req_lock),
-                "packages": [[p.name, p.version] for p in pins],
-                "files": add_files(pins),
-            }
-        if failed_here:
-            result.ok = False
-            result.error = "\n".join(failed_here)
-            continue
-        apps_manifest[app.name] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
-        _, dists = prepared.get(app.name, (None, {}))
-        if dists:
-            apps_manifest[app.name]["direct"] = [
-                {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
-                 "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
-                 "origin": d.origin, "commit": d.commit}
-                for i, d in sorted(dists.items())]
-    # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
-    old_apps = (previous or {}).get("apps", {})
-    old_files = (previous or {}).get("python", {}).get("files", {})
-    for name, result in results.items():
-        if not result.ok and name not in apps_manifest and name in old_apps:
-            apps_manifest[name] = old_apps[name]
-            result.kept_previous = True
-            for t in old_apps[name].get("targets", {}).values():
-                files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
-
-    installers: dict[str, list[str]] = {}
-    for t in all_targets:
-        res = resolved.get(("installers", t.id))
-        if isinstance(res, tuple) and pins_ok(res[1]):
-            installers[t.id] = add_files(res[1])
-        elif isinstance(res, MirrorError):
-            fetch_errors.append(f"installers for {t.id}: {res}")
-    build: dict[str, list[str]] = {}
-    for tid, pins in build_pins.items():
-        good = [p for p in pins if all(f.sha256 not in bad_files for f in p.files)]
-        build[tid] = sorted(set(add_files(good)))
-
-    # 5. Extensions (the APT side): each adds its section and per-app entries.
+    # The extensions (the APT side) run alongside the Python side: they share nothing until the
+    # snapshot, and both spend most of their time waiting on the network or on uv.
     from .extensions import SyncContext, sync_extensions
 
-    sections: dict[str, Any] = {}
-    for ext in sync_extensions():
-        ctx = SyncContext(store=store, apps=[a for a, _ in apps], previous=previous,
-                          options=opts.extensions.get(ext.name, {}), reporter=reporter, concurrency=opts.concurrency)
-        outcome = ext.sync(ctx)
-        sections[ext.name] = outcome.section
-        fetched += outcome.files_fetched
-        present += outcome.files_present
-        nbytes += outcome.bytes_fetched
-        fetch_errors.extend(outcome.errors)
-        for name, entry in outcome.app_entries.items():
-            if name in apps_manifest:
-                apps_manifest[name][ext.name] = entry
-            results[name].targets.extend(t for t in entry if t not in results[name].targets)
-        for name, msg in outcome.app_errors.items():
-            r = results[name]
-            r.ok = False
-            r.error = "\n".join(filter(None, [r.error, msg]))
-            r.kept_previous = r.kept_previous or name in outcome.kept_previous
-        for name, warns in outcome.app_warnings.items():
-            results[name].warnings.extend(warns)
+    with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
+        ext_futures = [(ext, side.submit(ext.sync, SyncContext(
+            store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
+            reporter=reporter.lane(), concurrency=opts.concurrency))) for ext in sync_extensions()]
+        # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
+        #    built or copied into distribution files; then resolution for every app × target.
+        prepared = _prepare_apps(apps, results, store, opts, reporter)
+        jobs = _app_jobs(apps, prepared, results)
+        if opts.installers:
+            for t in all_targets:
+                jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
+        credentials = Credentials.from_urls(
+            u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
+        memo = ResolutionMemo(store.cache, lambda validators: page_digests(
+            validators, concurrency=2 * opts.concurrency, credentials=credentials))
+        reporter.phase("resolving", len(jobs))
+        resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
 
-    target_map = {t.id: t.to_dict() for t in all_targets}
-    for app_entry in apps_manifest.values():
-        for tid in app_entry.get("targets", {}):
-            if tid not in target_map and previous:
-                target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
-    manifest = {
-        "format_version": SNAPSHOT_FORMAT,
-        "kind": "airgap-mirror/snapshot",
-        "targets": target_map,
-        "apps": apps_manifest,
-        "python": {"files": files, "installers": installers, "build": build},
-    }
-    for name, section in sections.items():
-        if section:
-            manifest[name] = section
-    sid: str | None = None
-    if apps_manifest or not results:
-        ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
-        summary = {"apps": len(apps_manifest), "targets": len(target_map) + sum(len(sec.get("targets", {})) for sec in sections.values()),
-                   "files": len(files) + len(ext_files),
-                   "bytes": sum(m["size"] for m in files.values()) + sum(m["size"] for m in ext_files)}
-        sid = store.put_snapshot(manifest, origin="sync", summary=summary)
-    return SyncResult(
-        snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
-        targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
-        files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
-        fetch_errors=fetch_errors, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
-    )
+        # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
+        fetch_errors: list[str] = []
+        fetched = present = nbytes = 0
+        used: dict[str, tuple[Pin, PinnedFile]] = {}
+        pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
+        for job in jobs:
+            res = resolved[job.key]
+            if isinstance(res, tuple):
+                pending.append((job.key[0], job.target, res[1], job.index))
+        public = opts.index.index_url
+        confusion: dict[str, list[str]] = {}
+        seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+        build_pins: dict[str, list[Pin]] = {}
+        bad_files: set[str] = set()
+        for depth in range(_MAX_BUILD_DEPTH + 1):
+            items: list[FetchItem] = []
+            for _, _, pins, _ in pending:
+                for pin in pins:
+                    for f in pin.files:
+                        if f.sha256 not in used:
+                            used[f.sha256] = (pin, f)
+                            items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
+            total_size = sum(i.size or 0 for i in items)
+            reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
+            # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+            # with private indexes where each project is also on the public index: fetched while the
+            # files download.
+            wanted = _page_requests(pending, public, store)
+            with cf.ThreadPoolExecutor(max_workers=1) as side:
+                pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
+                report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
+                                   on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
+                pages = pages_future.result()
+            if depth == 0:
+                for owner, _, pins, idx in pending:
+                    if owner in results:
+                        confusion.setdefault(owner, [])
+                        confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
+            fetched += len(report.fetched)
+            present += len(report.present)
+            nbytes += report.bytes_fetched
+            for item, exc in report.failed:
+                fetch_errors.append(str(exc))
+                bad_files.add(item.sha256)
+            # Build requirements of sdists, per target.
+            next_jobs: list[_Job] = []
+            for _, target, pins, idx in pending:
+                for pin in pins:
+                    source = _source_index(pages, idx, pin.name)
+                    for f in pin.files:
+                        if f.sha256 in bad_files:
+                            continue
+                        entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
+                        if entry.kind == "sdist" and entry.build_requires is not None:
+                            reqs = tuple(sorted(set(entry.build_requires)))
+                            if not reqs or (target.id, reqs, idx.search_order) in seen_build:
+                                continue
+                            seen_build.add((target.id, reqs, idx.search_order))
+                            next_jobs.append(_Job(key=("build:" + " ".join(reqs), target.id), target=target,
+                                                  index=idx, requirements=reqs))
+            if not next_jobs:
+                break
+            reporter.phase("resolving build requirements", len(next_jobs))
+            build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
+            pending = []
+            for job in next_jobs:
+                res = build_res[job.key]
+                if isinstance(res, tuple):
+                    pending.append((job.key[0], job.target, res[1], job.index))
+                    build_pins.setdefault(job.target.id, []).extend(res[1])
+                else:
+                    fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
+        # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+        memo.save_validators()
+
+        # 4. Locks and the snapshot.
+        def pins_ok(pins: list[Pin]) -> bool:
+            return all(f.sha256 not in bad_files for p in pins for f in p.files)
+
+        files: dict[str, dict[str, Any]] = {}
+
+        def add_files(pins: list[Pin]) -> list[str]:
+            shas = []
+            for pin in pins:
+                for f in pin.files:
+                    entry = _catalog(store, pin, f)
+                    files[f.sha256] = {
+                        "filename": entry.filename, "project": entry.project, "version": entry.version,
+                        "kind": entry.kind, "size": entry.size, "url": entry.url,
+                        "requires_python": entry.requires_python, "yanked": entry.yanked,
+                        "upload_time": entry.upload_time, "metadata_sha256": entry.metadata_sha256,
+                    }
+                    if entry.metadata_sha256:
+                        files[f.sha256]["metadata_size"] = store.blob_size(entry.metadata_sha256)
+                    shas.append(f.sha256)
+            return sorted(shas)
+
+        apps_manifest: dict[str, Any] = {}
+        served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
+        for app, targets in apps:
+            result = results[app.name]
+            if not result.ok:
+                continue
+            warnings = confusion.get(app.name, [])
+            if warnings and opts.strict:
+                result.ok = False
+                result.error = "\n".join(warnings)
+                continue
+            result.warnings.extend(warnings)
+            entry_targets: dict[str, Any] = {}
+            failed_here: list[str] = []
+            for t in targets:
+                res = resolved.get((app.name, t.id))
+                if res is None:
+                    continue
+                if isinstance(res, MirrorError):
+                    failed_here.append(str(res))
+                    continue
+                pylock, pins = res
+                if not pins_ok(pins):
+                    failed_here.append(f"{app.name} for {t.id}: some files could not be fetched")
+                    continue
+                clash = [f for p in pins for f in p.files if served.setdefault(f.filename, f.sha256) != f.sha256]
+                if clash:
+                    failed_here.extend(
+                        f"{f.filename} ({f.origin or strip_credentials(f.url)}) differs from the file of the same name "
+                        "another app mirrors; an index serves one file per name: give the package a new version"
+                        for f in clash)
+                    continue
+                origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
+                           for i, d in prepared[app.name][1].items()}
+                req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
+                entry_targets[t.id] = {
+                    "pylock": store.put_bytes(pylock),
+                    "requirements_lock": store.put_bytes(req_lock),
+                    "packages": [[p.name, p.version] for p in pins],
+                    "files": add_files(pins),
+                }
+            if failed_here:
+                result.ok = False
+                result.error = "\n".join(failed_here)
+                continue
+            apps_manifest[app.name] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
+            _, dists = prepared.get(app.name, (None, {}))
+            if dists:
+                apps_manifest[app.name]["direct"] = [
+                    {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
+                     "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
+                     "origin": d.origin, "commit": d.commit}
+                    for i, d in sorted(dists.items())]
+        # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
+        old_apps = (previous or {}).get("apps", {})
+        old_files = (previous or {}).get("python", {}).get("files", {})
+        for name, result in results.items():
+            if not result.ok and name not in apps_manifest and name in old_apps:
+                apps_manifest[name] = old_apps[name]
+                result.kept_previous = True
+                for t in old_apps[name].get("targets", {}).values():
+                    files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
+
+        installers: dict[str, list[str]] = {}
+        for t in all_targets:
+            res = resolved.get(("installers", t.id))
+            if isinstance(res, tuple) and pins_ok(res[1]):
+                installers[t.id] = add_files(res[1])
+            elif isinstance(res, MirrorError):
+                fetch_errors.append(f"installers for {t.id}: {res}")
+        build: dict[str, list[str]] = {}
+        for tid, pins in build_pins.items():
+            good = [p for p in pins if all(f.sha256 not in bad_files for f in p.files)]
+            build[tid] = sorted(set(add_files(good)))
+
+        # 5. Extensions (the APT side): each adds its section and per-app entries.
+        sections: dict[str, Any] = {}
+        for ext, future in ext_futures:
+            outcome = future.result()
+            sections[ext.name] = outcome.section
+            fetched += outcome.files_fetched
+            present += outcome.files_present
+            nbytes += outcome.bytes_fetched
+            fetch_errors.extend(outcome.errors)
+            for name, entry in outcome.app_entries.items():
+                if name in apps_manifest:
+                    apps_manifest[name][ext.name] = entry
+                results[name].targets.extend(t for t in entry if t not in results[name].targets)
+            for name, msg in outcome.app_errors.items():
+                r = results[name]
+                r.ok = False
+                r.error = "\n".join(filter(None, [r.error, msg]))
+                r.kept_previous = r.kept_previous or name in outcome.kept_previous
+            for name, warns in outcome.app_warnings.items():
+                results[name].warnings.extend(warns)
+
+        target_map = {t.id: t.to_dict() for t in all_targets}
+        for app_entry in apps_manifest.values():
+            for tid in app_entry.get("targets", {}):
+                if tid not in target_map and previous:
+                    target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
+        manifest = {
+            "format_version": SNAPSHOT_FORMAT,
+            "kind": "airgap-mirror/snapshot",
+            "targets": target_map,
+            "apps": apps_manifest,
+            "python": {"files": files, "installers": installers, "build": build},
+        }
+        for name, section in sections.items():
+            if section:
+                manifest[name] = section
+        sid: str | None = None
+        if apps_manifest or not results:
+            ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
+            summary = {"apps": len(apps_manifest), "targets": len(target_map) + sum(len(sec.get("targets", {})) for sec in sections.values()),
+                       "files": len(files) + len(ext_files),
+                       "bytes": sum(m["size"] for m in files.values()) + sum(m["size"] for m in ext_files)}
+            sid = store.put_snapshot(manifest, origin="sync", summary=summary)
+        return SyncResult(
+            snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
+            targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
+            files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
+            fetch_errors=fetch_errors, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
+        )
