@@ -7,8 +7,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import lzma
-import os
 import marshal
+import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,7 +89,9 @@ def _decompress(path: str, data: bytes) -> bytes:
     if path.endswith(".xz"):
         return lzma.decompress(data)
     if path.endswith(".gz"):
-        return gzip.decompress(data)
+        inflate = zlib.decompressobj(wbits=31)  # one gzip member, as archives write them: zlib's C loop
+        out = inflate.decompress(data)
+        return out if inflate.eof and not inflate.unused_data else gzip.decompress(data)
     return data
 
 

@@ -88,9 +88,10 @@ class ReleaseFile:
     raw: str = ""
 
     def packages_index(self, component: str, arch: str) -> IndexEntry | None:
-        """The best compressed form of `component/binary-arch/Packages` this Release lists."""
+        """The form of `component/binary-arch/Packages` quickest to fetch and read, of those this
+        Release lists: .gz (a third larger than .xz, but it decompresses four times faster)."""
         base = f"{component}/binary-{arch}/Packages"
-        for suffix in (".xz", ".gz", ""):
+        for suffix in (".gz", ".xz", ""):
             entry = self.files.get(base + suffix)
             if entry is not None:
                 return entry

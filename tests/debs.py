@@ -80,6 +80,7 @@ def write_archive(root: Path, suite: str, debs: list[Path], key: GpgKey | None, 
                                   check=True, capture_output=True).stdout
         (bdir / "Packages").write_bytes(packages)
         subprocess.run(["xz", "-kf", str(bdir / "Packages")], check=True)
+        subprocess.run(["gzip", "-kfn", str(bdir / "Packages")], check=True)  # Debian lists both
     release = subprocess.run(
         ["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Suite={suite}", "-o", f"APT::FTPArchive::Release::Codename={suite}",
          "-o", f"APT::FTPArchive::Release::Architectures={arches}", "-o", "APT::FTPArchive::Release::Components=main",
