@@ -38,6 +38,11 @@ class AppSpec:
     def has_python(self) -> bool:
         return bool(self.requirements)
 
+    def unread_requirement_files(self) -> list[str]:
+        """requirements*.txt files in the folder that nothing read (e.g. one a predeploy script installs)."""
+        read = {p.resolve() for p in self.sources}
+        return sorted(p.name for p in self.path.glob("requirements*.txt") if p.is_file() and p.resolve() not in read)
+
 
 def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]:
     """Add the pip: section of a conda environment file to `into`; return the conda packages it names."""
@@ -89,13 +94,14 @@ def _runtime(path: Path) -> str:
     return m.group(1) + (f".{m.group(2)}" if m.group(2) and m.group(2).isdigit() else "")
 
 
-def load_app(path: Path) -> AppSpec:
-    """Read an app folder. Raises InputError (with file and line) on anything malformed."""
+def load_app(path: Path, extra_files: tuple[str, ...] = ()) -> AppSpec:
+    """Read an app folder (its platform's requirements files, then `extra_files` where present).
+    Raises InputError (with file and line) on anything malformed."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"app folder {path} does not exist or is not a folder")
     collector = RequirementsCollector()
-    for name in REQUIREMENT_FILES:
+    for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
         if f.is_file():
             parse_requirements_text(decode_like_pip(f.read_bytes(), f), f, into=collector)

@@ -144,6 +144,7 @@ def sync(
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
     pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
+    requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
@@ -169,6 +170,7 @@ def sync(
             platforms=tuple(platform or cfg.platforms),
             index=_base_index(index_url, extra_index_url, cfg, pip_env or cfg.pip_env),
             strict=strict or cfg.strict,
+            requirement_files=tuple(dict.fromkeys((*cfg.requirement_files, *(requirements_file or ())))),
             installers=tuple(i for i in installers.split(",") if i) if installers is not None else cfg.installers,
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
@@ -315,8 +317,8 @@ def client_config(
         from .lockview import app_advice
 
         try:
-            _, root = _config(config, store)
-            print(app_advice(open_store(root), app_dir, url))
+            cfg, root = _config(config, store)
+            print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
         except MirrorError as exc:
             raise fail_with(exc) from exc
         return

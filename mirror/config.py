@@ -30,6 +30,9 @@ path = "{DEFAULT_STORE}"
 [apps]
 # App folders to mirror (globs allowed): each may hold requirements.txt, environment.yml, runtime.txt ...
 paths = ["apps/*"]
+# Requirements files read in each app besides the platform's own (requirements.txt,
+# private-requirements.txt, environment.yml): say, one the app's predeploy script installs.
+# requirement-files = ["requirements-predeploy.txt"]
 
 [python]
 # The machines inside the gap, never this one: every version x every platform is a target.
@@ -91,6 +94,7 @@ class Config:
     resolver_jobs: int = 4
     strict: bool = False
     pip_env: bool = False
+    requirement_files: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
     source: Path | None = None
@@ -148,6 +152,7 @@ def load_config(path: Path | None) -> Config:
             resolver_jobs=int(py_t.get("resolver-jobs", 4)),
             strict=bool(py_t.get("strict", False)),
             pip_env=bool(py_t.get("pip-env", False)),
+            requirement_files=_list(apps_t.get("requirement-files", []), "apps.requirement-files", path),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             source=Path(path),

@@ -45,12 +45,12 @@ def choose_target(snap: dict[str, Any], app_dir: Path, python: str | None, platf
     return tid, chosen[tid]
 
 
-def app_advice(store: Store, app_dir: Path, url: str) -> str:
+def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str, ...] = ()) -> str:
     """What to change in an app so it installs from the mirror alone, line by line."""
     base = url.rstrip("/").removesuffix("/simple")
     simple = f"{base}/simple/"
     try:
-        app = load_app(app_dir)
+        app = load_app(app_dir, extra_files)
     except MirrorError as exc:
         raise InputError(f"cannot read the app: {exc}") from exc
     current = store.ref("current")

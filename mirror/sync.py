@@ -72,6 +72,8 @@ class SyncOptions:
     refresh: bool = False
     # Dependency confusion (a private index's project also on the public index with other files) fails the app.
     strict: bool = False
+    # Requirements files read in each app besides the platform's own (requirements.txt, ...).
+    requirement_files: tuple[str, ...] = ()
     # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -432,7 +434,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     for path in opts.apps:
         try:
-            app = load_app(path)
+            app = load_app(path, opts.requirement_files)
             targets = _app_targets(app, opts) if app.has_python else []
         except MirrorError as exc:
             name = Path(path).resolve().name
@@ -448,6 +450,12 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section)")
         if not app.has_python and not app.apt_files:
             results[app.name].warnings.append("no Python requirements and no Aptfile found")
+        unread = app.unread_requirement_files()
+        if unread:
+            results[app.name].warnings.append(
+                f"{', '.join(unread)} not mirrored: the platform does not install {'them' if len(unread) > 1 else 'it'}; "
+                "if the app does (say from a predeploy script), add the name to `requirement-files` under [apps] in "
+                "mirror.toml (or sync --requirements-file NAME)")
         apps.append((app, targets))
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
 

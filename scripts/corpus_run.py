@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mirror.apps import REQUIREMENT_FILES  # noqa: E402
+
+# What the corpus's Dash Enterprise 4 apps install from an app.json predeploy script besides
+# requirements.txt: read by the sync (--requirements-file) and by the online reference alike.
+EXTRA_FILES = ("requirements-predeploy.txt",)
 from mirror.resolve import clean_env, uv_binary  # noqa: E402
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
@@ -58,15 +62,16 @@ def python_apps(apps_dir: Path, exclude: re.Pattern[str] | None, only: re.Patter
         if exclude and (exclude.search(app.name) or any(
                 exclude.search(f.read_text(errors="replace")) for f in app.glob("*requirements*.txt"))):
             continue
-        if any((app / n).is_file() for n in (*REQUIREMENT_FILES, "environment.yml")):
+        if any((app / n).is_file() for n in (*REQUIREMENT_FILES, *EXTRA_FILES, "environment.yml")):
             out.append(app)
     return out
 
 
 def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
     t0 = time.monotonic()
+    extra = [a for name in EXTRA_FILES for a in ("--requirements-file", name)]
     proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--store", str(store), "--python", python,
-                           "--platform", PLATFORM, "--json"], capture_output=True, text=True, env=_env())
+                           "--platform", PLATFORM, *extra, "--json"], capture_output=True, text=True, env=_env())
     log.write_text(proc.stderr)
     summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"apps": [], "error": proc.stderr[-2000:]}
     summary["seconds"] = time.monotonic() - t0
@@ -104,7 +109,7 @@ def _install(venv: Path, args: list[str], cwd: Path, timeout: int) -> tuple[bool
 def online(app: Path, work: Path, timeout: int) -> tuple[bool, str]:
     """The reference: the app's own requirements, straight from PyPI (and whatever they name)."""
     args = []
-    for name in REQUIREMENT_FILES:
+    for name in (*REQUIREMENT_FILES, *EXTRA_FILES):
         if (app / name).is_file():
             args += ["-r", name]
     if not args:

@@ -190,3 +190,25 @@ def test_yanked_flag_and_requires_python_come_from_the_index(tmp_path: Path):
     (f,) = page["files"]
     assert f["yanked"] == "broken <build>" and f["requires-python"] == ">=3.8"
     assert 'data-yanked="broken &lt;build&gt;"' in (tree / "simple" / "beta" / "index.html").read_text()
+
+
+def test_other_requirements_files_are_named_and_can_be_added(upstream, tmp_path: Path):
+    """A file the platform does not install (here one a predeploy script would) is warned about, and
+    read when mirror.toml names it under [apps] requirement-files."""
+    app = tmp_path / "apps" / "predeploy"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("")
+    (app / "requirements-predeploy.txt").write_text("alpha\n")
+    base = ["sync", str(app), "--store", str(tmp_path / "s"), "--python", "3.11", "--platform", X86,
+            "--index-url", upstream.url + "/simple", "--installers", "", "--json"]
+    first = json.loads(subprocess.run([sys.executable, "-m", "mirror.cli", *base], capture_output=True, text=True,
+                                      env=clean_env()).stdout)["apps"][0]
+    assert first["targets"] == [] and any("requirements-predeploy.txt not mirrored" in w for w in first["warnings"])
+    (tmp_path / "mirror.toml").write_text('[apps]\nrequirement-files = ["requirements-predeploy.txt"]\n')
+    second = json.loads(subprocess.run([sys.executable, "-m", "mirror.cli", *base, "--config", str(tmp_path / "mirror.toml")],
+                                       capture_output=True, text=True, env=clean_env()).stdout)
+    entry = second["apps"][0]
+    assert entry["ok"] and entry["targets"] == [f"cp311-{X86}"] and not entry["warnings"]
+    store = open_store(tmp_path / "s")
+    pins = dict(map(tuple, store.load_snapshot(second["snapshot"])["apps"]["predeploy"]["targets"][f"cp311-{X86}"]["packages"]))
+    assert pins == {"alpha": "1.0", "beta": "2.0"}
