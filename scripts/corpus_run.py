@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from mirror.apps import REQUIREMENT_FILES  # noqa: E402
 
-# What the corpus's Dash Enterprise 4 apps install from an app.json predeploy script besides
-# requirements.txt: read by the sync (--requirements-file) and by the online reference alike.
-EXTRA_FILES = ("requirements-predeploy.txt",)
+# What the corpus's Dash Enterprise 4 apps install from an app.json predeploy script besides an empty
+# requirements.txt (the scripts are not in the corpus; the file names say it): read by the sync
+# (--requirements-file) and by the online reference alike.
+EXTRA_FILES = ("requirements-predeploy.txt", "requirements-real.txt")
 from mirror.resolve import clean_env, uv_binary  # noqa: E402
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
