@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 try:
     import tomllib
 except ImportError:  # Python 3.10
@@ -70,14 +71,26 @@ class Pin:
     files: tuple[PinnedFile, ...]
 
 
-def uv_binary() -> str:
-    """The uv that ships with our install (the `uv` package), else one on PATH."""
+_UV_LOCK = threading.Lock()
+
+
+@functools.cache
+def _find_uv() -> str:
     try:
         from uv import find_uv_bin
 
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return "uv"
+
+
+def uv_binary() -> str:
+    """The uv that ships with our install (the `uv` package), else one on PATH.
+
+    Found once, under a lock: `find_uv_bin` reads sysconfig, whose first use is not thread-safe
+    (two resolver threads asking at once got EXE = None)."""
+    with _UV_LOCK:
+        return _find_uv()
 
 
 @functools.cache

@@ -14,6 +14,7 @@ the sync), so the comparison is client-for-client; the mirror install is `--requ
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures as cf
 import json
 import re
@@ -69,9 +70,11 @@ def python_apps(apps_dir: Path, exclude: re.Pattern[str] | None, only: re.Patter
 
 
 def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
+    """Sync `apps` for `python` ("runtime": each app's runtime.txt, else the default)."""
     t0 = time.monotonic()
     extra = [a for name in EXTRA_FILES for a in ("--requirements-file", name)]
-    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--store", str(store), "--python", python,
+    py = [] if python == "runtime" else ["--python", python]
+    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--store", str(store), *py,
                            "--platform", PLATFORM, *extra, "--json"], capture_output=True, text=True, env=_env())
     log.write_text(proc.stderr)
     summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"apps": [], "error": proc.stderr[-2000:]}
@@ -93,8 +96,23 @@ class Served:
         self.proc.wait(timeout=10)
 
 
-def _install(venv: Path, args: list[str], cwd: Path, timeout: int) -> tuple[bool, str]:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=_env())
+def _runtime_python(app: Path) -> str:
+    from mirror.apps import load_app
+    from mirror.targets import DEFAULT_PYTHON
+
+    try:
+        found = load_app(app, EXTRA_FILES).python
+    except Exception:  # noqa: BLE001  (a bad app fails in the sync, with its message)
+        found = None
+    return ".".join((found or DEFAULT_PYTHON).split(".")[:2])
+
+
+def _install(venv: Path, args: list[str], cwd: Path, timeout: int, python: str) -> tuple[bool, str]:
+    """uv pip install into a fresh venv of CPython `python` (X.Y)."""
+    made = subprocess.run([uv_binary(), "venv", "-q", "--no-config", "--python", python, str(venv)],
+                          capture_output=True, text=True, env=_env())
+    if made.returncode != 0:
+        return False, f"no CPython {python} here: {_tail(made.stderr)}"
     env = _env()
     env["UV_CACHE_DIR"] = str(venv.parent / "uv-cache")
     try:
@@ -107,7 +125,7 @@ def _install(venv: Path, args: list[str], cwd: Path, timeout: int) -> tuple[bool
     return ok, "" if ok else _tail(proc.stderr)
 
 
-def online(app: Path, work: Path, timeout: int) -> tuple[bool, str]:
+def online(app: Path, work: Path, timeout: int, python: str) -> tuple[bool, str]:
     """The reference: the app's own requirements, straight from PyPI (and whatever they name)."""
     args = []
     for name in (*REQUIREMENT_FILES, *EXTRA_FILES):
@@ -115,7 +133,7 @@ def online(app: Path, work: Path, timeout: int) -> tuple[bool, str]:
             args += ["-r", name]
     if not args:
         return False, "no requirements file (environment.yml only): not compared"
-    return _install(work / f"online-{app.name}", [*args, "--index-url", "https://pypi.org/simple"], app, timeout)
+    return _install(work / f"online-{app.name}", [*args, "--index-url", "https://pypi.org/simple"], app, timeout, python)
 
 
 def from_mirror(app: Path, store: Path, served: Served, python: str, work: Path, timeout: int) -> tuple[bool, str]:
@@ -125,14 +143,15 @@ def from_mirror(app: Path, store: Path, served: Served, python: str, work: Path,
     if proc.returncode != 0:
         return False, "no lock: " + _tail(proc.stderr)
     return _install(work / f"mirror-{app.name}", ["--require-hashes", "-r", str(lock), "--index-url", served.simple],
-                    work, timeout)
+                    work, timeout, ".".join(python.split(".")[:2]))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", type=Path, default=ROOT.parent / "shared" / "corpus" / "apps")
     ap.add_argument("--work", type=Path, default=Path("/tmp/corpus-run"))
-    ap.add_argument("--python", default="3.11")
+    ap.add_argument("--python", default="3.11", help="target Python X.Y, or 'runtime': each app's runtime.txt "
+                    "(3.11 without one), as its platform would")
     ap.add_argument("--fallback-python", default="3.8", help="re-sync apps that fail for --python with this one")
     ap.add_argument("--exclude", default=None, help="regex: skip apps whose name or requirements match (e.g. torch)")
     ap.add_argument("--only", default=None, help="regex: only apps whose name matches")
@@ -147,22 +166,25 @@ def main() -> int:
 
     main_sum = sync(work / "store", apps, args.python, work / "sync.log")
     print(f"sync {args.python}: {main_sum['seconds']:.0f} s, files {main_sum.get('files', {})}", flush=True)
+    if args.python == "runtime":
+        print("targets: " + ", ".join(f"{v}: {n}" for v, n in sorted(
+            collections.Counter(_runtime_python(a) for a in apps).items())), flush=True)
     result = {a["name"]: a for a in main_sum["apps"]}
-    python_of = {a.name: args.python for a in apps}
+    python_of = {a.name: args.python if args.python != "runtime" else _runtime_python(a) for a in apps}
     retry = [a for a in apps if a.name in result and not result[a.name]["ok"]]
     fb_sum: dict = {"apps": []}
+    fb_ok: set[str] = set()
     if retry and args.fallback_python:
         fb_sum = sync(work / f"store-{args.fallback_python}", retry, args.fallback_python, work / "sync-fallback.log")
         for a in fb_sum["apps"]:
             if a["ok"]:
                 result[a["name"]] = a
                 python_of[a["name"]] = args.fallback_python
+                fb_ok.add(a["name"])
 
     served = Served(work / "store")
     served_fb = Served(work / f"store-{args.fallback_python}") if fb_sum.get("snapshot") else None
     rows: dict[str, tuple[str, str]] = {}
-
-    host_py = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
     def check(app: Path) -> tuple[str, str, str, bool | None]:
         """(app, class, why, installs online?) for one app."""
@@ -170,14 +192,13 @@ def main() -> int:
         py = python_of[app.name]
         if r is None or not r["ok"]:
             err = (r or {}).get("error") or "not in the sync summary"
-            on_ok, on_err = online(app, work, args.timeout) if py == host_py else (None, "")
+            on_ok, on_err = online(app, work, args.timeout, py)
             cls = ("unreachable" if UNREACHABLE.search(err) else "app's own" if APT_NAME.search(err) or not on_ok
                    else "sync")
             return app.name, cls, _tail(err, 240) + (f" [online: {on_err}]" if on_ok is False and on_err else ""), on_ok
-        if py != host_py and shutil.which(f"python{py}") is None:
-            return app.name, "not run", f"synced for {py}; no CPython {py} on this machine to install into", None
-        on_ok, on_err = online(app, work, args.timeout)
-        st, srv = (work / "store", served) if py == args.python else (work / f"store-{args.fallback_python}", served_fb)
+        on_ok, on_err = online(app, work, args.timeout, py)
+        fallback = app.name in fb_ok
+        st, srv = (work / f"store-{args.fallback_python}", served_fb) if fallback else (work / "store", served)
         m_ok, m_err = from_mirror(app, st, srv, py, work, args.timeout)
         if m_ok:
             return app.name, "ok", "" if on_ok else f"(online install fails: {on_err})", on_ok
