@@ -107,9 +107,17 @@ def _runtime_python(app: Path) -> str:
     return ".".join((found or DEFAULT_PYTHON).split(".")[:2])
 
 
+def _interpreter(python: str) -> str:
+    """A CPython X.Y here: pyenv's builds by path (its shims answer only for the active version)."""
+    import glob
+
+    found = sorted(glob.glob(str(Path.home() / f".pyenv/versions/{python}.*/bin/python{python}")))
+    return found[-1] if found else python
+
+
 def _install(venv: Path, args: list[str], cwd: Path, timeout: int, python: str) -> tuple[bool, str]:
     """uv pip install into a fresh venv of CPython `python` (X.Y)."""
-    made = subprocess.run([uv_binary(), "venv", "-q", "--no-config", "--python", python, str(venv)],
+    made = subprocess.run([uv_binary(), "venv", "-q", "--no-config", "--python", _interpreter(python), str(venv)],
                           capture_output=True, text=True, env=_env())
     if made.returncode != 0:
         return False, f"no CPython {python} here: {_tail(made.stderr)}"
@@ -203,7 +211,7 @@ def main() -> int:
         if m_ok:
             return app.name, "ok", "" if on_ok else f"(online install fails: {on_err})", on_ok
         if not on_ok:
-            cls = ("online timed out" if "timed out" in on_err else
+            cls = ("not run" if on_err.startswith("no CPython") else "online timed out" if "timed out" in on_err else
                    "unreachable" if UNREACHABLE.search(on_err) else "app's own")
             return app.name, cls, f"fails online too: {on_err}", on_ok
         return app.name, "mirror", m_err, on_ok
