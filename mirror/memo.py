@@ -20,10 +20,12 @@ recorded without credentials; credentials are applied by host when the pages are
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -117,6 +119,9 @@ class ResolutionMemo:
         self.current: dict[str, str | None] = {}  # digests read in this run
         self.reused = 0  # resolutions answered from the memo in this run
         self.resolved = 0  # resolutions uv ran
+        self._lock = threading.RLock()  # `read` from the sync and from the recording thread
+        self._recorder: cf.ThreadPoolExecutor | None = None
+        self._recording: list[cf.Future[None]] = []
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -134,16 +139,40 @@ class ResolutionMemo:
 
     def read(self, urls: Iterable[str]) -> None:
         """Digest every page in `urls` not read yet in this run (one batch, concurrent)."""
-        todo = [u for u in dict.fromkeys(urls) if u not in self.current]
-        if not todo:
+        with self._lock:
+            todo = [u for u in dict.fromkeys(urls) if u not in self.current]
+            if not todo:
+                return
+            validators = self._load_validators()
+            got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
+            for url in todo:
+                etag, modified, digest = got.get(url, (None, None, None))
+                self.current[url] = digest
+                if digest is not None:
+                    validators[url] = (etag, modified, digest)
+
+    def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]]) -> None:
+        """Read the pages of these (key, pylock, error, pages) and `record` each, in a thread of its
+        own, so the sync downloads meanwhile; `finish` waits for it."""
+        if not done:
             return
-        validators = self._load_validators()
-        got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
-        for url in todo:
-            etag, modified, digest = got.get(url, (None, None, None))
-            self.current[url] = digest
-            if digest is not None:
-                validators[url] = (etag, modified, digest)
+        if self._recorder is None:
+            self._recorder = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="memo")
+
+        def work() -> None:
+            self.read(u for *_, pages in done for u in pages)
+            for key, pylock, error, pages in done:
+                self.record(key, pylock=pylock, error=error, pages=pages)
+
+        self._recording.append(self._recorder.submit(work))
+
+    def finish(self) -> None:
+        """Wait for the records being written, then keep the validators for the next run."""
+        if self._recorder is not None:
+            for fut in self._recording:
+                fut.result()
+            self._recorder.shutdown()
+        self.save_validators()
 
     def unchanged(self, rec: Recorded) -> bool:
         """Whether every page `rec` read has the same digest now (read them first with `read`)."""

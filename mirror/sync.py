@@ -315,10 +315,9 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             except MirrorError as exc:
                 out[job.key] = exc
             reporter.advance()
-    # Digests of the pages uv read (most were read above for the memo check) make the records.
-    memo.read(u for _, _, _, pages in done for u in pages)
-    for job, pylock, error, pages in done:
-        memo.record(keys[job.key], pylock=pylock, error=error, pages=pages)
+    # Digests of the pages uv read (most were read above for the memo check) make the records; they
+    # are read while the files download.
+    memo.record_later([(keys[job.key], pylock, error, pages) for job, pylock, error, pages in done])
     memo.resolved += len(todo)
     return out
 
@@ -554,7 +553,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                 else:
                     fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
         # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
-        memo.save_validators()
+        memo.finish()
 
         # 4. Locks and the snapshot.
         def pins_ok(pins: list[Pin]) -> bool:
