@@ -421,6 +421,101 @@ def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str
     return jobs
 
 
+@dataclass(slots=True, kw_only=True)
+class _Fetched:
+    """What step 3 of a sync leaves for the locks and the snapshot."""
+
+    errors: list[str]
+    fetched: int
+    present: int
+    bytes: int
+    confusion: dict[str, list[str]]  # app → dependency-confusion warnings
+    build_pins: dict[str, list[Pin]]  # target id → build requirements of its sdists
+    bad_files: set[str]  # sha256 of files that could not be fetched
+
+
+def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError],
+                                   results: Mapping[str, AppResult], store: Store, opts: SyncOptions, reporter: Reporter,
+                                   memo: ResolutionMemo, credentials: Credentials, on_bytes: Callable[[int], None]) -> _Fetched:
+    """Fetch every resolved file into the store and catalog it; then resolve and fetch the build
+    requirements of every sdist, level by level, until none are new."""
+    fetch_errors: list[str] = []
+    fetched = present = nbytes = 0
+    used: dict[str, tuple[Pin, PinnedFile]] = {}
+    pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
+    for job in jobs:
+        res = resolved[job.key]
+        if isinstance(res, tuple):
+            pending.append((job.key[0], job.target, res[1], job.index))
+    public = opts.index.index_url
+    confusion: dict[str, list[str]] = {}
+    seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    build_pins: dict[str, list[Pin]] = {}
+    bad_files: set[str] = set()
+    for depth in range(_MAX_BUILD_DEPTH + 1):
+        items: list[FetchItem] = []
+        for _, _, pins, _ in pending:
+            for pin in pins:
+                for f in pin.files:
+                    if f.sha256 not in used:
+                        used[f.sha256] = (pin, f)
+                        items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
+        total_size = sum(i.size or 0 for i in items)
+        reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
+        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+        # with private indexes where each project is also on the public index: fetched while the
+        # files download.
+        wanted = _page_requests(pending, public, store)
+        with cf.ThreadPoolExecutor(max_workers=1) as side:
+            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
+            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
+                               on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
+            pages = pages_future.result()
+        if depth == 0:
+            for owner, _, pins, idx in pending:
+                if owner in results:
+                    confusion.setdefault(owner, [])
+                    confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
+        fetched += len(report.fetched)
+        present += len(report.present)
+        nbytes += report.bytes_fetched
+        for item, exc in report.failed:
+            fetch_errors.append(str(exc))
+            bad_files.add(item.sha256)
+        # Build requirements of sdists, per target.
+        next_jobs: list[_Job] = []
+        for _, target, pins, idx in pending:
+            for pin in pins:
+                source = _source_index(pages, idx, pin.name)
+                for f in pin.files:
+                    if f.sha256 in bad_files:
+                        continue
+                    entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
+                    if entry.kind == "sdist" and entry.build_requires is not None:
+                        reqs = tuple(sorted(set(entry.build_requires)))
+                        if not reqs or (target.id, reqs, idx.search_order) in seen_build:
+                            continue
+                        seen_build.add((target.id, reqs, idx.search_order))
+                        next_jobs.append(_Job(key=("build:" + " ".join(reqs), target.id), target=target,
+                                              index=idx, requirements=reqs))
+        if not next_jobs:
+            break
+        reporter.phase("resolving build requirements", len(next_jobs))
+        build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
+        pending = []
+        for job in next_jobs:
+            res = build_res[job.key]
+            if isinstance(res, tuple):
+                pending.append((job.key[0], job.target, res[1], job.index))
+                build_pins.setdefault(job.target.id, []).extend(res[1])
+            else:
+                fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
+    # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+    return _Fetched(errors=fetch_errors, fetched=fetched, present=present, bytes=nbytes, confusion=confusion,
+                    build_pins=build_pins, bad_files=bad_files)
+
+
+
 def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,
              on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
@@ -481,79 +576,10 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
 
         # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
-        fetch_errors: list[str] = []
-        fetched = present = nbytes = 0
-        used: dict[str, tuple[Pin, PinnedFile]] = {}
-        pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
-        for job in jobs:
-            res = resolved[job.key]
-            if isinstance(res, tuple):
-                pending.append((job.key[0], job.target, res[1], job.index))
-        public = opts.index.index_url
-        confusion: dict[str, list[str]] = {}
-        seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
-        build_pins: dict[str, list[Pin]] = {}
-        bad_files: set[str] = set()
-        for depth in range(_MAX_BUILD_DEPTH + 1):
-            items: list[FetchItem] = []
-            for _, _, pins, _ in pending:
-                for pin in pins:
-                    for f in pin.files:
-                        if f.sha256 not in used:
-                            used[f.sha256] = (pin, f)
-                            items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
-            total_size = sum(i.size or 0 for i in items)
-            reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-            # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
-            # with private indexes where each project is also on the public index: fetched while the
-            # files download.
-            wanted = _page_requests(pending, public, store)
-            with cf.ThreadPoolExecutor(max_workers=1) as side:
-                pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
-                report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
-                                   on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
-                pages = pages_future.result()
-            if depth == 0:
-                for owner, _, pins, idx in pending:
-                    if owner in results:
-                        confusion.setdefault(owner, [])
-                        confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
-            fetched += len(report.fetched)
-            present += len(report.present)
-            nbytes += report.bytes_fetched
-            for item, exc in report.failed:
-                fetch_errors.append(str(exc))
-                bad_files.add(item.sha256)
-            # Build requirements of sdists, per target.
-            next_jobs: list[_Job] = []
-            for _, target, pins, idx in pending:
-                for pin in pins:
-                    source = _source_index(pages, idx, pin.name)
-                    for f in pin.files:
-                        if f.sha256 in bad_files:
-                            continue
-                        entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
-                        if entry.kind == "sdist" and entry.build_requires is not None:
-                            reqs = tuple(sorted(set(entry.build_requires)))
-                            if not reqs or (target.id, reqs, idx.search_order) in seen_build:
-                                continue
-                            seen_build.add((target.id, reqs, idx.search_order))
-                            next_jobs.append(_Job(key=("build:" + " ".join(reqs), target.id), target=target,
-                                                  index=idx, requirements=reqs))
-            if not next_jobs:
-                break
-            reporter.phase("resolving build requirements", len(next_jobs))
-            build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
-            pending = []
-            for job in next_jobs:
-                res = build_res[job.key]
-                if isinstance(res, tuple):
-                    pending.append((job.key[0], job.target, res[1], job.index))
-                    build_pins.setdefault(job.target.id, []).extend(res[1])
-                else:
-                    fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
-        # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+        got = _fetch_with_build_requirements(jobs, resolved, results, store, opts, reporter, memo, credentials, on_bytes)
         memo.finish()
+        fetch_errors, fetched, present, nbytes = got.errors, got.fetched, got.present, got.bytes
+        confusion, build_pins, bad_files = got.confusion, got.build_pins, got.bad_files
 
         # 4. Locks and the snapshot.
         def pins_ok(pins: list[Pin]) -> bool:
