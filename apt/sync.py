@@ -234,6 +234,14 @@ class AptSync:
                                 keyrings=(Path(r.signed_by),) if r.signed_by else sources[0].keyrings,
                                 trusted=r.trusted) for r in repos]
         all_sources = [*sources, *extra_sources]
+        for r, src in zip(repos, extra_sources):
+            try:
+                release(src)
+            except IntegrityError as exc:
+                raise IntegrityError(
+                    f"{app} ({Path(r.path).name}:{r.line}) → :repo: {r.url} {r.suite}: {exc}. Give the line the "
+                    "repository's key, `:repo:deb [signed-by=/path/to/its-keyring.gpg] URL SUITE COMPONENT`, or "
+                    "[trusted=yes] if it is verified by other means") from exc
         requests = [Request(name=p.name, version=p.version, arch=p.arch, origin=f"{app} ({Path(p.path).name}:{p.line})")
                     for af in aptfiles for p in af.packages]
         requests += [Request(name=st.package, version=st.version, origin=f"{app} ({redact(st.fields['X-Url'])})")

@@ -191,3 +191,14 @@ def test_an_unsatisfiable_closure_is_remembered_until_the_archive_changes(tmp_pa
     finally:
         server.stop()
         key.stop()
+
+
+def test_a_repo_line_whose_release_does_not_verify_names_the_line_and_the_fix(debian_upstream, tmp_path):
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text(f"libbar\n:repo:deb {debian_upstream.url}/vendor stable main\nvendor-tool\n")
+    (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(debian_upstream.url, debian_upstream.keyring))
+    proc = run_mirror("sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json", check=False)
+    err = json.loads(proc.stdout)["apps"][0]["error"]
+    assert proc.returncode == 1
+    assert "a (Aptfile:2) → :repo: " in err and "signed-by=" in err and "trusted=yes" in err
