@@ -1,10 +1,15 @@
 """Sync every corpus app, publish, and install each app's lock from our index alone; compare with online.
 
 For each app with Python requirements, one line: `ok`, or the reason, with the failure class:
-  app's own      it does not install online either (straight from PyPI, same target, same client)
+  app's own      it does not install online either (straight from PyPI, same target, same client),
+                 or its Aptfile names what the suite lacks
   unreachable    it names a source this machine cannot reach (GitHub, a private host)
+  online timed out  neither install finished within --timeout (source builds)
+  not run        no CPython of the app's version on this machine
+  sync           the sync failed but the app installs online (our bug)
   mirror         it installs online but not from the mirror (our bug: counted against fidelity)
-Fidelity = apps installing from our index alone / apps installing online.
+Fidelity = apps installing from our index alone / apps installing online (leaving out those that
+fail on their own Aptfile or an unreachable host: the online reference installs their Python side only).
 
 Both installs use uv (`uv pip install` into a fresh virtualenv, no config, no cache shared with
 the sync), so the comparison is client-for-client; the mirror install is `--require-hashes` from
