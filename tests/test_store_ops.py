@@ -95,13 +95,19 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
     assert json.loads(run_mirror("gc", "--store", str(store.root), "--json").stdout)["removed_blobs"] == 0
 
 
-def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None:
+def _synced_shop(upstream, tmp_path: Path) -> Path:
+    """A store synced from the fixture index for one app that needs alpha (and so beta)."""
     store_dir = tmp_path / "s"
     app = tmp_path / "apps" / "shop"
     app.mkdir(parents=True)
     (app / "requirements.txt").write_text("alpha\n")
     run_mirror("sync", str(app), "--store", str(store_dir), "--python", "3.11", "--installers", "",
                "--index-url", upstream.url + "/simple")
+    return store_dir
+
+
+def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None:
+    store_dir = _synced_shop(upstream, tmp_path)
     store = Store(store_dir)
     snap = store.load_snapshot(store.ref("current"))
     wheels = sorted(snap["python"]["files"])
@@ -135,12 +141,7 @@ def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> No
 
 def test_verify_checks_the_published_tree(upstream, tmp_path: Path) -> None:
     """A served file that went missing from the published tree is named, and `mirror publish` mends it."""
-    store_dir = tmp_path / "s"
-    app = tmp_path / "apps" / "shop"
-    app.mkdir(parents=True)
-    (app / "requirements.txt").write_text("alpha\n")
-    run_mirror("sync", str(app), "--store", str(store_dir), "--python", "3.11", "--installers", "",
-               "--index-url", upstream.url + "/simple")
+    store_dir = _synced_shop(upstream, tmp_path)
     run_mirror("publish", "--store", str(store_dir))
     store = Store(store_dir)
     assert verify_store(store).ok
