@@ -185,20 +185,6 @@ def bench_bundle(apt_app: Path) -> None:
 
 # -- serving: our embedded server vs nginx (the same published tree) vs pypiserver (the same files) --
 
-def _wait_for(url: str, proc: subprocess.Popen, what: str) -> None:
-    import urllib.request
-
-    for _ in range(100):
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not answer at {url} (see {proc.args})")
-
-
 def _pypiserver() -> Path:
     """pypiserver with waitress (what its docs recommend over wsgiref), in its own venv under .bench/."""
     venv = ROOT / ".bench" / "pypiserver-venv"
@@ -236,7 +222,7 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
     from packaging.utils import canonicalize_name
 
-    from tests.nginx import Nginx, free_port
+    from tests.nginx import Nginx, free_port, wait_until_serving
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     mirror = [str(ROOT / ".venv/bin/mirror")]
@@ -271,7 +257,7 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     uv = str(ROOT / ".venv" / "bin" / "uv")
     try:
         for name, (proc, base, files) in servers.items():
-            _wait_for(f"{base}/simple/{projects[0]}/", proc, name)
+            wait_until_serving(f"{base}/simple/{projects[0]}/", proc, name, tries=200)
             pages, mbs = _load(base, projects, [f"{base}/{f}" for f in files], work)
             venv = work / f"venv-{name.split()[0]}"
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, env=clean_env())

@@ -23,6 +23,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen, what: str, *, tries: int = 100) -> None:
+    """Return once `url` answers; raise RuntimeError if `proc` exits first or it never does."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer at {url}")
+
+
 def nginx_binary() -> tuple[Path, Path] | None:
     """(nginx, mime.types), or None when neither the system nor .tools/ has them."""
     found = shutil.which("nginx")
@@ -60,16 +73,11 @@ class Nginx:
         self.base = f"http://127.0.0.1:{port}"
         self.simple = self.base + "/simple/"
         self.error_log = work / "error.log"
-        for _ in range(100):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
-            try:
-                with urllib.request.urlopen(self.simple, timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"nginx did not answer at {self.simple}: {self.error_log.read_text()[-500:]}")
+        try:
+            wait_until_serving(self.simple, self.proc, "nginx")
+        except RuntimeError as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}: {self.error_log.read_text()[-500:] if self.error_log.is_file() else ''}") from exc
 
     def stop(self) -> None:
         self.proc.terminate()
