@@ -280,8 +280,27 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
 
 
 def minimal_system(universe: Universe) -> Base:
-    """The default base: every Essential / Priority: required package and what they depend on,
-    as debootstrap's minbase installs it."""
-    reqs = [Request(name=s.package, origin="Priority: required") for s in universe.required()]
-    closure = resolve_closure(universe, reqs, Base())
-    return Base.of(closure.packages.values(), label="the suite's required packages")
+    """The default base: a lower bound of what a minimal system of the suite has installed.
+
+    Every Essential / Priority: required package, and what they depend on with no choice: a single
+    real package. An `a | b` group, or a name only virtual packages provide, adds nothing, since the
+    target may have picked either (debootstrap takes `usr-is-merged` where the first alternative,
+    `usrmerge`, would pull in perl). A package assumed present that the target lacks is left out of
+    the mirror and breaks `apt-get install` inside; one mirrored needlessly costs only space.
+    """
+    have: dict[str, Stanza] = {}
+    todo = list(universe.required())
+    while todo:
+        stanza = todo.pop()
+        if stanza.package in have:
+            continue
+        have[stanza.package] = stanza
+        for fld in ("Pre-Depends", "Depends"):
+            for group in parse_relations(stanza.get(fld)):
+                if len(group) != 1:
+                    continue
+                rel = group[0]
+                dep = universe.candidate(rel["name"])
+                if dep is not None and dep.package not in have and _version_ok(dep.version, rel.get("version")):
+                    todo.append(dep)
+    return Base.of(have.values(), label="the suite's required packages")

@@ -97,8 +97,9 @@ def render_project_json(project: str, files: list[IndexFile]) -> str:
         if f.upload_time:
             entry["upload-time"] = f.upload_time
         if f.metadata_sha256:
+            # PEP 714: JSON carries core-metadata only. pip 22.3 to 23.1 (Debian bookworm's 23.0.1,
+            # the pip CPython 3.9.18 and 3.10.13 bundle) crash on a dict under the legacy key.
             entry["core-metadata"] = {"sha256": f.metadata_sha256}
-            entry["dist-info-metadata"] = {"sha256": f.metadata_sha256}
         else:
             entry["core-metadata"] = False
         out_files.append(entry)

@@ -73,6 +73,8 @@ def test_project_page_json(server):
     assert hashlib.sha256(body).hexdigest() == f1["hashes"]["sha256"] and len(body) == f1["size"]
     meta = httpx.get(httpx.URL(r.url).join(f1["url"] + ".metadata")).content
     assert hashlib.sha256(meta).hexdigest() == f1["core-metadata"]["sha256"]
+    # PEP 714: never the legacy key in JSON; pip 22.3 to 23.1 crash on it (pypa/pip#12042).
+    assert not any("dist-info-metadata" in f for f in doc["files"])
 
 
 def test_project_page_html_and_redirect(server):

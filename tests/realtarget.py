@@ -1,0 +1,135 @@
+"""A real Debian target: a `debootstrap --variant=minbase` root of bookworm, and a slice of bookworm
+(Debian's own signed InRelease, its amd64 Packages, and the .debs a few real apps need) to serve
+offline. Both are made once by scripts/test set-up (`python -m tests.realtarget build`) and cached
+under .cache/targets/; tests unpack a fresh copy of the root and run apt-get in it by chroot."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "targets"
+SUITE = "bookworm"
+ARCH = "amd64"
+DEBIAN = "http://deb.debian.org/debian"
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+ROOT_TAR = CACHE / f"{SUITE}-{ARCH}-minbase.tar"
+SLICE = CACHE / f"{SUITE}-slice"
+# What the real-target tests install: dependencies on perl:any and python3:any (neither is in a
+# minimal system), and a .deb named by URL.
+SLICE_PACKAGES = ("cowsay", "python3-six")
+URL_DEB = "hello"
+
+
+def skip_reason() -> str | None:
+    """Why the real-target tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "chroot needs root"
+    if not ROOT_TAR.is_file() or not (SLICE / "complete").is_file():
+        return f"no cached {SUITE} root/slice under {CACHE} (scripts/test set-up builds them)"
+    return None
+
+
+class Chroot:
+    """A fresh copy of the cached minbase root; apt-get and dpkg-query run inside it."""
+
+    def __init__(self, dest: Path) -> None:
+        self.root = dest
+        dest.mkdir(parents=True)
+        with tarfile.open(ROOT_TAR) as tar:
+            tar.extractall(dest, filter="fully_trusted")
+        # Downloads are run as root inside (no _apt sandbox user switching in a plain chroot).
+        (dest / "etc/apt/apt.conf.d/99airgap-test").write_text('APT::Sandbox::User "root";\n')
+        for f in (dest / "etc/apt/sources.list.d").glob("*"):
+            f.unlink()
+        (dest / "etc/apt/sources.list").write_text("")
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+        proc = subprocess.run(["chroot", str(self.root), *cmd], capture_output=True, text=True, env=env, timeout=600)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def add_source(self, url: str, suite: str, key: Path, components: str = "main") -> None:
+        keyfile = self.root / "etc/apt/keyrings" / key.name
+        keyfile.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(key, keyfile)
+        (self.root / "etc/apt/sources.list.d/mirror.sources").write_text(
+            f"Types: deb\nURIs: {url}\nSuites: {suite}\nComponents: {components}\n"
+            f"Signed-By: /etc/apt/keyrings/{key.name}\n")
+
+    def installed(self) -> set[str]:
+        out = self.run("dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\\n").stdout
+        return {line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["ii"]}
+
+
+def _download(url: str, dest: Path, sha256: str | None = None) -> None:
+    import httpx
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    data = httpx.get(url, timeout=120, follow_redirects=True).raise_for_status().content
+    if sha256 and hashlib.sha256(data).hexdigest() != sha256:
+        raise SystemExit(f"{url}: sha256 mismatch")
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(dest)
+
+
+def build_root() -> None:
+    if ROOT_TAR.is_file():
+        return
+    work = CACHE / "root.build"
+    shutil.rmtree(work, ignore_errors=True)
+    subprocess.run(["debootstrap", "--variant=minbase", f"--arch={ARCH}", SUITE, str(work), DEBIAN],
+                   check=True, stdout=subprocess.DEVNULL)
+    tmp = ROOT_TAR.with_suffix(".tar.part")
+    subprocess.run(["tar", "-C", str(work), "--numeric-owner", "-cf", str(tmp), "."], check=True)
+    tmp.replace(ROOT_TAR)
+    shutil.rmtree(work)
+
+
+def build_slice() -> None:
+    """Debian's InRelease and amd64 Packages byte for byte, and the .debs of SLICE_PACKAGES' closure
+    over our default base plus URL_DEB, at their Filename paths: a tiny Debian mirror to serve."""
+    from apt.archive import Source, load_suite
+    from apt.closure import Request, Universe, minimal_system, resolve_closure
+
+    if (SLICE / "complete").is_file():
+        return
+    src = Source(url=DEBIAN, suite=SUITE, keyrings=(DEBIAN_KEYRING,))
+    index = load_suite(src, [ARCH], CACHE / "apt-cache")
+    dists = SLICE / "dists" / SUITE
+    _download(f"{DEBIAN}/dists/{SUITE}/InRelease", dists / "InRelease")
+    entry = index.release.packages_index("main", ARCH)
+    raw = (CACHE / "apt-cache" / "raw" / entry.sha256).read_bytes()
+    for rel in (entry.path, f"{os.path.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}"):
+        (dists / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dists / rel).write_bytes(raw)
+    universe = Universe(index.stanzas, ARCH, searched=[SUITE])
+    closure = resolve_closure(universe, [Request(name=n, origin="slice") for n in (*SLICE_PACKAGES, URL_DEB)],
+                              minimal_system(universe))
+    for stanza in closure.packages.values():
+        dest = SLICE / stanza.get("Filename")
+        if not dest.is_file():
+            _download(f"{DEBIAN}/{stanza.get('Filename')}", dest, stanza.get("SHA256"))
+    (SLICE / "complete").write_text(entry.sha256 + "\n")
+
+
+def url_deb_path() -> str:
+    """The slice path of URL_DEB's .deb (for an Aptfile URL line)."""
+    return next(str(p.relative_to(SLICE)) for p in (SLICE / "pool").rglob(f"{URL_DEB}_*.deb"))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["build"]:
+        raise SystemExit("usage: python -m tests.realtarget build")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    build_root()
+    build_slice()
