@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need_apt=()
 for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev xz:xz-utils gpgconf:gpgconf \
-            dpkg-scanpackages:dpkg-dev zstd:zstd git:git; do
+            dpkg-scanpackages:dpkg-dev zstd:zstd git:git debootstrap:debootstrap; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 # Debian's archive keys: the default upstream for Aptfiles is verified with them.
@@ -41,3 +41,12 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+# Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
+# a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
+# and the pip and uv wheels of the client matrix (tests/clients.py).
+if [ ! -f .cache/targets/bookworm-slice/complete ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ]; then
+  echo "setup: building a debootstrap minbase bookworm root and a bookworm slice in .cache/targets" >&2
+fi
+.venv/bin/python -m tests.realtarget build
+.venv/bin/python -m tests.clients fetch
