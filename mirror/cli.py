@@ -131,6 +131,7 @@ def sync(
     config: ConfigOpt = None,
     python: Annotated[Optional[list[str]], typer.Option("--python", help="Target Python X.Y[.Z]; repeatable [default: runtime.txt, else 3.11].")] = None,
     platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Target platform tag (pip's vocabulary); repeatable [default: manylinux_2_28_x86_64].")] = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", help="One target as PYTHON:PLATFORM (3.12:manylinux2014_aarch64); repeatable; two give two targets, not the --python x --platform product.")] = None,
     index_url: Annotated[Optional[str], typer.Option("--index-url", help="Upstream index [default: https://pypi.org/simple].")] = None,
     extra_index_url: Annotated[Optional[list[str]], typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
@@ -151,6 +152,9 @@ def sync(
 
     Example: `mirror sync apps/dash-app --python 3.11 --python 3.9 --platform manylinux_2_28_x86_64 --platform manylinux2014_aarch64 --distro bookworm --arch amd64`
 
+    Targets as pairs: `mirror sync apps/dash-app --target 3.12:manylinux2014_aarch64 --target 3.10:manylinux_2_28_x86_64`
+    (with --python or --platform as well, their product is added).
+
     An app's Aptfile / packages.txt is mirrored for every --distro x --arch, with the packages the
     target already has (--apt-base) left out.
 
@@ -164,10 +168,19 @@ def sync(
             raise typer.Exit(2)
         from .sync import SyncOptions, run_sync
 
+        from .targets import parse_target_pair
+
+        # --target pairs (else [[targets]]) are the targets; --python / --platform add their product,
+        # and given alone they replace the config's pairs.
+        pairs = tuple(dict.fromkeys(parse_target_pair(t) for t in target)) if target else cfg.targets
+        if (python or platform) and not target:
+            pairs = ()
         opts = SyncOptions(
             apps=app_dirs,
             pythons=tuple(python or cfg.pythons),
             platforms=tuple(platform or cfg.platforms),
+            targets=pairs,
+            cross_product=not pairs or bool(python or platform),
             index=_base_index(index_url, extra_index_url, cfg, pip_env or cfg.pip_env),
             strict=strict or cfg.strict,
             requirement_files=tuple(dict.fromkeys((*cfg.requirement_files, *(requirements_file or ())))),

@@ -55,13 +55,25 @@ installers = {list(DEFAULT_INSTALLERS)!r}
 concurrency = 16
 resolver-jobs = 4
 
+# Targets as explicit pairs, when not every version runs on every platform: these replace the
+# versions x platforms product above (two tables, two targets). `--target 3.12:PLATFORM` on the
+# command line does the same.
+# [[targets]]
+# python = "3.12"
+# platform = "manylinux2014_aarch64"
+# [[targets]]
+# python = "3.10"
+# platform = "manylinux_2_28_x86_64"
+
 [apt]
 # Aptfile / packages.txt targets: every distro x every architecture.
 distros = ["bookworm"]
 architectures = ["amd64"]
 with-recommends = false
-# What the target machines already have: "required" (the suite's required packages and their
-# dependencies), "none" (mirror the complete closure), or the path of a dpkg status file.
+# What the target machines already have. "required": a lower bound of any minimal system of the
+# suite (its required packages and what they depend on with no alternative), so nothing a target
+# can lack is left out. "none": mirror the complete closure. Most precise: the path of the target
+# image's dpkg status file, taken with `docker run --rm IMAGE cat /var/lib/dpkg/status > status`.
 base = "required"
 # Upstream archives ({{distro}} is replaced); keyrings verify their InRelease files.
 [[apt.sources]]
@@ -87,6 +99,8 @@ class Config:
     apps: tuple[Path, ...] = ()
     pythons: tuple[str, ...] = ()
     platforms: tuple[str, ...] = (DEFAULT_PLATFORM,)
+    # Explicit (python, platform) pairs from [[targets]]; they replace the versions x platforms product.
+    targets: tuple[tuple[str, str], ...] = ()
     index_url: str = PUBLIC_INDEX
     extra_index_urls: tuple[str, ...] = ()
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
@@ -107,6 +121,19 @@ def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: `{key}` must be a list of strings")
     return tuple(value)
+
+
+def _target_tables(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    from .targets import parse_target_pair
+
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"{path}: `targets` must be [[targets]] tables with python = \"3.12\" and platform = \"...\"")
+    out = []
+    for i, t in enumerate(value, 1):
+        if not isinstance(t.get("python"), str) or not isinstance(t.get("platform"), str):
+            raise ConfigError(f"{path}: [[targets]] table {i} needs python = \"3.12\" and platform = \"manylinux_2_28_x86_64\"")
+        out.append(parse_target_pair(f"{t['python']}:{t['platform']}"))
+    return tuple(dict.fromkeys(out))
 
 
 def store_root(store: Path | None, config: Path | None = None) -> Path:
@@ -145,6 +172,7 @@ def load_config(path: Path | None) -> Config:
             apps=tuple(apps),
             pythons=_list(py_t.get("versions", []), "python.versions", path),
             platforms=_list(py_t.get("platforms", [DEFAULT_PLATFORM]), "python.platforms", path),
+            targets=_target_tables(data.get("targets", []), path),
             index_url=str(py_t.get("index-url", PUBLIC_INDEX)),
             extra_index_urls=_list(py_t.get("extra-index-urls", []), "python.extra-index-urls", path),
             installers=_list(py_t.get("installers", list(DEFAULT_INSTALLERS)), "python.installers", path),
@@ -156,7 +184,7 @@ def load_config(path: Path | None) -> Config:
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             source=Path(path),
-            extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve")},
+            extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve", "targets")},
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

@@ -64,6 +64,9 @@ class SyncOptions:
     apps: tuple[Path, ...]
     pythons: tuple[str, ...] = ()
     platforms: tuple[str, ...] = (DEFAULT_PLATFORM,)
+    # Explicit (python, platform) pairs; the pythons x platforms product is added when cross_product.
+    targets: tuple[tuple[str, str], ...] = ()
+    cross_product: bool = True
     default_python: str = DEFAULT_PYTHON
     index: IndexConfig = field(default_factory=IndexConfig)
     installers: tuple[str, ...] = DEFAULT_INSTALLERS
@@ -178,8 +181,11 @@ def _direct_requirement(line: ReqLine, dist: DirectDist, target: PythonTarget) -
 
 
 def _app_targets(app: AppSpec, opts: SyncOptions) -> list[PythonTarget]:
-    pythons = opts.pythons or (app.python or opts.default_python,)
-    return [PythonTarget.parse(py, plat) for py in pythons for plat in opts.platforms]
+    out = [PythonTarget.parse(py, plat) for py, plat in opts.targets]
+    if opts.cross_product:
+        pythons = opts.pythons or (app.python or opts.default_python,)
+        out += [PythonTarget.parse(py, plat) for py in pythons for plat in opts.platforms]
+    return list(dict.fromkeys(out))
 
 
 def _page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]], public: str,

@@ -16,7 +16,7 @@ from packaging.markers import Marker
 
 from .errors import ConfigError
 
-__all__ = ["PythonTarget", "parse_python_version", "DEFAULT_PYTHON", "DEFAULT_PLATFORM"]
+__all__ = ["PythonTarget", "parse_python_version", "parse_target_pair", "DEFAULT_PYTHON", "DEFAULT_PLATFORM"]
 
 from .defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
 
@@ -39,6 +39,15 @@ def parse_python_version(text: str) -> tuple[int, ...]:
     if not m or int(m.group(1)) != 3:
         raise ConfigError(f"not a Python version: {text!r} (write it as 3.11 or 3.11.4)")
     return tuple(int(g) for g in m.groups() if g is not None)
+
+
+def parse_target_pair(text: str) -> tuple[str, str]:
+    """'3.12:manylinux2014_aarch64' -> ('3.12', 'manylinux2014_aarch64'), both checked."""
+    python, sep, platform = text.strip().partition(":")
+    if not sep or not python or not platform:
+        raise ConfigError(f"target {text!r}: write it as PYTHON:PLATFORM, e.g. 3.12:manylinux2014_aarch64")
+    target = PythonTarget.parse(python, platform)
+    return target.python, target.platform
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,3 +73,37 @@ def test_bad_targets(python, platform):
 
 def test_target_id():
     assert PythonTarget.parse("3.11.4", "manylinux-2-28-x86-64".replace("-", "_")).id == "cp311-manylinux_2_28_x86_64"
+
+
+def test_target_pairs_are_targets_not_a_product(apps, upstream, tmp_path):
+    """Two --target pairs give two targets; [[targets]] tables do the same from mirror.toml;
+    --python/--platform keep their product."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ARM, X86, clean_env
+
+    def sync(*args: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", *args, "--store", str(tmp_path / "s"),
+                               "--index-url", upstream.url + "/simple", "--installers", "", "--json"],
+                              capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["targets"]
+
+    shop = str(apps / "shop")
+    assert sync(shop, "--target", f"3.11:{X86}", "--target", f"3.9:{ARM}") == sorted([f"cp311-{X86}", f"cp39-{ARM}"])
+    assert len(sync(shop, "--python", "3.11", "--python", "3.9", "--platform", X86, "--platform", ARM)) == 4
+    (tmp_path / "mirror.toml").write_text(
+        f'[apps]\npaths = ["{apps}/shop"]\n[[targets]]\npython = "3.10"\nplatform = "{ARM}"\n'
+        f'[[targets]]\npython = "3.11"\nplatform = "{X86}"\n')
+    assert sync("--config", str(tmp_path / "mirror.toml")) == sorted([f"cp310-{ARM}", f"cp311-{X86}"])
+
+
+@pytest.mark.parametrize("bad", ["3.12", "manylinux2014_aarch64", "3.12:", "2.7:manylinux2014_aarch64", "3.12:windows95"])
+def test_a_bad_target_pair_is_a_one_line_error(bad):
+    from mirror.errors import ConfigError
+    from mirror.targets import parse_target_pair
+
+    with pytest.raises(ConfigError, match="target|Python|platform"):
+        parse_target_pair(bad)
