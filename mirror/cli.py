@@ -145,6 +145,8 @@ def sync(
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
     pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
+    only_binary: Annotated[Optional[list[str]], typer.Option("--only-binary", help="Wheels only for these projects (comma-separated, ':all:' for every one), as pip's flag: a target with no wheel fails instead of getting an sdist to build inside.")] = None,
+    prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -184,6 +186,8 @@ def sync(
             index=_base_index(index_url, extra_index_url, cfg, pip_env or cfg.pip_env),
             strict=strict or cfg.strict,
             requirement_files=tuple(dict.fromkeys((*cfg.requirement_files, *(requirements_file or ())))),
+            only_binary=tuple(dict.fromkeys(n.strip() for v in (only_binary or cfg.only_binary) for n in v.split(",") if n.strip())),
+            prefer_binary=prefer_binary or cfg.prefer_binary,
             installers=tuple(i for i in installers.split(",") if i) if installers is not None else cfg.installers,
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
@@ -222,18 +226,23 @@ def sync(
 
 
 @app.command()
-def publish(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def publish(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="The URL clients reach the mirror at (default: [serve] url, else the last one given); published pylock.toml files point there.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Build the static index tree for the newest snapshot and switch it in atomically.
 
-    Example: `mirror publish --store /srv/mirror-store`
+    Example: `mirror publish --store /srv/mirror-store --base-url https://pypi.internal.example`
     """
     from .publish import publish as do_publish
 
     try:
-        _, root = _config(config, store)
+        cfg, root = _config(config, store)
         st = open_store(root)
         with st.lock("publish", wait=60):
-            tree = do_publish(st)
+            tree = do_publish(st, url=base_url or cfg.serve_url)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     if as_json:
@@ -264,7 +273,7 @@ def serve(
         if st.ref("current") and published_snapshot(st) != st.ref("current"):
             try:
                 with st.lock("publish"):
-                    do_publish(st)
+                    do_publish(st, url=cfg.serve_url)
             except StoreError as exc:  # a sync or import is running: serve what is published
                 console.print(f"[yellow]warning:[/] not republishing now: {exc}")
         server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=access_log)

@@ -49,6 +49,12 @@ pip-env = false
 # A project from a private index whose name the public index also has, with other files, fails
 # the app instead of warning (dependency confusion).
 strict = false
+# A target that would get only the sdist of a package with compiled code (built inside the gap,
+# with a compiler there) is warned of. prefer-binary: take the newest version with a wheel for the
+# target instead; only-binary: projects (or ":all:") that must come as wheels, failing otherwise.
+# An app's requirements.txt may say the same with --prefer-binary / --only-binary lines.
+prefer-binary = false
+only-binary = []
 # Mirrored for every target so the inside can upgrade its installers.
 installers = {list(DEFAULT_INSTALLERS)!r}
 # Parallel downloads, and parallel resolver processes.
@@ -90,6 +96,8 @@ keyrings = ["/usr/share/keyrings/debian-archive-keyring.gpg"]
 [serve]
 host = "127.0.0.1"
 port = 8080
+# The URL clients reach the mirror at: published pylock.toml files point their files there.
+# url = "https://pypi.internal.example"
 '''.replace("'", '"')
 
 
@@ -107,10 +115,13 @@ class Config:
     concurrency: int = 16
     resolver_jobs: int = 4
     strict: bool = False
+    only_binary: tuple[str, ...] = ()
+    prefer_binary: bool = False
     pip_env: bool = False
     requirement_files: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8080
+    serve_url: str | None = None
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -179,10 +190,13 @@ def load_config(path: Path | None) -> Config:
             concurrency=int(py_t.get("concurrency", 16)),
             resolver_jobs=int(py_t.get("resolver-jobs", 4)),
             strict=bool(py_t.get("strict", False)),
+            only_binary=_list(py_t.get("only-binary", []), "python.only-binary", path),
+            prefer_binary=bool(py_t.get("prefer-binary", False)),
             pip_env=bool(py_t.get("pip-env", False)),
             requirement_files=_list(apps_t.get("requirement-files", []), "apps.requirement-files", path),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
+            serve_url=str(serve_t["url"]) if serve_t.get("url") else None,
             source=Path(path),
             extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve", "targets")},
         )

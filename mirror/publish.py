@@ -14,10 +14,12 @@ import errno
 import gzip
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .names import safe_join
 from .simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
@@ -78,7 +80,43 @@ def published_snapshot(store: Store) -> str | None:
     return None
 
 
-def _write_python(store: Store, snapshot: dict[str, Any], root: Path) -> int:
+_DIST_REF = re.compile(r'\b(?:url|path) = "(?:[^"\\]|\\.)*"(?P<rest>[^{}]*?hashes = \{ sha256 = "(?P<sha>[0-9a-f]{64})" \})')
+
+
+def served_pylock(data: bytes, files: dict[str, Any], base_url: str | None) -> bytes:
+    """A lock's file references pointed at this mirror, hashes unchanged: `url = BASE/packages/...`
+    when the served base URL is known, else a `path` relative to /locks/APP/TARGET/pylock.toml
+    (pip >= 26.1 joins it to the lock's own URL). Files the snapshot lacks keep their reference."""
+
+    def swap(m: re.Match[str]) -> str:
+        meta = files.get(m["sha"])
+        if meta is None:
+            return m[0]
+        rel = "/".join(("packages", m["sha"][:2], m["sha"], quote(meta["filename"])))
+        ref = f'url = "{base_url.rstrip("/")}/{rel}"' if base_url else f'path = "../../../{rel}"'
+        return ref + m["rest"]
+
+    return _DIST_REF.sub(swap, data.decode("utf-8")).encode("utf-8")
+
+
+def base_url(store: Store, given: str | None = None) -> str | None:
+    """The URL clients reach the mirror at: the one given (kept for later publishes, by import and
+    serve too), else the one kept."""
+    kept = store.published / "base-url"
+    if given:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", given):
+            from .errors import ConfigError
+
+            raise ConfigError(f"base URL {given!r}: write it as http(s)://HOST[:PORT][/PATH], as clients reach the mirror")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(given.rstrip("/") + "\n")
+        return given.rstrip("/")
+    with contextlib.suppress(FileNotFoundError):
+        return kept.read_text().strip() or None
+    return None
+
+
+def _write_python(store: Store, snapshot: dict[str, Any], root: Path, base: str | None = None) -> int:
     files = snapshot.get("python", {}).get("files", {})
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
@@ -105,14 +143,16 @@ def _write_python(store: Store, snapshot: dict[str, Any], root: Path) -> int:
         for tid, t in entry.get("targets", {}).items():
             d = safe_join(root, "locks", app, tid)
             if t.get("pylock"):
-                link_or_copy(store.blob_path(t["pylock"]), d / "pylock.toml")
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t["pylock"]).read_bytes(), files, base))
             if t.get("requirements_lock"):
                 link_or_copy(store.blob_path(t["requirements_lock"]), d / "requirements.lock")
     return len(by_project)
 
 
-def publish(store: Store, snapshot_id: str | None = None) -> Path:
-    """Build the tree of a snapshot (the current one by default) and switch it in atomically."""
+def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None) -> Path:
+    """Build the tree of a snapshot (the current one by default) and switch it in atomically.
+    `url`: the base URL clients reach the mirror at (kept for later publishes)."""
     sid = snapshot_id or store.ref("current")
     if sid is None:
         from .errors import StoreError
@@ -128,7 +168,7 @@ def publish(store: Store, snapshot_id: str | None = None) -> Path:
     final = trees / f"{sid[:16]}.{n}"
     try:
         partial.mkdir()
-        _write_python(store, snapshot, partial)
+        _write_python(store, snapshot, partial, base_url(store, url))
         _load_entry_point_publishers()
         for fn in _PUBLISHERS:
             fn(store, snapshot, partial)

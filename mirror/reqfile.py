@@ -108,6 +108,7 @@ class ReqOptions:
     trusted_hosts: tuple[str, ...] = ()
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
+    prefer_binary: bool = False
     pre: bool = False
     no_index: bool = False
     require_hashes: bool = False
@@ -185,6 +186,7 @@ class RequirementsCollector:
         self.trusted: list[str] = []
         self.no_binary: list[str] = []
         self.only_binary: list[str] = []
+        self.prefer_binary = False
         self.pre = False
         self.no_index = False
         self.require_hashes = False
@@ -202,6 +204,7 @@ class RequirementsCollector:
                 trusted_hosts=tuple(dict.fromkeys(self.trusted)),
                 no_binary=tuple(dict.fromkeys(self.no_binary)),
                 only_binary=tuple(dict.fromkeys(self.only_binary)),
+                prefer_binary=self.prefer_binary,
                 pre=self.pre,
                 no_index=self.no_index,
                 require_hashes=self.require_hashes,
@@ -224,7 +227,7 @@ _VALUE_OPTS = {
     "--hash": "hash",
 }  # fmt: skip
 _FLAG_OPTS = {
-    "--pre": "pre", "--prefer-binary": "ignored", "--no-index": "no_index",
+    "--pre": "pre", "--prefer-binary": "prefer_binary", "--no-index": "no_index",
     "--require-hashes": "require_hashes", "--only-binary=:all:": "only_binary_all",
 }  # fmt: skip
 
@@ -455,6 +458,8 @@ def parse_requirements_text(
                 collector.only_binary.extend(v for v in (value or "").split(",") if v)
             elif kind == "only_binary_all":
                 collector.only_binary.append(":all:")
+            elif kind == "prefer_binary":
+                collector.prefer_binary = True
             elif kind == "pre":
                 collector.pre = True
             elif kind == "no_index":

@@ -77,6 +77,10 @@ class SyncOptions:
     strict: bool = False
     # Requirements files read in each app besides the platform's own (requirements.txt, ...).
     requirement_files: tuple[str, ...] = ()
+    # For every app, as pip's flags: wheels only for these projects (":all:" for every one), and
+    # the newest version with a wheel for the target over a newer sdist.
+    only_binary: tuple[str, ...] = ()
+    prefer_binary: bool = False
     # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -140,6 +144,7 @@ class _Job:
     prerelease: bool = False
     no_binary: tuple[str, ...] = ()
     only_binary: tuple[str, ...] = ()
+    prefer_binary: bool = False
     direct: Mapping[str, tuple[PinnedFile, ...]] = field(default_factory=dict)
 
 
@@ -199,7 +204,8 @@ def _page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig
             if any(f.origin for f in pin.files):
                 continue  # built or copied by us: no index page
             new = any(store.pyfile(f.sha256, f.filename) is None for f in pin.files)
-            if new or private:
+            sdist_only = all(f.kind == "sdist" for f in pin.files)  # warned of on every sync (_compiled_sdists)
+            if new or private or sdist_only:
                 wanted.update((u, pin.name) for u in idx.search_order)
             if private:
                 wanted.add((public, pin.name))
@@ -235,6 +241,33 @@ def _confusion(pins: list[Pin], idx: IndexConfig, public: str, pages: Mapping[tu
     return out
 
 
+def _compiled_sdists(target: PythonTarget, pins: list[Pin], idx: IndexConfig,
+                     pages: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[str]:
+    """Projects the target gets only as an sdist although they have compiled code (the index has
+    platform wheels and no pure one): they are built inside the gap, which needs a compiler there."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    out = []
+    for pin in pins:
+        if not all(f.kind == "sdist" and not f.origin for f in pin.files):
+            continue
+        source = _source_index(pages, idx, pin.name)
+        tags = set()
+        for fname in (pages.get((source, pin.name), {}) if source else {}):
+            if fname.endswith(".whl"):
+                try:
+                    tags |= {t.platform for t in parse_wheel_filename(fname)[3]}
+                except InvalidWheelFilename:
+                    continue
+        if tags and "any" not in tags:
+            out.append(f"{pin.name} {pin.version}: {target.id} gets only the sdist, and the project ships compiled "
+                       f"wheels for other platforms, so it will be built inside the gap (a compiler and headers "
+                       f"needed there). --prefer-binary takes the newest version with a wheel for {target.id}; "
+                       f"--only-binary {pin.name} fails instead (flags of sync, [python] in mirror.toml, or lines "
+                       f"in the app's requirements.txt)")
+    return out
+
+
 def _portable_pylock(data: bytes, pins: list[Pin], direct: Mapping[str, tuple[PinnedFile, ...]]) -> bytes:
     """uv's pylock with our build folders' paths cut to the file names the mirror serves them as."""
     from urllib.parse import unquote, urlsplit
@@ -257,7 +290,13 @@ def _memo_fields(job: _Job) -> dict[str, Any]:
         "index": [strip_credentials(u) for u in idx.search_order], "find_links": links,
         "trusted_hosts": list(idx.trusted_hosts), "prerelease": job.prerelease,
         "no_binary": list(job.no_binary), "only_binary": list(job.only_binary),
+        **({"prefer_binary": True} if job.prefer_binary else {}),
     }
+
+
+def _sdist_only(pins: list[Pin]) -> list[str]:
+    """Projects a target gets only as an sdist from an index (not ones the app builds itself)."""
+    return [p.name for p in pins if all(f.kind == "sdist" and not f.origin for f in p.files)]
 
 
 def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
@@ -298,12 +337,36 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
     todo = jobs if opts.refresh else _answer_from_memo(jobs, keys, memo, out, reporter)
 
-    def run(job: _Job) -> UvResolution:
+    def compile_(job: _Job, only_binary: tuple[str, ...]) -> UvResolution:
         return uv_compile(
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=job.only_binary, label=job.key[0], refresh=opts.refresh,
+            only_binary=only_binary, label=job.key[0], refresh=opts.refresh,
         )
+
+    def run(job: _Job) -> UvResolution:
+        res = compile_(job, job.only_binary)
+        if not job.prefer_binary:
+            return res
+        # pip's --prefer-binary: where the target got an sdist, the newest version with a wheel for
+        # it instead, when there is one (uv has no such flag: resolve again with those names binary-only).
+        sdist_only = _sdist_only(select_files(res.pylock, job.target, label=job.key[0], direct=job.direct))
+        if not sdist_only:
+            return res
+
+        def binary(names: list[str]) -> UvResolution | None:
+            try:
+                return compile_(job, tuple(dict.fromkeys((*job.only_binary, *names))))
+            except ResolutionError:
+                return None
+
+        again = binary(sdist_only)
+        if again is None:  # some have no wheel for the target in any version: keep their sdists
+            have_wheel = [n for n in sdist_only if binary([n]) is not None]
+            again = binary(have_wheel) if have_wheel else None
+        if again is None:
+            return res
+        return UvResolution(pylock=again.pylock, pages=tuple(dict.fromkeys((*res.pages, *again.pages))))
 
     done: list[tuple[_Job, bytes | None, str | None, tuple[str, ...]]] = []
     with cf.ThreadPoolExecutor(max_workers=max(1, opts.resolver_jobs)) as pool:
@@ -398,7 +461,7 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
 
 
 def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]],
-              results: dict[str, AppResult]) -> list[_Job]:
+              results: dict[str, AppResult], opts: SyncOptions) -> list[_Job]:
     """One resolution per prepared app and target; direct references point uv at the files we built."""
     jobs: list[_Job] = []
     for app, targets in apps:
@@ -421,7 +484,9 @@ def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str
             jobs.append(_Job(
                 key=(app.name, t.id), target=t, index=index, requirements=tuple(reqs),
                 constraints=tuple(str(c.requirement) for c in app.constraints),
-                prerelease=app.options.pre, no_binary=app.options.no_binary, only_binary=app.options.only_binary,
+                prerelease=app.options.pre, no_binary=app.options.no_binary,
+                only_binary=tuple(dict.fromkeys((*opts.only_binary, *app.options.only_binary))),
+                prefer_binary=opts.prefer_binary or app.options.prefer_binary,
                 direct=direct_files,
             ))
     return jobs
@@ -436,6 +501,7 @@ class _Fetched:
     present: int
     bytes: int
     confusion: dict[str, list[str]]  # app → dependency-confusion warnings
+    compiled: dict[str, list[str]]  # app → sdists with compiled code a target gets (built inside)
     build_pins: dict[str, list[Pin]]  # target id → build requirements of its sdists
     bad_files: set[str]  # sha256 of files that could not be fetched
 
@@ -455,6 +521,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
             pending.append((job.key[0], job.target, res[1], job.index))
     public = opts.index.index_url
     confusion: dict[str, list[str]] = {}
+    compiled: dict[str, list[str]] = {}
     seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
     build_pins: dict[str, list[Pin]] = {}
     bad_files: set[str] = set()
@@ -478,10 +545,11 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                                on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
             pages = pages_future.result()
         if depth == 0:
-            for owner, _, pins, idx in pending:
+            for owner, target, pins, idx in pending:
                 if owner in results:
                     confusion.setdefault(owner, [])
                     confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
+                    compiled.setdefault(owner, []).extend(_compiled_sdists(target, pins, idx, pages))
         fetched += len(report.fetched)
         present += len(report.present)
         nbytes += report.bytes_fetched
@@ -518,7 +586,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                 fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
     # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
     return _Fetched(errors=fetch_errors, fetched=fetched, present=present, bytes=nbytes, confusion=confusion,
-                    build_pins=build_pins, bad_files=bad_files)
+                    compiled=compiled, build_pins=build_pins, bad_files=bad_files)
 
 
 
@@ -570,7 +638,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
         #    built or copied into distribution files; then resolution for every app × target.
         prepared = _prepare_apps(apps, results, store, opts, reporter)
-        jobs = _app_jobs(apps, prepared, results)
+        jobs = _app_jobs(apps, prepared, results, opts)
         if opts.installers:
             for t in all_targets:
                 jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
@@ -621,6 +689,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                 result.error = "\n".join(warnings)
                 continue
             result.warnings.extend(warnings)
+            result.warnings.extend(got.compiled.get(app.name, []))
             entry_targets: dict[str, Any] = {}
             failed_here: list[str] = []
             for t in targets:

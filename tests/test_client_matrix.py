@@ -6,6 +6,7 @@ markers, and `--require-hashes` from the published lock. Each client is named in
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -66,6 +67,8 @@ def matrix_mirror(tmp_path_factory):
     upstream.stop()  # from here on, our index alone
     run_mirror("publish", "--store", str(store))
     served = Served(store)
+    # Published again now that the served URL is known: the pylock.toml files point at it.
+    run_mirror("publish", "--store", str(store), "--base-url", served.base)
     ngx = Nginx(store / "published", work / "nginx")
     yield {"app": app, "served": served, "nginx": ngx}
     ngx.stop()
@@ -116,4 +119,27 @@ def test_client_installs_the_hashed_lock_from_nginx(matrix_mirror, client, tmp_p
     with urllib.request.urlopen(f"{matrix_mirror['served'].base}/locks/matrix/{_target(client)}/requirements.lock") as r:
         lock.write_bytes(r.read())
     got = _install(client, tmp_path, matrix_mirror["nginx"].simple, "--require-hashes", "-r", str(lock))
+    _expect(client, got)
+
+
+PYLOCK_CLIENTS = [c for c in MATRIX if c.kind == "uv" or (c.kind == "pip" and c.python_version == clients.HOST
+                                                       and tuple(map(int, c.version.split(".")[:2])) >= (26, 1))]
+
+
+@pytest.mark.parametrize("client", PYLOCK_CLIENTS, ids=[c.id for c in PYLOCK_CLIENTS])
+def test_client_installs_the_published_pylock(matrix_mirror, client, tmp_path):
+    """The published pylock.toml names our files (hashes unchanged): pip >= 26.1 reads it from the
+    mirror's URL, uv from a copy on disk; only our index is reachable."""
+    if client.why_missing:
+        pytest.skip(client.why_missing)
+    url = f"{matrix_mirror['served'].base}/locks/matrix/{_target(client)}/pylock.toml"
+    with urllib.request.urlopen(url) as r:
+        text = r.read().decode()
+    urls = re.findall(r'url = "([^"]+)"', text)
+    assert urls and all(u.startswith(matrix_mirror["served"].base + "/packages/") for u in urls), urls
+    source = url
+    if client.kind == "uv":
+        source = str(tmp_path / "pylock.toml")
+        Path(source).write_text(text)
+    got = _install(client, tmp_path, matrix_mirror["served"].simple, "-r", source)
     _expect(client, got)

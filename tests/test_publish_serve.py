@@ -176,3 +176,20 @@ def test_html_is_escaped():
     html = render_project_html("x", [IndexFile(filename='x-1.0.tar.gz"><script>', url='a"b', sha256="0" * 64, size=1,
                                                requires_python="<4,>=3")])
     assert "<script>" not in html and "&lt;4,&gt;=3" in html and 'a&quot;b' in html
+
+
+def test_served_pylock_points_at_the_mirror():
+    """uv's lock names upstream URLs; the published one names our tree, by URL or by a path relative
+    to /locks/APP/TARGET/pylock.toml; a file the snapshot lacks keeps its reference."""
+    from mirror.publish import served_pylock
+
+    sha, other = "ab" * 32, "cd" * 32
+    lock = (f'[[packages]]\nname = "a"\nwheels = [{{ name = "a-1.0-py3-none-any.whl", url = "https://up/a.whl", '
+            f'upload-time = 2024-01-01T00:00:00Z, size = 3, hashes = {{ sha256 = "{sha}" }} }}]\n'
+            f'sdist = {{ url = "https://up/b.tar.gz", size = 4, hashes = {{ sha256 = "{other}" }} }}\n').encode()
+    files = {sha: {"filename": "a-1.0-py3-none-any.whl"}}
+    out = served_pylock(lock, files, "https://mirror.example/pypi").decode()
+    assert f'url = "https://mirror.example/pypi/packages/ab/{sha}/a-1.0-py3-none-any.whl"' in out
+    assert f'hashes = {{ sha256 = "{sha}" }}' in out and 'url = "https://up/b.tar.gz"' in out
+    rel = served_pylock(lock, files, None).decode()
+    assert f'path = "../../../packages/ab/{sha}/a-1.0-py3-none-any.whl"' in rel
