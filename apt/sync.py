@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError
+from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
 from mirror.extensions import ExtensionOutcome, SyncContext
 from mirror.fetch import FetchItem, fetch_all, get_bytes
 from mirror.store import atomic_write
@@ -37,6 +37,10 @@ DEFAULT_SOURCES: tuple[Mapping[str, Any], ...] = (
     {"url": "http://deb.debian.org/debian", "suites": ["{distro}"], "components": ["main"],
      "keyrings": [str(DEBIAN_KEYRING)]},
 )
+
+
+class _ArchiveFault(IntegrityError):
+    """An upstream suite's index that cannot be read or does not match its signed Release."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,7 +117,7 @@ class AptSync:
         section_targets: dict[str, Any] = {}
         items: list[FetchItem] = []
         releases: dict[tuple[str, str], ReleaseFile] = {}
-        suites_cache: dict[tuple[str, str, str], list[Stanza]] = {}
+        suites_cache: dict[tuple[str, str, str], list[Stanza] | _ArchiveFault] = {}
         universes: dict[tuple[Any, ...], Universe] = {}
         bases: dict[str, Base] = {}
 
@@ -125,8 +129,14 @@ class AptSync:
         def suite(src: Source, arch: str) -> list[Stanza]:
             key = (src.url, src.suite, arch)
             if key not in suites_cache:
-                suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).stanzas
-            return suites_cache[key]
+                try:
+                    suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).stanzas
+                except (IntegrityError, TransportError) as exc:  # read once per sync, failed once
+                    suites_cache[key] = _ArchiveFault(str(exc))
+            got = suites_cache[key]
+            if isinstance(got, _ArchiveFault):
+                raise got
+            return got
 
         def universe(target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
             key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
@@ -140,12 +150,35 @@ class AptSync:
                 bases[target.id] = self._base(opts, lambda: universe(target, sources))
             return bases[target.id]
 
+        prev_apps = (ctx.previous or {}).get("apps", {})
+        prev_targets = (ctx.previous or {}).get("apt", {}).get("targets", {})
+
+        def upstream_fault(app: str, target: AptTarget, exc: MirrorError) -> None:
+            """An archive that fails verification fails only this app's target: it keeps its previous
+            closure (with a warning naming suite and file), and the app's other targets go on."""
+            old = prev_apps.get(app, {}).get("apt", {}).get(target.id)
+            if old is None or any(s not in prev for s in old.get("files", [])):
+                out.app_errors.setdefault(app, f"apt {target.id}: {exc}")
+                return
+            out.app_entries.setdefault(app, {})[target.id] = old
+            files.update((s, prev[s]) for s in old["files"])
+            section_targets.setdefault(target.id, prev_targets.get(target.id, {"distro": target.distro, "arch": target.arch}))
+            warning = f"apt {target.id}: {exc}; the previous closure for {target.id} is kept"
+            out.app_warnings.setdefault(app, []).append(warning)
+            if warning not in out.warnings:
+                out.warnings.append(warning)
+
         for target in targets:
             ctx.reporter.phase(f"apt {target.id}", None)
             try:
                 sources = _sources(opts, target.distro)
                 for src in sources:
                     release(src)  # verified before anything else is read
+            except (IntegrityError, TransportError) as exc:
+                for app in wanted:
+                    if app.name in parsed and app.name not in out.app_errors:
+                        upstream_fault(app.name, target, exc)
+                continue
             except MirrorError as exc:
                 for app in wanted:
                     out.app_errors.setdefault(app.name, str(exc))
@@ -159,6 +192,9 @@ class AptSync:
                 try:
                     entry, metas = self._app_target(app.name, parsed[app.name], target, sources, debs, opts,
                                                     release, universe, base, cache)
+                except (_ArchiveFault, TransportError) as exc:
+                    upstream_fault(app.name, target, exc)
+                    continue
                 except MirrorError as exc:
                     out.app_errors[app.name] = str(exc)
                     continue
@@ -182,7 +218,6 @@ class AptSync:
                 del out.app_entries[name]
 
         # Failed apps keep what the previous snapshot had for them.
-        prev_apps = (ctx.previous or {}).get("apps", {})
         for name in out.app_errors:
             out.app_entries.pop(name, None)
             old = prev_apps.get(name, {}).get("apt")

@@ -213,6 +213,8 @@ def sync(
                               highlight=False, markup=True)
         for e in result.fetch_errors:
             console.print(f"[red]fetch error:[/] {e}", highlight=False)
+        for w in result.warnings:
+            console.print(f"[yellow]warning:[/] {w}", highlight=False)
         console.print(
             f"{len(result.apps)} apps, {len(result.targets)} targets, {result.files_total} files: "
             f"{result.files_fetched} fetched ({result.bytes_fetched / 1e6:.1f} MB), {result.files_present} already present; "

@@ -42,6 +42,8 @@ class ExtensionOutcome:
     app_warnings: dict[str, list[str]] = field(default_factory=dict)
     kept_previous: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    # Faults that cost nothing already mirrored (an upstream that failed, the previous closure kept).
+    warnings: list[str] = field(default_factory=list)
     files_fetched: int = 0
     files_present: int = 0
     bytes_fetched: int = 0

@@ -108,6 +108,7 @@ class SyncResult:
     files_present: int = 0
     bytes_fetched: int = 0
     fetch_errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     resolutions_run: int = 0  # by uv
     resolutions_reused: int = 0  # from the memo: nothing they read had changed
 
@@ -124,7 +125,7 @@ class SyncResult:
             "snapshot": self.snapshot_id, "previous": self.previous_id, "changed": self.changed, "ok": self.ok,
             "targets": self.targets,
             "files": {"total": self.files_total, "fetched": self.files_fetched, "present": self.files_present},
-            "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors,
+            "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors, "warnings": self.warnings,
             "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets, "error": a.error,
@@ -755,6 +756,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
 
         # 5. Extensions (the APT side): each adds its section and per-app entries.
         sections: dict[str, Any] = {}
+        ext_warnings: list[str] = []
         for ext, future in ext_futures:
             outcome = future.result()
             sections[ext.name] = outcome.section
@@ -762,6 +764,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             present += outcome.files_present
             nbytes += outcome.bytes_fetched
             fetch_errors.extend(outcome.errors)
+            ext_warnings.extend(outcome.warnings)
             for name, entry in outcome.app_entries.items():
                 if name in apps_manifest:
                     apps_manifest[name][ext.name] = entry
@@ -800,5 +803,5 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
             targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
             files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
-            fetch_errors=fetch_errors, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
+            fetch_errors=fetch_errors, warnings=ext_warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
         )

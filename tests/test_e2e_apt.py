@@ -202,3 +202,61 @@ def test_a_repo_line_whose_release_does_not_verify_names_the_line_and_the_fix(de
     err = json.loads(proc.stdout)["apps"][0]["error"]
     assert proc.returncode == 1
     assert "a (Aptfile:2) → :repo: " in err and "signed-by=" in err and "trusted=yes" in err
+
+
+def test_an_index_that_does_not_match_its_release_fails_only_that_target(debian_upstream, upstream, tmp_path):
+    """A suite's Packages that does not match its signed Release (seen with a security suite): the
+    Python targets and the other architecture sync, the failing APT target keeps its previous closure,
+    the summary names suite and file, and the sync still writes its snapshot (so the nightly bundles)."""
+    import hashlib
+    import shutil
+
+    from tests.conftest import StaticServer, X86
+    from tests.debs import GpgKey
+
+    archive = tmp_path / "archive"
+    shutil.copytree(debian_upstream.root, archive)
+    server = StaticServer(archive)
+    try:
+        app = tmp_path / "apps" / "both"
+        app.mkdir(parents=True)
+        (app / "requirements.txt").write_text("beta==1.0\n")
+        (app / "Aptfile").write_text("libbar\n")
+        (tmp_path / "mirror.toml").write_text(
+            f'[store]\npath = "store"\n[apps]\npaths = ["apps/*"]\n[python]\nindex-url = "{upstream.url}/simple"\n'
+            f'versions = ["3.11"]\nplatforms = ["{X86}"]\ninstallers = []\n'
+            + apt_config(server.url, debian_upstream.keyring, architectures=["amd64", "arm64"]))
+        config = str(tmp_path / "mirror.toml")
+        first = json.loads(run_mirror("sync", "--config", config, "--json").stdout)
+        assert first["ok"], first
+        # The suite is re-signed with a Release whose arm64 index hashes do not match the files
+        # served (an archive caught mid-update); the app asks for more.
+        dist = archive / "dists" / "fixture"
+        release = (dist / "Release").read_text()
+        for f in (dist / "main" / "binary-arm64").glob("Packages*"):
+            sha = hashlib.sha256(f.read_bytes()).hexdigest()
+            release = release.replace(sha, hashlib.sha256(sha.encode()).hexdigest())
+        (dist / "Release").write_text(release)
+        key = GpgKey(Path(debian_upstream.root).parent / "gnupg")
+        key.fingerprint = next(line.split(":")[9] for line in key.gpg("--with-colons", "--list-secret-keys").splitlines()
+                               if line.startswith("fpr:"))
+        key.gpg("--local-user", key.fingerprint, "--clearsign", "--output", str(dist / "InRelease"), str(dist / "Release"))
+        key.stop()
+        (app / "requirements.txt").write_text("beta==2.0\n")
+        (app / "Aptfile").write_text("libbar\nneeds-api\n")
+        proc = run_mirror("sync", "--config", config, "--json", "--refresh", "--detailed-exit-code", check=False)
+        assert proc.returncode == 2, proc.stderr  # changed, and not failed: the nightly bundles it
+        second = json.loads(proc.stdout)
+        store = tmp_path / "store" / "store-v1" / "snapshots"
+        old = json.loads((store / f"{first['snapshot']}.json").read_text())["apps"]["both"]
+        new = json.loads((store / f"{second['snapshot']}.json").read_text())["apps"]["both"]
+        assert new["targets"][f"cp311-{X86}"]["packages"] == [["beta", "2.0"]]    # Python went on
+        assert "needs-api" in {n for n, _, _ in new["apt"]["fixture-amd64"]["packages"]}  # so did amd64
+        assert new["apt"]["fixture-arm64"] == old["apt"]["fixture-arm64"]         # arm64: previous closure
+        app_result = second["apps"][0]
+        assert app_result["ok"]
+        warning = next(w for w in app_result["warnings"] if "fixture-arm64" in w)
+        assert "fixture" in warning and "binary-arm64/Packages" in warning and "previous closure" in warning
+        assert any("binary-arm64/Packages" in w for w in second["warnings"])
+    finally:
+        server.stop()
