@@ -120,17 +120,25 @@ def _interpreter(python: str) -> str:
     return found[-1] if found else python
 
 
+CLIENT = "uv"  # --client: "uv", or "pip": the pip the target's CPython bundles (ensurepip)
+
+
 def _install(venv: Path, args: list[str], cwd: Path, timeout: int, python: str) -> tuple[bool, str]:
-    """uv pip install into a fresh venv of CPython `python` (X.Y)."""
-    made = subprocess.run([uv_binary(), "venv", "-q", "--no-config", "--python", _interpreter(python), str(venv)],
-                          capture_output=True, text=True, env=_env())
+    """uv pip install (or the bundled pip's install) into a fresh venv of CPython `python` (X.Y)."""
+    if CLIENT == "pip":
+        made = subprocess.run([_interpreter(python), "-m", "venv", str(venv)], capture_output=True, text=True, env=_env())
+        cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "--isolated", "--no-cache-dir",
+               "--disable-pip-version-check", *args]
+    else:
+        made = subprocess.run([uv_binary(), "venv", "-q", "--no-config", "--python", _interpreter(python), str(venv)],
+                              capture_output=True, text=True, env=_env())
+        cmd = [uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"), *args]
     if made.returncode != 0:
         return False, f"no CPython {python} here: {_tail(made.stderr)}"
     env = _env()
     env["UV_CACHE_DIR"] = str(venv.parent / "uv-cache")
     try:
-        proc = subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
-                               *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout} s"
     ok = proc.returncode == 0
@@ -169,8 +177,12 @@ def main() -> int:
     ap.add_argument("--exclude", default=None, help="regex: skip apps whose name or requirements match (e.g. torch)")
     ap.add_argument("--only", default=None, help="regex: only apps whose name matches")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--client", choices=("uv", "pip"), default="uv",
+                    help="installer for both installs: uv, or the pip each target's CPython bundles")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds per install")
     args = ap.parse_args()
+    global CLIENT
+    CLIENT = args.client
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     apps = python_apps(args.apps, re.compile(args.exclude) if args.exclude else None,
