@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mirror.appfiles import AppFileError, read_app_file
 from mirror.reqfile import decode_like_pip
+from mirror.urls import redact
 
 from .errors import AptfileError
 
@@ -101,8 +103,8 @@ def _repo(rest: str, path: Path, lineno: int) -> RepoLine:
     if len(parts) < 2:
         raise AptfileError(path, lineno, "a repository line needs a URL and a suite", fix)
     url, suite, *components = parts
-    if urlsplit(url).scheme not in ("http", "https", "file"):
-        raise AptfileError(path, lineno, f"repository URL {url!r} is not http(s):// or file://", fix)
+    if _scheme(url, path, lineno) not in ("http", "https", "file"):
+        raise AptfileError(path, lineno, f"repository URL {redact(url)!r} is not http(s):// or file://", fix)
     if suite.endswith("/"):
         raise AptfileError(path, lineno, f"flat repositories ({suite!r}) are not supported yet",
                            "use a repository with dists/SUITE/, or put the .deb URLs in the Aptfile")
@@ -112,6 +114,19 @@ def _repo(rest: str, path: Path, lineno: int) -> RepoLine:
         signed_by = str((path.parent / signed_by).resolve())
     return RepoLine(url=url.rstrip("/"), suite=suite, components=tuple(components), trusted=trusted,
                     signed_by=signed_by, arch=arch, path=str(path), line=lineno)
+
+
+def _scheme(url: str, path: Path, lineno: int) -> str:
+    """The URL's scheme, once it is known to be a URL at all."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError as exc:
+        raise AptfileError(path, lineno, f"{redact(url)[:200]!r} is not a valid URL ({exc})",
+                           "write it as http(s)://host[:port]/path") from exc
+    if parts.scheme in ("http", "https") and not parts.hostname:
+        raise AptfileError(path, lineno, f"{redact(url)[:200]!r} names no host", "write it as http(s)://host/path")
+    return parts.scheme
 
 
 def _package(word: str, path: Path, lineno: int) -> PackageRequest:
@@ -136,8 +151,15 @@ def parse_aptfile(text: str, path: Path | str) -> Aptfile:
     packages: list[PackageRequest] = []
     debs: list[DebUrl] = []
     repos: list[RepoLine] = []
+    if "\0" in text:
+        raise AptfileError(path, text[: text.index("\0")].count("\n") + 1, "a NUL byte: this is not a text file",
+                           "save it as UTF-8 text")
     for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith(":repo:") else raw.strip()
+        if len(raw) > 64 << 10:
+            raise AptfileError(path, lineno, "line is over 65,536 characters", "fix or remove it")
+        # A comment starts at '#' (after whitespace on a :repo: line, whose URL may hold a '#').
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith(":repo:") else \
+            re.split(r"\s#", raw, maxsplit=1)[0].strip()
         if not line:
             continue
         if line.startswith(":repo:"):
@@ -149,11 +171,12 @@ def parse_aptfile(text: str, path: Path | str) -> Aptfile:
                                "write only the package names, one or more per line")
         for word in words:
             if "://" in word:
+                scheme = _scheme(word, path, lineno)
                 if not urlsplit(word).path.endswith(".deb"):
-                    raise AptfileError(path, lineno, f"URL {word!r} does not name a .deb file",
+                    raise AptfileError(path, lineno, f"URL {redact(word)[:200]!r} does not name a .deb file",
                                        "give the URL of a .deb, or a :repo: line for a repository")
-                if urlsplit(word).scheme not in ("http", "https", "file"):
-                    raise AptfileError(path, lineno, f"URL {word!r} is not http(s):// or file://", "")
+                if scheme not in ("http", "https", "file"):
+                    raise AptfileError(path, lineno, f"URL {redact(word)[:200]!r} is not http(s):// or file://", "")
                 debs.append(DebUrl(url=word, path=str(path), line=lineno))
             elif word.startswith(":"):
                 raise AptfileError(path, lineno, f"unknown directive {word!r}", "the only directive is :repo:")
@@ -162,5 +185,12 @@ def parse_aptfile(text: str, path: Path | str) -> Aptfile:
     return Aptfile(path=str(path), packages=tuple(packages), debs=tuple(debs), repos=tuple(repos))
 
 
-def read_aptfile(path: Path) -> Aptfile:
-    return parse_aptfile(decode_like_pip(Path(path).read_bytes(), path), path)
+def read_aptfile(path: Path, *, root: Path | None | bool = True) -> Aptfile:
+    """Read and parse an Aptfile: a regular file of bounded size inside `root` (True: its own
+    folder; None: anywhere)."""
+    folder = Path(path).parent if root is True else root
+    try:
+        data = read_app_file(Path(path), root=folder)  # type: ignore[arg-type]
+    except AppFileError as exc:
+        raise AptfileError(path, 0, str(exc)) from exc
+    return parse_aptfile(decode_like_pip(data, path), path)

@@ -105,13 +105,17 @@ class AptSync:
         debs: dict[str, tuple[str, Stanza]] = {}
         for app in wanted:
             try:
-                parsed[app.name] = [read_aptfile(p) for p in app.apt_files]
+                parsed[app.name] = [read_aptfile(p, root=None if opts.get("allow_outside") else True)
+                                    for p in app.apt_files]
                 for af in parsed[app.name]:
                     for d in af.debs:
                         if d.url not in debs:
                             debs[d.url] = self._deb(store, d.url, prev_by_url, bool(opts.get("refresh")))
             except MirrorError as exc:
                 out.app_errors[app.name] = str(exc)
+            except Exception as exc:  # noqa: BLE001  (one app's Aptfile never stops the others)
+                out.app_errors[app.name] = (f"{app.name}: its Aptfile could not be read ({type(exc).__name__}); this is a "
+                                            "bug in airgap-mirror, please report it with the file's shape (not its content)")
 
         files: dict[str, dict[str, Any]] = {}
         section_targets: dict[str, Any] = {}

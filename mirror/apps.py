@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from .appfiles import AppFileError, read_app_file
 from .errors import InputError, RequirementsError
 from .reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
 
@@ -44,9 +45,16 @@ class AppSpec:
         return sorted(p.name for p in self.path.glob("requirements*.txt") if p.is_file() and p.resolve() not in read)
 
 
+def _read(path: Path, root: Path | None) -> str:
+    try:
+        return decode_like_pip(read_app_file(path, root=root), path)
+    except AppFileError as exc:
+        raise RequirementsError(path, 0, str(exc)) from exc
+
+
 def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]:
     """Add the pip: section of a conda environment file to `into`; return the conda packages it names."""
-    text = decode_like_pip(path.read_bytes(), path)
+    text = _read(path, into.root)
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -86,32 +94,34 @@ def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]
     return tuple(conda)
 
 
-def _runtime(path: Path) -> str:
-    text = decode_like_pip(path.read_bytes(), path).strip()
+def _runtime(path: Path, root: Path | None) -> str:
+    text = _read(path, root).strip()
     m = _RUNTIME.fullmatch(text.lower())
     if not m:
         raise RequirementsError(path, 1, f"unrecognised runtime {text!r}", "write it as python-3.11 or python-3.11.4")
     return m.group(1) + (f".{m.group(2)}" if m.group(2) and m.group(2).isdigit() else "")
 
 
-def load_app(path: Path, extra_files: tuple[str, ...] = ()) -> AppSpec:
+def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bool = False) -> AppSpec:
     """Read an app folder (its platform's requirements files, then `extra_files` where present).
-    Raises InputError (with file and line) on anything malformed."""
-    path = Path(path)
+    Raises InputError (with file and line) on anything malformed; every file it reads lies inside
+    the folder unless `allow_outside`."""
+    path = Path(path).absolute()  # uv builds and file URLs run elsewhere
     if not path.is_dir():
         raise InputError(f"app folder {path} does not exist or is not a folder")
-    collector = RequirementsCollector()
+    root = None if allow_outside else path
+    collector = RequirementsCollector(root=root, app_dir=path)
     for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
-        if f.is_file():
-            parse_requirements_text(decode_like_pip(f.read_bytes(), f), f, into=collector)
+        if f.is_file() or f.is_symlink():
+            parse_requirements_text(_read(f, root), f, into=collector)
     conda: tuple[str, ...] = ()
     for name in ("environment.yml", "environment.yaml"):
         f = path / name
         if f.is_file():
             conda = _environment_yml(f, collector)
             break
-    python = _runtime(path / "runtime.txt") if (path / "runtime.txt").is_file() else None
+    python = _runtime(path / "runtime.txt", root) if (path / "runtime.txt").is_file() else None
     parsed = collector.result()
     return AppSpec(
         name=path.resolve().name,

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from .config import EXAMPLE_CONFIG, Config, load_config
 from .errors import ConfigError, MirrorError, StoreError
 from .store import open_store
+from .urls import redact_text
 
 if TYPE_CHECKING:
     from .resolve import IndexConfig
@@ -40,7 +41,7 @@ def _config(config: Path | None, store: Path | None) -> tuple[Config, Path]:
 
 
 def fail_with(exc: MirrorError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -146,6 +147,7 @@ def sync(
     strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
     pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
     only_binary: Annotated[Optional[list[str]], typer.Option("--only-binary", help="Wheels only for these projects (comma-separated, ':all:' for every one), as pip's flag: a target with no wheel fails instead of getting an sdist to build inside.")] = None,
+    allow_outside_app: Annotated[bool, typer.Option("--allow-outside-app", help="Let apps name files outside their own folder (-r ../shared.txt, /opt/wheels/x.whl); off, such a line is refused.")] = False,
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     as_json: JsonOpt = False,
@@ -188,11 +190,13 @@ def sync(
             requirement_files=tuple(dict.fromkeys((*cfg.requirement_files, *(requirements_file or ())))),
             only_binary=tuple(dict.fromkeys(n.strip() for v in (only_binary or cfg.only_binary) for n in v.split(",") if n.strip())),
             prefer_binary=prefer_binary or cfg.prefer_binary,
+            allow_outside=allow_outside_app or cfg.allow_outside,
             installers=tuple(i for i in installers.split(",") if i) if installers is not None else cfg.installers,
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
             refresh=refresh,
-            extensions={"apt": _apt_options(cfg, distro, arch, with_recommends, apt_base, apt_base_status, refresh)},
+            extensions={"apt": {**_apt_options(cfg, distro, arch, with_recommends, apt_base, apt_base_status, refresh),
+                                "allow_outside": allow_outside_app or cfg.allow_outside}},
         )
         st = open_store(root, create=True)
         with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:
@@ -207,9 +211,9 @@ def sync(
             mark = "[green]ok[/]" if a.ok else "[red]FAILED[/]"
             console.print(f"{mark} {a.name}: {', '.join(a.targets) or '-'}", highlight=False)
             for w in a.warnings:
-                console.print(f"   [yellow]warning:[/] {w}", highlight=False)
+                console.print(f"   [yellow]warning:[/] {escape(redact_text(w))}", highlight=False)
             if a.error:
-                console.print(f"   [red]{escape(a.error)}[/]" + (" (previous lock kept)" if a.kept_previous else ""),
+                console.print(f"   [red]{escape(redact_text(a.error))}[/]" + (" (previous lock kept)" if a.kept_previous else ""),
                               highlight=False, markup=True)
         for e in result.fetch_errors:
             console.print(f"[red]fetch error:[/] {e}", highlight=False)

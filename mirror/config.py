@@ -33,6 +33,9 @@ paths = ["apps/*"]
 # Requirements files read in each app besides the platform's own (requirements.txt,
 # private-requirements.txt, environment.yml): say, one the app's predeploy script installs.
 # requirement-files = ["requirements-predeploy.txt"]
+# An app names only files inside its own folder (-r includes, local wheels and sdists); a line
+# reaching outside (`-r ../shared.txt`, `/opt/wheels/x.whl`, a symlink out) is refused unless:
+allow-outside = false
 
 [python]
 # The machines inside the gap, never this one: every version x every platform is a target.
@@ -119,6 +122,7 @@ class Config:
     prefer_binary: bool = False
     pip_env: bool = False
     requirement_files: tuple[str, ...] = ()
+    allow_outside: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     serve_url: str | None = None
@@ -194,6 +198,7 @@ def load_config(path: Path | None) -> Config:
             prefer_binary=bool(py_t.get("prefer-binary", False)),
             pip_env=bool(py_t.get("pip-env", False)),
             requirement_files=_list(apps_t.get("requirement-files", []), "apps.requirement-files", path),
+            allow_outside=bool(apps_t.get("allow-outside", False)),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,

@@ -14,14 +14,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InputError
-from .urls import redact
+from .urls import redact, remember_secrets
 
 __all__ = ["expand", "Credentials", "ENV_VAR", "secret_values"]
 
 ENV_VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+_URL_PARTS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)\Z", re.S)
 
 
 def expand(template: str, *, where: str = "", env: Mapping[str, str] | None = None) -> str:
@@ -35,7 +36,20 @@ def expand(template: str, *, where: str = "", env: Mapping[str, str] | None = No
             f"not set (used in {redact(template)}): export {' and '.join(dict.fromkeys(missing))} before the sync; "
             "credentials are read from the environment only"
         )
-    return ENV_VAR.sub(lambda m: env[m.group(1)], template)
+    remember_secrets(env[name] for name in ENV_VAR.findall(template))
+    # In a URL's user:password@ part a value is percent-encoded, so `/`, `@`, `#` or `:` in a password
+    # neither break the URL nor end up in an "invalid URL" message. The parts are found on the
+    # template, where a ${VAR} holds none of those characters.
+    url = _URL_PARTS.match(template)
+    if url and "@" in url["authority"]:
+        userinfo, _, host = url["authority"].rpartition("@")
+        userinfo = ENV_VAR.sub(lambda m: quote(env[m.group(1)], safe=""), userinfo)
+        return _plain(url["scheme"], env) + userinfo + "@" + _plain(host + url["rest"], env)
+    return _plain(template, env)
+
+
+def _plain(text: str, env: Mapping[str, str]) -> str:
+    return ENV_VAR.sub(lambda m: env[m.group(1)], text)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

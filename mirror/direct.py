@@ -36,6 +36,7 @@ from packaging.utils import (
 )
 
 from . import git
+from .appfiles import MAX_ARCHIVE, AppFileError, confine, open_regular
 from .credentials import expand, secret_values
 from .distinfo import read_pkg_info
 from .errors import InputError, IntegrityError, MirrorError, TransportError
@@ -338,8 +339,10 @@ def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bo
         return _keep(out, final, origin=origin, commit=None, warnings=warnings, ref=ref, what=what)
 
 
-def materialise(ref: DirectRef, *, where: str, app_dir: Path, cache: Path, index: IndexConfig, refresh: bool = False) -> DirectDist:
-    """Turn one DirectRef into distribution files in `cache/built`. Raises DirectError naming `where`."""
+def materialise(ref: DirectRef, *, where: str, app_dir: Path, cache: Path, index: IndexConfig, refresh: bool = False,
+                allow_outside: bool = False) -> DirectDist:
+    """Turn one DirectRef into distribution files in `cache/built`. Raises DirectError naming `where`.
+    A local path must lie inside `app_dir` (unless `allow_outside`) and be a folder or a regular file."""
     builder = _Builder(index, cache / "uv")
     try:
         if ref.kind == "git":
@@ -353,14 +356,20 @@ def materialise(ref: DirectRef, *, where: str, app_dir: Path, cache: Path, index
                 path = app_dir / path
             if ref.subdirectory:
                 path = path / ref.subdirectory
+            root = None if allow_outside else app_dir
+            confine(path, root)
             if not path.exists():
                 raise DirectError(f"{where}: {ref.display} does not exist (paths are read from the app folder {app_dir})")
             if path.is_dir():
                 dist = _local_folder(path, ref, where, cache, builder, app_dir)
             else:
+                with open_regular(path, limit=MAX_ARCHIVE, root=root):
+                    pass  # a regular file of sane size: not a FIFO, a device or /proc
                 dist = _local_file(path, ref, where, cache, builder, app_dir)
     except DirectError:
         raise
+    except AppFileError as exc:
+        raise DirectError(f"{where}: {exc}") from exc
     except MirrorError as exc:
         raise DirectError(f"{where}: {exc}") from exc
     except OSError as exc:

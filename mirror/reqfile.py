@@ -14,6 +14,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from .appfiles import AppFileError, confine, read_app_file
 from .errors import NotYetSupported, RequirementsError
 
 __all__ = [
@@ -35,8 +36,13 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-# pip: a comment starts at '#' at the start of a line or after whitespace.
-_COMMENT = re.compile(r"(^|\s+)#.*$")
+# pip: a comment starts at '#' at the start of a line or after whitespace. Found by a search that
+# is linear in the line's length (`(^|\s+)#.*$` backtracks quadratically over a run of spaces).
+_COMMENT_START = re.compile(r"(?:^|(?<=\s))#")
+# Longer logical lines are not requirements (the longest real ones, 60 --hash options, are ~6 KB).
+MAX_LINE = 64 << 10
+# -r/-c includes nest at most this deep (pip has no limit; a 1,500-deep chain is not an app).
+MAX_INCLUDE_DEPTH = 32
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _CONDA_LINE = re.compile(r"^[A-Za-z0-9_.\-]+=[^=\s<>!~]+=[^=\s]+$")
 _SINGLE_EQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*(\[[^\]]*\])?)\s*=\s*([^=<>!~\s].*)$")
@@ -131,7 +137,12 @@ def decode_like_pip(data: bytes, path: Path | str) -> str:
     """Decode a requirements file as pip does: a BOM decides, else UTF-8."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return data[len(bom) :].decode(encoding)
+            try:
+                return data[len(bom) :].decode(encoding)
+            except UnicodeDecodeError as exc:
+                raise RequirementsError(path, 0, f"file starts with a {encoding.upper()} byte-order mark but is not "
+                                        f"valid {encoding.upper()} (byte {exc.start + len(bom)})",
+                                        "save it as UTF-8") from exc
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -141,25 +152,35 @@ def decode_like_pip(data: bytes, path: Path | str) -> str:
         ) from exc
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
+def _strip_comment(line: str) -> str:
+    m = _COMMENT_START.search(line)
+    return (line[: m.start()] if m else line).strip()
+
+
+def _logical_lines(text: str, path: Path | str = "") -> list[tuple[int, str]]:
     """Join backslash continuations and strip comments; keep the first physical line number."""
     out: list[tuple[int, str]] = []
     buf: list[str] = []
+    size = 0
     start = 0
     for i, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip("\r")
         if not buf:
-            start = i
-        if line.endswith("\\") and not _COMMENT.search(line):
+            start, size = i, 0
+        size += len(line)
+        if size > MAX_LINE:
+            raise RequirementsError(path, start, f"line is over {MAX_LINE:,} characters, so it is no requirement",
+                                    "fix or remove it")
+        if line.endswith("\\") and not _COMMENT_START.search(line):
             buf.append(line[:-1])
             continue
         buf.append(line)
-        joined = _COMMENT.sub("", " ".join(buf)).strip()
+        joined = _strip_comment(" ".join(buf))
         buf = []
         if joined:
             out.append((start, joined))
     if buf:
-        joined = _COMMENT.sub("", " ".join(buf)).strip()
+        joined = _strip_comment(" ".join(buf))
         if joined:
             out.append((start, joined))
     return out
@@ -176,7 +197,11 @@ def _looks_like_conda_export(lines: list[tuple[int, str]], text: str) -> bool:
 class RequirementsCollector:
     """Accumulates requirements and options over several files (an app's whole set)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None, *, app_dir: Path | None = None) -> None:
+        # Includes must lie inside `root` (the app folder); None: anywhere (--allow-outside-app).
+        self.root = root
+        # Errors in a file outside the app folder never quote its lines (it may be /proc/self/environ).
+        self.app_dir = (app_dir or root).resolve() if (app_dir or root) else None
         self.requirements: list[ReqLine] = []
         self.constraints: list[ReqLine] = []
         self.files: list[Path] = []
@@ -262,12 +287,28 @@ def _split_options(path: Path, lineno: int, line: str) -> list[tuple[str, str | 
 
 
 def _check_url(path: Path, lineno: int, url: str, what: str) -> str:
-    """Index and find-links URLs: credentials only through ${VAR} (or a netrc), never literal."""
+    """Index and find-links URLs: well formed, credentials only through ${VAR} (or a netrc), never literal."""
     if _literal_credentials(url):
+        m = re.search(r"//[^/@\s]*:\$\{([^}]*)\}@", url)
+        if m:
+            raise RequirementsError(
+                path, lineno, f"{what} {_redact(url)}: ${{{m.group(1)}}} is not a variable pip expands",
+                "name credential variables in capitals, digits and underscores: ${PASSWORD}")
         raise RequirementsError(
             path, lineno, f"{what} {_redact(url)} has a literal password in it",
             "put credentials in environment variables and write them as ${USER}:${PASSWORD}@, or in a netrc file",
         )
+    if "://" in url:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(_ENV_VAR.sub("1", url))  # a ${VAR} is checked once expanded
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError as exc:
+            raise RequirementsError(path, lineno, f"{what} {_redact(url)!r} is not a valid URL ({exc})",
+                                    "write it as https://host[:port]/path") from exc
+        if not parts.hostname and parts.scheme != "file":
+            raise RequirementsError(path, lineno, f"{what} {_redact(url)!r} names no host", "write it as https://host/path")
     return url
 
 
@@ -326,7 +367,7 @@ def _direct(path: Path, lineno: int, text: str, *, editable: bool = False) -> Di
     extras: tuple[str, ...] = ()
     marker: str | None = None
     spec = text
-    m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(\[[^\]]*\])?\s*@\s*(\S.*)$", text)
+    m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(?:(\[[^\]]*\])\s*)?@\s*(\S.*)$", text)
     if m and not re.match(r"^[a-z0-9+.\-]+://", lowered):
         try:
             req = Requirement(text)
@@ -406,7 +447,10 @@ def parse_requirements_text(
 ) -> ParsedRequirements:
     """Parse requirements text that was read from `path` (used for errors and relative includes)."""
     collector = into or RequirementsCollector()
-    lines = _logical_lines(text)
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise RequirementsError(path, line, "a NUL byte: this is not a text file", "save it as UTF-8 text")
+    lines = _logical_lines(text, path)
     if _looks_like_conda_export(lines, text):
         first = next((n for n, line in lines if _CONDA_LINE.match(line)), 1)
         raise RequirementsError(path, first, "file is a conda export", CONDA_EXPORT_FIX)
@@ -430,17 +474,31 @@ def parse_requirements_text(
                 value = value or ""
                 _check_url(path, lineno, value, "an include URL")
                 if value.startswith(("http://", "https://")):
-                    raise NotYetSupported(path, lineno, f"remote include {value!r} is not supported", "download the file into the app folder")
-                target = (path.parent / value).resolve()
-                if target in _seen or target == path.resolve():
-                    raise RequirementsError(path, lineno, f"include cycle through {value!r}", "remove the circular -r/-c")
-                if not target.is_file():
-                    raise RequirementsError(path, lineno, f"included file {value!r} does not exist", f"create {target} or fix the path")
-                sub_text = decode_like_pip(target.read_bytes(), target)
-                parse_requirements_text(
-                    sub_text, target, _seen=(*_seen, path.resolve()), into=collector,
-                    _constraint=_constraint or kind == "constraint",
-                )
+                    raise NotYetSupported(path, lineno, f"remote include {_redact(value)!r} is not supported", "download the file into the app folder")
+                if len(_seen) >= MAX_INCLUDE_DEPTH:
+                    raise RequirementsError(path, lineno, f"-r/-c includes nest over {MAX_INCLUDE_DEPTH} deep",
+                                            "include the files from fewer levels")
+                try:
+                    target = confine(path.parent / value, collector.root)
+                    if target in _seen or target == path.resolve():
+                        raise RequirementsError(path, lineno, f"include cycle through {value!r}", "remove the circular -r/-c")
+                    if not target.exists():
+                        raise RequirementsError(path, lineno, f"included file {value!r} does not exist", f"create {target} or fix the path")
+                    data = read_app_file(target, root=collector.root)
+                except AppFileError as exc:
+                    raise RequirementsError(path, lineno, f"cannot include {value!r}: {exc}") from exc
+                outside = collector.app_dir is not None and collector.app_dir not in target.parents
+                try:
+                    sub_text = decode_like_pip(data, target)
+                    parse_requirements_text(
+                        sub_text, target, _seen=(*_seen, path.resolve()), into=collector,
+                        _constraint=_constraint or kind == "constraint",
+                    )
+                except RequirementsError as exc:
+                    if not outside or exc.problem.startswith("cannot include"):
+                        raise
+                    raise RequirementsError(exc.path, exc.lineno, "cannot be used (its text is not shown: the file is "
+                                            "outside the app folder)", "fix the file or stop including it") from None
             elif kind == "index_url":
                 collector.index_url = _check_url(path, lineno, value or "", "--index-url")
                 collector.origins.setdefault(collector.index_url, f"{path}:{lineno}")

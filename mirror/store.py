@@ -91,7 +91,7 @@ class Store:
     """A store rooted at `root`; safe for one writer and many readers."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # file URLs and other working folders need it absolute
         self.base = self.root / "store-v1"
         self.blobs = self.base / "blobs" / "sha256"
         self.tmp = self.base / "tmp"

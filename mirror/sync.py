@@ -29,7 +29,7 @@ from .resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, u
 from .store import CatalogFile, Store
 from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
 from .upstream import FileStatus, page_digests, project_pages
-from .urls import strip_credentials
+from .urls import redact_text, strip_credentials
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
 
@@ -81,6 +81,8 @@ class SyncOptions:
     # the newest version with a wheel for the target over a newer sdist.
     only_binary: tuple[str, ...] = ()
     prefer_binary: bool = False
+    # Local paths and includes outside an app's own folder are mirrored (off: refused, naming the line).
+    allow_outside: bool = False
     # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -128,8 +130,8 @@ class SyncResult:
             "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors, "warnings": self.warnings,
             "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
             "apps": [
-                {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets, "error": a.error,
-                 "warnings": a.warnings, "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
+                {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
+                 "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
                 for a in self.apps
             ],
         }
@@ -184,6 +186,12 @@ def _direct_requirement(line: ReqLine, dist: DirectDist, target: PythonTarget) -
     assert ref is not None
     extras = f"[{','.join(ref.extras)}]" if ref.extras else ""
     return f"{dist.name}{extras} @ {feed.url}" + (f" ; {ref.marker}" if ref.marker else "")
+
+
+def _unexpected(where: object, exc: BaseException) -> str:
+    """An error the reader did not foresee, told without quoting what it read (it may be a secret)."""
+    return (f"{where}: could not be read ({type(exc).__name__}); this is a bug in airgap-mirror, please report it "
+            "with the file's shape (not its content)")
 
 
 def _app_targets(app: AppSpec, opts: SyncOptions) -> list[PythonTarget]:
@@ -443,7 +451,7 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
                 if line.direct is None:
                     continue
                 dist = materialise(line.direct, where=line.where, app_dir=app.path, cache=store.cache,
-                                   index=index, refresh=opts.refresh)
+                                   index=index, refresh=opts.refresh, allow_outside=opts.allow_outside)
                 reporter.advance()
                 if line.direct.name and canonicalize_name(line.direct.name) != dist.key:
                     raise InputError(f"{line.where}: the requirement says {line.direct.name!r} but "
@@ -455,7 +463,11 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
                 dists[i] = dist
         except MirrorError as exc:
             result.ok = False
-            result.error = str(exc)
+            result.error = redact_text(str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001  (one app's folder never stops the others)
+            result.ok = False
+            result.error = _unexpected(app.path, exc)
             continue
         prepared[app.name] = (index, dists)
     return prepared
@@ -603,11 +615,15 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     for path in opts.apps:
         try:
-            app = load_app(path, opts.requirement_files)
+            app = load_app(path, opts.requirement_files, allow_outside=opts.allow_outside)
             targets = _app_targets(app, opts) if app.has_python else []
         except MirrorError as exc:
             name = Path(path).resolve().name
-            results[name] = AppResult(name=name, path=str(path), ok=False, error=str(exc))
+            results[name] = AppResult(name=name, path=str(path), ok=False, error=redact_text(str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001  (one app's folder never stops the others)
+            name = Path(path).absolute().name
+            results[name] = AppResult(name=name, path=str(path), ok=False, error=_unexpected(path, exc))
             continue
         if app.name in results:
             results[app.name].warnings.append(f"two app folders are named {app.name}; {path} ignored")
