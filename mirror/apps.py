@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,15 +114,15 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
     collector = RequirementsCollector(root=root, app_dir=path)
     for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
-        if f.is_file() or f.is_symlink():
+        if os.path.lexists(f):  # a FIFO or a dangling link named requirements.txt is an error, not absent
             parse_requirements_text(_read(f, root), f, into=collector)
     conda: tuple[str, ...] = ()
     for name in ("environment.yml", "environment.yaml"):
         f = path / name
-        if f.is_file():
+        if os.path.lexists(f):
             conda = _environment_yml(f, collector)
             break
-    python = _runtime(path / "runtime.txt", root) if (path / "runtime.txt").is_file() else None
+    python = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
     parsed = collector.result()
     return AppSpec(
         name=path.resolve().name,
@@ -131,7 +132,7 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         options=parsed.options,
         python=python,
         conda_packages=conda,
-        apt_files=tuple(path / n for n in APT_FILES if (path / n).is_file()),
+        apt_files=tuple(path / n for n in APT_FILES if os.path.lexists(path / n)),
         sources=tuple(dict.fromkeys(parsed.files)),
         procfile=(path / "Procfile").is_file(),
     )

@@ -389,6 +389,8 @@ def _direct(path: Path, lineno: int, text: str, *, editable: bool = False) -> Di
             except InvalidMarker as exc:
                 raise RequirementsError(path, lineno, f"invalid marker {marker!r}", "write a PEP 508 marker") from exc
     low = spec.lower()
+    if "://" in spec:  # well formed, and credentials only as ${VAR}, as for index URLs
+        _check_url(path, lineno, spec.split("+", 1)[1] if re.match(r"^[a-z]+\+[a-z]+://", low) else spec, "URL")
     if low.startswith(("hg+", "svn+", "bzr+")):
         raise NotYetSupported(path, lineno, f"{spec.split('+', 1)[0]} requirement {_redact(spec)!r} cannot be mirrored",
                               "only git repositories are mirrored; publish a release or convert the repository to git")
