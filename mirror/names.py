@@ -37,7 +37,9 @@ def safe_join(root: Path, *parts: str) -> Path:
     rel = PurePosixPath()
     for part in parts:
         if not part or "\x00" in part or "\\" in part:
-            raise UnsafePath(f"unsafe path component: {part!r}")
+            raise UnsafePath(f"unsafe path component: {part[:100]!r}")
+        if any(len(c.encode("utf-8", "surrogateescape")) > 255 for c in part.split("/")):
+            raise UnsafePath(f"path component over 255 bytes: {part[:100]!r}...")
         p = PurePosixPath(part)
         if p.is_absolute():
             raise UnsafePath(f"absolute path not allowed: {part!r}")

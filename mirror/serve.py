@@ -14,7 +14,7 @@ import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
@@ -70,6 +70,11 @@ def negotiate(accept: str | None, fmt: str | None = None) -> str | None:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        # An idle or stalled connection is closed after the server's idle timeout, freeing its thread.
+        self.timeout = self.server.idle_timeout
+        super().setup()
     # Headers and body go out in separate writes: with Nagle's algorithm the body of a small page
     # waits for the client's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection.
     disable_nagle_algorithm = True
@@ -95,12 +100,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _redirect(self, location: str) -> None:
+        # Never request bytes in a header as they came: CR/LF would split the response.
         self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-        self.send_header("Location", location)
+        self.send_header("Location", quote(location, safe="/-._~!$&'()*+,;=:@"))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def _serve(self, head: bool) -> None:
+        try:
+            self._serve_path(head)
+        except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
+            self.close_connection = True
+            self._error(HTTPStatus.NOT_FOUND)
+
+    def _query(self, key: str) -> str | None:
+        """A query parameter, `+` kept as `+` (clients send ?format=...v1+json unencoded)."""
+        for item in urlsplit(self.path).query.split("&"):
+            k, _, v = item.partition("=")
+            if unquote(k) == key:
+                return unquote(v)
+        return None
+
+    def _serve_path(self, head: bool) -> None:
         tree = self.server.tree()
         if tree is None:
             return self._error(HTTPStatus.SERVICE_UNAVAILABLE, "nothing published yet: run `mirror publish`")
@@ -118,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._redirect(f"/simple/{canonicalize_name(parts[1])}/")
             if not raw_path.endswith("/"):
                 return self._redirect(raw_path + "/")
-            fmt = parse_qs(split.query).get("format", [None])[0]
+            fmt = self._query("format")
             content_type = negotiate(self.headers.get("Accept"), fmt)
             vary = True
             if content_type is None:
@@ -128,6 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not raw_path.endswith("/"):
                 return self._redirect(raw_path + "/")
             target = target / "index.html"
+        # The tree is ours, but a symlink in it must not lead out of it (to /etc/passwd).
+        real = Path(os.path.realpath(target))
+        if real != tree and tree not in real.parents:
+            return self._error(HTTPStatus.NOT_FOUND)
         self._send_file(target, head=head, content_type=content_type, vary=vary)
 
     def _send_file(self, path: Path, *, head: bool, content_type: str | None, vary: bool) -> None:
@@ -161,7 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
             rng = self.headers.get("Range")
             if rng and encoding is None:
                 m = _RANGE.match(rng.strip())
-                if m and (m.group(1) or m.group(2)):
+                # An invalid range (5-2) is ignored, as RFC 9110 says: the whole file, 200.
+                if m and (m.group(1) or m.group(2)) and not (m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1))):
                     if m.group(1):
                         start = int(m.group(1))
                         end = min(int(m.group(2)), st.st_size - 1) if m.group(2) else st.st_size - 1
@@ -204,9 +230,11 @@ class MirrorServer(ThreadingHTTPServer):
     request_queue_size = 256
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], published: Path, *, access_log: bool = False) -> None:
+    def __init__(self, address: tuple[str, int], published: Path, *, access_log: bool = False,
+                 idle_timeout: float = 30.0) -> None:
         self.published = Path(published)
         self.access_log = access_log
+        self.idle_timeout = idle_timeout
         self._lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -224,5 +252,6 @@ class MirrorServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def make_server(published: Path, host: str = "127.0.0.1", port: int = 8080, *, access_log: bool = False) -> MirrorServer:
-    return MirrorServer((host, port), published, access_log=access_log)
+def make_server(published: Path, host: str = "127.0.0.1", port: int = 8080, *, access_log: bool = False,
+                idle_timeout: float = 30.0) -> MirrorServer:
+    return MirrorServer((host, port), published, access_log=access_log, idle_timeout=idle_timeout)

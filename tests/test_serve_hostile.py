@@ -1,0 +1,101 @@
+"""The embedded server against hostile requests: no response splitting, no traceback, no escape from
+the published tree, idle connections released, Range and ?format= read as RFC 9110 and PEP 691 say."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from mirror.publish import current_tree, publish
+from mirror.serve import make_server
+from tests.test_publish_serve import store_with_files  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def hostile_server(store_with_files):  # noqa: F811
+    store, _, files = store_with_files
+    publish(store)
+    srv = make_server(store.published, "127.0.0.1", 0, idle_timeout=1.0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv, store, files
+    srv.shutdown()
+    srv.server_close()
+
+
+def _raw(srv, request: bytes, timeout: float = 5) -> bytes:
+    with socket.create_connection(srv.server_address[:2], timeout=timeout) as s:
+        s.sendall(request)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+def test_a_crlf_in_a_project_name_never_reaches_a_header(hostile_server):
+    srv, _, _ = hostile_server
+    resp = _raw(srv, b"GET /simple/Foo%0d%0aSet-Cookie:%20x=1%0d%0a%0d%0a<html>/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = resp.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 301")
+    assert b"\r\nSet-Cookie" not in head and b"<html>" not in head
+    location = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"location:"))
+    assert b"%0D%0A" in location.upper()
+
+
+@pytest.mark.parametrize("path", ["/" + "a" * 300, "/simple/" + "b" * 300 + "/", "/packages/" + "c" * 5000 + "/x"])
+def test_overlong_names_get_404_not_a_traceback(hostile_server, path):
+    srv, _, _ = hostile_server
+    r = httpx.get(f"http://127.0.0.1:{srv.server_address[1]}{path}")
+    assert r.status_code in (404, 301)
+
+
+def test_symlinks_never_lead_out_of_the_tree(hostile_server):
+    srv, store, _ = hostile_server
+    tree = current_tree(store)
+    os.symlink("/etc/passwd", tree / "passwd")
+    os.symlink("loop", tree / "loop")
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    assert httpx.get(base + "/passwd").status_code == 404
+    assert httpx.get(base + "/loop").status_code == 404
+    assert httpx.get(base + "/simple/").status_code == 200  # still serving
+
+
+def test_idle_connections_are_closed(hostile_server):
+    srv, _, _ = hostile_server
+    socks = [socket.create_connection(srv.server_address[:2]) for _ in range(50)]
+    try:
+        time.sleep(2.5)  # idle_timeout is 1 s here (30 s by default)
+        closed = 0
+        for s in socks:
+            s.settimeout(2)
+            try:
+                closed += s.recv(1) == b""
+            except (ConnectionResetError, TimeoutError):
+                closed += 1
+        assert closed == len(socks)
+        assert threading.active_count() < 20
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_range_and_format_as_the_rfcs_say(hostile_server):
+    srv, _, files = hostile_server
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    sha, meta = next(iter(files.items()))
+    url = f"{base}/packages/{sha[:2]}/{sha}/{meta['filename']}"
+    r = httpx.get(url, headers={"Range": "bytes=5-2"})
+    assert r.status_code == 200 and len(r.content) == meta["size"]  # an invalid range is ignored
+    r = httpx.get(url, headers={"Range": "bytes=2-5"})
+    assert r.status_code == 206 and len(r.content) == 4
+    # `+` unencoded in the query, as clients write it.
+    r = httpx.get(base + "/simple/qux/?format=application/vnd.pypi.simple.v1+json")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
