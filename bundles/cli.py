@@ -108,7 +108,8 @@ def register(app: typer.Typer) -> None:
     trust = typer.Typer(help="Public keys this store accepts bundles from.", no_args_is_help=True)
 
     @trust.command("add")
-    def trust_add(key: Annotated[Path, typer.Argument(help="A minisign public key file (.pub).")], store: StoreOpt = None) -> None:
+    def trust_add(key: Annotated[Path, typer.Argument(help="A minisign public key file (.pub).")], store: StoreOpt = None,
+                  replace: Annotated[bool, typer.Option("--replace", help="Replace a different trusted key that has the same id.")] = False) -> None:
         """Trust bundles signed by KEY.
 
         Example: `mirror trust add site-bundles.pub --store /srv/mirror-store`
@@ -118,7 +119,7 @@ def register(app: typer.Typer) -> None:
         from mirror.store import open_store
 
         try:
-            pk = BundleState(open_store(_store_root(store), create=True)).trust(key)
+            pk = BundleState(open_store(_store_root(store), create=True)).trust(key, replace=replace)
         except MirrorError as exc:
             raise _fail(exc) from exc
         _console().print(f"trusted key {pk.id_hex}")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirror.canonical import canonical_json
+from mirror.snapshots import referenced_blobs, unsafe_names
 
 from .errors import BundleFormatError
 
@@ -31,7 +32,9 @@ FORMAT_VERSION = 1
 KIND = "airgap-mirror/bundle"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.json.minisig"
-MAX_MANIFEST_BYTES = 256 << 20
+# Read whole before its signature is checked, so bounded: 32 MiB holds a snapshot of some 50,000
+# files with their Debian stanzas.
+MAX_MANIFEST_BYTES = 32 << 20
 MAX_SIGNATURE_BYTES = 4096
 # A zstd frame may ask for any window; we never write more than 2^27 and refuse more than that.
 MAX_WINDOW_SIZE = 1 << 27
@@ -67,6 +70,43 @@ def build_manifest(*, snapshot: Mapping[str, Any], snapshot_id: str, created: st
     }
     doc["bundle_id"] = hashlib.sha256(canonical_json(doc)).hexdigest()[:32]
     return canonical_json(doc)
+
+
+_MAX_SEQUENCE = 2**53  # a JSON number every reader keeps exact; a key's sequence can never reach it
+
+
+def _check_types(doc: Mapping[str, Any]) -> None:
+    """The signed fields have the types and ranges they must: a signature proves who wrote a value,
+    not that it is sane (a sequence of 2**62 would end every later bundle of that key)."""
+    def is_int(v: object) -> bool:
+        return type(v) is int
+
+    problems = []
+    if not is_int(doc.get("sequence")) or not 0 < doc["sequence"] < _MAX_SEQUENCE:
+        problems.append(f"sequence {doc.get('sequence')!r} is not an integer from 1 to 2**53")
+    if doc.get("mode") not in ("full", "delta"):
+        problems.append(f"mode {str(doc.get('mode'))[:40]!r} is neither full nor delta")
+    if (doc.get("mode") == "delta") != isinstance(doc.get("base_snapshot"), str):
+        problems.append("base_snapshot does not match the mode")
+    for key in ("snapshot_id", *(["base_snapshot"] if doc.get("base_snapshot") is not None else [])):
+        if not (isinstance(doc.get(key), str) and _HEX64.fullmatch(doc[key])):
+            problems.append(f"{key} is not a sha256")
+    for key in ("created", "signer", "bundle_id"):
+        if not isinstance(doc.get(key), str) or len(doc[key]) > 200:
+            problems.append(f"{key} is not a short string")
+    if not is_int(doc.get("blob_bytes")) or doc["blob_bytes"] < 0:
+        problems.append("blob_bytes is not a non-negative integer")
+    blobs = doc.get("blobs")
+    if not isinstance(blobs, list) or not all(
+            isinstance(b, list) and len(b) == 2 and isinstance(b[0], str) and is_int(b[1]) and 0 <= b[1] < _MAX_SEQUENCE
+            for b in blobs):
+        problems.append("blobs is not a list of [sha256, size] pairs")
+    elif doc["blob_bytes"] != sum(b[1] for b in blobs) if is_int(doc.get("blob_bytes")) else False:
+        problems.append("blob_bytes is not the sum of the blob sizes")
+    if not isinstance(doc.get("snapshot"), dict):
+        problems.append("snapshot is not an object")
+    if problems:
+        raise BundleFormatError("the signed manifest is malformed: " + "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,9 +145,19 @@ class Manifest:
             snapshot = doc["snapshot"]
             if hashlib.sha256(canonical_json(snapshot)).hexdigest() != doc["snapshot_id"]:
                 raise BundleFormatError("the manifest's snapshot does not match its snapshot_id")
+            _check_types(doc)
             for sha, size in blobs:
                 if not _HEX64.fullmatch(sha) or size < 0:
-                    raise BundleFormatError(f"bad blob entry {sha!r} {size!r}")
+                    raise BundleFormatError(f"bad blob entry {sha[:80]!r} {size!r}")
+            if doc["mode"] == "full":
+                missing = set(referenced_blobs(snapshot)) - {s for s, _ in blobs}
+                if missing:
+                    raise BundleFormatError(f"a full bundle that lacks {len(missing)} blobs its snapshot uses "
+                                            f"(e.g. {min(missing)}): it could never be imported")
+            bad = unsafe_names(snapshot)
+            if bad:
+                raise BundleFormatError(f"the snapshot names {bad[0]}{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}, "
+                                        "which is no safe file name: refused before anything is written")
             if len({s for s, _ in blobs}) != len(blobs):
                 raise BundleFormatError("the manifest lists a blob twice")
             return cls(raw=raw, bundle_id=doc["bundle_id"], created=doc["created"], signer=doc["signer"],

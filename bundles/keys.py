@@ -200,13 +200,17 @@ def parse_signature(text: str | bytes) -> Signature:
 
 def verify(keys: list[PublicKey], message: bytes, signature: Signature) -> PublicKey:
     """The trusted key that made `signature` over `message` and its trusted comment; raises SignatureError."""
-    key = next((k for k in keys if k.key_id == signature.key_id), None)
-    if key is None:
+    candidates = [k for k in keys if k.key_id == signature.key_id]
+    if not candidates:
         raise SignatureError(f"signed by key {signature.key_id[::-1].hex().upper()}, which is not trusted "
                              "(add it with `mirror trust add KEY.pub`, or pass --trust)")
-    try:
-        key._ed().verify(signature.signature, hashlib.blake2b(message, digest_size=64).digest())
-        key._ed().verify(signature.global_signature, signature.signature + signature.trusted_comment.encode("utf-8"))
-    except InvalidSignature as exc:
-        raise SignatureError(f"signature by key {key.id_hex} does not match the signed bytes") from exc
-    return key
+    prehashed = hashlib.blake2b(message, digest_size=64).digest()
+    # Two trusted keys may share the 8-byte id (by chance or by design): each is tried.
+    for key in candidates:
+        try:
+            key._ed().verify(signature.signature, prehashed)
+            key._ed().verify(signature.global_signature, signature.signature + signature.trusted_comment.encode("utf-8"))
+        except InvalidSignature:
+            continue
+        return key
+    raise SignatureError(f"signature by key {candidates[0].id_hex} does not match the signed bytes")

@@ -29,6 +29,27 @@ __all__ = ["BlobSink", "NullSink", "read_bundle", "read_manifest_unverified", "b
 
 _BLOCK = 512
 _CHUNK = 1 << 20
+# A GNU long name or PAX header is read whole before anything can be checked: our bundles write
+# neither (ustar, short names), so anything beyond a few KiB is hostile.
+MAX_EXT_HEADER = 64 << 10
+
+
+def _show(name: str) -> str:
+    """A member name for a message: at most a couple of hundred characters of it."""
+    return repr(name[:200] + ("..." if len(name) > 200 else ""))
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses an extended header (GNU long name/link, PAX) that claims more than MAX_EXT_HEADER,
+    before tarfile reads it (it would allocate the claimed size at once)."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        ext = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+               tarfile.SOLARIS_XHDTYPE)
+        if self.type in ext and self.size > MAX_EXT_HEADER:
+            raise BundleFormatError(f"an extended tar header claims {self.size:,} bytes (at most {MAX_EXT_HEADER:,}"
+                                    " are read before the signature holds): not a bundle this tool wrote")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
 
 
 class BlobSink(Protocol):
@@ -140,12 +161,12 @@ def _member(tar: tarfile.TarFile, name: str, max_size: int, expect_size: int | N
     if info is None:
         raise BundleFormatError(f"the bundle ends where {name} should be: it is truncated or a part is missing")
     if info.name != name:
-        raise BundleFormatError(f"unexpected member {info.name!r} where {name} should be"
+        raise BundleFormatError(f"unexpected member {_show(info.name)} where {name} should be"
                                 + (" (a path outside the bundle)" if info.name.startswith("/") or ".." in info.name.split("/") else ""))
     if not info.isreg():
-        raise BundleFormatError(f"member {info.name!r} is not a regular file (links and devices are refused)")
+        raise BundleFormatError(f"member {_show(info.name)} is not a regular file (links and devices are refused)")
     if info.size > max_size or (expect_size is not None and info.size != expect_size):
-        raise BundleFormatError(f"member {info.name!r} is {info.size} bytes; the manifest says {expect_size if expect_size is not None else f'at most {max_size}'}")
+        raise BundleFormatError(f"member {_show(info.name)} is {info.size} bytes; the manifest says {expect_size if expect_size is not None else f'at most {max_size}'}")
     return info
 
 
@@ -161,8 +182,15 @@ def _read_small(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     return data
 
 
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, tarfile.TarFile, io.BufferedReader]:
-    concat = _Concat(bundle_parts(paths))
+    parts = bundle_parts(paths)
+    with open(parts[0], "rb") as fh:
+        if fh.read(4) != _ZSTD_MAGIC:  # a skippable frame (or anything else) before the stream is refused
+            raise BundleFormatError("not a bundle: it does not start with a zstd frame")
+    concat = _Concat(parts)
     dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
     try:
         zr = dctx.stream_reader(concat, read_across_frames=True, read_size=_CHUNK)
@@ -171,7 +199,7 @@ def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, tarfile.TarFile, io
     bounded = _Bounded(zr, MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 4 * _BLOCK)  # type: ignore[arg-type]
     buffered = io.BufferedReader(bounded, _CHUNK)
     try:
-        tar = tarfile.open(fileobj=buffered, mode="r|")
+        tar = tarfile.open(fileobj=buffered, mode="r|", tarinfo=_BoundedTarInfo)
     except (tarfile.TarError, zstandard.ZstdError) as exc:
         raise BundleFormatError(f"not a bundle: {exc}") from exc
     return concat, bounded, tar, buffered
@@ -234,7 +262,7 @@ def read_bundle(paths: Sequence[Path], trusted: Sequence[PublicKey], sink: BlobS
         except (tarfile.TarError, EOFError) as exc:
             raise BundleFormatError(f"the bundle's end is damaged ({exc})") from exc
         if extra is not None:
-            raise BundleFormatError(f"member {extra.name!r} is not in the signed manifest")
+            raise BundleFormatError(f"member {_show(extra.name)} is not in the signed manifest")
         try:
             rest = buffered.read()
         except zstandard.ZstdError as exc:

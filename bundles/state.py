@@ -84,10 +84,13 @@ class BundleState:
     def trust_dir(self) -> Path:
         return self.store.root / "trust"
 
-    def trust(self, key_file: Path) -> PublicKey:
+    def trust(self, key_file: Path, *, replace: bool = False) -> PublicKey:
         key = read_public_key(key_file)
         self.trust_dir.mkdir(parents=True, exist_ok=True)
         dest = self.trust_dir / f"{key.id_hex}.pub"
+        if dest.is_file() and not replace and read_public_key(dest).to_text() != key.to_text():
+            raise KeyFormatError(f"a different key with id {key.id_hex} is already trusted: remove it first "
+                                 f"(`mirror trust remove {key.id_hex}`) or pass --replace, after checking which is right")
         tmp = dest.with_suffix(".tmp")
         tmp.write_text(key.to_text())
         os.replace(tmp, dest)

@@ -8,6 +8,7 @@ Nothing appears under a final name until the whole bundle is written: parts are 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import io
 import os
@@ -187,6 +188,8 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     signer = key.public.id_hex
     state = BundleState(store)
     seq = sequence if sequence is not None else state.next_sequence(signer)
+    if not 0 < seq < 2**53:
+        raise InputError(f"--sequence {seq}: a bundle sequence runs from 1 to 2**53")
     created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = build_manifest(snapshot=snapshot, snapshot_id=sid, created=created, signer=signer, sequence=seq,
                               blobs=blobs, base_snapshot=base)
@@ -224,6 +227,14 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     if split is not None:
         sigs.append((out.with_name(out.name + ".minisig"),
                      sign_digest(key, sink.whole.digest(), f"airgap-mirror {bundle_id} whole ({len(parts)} parts concatenated)").to_text().encode()))
+    # What an earlier bundle left under the same name goes first: a 3-part bundle's .002/.003 (and
+    # their signatures) beside a new 1-part one would still verify with minisign, and `bundle verify`
+    # would read them as parts of the new one.
+    keep = {p for p, _ in parts} | {p for p, _ in sigs}
+    for stale in [out, out.with_name(out.name + ".minisig"), *out.parent.glob(glob.escape(out.name) + ".[0-9][0-9][0-9]"),
+                  *out.parent.glob(glob.escape(out.name) + ".[0-9][0-9][0-9].minisig")]:
+        if stale not in keep:
+            stale.unlink(missing_ok=True)
     for path, _ in parts:
         os.replace(path.with_name(path.name + ".partial"), path)
         result.files.append(path)

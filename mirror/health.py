@@ -161,22 +161,33 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
         if (store.snapshots / f"{sid}.json").is_file():
             needed.update(referenced_blobs(store.load_snapshot(sid)))
     report.kept_snapshots = sorted(keep_ids)
-    for sid in snaps:
-        if sid not in keep_ids:
-            report.removed_snapshots.append(sid)
-            if not dry_run:
-                (store.snapshots / f"{sid}.json").unlink(missing_ok=True)
-                with store.db() as db:
-                    db.execute("DELETE FROM snapshots WHERE id = ?", (sid,))
+    gone_snaps = [sid for sid in snaps if sid not in keep_ids]
+    report.removed_snapshots = gone_snaps
+    doomed = []
     for path in store.blobs.glob("??/*"):
         if path.name not in needed:
             report.removed_blobs += 1
             report.removed_bytes += path.stat().st_size
-            if not dry_run:
-                path.unlink()
-                with store.db() as db:
-                    db.execute("DELETE FROM blobs WHERE sha256 = ?", (path.name,))
-                    db.execute("DELETE FROM pyfiles WHERE sha256 = ?", (path.name,))
+            doomed.append(path)
+    if not dry_run:
+        # The catalog forgets first, in one transaction; the files go after. A kill at any point
+        # leaves only files the catalog does not name, which the next gc removes (files removed
+        # first left rows that named missing blobs, and `verify` failed for good).
+        present = {p.name for p in store.blobs.glob("??/*")}
+        with store.db() as db:
+            db.executemany("DELETE FROM snapshots WHERE id = ?", [(sid,) for sid in gone_snaps])
+            db.executemany("DELETE FROM snapshots WHERE id = ?",
+                           [(r[0],) for r in db.execute("SELECT id FROM snapshots").fetchall()
+                            if not (store.snapshots / f"{r[0]}.json").is_file()])
+            names = [(p.name,) for p in doomed]
+            names += [(r[0],) for r in db.execute("SELECT sha256 FROM blobs").fetchall()
+                      if r[0] not in present and r[0] not in needed]  # rows a killed gc left behind
+            db.executemany("DELETE FROM blobs WHERE sha256 = ?", names)
+            db.executemany("DELETE FROM pyfiles WHERE sha256 = ?", names)
+        for sid in gone_snaps:
+            (store.snapshots / f"{sid}.json").unlink(missing_ok=True)
+        for path in doomed:
+            path.unlink(missing_ok=True)
     for tmp in store.tmp.iterdir():  # leftovers of killed runs (the lock guarantees no writer is active)
         report.removed_temp += 1
         if not dry_run:

@@ -1,0 +1,218 @@
+"""Hostile bundles: every length read before the signature holds is bounded (memory measured), every
+signed field is type-checked, every name in a signed snapshot is checked before anything is written,
+and stale split parts never pass for a new bundle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from bundles.errors import BundleFormatError, SignatureError
+from bundles.format import MANIFEST, SIGNATURE, blob_member
+from bundles.importer import import_bundle, verify_bundle
+from bundles.keys import generate, sign
+from bundles.writer import create_bundle
+from mirror.canonical import canonical_json
+from mirror.store import Store
+from tests.conftest import clean_env
+from tests.test_bundles import _snapshot, _state
+
+HUGE = 250 << 20
+
+
+def _zstd_stream(chunks) -> bytes:
+    cobj = zstandard.ZstdCompressor(level=1).compressobj()
+    out = [cobj.compress(c) for c in chunks]
+    out.append(cobj.flush())
+    return b"".join(out)
+
+
+def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.USTAR_FORMAT if kind == tarfile.REGTYPE else tarfile.GNU_FORMAT)[:512]
+
+
+def _zeros(n: int):
+    block = b"\0" * (1 << 20)
+    while n > 0:
+        yield block[: min(n, len(block))]
+        n -= len(block)
+
+
+def _huge_member_bundle(dest: Path, kind: str) -> Path:
+    if kind == "gnu-longname":
+        head = _header("././@LongLink", HUGE, tarfile.GNUTYPE_LONGNAME)
+    elif kind == "pax-header":
+        head = _header("././@PaxHeader", HUGE, tarfile.XHDTYPE)
+    else:  # the manifest member itself
+        head = _header(MANIFEST, HUGE)
+    dest.write_bytes(_zstd_stream([head, *_zeros(HUGE)]))
+    return dest
+
+
+@pytest.mark.parametrize("kind", ["gnu-longname", "pax-header", "manifest"])
+def test_a_huge_claim_before_the_signature_costs_no_memory(tmp_path, kind):
+    key = generate()
+    pub = tmp_path / "k.pub"
+    pub.write_text(key.public.to_text())
+    bundle = _huge_member_bundle(tmp_path / "evil.bundle", kind)
+    assert bundle.stat().st_size < 1 << 20
+    # Measured in a child of its own: getrusage(RUSAGE_CHILDREN) takes the largest child so far, so a
+    # fresh interpreter runs the one check.
+    probe = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, subprocess, sys;"
+         "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024);"
+         "print(p.returncode); sys.stdout.write(p.stderr)",
+         sys.executable, "-m", "mirror.cli", "bundle", "verify", str(bundle), "--trust", str(pub)],
+        capture_output=True, text=True, env=clean_env(), timeout=300)
+    rss_mb, code, *err = probe.stdout.splitlines()
+    assert int(code) != 0
+    assert int(rss_mb) < 200, f"verify used {rss_mb} MB"
+    message = "\n".join(err)
+    assert len(message) < 2000 and "Traceback" not in message
+    assert "extended tar header" in message or "bytes; the manifest says at most" in message
+
+
+def _bundle_with(tmp_path: Path, change, name: str = "evil") -> tuple[Path, object, Store]:
+    """A bundle whose manifest document `change` rewrote, then signed with a trusted key."""
+    store = Store(tmp_path / f"outside-{name}").create()
+    _snapshot(store, [os.urandom(1000), b"x" * 300])
+    key = generate()
+    good = tmp_path / f"{name}-good.bundle"
+    create_bundle(store, key, good, sequence=1)
+    raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(good.read_bytes()), read_across_frames=True).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    doc = json.loads(members[0][1])
+    change(doc)
+    if "snapshot" in doc and isinstance(doc["snapshot"], dict):
+        import hashlib
+
+        doc["snapshot_id"] = hashlib.sha256(canonical_json(doc["snapshot"])).hexdigest()
+    manifest = canonical_json(doc)
+    signature = sign(key, manifest, "evil").to_text().encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in [(MANIFEST, manifest), (SIGNATURE, signature), *[(m.name, d) for m, d in members[2:]]]:
+            ti = tarfile.TarInfo(info)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    bad = tmp_path / f"{name}.bundle"
+    bad.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    return bad, key, store
+
+
+def _first_file(doc):
+    return next(iter(doc["snapshot"]["python"]["files"].values()))
+
+
+SIGNED_BUT_BAD = {
+    "sequence-2**64": (lambda d: d.update(sequence=2**64), "sequence"),
+    "sequence-2**62": (lambda d: d.update(sequence=2**62), "sequence"),
+    "sequence-string": (lambda d: d.update(sequence="9"), "sequence"),
+    "sequence-float": (lambda d: d.update(sequence=3.7), "sequence"),
+    "sequence-bool": (lambda d: d.update(sequence=True), "sequence"),
+    "sequence-zero": (lambda d: d.update(sequence=0), "sequence"),
+    "mode": (lambda d: d.update(mode="sideways"), "mode"),
+    "blob-size-string": (lambda d: d["blobs"][0].__setitem__(1, "12"), "blobs"),
+    "blob-bytes": (lambda d: d.update(blob_bytes=d["blob_bytes"] + 1), "blob_bytes"),
+    "filename-dotdot": (lambda d: _first_file(d).update(filename="../../etc/cron.d/x"), "no safe file name"),
+    "filename-slash": (lambda d: _first_file(d).update(filename="a/b.whl"), "no safe file name"),
+    "filename-nul": (lambda d: _first_file(d).update(filename="a\0.whl"), "no safe file name"),
+    "filename-long": (lambda d: _first_file(d).update(filename="a" * 300 + ".whl"), "no safe file name"),
+    "app-dotdot": (lambda d: d["snapshot"]["apps"].update({"../../x": {"targets": {}}}), "no safe file name"),
+    "target-slash": (lambda d: d["snapshot"]["apps"]["app"]["targets"].update({"cp311/../..": {}}), "no safe file name"),
+    "full-missing-blob": (lambda d: (d["blobs"].pop(), d.update(blob_bytes=sum(n for _, n in d["blobs"]))), "lacks"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIGNED_BUT_BAD))
+def test_a_signed_manifest_with_bad_fields_is_refused_before_anything_is_written(tmp_path, case):
+    change, message = SIGNED_BUT_BAD[case]
+    bad, key, _ = _bundle_with(tmp_path, change)
+    with pytest.raises((BundleFormatError, SignatureError), match=message):
+        verify_bundle([bad], [key.public])
+    inside = Store(tmp_path / "inside").create()
+    with pytest.raises((BundleFormatError, SignatureError), match=message):
+        import_bundle(inside, [bad], [key.public], publish=False)
+    blobs, snaps, current = _state(inside)
+    assert not blobs and not snaps and current is None
+
+
+def test_the_unchanged_manifest_of_the_same_builder_imports(tmp_path):
+    """The builder itself is sound: with no change, the re-signed bundle imports."""
+    good, key, _ = _bundle_with(tmp_path, lambda d: None, "same")
+    inside = Store(tmp_path / "inside").create()
+    import_bundle(inside, [good], [key.public], publish=False)
+    assert inside.ref("current")
+
+
+def test_stale_split_parts_are_removed(tmp_path):
+    store = Store(tmp_path / "outside").create()
+    _snapshot(store, [os.urandom(1 << 20) for _ in range(3)])
+    key = generate()
+    out = tmp_path / "m.bundle"
+    first = create_bundle(store, key, out, sequence=1, split=1 << 20, level=1)
+    assert len(first.files) >= 3
+    _snapshot(store, [b"small" * 10], tag="second")
+    create_bundle(store, key, out, sequence=2, split=1 << 20)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("m.bundle"))
+    assert left == ["m.bundle.001", "m.bundle.001.minisig", "m.bundle.minisig"], left
+    manifest, _ = verify_bundle([out], [key.public])
+    assert manifest.sequence == 2
+    # And back to an unsplit bundle: the parts go, the plain file stays.
+    create_bundle(store, key, out, sequence=3)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("m.bundle"))
+    assert left == ["m.bundle", "m.bundle.minisig"], left
+
+
+def test_a_skippable_frame_before_the_stream_is_refused(tmp_path):
+    store = Store(tmp_path / "outside").create()
+    _snapshot(store, [b"abc" * 100])
+    key = generate()
+    out = tmp_path / "b.bundle"
+    create_bundle(store, key, out, sequence=1)
+    skippable = b"\x50\x2a\x4d\x18" + (8).to_bytes(4, "little") + b"hidden!!"
+    bad = tmp_path / "skip.bundle"
+    bad.write_bytes(skippable + out.read_bytes())
+    with pytest.raises(BundleFormatError, match="zstd frame"):
+        verify_bundle([bad], [key.public])
+
+
+def test_two_trusted_keys_with_one_id_are_both_tried_and_trust_add_never_replaces_silently(tmp_path):
+    from bundles.keys import PublicKey
+    from bundles.state import BundleState
+    from bundles.errors import KeyFormatError
+
+    store = Store(tmp_path / "outside").create()
+    _snapshot(store, [b"abc" * 100])
+    real = generate()
+    out = tmp_path / "b.bundle"
+    create_bundle(store, real, out, sequence=1)
+    other = generate()
+    # The same 8-byte id, another Ed25519 key.
+    impostor = PublicKey(key_id=real.public.key_id, raw=other.public.raw)
+    manifest, signer = verify_bundle([out], [impostor, real.public])
+    assert signer.raw == real.public.raw
+    inside = BundleState(Store(tmp_path / "inside").create())
+    f_real, f_imp = tmp_path / "real.pub", tmp_path / "imp.pub"
+    f_real.write_text(real.public.to_text())
+    f_imp.write_text(impostor.to_text())
+    inside.trust(f_real)
+    inside.trust(f_real)  # the same key again is fine
+    with pytest.raises(KeyFormatError, match="already trusted"):
+        inside.trust(f_imp)
+    assert [k.raw for k in inside.trusted()] == [real.public.raw]
+    inside.trust(f_imp, replace=True)
+    assert [k.raw for k in inside.trusted()] == [impostor.raw]
