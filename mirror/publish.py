@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .names import safe_join
+from .names import UnsafePath, safe_join
 from .simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
 from .store import Store
 
@@ -174,6 +174,12 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
             fn(store, snapshot, partial)
         (partial / "snapshot.json").write_text(json.dumps({"id": sid}) + "\n")
         os.replace(partial, final)
+    except UnsafePath as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        from .errors import IntegrityError
+
+        raise IntegrityError(f"snapshot {sid[:16]} names a path that is not safe to publish ({exc}); nothing was "
+                             "published: the served tree is unchanged") from exc
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

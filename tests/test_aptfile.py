@@ -64,3 +64,10 @@ def test_bad_lines_name_file_line_and_fix(tmp_path: Path, line: str, problem: st
 def test_rpm_style_names_parse_and_are_left_to_the_closure(tmp_path: Path) -> None:
     # unixODBC-devel is not a Debian name, but it is a plausible word: the closure suggests unixodbc-dev.
     assert [p.name for p in parse_aptfile("unixODBC-devel\n", tmp_path / "Aptfile").packages] == ["unixODBC-devel"]
+
+
+def test_a_repo_line_comment_is_not_a_component():
+    from apt.aptfile import parse_aptfile
+
+    af = parse_aptfile(":repo:deb [trusted=yes] http://h/debian stable main  # our vendor\n", "Aptfile")
+    assert af.repos[0].components == ("main",)

@@ -216,3 +216,28 @@ def test_two_trusted_keys_with_one_id_are_both_tried_and_trust_add_never_replace
     assert [k.raw for k in inside.trusted()] == [real.public.raw]
     inside.trust(f_imp, replace=True)
     assert [k.raw for k in inside.trusted()] == [impostor.raw]
+
+
+@pytest.mark.parametrize("kind", ["SYMTYPE", "LNKTYPE", "DIRTYPE", "FIFOTYPE", "CHRTYPE", "BLKTYPE", "CONTTYPE",
+                                  "GNUTYPE_SPARSE"])
+def test_every_tar_member_type_but_a_file_is_refused(tmp_path, kind):
+    from tests.test_bundles import _members, _rebuild
+
+    store = Store(tmp_path / "outside").create()
+    _snapshot(store, [os.urandom(3000), b"y" * 100])
+    key = generate()
+    good = tmp_path / "good.bundle"
+    create_bundle(store, key, good, sequence=1)
+    members = _members(good)
+    info, data = members[2]
+    odd = tarfile.TarInfo(info.name)
+    odd.type = getattr(tarfile, kind)
+    odd.linkname = "/etc/passwd" if kind in ("SYMTYPE", "LNKTYPE") else ""
+    odd.size = len(data) if kind in ("CONTTYPE", "GNUTYPE_SPARSE") else 0
+    members[2] = (odd, data if odd.size else b"")
+    bad = _rebuild(members, tmp_path / "bad.bundle")
+    inside = Store(tmp_path / "inside").create()
+    with pytest.raises(BundleFormatError, match="not a regular file|unexpected member|truncated|damaged|bytes; the manifest says"):
+        import_bundle(inside, [bad], [key.public], publish=False)
+    blobs, snaps, current = _state(inside)
+    assert not snaps and current is None and not blobs
