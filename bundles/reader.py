@@ -185,11 +185,57 @@ def _read_small(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+def _one_zstd_frame(parts: Sequence[Path]) -> None:
+    """The bundle is exactly one zstd frame, nothing before or after it (a skippable frame would be
+    skipped by the decoder, unseen). Walks the frame's block headers only: one seek per block."""
+    sizes = [p.stat().st_size for p in parts]
+    total = sum(sizes)
+    handles: dict[int, BinaryIO] = {}
+
+    def read(offset: int, n: int) -> bytes:
+        out = b""
+        for i, (part, size) in enumerate(zip(parts, sizes)):
+            if offset >= size:
+                offset -= size
+                continue
+            fh = handles.setdefault(i, open(part, "rb"))
+            fh.seek(offset)
+            out += fh.read(min(n - len(out), size - offset))
+            offset = 0
+            if len(out) == n:
+                break
+        if len(out) != n:
+            raise BundleFormatError("the zstd stream is truncated (a part may be missing)")
+        return out
+
+    try:
+        if read(0, 4) != _ZSTD_MAGIC:
+            raise BundleFormatError("not a bundle: it does not start with a zstd frame")
+        fhd = read(4, 1)[0]
+        single_segment = bool(fhd & 0x20)
+        fcs = {0: 1 if single_segment else 0, 1: 2, 2: 4, 3: 8}[fhd >> 6]
+        pos = 5 + (0 if single_segment else 1) + {0: 0, 1: 1, 2: 2, 3: 4}[fhd & 3] + fcs
+        while True:
+            header = int.from_bytes(read(pos, 3), "little")
+            last, kind, size = header & 1, (header >> 1) & 3, header >> 3
+            if kind == 3:
+                raise BundleFormatError("the zstd stream is damaged (a reserved block type)")
+            pos += 3 + (1 if kind == 1 else size)
+            if pos > total:
+                raise BundleFormatError("the zstd stream is truncated (a part may be missing)")
+            if last:
+                break
+        pos += 4 if fhd & 0x04 else 0
+        if pos != total:
+            raise BundleFormatError(f"{total - pos:,} bytes follow the bundle's zstd frame: nothing may follow it")
+    finally:
+        for fh in handles.values():
+            fh.close()
+
+
 def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, tarfile.TarFile, io.BufferedReader]:
     parts = bundle_parts(paths)
-    with open(parts[0], "rb") as fh:
-        if fh.read(4) != _ZSTD_MAGIC:  # a skippable frame (or anything else) before the stream is refused
-            raise BundleFormatError("not a bundle: it does not start with a zstd frame")
+    _one_zstd_frame(parts)
     concat = _Concat(parts)
     dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
     try:

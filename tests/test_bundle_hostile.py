@@ -241,3 +241,20 @@ def test_every_tar_member_type_but_a_file_is_refused(tmp_path, kind):
         import_bundle(inside, [bad], [key.public], publish=False)
     blobs, snaps, current = _state(inside)
     assert not snaps and current is None and not blobs
+
+
+def test_anything_after_the_zstd_frame_is_refused(tmp_path):
+    store = Store(tmp_path / "outside").create()
+    _snapshot(store, [os.urandom(300_000)])
+    key = generate()
+    out = tmp_path / "b.bundle"
+    create_bundle(store, key, out, sequence=1, split=1 << 20)
+    skippable = b"\x50\x2a\x4d\x18" + (8).to_bytes(4, "little") + b"hidden!!"
+    last = sorted(tmp_path.glob("b.bundle.[0-9][0-9][0-9]"))[-1]
+    last.write_bytes(last.read_bytes() + skippable)
+    with pytest.raises(BundleFormatError, match="follow the bundle's zstd frame"):
+        verify_bundle([out], [key.public])
+    # A second, ordinary frame after the first is refused the same way.
+    last.write_bytes(last.read_bytes()[: -len(skippable)] + zstandard.ZstdCompressor().compress(b"more"))
+    with pytest.raises(BundleFormatError, match="follow the bundle's zstd frame"):
+        verify_bundle([out], [key.public])
