@@ -20,14 +20,34 @@ from .urls import redact_text
 
 if TYPE_CHECKING:
     from .resolve import IndexConfig
+    from .sync import SyncOptions
 
 app = typer.Typer(
     name="mirror",
-    help="airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap.",
+    help="airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap.\n\n"
+         "Exit codes: 0 done; 1 some app or file failed (the rest is recorded); 2 bad input; 3 no resolution; "
+         "4 network; 5 integrity (a hash or signature); 6 store missing or busy; 7 disk full.",
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="markdown",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"airgap-mirror {version('airgap-mirror')}")
+        except PackageNotFoundError:
+            print("airgap-mirror (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+) -> None:
+    """airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap."""
 console = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
@@ -125,6 +145,28 @@ def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip
                        trusted_hosts=tuple(os.environ.get("PIP_TRUSTED_HOST", "").split()) if pip_env else ())
 
 
+def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> None:
+    """Bad input is exit 2 before anything runs: app folders named on the command line that do not
+    exist (with the closest names beside them), and target versions and platforms."""
+    import difflib
+
+    from .errors import InputError
+    from .targets import PythonTarget
+
+    for folder in named_apps:
+        if not Path(folder).is_dir():
+            parent = Path(folder).parent if Path(folder).parent.is_dir() else Path(".")
+            near = difflib.get_close_matches(Path(folder).name, [p.name for p in parent.iterdir() if p.is_dir()], n=3)
+            raise InputError(f"app folder {folder} does not exist"
+                             + (f": did you mean {', '.join(str(parent / n) for n in near)}?" if near else ""))
+    for py in opts.pythons:
+        for plat in opts.platforms:
+            PythonTarget.parse(py, plat)
+    if not opts.pythons:
+        for plat in opts.platforms:
+            PythonTarget.parse("3.11", plat)
+
+
 @app.command()
 def sync(
     apps: Annotated[Optional[list[Path]], typer.Argument(help="App folders (default: [apps] paths in mirror.toml).")] = None,
@@ -168,7 +210,7 @@ def sync(
         cfg, root = _config(config, store)
         app_dirs = tuple(apps or cfg.apps)
         if not app_dirs:
-            console.print("[red]error:[/] no app folders: name them, or list them under [apps] paths in mirror.toml")
+            console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
             raise typer.Exit(2)
         from .sync import SyncOptions, run_sync
 
@@ -198,6 +240,7 @@ def sync(
             extensions={"apt": {**_apt_options(cfg, distro, arch, with_recommends, apt_base, apt_base_status, refresh),
                                 "allow_outside": allow_outside_app or cfg.allow_outside}},
         )
+        _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
         with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:
             with st.lock("sync"):
@@ -349,6 +392,8 @@ def client_config(
             print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
         except MirrorError as exc:
             raise fail_with(exc) from exc
+        if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt")):
+            _apt_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
         return
     base = url.rstrip("/")
     if base.endswith("/simple"):
@@ -362,7 +407,7 @@ index-url = {simple}
 {trusted}
 # pip or uv through the environment
 export PIP_INDEX_URL={simple}
-export UV_INDEX_URL={simple}   # uv ignores pip.conf
+export UV_DEFAULT_INDEX={simple}   # uv ignores pip.conf (uv before 0.4.23: UV_INDEX_URL)
 {"export PIP_TRUSTED_HOST=" + host if trusted else ""}
 # uv: /etc/uv/uv.toml or ~/.config/uv/uv.toml
 [[index]]
@@ -552,7 +597,7 @@ def main() -> None:
     try:
         app()
     except MirrorError as exc:  # pragma: no cover - commands catch their own
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,7 @@ strict = false
 prefer-binary = false
 only-binary = []
 # Mirrored for every target so the inside can upgrade its installers.
-installers = {list(DEFAULT_INSTALLERS)!r}
+installers = {json.dumps(list(DEFAULT_INSTALLERS))}
 # Parallel downloads, and parallel resolver processes.
 concurrency = 16
 resolver-jobs = 4
@@ -101,7 +102,7 @@ host = "127.0.0.1"
 port = 8080
 # The URL clients reach the mirror at: published pylock.toml files point their files there.
 # url = "https://pypi.internal.example"
-'''.replace("'", '"')
+'''
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

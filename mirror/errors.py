@@ -8,8 +8,8 @@
     ├── ResolutionError         the resolver could not satisfy an app for a target
     ├── TransportError          the network failed (after retries)
     ├── IntegrityError          bytes are not what was promised (hash, size, signature)
-    └── StoreError              the store is missing, locked or inconsistent
-        └── DiskFullError       the store's disk is full
+    └── StoreError              the store is missing, locked or inconsistent (exit 6)
+        └── DiskFullError       the store's disk is full (exit 7)
 """
 
 from __future__ import annotations
@@ -69,3 +69,5 @@ class StoreError(MirrorError):
 
 class DiskFullError(StoreError):
     """The store's file system is full (or over quota): nothing half-written was kept."""
+
+    exit_code = 7

@@ -557,7 +557,14 @@ def parse_requirements_text(
     return collector.result()
 
 
-def parse_requirements_file(path: Path) -> ParsedRequirements:
-    """Read and parse one requirements file and everything it includes."""
-    path = Path(path)
-    return parse_requirements_text(decode_like_pip(path.read_bytes(), path), path)
+def parse_requirements_file(path: Path, *, root: Path | None | bool = True) -> ParsedRequirements:
+    """Read and parse one requirements file and everything it includes, all inside `root` (True:
+    the file's own folder; None: anywhere)."""
+    path = Path(path).absolute()
+    folder = path.parent if root is True else root
+    try:
+        data = read_app_file(path, root=folder)  # type: ignore[arg-type]
+    except AppFileError as exc:
+        raise RequirementsError(path, 0, str(exc)) from exc
+    collector = RequirementsCollector(root=folder, app_dir=path.parent)  # type: ignore[arg-type]
+    return parse_requirements_text(decode_like_pip(data, path), path, into=collector)

@@ -632,7 +632,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                                       conda_not_mirrored=list(app.conda_packages))
         if app.conda_packages:
             results[app.name].warnings.append(
-                f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section)")
+                f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section): "
+                f"{', '.join(app.conda_packages[:10])}{', ...' if len(app.conda_packages) > 10 else ''}")
         if not app.has_python and not app.apt_files:
             results[app.name].warnings.append("no Python requirements and no Aptfile found")
         unread = app.unread_requirement_files()

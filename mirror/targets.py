@@ -171,23 +171,44 @@ class PythonTarget:
         return {"id": self.id, "python": self.python, "platform": self.platform}
 
 
+# Architectures wheels are built for, per platform family (PyPI's tags, as pip and uv name them).
+_LINUX_ARCHES = ("x86_64", "aarch64", "i686", "armv7l", "ppc64le", "s390x", "riscv64", "ppc64", "armv6l", "loongarch64")
+_MACOS_ARCHES = ("x86_64", "arm64", "universal2", "intel", "universal")
+_EXAMPLES = ("manylinux_2_28_x86_64", "manylinux_2_28_aarch64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux2014_aarch64", "musllinux_1_2_x86_64", "musllinux_1_2_aarch64", "macosx_11_0_arm64",
+             "macosx_10_12_x86_64", "win_amd64", "win32", "win_arm64")
+
+
+def _unknown_platform(platform: str, why: str) -> ConfigError:
+    import difflib
+
+    close = difflib.get_close_matches(platform, _EXAMPLES, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else \
+        "use a pip platform tag such as manylinux_2_28_x86_64, manylinux2014_aarch64, musllinux_1_2_x86_64, macosx_11_0_arm64 or win_amd64"
+    return ConfigError(f"unknown target platform {platform!r} ({why}): {hint}")
+
+
 @lru_cache(maxsize=None)
 def _parse_platform(platform: str) -> tuple[str, str, tuple[int, int]]:
-    """(family, arch, version) of a pip platform tag."""
+    """(family, arch, version) of a pip platform tag; an unknown tag or architecture is a ConfigError
+    that names the closest real tags (before any resolver runs)."""
+    found: tuple[str, str, tuple[int, int]] | None = None
     if m := _MANYLINUX.fullmatch(platform):
-        return "manylinux", m.group(3), (int(m.group(1)), int(m.group(2)))
-    if m := _LEGACY_RE.fullmatch(platform):
-        return "manylinux", m.group(2), _LEGACY[m.group(1)]
-    if m := _MUSL.fullmatch(platform):
-        return "musllinux", m.group(3), (int(m.group(1)), int(m.group(2)))
-    if m := _MACOS.fullmatch(platform):
-        return "macos", m.group(3), (int(m.group(1)), int(m.group(2)))
-    if platform in _WINDOWS:
+        found = "manylinux", m.group(3), (int(m.group(1)), int(m.group(2)))
+    elif m := _LEGACY_RE.fullmatch(platform):
+        found = "manylinux", m.group(2), _LEGACY[m.group(1)]
+    elif m := _MUSL.fullmatch(platform):
+        found = "musllinux", m.group(3), (int(m.group(1)), int(m.group(2)))
+    elif m := _MACOS.fullmatch(platform):
+        found = "macos", m.group(3), (int(m.group(1)), int(m.group(2)))
+    elif platform in _WINDOWS:
         return "windows", platform, (0, 0)
-    raise ConfigError(
-        f"unknown target platform {platform!r}: use a pip platform tag such as manylinux_2_28_x86_64, "
-        "manylinux2014_aarch64, musllinux_1_2_x86_64, macosx_11_0_arm64 or win_amd64"
-    )
+    if found is None:
+        raise _unknown_platform(platform, "not a platform tag")
+    arches = _MACOS_ARCHES if found[0] == "macos" else _LINUX_ARCHES
+    if found[1] not in arches:
+        raise _unknown_platform(platform, f"no wheels are built for architecture {found[1]!r}")
+    return found
 
 
 @lru_cache(maxsize=None)

@@ -60,6 +60,10 @@ def test_includes_constraints_options_hashes(tmp_path: Path):
         ("--extra-index-url https://user:pa55word@example.invalid/simple", RequirementsError, "${USER}:${PASSWORD}"),
         ("-e alpha==1.0", RequirementsError, "neither a path nor a git URL"),
         ("-c constraints-missing.txt", RequirementsError, "does not exist"),
+        ("--index-url https://bot:${token}@example.invalid/simple", RequirementsError, "capitals"),
+        ("pkg @ https://user:pa55word@example.invalid/pkg-1.0.tar.gz", RequirementsError, "literal password"),
+        ("--index-url http://[::1/simple", RequirementsError, "not a valid URL"),
+        ("-r " + "x/" * 10 + "../../../../../../../../../../../etc/passwd", RequirementsError, "outside the app folder"),
     ],
 )
 def test_bad_line_names_file_line_and_fix(tmp_path: Path, line: str, error: type, words: str):
@@ -70,7 +74,7 @@ def test_bad_line_names_file_line_and_fix(tmp_path: Path, line: str, error: type
     msg = str(info.value)
     assert msg.startswith(f"{f}:3: ")
     assert words in msg
-    assert "${PASS}" not in msg or "credentials" in msg
+    assert "pa55word" not in msg  # a literal password is named as such, never shown
 
 
 def test_credentials_never_echoed(tmp_path: Path):

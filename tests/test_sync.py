@@ -104,7 +104,7 @@ def test_client_config():
     out = subprocess.run([sys.executable, "-m", "mirror.cli", "client-config", "--url", "http://mirror.internal:8080"],
                          capture_output=True, text=True, env=clean_env()).stdout
     assert "index-url = http://mirror.internal:8080/simple/" in out
-    assert "UV_INDEX_URL=http://mirror.internal:8080/simple/" in out
+    assert "UV_DEFAULT_INDEX=http://mirror.internal:8080/simple/" in out
     assert "--index-url http://mirror.internal:8080/simple/" in out
     assert "trusted-host = mirror.internal" in out
 
@@ -118,7 +118,10 @@ def test_init_writes_a_config_that_loads(tmp_path: Path):
     cfg = load_config(tmp_path / "mirror.toml")
     assert cfg.apps == (tmp_path / "apps" / "one",)
     assert cfg.platforms == ("manylinux_2_28_x86_64",) and cfg.pythons == ("3.11",)
-    assert json.dumps(cfg.installers)
+    from mirror.defaults import DEFAULT_INSTALLERS
+
+    assert cfg.installers == tuple(DEFAULT_INSTALLERS) and cfg.installers  # the list is TOML, not Python repr
+    assert "platform's own" in (tmp_path / "mirror.toml").read_text()  # apostrophes kept in the comments
 
 
 def test_retries_transient_errors_then_succeeds(tmp_path: Path):
