@@ -7,7 +7,27 @@ from typing import Annotated, Optional
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["register", "client_config"]
+
+
+def client_config(base: str, store) -> str | None:  # noqa: ANN001  (mirror.store.Store)
+    """`mirror client-config`'s apt part: a deb822 .sources entry for every suite the published tree
+    holds, and how to fetch the key (the `airgap_mirror.client_config` hook)."""
+    from mirror.publish import current_tree
+
+    tree = current_tree(store)
+    dists = tree / "debian" / "dists" if tree else None
+    suites = sorted(p.name for p in dists.iterdir()) if dists and dists.is_dir() else []
+    if not suites:
+        return None
+    return f"""# apt: the signing key, then /etc/apt/sources.list.d/airgap-mirror.sources
+#   curl -fsSL {base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
+Types: deb
+URIs: {base}/debian
+Suites: {' '.join(suites)}
+Components: main
+Signed-By: /etc/apt/keyrings/airgap-mirror.asc
+"""
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
-from mirror.extensions import ExtensionOutcome, SyncContext
+from mirror.interfaces import ExtensionOutcome, SyncContext
 from mirror.fetch import FetchItem, fetch_all, get_bytes
 from mirror.store import atomic_write
 from mirror.urls import redact, strip_credentials

@@ -16,7 +16,7 @@ from mirror.store import Store
 from .errors import KeyFormatError
 from .keys import PublicKey
 
-__all__ = ["BundleState", "ImportRecord"]
+__all__ = ["BundleState", "ImportRecord", "Ledger"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bundle_exports (
@@ -58,9 +58,16 @@ class BundleState:
                        (bundle_id, signer, sequence, snapshot_id, base, _now(), str(path)))
 
     def last_exported(self) -> str | None:
-        from mirror.history import last_exported
+        """The snapshot of the newest bundle written here (the base of the next delta), if any."""
+        with self.store.db() as db:
+            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
+        return row[0] if row else None
 
-        return last_exported(self.store)
+    def imports(self) -> list[tuple[str, str, str]]:
+        """(bundle id, snapshot id, when) of every bundle imported, oldest first."""
+        with self.store.db() as db:
+            return [tuple(r) for r in db.execute(
+                "SELECT bundle_id, snapshot_id, imported FROM bundle_imports ORDER BY imported").fetchall()]
 
     # -- inside: imports and replay protection -------------------------------------------------
     def last_sequence(self, signer: str) -> int:
@@ -120,3 +127,13 @@ def read_public_key(path: Path) -> PublicKey:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Ledger:
+    """The bundle side's answer to the core's `BundleLedger` interface (mirror.interfaces)."""
+
+    def last_exported(self, store: Store) -> str | None:
+        return BundleState(store).last_exported()
+
+    def imported(self, store: Store) -> list[tuple[str, str, str]]:
+        return BundleState(store).imports()

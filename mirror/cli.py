@@ -393,7 +393,7 @@ def client_config(
         except MirrorError as exc:
             raise fail_with(exc) from exc
         if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt")):
-            _apt_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
+            _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
         return
     base = url.rstrip("/")
     if base.endswith("/simple"):
@@ -417,30 +417,22 @@ default = true
 # a requirements file: first line
 --index-url {simple}
 """.replace("\n\n\n", "\n\n"))
-    _apt_client_config(base, config, store)
+    _plugin_client_config(base, config, store)
 
 
-def _apt_client_config(base: str, config: Path | None, store: Path | None) -> None:
-    """A deb822 .sources entry for every suite the published tree holds."""
-    from .publish import current_tree
+def _plugin_client_config(base: str, config: Path | None, store: Path | None) -> None:
+    """What each plug-in adds to `client-config` (the APT side: a deb822 .sources entry)."""
+    from .interfaces import client_config_hooks
     from .store import Store
 
     try:
         _, root = _config(config, store)
     except MirrorError:
         return
-    tree = current_tree(Store(root))
-    dists = sorted(p.name for p in (tree / "debian" / "dists").iterdir()) if tree and (tree / "debian" / "dists").is_dir() else []
-    if not dists:
-        return
-    print(f"""# apt: the signing key, then /etc/apt/sources.list.d/airgap-mirror.sources
-#   curl -fsSL {base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
-Types: deb
-URIs: {base}/debian
-Suites: {' '.join(dists)}
-Components: main
-Signed-By: /etc/apt/keyrings/airgap-mirror.asc
-""")
+    for hook in client_config_hooks():
+        text = hook(base, Store(root))
+        if text:
+            print(text)
 
 
 @app.command()
@@ -584,7 +576,7 @@ def gc(
 
 
 def _register_extensions() -> None:
-    from .extensions import command_registrars
+    from .interfaces import command_registrars
 
     for register in command_registrars():
         register(app)

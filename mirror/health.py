@@ -230,12 +230,11 @@ def _file_records(store: Store) -> dict[str, dict[str, Any]]:
 
 
 def _importing_bundles(store: Store, sha: str) -> list[str]:
-    """Imported bundles whose snapshot needs `sha` (the bundles table belongs to the bundle side)."""
-    try:
-        with store.db() as db:
-            rows = db.execute("SELECT bundle_id, snapshot_id, imported FROM bundle_imports ORDER BY imported").fetchall()
-    except Exception:  # no bundle was ever imported here: no table
-        return []
+    """Imported bundles whose snapshot needs `sha`, as the bundle side's ledger records them."""
+    from .interfaces import bundle_ledger
+
+    ledger = bundle_ledger()
+    rows = ledger.imported(store) if ledger is not None else []
     out = []
     for bundle_id, sid, when in rows:
         path = store.snapshots / f"{sid}.json"

@@ -14,17 +14,12 @@ __all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshot
 
 
 def last_exported(store: Store) -> str | None:
-    """The snapshot of the newest bundle this store exported (the base of the next delta), if any.
+    """The snapshot of the newest bundle this store exported (the base of the next delta), if any,
+    as the bundle side's ledger records it."""
+    from .interfaces import bundle_ledger
 
-    The table is the bundle side's (bundles/state.py); read here so the core needs no import of it."""
-    import sqlite3
-
-    with store.db() as db:
-        try:
-            row = db.execute("SELECT snapshot_id FROM bundle_exports ORDER BY created DESC, sequence DESC LIMIT 1").fetchone()
-        except sqlite3.OperationalError:  # no such table: nothing exported yet
-            return None
-    return row[0] if row else None
+    ledger = bundle_ledger()
+    return ledger.last_exported(store) if ledger is not None else None
 
 
 def list_snapshots(store: Store) -> list[dict[str, Any]]:

@@ -3,8 +3,8 @@
     published/trees/<snapshot-id>.<n>/   a finished tree (files hard-linked from the store)
     published/current -> trees/...       the one symlink clients follow; replaced atomically
 
-Other components (the APT side) add their part of the tree through `register_publisher`, so this
-module needs to know nothing of them.
+Plug-ins (the APT side) add their part of the tree as `airgap_mirror.publishers` (mirror.interfaces),
+so this module needs to know nothing of them.
 """
 
 from __future__ import annotations
@@ -16,35 +16,18 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from .interfaces import publishers
 from .names import UnsafePath, safe_join
 from .simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
 from .store import Store
 
-__all__ = ["publish", "published_snapshot", "current_tree", "register_publisher", "Publisher"]
+__all__ = ["publish", "published_snapshot", "current_tree", "served_pylock", "base_url"]
 
-Publisher = Callable[[Store, dict[str, Any], Path], None]
-_PUBLISHERS: list[Publisher] = []
 _KEEP_TREES = 2
-
-
-def register_publisher(fn: Publisher) -> Publisher:
-    """Add a step that writes part of every published tree (called with store, snapshot, tree root)."""
-    if fn not in _PUBLISHERS:
-        _PUBLISHERS.append(fn)
-    return fn
-
-
-def _load_entry_point_publishers() -> None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="airgap_mirror.publishers"):
-        with contextlib.suppress(ImportError):
-            register_publisher(ep.load())
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
@@ -169,8 +152,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     try:
         partial.mkdir()
         _write_python(store, snapshot, partial, base_url(store, url))
-        _load_entry_point_publishers()
-        for fn in _PUBLISHERS:
+        for fn in publishers():
             fn(store, snapshot, partial)
         (partial / "snapshot.json").write_text(json.dumps({"id": sid}) + "\n")
         os.replace(partial, final)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -23,6 +23,7 @@ from .reqfile import ReqLine
 from .distinfo import read_sdist, read_wheel
 from .errors import InputError, MirrorError, ResolutionError
 from .fetch import FetchItem, fetch_all
+from .interfaces import QuietReporter, Reporter, SyncContext, sync_extensions
 from .lockfile import render_requirements_lock
 from .memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
 from .resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
@@ -36,27 +37,6 @@ __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SN
 SNAPSHOT_FORMAT = 1
 from .defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
 _MAX_BUILD_DEPTH = 8
-
-
-class Reporter(Protocol):
-    def phase(self, name: str, total: int | None) -> None: ...
-    def advance(self, n: int = 1) -> None: ...
-    def note(self, message: str) -> None: ...
-    def lane(self) -> "Reporter": ...  # a reporter of its own for work running alongside
-
-
-class _Quiet:
-    def phase(self, name: str, total: int | None) -> None:
-        pass
-
-    def advance(self, n: int = 1) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-    def lane(self) -> "_Quiet":
-        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -606,7 +586,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
 def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,
              on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
-    reporter = reporter or _Quiet()
+    reporter = reporter or QuietReporter()
     previous_id = store.ref("current")
     previous = store.load_snapshot(previous_id) if previous_id else None
 
@@ -647,7 +627,6 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
 
     # The extensions (the APT side) run alongside the Python side: they share nothing until the
     # snapshot, and both spend most of their time waiting on the network or on uv.
-    from .extensions import SyncContext, sync_extensions
 
     with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
         ext_futures = [(ext, side.submit(ext.sync, SyncContext(

@@ -1,0 +1,153 @@
+"""The interfaces the core defines and its plug-ins implement, and the one loader that finds them.
+
+The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through entry points.
+
+    airgap_mirror.sync            SyncExtension: `name`, `sync(SyncContext) -> ExtensionOutcome`
+                                  (a snapshot keeps its section under `name`, per app under apps[APP][name])
+    airgap_mirror.publishers      Publisher: `(store, snapshot, tree)` writes its part of a published tree
+    airgap_mirror.commands        CommandRegistrar: `register(app)` adds CLI commands to the typer app
+    airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
+    airgap_mirror.client_config   ClientConfigHook: `(base_url, store) -> text or None` for `client-config`
+
+A plug-in that cannot be loaded is reported once on stderr (and by `plugin_errors()`), never
+dropped without a word: a missing APT side must not look like an app without an Aptfile.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .apps import AppSpec
+    from .store import Store
+
+__all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
+           "BundleLedger", "ClientConfigHook", "plugins", "plugin_errors", "sync_extensions", "publishers",
+           "command_registrars", "bundle_ledger", "client_config_hooks"]
+
+
+class Reporter(Protocol):
+    """Progress of long work: phases with a total, advances, notes; a lane for work alongside."""
+
+    def phase(self, name: str, total: int | None) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def note(self, message: str) -> None: ...
+    def lane(self) -> "Reporter": ...
+
+
+class QuietReporter:
+    """A reporter that shows nothing (tests, --json, CI)."""
+
+    def phase(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def lane(self) -> "QuietReporter":
+        return self
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncContext:
+    store: "Store"
+    apps: list["AppSpec"]
+    previous: Mapping[str, Any] | None
+    options: Mapping[str, Any]
+    reporter: Reporter
+    concurrency: int = 16
+
+
+@dataclass(slots=True, kw_only=True)
+class ExtensionOutcome:
+    section: dict[str, Any] = field(default_factory=dict)
+    app_entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    app_errors: dict[str, str] = field(default_factory=dict)
+    app_warnings: dict[str, list[str]] = field(default_factory=dict)
+    kept_previous: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    # Faults that cost nothing already mirrored (an upstream that failed, the previous closure kept).
+    warnings: list[str] = field(default_factory=list)
+    files_fetched: int = 0
+    files_present: int = 0
+    bytes_fetched: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class SyncExtension(Protocol):
+    name: str
+
+    def sync(self, ctx: SyncContext) -> ExtensionOutcome: ...
+
+
+Publisher = Callable[["Store", dict[str, Any], "Path"], None]
+CommandRegistrar = Callable[[Any], None]
+ClientConfigHook = Callable[[str, "Store"], "str | None"]
+
+
+class BundleLedger(Protocol):
+    """What the bundle side records, as the core's history and health checks need it."""
+
+    def last_exported(self, store: "Store") -> str | None:
+        """The snapshot id of the newest bundle written (the base of the next delta), if any."""
+
+    def imported(self, store: "Store") -> list[tuple[str, str, str]]:
+        """(bundle id, snapshot id, when) of every bundle imported, oldest first."""
+
+
+_ERRORS: list[str] = []
+
+
+@cache
+def plugins(group: str) -> tuple[Any, ...]:
+    """Every object registered under an entry-point group, loaded once; one that fails to load is
+    reported on stderr and in `plugin_errors()`."""
+    from importlib.metadata import entry_points
+
+    out = []
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        try:
+            out.append(ep.load())
+        except Exception as exc:  # noqa: BLE001  (a broken plug-in must not take the core down)
+            message = (f"plug-in {ep.name!r} ({group}, {ep.value}) could not be loaded: {type(exc).__name__}: "
+                       f"{str(exc)[:200]}; what it adds is missing (reinstall airgap-mirror)")
+            _ERRORS.append(message)
+            print(f"warning: {message}", file=sys.stderr)
+    return tuple(out)
+
+
+def plugin_errors() -> list[str]:
+    return list(_ERRORS)
+
+
+def sync_extensions() -> tuple[SyncExtension, ...]:
+    return tuple(obj() if isinstance(obj, type) else obj for obj in plugins("airgap_mirror.sync"))
+
+
+def publishers() -> tuple[Publisher, ...]:
+    return plugins("airgap_mirror.publishers")
+
+
+def command_registrars() -> tuple[CommandRegistrar, ...]:
+    return plugins("airgap_mirror.commands")
+
+
+def client_config_hooks() -> tuple[ClientConfigHook, ...]:
+    return plugins("airgap_mirror.client_config")
+
+
+def bundle_ledger() -> BundleLedger | None:
+    found = plugins("airgap_mirror.ledger")
+    if not found:
+        return None
+    obj = found[0]
+    return obj() if isinstance(obj, type) else obj

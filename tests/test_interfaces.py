@@ -1,0 +1,54 @@
+"""The house rules the plan depends on: the core imports no plug-in and knows none of their tables or
+layouts, and a plug-in that cannot load is reported, not dropped."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+
+from mirror import interfaces
+
+CORE = Path(__file__).resolve().parents[1] / "mirror"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in CORE.rglob("*.py")))
+def test_the_core_imports_no_plugin_and_knows_none_of_their_tables(module):
+    path = next(CORE.rglob(module))
+    assert not _imports(path) & {"apt", "bundles"}, f"mirror/{module} imports a plug-in"
+    text = path.read_text()
+    for word in ("bundle_exports", "bundle_imports", "debian/dists", '"dists"'):
+        assert word not in text, f"mirror/{module} names {word}, which belongs to a plug-in"
+
+
+def test_a_plugin_that_cannot_load_is_reported(monkeypatch, capsys):
+    broken = importlib.metadata.EntryPoint(name="ghost", value="no_such_module_x:thing", group="airgap_mirror.test")
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [broken] if group == "airgap_mirror.test" else [])
+    interfaces.plugins.cache_clear()
+    try:
+        assert interfaces.plugins("airgap_mirror.test") == ()
+    finally:
+        interfaces.plugins.cache_clear()
+    err = capsys.readouterr().err
+    assert "plug-in 'ghost'" in err and "ModuleNotFoundError" in err
+    assert any("ghost" in e for e in interfaces.plugin_errors())
+
+
+def test_the_installed_plugins_load():
+    interfaces.plugins.cache_clear()
+    assert [e.name for e in interfaces.sync_extensions()] == ["apt"]
+    assert interfaces.bundle_ledger() is not None and interfaces.publishers() and interfaces.client_config_hooks()
+    assert len(interfaces.command_registrars()) == 2
