@@ -8,17 +8,13 @@ re-reads the bundle and finishes.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from mirror.errors import StoreError
 from mirror.snapshots import referenced_blobs
-from mirror.store import Store
+from mirror.store import Ingest, Store
 
 from .errors import BaseMissingError, ReplayError
 from .format import Manifest
@@ -30,41 +26,39 @@ __all__ = ["StoreSink", "import_bundle", "verify_bundle", "ImportResult"]
 
 
 class StoreSink:
-    """Streams each blob into a temp file in the store; renamed in only when the reader says it matched."""
+    """Streams each blob into the store through Store.ingest (hashed, bounded by its listed size,
+    renamed in only when it matches its manifest entry); a blob already there is not written."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._tmp: Path | None = None
-        self._fh: IO[bytes] | None = None
+        self._blob: Ingest | None = None
         self.written = 0
         self.present = 0
 
     def begin(self, sha256: str, size: int) -> None:
-        self.sha, self.size = sha256, size
         if self.store.has_blob(sha256):
             self.present += 1
             return
-        fd, name = tempfile.mkstemp(dir=self.store.tmp, prefix="import-")
-        self._tmp, self._fh = Path(name), os.fdopen(fd, "wb")
+        self._blob = self.store.ingest(expect=sha256, max_size=size, what=f"blob {sha256}",
+                                       source="its manifest entry").__enter__()
 
     def write(self, data: bytes) -> None:
-        if self._fh is not None:
-            self._fh.write(data)
+        if self._blob is not None:
+            self._blob.write(data)
 
     def commit(self) -> None:
-        if self._fh is not None and self._tmp is not None:
-            self.store.commit_blob(self._tmp, self._fh, self.sha, self.size)
-            self._fh.close()
-            self.written += 1
-        self._tmp = self._fh = None
+        if self._blob is not None:
+            try:
+                self._blob.commit()
+                self.written += 1
+            finally:
+                self._blob.__exit__(None, None, None)
+        self._blob = None
 
     def abort(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self._tmp.unlink()
-        self._tmp = self._fh = None
+        if self._blob is not None:
+            self._blob.__exit__(None, None, None)
+        self._blob = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -7,7 +7,6 @@ translated into our TransportError.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import random
 import socket
@@ -132,23 +131,17 @@ def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) 
     from urllib.parse import unquote, urlsplit
 
     path = unquote(urlsplit(item.url).path)
-    with store.temp_file() as (tmp, fh):
-        h = hashlib.sha256()
-        size = 0
+    with store.ingest(expect=item.sha256, max_size=item.size, what=item.filename,
+                      source=f"{path} as resolved (it changed since?):") as blob:
         try:
             with open(path, "rb") as src:
                 for chunk in iter(lambda: src.read(1 << 20), b""):
-                    h.update(chunk)
-                    fh.write(chunk)
-                    size += len(chunk)
+                    blob.write(chunk)
                     on_bytes(len(chunk))
         except OSError as exc:
             raise TransportError(f"{item.filename}: cannot read {path}: {exc.strerror or exc}") from exc
-        digest = h.hexdigest()
-        if digest != item.sha256:
-            raise IntegrityError(f"{item.filename}: {path} changed since it was resolved (sha256 {digest}); nothing kept")
-        store.commit_blob(tmp, fh, digest, size)
-        return size
+        blob.commit()
+        return blob.size
 
 
 async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchItem, retries: int,
@@ -157,27 +150,14 @@ async def _download_one(client: "httpx.AsyncClient", store: Store, item: FetchIt
         return await asyncio.to_thread(_copy_local, store, item, on_bytes)
 
     async def attempt() -> int:
-        with store.temp_file() as (tmp, fh):
-            h = hashlib.sha256()
-            size = 0
+        with store.ingest(expect=item.sha256, max_size=item.size, what=item.filename, source="the index's") as blob:
             async with client.stream("GET", item.url) as resp:
                 _check_status(item.url, resp.status_code)
                 async for chunk in resp.aiter_raw(1 << 16):
-                    h.update(chunk)
-                    fh.write(chunk)
-                    size += len(chunk)
+                    blob.write(chunk)
                     on_bytes(len(chunk))
-                    if item.size is not None and size > item.size:
-                        raise IntegrityError(
-                            f"{item.filename}: more than the {item.size} bytes the index promised; nothing kept"
-                        )
-            digest = h.hexdigest()
-            if digest != item.sha256:
-                raise IntegrityError(
-                    f"{item.filename}: sha256 {digest} does not match the index's {item.sha256}; nothing kept"
-                )
-            store.commit_blob(tmp, fh, digest, size)
-            return size
+            blob.commit()
+            return blob.size
 
     return await _retrying(item.url, retries, attempt)
 

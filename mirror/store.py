@@ -75,13 +75,20 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a cache file whole or not at all (temp file in the same folder, then rename)."""
+def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+    """Write a file whole or not at all (temp file in the same folder, then rename); `durable`:
+    fsync the file and its folder too (what a crash must not lose, not a cache)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if durable:
+            _fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -187,54 +194,29 @@ class Store:
     def has_blob(self, sha256: str) -> bool:
         return self.blob_path(sha256).is_file()
 
-    @contextlib.contextmanager
-    def temp_file(self) -> Iterator[tuple[Path, IO[bytes]]]:
-        """A temp file inside the store; removed unless commit_blob took it."""
-        with self.writing("creating a temp file"):
-            fd, name = tempfile.mkstemp(dir=self.tmp, prefix="in-")
-        path = Path(name)
-        try:
-            with self.writing("writing a file"), os.fdopen(fd, "wb") as fh:
-                yield path, fh
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-
-    def commit_blob(self, tmp_path: Path, fh: IO[bytes], sha256: str, size: int) -> Path:
-        """Flush, fsync and rename a finished temp file to its content address."""
-        fh.flush()
-        os.fsync(fh.fileno())
-        final = self.blob_path(sha256)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp_path, 0o444)
-        os.replace(tmp_path, final)
-        _fsync_dir(final.parent)
-        self._record_blob(sha256, size)
-        return final
+    def ingest(self, *, expect: str | None = None, max_size: int | None = None, what: str = "a file",
+               source: str = "the expected") -> "Ingest":
+        """The one way a blob enters the store (downloads, local files, builds, bundle import):
+        `with store.ingest(expect=SHA, max_size=N, what=NAME) as blob: blob.write(...); blob.commit()`.
+        Hashed while written, bounded in size, fsynced and renamed to its content address only when
+        the digest is the expected one; a full disk is a DiskFullError; leaving the block without
+        commit() (an error, a kill) keeps nothing under a blob's name."""
+        return Ingest(self, expect=expect, max_size=max_size, what=what, source=source)
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes as a blob; returns its sha256. Idempotent."""
         sha = hashlib.sha256(data).hexdigest()
         if not self.has_blob(sha):
-            with self.temp_file() as (tmp, fh):
-                fh.write(data)
-                self.commit_blob(tmp, fh, sha, len(data))
+            with self.ingest(expect=sha, what="a record") as blob:
+                blob.write(data)
+                blob.commit()
         return sha
 
     def put_file(self, src: Path, expected_sha256: str | None = None) -> str:
-        h = hashlib.sha256()
-        size = 0
-        with self.temp_file() as (tmp, fh), open(src, "rb") as inp:
+        with self.ingest(expect=expected_sha256, what=str(src)) as blob, open(src, "rb") as inp:
             while chunk := inp.read(1 << 20):
-                h.update(chunk)
-                fh.write(chunk)
-                size += len(chunk)
-            sha = h.hexdigest()
-            if expected_sha256 and sha != expected_sha256:
-                raise IntegrityError(f"{src}: sha256 {sha} does not match the expected {expected_sha256}")
-            if not self.has_blob(sha):
-                self.commit_blob(tmp, fh, sha, size)
-        return sha
+                blob.write(chunk)
+            return blob.commit()
 
     def read_blob(self, sha256: str) -> bytes:
         try:
@@ -287,12 +269,8 @@ class Store:
         sid = hashlib.sha256(data).hexdigest()
         path = self.snapshots / f"{sid}.json"
         if not path.exists():
-            with self.temp_file() as (tmp, fh):
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            _fsync_dir(self.snapshots)
+            with self.writing("writing a snapshot"):
+                atomic_write(path, data, durable=True)
         with self.db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO snapshots(id, created, origin, summary) VALUES (?,?,?,?)",
@@ -328,6 +306,60 @@ class Store:
             return (self.refs / name).read_text().strip() or None
         except FileNotFoundError:
             return None
+
+
+class Ingest:
+    """One blob on its way into the store (see Store.ingest)."""
+
+    def __init__(self, store: Store, *, expect: str | None, max_size: int | None, what: str, source: str) -> None:
+        self.store, self.expect, self.max_size, self.what, self.source = store, expect, max_size, what, source
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._path: Path | None = None
+        self._fh: IO[bytes] | None = None
+        self.sha256: str | None = None
+
+    def __enter__(self) -> "Ingest":
+        with self.store.writing("creating a temp file"):
+            fd, name = tempfile.mkstemp(dir=self.store.tmp, prefix="in-")
+        self._path, self._fh = Path(name), os.fdopen(fd, "wb")
+        return self
+
+    def write(self, data: bytes) -> None:
+        assert self._fh is not None, "write() outside `with store.ingest(...)`"
+        self.size += len(data)
+        if self.max_size is not None and self.size > self.max_size:
+            raise IntegrityError(f"{self.what}: more than the {self.max_size} bytes promised; nothing kept")
+        self._hash.update(data)
+        with self.store.writing(f"writing {self.what}"):
+            self._fh.write(data)
+
+    def commit(self) -> str:
+        """Check the digest, then fsync and rename into place (a blob already there is kept)."""
+        assert self._fh is not None and self._path is not None
+        digest = self._hash.hexdigest()
+        if self.expect is not None and digest != self.expect:
+            raise IntegrityError(f"{self.what}: sha256 {digest} does not match {self.source} {self.expect}; nothing kept")
+        final = self.store.blob_path(digest)
+        with self.store.writing(f"writing {self.what}"):
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            if not final.is_file():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(self._path, 0o444)
+                os.replace(self._path, final)
+                _fsync_dir(final.parent)
+            self.store._record_blob(digest, self.size)
+        self.sha256 = digest
+        return digest
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
 
 
 def open_store(root: Path, *, create: bool = False) -> Store:
