@@ -23,7 +23,7 @@ from .reqfile import ReqLine
 from .distinfo import read_sdist, read_wheel
 from .errors import InputError, MirrorError, ResolutionError
 from .fetch import FetchItem, fetch_all
-from .interfaces import QuietReporter, Reporter, SyncContext, sync_extensions
+from .interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, sync_extensions
 from .lockfile import render_requirements_lock
 from .memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
 from .resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
@@ -583,14 +583,8 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
 
 
 
-def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,
-             on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
-    """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
-    reporter = reporter or QuietReporter()
-    previous_id = store.ref("current")
-    previous = store.load_snapshot(previous_id) if previous_id else None
-
-    # 1. Apps and the target matrix.
+def _load_apps(opts: SyncOptions) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
+    """Step 1: each app folder read (its own error if it cannot be), with its targets."""
     results: dict[str, AppResult] = {}
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     for path in opts.apps:
@@ -608,196 +602,216 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         if app.name in results:
             results[app.name].warnings.append(f"two app folders are named {app.name}; {path} ignored")
             continue
-        results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
-                                      conda_not_mirrored=list(app.conda_packages))
+        result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
+                                               conda_not_mirrored=list(app.conda_packages))
         if app.conda_packages:
-            results[app.name].warnings.append(
+            result.warnings.append(
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section): "
                 f"{', '.join(app.conda_packages[:10])}{', ...' if len(app.conda_packages) > 10 else ''}")
         if not app.has_python and not app.apt_files:
-            results[app.name].warnings.append("no Python requirements and no Aptfile found")
+            result.warnings.append("no Python requirements and no Aptfile found")
         unread = app.unread_requirement_files()
         if unread:
-            results[app.name].warnings.append(
+            result.warnings.append(
                 f"{', '.join(unread)} not mirrored: the platform does not install {'them' if len(unread) > 1 else 'it'}; "
                 "if the app does (say from a predeploy script), add the name to `requirement-files` under [apps] in "
                 "mirror.toml (or sync --requirements-file NAME)")
         apps.append((app, targets))
-    all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
+    return results, apps
 
+
+@dataclass(slots=True, kw_only=True)
+class _PythonPart:
+    """Step 4's result: the Python side of the snapshot."""
+
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    apps: dict[str, Any] = field(default_factory=dict)
+    installers: dict[str, list[str]] = field(default_factory=dict)
+    build: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_files(self, store: Store, pins: list[Pin]) -> list[str]:
+        """Record each pin's files as the snapshot describes them; their sha256s, sorted."""
+        shas = []
+        for pin in pins:
+            for f in pin.files:
+                entry = _catalog(store, pin, f)
+                self.files[f.sha256] = {
+                    "filename": entry.filename, "project": entry.project, "version": entry.version,
+                    "kind": entry.kind, "size": entry.size, "url": entry.url,
+                    "requires_python": entry.requires_python, "yanked": entry.yanked,
+                    "upload_time": entry.upload_time, "metadata_sha256": entry.metadata_sha256,
+                }
+                if entry.metadata_sha256:
+                    self.files[f.sha256]["metadata_size"] = store.blob_size(entry.metadata_sha256)
+                shas.append(f.sha256)
+        return sorted(shas)
+
+
+def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: AppResult, part: _PythonPart,
+               resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], got: _Fetched,
+               dists: Mapping[int, DirectDist], served: dict[str, str]) -> dict[str, Any] | None:
+    """One app's snapshot entry (locks and files per target), or None with `result` failed."""
+    entry_targets: dict[str, Any] = {}
+    failed_here: list[str] = []
+    for t in targets:
+        res = resolved.get((app.name, t.id))
+        if res is None:
+            continue
+        if isinstance(res, MirrorError):
+            failed_here.append(str(res))
+            continue
+        pylock, pins = res
+        if any(f.sha256 in got.bad_files for p in pins for f in p.files):
+            failed_here.append(f"{app.name} for {t.id}: some files could not be fetched")
+            continue
+        clash = [f for p in pins for f in p.files if served.setdefault(f.filename, f.sha256) != f.sha256]
+        if clash:
+            failed_here.extend(
+                f"{f.filename} ({f.origin or strip_credentials(f.url)}) differs from the file of the same name "
+                "another app mirrors; an index serves one file per name: give the package a new version"
+                for f in clash)
+            continue
+        origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
+                   for i, d in dists.items()}
+        req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
+        entry_targets[t.id] = {"pylock": store.put_bytes(pylock), "requirements_lock": store.put_bytes(req_lock),
+                               "packages": [[p.name, p.version] for p in pins], "files": part.add_files(store, pins)}
+    if failed_here:
+        result.ok, result.error = False, "\n".join(failed_here)
+        return None
+    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
+    if dists:
+        entry["direct"] = [
+            {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
+             "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
+             "origin": d.origin, "commit": d.commit}
+            for i, d in sorted(dists.items())]
+    return entry
+
+
+def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list[PythonTarget]]],
+                 all_targets: list[PythonTarget], results: dict[str, AppResult],
+                 resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError],
+                 prepared: Mapping[str, tuple[IndexConfig, dict[int, DirectDist]]], got: _Fetched,
+                 previous: Mapping[str, Any] | None) -> _PythonPart:
+    """Step 4: locks, files, installers and build requirements; a failed app keeps its previous entry."""
+    part = _PythonPart()
+    served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
+    for app, targets in apps:
+        result = results[app.name]
+        if not result.ok:
+            continue
+        warnings = got.confusion.get(app.name, [])
+        if warnings and opts.strict:
+            result.ok, result.error = False, "\n".join(warnings)
+            continue
+        result.warnings.extend([*warnings, *got.compiled.get(app.name, [])])
+        entry = _app_entry(store, app, targets, result, part, resolved, got, prepared.get(app.name, (None, {}))[1], served)
+        if entry is not None:
+            part.apps[app.name] = entry
+    # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
+    old_apps = (previous or {}).get("apps", {})
+    old_files = (previous or {}).get("python", {}).get("files", {})
+    for name, result in results.items():
+        if not result.ok and name not in part.apps and name in old_apps:
+            part.apps[name] = old_apps[name]
+            result.kept_previous = True
+            for t in old_apps[name].get("targets", {}).values():
+                part.files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
+    for t in all_targets:
+        res = resolved.get(("installers", t.id))
+        if isinstance(res, tuple) and not any(f.sha256 in got.bad_files for p in res[1] for f in p.files):
+            part.installers[t.id] = part.add_files(store, res[1])
+        elif isinstance(res, MirrorError):
+            got.errors.append(f"installers for {t.id}: {res}")
+    for tid, pins in got.build_pins.items():
+        good = [p for p in pins if all(f.sha256 not in got.bad_files for f in p.files)]
+        part.build[tid] = sorted(set(part.add_files(store, good)))
+    return part
+
+
+def _merge_extension(name: str, outcome: ExtensionOutcome, part: _PythonPart, results: dict[str, AppResult],
+                     got: _Fetched, warnings: list[str]) -> None:
+    """Step 5: a sync extension's per-app entries, errors and counts folded into the sync's."""
+    got.fetched += outcome.files_fetched
+    got.present += outcome.files_present
+    got.bytes += outcome.bytes_fetched
+    got.errors.extend(outcome.errors)
+    warnings.extend(outcome.warnings)
+    for app, entry in outcome.app_entries.items():
+        if app in part.apps:
+            part.apps[app][name] = entry
+        results[app].targets.extend(t for t in entry if t not in results[app].targets)
+    for app, msg in outcome.app_errors.items():
+        r = results[app]
+        r.ok = False
+        r.error = "\n".join(filter(None, [r.error, msg]))
+        r.kept_previous = r.kept_previous or app in outcome.kept_previous
+    for app, warns in outcome.app_warnings.items():
+        results[app].warnings.extend(warns)
+
+
+def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, Any]], all_targets: list[PythonTarget],
+              previous: Mapping[str, Any] | None, any_app: bool) -> tuple[str | None, list[str], int]:
+    """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count."""
+    target_map = {t.id: t.to_dict() for t in all_targets}
+    for app_entry in part.apps.values():
+        for tid in app_entry.get("targets", {}):
+            if tid not in target_map and previous:
+                target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
+    manifest = {"format_version": SNAPSHOT_FORMAT, "kind": "airgap-mirror/snapshot", "targets": target_map,
+                "apps": part.apps, "python": {"files": part.files, "installers": part.installers, "build": part.build}}
+    manifest.update((name, section) for name, section in sections.items() if section)
+    ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
+    targets = sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {}))
+    sid: str | None = None
+    if part.apps or not any_app:
+        summary = {"apps": len(part.apps), "targets": len(targets), "files": len(part.files) + len(ext_files),
+                   "bytes": sum(m["size"] for m in part.files.values()) + sum(m["size"] for m in ext_files)}
+        sid = store.put_snapshot(manifest, origin="sync", summary=summary)
+    return sid, targets, len(part.files) + len(ext_files)
+
+
+def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,
+             on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
+    """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
+    reporter = reporter or QuietReporter()
+    previous_id = store.ref("current")
+    previous = store.load_snapshot(previous_id) if previous_id else None
+    results, apps = _load_apps(opts)
+    all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
     # The extensions (the APT side) run alongside the Python side: they share nothing until the
     # snapshot, and both spend most of their time waiting on the network or on uv.
-
     with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
         ext_futures = [(ext, side.submit(ext.sync, SyncContext(
             store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
             reporter=reporter.lane(), concurrency=opts.concurrency))) for ext in sync_extensions()]
-        # 2. Each app's indexes (credentials from the environment) and its git / local / URL packages
-        #    built or copied into distribution files; then resolution for every app × target.
+        # 2. Each app's indexes and its git / local / URL packages built; resolution for every app × target.
         prepared = _prepare_apps(apps, results, store, opts, reporter)
         jobs = _app_jobs(apps, prepared, results, opts)
-        if opts.installers:
-            for t in all_targets:
-                jobs.append(_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers))
+        jobs += [_Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers)
+                 for t in all_targets if opts.installers]
         credentials = Credentials.from_urls(
             u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
         memo = ResolutionMemo(store.cache, lambda validators: page_digests(
             validators, concurrency=2 * opts.concurrency, credentials=credentials))
         reporter.phase("resolving", len(jobs))
         resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
-
         # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
         got = _fetch_with_build_requirements(jobs, resolved, results, store, opts, reporter, memo, credentials, on_bytes)
         memo.finish()
-        fetch_errors, fetched, present, nbytes = got.errors, got.fetched, got.present, got.bytes
-        confusion, build_pins, bad_files = got.confusion, got.build_pins, got.bad_files
-
-        # 4. Locks and the snapshot.
-        def pins_ok(pins: list[Pin]) -> bool:
-            return all(f.sha256 not in bad_files for p in pins for f in p.files)
-
-        files: dict[str, dict[str, Any]] = {}
-
-        def add_files(pins: list[Pin]) -> list[str]:
-            shas = []
-            for pin in pins:
-                for f in pin.files:
-                    entry = _catalog(store, pin, f)
-                    files[f.sha256] = {
-                        "filename": entry.filename, "project": entry.project, "version": entry.version,
-                        "kind": entry.kind, "size": entry.size, "url": entry.url,
-                        "requires_python": entry.requires_python, "yanked": entry.yanked,
-                        "upload_time": entry.upload_time, "metadata_sha256": entry.metadata_sha256,
-                    }
-                    if entry.metadata_sha256:
-                        files[f.sha256]["metadata_size"] = store.blob_size(entry.metadata_sha256)
-                    shas.append(f.sha256)
-            return sorted(shas)
-
-        apps_manifest: dict[str, Any] = {}
-        served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
-        for app, targets in apps:
-            result = results[app.name]
-            if not result.ok:
-                continue
-            warnings = confusion.get(app.name, [])
-            if warnings and opts.strict:
-                result.ok = False
-                result.error = "\n".join(warnings)
-                continue
-            result.warnings.extend(warnings)
-            result.warnings.extend(got.compiled.get(app.name, []))
-            entry_targets: dict[str, Any] = {}
-            failed_here: list[str] = []
-            for t in targets:
-                res = resolved.get((app.name, t.id))
-                if res is None:
-                    continue
-                if isinstance(res, MirrorError):
-                    failed_here.append(str(res))
-                    continue
-                pylock, pins = res
-                if not pins_ok(pins):
-                    failed_here.append(f"{app.name} for {t.id}: some files could not be fetched")
-                    continue
-                clash = [f for p in pins for f in p.files if served.setdefault(f.filename, f.sha256) != f.sha256]
-                if clash:
-                    failed_here.extend(
-                        f"{f.filename} ({f.origin or strip_credentials(f.url)}) differs from the file of the same name "
-                        "another app mirrors; an index serves one file per name: give the package a new version"
-                        for f in clash)
-                    continue
-                origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
-                           for i, d in prepared[app.name][1].items()}
-                req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
-                entry_targets[t.id] = {
-                    "pylock": store.put_bytes(pylock),
-                    "requirements_lock": store.put_bytes(req_lock),
-                    "packages": [[p.name, p.version] for p in pins],
-                    "files": add_files(pins),
-                }
-            if failed_here:
-                result.ok = False
-                result.error = "\n".join(failed_here)
-                continue
-            apps_manifest[app.name] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
-            _, dists = prepared.get(app.name, (None, {}))
-            if dists:
-                apps_manifest[app.name]["direct"] = [
-                    {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
-                     "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
-                     "origin": d.origin, "commit": d.commit}
-                    for i, d in sorted(dists.items())]
-        # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
-        old_apps = (previous or {}).get("apps", {})
-        old_files = (previous or {}).get("python", {}).get("files", {})
-        for name, result in results.items():
-            if not result.ok and name not in apps_manifest and name in old_apps:
-                apps_manifest[name] = old_apps[name]
-                result.kept_previous = True
-                for t in old_apps[name].get("targets", {}).values():
-                    files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
-
-        installers: dict[str, list[str]] = {}
-        for t in all_targets:
-            res = resolved.get(("installers", t.id))
-            if isinstance(res, tuple) and pins_ok(res[1]):
-                installers[t.id] = add_files(res[1])
-            elif isinstance(res, MirrorError):
-                fetch_errors.append(f"installers for {t.id}: {res}")
-        build: dict[str, list[str]] = {}
-        for tid, pins in build_pins.items():
-            good = [p for p in pins if all(f.sha256 not in bad_files for f in p.files)]
-            build[tid] = sorted(set(add_files(good)))
-
-        # 5. Extensions (the APT side): each adds its section and per-app entries.
-        sections: dict[str, Any] = {}
-        ext_warnings: list[str] = []
+        # 4. Locks and files; 5. each extension's part, once it is done.
+        part = _python_part(store, opts, apps, all_targets, results, resolved, prepared, got, previous)
+        sections: dict[str, dict[str, Any]] = {}
+        warnings: list[str] = []
         for ext, future in ext_futures:
             outcome = future.result()
             sections[ext.name] = outcome.section
-            fetched += outcome.files_fetched
-            present += outcome.files_present
-            nbytes += outcome.bytes_fetched
-            fetch_errors.extend(outcome.errors)
-            ext_warnings.extend(outcome.warnings)
-            for name, entry in outcome.app_entries.items():
-                if name in apps_manifest:
-                    apps_manifest[name][ext.name] = entry
-                results[name].targets.extend(t for t in entry if t not in results[name].targets)
-            for name, msg in outcome.app_errors.items():
-                r = results[name]
-                r.ok = False
-                r.error = "\n".join(filter(None, [r.error, msg]))
-                r.kept_previous = r.kept_previous or name in outcome.kept_previous
-            for name, warns in outcome.app_warnings.items():
-                results[name].warnings.extend(warns)
-
-        target_map = {t.id: t.to_dict() for t in all_targets}
-        for app_entry in apps_manifest.values():
-            for tid in app_entry.get("targets", {}):
-                if tid not in target_map and previous:
-                    target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
-        manifest = {
-            "format_version": SNAPSHOT_FORMAT,
-            "kind": "airgap-mirror/snapshot",
-            "targets": target_map,
-            "apps": apps_manifest,
-            "python": {"files": files, "installers": installers, "build": build},
-        }
-        for name, section in sections.items():
-            if section:
-                manifest[name] = section
-        sid: str | None = None
-        if apps_manifest or not results:
-            ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
-            summary = {"apps": len(apps_manifest), "targets": len(target_map) + sum(len(sec.get("targets", {})) for sec in sections.values()),
-                       "files": len(files) + len(ext_files),
-                       "bytes": sum(m["size"] for m in files.values()) + sum(m["size"] for m in ext_files)}
-            sid = store.put_snapshot(manifest, origin="sync", summary=summary)
-        return SyncResult(
-            snapshot_id=sid, previous_id=previous_id, apps=list(results.values()),
-            targets=sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {})),
-            files_total=len(files) + sum(len(sec.get("files", {})) for sec in sections.values()), files_fetched=fetched, files_present=present, bytes_fetched=nbytes,
-            fetch_errors=fetch_errors, warnings=ext_warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
-        )
+            _merge_extension(ext.name, outcome, part, results, got, warnings)
+    # 6. The snapshot.
+    sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results))
+    return SyncResult(
+        snapshot_id=sid, previous_id=previous_id, apps=list(results.values()), targets=targets,
+        files_total=files_total, files_fetched=got.fetched, files_present=got.present, bytes_fetched=got.bytes,
+        fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
+    )
