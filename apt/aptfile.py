@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mirror.appfiles import AppFileError, read_app_file
-from mirror.reqfile import decode_like_pip
+from mirror.apps.appfiles import AppFileError, read_app_file
+from mirror.apps.reqfile import decode_like_pip
 from mirror.urls import redact
 
 from .errors import AptfileError

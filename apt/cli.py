@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         """
         from mirror.cli import console, fail_with
         from mirror.errors import MirrorError
-        from mirror.config import store_root
+        from mirror.cli.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         """
         from mirror.cli import fail_with
         from mirror.errors import MirrorError
-        from mirror.config import store_root
+        from mirror.cli.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mirror.names import safe_join
+from mirror.store.names import safe_join
 from mirror.publish import current_tree, link_or_copy
 from mirror.store import Store
 

@@ -19,7 +19,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable 
 
 
 def _store_root(store: Path | None) -> Path:
-    from mirror.config import store_root
+    from mirror.cli.config import store_root
 
     return store_root(store)
 
@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
         """
         from bundles.writer import create_bundle, parse_size
         from mirror.errors import MirrorError
-        from mirror.snapshots import referenced_blobs
+        from mirror.store.snapshots import referenced_blobs
         from mirror.store import open_store
 
         try:

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.canonical import canonical_json
-from mirror.snapshots import referenced_blobs, unsafe_names
+from mirror.store.canonical import canonical_json
+from mirror.store.snapshots import referenced_blobs, unsafe_names
 
 from .errors import BundleFormatError
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.errors import StoreError
-from mirror.snapshots import referenced_blobs
+from mirror.store.snapshots import referenced_blobs
 from mirror.store import Ingest, Store
 
 from .errors import BaseMissingError, ReplayError

@@ -22,7 +22,7 @@ from pathlib import Path
 import zstandard
 
 from mirror.errors import InputError, StoreError
-from mirror.snapshots import referenced_blobs
+from mirror.store.snapshots import referenced_blobs
 from mirror.store import Store
 
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import InputError
-from .urls import redact, remember_secrets
+from mirror.errors import InputError
+from mirror.urls import redact, remember_secrets
 
 __all__ = ["expand", "Credentials", "ENV_VAR", "secret_values"]
 

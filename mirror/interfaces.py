@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .apps import AppSpec
-    from .store import Store
+    from mirror.apps import AppSpec
+    from mirror.store import Store
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
            "BundleLedger", "ClientConfigHook", "plugins", "plugin_errors", "sync_extensions", "publishers",

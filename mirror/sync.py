@@ -16,26 +16,26 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from .apps import AppSpec, load_app
-from .credentials import Credentials, expand
-from .direct import DirectDist, materialise
-from .reqfile import ReqLine
-from .distinfo import read_sdist, read_wheel
-from .errors import InputError, MirrorError, ResolutionError
-from .fetch import FetchItem, fetch_all
-from .interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, sync_extensions
-from .lockfile import render_requirements_lock
-from .memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
-from .resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
-from .store import CatalogFile, Store
-from .targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
-from .upstream import FileStatus, page_digests, project_pages
-from .urls import redact_text, strip_credentials
+from mirror.apps import AppSpec, load_app
+from mirror.credentials import Credentials, expand
+from mirror.apps.direct import DirectDist, materialise
+from mirror.apps.reqfile import ReqLine
+from mirror.store.distinfo import read_sdist, read_wheel
+from mirror.errors import InputError, MirrorError, ResolutionError
+from mirror.fetch import FetchItem, fetch_all
+from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, sync_extensions
+from mirror.resolve.lockfile import render_requirements_lock
+from mirror.resolve.memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
+from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
+from mirror.store import CatalogFile, Store
+from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
+from mirror.resolve.upstream import FileStatus, page_digests, project_pages
+from mirror.urls import redact_text, strip_credentials
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
 
 SNAPSHOT_FORMAT = 1
-from .defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
+from mirror.defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
 _MAX_BUILD_DEPTH = 8
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mirror.targets import PythonTarget  # noqa: E402
+from mirror.resolve.targets import PythonTarget  # noqa: E402
 
 
 def clean_env() -> dict[str, str]:

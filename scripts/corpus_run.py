@@ -103,7 +103,7 @@ class Served:
 
 def _runtime_python(app: Path) -> str:
     from mirror.apps import load_app
-    from mirror.targets import DEFAULT_PYTHON
+    from mirror.resolve.targets import DEFAULT_PYTHON
 
     try:
         found = load_app(app, EXTRA_FILES).python

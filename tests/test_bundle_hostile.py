@@ -20,7 +20,7 @@ from bundles.format import MANIFEST, SIGNATURE, blob_member
 from bundles.importer import import_bundle, verify_bundle
 from bundles.keys import generate, sign
 from bundles.writer import create_bundle
-from mirror.canonical import canonical_json
+from mirror.store.canonical import canonical_json
 from mirror.store import Store
 from tests.conftest import clean_env
 from tests.test_bundles import _snapshot, _state

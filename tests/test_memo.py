@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror.memo import MAX_AGE, ResolutionMemo, is_deterministic, pages_read
+from mirror.resolve.memo import MAX_AGE, ResolutionMemo, is_deterministic, pages_read
 from mirror.resolve import IndexConfig, uv_compile
 from mirror.store import open_store
 from mirror.sync import SyncOptions, run_sync
-from mirror.targets import PythonTarget
-from mirror.upstream import page_digests
+from mirror.resolve.targets import PythonTarget
+from mirror.resolve.upstream import page_digests
 from tests.builders import make_wheel, write_simple_index
 from tests.conftest import X86, StaticServer
 
@@ -214,8 +214,8 @@ def test_pages_read_parses_uv_log():
 
 
 def test_gc_removes_expired_records(tmp_path: Path):
-    from mirror.health import collect_garbage
-    from mirror.memo import expired_records
+    from mirror.store.health import collect_garbage
+    from mirror.resolve.memo import expired_records
 
     store = open_store(tmp_path / "s", create=True)
     now = datetime.now(timezone.utc)

@@ -169,7 +169,7 @@ def test_dependency_confusion_strict_fails_the_app(upstream, private_index, tmp_
 
 def test_literal_password_in_requirements_is_refused(tmp_path):
     from mirror.errors import RequirementsError
-    from mirror.reqfile import parse_requirements_file
+    from mirror.apps.reqfile import parse_requirements_file
 
     f = tmp_path / "requirements.txt"
     f.write_text("--extra-index-url https://bob:hunter2hunter2@pkgs.example.invalid/simple\nx\n")
@@ -312,7 +312,7 @@ def test_bad_local_package_names_the_line(upstream, tmp_path):
     ],
 )
 def test_direct_reference_forms(tmp_path, line, kind, fields):
-    from mirror.reqfile import parse_requirements_file
+    from mirror.apps.reqfile import parse_requirements_file
 
     f = tmp_path / "requirements.txt"
     f.write_text(line + "\n")
@@ -326,7 +326,7 @@ def test_direct_reference_forms(tmp_path, line, kind, fields):
 
 def test_hg_is_refused_with_a_fix(tmp_path):
     from mirror.errors import NotYetSupported
-    from mirror.reqfile import parse_requirements_file
+    from mirror.apps.reqfile import parse_requirements_file
 
     f = tmp_path / "requirements.txt"
     f.write_text("hg+https://host.invalid/repo#egg=x\n")

@@ -14,7 +14,7 @@ import pytest
 
 from mirror.publish import current_tree, publish
 from mirror.serve import make_server, negotiate
-from mirror.simple import JSON_TYPE, IndexFile, render_project_html
+from mirror.publish.simple import JSON_TYPE, IndexFile, render_project_html
 from mirror.store import open_store
 from tests.builders import make_wheel
 

@@ -9,7 +9,7 @@ import pytest
 
 from mirror.apps import load_app
 from mirror.errors import NotYetSupported, RequirementsError
-from mirror.reqfile import parse_requirements_file
+from mirror.apps.reqfile import parse_requirements_file
 
 TEXT = 'alpha==1.0\r\nbeta[x,y]>=2 ; python_version < "3.12"  # why\r\n\r\n# comment\r\ngamma \\\r\n  ==3.0\r\n'
 

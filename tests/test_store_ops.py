@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from mirror.health import collect_garbage, verify_store
-from mirror.history import diff_snapshots, list_snapshots, resolve_snapshot
+from mirror.store.health import collect_garbage, verify_store
+from mirror.store.history import diff_snapshots, list_snapshots, resolve_snapshot
 from mirror.store import Store
 from tests.conftest import clean_env
 from tests.test_bundles import _snapshot
@@ -124,7 +124,7 @@ def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None
 
 
 def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> None:
-    from mirror.snapshots import referenced_blobs
+    from mirror.store.snapshots import referenced_blobs
     from tests.test_bundles import _signed_bundle
 
     sid, bundle, pub = _signed_bundle(tmp_path, blobs=3, blob_size=1000)

@@ -110,7 +110,7 @@ def test_client_config():
 
 
 def test_init_writes_a_config_that_loads(tmp_path: Path):
-    from mirror.config import load_config
+    from mirror.cli.config import load_config
 
     subprocess.run([sys.executable, "-m", "mirror.cli", "init", str(tmp_path / "mirror.toml")], check=True,
                    env=clean_env(), capture_output=True)

@@ -6,7 +6,7 @@ import pytest
 from packaging.markers import Marker
 
 from mirror.errors import ConfigError
-from mirror.targets import PythonTarget
+from mirror.resolve.targets import PythonTarget
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_target_pairs_are_targets_not_a_product(apps, upstream, tmp_path):
 @pytest.mark.parametrize("bad", ["3.12", "manylinux2014_aarch64", "3.12:", "2.7:manylinux2014_aarch64", "3.12:windows95"])
 def test_a_bad_target_pair_is_a_one_line_error(bad):
     from mirror.errors import ConfigError
-    from mirror.targets import parse_target_pair
+    from mirror.resolve.targets import parse_target_pair
 
     with pytest.raises(ConfigError, match="target|Python|platform"):
         parse_target_pair(bad)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from .appfiles import AppFileError, confine, read_app_file
-from .errors import NotYetSupported, RequirementsError
+from mirror.apps.appfiles import AppFileError, confine, read_app_file
+from mirror.errors import NotYetSupported, RequirementsError
 
 __all__ = [
     "DirectRef",

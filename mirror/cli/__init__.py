@@ -1,4 +1,7 @@
-"""The `mirror` command line: flags and config merged, progress shown, errors mapped to exit codes."""
+"""The `mirror` command line: flags and config merged, progress shown, errors mapped to exit codes.
+
+The way in. Also here: config (mirror.toml).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +16,14 @@ from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .config import EXAMPLE_CONFIG, Config, load_config
-from .errors import ConfigError, MirrorError, StoreError
-from .store import open_store
-from .urls import redact_text
+from mirror.cli.config import EXAMPLE_CONFIG, Config, load_config
+from mirror.errors import ConfigError, MirrorError, StoreError
+from mirror.store import open_store
+from mirror.urls import redact_text
 
 if TYPE_CHECKING:
-    from .resolve import IndexConfig
-    from .sync import SyncOptions
+    from mirror.resolve import IndexConfig
+    from mirror.sync import SyncOptions
 
 app = typer.Typer(
     name="mirror",
@@ -133,8 +136,8 @@ def init(
 
 def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip_env: bool) -> "IndexConfig":
     """The site's upstream indexes: flags, else PIP_* (with --pip-env), else mirror.toml; ${VAR} expanded."""
-    from .credentials import expand
-    from .resolve import IndexConfig
+    from mirror.credentials import expand
+    from mirror.resolve import IndexConfig
 
     env_index = os.environ.get("PIP_INDEX_URL") if pip_env else None
     env_extra = os.environ.get("PIP_EXTRA_INDEX_URL", "").split() if pip_env else []
@@ -150,8 +153,8 @@ def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> N
     exist (with the closest names beside them), and target versions and platforms."""
     import difflib
 
-    from .errors import InputError
-    from .targets import PythonTarget
+    from mirror.errors import InputError
+    from mirror.resolve.targets import PythonTarget
 
     for folder in named_apps:
         if not Path(folder).is_dir():
@@ -212,9 +215,9 @@ def sync(
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
             raise typer.Exit(2)
-        from .sync import SyncOptions, run_sync
+        from mirror.sync import SyncOptions, run_sync
 
-        from .targets import parse_target_pair
+        from mirror.resolve.targets import parse_target_pair
 
         # --target pairs (else [[targets]]) are the targets; --python / --platform add their product,
         # and given alone they replace the config's pairs.
@@ -285,7 +288,7 @@ def publish(
 
     Example: `mirror publish --store /srv/mirror-store --base-url https://pypi.internal.example`
     """
-    from .publish import publish as do_publish
+    from mirror.publish import publish as do_publish
 
     try:
         cfg, root = _config(config, store)
@@ -312,9 +315,9 @@ def serve(
 
     Example: `mirror serve --host 0.0.0.0 --port 8080`, then `pip install --index-url http://HOST:8080/simple/ ...`
     """
-    from .publish import publish as do_publish
-    from .publish import published_snapshot
-    from .serve import make_server
+    from mirror.publish import publish as do_publish
+    from mirror.publish import published_snapshot
+    from mirror.serve import make_server
 
     try:
         cfg, root = _config(config, store)
@@ -355,8 +358,8 @@ def lock(
     Example: `mirror lock apps/dash-app --python 3.11 -o requirements.lock`, then inside the gap
     `pip install --require-hashes -r requirements.lock --index-url http://mirror.internal:8080/simple/`
     """
-    from .history import resolve_snapshot
-    from .lockview import choose_target
+    from mirror.store.history import resolve_snapshot
+    from mirror.publish.lockview import choose_target
 
     try:
         _, root = _config(config, store)
@@ -385,7 +388,7 @@ def client_config(
     Example: `mirror client-config --url http://mirror.internal:8080 --app apps/dash-app`
     """
     if app_dir is not None:
-        from .lockview import app_advice
+        from mirror.publish.lockview import app_advice
 
         try:
             cfg, root = _config(config, store)
@@ -422,8 +425,8 @@ default = true
 
 def _plugin_client_config(base: str, config: Path | None, store: Path | None) -> None:
     """What each plug-in adds to `client-config` (the APT side: a deb822 .sources entry)."""
-    from .interfaces import client_config_hooks
-    from .store import Store
+    from mirror.interfaces import client_config_hooks
+    from mirror.store import Store
 
     try:
         _, root = _config(config, store)
@@ -441,7 +444,7 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
 
     Example: `mirror snapshots --store /srv/mirror-store`
     """
-    from .history import list_snapshots
+    from mirror.store.history import list_snapshots
 
     try:
         _, root = _config(config, store)
@@ -466,7 +469,7 @@ def diff(
 
     Example: `mirror diff last-exported current` (review before `mirror bundle create --since last-exported`)
     """
-    from .history import diff_snapshots, resolve_snapshot
+    from mirror.store.history import diff_snapshots, resolve_snapshot
 
     try:
         _, root = _config(config, store)
@@ -503,7 +506,7 @@ def verify(
     Example: `mirror verify --store /srv/mirror-store` (exit 0 only if the store is whole);
     `mirror verify --repair` puts back what it can and verifies again.
     """
-    from .health import repair_store, verify_store
+    from mirror.store.health import repair_store, verify_store
 
     try:
         _, root = _config(config, store)
@@ -557,7 +560,7 @@ def gc(
 
     Example: `mirror gc --keep 10 --dry-run`
     """
-    from .health import collect_garbage
+    from mirror.store.health import collect_garbage
 
     try:
         _, root = _config(config, store)
@@ -576,7 +579,7 @@ def gc(
 
 
 def _register_extensions() -> None:
-    from .interfaces import command_registrars
+    from mirror.interfaces import command_registrars
 
     for register in command_registrars():
         register(app)
@@ -591,7 +594,3 @@ def main() -> None:
     except MirrorError as exc:  # pragma: no cover - commands catch their own
         console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,10 @@
 """Resolution for a target with uv, and the choice of files per pinned version.
 
+Step 2 of the flow. Also here: targets (the machines inside the gap), memo (resolutions reused while
+their index pages are unchanged), upstream (index pages: yanked, requires-python), lockfile
+(requirements.lock).
+
+
 `uv_compile` is the only place uv runs. It is run with no ambient configuration: no uv.toml,
 no UV_* or PIP_* variables, no pip.conf (uv ignores it anyway), no Python downloads, so the
 result depends on the app, the target and the named indexes alone.
@@ -24,15 +29,15 @@ from pathlib import Path
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from .errors import ResolutionError
-from .targets import PythonTarget
-from .credentials import secret_values
-from .memo import pages_read
-from .urls import redact_text
+from mirror.errors import ResolutionError
+from mirror.resolve.targets import PythonTarget
+from mirror.credentials import secret_values
+from mirror.resolve.memo import pages_read
+from mirror.urls import redact_text
 
 __all__ = ["IndexConfig", "PinnedFile", "Pin", "UvResolution", "uv_compile", "select_files", "uv_binary", "uv_version", "clean_env", "uv_env"]
 
-from .defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
+from mirror.defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .memo import expired_records
-from .snapshots import referenced_blobs
-from .store import Store
+from mirror.resolve.memo import expired_records
+from mirror.store.snapshots import referenced_blobs
+from mirror.store import Store
 
 __all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport", "repair_store", "RepairReport"]
 
@@ -98,7 +98,7 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
 
 def _check_published(store: Store, report: VerifyReport) -> None:
     """The served tree: it names an existing snapshot, and holds each of its Python files whole."""
-    from .publish import current_tree, published_snapshot
+    from mirror.publish import current_tree, published_snapshot
 
     link = store.published / "current"
     if link.is_symlink() and current_tree(store) is None:
@@ -146,8 +146,8 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
     """Keep the newest `keep` snapshots, the current one, the published one and the last exported one;
     remove every other snapshot, every blob none of the kept ones references, and leftover temp files.
     Call with the store lock held."""
-    from .history import last_exported, list_snapshots
-    from .publish import published_snapshot
+    from mirror.store.history import last_exported, list_snapshots
+    from mirror.publish import published_snapshot
 
     report = GcReport(dry_run=dry_run)
     snaps = [s["id"] for s in list_snapshots(store)]
@@ -231,7 +231,7 @@ def _file_records(store: Store) -> dict[str, dict[str, Any]]:
 
 def _importing_bundles(store: Store, sha: str) -> list[str]:
     """Imported bundles whose snapshot needs `sha`, as the bundle side's ledger records them."""
-    from .interfaces import bundle_ledger
+    from mirror.interfaces import bundle_ledger
 
     ledger = bundle_ledger()
     rows = ledger.imported(store) if ledger is not None else []
@@ -246,7 +246,7 @@ def _importing_bundles(store: Store, sha: str) -> list[str]:
 def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) -> RepairReport:
     """Put back what verify found corrupt or missing: from upstream (a synced store), from the build
     cache (git and local packages), else say which bundle to re-import. Call with the store lock held."""
-    from .fetch import FetchItem, fetch_all
+    from mirror.fetch import FetchItem, fetch_all
 
     rep = RepairReport()
     for sha in report.corrupt:

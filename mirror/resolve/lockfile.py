@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from packaging.utils import canonicalize_name
 
-from .resolve import Pin
-from .targets import PythonTarget
+from mirror.resolve import Pin
+from mirror.resolve.targets import PythonTarget
 
 __all__ = ["render_requirements_lock"]
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError
-from .snapshots import referenced_blobs
-from .store import Store
+from mirror.errors import InputError
+from mirror.store.snapshots import referenced_blobs
+from mirror.store import Store
 
 __all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
 
@@ -16,7 +16,7 @@ __all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshot
 def last_exported(store: Store) -> str | None:
     """The snapshot of the newest bundle this store exported (the base of the next delta), if any,
     as the bundle side's ledger records it."""
-    from .interfaces import bundle_ledger
+    from mirror.interfaces import bundle_ledger
 
     ledger = bundle_ledger()
     return ledger.last_exported(store) if ledger is not None else None

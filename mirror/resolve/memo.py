@@ -32,10 +32,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .canonical import canonical_json
-from .store import atomic_write
-from .upstream import Validator
-from .urls import strip_credentials
+from mirror.store.canonical import canonical_json
+from mirror.store import atomic_write
+from mirror.resolve.upstream import Validator
+from mirror.urls import strip_credentials
 
 __all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
            "expired_records"]

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
-from .errors import MirrorError
-from .urls import index_project_url, strip_credentials
+from mirror.errors import MirrorError
+from mirror.urls import index_project_url, strip_credentials
 
 if TYPE_CHECKING:
-    from .credentials import Credentials
+    from mirror.credentials import Credentials
 
 __all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests"]
 
@@ -83,7 +83,7 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
 def _get_all(urls: list[str], one: "Callable[[Any, str], Awaitable[None]]", *, concurrency: int,
              credentials: "Credentials | None") -> None:
     """Run `one(client, url)` for every URL on one pooled client, `concurrency` at a time."""
-    from .fetch import make_client
+    from mirror.fetch import make_client
 
     async def go() -> None:
         sem = asyncio.Semaphore(concurrency)

@@ -1,5 +1,9 @@
 """Publishing a snapshot: a complete static tree built aside, then switched in with one rename.
 
+Step 5 of the flow. Also here: simple (PEP 503/691 pages), lockview (an app's lock and advice from a
+snapshot).
+
+
     published/trees/<snapshot-id>.<n>/   a finished tree (files hard-linked from the store)
     published/current -> trees/...       the one symlink clients follow; replaced atomically
 
@@ -20,10 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .interfaces import publishers
-from .names import UnsafePath, safe_join
-from .simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
-from .store import Store
+from mirror.interfaces import publishers
+from mirror.store.names import UnsafePath, safe_join
+from mirror.publish.simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
+from mirror.store import Store
 
 __all__ = ["publish", "published_snapshot", "current_tree", "served_pylock", "base_url"]
 
@@ -88,7 +92,7 @@ def base_url(store: Store, given: str | None = None) -> str | None:
     kept = store.published / "base-url"
     if given:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", given):
-            from .errors import ConfigError
+            from mirror.errors import ConfigError
 
             raise ConfigError(f"base URL {given!r}: write it as http(s)://HOST[:PORT][/PATH], as clients reach the mirror")
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +142,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     `url`: the base URL clients reach the mirror at (kept for later publishes)."""
     sid = snapshot_id or store.ref("current")
     if sid is None:
-        from .errors import StoreError
+        from mirror.errors import StoreError
 
         raise StoreError(f"the store at {store.root} has no snapshot yet: run `mirror sync` first")
     snapshot = store.load_snapshot(sid)
@@ -158,7 +162,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
         os.replace(partial, final)
     except UnsafePath as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        from .errors import IntegrityError
+        from mirror.errors import IntegrityError
 
         raise IntegrityError(f"snapshot {sid[:16]} names a path that is not safe to publish ({exc}); nothing was "
                              "published: the served tree is unchanged") from exc

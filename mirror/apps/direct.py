@@ -35,15 +35,15 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from . import git
-from .appfiles import MAX_ARCHIVE, AppFileError, confine, open_regular
-from .credentials import expand, secret_values
-from .distinfo import read_pkg_info
-from .errors import InputError, IntegrityError, MirrorError, TransportError
-from .reqfile import DirectRef
-from .resolve import IndexConfig, PinnedFile, pick_files, uv_binary, uv_env
-from .targets import PythonTarget
-from .urls import redact_text, strip_credentials
+from mirror.apps import git
+from mirror.apps.appfiles import MAX_ARCHIVE, AppFileError, confine, open_regular
+from mirror.credentials import expand, secret_values
+from mirror.store.distinfo import read_pkg_info
+from mirror.errors import InputError, IntegrityError, MirrorError, TransportError
+from mirror.apps.reqfile import DirectRef
+from mirror.resolve import IndexConfig, PinnedFile, pick_files, uv_binary, uv_env
+from mirror.resolve.targets import PythonTarget
+from mirror.urls import redact_text, strip_credentials
 
 __all__ = ["DirectDist", "materialise", "DirectError"]
 
@@ -321,7 +321,7 @@ def _local_folder(path: Path, ref: DirectRef, where: str, cache: Path, builder: 
 
 
 def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
-    from .fetch import get_to_file
+    from mirror.fetch import get_to_file
 
     url = expand(ref.url, where=where)
     origin = strip_credentials(url)

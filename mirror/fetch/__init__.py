@@ -1,5 +1,8 @@
 """Downloading into the store: parallel, retried, streamed, hashed while written, renamed in when verified.
 
+Step 3 of the flow.
+
+
 All network I/O of the mirror passes through `make_client`, the one seam where httpx errors are
 translated into our TransportError.
 """
@@ -15,11 +18,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from . import __version__
-from .errors import DiskFullError, IntegrityError, MirrorError, TransportError
-from .credentials import Credentials
-from .store import Store
-from .urls import redact
+from mirror import __version__
+from mirror.errors import DiskFullError, IntegrityError, MirrorError, TransportError
+from mirror.credentials import Credentials
+from mirror.store import Store
+from mirror.urls import redact
 
 if TYPE_CHECKING:
     import httpx
@@ -234,8 +237,8 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
 def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 300.0, retries: int = 3,
                 max_bytes: int = 8 << 30) -> int:
     """Stream one URL to `dest` (a package named by URL); credentials in the URL authorise it only."""
-    from .credentials import Credentials as _C
-    from .urls import strip_credentials
+    from mirror.credentials import Credentials as _C
+    from mirror.urls import strip_credentials
 
     creds = _C.from_urls([url])
 

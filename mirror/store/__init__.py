@@ -1,5 +1,10 @@
 """The content-addressed store: immutable blobs by sha256, a SQLite catalog, snapshots, refs.
 
+Step 4 of the flow. Also here: names (validated names, safe joins), canonical (canonical JSON),
+distinfo (what a wheel or sdist says of itself), snapshots (what a snapshot references, name
+checks), history (listing, diff, naming snapshots), health (verify, repair, gc).
+
+
 Layout (versioned, append-only):
     store-v1/blobs/sha256/ab/<hex>     immutable file contents
     store-v1/tmp/                      in-flight writes (same filesystem, renamed in)
@@ -26,9 +31,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .canonical import canonical_json
-from .errors import DiskFullError, IntegrityError, StoreError
-from .names import Sha256
+from mirror.store.canonical import canonical_json
+from mirror.errors import DiskFullError, IntegrityError, StoreError
+from mirror.store.names import Sha256
 
 __all__ = ["Store", "CatalogFile", "open_store", "atomic_write"]
 

@@ -14,8 +14,8 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from .errors import ConfigError
-from .defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
+from mirror.errors import ConfigError
+from mirror.defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
 
 __all__ = ["Config", "load_config", "store_root", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
 
@@ -140,7 +140,7 @@ def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
 
 
 def _target_tables(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
-    from .targets import parse_target_pair
+    from mirror.resolve.targets import parse_target_pair
 
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise ConfigError(f"{path}: `targets` must be [[targets]] tables with python = \"3.12\" and platform = \"...\"")

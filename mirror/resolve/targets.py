@@ -14,11 +14,11 @@ from functools import lru_cache
 from packaging import tags as ptags
 from packaging.markers import Marker
 
-from .errors import ConfigError
+from mirror.errors import ConfigError
 
 __all__ = ["PythonTarget", "parse_python_version", "parse_target_pair", "DEFAULT_PYTHON", "DEFAULT_PLATFORM"]
 
-from .defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
+from mirror.defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
 
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_([a-z0-9_]+)")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .apps import load_app
-from .errors import InputError, MirrorError
-from .store import Store
-from .targets import parse_python_version
+from mirror.apps import load_app
+from mirror.errors import InputError, MirrorError
+from mirror.store import Store
+from mirror.resolve.targets import parse_python_version
 
 __all__ = ["choose_target", "app_advice"]
 

@@ -1,4 +1,9 @@
-"""App folders: what one deployable app asks for (requirements files, environment.yml, runtime.txt)."""
+"""App folders: what one deployable app asks for (requirements files, environment.yml, runtime.txt).
+
+Step 1 of the flow (apps → resolve → fetch → store → publish → serve). Also here: reqfile
+(requirements files as pip reads them), appfiles (bounded reads inside the app folder), direct (git,
+local and URL packages built into files), git.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from .appfiles import AppFileError, read_app_file
-from .errors import InputError, RequirementsError
-from .reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
+from mirror.apps.appfiles import AppFileError, read_app_file
+from mirror.errors import InputError, RequirementsError
+from mirror.apps.reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
 
 __all__ = ["AppSpec", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 

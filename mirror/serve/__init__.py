@@ -1,5 +1,8 @@
 """The embedded HTTP server for the published tree: PEP 691 negotiation, HEAD, Range, ETag/304, gzip.
 
+Step 6 of the flow.
+
+
 It serves whatever `published/current` points at when each request arrives, so a republish is
 picked up without a restart and a request in flight finishes on the tree it started on. The tree
 is plain files: nginx or any static host can serve it instead (scripts/nginx.conf).
@@ -18,8 +21,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from .names import UnsafePath, safe_join
-from .simple import HTML_TYPE, JSON_TYPE
+from mirror.store.names import UnsafePath, safe_join
+from mirror.publish.simple import HTML_TYPE, JSON_TYPE
 
 __all__ = ["MirrorServer", "make_server", "negotiate"]
 

@@ -1,0 +1,5 @@
+"""`python -m mirror.cli`: the same as the `mirror` command."""
+
+from mirror.cli import main
+
+main()
