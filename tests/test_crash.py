@@ -116,3 +116,15 @@ def test_full_disk_gives_a_clear_error_and_a_rerun_finishes(upstream, tmp_path: 
     finally:
         sp.run(["umount", "-l", str(mnt)])
         shutil.rmtree(mnt, ignore_errors=True)
+
+
+def test_a_catalog_killed_before_its_tables_is_mended(tmp_path: Path) -> None:
+    """sqlite creates catalog.sqlite on connect; a kill before the tables were made left a store
+    that `verify` crashed on. Any command now finds the tables there."""
+    import sqlite3
+
+    base = tmp_path / "s" / "store-v1"
+    base.mkdir(parents=True)
+    sqlite3.connect(base / "catalog.sqlite").close()
+    report = json.loads(run_mirror("verify", "--store", str(tmp_path / "s"), "--json").stdout)
+    assert report["ok"], report

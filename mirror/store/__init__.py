@@ -166,6 +166,9 @@ class Store:
             conn = sqlite3.connect(self.base / "catalog.sqlite", timeout=60)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # A run killed between creating the file and its tables left a catalog without them:
+            # every connection makes sure they are there (a no-op once they are).
+            conn.executescript(_SCHEMA)
             self._local.conn = conn
         try:
             with conn:
