@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from mirror.cli.common import StoreOpt, cli_errors, config_and_store, console
+
 __all__ = ["register", "client_config"]
 
 
@@ -35,30 +37,25 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("generate")
     def generate(
-        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")] = None,
+        store: StoreOpt = None,
         name: Annotated[str, typer.Option("--name", help="User ID of the key.")] = "airgap-mirror APT repository",
     ) -> None:
         """Create the Ed25519 key that signs InRelease (kept in STORE/keys/gnupg).
 
         Example: `mirror apt-key generate --store /srv/mirror-store`
         """
-        from mirror.cli import console, fail_with
-        from mirror.errors import MirrorError
-        from mirror.cli.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key
 
-        try:
-            st = open_store(store_root(store), create=True)
+        with cli_errors():
+            st = open_store(config_and_store(None, store)[1], create=True)
             fpr = signing_key(st).generate(name)
-        except MirrorError as exc:
-            raise fail_with(exc) from exc
         console.print(f"APT signing key {fpr} created; `mirror apt-key export` prints the public half")
 
     @keys.command("export")
     def export(
-        store: Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")] = None,
+        store: StoreOpt = None,
         out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
         binary: Annotated[bool, typer.Option("--binary", help="Binary keyring (.gpg) instead of ASCII armor.")] = False,
     ) -> None:
@@ -66,18 +63,13 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror apt-key export -o /usr/share/keyrings/airgap-mirror.asc`
         """
-        from mirror.cli import fail_with
-        from mirror.errors import MirrorError
-        from mirror.cli.config import store_root
         from mirror.store import open_store
 
         from .publish import signing_key
 
-        try:
-            st = open_store(store_root(store))
+        with cli_errors():
+            st = open_store(config_and_store(None, store)[1])
             data = signing_key(st).export(armor=not binary)
-        except MirrorError as exc:
-            raise fail_with(exc) from exc
         if out:
             out.write_bytes(data)
         else:

@@ -10,43 +10,25 @@ from typing import Annotated, Optional
 
 import typer
 
+from mirror.cli.common import JsonOpt, StoreOpt, cli_errors, config_and_store, console, interactive
+
 __all__ = ["register"]
 
 PASSWORD_ENV = "MIRROR_KEY_PASSWORD"
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in ./mirror.toml; default ./mirror-store].")]
 TrustOpt = Annotated[Optional[list[Path]], typer.Option("--trust", help="A trusted public key (.pub) for this command; repeatable.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
 def _store_root(store: Path | None) -> Path:
-    from mirror.cli.config import store_root
-
-    return store_root(store)
-
-
-def _console():  # type: ignore[no-untyped-def]
-    from mirror.cli import console
-
-    return console
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from mirror.cli import fail_with
-
-    return fail_with(exc)  # type: ignore[arg-type]
+    return config_and_store(None, store)[1]
 
 
 def _progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-untyped-def]
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
     progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                        console=_console(), transient=True, disable=not enabled)
+                        console=console, transient=True, disable=not enabled)
     task = progress.add_task(label, total=total)
     return progress, lambda n: progress.advance(task, n)
-
-
-def _interactive(as_json: bool) -> bool:
-    return _console().is_terminal and not as_json and not os.environ.get("CI")
 
 
 def _load_secret(path: Path):  # type: ignore[no-untyped-def]
@@ -92,7 +74,7 @@ def register(app: typer.Typer) -> None:
 
         secret, public = out.with_name(out.name + ".key"), out.with_name(out.name + ".pub")
         if not force and (secret.exists() or public.exists()):
-            _console().print(f"[red]error:[/] {secret} or {public} exists (use --force to overwrite)")
+            console.print(f"[red]error:[/] {secret} or {public} exists (use --force to overwrite)")
             raise typer.Exit(2)
         password = None
         if protect:
@@ -103,7 +85,7 @@ def register(app: typer.Typer) -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(key.to_text(password))
         public.write_text(key.public.to_text())
-        _console().print(f"key {key.public.id_hex}: secret {secret} (keep it outside the gap), public {public}")
+        console.print(f"key {key.public.id_hex}: secret {secret} (keep it outside the gap), public {public}")
 
     trust = typer.Typer(help="Public keys this store accepts bundles from.", no_args_is_help=True)
 
@@ -115,14 +97,11 @@ def register(app: typer.Typer) -> None:
         Example: `mirror trust add site-bundles.pub --store /srv/mirror-store`
         """
         from bundles.state import BundleState
-        from mirror.errors import MirrorError
         from mirror.store import open_store
 
-        try:
+        with cli_errors():
             pk = BundleState(open_store(_store_root(store), create=True)).trust(key, replace=replace)
-        except MirrorError as exc:
-            raise _fail(exc) from exc
-        _console().print(f"trusted key {pk.id_hex}")
+        console.print(f"trusted key {pk.id_hex}")
 
     @trust.command("list")
     def trust_list(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
@@ -131,21 +110,18 @@ def register(app: typer.Typer) -> None:
         Example: `mirror trust list --store /srv/mirror-store`
         """
         from bundles.state import BundleState
-        from mirror.errors import MirrorError
         from mirror.store import open_store
 
-        try:
+        with cli_errors():
             state = BundleState(open_store(_store_root(store)))
             rows = [{"key": k.id_hex, "last_sequence": state.last_sequence(k.id_hex)} for k in state.trusted()]
-        except MirrorError as exc:
-            raise _fail(exc) from exc
         if as_json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
                 print(f"{r['key']}  last sequence imported: {r['last_sequence'] or '-'}")
             if not rows:
-                _console().print("no trusted keys: `mirror trust add KEY.pub`")
+                console.print("no trusted keys: `mirror trust add KEY.pub`")
 
     @trust.command("remove")
     def trust_remove(key_id: Annotated[str, typer.Argument(help="Key id as `trust list` shows it.")], store: StoreOpt = None) -> None:
@@ -157,9 +133,9 @@ def register(app: typer.Typer) -> None:
         from mirror.store import open_store
 
         if not BundleState(open_store(_store_root(store))).untrust(key_id):
-            _console().print(f"[red]error:[/] key {key_id} is not trusted")
+            console.print(f"[red]error:[/] key {key_id} is not trusted")
             raise typer.Exit(2)
-        _console().print(f"key {key_id} removed")
+        console.print(f"key {key_id} removed")
 
     app.add_typer(trust, name="trust")
 
@@ -182,25 +158,22 @@ def register(app: typer.Typer) -> None:
         Example: `mirror bundle create --key site.key -o /media/usb/mirror-2026-11-21.bundle --since last-exported --split 4G`
         """
         from bundles.writer import create_bundle, parse_size
-        from mirror.errors import MirrorError
         from mirror.store.snapshots import referenced_blobs
         from mirror.store import open_store
 
-        try:
+        with cli_errors():
             st = open_store(_store_root(store))
             secret = _load_secret(key)
             sid = snapshot or st.ref("current")
             total = sum(st.blob_size(s) for s in referenced_blobs(st.load_snapshot(sid)) if st.has_blob(s)) if sid else None
-            progress, advance = _progress(_interactive(as_json), total, "bundling")
+            progress, advance = _progress(interactive(as_json), total, "bundling")
             with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
                                        sequence=sequence, snapshot_id=snapshot, level=level, on_bytes=advance)
-        except MirrorError as exc:
-            raise _fail(exc) from exc
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
-            _console().print(
+            console.print(
                 f"bundle {result.bundle_id} ({'delta on ' + result.base_snapshot[:16] if result.base_snapshot else 'full'}),"
                 f" sequence {result.sequence}, key {result.signer}: {result.blobs} files, {result.blob_bytes / 1e6:.1f} MB"
                 f" → {result.bundle_bytes / 1e6:.1f} MB in {len(result.files)} file(s)", highlight=False)
@@ -221,15 +194,12 @@ def register(app: typer.Typer) -> None:
         Exit code 0 only if everything holds.
         """
         from bundles.importer import verify_bundle
-        from mirror.errors import MirrorError
 
-        try:
+        with cli_errors():
             keys = _trusted(store, trust)
-            progress, advance = _progress(_interactive(as_json), None, "verifying")
+            progress, advance = _progress(interactive(as_json), None, "verifying")
             with progress:
                 manifest, signer = verify_bundle(files, keys, on_bytes=advance)
-        except MirrorError as exc:
-            raise _fail(exc) from exc
         _report(manifest, signer.id_hex, as_json, verified=True)
 
     @bundle.command("show")
@@ -239,12 +209,9 @@ def register(app: typer.Typer) -> None:
         Example: `mirror bundle show /media/usb/mirror.bundle`
         """
         from bundles.reader import read_manifest_unverified
-        from mirror.errors import MirrorError
 
-        try:
+        with cli_errors():
             manifest = read_manifest_unverified(files)
-        except MirrorError as exc:
-            raise _fail(exc) from exc
         _report(manifest, manifest.signer, as_json, verified=False)
 
     @bundle.command("import")
@@ -261,22 +228,19 @@ def register(app: typer.Typer) -> None:
         Example: `mirror bundle import /media/usb/mirror.bundle --store /srv/mirror-store`
         """
         from bundles.importer import import_bundle
-        from mirror.errors import MirrorError
         from mirror.store import open_store
 
-        try:
+        with cli_errors():
             st = open_store(_store_root(store), create=True)
             keys = _trusted(store, trust)
-            progress, advance = _progress(_interactive(as_json), None, "importing")
+            progress, advance = _progress(interactive(as_json), None, "importing")
             with progress, st.lock("bundle import"):
                 result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish, on_bytes=advance)
-        except MirrorError as exc:
-            raise _fail(exc) from exc
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
             m = result.manifest
-            _console().print(
+            console.print(
                 f"imported bundle {m.bundle_id} (sequence {m.sequence}, key {result.signer}): snapshot {m.snapshot_id[:16]}"
                 f"{' is now current' if result.current else ' recorded, NOT current (older than the last import)'};"
                 f" {result.blobs_written} files written, {result.blobs_present} already present", highlight=False)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mirror.cli.config import EXAMPLE_CONFIG, Config, load_config
+from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, fail_with, interactive
+from mirror.cli.config import EXAMPLE_CONFIG, Config
 from mirror.errors import ConfigError, MirrorError, StoreError
 from mirror.store import open_store
 from mirror.urls import redact_text
@@ -51,21 +51,8 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
     """airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap."""
-console = Console(stderr=True, soft_wrap=True)
 
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")]
-
-
-def _config(config: Path | None, store: Path | None) -> tuple[Config, Path]:
-    cfg = load_config(config)
-    return cfg, store or cfg.store  # load_config puts MIRROR_STORE before the file's [store] path
-
-
-def fail_with(exc: MirrorError) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(exc.exit_code)
+_config = config_and_store
 
 
 class _RichReporter:
@@ -209,7 +196,7 @@ def sync(
 
     Exit codes: 0 all apps mirrored; 1 some app or file failed (the others are recorded); 2 bad input.
     """
-    try:
+    with cli_errors():
         cfg, root = _config(config, store)
         app_dirs = tuple(apps or cfg.apps)
         if not app_dirs:
@@ -245,11 +232,9 @@ def sync(
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
-        with _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI")) as rep:
+        with _RichReporter(enabled=interactive(as_json)) as rep:
             with st.lock("sync"):
                 result = run_sync(st, opts, reporter=rep)
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -290,13 +275,11 @@ def publish(
     """
     from mirror.publish import publish as do_publish
 
-    try:
+    with cli_errors():
         cfg, root = _config(config, store)
         st = open_store(root)
         with st.lock("publish", wait=60):
             tree = do_publish(st, url=base_url or cfg.serve_url)
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps({"tree": str(tree), "snapshot": st.ref("current")}))
     else:
@@ -361,14 +344,12 @@ def lock(
     from mirror.store.history import resolve_snapshot
     from mirror.publish.lockview import choose_target
 
-    try:
+    with cli_errors():
         _, root = _config(config, store)
         st = open_store(root)
         snap = st.load_snapshot(resolve_snapshot(st, snapshot))
         tid, entry = choose_target(snap, app_dir, python, platform)
         data = st.blob_path(entry["requirements_lock"]).read_bytes()
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if output is None:
         sys.stdout.write(data.decode("utf-8"))
     else:
@@ -390,11 +371,9 @@ def client_config(
     if app_dir is not None:
         from mirror.publish.lockview import app_advice
 
-        try:
+        with cli_errors():
             cfg, root = _config(config, store)
             print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
-        except MirrorError as exc:
-            raise fail_with(exc) from exc
         if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt")):
             _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
         return
@@ -446,11 +425,9 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
     """
     from mirror.store.history import list_snapshots
 
-    try:
+    with cli_errors():
         _, root = _config(config, store)
         rows = list_snapshots(open_store(root))
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -471,12 +448,10 @@ def diff(
     """
     from mirror.store.history import diff_snapshots, resolve_snapshot
 
-    try:
+    with cli_errors():
         _, root = _config(config, store)
         st = open_store(root)
         d = diff_snapshots(st, resolve_snapshot(st, old), resolve_snapshot(st, new))
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps(d.to_dict(), indent=2))
         return
@@ -508,12 +483,12 @@ def verify(
     """
     from mirror.store.health import repair_store, verify_store
 
-    try:
+    with cli_errors():
         _, root = _config(config, store)
         st = open_store(root)
         with st.db() as db:
             total = db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0]
-        rep = _RichReporter(enabled=console.is_terminal and not as_json and not os.environ.get("CI"))
+        rep = _RichReporter(enabled=interactive(as_json))
         with rep:
             rep.phase("verifying", total or None)
             report = verify_store(st, on_bytes=rep.advance)
@@ -529,8 +504,6 @@ def verify(
             with again:
                 again.phase("verifying again", total or None)
                 report = verify_store(st, on_bytes=again.advance)
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps({**report.to_dict(), **({"repair": fixed.to_dict()} if fixed else {})}, indent=2))
     else:
@@ -562,13 +535,11 @@ def gc(
     """
     from mirror.store.health import collect_garbage
 
-    try:
+    with cli_errors():
         _, root = _config(config, store)
         st = open_store(root)
         with st.lock("gc"):
             report = collect_garbage(st, keep=keep, dry_run=dry_run)
-    except MirrorError as exc:
-        raise fail_with(exc) from exc
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

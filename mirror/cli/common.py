@@ -1,0 +1,57 @@
+"""What every command of every CLI shares (the core's and the plug-ins'): the console, the common
+options, config and store lookup, and the one wrapper that maps errors to exit codes and messages.
+
+Plug-in CLIs (bundles/, apt/) import this module, never `mirror.cli` itself, so no import cycle
+runs through the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from mirror.cli.config import Config, load_config
+from mirror.errors import MirrorError
+from mirror.urls import redact_text
+
+__all__ = ["console", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive"]
+
+console = Console(stderr=True, soft_wrap=True)
+
+StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+
+
+def fail_with(exc: MirrorError) -> typer.Exit:
+    """Print one actionable line (secrets scrubbed, markup escaped); the exit for the error's class."""
+    console.print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Wrap a command's work: a MirrorError becomes its message and exit code, nothing else changes."""
+    try:
+        yield
+    except MirrorError as exc:
+        raise fail_with(exc) from exc
+
+
+def config_and_store(config: Path | None = None, store: Path | None = None) -> tuple[Config, Path]:
+    """mirror.toml (the one named, else ./mirror.toml) and the store root: --store, else MIRROR_STORE,
+    else the config's [store] path, else ./mirror-store."""
+    cfg = load_config(config)
+    return cfg, store or cfg.store  # load_config puts MIRROR_STORE before the file's [store] path
+
+
+def interactive(as_json: bool = False) -> bool:
+    """Progress bars only on a terminal, never with --json or in CI."""
+    return console.is_terminal and not as_json and not os.environ.get("CI")
