@@ -48,5 +48,5 @@ fi
 if [ ! -f .cache/targets/bookworm-slice/complete ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ]; then
   echo "setup: building a debootstrap minbase bookworm root and a bookworm slice in .cache/targets" >&2
 fi
-.venv/bin/python -m tests.realtarget build
-.venv/bin/python -m tests.clients fetch
+.venv/bin/python -m tests.builders.realtarget build
+.venv/bin/python -m tests.builders.clients fetch

@@ -222,7 +222,7 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
     from packaging.utils import canonicalize_name
 
-    from tests.nginx import Nginx, free_port, wait_until_serving
+    from tests.builders.nginx import Nginx, free_port, wait_until_serving
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     mirror = [str(ROOT / ".venv/bin/mirror")]

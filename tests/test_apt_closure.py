@@ -9,7 +9,7 @@ import pytest
 from apt.archive import Source, load_suite
 from apt.closure import Base, Request, Universe, minimal_system, resolve_closure, suggest
 from apt.errors import ArchiveSignatureError, UnsatisfiableError
-from tests.debs import AptRoot, status_text
+from tests.builders.debs import AptRoot, status_text
 
 REQUESTS = ["app-tool", "libbar", "needs-api"]
 
@@ -81,7 +81,7 @@ def test_suggestions_for_rpm_and_retired_names() -> None:
 
 
 def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
-    from tests.debs import stranger_keyring
+    from tests.builders.debs import stranger_keyring
 
     ring = stranger_keyring(tmp_path)
     with pytest.raises(ArchiveSignatureError, match="signature does not verify"):
@@ -94,7 +94,7 @@ def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
 def test_release_and_detached_signature_without_inrelease(debian_upstream, tmp_path: Path) -> None:
     import shutil
 
-    from tests.conftest import StaticServer
+    from tests.builders.upstreams import StaticServer
 
     root = tmp_path / "archive"
     shutil.copytree(debian_upstream.root / "dists" / "fixture", root / "dists" / "fixture")

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.builders import make_sdist, make_wheel, write_simple_index
-from tests.conftest import StaticServer, clean_env
+from tests.builders.upstreams import StaticServer, clean_env
 
 ARM311 = "3.11:manylinux_2_28_aarch64"
 TARGET = "cp311-manylinux_2_28_aarch64"

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import clients
+from tests.builders import clients
 from tests.builders import make_wheel, write_simple_index
-from tests.conftest import X86, StaticServer, build_upstream_files, clean_env
-from tests.test_e2e_python import Served, run_mirror
+from tests.builders.upstreams import StaticServer, X86, build_upstream_files, clean_env
+from tests.builders.cli import Served, run_mirror
 
 MATRIX = clients.matrix()
 PYTHONS = sorted({c.python_version for c in MATRIX if c.python}, key=lambda v: tuple(map(int, v.split("."))))
@@ -45,7 +45,7 @@ print(json.dumps({"beta": beta.__version__, "delta": delta.BUILT_FROM, "oldpy": 
 
 @pytest.fixture(scope="module")
 def matrix_mirror(tmp_path_factory):
-    from tests.nginx import Nginx
+    from tests.builders.nginx import Nginx
 
     work = tmp_path_factory.mktemp("matrix")
     files = work / "upstream" / "files"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from mirror.store import Store
-from tests.conftest import DATA, X86, clean_env
-from tests.test_bundles import _signed_bundle
-from tests.test_e2e_python import run_mirror
+from tests.builders.upstreams import DATA, X86, clean_env
+from tests.builders.bundles import signed_bundle
+from tests.builders.cli import run_mirror
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
 
@@ -63,7 +63,7 @@ def test_sync_killed_at_random_moments(upstream, tmp_path: Path) -> None:
 
 
 def test_import_killed_at_random_moments(tmp_path: Path) -> None:
-    sid, bundle, pub = _signed_bundle(tmp_path, 80, 512 << 10)
+    sid, bundle, pub = signed_bundle(tmp_path, 80, 512 << 10)
 
     def import_cmd(store: Path) -> list[str]:
         return [*MIRROR, "bundle", "import", str(bundle), "--store", str(store), "--trust", str(pub), "--no-publish"]

@@ -9,23 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import apt_config
-from tests.debs import AptRoot
-from tests.test_e2e_python import Served, run_mirror
-
-BASE_STATUS = """Package: base-req
-Status: install ok installed
-Priority: required
-Essential: yes
-Version: 1.0
-Architecture: {arch}
-Depends: libc-fix
-
-Package: libc-fix
-Status: install ok installed
-Version: 1.0
-Architecture: {arch}
-"""
+from tests.builders.upstreams import apt_config
+from tests.builders.debs import AptRoot
+from tests.builders.cli import Served, run_mirror
+from tests.builders.debs import BASE_STATUS
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +101,7 @@ def test_apt_refuses_an_altered_inrelease(apt_mirror, tmp_path):
 
 
 def test_sync_refuses_an_upstream_with_a_wrong_key(debian_upstream, tmp_path):
-    from tests.debs import stranger_keyring
+    from tests.builders.debs import stranger_keyring
 
     ring = stranger_keyring(tmp_path)
     app = tmp_path / "apps" / "a"
@@ -165,8 +152,8 @@ def test_republish_keeps_previous_by_hash_files(apt_mirror):
 def test_an_unsatisfiable_closure_is_remembered_until_the_archive_changes(tmp_path):
     """A nightly resync does not recompute a known failure (suggestions scan every name), yet a new
     Release that adds the package is picked up at once."""
-    from tests.conftest import StaticServer
-    from tests.debs import GpgKey, make_deb, write_archive
+    from tests.builders.upstreams import StaticServer
+    from tests.builders.debs import GpgKey, make_deb, write_archive
 
     key = GpgKey.create(tmp_path / "gnupg")
     debs = tmp_path / "debs"
@@ -211,8 +198,8 @@ def test_an_index_that_does_not_match_its_release_fails_only_that_target(debian_
     import hashlib
     import shutil
 
-    from tests.conftest import StaticServer, X86
-    from tests.debs import GpgKey
+    from tests.builders.upstreams import StaticServer, X86
+    from tests.builders.debs import GpgKey
 
     archive = tmp_path / "archive"
     shutil.copytree(debian_upstream.root, archive)

@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
-from tests.conftest import DATA, X86, StaticServer, apt_config, clean_env
-from tests.debs import AptRoot
-from tests.test_e2e_apt import BASE_STATUS
-from tests.test_e2e_python import Served, _check_installed, _venv, run_mirror
+from tests.builders.upstreams import DATA, StaticServer, X86, apt_config, clean_env
+from tests.builders.debs import AptRoot
+from tests.builders.debs import BASE_STATUS
+from tests.builders.cli import Served, check_installed, make_venv, run_mirror
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +84,12 @@ def inside(gap):
 
 def test_full_bundle_serves_python_and_apt(gap, inside, tmp_path):
     assert inside["full"]["current"] and inside["full"]["snapshot"] == gap["first"]["snapshot"]
-    venv = _venv(tmp_path)
+    venv = make_venv(tmp_path)
     proc = subprocess.run([str(venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir",
                            "--index-url", inside["served"].simple, "-r", str(gap["work"] / "apps" / "shop" / "requirements.txt")],
                           capture_output=True, text=True, env=clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert _check_installed(venv)["beta"] == "2.0"
+    assert check_installed(venv)["beta"] == "2.0"
     apt = AptRoot(tmp_path / "root")
     key = inside["store"] / "published" / "current" / "debian" / "airgap-mirror.asc"
     apt.add_source(inside["served"].base + "/debian", "fixture", key)
@@ -103,7 +103,7 @@ def test_delta_then_replay(gap, inside, tmp_path):
     store = inside["store"]
     delta = json.loads(run_mirror("bundle", "import", str(gap["work"] / "media" / "delta.bundle"), "--store", str(store), "--json").stdout)
     assert delta["current"] and delta["snapshot"] == gap["second"]["snapshot"]
-    venv = _venv(tmp_path)
+    venv = make_venv(tmp_path)
     proc = subprocess.run([str(venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir",
                            "--index-url", inside["served"].simple, "beta"], capture_output=True, text=True, env=clean_env())
     assert proc.returncode == 0 and "beta-3.0" in proc.stdout, proc.stdout + proc.stderr

@@ -11,37 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARM, X86, clean_env
+from tests.builders.upstreams import ARM, X86, clean_env
+from tests.builders.cli import Served, check_installed, make_venv, run_mirror
 
-MIRROR = [sys.executable, "-m", "mirror.cli"]
 T311 = f"cp311-{X86}"
 T39 = f"cp39-{ARM}"
 
 
-def run_mirror(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*MIRROR, *args], capture_output=True, text=True, env=clean_env(), **kw)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mirror {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-class Served:
-    def __init__(self, store: Path) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-        line = self.proc.stdout.readline()
-        assert "serving" in line, self.proc.stderr.read()
-        self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
-        self.simple = self.base + "/simple/"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def mirror(upstream, tmp_path_factory):
-    from tests.conftest import DATA
+    from tests.builders.upstreams import DATA
 
     store = tmp_path_factory.mktemp("store")
     apps = DATA / "apps"
@@ -120,29 +99,15 @@ def test_resync_fetches_nothing_and_keeps_snapshot_id(mirror):
     assert again["changed"] is False
 
 
-def _venv(tmp_path: Path) -> Path:
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env())
-    return venv
-
-
-def _check_installed(venv: Path) -> dict:
-    code = ("import json, alpha, beta, gamma, delta;"
-            "print(json.dumps({'beta': beta.__version__, 'gamma': gamma.TAG, 'delta': delta.BUILT_FROM}))")
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True,
-                         env=clean_env())
-    return json.loads(out.stdout)
-
-
 def test_pip_installs_from_mirror_alone(mirror, tmp_path):
-    venv = _venv(tmp_path)
+    venv = make_venv(tmp_path)
     proc = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir", "--index-url", mirror["served"].simple,
          "-r", str(mirror["apps"] / "shop" / "requirements.txt")],
         capture_output=True, text=True, env=clean_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    got = _check_installed(venv)
+    got = check_installed(venv)
     assert got["gamma"].endswith("manylinux2014_x86_64")
     assert got["delta"] == "sdist"  # built inside, with buildhelper from our index only
     assert got["beta"] == "2.0"
@@ -151,7 +116,7 @@ def test_pip_installs_from_mirror_alone(mirror, tmp_path):
 def test_uv_installs_from_mirror_alone(mirror, tmp_path):
     from mirror.resolve import uv_binary
 
-    venv = _venv(tmp_path)
+    venv = make_venv(tmp_path)
     proc = subprocess.run(
         [uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
          "--index-url", mirror["served"].simple, "--cache-dir", str(tmp_path / "uv-cache"),
@@ -159,14 +124,14 @@ def test_uv_installs_from_mirror_alone(mirror, tmp_path):
         capture_output=True, text=True, env=clean_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert _check_installed(venv)["delta"] == "sdist"
+    assert check_installed(venv)["delta"] == "sdist"
 
 
 def test_scripts_nginx_conf_serves_the_published_tree_to_pip_and_uv(mirror, tmp_path):
     """The same tree behind nginx with scripts/nginx.conf: PEP 691 negotiation, and real pip and uv
     install the app from it alone."""
     from mirror.resolve import uv_binary
-    from tests.nginx import Nginx
+    from tests.builders.nginx import Nginx
 
     ngx = Nginx(mirror["store"] / "published", tmp_path / "nginx")
     try:
@@ -177,7 +142,7 @@ def test_scripts_nginx_conf_serves_the_published_tree_to_pip_and_uv(mirror, tmp_
         html = urllib.request.urlopen(ngx.simple + "alpha/")
         assert html.headers["Content-Type"].startswith("text/html") and b"alpha-1.0" in html.read()
         reqs = str(mirror["apps"] / "shop" / "requirements.txt")
-        pip_venv, uv_venv = _venv(tmp_path / "pip"), _venv(tmp_path / "uv")
+        pip_venv, uv_venv = make_venv(tmp_path / "pip"), make_venv(tmp_path / "uv")
         pip = subprocess.run([str(pip_venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir",
                               "--index-url", ngx.simple, "-r", reqs], capture_output=True, text=True, env=clean_env())
         assert pip.returncode == 0, pip.stdout + pip.stderr
@@ -185,8 +150,8 @@ def test_scripts_nginx_conf_serves_the_published_tree_to_pip_and_uv(mirror, tmp_
                              "--index-url", ngx.simple, "--cache-dir", str(tmp_path / "uv-cache"), "-r", reqs],
                             capture_output=True, text=True, env=clean_env())
         assert uv.returncode == 0, uv.stdout + uv.stderr
-        assert _check_installed(pip_venv) == _check_installed(uv_venv)
-        assert _check_installed(uv_venv)["delta"] == "sdist"
+        assert check_installed(pip_venv) == check_installed(uv_venv)
+        assert check_installed(uv_venv)["delta"] == "sdist"
     finally:
         ngx.stop()
 
@@ -197,7 +162,7 @@ def test_hashed_lock_installs_with_require_hashes(mirror, tmp_path):
     lock.write_bytes(urllib.request.urlopen(url).read())
     text = lock.read_text()
     assert "alpha==1.0" in text and "--hash=sha256:" in text and "darwinonly" not in text
-    venv = _venv(tmp_path)
+    venv = make_venv(tmp_path)
     proc = subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--isolated", "--no-cache-dir", "--require-hashes",
          "--index-url", mirror["served"].simple, "-r", str(lock)],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_sdist, write_simple_index
-from tests.conftest import AuthServer, X86, build_private_files, clean_env
+from tests.builders.upstreams import AuthServer, X86, build_private_files, clean_env
 
 SPECIAL_USER = "bot"
 SPECIAL_PASSWORD = "Sp3c/ial@Pa#ss:wd"

@@ -17,7 +17,7 @@ from mirror.sync import SyncOptions, run_sync
 from mirror.resolve.targets import PythonTarget
 from mirror.resolve.upstream import page_digests
 from tests.builders import make_wheel, write_simple_index
-from tests.conftest import X86, StaticServer
+from tests.builders.upstreams import StaticServer, X86
 
 TARGET = f"cp311-{X86}"
 

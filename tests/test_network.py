@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import X86, clean_env
-from tests.test_e2e_python import Served, run_mirror
+from tests.builders.upstreams import X86, clean_env
+from tests.builders.cli import Served, run_mirror
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "apps"
 

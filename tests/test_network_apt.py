@@ -10,8 +10,8 @@ import pytest
 from apt.archive import Source, load_suite
 from apt.aptfile import read_aptfile
 from apt.closure import Request, Universe, minimal_system, resolve_closure
-from tests.debs import AptRoot, status_text
-from tests.test_e2e_python import Served, run_mirror
+from tests.builders.debs import AptRoot, status_text
+from tests.builders.cli import Served, run_mirror
 
 pytestmark = pytest.mark.network
 DEBIAN = "http://deb.debian.org/debian"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import realtarget
-from tests.test_e2e_python import Served, run_mirror
+from tests.builders import realtarget
+from tests.builders.cli import Served, run_mirror
 
 pytestmark = pytest.mark.network
 ROOT = Path(__file__).resolve().parents[1]

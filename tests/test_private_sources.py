@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_project, make_sdist, make_wheel
-from tests.conftest import GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, X86, clean_env
-from tests.test_e2e_python import Served
+from tests.builders.upstreams import GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, X86, clean_env
+from tests.builders.cli import Served
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"

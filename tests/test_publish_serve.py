@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,29 +14,6 @@ import pytest
 from mirror.publish import current_tree, publish
 from mirror.serve import make_server, negotiate
 from mirror.publish.simple import JSON_TYPE, IndexFile, render_project_html
-from mirror.store import open_store
-from tests.builders import make_wheel
-
-
-@pytest.fixture
-def store_with_files(tmp_path: Path):
-    store = open_store(tmp_path / "store", create=True)
-    dist = tmp_path / "dist"
-    files = {}
-    for name, version, rp in [("Foo_Bar", "1.0", ">=3.8"), ("Foo_Bar", "2.0", None), ("qux", "0.1", None)]:
-        whl = make_wheel(dist, name, version, requires_python=rp)
-        sha = store.put_file(whl)
-        import zipfile
-
-        with zipfile.ZipFile(whl) as zf:
-            meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA")))
-        files[sha] = {"filename": whl.name, "project": name, "version": version, "kind": "wheel",
-                      "size": whl.stat().st_size, "url": "https://example.invalid/" + whl.name,
-                      "requires_python": rp, "yanked": "broken" if version == "2.0" else None,
-                      "upload_time": "2024-01-01T00:00:00Z", "metadata_sha256": store.put_bytes(meta)}
-    sid = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
-                              "python": {"files": files, "installers": {}, "build": {}}}, origin="test")
-    return store, sid, files
 
 
 @pytest.fixture

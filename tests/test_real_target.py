@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests import realtarget
-from tests.conftest import StaticServer
-from tests.debs import GpgKey, make_deb, write_archive
-from tests.test_e2e_python import Served, run_mirror
+from tests.builders import realtarget
+from tests.builders.upstreams import StaticServer
+from tests.builders.debs import GpgKey, make_deb, write_archive
+from tests.builders.cli import Served, run_mirror
 
 pytestmark = pytest.mark.skipif(realtarget.skip_reason() is not None, reason=str(realtarget.skip_reason()))
 

@@ -13,7 +13,6 @@ import pytest
 
 from mirror.publish import current_tree, publish
 from mirror.serve import make_server
-from tests.test_publish_serve import store_with_files  # noqa: F401  (fixture)
 
 
 @pytest.fixture

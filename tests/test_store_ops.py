@@ -12,9 +12,9 @@ from pathlib import Path
 from mirror.store.health import collect_garbage, verify_store
 from mirror.store.history import diff_snapshots, list_snapshots, resolve_snapshot
 from mirror.store import Store
-from tests.conftest import clean_env
-from tests.test_bundles import _snapshot
-from tests.test_e2e_python import run_mirror
+from tests.builders.upstreams import clean_env
+from tests.builders.bundles import snapshot_of
+from tests.builders.cli import run_mirror
 
 
 def _pins(store: Store, sid: str, pins: dict[str, str]) -> str:
@@ -25,8 +25,8 @@ def _pins(store: Store, sid: str, pins: dict[str, str]) -> str:
 
 def test_snapshots_and_diff(tmp_path: Path) -> None:
     store = Store(tmp_path / "s").create()
-    a = _pins(store, _snapshot(store, [b"one", b"two"]), {"beta": "2.0", "gone": "1.0", "same": "1"})
-    b = _pins(store, _snapshot(store, [b"one", b"three" * 1000]), {"beta": "3.0", "new": "0.1", "same": "1"})
+    a = _pins(store, snapshot_of(store, [b"one", b"two"]), {"beta": "2.0", "gone": "1.0", "same": "1"})
+    b = _pins(store, snapshot_of(store, [b"one", b"three" * 1000]), {"beta": "3.0", "new": "0.1", "same": "1"})
     rows = list_snapshots(store)
     ids = [r["id"] for r in rows]
     assert ids.index(a) < ids.index(b) == len(ids) - 1 and rows[-1]["current"] and rows[-1]["origin"] == "sync"
@@ -41,7 +41,7 @@ def test_snapshots_and_diff(tmp_path: Path) -> None:
 
 def test_verify_names_corrupt_and_missing_blobs(tmp_path: Path) -> None:
     store = Store(tmp_path / "s").create()
-    _snapshot(store, [b"alpha" * 100, b"beta" * 100, b"gamma" * 100])
+    snapshot_of(store, [b"alpha" * 100, b"beta" * 100, b"gamma" * 100])
     assert verify_store(store).ok
     blobs = sorted(p for p in store.blobs.glob("??/*"))
     os.chmod(blobs[0], 0o644)
@@ -60,9 +60,9 @@ def test_verify_names_corrupt_and_missing_blobs(tmp_path: Path) -> None:
 
 def test_gc_keeps_what_kept_snapshots_need(tmp_path: Path) -> None:
     store = Store(tmp_path / "s").create()
-    old = _snapshot(store, [b"shared", b"only-old"])
+    old = snapshot_of(store, [b"shared", b"only-old"])
     time.sleep(1.1)  # snapshots are ordered by their creation time (seconds)
-    new = _snapshot(store, [b"shared", b"only-new"])
+    new = snapshot_of(store, [b"shared", b"only-new"])
     (store.tmp / "in-leftover").write_bytes(b"x")
     dry = collect_garbage(store, keep=1, dry_run=True)
     assert dry.removed_snapshots == [old] and dry.removed_blobs == 1 and dry.removed_temp == 1
@@ -78,7 +78,7 @@ def test_gc_keeps_what_kept_snapshots_need(tmp_path: Path) -> None:
 
 def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
     store = Store(tmp_path / "s").create()
-    _snapshot(store, [b"x"])
+    snapshot_of(store, [b"x"])
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from mirror.store import Store; s = Store(sys.argv[1]);\n"
         "with s.lock('sync'):\n print('locked', flush=True); time.sleep(30)"), str(store.root)],
@@ -125,9 +125,9 @@ def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None
 
 def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> None:
     from mirror.store.snapshots import referenced_blobs
-    from tests.test_bundles import _signed_bundle
+    from tests.builders.bundles import signed_bundle
 
-    sid, bundle, pub = _signed_bundle(tmp_path, blobs=3, blob_size=1000)
+    sid, bundle, pub = signed_bundle(tmp_path, blobs=3, blob_size=1000)
     inside = Store(tmp_path / "inside").create()
     run_mirror("trust", "add", str(pub), "--store", str(inside.root))
     run_mirror("bundle", "import", str(bundle), "--store", str(inside.root), "--no-publish")
@@ -161,9 +161,9 @@ def test_gc_killed_at_any_point_leaves_a_store_the_rerun_finishes(tmp_path: Path
     import signal
 
     store = Store(tmp_path / "s").create()
-    _snapshot(store, [os.urandom(64) for _ in range(1500)], tag="old")
+    snapshot_of(store, [os.urandom(64) for _ in range(1500)], tag="old")
     time.sleep(1.1)
-    new = _snapshot(store, [b"keep-me"], tag="new")
+    new = snapshot_of(store, [b"keep-me"], tag="new")
     # What a gc killed between unlinking a blob and forgetting it used to leave behind.
     with store.db() as db:
         db.execute("INSERT INTO blobs (sha256, size, added) VALUES (?, ?, ?)", ("e" * 64, 1, "2026-01-01T00:00:00Z"))

@@ -13,7 +13,7 @@ from mirror.fetch import FetchItem, fetch_all
 from mirror.resolve import IndexConfig
 from mirror.store import open_store
 from mirror.sync import SyncOptions, run_sync
-from tests.conftest import X86, StaticServer, clean_env
+from tests.builders.upstreams import StaticServer, X86, clean_env
 
 
 def _opts(apps: list[Path], upstream) -> SyncOptions:

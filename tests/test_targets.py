@@ -82,7 +82,7 @@ def test_target_pairs_are_targets_not_a_product(apps, upstream, tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import ARM, X86, clean_env
+    from tests.builders.upstreams import ARM, X86, clean_env
 
     def sync(*args: str) -> list[str]:
         proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", *args, "--store", str(tmp_path / "s"),

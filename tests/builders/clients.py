@@ -1,6 +1,6 @@
 """The real clients sites run, for the client matrix: pip lines from 20.3 to the newest, the pip each
 CPython 3.8 to 3.13 bundles (pyenv builds, where the machine has them), and uv (current and one older
-minor). Wheels are fetched once by scripts/test set-up (`python -m tests.clients fetch`) into
+minor). Wheels are fetched once by scripts/test set-up (`python -m tests.builders.clients fetch`) into
 .cache/clients/, so the suite runs offline."""
 
 from __future__ import annotations
@@ -12,13 +12,24 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
 CACHE = REPO / ".cache" / "clients"
 # 20.3: the first with the new resolver; 22.3 to 23.1 crash on a JSON `dist-info-metadata` dict
 # (23.0.1 is Debian bookworm's python3-pip); 26.1: the first that installs from pylock.toml.
+
+
 PIP_LINES = ("20.3.4", "21.3.1", "22.3.1", "23.0.1", "23.2.1", "24.3.1", "25.3", "26.1.2", "26.3")
+
+
 UV_LINES = ("0.12.24", "0.13.9")
+
+
 BUNDLING_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
+
+
 PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
 
 
@@ -46,6 +57,7 @@ def pyenv_python(minor: str) -> str | None:
                     and p.name.count(".") == 2), key=lambda p: tuple(int(x) for x in p.name.split(".")))
     exe = found[-1] / "bin" / "python3" if found else None
     return str(exe) if exe and exe.exists() else None
+
 
 
 HOST = f"{sys.version_info[0]}.{sys.version_info[1]}"
@@ -99,5 +111,5 @@ def fetch() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["fetch"]:
-        raise SystemExit("usage: python -m tests.clients fetch")
+        raise SystemExit("usage: python -m tests.builders.clients fetch")
     fetch()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 
 
@@ -129,25 +130,42 @@ def write_simple_index(files_dir: Path, index_dir: Path, *, yanked: dict[str, st
     (index_dir / "index.html").write_text("<!DOCTYPE html><html><body>\n" + "\n".join(root_links) + "\n</body></html>\n")
 
 
+
 _TREE_BACKEND = '''
 """In-tree PEP 517 backend (sdists and source trees): sdist and pure wheel, standard library only."""
 import base64, gzip, hashlib, io, os, tarfile, zipfile
+
+
 NAME = {name!r}
+
+
 VERSION = {version!r}
+
+
 DIST = {dist!r}
+
+
 IMPORTS = {imports!r}
+
+
 METADATA = {metadata!r}
+
+
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def _check_build_deps():
     for mod in IMPORTS:
         __import__(mod)  # fails unless the build requirement was installed from the index
 
+
 def get_requires_for_build_wheel(config_settings=None):
     return []
 
+
 def get_requires_for_build_sdist(config_settings=None):
     return []
+
 
 def _tree():
     out = {{}}
@@ -160,6 +178,7 @@ def _tree():
             with open(os.path.join(HERE, DIST, fn), "rb") as fh:
                 out[f"{{DIST}}/{{fn}}"] = fh.read()
     return out
+
 
 def build_sdist(sdist_directory, config_settings=None):
     root = f"{{DIST}}-{{VERSION}}"
@@ -176,6 +195,7 @@ def build_sdist(sdist_directory, config_settings=None):
         fh.write(gzip.compress(buf.getvalue(), mtime=0))
     return name
 
+
 def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     d = os.path.join(metadata_directory, f"{{DIST}}-{{VERSION}}.dist-info")
     os.makedirs(d, exist_ok=True)
@@ -183,14 +203,18 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
         fh.write(METADATA)
     return os.path.basename(d)
 
+
 def get_requires_for_build_editable(config_settings=None):
     return []
+
 
 def prepare_metadata_for_build_editable(metadata_directory, config_settings=None):
     return prepare_metadata_for_build_wheel(metadata_directory, config_settings)
 
+
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
     return build_wheel(wheel_directory, config_settings, metadata_directory, _editable=True)
+
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None, _editable=False):
     _check_build_deps()

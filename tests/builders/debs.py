@@ -147,3 +147,21 @@ def status_text(universe, base) -> str:
         fields = [line for line in stanza.raw.splitlines() if not line.startswith(("Filename", "Size", "MD5sum", "SHA"))]
         paras.append("\n".join(["Status: install ok installed", *fields]))
     return "\n\n".join(paras) + "\n"
+
+
+# What a minimal system of the fixture archive has installed (a dpkg status file).
+
+
+BASE_STATUS = """Package: base-req
+Status: install ok installed
+Priority: required
+Essential: yes
+Version: 1.0
+Architecture: {arch}
+Depends: libc-fix
+
+Package: libc-fix
+Status: install ok installed
+Version: 1.0
+Architecture: {arch}
+"""

@@ -1,6 +1,6 @@
 """A real Debian target: a `debootstrap --variant=minbase` root of bookworm, and a slice of bookworm
 (Debian's own signed InRelease, its amd64 Packages, and the .debs a few real apps need) to serve
-offline. Both are made once by scripts/test set-up (`python -m tests.realtarget build`) and cached
+offline. Both are made once by scripts/test set-up (`python -m tests.builders.realtarget build`) and cached
 under .cache/targets/; tests unpack a fresh copy of the root and run apt-get in it by chroot."""
 
 from __future__ import annotations
@@ -13,17 +13,36 @@ import sys
 import tarfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
 CACHE = REPO / ".cache" / "targets"
+
+
 SUITE = "bookworm"
+
+
 ARCH = "amd64"
+
+
 DEBIAN = "http://deb.debian.org/debian"
+
+
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+
+
 ROOT_TAR = CACHE / f"{SUITE}-{ARCH}-minbase.tar"
+
+
 SLICE = CACHE / f"{SUITE}-slice"
 # What the real-target tests install: dependencies on perl:any and python3:any (neither is in a
 # minimal system), and a .deb named by URL.
+
+
 SLICE_PACKAGES = ("cowsay", "python3-six")
+
+
 URL_DEB = "hello"
 
 
@@ -129,7 +148,7 @@ def url_deb_path() -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["build"]:
-        raise SystemExit("usage: python -m tests.realtarget build")
+        raise SystemExit("usage: python -m tests.builders.realtarget build")
     CACHE.mkdir(parents=True, exist_ok=True)
     build_root()
     build_slice()

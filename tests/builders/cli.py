@@ -1,0 +1,49 @@
+"""Running the tool and real clients in tests: `mirror` in a subprocess, `mirror serve` on a free
+port, a fresh virtualenv, and what an installed fixture app reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.builders.upstreams import clean_env
+
+
+MIRROR = [sys.executable, "-m", "mirror.cli"]
+
+
+def run_mirror(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*MIRROR, *args], capture_output=True, text=True, env=clean_env(), **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mirror {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+class Served:
+    def __init__(self, store: Path) -> None:
+        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        line = self.proc.stdout.readline()
+        assert "serving" in line, self.proc.stderr.read()
+        self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
+        self.simple = self.base + "/simple/"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def make_venv(tmp_path: Path) -> Path:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env())
+    return venv
+
+
+def check_installed(venv: Path) -> dict:
+    code = ("import json, alpha, beta, gamma, delta;"
+            "print(json.dumps({'beta': beta.__version__, 'gamma': gamma.TAG, 'delta': delta.BUILT_FROM}))")
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", code], check=True, capture_output=True, text=True,
+                         env=clean_env())
+    return json.loads(out.stdout)
