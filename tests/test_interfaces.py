@@ -52,3 +52,14 @@ def test_the_installed_plugins_load():
     assert [e.name for e in interfaces.sync_extensions()] == ["apt"]
     assert interfaces.bundle_ledger() is not None and interfaces.publishers() and interfaces.client_config_hooks()
     assert len(interfaces.command_registrars()) == 2
+
+
+@pytest.mark.parametrize("module", ["apt.cli", "bundles.cli", "apt.sync", "bundles.state", "mirror.cli"])
+def test_each_module_imports_first_in_a_fresh_interpreter(module):
+    """No import cycle: a plug-in loaded before the core's CLI (as the entry-point loader may) works."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", f"import {module}; from mirror.interfaces import command_registrars;"
+                           " assert len(command_registrars()) == 2"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -550,16 +550,16 @@ def gc(
 
 
 def _register_extensions() -> None:
+    """Plug-in commands (bundle, trust, keygen, apt-key), added when the command line runs, not when
+    this module is imported: a plug-in's CLI imports mirror.cli.common, which imports this package."""
     from mirror.interfaces import command_registrars
 
     for register in command_registrars():
         register(app)
 
 
-_register_extensions()
-
-
 def main() -> None:
+    _register_extensions()
     try:
         app()
     except MirrorError as exc:  # pragma: no cover - commands catch their own
