@@ -158,14 +158,13 @@ def register(app: typer.Typer) -> None:
         Example: `mirror bundle create --key site.key -o /media/usb/mirror-2026-11-21.bundle --since last-exported --split 4G`
         """
         from bundles.writer import create_bundle, parse_size
-        from mirror.store.snapshots import referenced_blobs
         from mirror.store import open_store
 
         with cli_errors():
             st = open_store(_store_root(store))
             secret = _load_secret(key)
             sid = snapshot or st.ref("current")
-            total = sum(st.blob_size(s) for s in referenced_blobs(st.load_snapshot(sid)) if st.has_blob(s)) if sid else None
+            total = sum(st.blob_size(s) for s in st.snapshot(sid).blobs() if st.has_blob(s)) if sid else None
             progress, advance = _progress(interactive(as_json), total, "bundling")
             with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mirror.store.canonical import canonical_json
-from mirror.store.snapshots import referenced_blobs, unsafe_names
+from mirror.store.snapshots import Snapshot, unsafe_names
 
 from .errors import BundleFormatError
 
@@ -150,7 +150,7 @@ class Manifest:
                 if not _HEX64.fullmatch(sha) or size < 0:
                     raise BundleFormatError(f"bad blob entry {sha[:80]!r} {size!r}")
             if doc["mode"] == "full":
-                missing = set(referenced_blobs(snapshot)) - {s for s, _ in blobs}
+                missing = set(Snapshot.from_dict(snapshot).blobs()) - {s for s, _ in blobs}
                 if missing:
                     raise BundleFormatError(f"a full bundle that lacks {len(missing)} blobs its snapshot uses "
                                             f"(e.g. {min(missing)}): it could never be imported")

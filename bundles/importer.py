@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mirror.errors import StoreError
-from mirror.store.snapshots import referenced_blobs
+from mirror.store.snapshots import Snapshot
 from mirror.store import Ingest, Store
 
 from .errors import BaseMissingError, ReplayError
@@ -102,15 +102,17 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
 
     sink = StoreSink(store)
     manifest, signer = read_bundle(paths, trusted, sink, before_blobs=admissible, on_bytes=on_bytes)
-    missing = [s for s in referenced_blobs(manifest.snapshot) if not store.has_blob(s)]
+    snap = Snapshot.from_dict(manifest.snapshot, id=manifest.snapshot_id)
+    missing = [s for s in snap.blobs() if not store.has_blob(s)]
     if missing:
         raise StoreError(f"after import, {len(missing)} blobs of snapshot {manifest.snapshot_id[:16]} are missing"
                          f" (first {missing[0]}): the base snapshot's files are damaged; run `mirror verify`")
     done, last = seen["done"], int(seen["last"])  # type: ignore[call-overload]
     # A new bundle becomes current if it is newer; a re-import keeps whatever is current.
     current = manifest.sequence > last if done is None else store.ref("current") == manifest.snapshot_id
-    summary = {"apps": len(manifest.summary.get("apps", [])), "targets": len(manifest.summary.get("targets", [])),
-               "files": len(referenced_blobs(manifest.snapshot)), "bundle": manifest.bundle_id}
+    files, nbytes = snap.counts()  # the same count the sync outside recorded
+    summary = {"apps": len(snap.apps), "targets": len(snap.target_ids()), "files": files, "bytes": nbytes,
+               "bundle": manifest.bundle_id}
     store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=current)
     if done is None:
         state.record_import(bundle_id=manifest.bundle_id, signer=signer.id_hex, sequence=manifest.sequence,

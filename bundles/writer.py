@@ -22,7 +22,6 @@ from pathlib import Path
 import zstandard
 
 from mirror.errors import InputError, StoreError
-from mirror.store.snapshots import referenced_blobs
 from mirror.store import Store
 
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
@@ -174,12 +173,10 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     sid = snapshot_id or store.ref("current")
     if sid is None:
         raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
-    snapshot = store.load_snapshot(sid)
+    snap = store.snapshot(sid)
+    snapshot = snap.to_dict()
     base = _resolve_base(store, since)
-    needed = referenced_blobs(snapshot)
-    if base is not None:
-        have = referenced_blobs(store.load_snapshot(base))
-        needed = {s: n for s, n in needed.items() if s not in have}
+    needed = snap.minus(store.snapshot(base) if base is not None else None)
     blobs: list[tuple[str, int]] = []
     for sha in sorted(needed):
         if not store.has_blob(sha):

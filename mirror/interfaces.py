@@ -22,7 +22,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from mirror.apps import AppSpec
     from mirror.store import Store

@@ -28,6 +28,7 @@ from mirror.resolve.lockfile import render_requirements_lock
 from mirror.resolve.memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
 from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
 from mirror.store import CatalogFile, Store
+from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
 from mirror.resolve.upstream import FileStatus, page_digests, project_pages
 from mirror.urls import redact_text, strip_credentials
@@ -759,17 +760,15 @@ def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, 
         for tid in app_entry.get("targets", {}):
             if tid not in target_map and previous:
                 target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
-    manifest = {"format_version": SNAPSHOT_FORMAT, "kind": "airgap-mirror/snapshot", "targets": target_map,
-                "apps": part.apps, "python": {"files": part.files, "installers": part.installers, "build": part.build}}
-    manifest.update((name, section) for name, section in sections.items() if section)
-    ext_files = [m for sec in sections.values() for m in sec.get("files", {}).values()]
-    targets = sorted(target_map) + sorted(t for sec in sections.values() for t in sec.get("targets", {}))
+    snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps,
+                    python={"files": part.files, "installers": part.installers, "build": part.build},
+                    sections={name: section for name, section in sections.items() if section}, extra={})
+    files, nbytes = snap.counts()
     sid: str | None = None
     if part.apps or not any_app:
-        summary = {"apps": len(part.apps), "targets": len(targets), "files": len(part.files) + len(ext_files),
-                   "bytes": sum(m["size"] for m in part.files.values()) + sum(m["size"] for m in ext_files)}
-        sid = store.put_snapshot(manifest, origin="sync", summary=summary)
-    return sid, targets, len(part.files) + len(ext_files)
+        summary = {"apps": len(snap.apps), "targets": len(snap.target_ids()), "files": files, "bytes": nbytes}
+        sid = store.put_snapshot(snap.to_dict(), origin="sync", summary=summary)
+    return sid, snap.target_ids(), files
 
 
 def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = None,

@@ -17,6 +17,8 @@ Layout (versioned, append-only):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import errno
 import hashlib
@@ -97,6 +99,10 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+if TYPE_CHECKING:
+    from mirror.store.snapshots import Snapshot
 
 
 class Store:
@@ -302,6 +308,12 @@ class Store:
         if hashlib.sha256(data).hexdigest() != sid:
             raise IntegrityError(f"snapshot {sid} does not match its id: the store is damaged (run `mirror verify`)")
         return json.loads(data)
+
+    def snapshot(self, sid: str) -> "Snapshot":
+        """The snapshot `sid` as a typed value (its document checked against its id)."""
+        from mirror.store.snapshots import Snapshot
+
+        return Snapshot.from_dict(self.load_snapshot(sid), id=sid)
 
     def set_ref(self, name: str, sid: str) -> None:
         tmp = self.refs / f".{name}.tmp"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirror.resolve.memo import expired_records
-from mirror.store.snapshots import referenced_blobs
+from mirror.store.snapshots import Snapshot
 from mirror.store import Store
 
 __all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport", "repair_store", "RepairReport"]
@@ -81,7 +81,7 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
             report.bad_snapshots.append(sid)
             continue
         snapshot = json.loads(data)
-        for sha in referenced_blobs(snapshot):
+        for sha in Snapshot.from_dict(snapshot).blobs():
             if sha not in present:
                 report.missing.setdefault(sha, []).append(f"{sid[:16]} ({', '.join(_users(snapshot, sha)) or 'shared'})")
     cur = store.ref("current")
@@ -113,7 +113,7 @@ def _check_published(store: Store, report: VerifyReport) -> None:
     if sid in report.bad_snapshots:
         return
     bad = []
-    for sha, meta in store.load_snapshot(sid).get("python", {}).get("files", {}).items():
+    for sha, meta in store.snapshot(sid).python.get("files", {}).items():
         try:
             st = (tree / "packages" / sha[:2] / sha / meta["filename"]).stat()
         except OSError:
@@ -159,7 +159,7 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
     needed: set[str] = set()
     for sid in keep_ids:
         if (store.snapshots / f"{sid}.json").is_file():
-            needed.update(referenced_blobs(store.load_snapshot(sid)))
+            needed.update(store.snapshot(sid).blobs())
     report.kept_snapshots = sorted(keep_ids)
     gone_snaps = [sid for sid in snaps if sid not in keep_ids]
     report.removed_snapshots = gone_snaps
@@ -238,7 +238,7 @@ def _importing_bundles(store: Store, sha: str) -> list[str]:
     out = []
     for bundle_id, sid, when in rows:
         path = store.snapshots / f"{sid}.json"
-        if path.is_file() and sha in referenced_blobs(json.loads(path.read_bytes())):
+        if path.is_file() and sha in Snapshot.from_dict(json.loads(path.read_bytes())).blobs():
             out.append(f"bundle {bundle_id[:16]} (imported {when}, snapshot {sid[:16]})")
     return out
 

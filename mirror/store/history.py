@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirror.errors import InputError
-from mirror.store.snapshots import referenced_blobs
+from mirror.store.snapshots import Snapshot
 from mirror.store import Store
 
 __all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
@@ -110,9 +110,7 @@ def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
                     per[f"{section}:{tid}"] = c
         if per:
             diff.changes[app] = per
-    have = referenced_blobs(old)
-    for sha, size in referenced_blobs(new).items():
-        if sha not in have:
-            diff.files_to_carry += 1
-            diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)
+    for sha, size in Snapshot.from_dict(new).minus(Snapshot.from_dict(old)).items():
+        diff.files_to_carry += 1
+        diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)
     return diff

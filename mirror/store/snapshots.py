@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["referenced_blobs", "unsafe_names"]
+__all__ = ["Snapshot", "referenced_blobs", "unsafe_names"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -84,3 +85,66 @@ def unsafe_names(snapshot: Mapping[str, Any]) -> list[str]:
         if bad:
             out.append(f"{what} {str(value)[:80]!r}")
     return out
+
+
+_KNOWN = ("format_version", "kind", "targets", "apps", "python")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A snapshot as every part reads it: a frozen value over the canonical-JSON document.
+
+    The document stays the stored form (its sha256 is the snapshot id); this type gives its parts
+    names, and keeps what this version does not know (`extra`, a plug-in's section) so a snapshot
+    written by a newer version round-trips unchanged through `from_dict` / `to_dict`."""
+
+    format_version: int
+    targets: Mapping[str, Any]
+    apps: Mapping[str, Any]
+    python: Mapping[str, Any]
+    sections: Mapping[str, Mapping[str, Any]]  # plug-in parts with files (apt): name → section
+    extra: Mapping[str, Any]  # any other field, kept as it was
+    kind: str = "airgap-mirror/snapshot"
+    id: str | None = None
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None) -> "Snapshot":  # noqa: A002
+        sections = {k: v for k, v in doc.items()
+                    if k not in _KNOWN and isinstance(v, Mapping) and isinstance(v.get("files"), Mapping)}
+        extra = {k: v for k, v in doc.items() if k not in _KNOWN and k not in sections}
+        return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", cls.kind)),
+                   targets=doc.get("targets") or {}, apps=doc.get("apps") or {}, python=doc.get("python") or {},
+                   sections=sections, extra=extra, id=id)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The document again, field for field (unknown fields included)."""
+        doc: dict[str, Any] = {"format_version": self.format_version, "kind": self.kind, "targets": dict(self.targets),
+                               "apps": dict(self.apps), "python": dict(self.python)}
+        doc.update(self.sections)
+        doc.update(self.extra)
+        return doc
+
+    def blobs(self) -> dict[str, int | None]:
+        """sha256 → size (None where not recorded) of every blob the snapshot uses."""
+        return referenced_blobs(self.to_dict())
+
+    def files(self) -> dict[str, Mapping[str, Any]]:
+        """sha256 → what the snapshot says of each distribution file: Python files and every plug-in's."""
+        out: dict[str, Mapping[str, Any]] = dict(self.python.get("files", {}))
+        for section in self.sections.values():
+            out.update(section.get("files", {}))
+        return out
+
+    def counts(self) -> tuple[int, int]:
+        """(files, bytes) of the distribution files: the one count every command shows."""
+        files = self.files()
+        return len(files), sum(int(m.get("size") or 0) for m in files.values())
+
+    def target_ids(self) -> list[str]:
+        """Every target: Python targets and each plug-in's (apt's distro-arch)."""
+        return sorted({*self.targets, *(t for s in self.sections.values() for t in s.get("targets", {}))})
+
+    def minus(self, other: "Snapshot | None") -> dict[str, int | None]:
+        """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""
+        have = other.blobs() if other is not None else {}
+        return {sha: size for sha, size in self.blobs().items() if sha not in have}
