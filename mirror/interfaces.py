@@ -22,6 +22,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path  # noqa: F401  (in the Publisher alias)
 
     from mirror.apps import AppSpec
     from mirror.store import Store
