@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         since: Annotated[Optional[str], typer.Option("--since", help="Delta against a snapshot id, an earlier bundle file, or `last-exported`.")] = None,
         split: Annotated[Optional[str], typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
         sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
-        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot id [default: the current one].")] = None,
+        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous or last-exported [default: current].")] = None,
         level: Annotated[int, typer.Option("--level", help="zstd level (1-19).")] = 3,
         as_json: JsonOpt = False,
     ) -> None:
@@ -163,12 +163,14 @@ def register(app: typer.Typer) -> None:
         with cli_errors():
             st = open_store(_store_root(store))
             secret = _load_secret(key)
-            sid = snapshot or st.ref("current")
+            from mirror.store.history import resolve_snapshot
+
+            sid = resolve_snapshot(st, snapshot) if snapshot else st.ref("current")
             total = sum(st.blob_size(s) for s in st.snapshot(sid).blobs() if st.has_blob(s)) if sid else None
             progress, advance = _progress(interactive(as_json), total, "bundling")
             with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
-                                       sequence=sequence, snapshot_id=snapshot, level=level, on_bytes=advance)
+                                       sequence=sequence, snapshot_id=sid, level=level, on_bytes=advance)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:

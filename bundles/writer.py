@@ -23,6 +23,7 @@ import zstandard
 
 from mirror.errors import InputError, StoreError
 from mirror.store import Store
+from mirror.store.history import resolve_snapshot
 
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
 from .keys import SecretKey, sign, sign_digest
@@ -147,30 +148,25 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _resolve_base(store: Store, since: str | None) -> str | None:
+    """--since: an earlier bundle file (its snapshot), else any snapshot name `resolve_snapshot` takes."""
     if since is None:
         return None
-    if since == "last-exported":
-        sid = BundleState(store).last_exported()
-        if sid is None:
-            raise InputError("--since last-exported: this store has not exported a bundle yet (make a full one first)")
-        return sid
     path = Path(since)
     if path.is_file() or path.with_name(path.name + ".001").is_file():
         from .reader import read_manifest_unverified
 
         return read_manifest_unverified([path] if path.is_file() else sorted(path.parent.glob(path.name + ".[0-9][0-9][0-9]"))).snapshot_id
-    matches = [p.stem for p in store.snapshots.glob(f"{since.lower()}*.json")] if re.fullmatch(r"[0-9a-fA-F]{6,64}", since) else []
-    if len(matches) != 1:
-        raise InputError(f"--since {since!r}: not a snapshot of this store, a bundle file, or `last-exported`"
-                         + (f" ({len(matches)} snapshots match)" if matches else ""))
-    return matches[0]
+    try:
+        return resolve_snapshot(store, since)
+    except InputError as exc:
+        raise InputError(f"--since {since}: {exc}") from exc
 
 
 def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
                   sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
                   threads: int = -1, on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
     """Write the bundle of a snapshot (the current one by default); returns what was written."""
-    sid = snapshot_id or store.ref("current")
+    sid = resolve_snapshot(store, snapshot_id) if snapshot_id else store.ref("current")
     if sid is None:
         raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
     snap = store.snapshot(sid)

@@ -266,7 +266,7 @@ def test_import_killed_midway_leaves_store_consistent_and_rerun_finishes(tmp_pat
 
 def test_since_must_name_something(outside, tmp_path: Path) -> None:
     store, _, key, _ = outside
-    with pytest.raises(InputError, match="not a snapshot of this store"):
+    with pytest.raises(InputError, match="--since deadbeef: .deadbeef. names no snapshots"):
         create_bundle(store, key, tmp_path / "x.bundle", since="deadbeef")
     with pytest.raises(InputError, match="has not exported a bundle yet"):
         create_bundle(store, key, tmp_path / "x.bundle", since="last-exported")

@@ -151,3 +151,28 @@ def test_bundle_and_apt_commands_use_the_store_named_in_mirror_toml(tmp_path: Pa
     assert (tmp_path / "the-store" / "store-v1").is_dir() and not (tmp_path / "mirror-store").exists()
     assert run_mirror("apt-key", "generate", cwd=tmp_path).returncode == 0
     assert (tmp_path / "the-store" / "keys").is_dir() and not (tmp_path / "mirror-store").exists()
+
+
+def test_bundle_create_takes_every_snapshot_name_and_refuses_a_bad_one_in_one_line(tmp_path):
+    """`--snapshot previous` used to end in a traceback (`not a sha256 hex digest`); every command that
+    takes a snapshot takes the same names: an id or unique prefix, current, previous, last-exported."""
+    import time
+
+    from mirror.store import Store
+    from tests.builders.bundles import snapshot_of
+
+    store = Store(tmp_path / "s").create()
+    first = snapshot_of(store, [b"one" * 50])
+    time.sleep(1.1)
+    snapshot_of(store, [b"two" * 50])
+    run_mirror("keygen", "--out", str(tmp_path / "k"))
+    for name in ("previous", first[:10]):
+        out = tmp_path / f"{name}.bundle"
+        run_mirror("bundle", "create", "--store", str(store.root), "--key", str(tmp_path / "k.key"), "-o", str(out),
+                   "--snapshot", name)
+        show = run_mirror("bundle", "show", str(out), "--json")
+        assert json.loads(show.stdout)["snapshot"] == first
+    bad = run_mirror("bundle", "create", "--store", str(store.root), "--key", str(tmp_path / "k.key"), "-o",
+                     str(tmp_path / "x.bundle"), "--snapshot", "yesterday", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "yesterday" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) <= 2
