@@ -39,6 +39,7 @@ from mirror.apps import REQUIREMENT_FILES  # noqa: E402
 # (--requirements-file) and by the online reference alike.
 EXTRA_FILES = ("requirements-predeploy.txt", "requirements-real.txt")
 from mirror.resolve import clean_env, uv_binary  # noqa: E402
+from tests.builders.cli import Served  # noqa: E402  (mirror serve on a free port, as the tests start it)
 
 MIRROR = [sys.executable, "-m", "mirror.cli"]
 PLATFORM = "manylinux_2_28_x86_64"
@@ -87,18 +88,6 @@ def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
     if summary.get("snapshot"):
         subprocess.run([*MIRROR, "publish", "--store", str(store)], capture_output=True, text=True, env=_env(), check=True)
     return summary
-
-
-class Served:
-    def __init__(self, store: Path) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env())
-        line = self.proc.stdout.readline()
-        self.simple = line.split(" at ")[1].strip()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
 
 
 def _runtime_python(app: Path) -> str:
