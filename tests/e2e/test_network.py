@@ -12,7 +12,7 @@ import pytest
 from tests.builders.upstreams import X86, clean_env
 from tests.builders.cli import Served, run_mirror
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "apps"
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "apps"
 
 pytestmark = pytest.mark.network
 

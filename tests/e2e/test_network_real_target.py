@@ -21,7 +21,7 @@ from tests.builders import realtarget
 from tests.builders.cli import Served, run_mirror
 
 pytestmark = pytest.mark.network
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "apps"
 APT_APPS = ("apt-equationreader", "apt-orbital-congestion-dash", "apt-healthscan", "apt-pdf-manipulator",
             "apt-leech-bot", "apt-gesture-detection")

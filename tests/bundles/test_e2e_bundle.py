@@ -132,7 +132,7 @@ def test_nightly_job(upstream, tmp_path):
     run_mirror("keygen", "--out", str(tmp_path / "site"))
     env = clean_env(MIRROR_STORE=str(tmp_path / "store"), MIRROR_KEY=str(tmp_path / "site.key"), MIRROR_OUT=str(tmp_path / "out"),
                     MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m mirror.cli")
-    script = str(Path(__file__).parents[1] / "scripts" / "nightly")
+    script = str(Path(__file__).parents[2] / "scripts" / "nightly")
     first = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "changed" in first.stdout and "full bundle" in first.stdout

@@ -15,7 +15,7 @@ from tests.builders.cli import Served, run_mirror
 
 pytestmark = pytest.mark.network
 DEBIAN = "http://deb.debian.org/debian"
-CORPUS = Path(__file__).parents[2] / "shared" / "corpus" / "apps"
+CORPUS = Path(__file__).parents[3] / "shared" / "corpus" / "apps"
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time; from mirror.store import Store; s = Store(sys.argv[1]);\n"
         "with s.lock('sync'):\n print('locked', flush=True); time.sleep(30)"), str(store.root)],
-        stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[1])
+        stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[2])
     try:
         assert holder.stdout.readline().strip() == "locked"
         proc = run_mirror("gc", "--store", str(store.root), check=False)

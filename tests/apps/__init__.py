@@ -1,0 +1,1 @@
+"""Tests of app folders: requirements files, hostile input, private sources."""

@@ -1,0 +1,1 @@
+"""Tests of whole flows with real clients and real targets."""

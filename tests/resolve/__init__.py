@@ -1,0 +1,1 @@
+"""Tests of targets, the resolution memo, binary policy."""

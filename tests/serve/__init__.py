@@ -1,0 +1,1 @@
+"""Tests of publishing and the embedded server."""

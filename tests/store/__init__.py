@@ -1,0 +1,1 @@
+"""Tests of the store: operations, snapshots, crash safety."""
