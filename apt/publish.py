@@ -24,6 +24,7 @@ from typing import Any
 from mirror.store.names import safe_join
 from mirror.publish import current_tree, link_or_copy
 from mirror.store import Store
+from mirror.store.snapshots import Snapshot
 
 from .gpg import SigningKey
 
@@ -61,8 +62,8 @@ def _previous_by_hash(store: Store, distro: str) -> list[Path]:
     return [p for p in d.glob("main/binary-*/by-hash/SHA256/*") if p.is_file()]
 
 
-def publish_apt(store: Store, snapshot: Mapping[str, Any], root: Path) -> None:
-    section = snapshot.get("apt") or {}
+def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
+    section = snapshot.sections.get("apt") or {}
     files = section.get("files") or {}
     if not files:
         return
@@ -71,7 +72,7 @@ def publish_apt(store: Store, snapshot: Mapping[str, Any], root: Path) -> None:
         key.generate()
     repo = root / "debian"
     by_target: dict[str, set[str]] = {tid: set() for tid in section.get("targets", {})}
-    for app in snapshot.get("apps", {}).values():
+    for app in snapshot.apps.values():
         for tid, entry in (app.get("apt") or {}).items():
             by_target.setdefault(tid, set()).update(s for s in entry.get("files", []) if s in files)
     for sha, meta in files.items():

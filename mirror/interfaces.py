@@ -4,7 +4,7 @@ The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through
 
     airgap_mirror.sync            SyncExtension: `name`, `sync(SyncContext) -> ExtensionOutcome`
                                   (a snapshot keeps its section under `name`, per app under apps[APP][name])
-    airgap_mirror.publishers      Publisher: `(store, snapshot, tree)` writes its part of a published tree
+    airgap_mirror.publishers      Publisher: `(store, Snapshot, tree)` writes its part of a published tree
     airgap_mirror.commands        CommandRegistrar: `register(app)` adds CLI commands to the typer app
     airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
     airgap_mirror.client_config   ClientConfigHook: `(base_url, store) -> text or None` for `client-config`
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path  # noqa: F401  (in the Publisher alias)
 
     from mirror.apps import AppSpec
+    from mirror.store.snapshots import Snapshot
     from mirror.store import Store
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
@@ -89,7 +90,7 @@ class SyncExtension(Protocol):
     def sync(self, ctx: SyncContext) -> ExtensionOutcome: ...
 
 
-Publisher = Callable[["Store", dict[str, Any], "Path"], None]
+Publisher = Callable[["Store", "Snapshot", "Path"], None]
 CommandRegistrar = Callable[[Any], None]
 ClientConfigHook = Callable[[str, "Store"], "str | None"]
 

@@ -28,6 +28,7 @@ from mirror.interfaces import publishers
 from mirror.store.names import UnsafePath, safe_join
 from mirror.publish.simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
 from mirror.store import Store
+from mirror.store.snapshots import Snapshot
 
 __all__ = ["publish", "published_snapshot", "current_tree", "served_pylock", "base_url"]
 
@@ -103,8 +104,8 @@ def base_url(store: Store, given: str | None = None) -> str | None:
     return None
 
 
-def _write_python(store: Store, snapshot: dict[str, Any], root: Path, base: str | None = None) -> int:
-    files = snapshot.get("python", {}).get("files", {})
+def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
+    files = snapshot.python.get("files", {})
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
         rel = ("packages", sha[:2], sha, meta["filename"])
@@ -126,7 +127,7 @@ def _write_python(store: Store, snapshot: dict[str, Any], root: Path, base: str 
         write_text(d / "index.html", render_project_html(project, pfiles), gz=True)
         write_text(d / "index.json", render_project_json(project, pfiles), gz=True)
     # Locks, so an admin inside can fetch an app's lock from the mirror itself.
-    for app, entry in snapshot.get("apps", {}).items():
+    for app, entry in snapshot.apps.items():
         for tid, t in entry.get("targets", {}).items():
             d = safe_join(root, "locks", app, tid)
             if t.get("pylock"):
@@ -145,7 +146,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
         from mirror.errors import StoreError
 
         raise StoreError(f"the store at {store.root} has no snapshot yet: run `mirror sync` first")
-    snapshot = store.load_snapshot(sid)
+    snapshot = store.snapshot(sid)
     trees = store.published / "trees"
     trees.mkdir(parents=True, exist_ok=True)
     n = 0
