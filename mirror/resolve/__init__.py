@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -189,10 +190,35 @@ def uv_compile(
                                if line.strip() and not line.startswith(("DEBUG ", "TRACE ")))[-2000:]
             detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
             secrets = secret_values((index.index_url, *index.extra_index_urls, *index.find_links))
-            exc = ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}")
+            exc = ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}"
+                                  + did_you_mean(detail))
             exc.pages = pages
             raise exc
         return UvResolution(pylock=out.read_bytes(), pages=pages)
+
+
+# Import names that are not the project's name: the most common wrong line in an app's requirements.
+_IMPORT_NAMES = {
+    "yaml": "PyYAML", "cv2": "opencv-python", "pil": "Pillow", "sklearn": "scikit-learn", "skimage": "scikit-image",
+    "bs4": "beautifulsoup4", "dateutil": "python-dateutil", "dotenv": "python-dotenv", "jwt": "PyJWT",
+    "docx": "python-docx", "pptx": "python-pptx", "magic": "python-magic", "crypto": "pycryptodome",
+    "serial": "pyserial", "usb": "pyusb", "attr": "attrs", "fitz": "PyMuPDF", "telegram": "python-telegram-bot",
+    "dash_core_components": "dash", "dash_html_components": "dash", "psycopg2": "psycopg2-binary",
+    "mysqldb": "mysqlclient", "win32api": "pywin32", "google.cloud": "google-cloud-storage", "zmq": "pyzmq",
+    "gi": "PyGObject", "tesserocr": "tesserocr", "jose": "python-jose", "multipart": "python-multipart",
+    "slugify": "python-slugify", "levenshtein": "python-Levenshtein", "memcache": "python-memcached",
+}
+_NOT_FOUND = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry")
+
+
+def did_you_mean(uv_detail: str) -> str:
+    """A hint for a project the index does not have, when the name is a module's name (`yaml`)."""
+    hints = []
+    for name in dict.fromkeys(_NOT_FOUND.findall(uv_detail)):
+        project = _IMPORT_NAMES.get(name.lower().replace("-", "_"))
+        if project and canonicalize_name(project) != canonicalize_name(name):
+            hints.append(f"did you mean {project}? ({name} is the name of the module {project} installs)")
+    return "".join(f"\n{h}" for h in hints)
 
 
 def _time(value: object) -> str | None:

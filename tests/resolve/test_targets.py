@@ -107,3 +107,19 @@ def test_a_bad_target_pair_is_a_one_line_error(bad):
 
     with pytest.raises(ConfigError, match="target|Python|platform"):
         parse_target_pair(bad)
+
+
+def test_a_module_name_in_requirements_gets_the_project_name(apps, upstream, tmp_path):
+    """`yaml` is what the code imports; the project is PyYAML: the error says so."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.builders.upstreams import X86, clean_env
+
+    (apps / "shop" / "requirements.txt").write_text("alpha==1.0\nyaml\n")
+    proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", str(apps / "shop"), "--store", str(tmp_path / "s"),
+                           "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple",
+                           "--installers", "", "--json"], capture_output=True, text=True, env=clean_env())
+    error = json.loads(proc.stdout)["apps"][0]["error"]
+    assert "did you mean PyYAML?" in error
