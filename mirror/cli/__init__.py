@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import RenderableType
+from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
+                           TimeElapsedColumn)
 
 from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, fail_with, interactive
 from mirror.cli.config import EXAMPLE_CONFIG, Config
@@ -55,12 +57,23 @@ def _main(
 _config = config_and_store
 
 
+class _AmountColumn(ProgressColumn):
+    """Downloads in MB of a known total; everything else (resolutions, apps, targets) as M/N."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes, self._count = DownloadColumn(), MofNCompleteColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        return (self._bytes if task.fields.get("bytes") else self._count).render(task)
+
+
 class _RichReporter:
     """Progress bars on a terminal; nothing otherwise (CI, --json, pipes)."""
 
     def __init__(self, enabled: bool, progress: Progress | None = None) -> None:
         self.progress = progress or Progress(
-            TextColumn("{task.description:<30}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
+            TextColumn("{task.description:<30}"), BarColumn(), _AmountColumn(),
             TimeElapsedColumn(), console=console, transient=True, disable=not enabled,
         )
         self.enabled = enabled
@@ -80,7 +93,7 @@ class _RichReporter:
     def phase(self, name: str, total: int | None) -> None:
         if self.task is not None:
             self.progress.update(self.task, visible=False)
-        self.task = self.progress.add_task(name, total=total)
+        self.task = self.progress.add_task(name, total=total, bytes=name.startswith(("download", "fetch", "verif")))
 
     def advance(self, n: int = 1) -> None:
         if self.task is not None:
