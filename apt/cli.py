@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from mirror.cli.common import StoreOpt, cli_errors, config_and_store, console
+from mirror.interfaces import SyncOptionHook
 
-__all__ = ["register", "client_config"]
+__all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
 
 def client_config(base: str, store) -> str | None:  # noqa: ANN001  (mirror.store.Store)
@@ -76,3 +79,33 @@ def register(app: typer.Typer) -> None:
             typer.echo(data.decode() if not binary else data, nl=False)
 
     app.add_typer(keys, name="apt-key")
+
+
+def _collect(values: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
+    """The APT side's sync options: flags first, then mirror.toml's [apt] table, then defaults."""
+    from mirror.errors import ConfigError
+
+    base = values.get("apt_base")
+    if base is not None and base not in ("required", "none"):
+        raise ConfigError(f"--apt-base {base!r}: use 'required' or 'none' (or --apt-base-status FILE)")
+    status = values.get("apt_base_status")
+    return {
+        "distros": list(values.get("distro") or table.get("distros") or []),
+        "architectures": list(values.get("arch") or table.get("architectures") or []),
+        "with_recommends": bool(values.get("with_recommends")) or bool(table.get("with-recommends", False)),
+        "base": str(status) if status else (base or table.get("base") or "required"),
+        "sources": table.get("sources") or [],
+    }
+
+
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+SYNC_OPTIONS = SyncOptionHook(extension="apt", collect=_collect, parameters=(
+    _option("distro", Annotated[Optional[list[str]], typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")], None),
+    _option("arch", Annotated[Optional[list[str]], typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")], None),
+    _option("with_recommends", Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")], False),
+    _option("apt_base", Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (a lower bound of a minimal system of the suite) or 'none' (mirror the complete closure).")], None),
+    _option("apt_base_status", Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image (`docker run --rm IMAGE cat /var/lib/dpkg/status`): its packages are not mirrored.")], None),
+))

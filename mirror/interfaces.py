@@ -8,6 +8,7 @@ The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through
     airgap_mirror.commands        CommandRegistrar: `register(app)` adds CLI commands to the typer app
     airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
     airgap_mirror.client_config   ClientConfigHook: `(base_url, store) -> text or None` for `client-config`
+    airgap_mirror.sync_options    SyncOptionHook: the flags a sync extension adds to `mirror sync`
 
 A plug-in that cannot be loaded is reported once on stderr (and by `plugin_errors()`), never
 dropped without a word: a missing APT side must not look like an app without an Aptfile.
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from mirror.store import Store
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
-           "BundleLedger", "ClientConfigHook", "plugins", "plugin_errors", "sync_extensions", "publishers",
+           "BundleLedger", "ClientConfigHook", "SyncOptionHook", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers",
            "command_registrars", "bundle_ledger", "client_config_hooks"]
 
 
@@ -95,6 +96,16 @@ CommandRegistrar = Callable[[Any], None]
 ClientConfigHook = Callable[[str, "Store"], "str | None"]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncOptionHook:
+    """Flags a plug-in adds to `mirror sync` (typer-annotated keyword parameters), and how their values
+    and the plug-in's table in mirror.toml become its extension's options."""
+
+    extension: str
+    parameters: tuple[Any, ...]  # inspect.Parameter, KEYWORD_ONLY, annotated for typer
+    collect: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]  # (flag values, toml table) → options
+
+
 class BundleLedger(Protocol):
     """What the bundle side records, as the core's history and health checks need it."""
 
@@ -144,6 +155,10 @@ def command_registrars() -> tuple[CommandRegistrar, ...]:
 
 def client_config_hooks() -> tuple[ClientConfigHook, ...]:
     return plugins("airgap_mirror.client_config")
+
+
+def sync_option_hooks() -> tuple[SyncOptionHook, ...]:
+    return plugins("airgap_mirror.sync_options")
 
 
 def bundle_ledger() -> BundleLedger | None:

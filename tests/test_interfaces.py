@@ -30,7 +30,7 @@ def test_the_core_imports_no_plugin_and_knows_none_of_their_tables(module):
     path = next(CORE.rglob(module))
     assert not _imports(path) & {"apt", "bundles"}, f"mirror/{module} imports a plug-in"
     text = path.read_text()
-    for word in ("bundle_exports", "bundle_imports", "debian/dists", '"dists"'):
+    for word in ("bundle_exports", "bundle_imports", "debian/dists", '"dists"', "apt_base", "with_recommends"):
         assert word not in text, f"mirror/{module} names {word}, which belongs to a plug-in"
 
 
@@ -52,6 +52,7 @@ def test_the_installed_plugins_load():
     assert [e.name for e in interfaces.sync_extensions()] == ["apt"]
     assert interfaces.bundle_ledger() is not None and interfaces.publishers() and interfaces.client_config_hooks()
     assert len(interfaces.command_registrars()) == 2
+    assert [h.extension for h in interfaces.sync_option_hooks()] == ["apt"]
 
 
 @pytest.mark.parametrize("module", ["apt.cli", "bundles.cli", "apt.sync", "bundles.state", "mirror.cli"])

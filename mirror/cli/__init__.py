@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -19,7 +19,7 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
 
 from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, fail_with, interactive
 from mirror.cli.config import EXAMPLE_CONFIG, Config
-from mirror.errors import ConfigError, MirrorError, StoreError
+from mirror.errors import MirrorError, StoreError
 from mirror.store import open_store
 from mirror.urls import redact_text
 
@@ -103,21 +103,6 @@ class _RichReporter:
         self.progress.console.print(message)
 
 
-def _apt_options(cfg: Config, distro: list[str] | None, arch: list[str] | None, with_recommends: bool,
-                 base: str | None, base_status: Path | None, refresh: bool) -> dict[str, object]:
-    t = cfg.extra.get("apt", {})
-    if base is not None and base not in ("required", "none"):
-        raise ConfigError(f"--apt-base {base!r}: use 'required' or 'none' (or --apt-base-status FILE)")
-    return {
-        "distros": list(distro or t.get("distros") or []),
-        "architectures": list(arch or t.get("architectures") or []),
-        "with_recommends": with_recommends or bool(t.get("with-recommends", False)),
-        "base": str(base_status) if base_status else (base or t.get("base") or "required"),
-        "sources": t.get("sources") or [],
-        "refresh": refresh,
-    }
-
-
 @app.command()
 def init(
     path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path("mirror.toml"),
@@ -183,11 +168,6 @@ def sync(
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
     installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Re-resolve every app with uv and revalidate every cached page and Release (default: reuse a resolution none of whose index pages changed).")] = False,
-    distro: Annotated[Optional[list[str]], typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")] = None,
-    arch: Annotated[Optional[list[str]], typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")] = None,
-    with_recommends: Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")] = False,
-    apt_base: Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (the suite's required packages) or 'none' (mirror the complete closure).")] = None,
-    apt_base_status: Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image: its packages are not mirrored.")] = None,
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
     pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
@@ -196,6 +176,7 @@ def sync(
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     as_json: JsonOpt = False,
+    **plugin_options: Any,
 ) -> None:
     """Resolve every app for every target, fetch what is missing into the store, record a snapshot.
 
@@ -240,8 +221,8 @@ def sync(
             concurrency=concurrency or cfg.concurrency,
             resolver_jobs=cfg.resolver_jobs,
             refresh=refresh,
-            extensions={"apt": {**_apt_options(cfg, distro, arch, with_recommends, apt_base, apt_base_status, refresh),
-                                "allow_outside": allow_outside_app or cfg.allow_outside}},
+            extensions=_extension_options(cfg, plugin_options, refresh=refresh,
+                                          allow_outside=allow_outside_app or cfg.allow_outside),
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
@@ -562,6 +543,31 @@ def gc(
                       f" kept {len(report.kept_snapshots)} snapshots", highlight=False)
 
 
+def _extension_options(cfg: Config, values: dict[str, Any], *, refresh: bool, allow_outside: bool) -> dict[str, Any]:
+    """Each sync extension's options: its plug-in's flags and mirror.toml table, plus the core's own."""
+    from mirror.interfaces import sync_option_hooks
+
+    out: dict[str, Any] = {}
+    for hook in sync_option_hooks():
+        mine = {p.name: values.get(p.name, p.default) for p in hook.parameters}
+        out[hook.extension] = {**hook.collect(mine, cfg.extra.get(hook.extension, {})),
+                               "refresh": refresh, "allow_outside": allow_outside}
+    return out
+
+
+def _add_plugin_sync_options() -> None:
+    """`mirror sync` takes the flags plug-ins declare (the APT side's --distro, --arch, ...)."""
+    import inspect
+
+    from mirror.interfaces import sync_option_hooks
+
+    sig = inspect.signature(sync, eval_str=True)  # typer reads a set __signature__ as it is
+    extra = [p for hook in sync_option_hooks() for p in hook.parameters]
+    base = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    sync.__signature__ = sig.replace(parameters=[*base, *extra])  # type: ignore[attr-defined]
+    sync.__annotations__.update({p.name: p.annotation for p in extra})
+
+
 def _register_extensions() -> None:
     """Plug-in commands (bundle, trust, keygen, apt-key), added when the command line runs, not when
     this module is imported: a plug-in's CLI imports mirror.cli.common, which imports this package."""
@@ -572,6 +578,7 @@ def _register_extensions() -> None:
 
 
 def main() -> None:
+    _add_plugin_sync_options()
     _register_extensions()
     try:
         app()
