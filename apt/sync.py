@@ -97,7 +97,8 @@ class AptSync:
         targets = [AptTarget(distro=d, arch=a) for d in (opts.get("distros") or [DEFAULT_DISTRO])
                    for a in (opts.get("architectures") or [DEFAULT_ARCH])]
         cache = store.cache / "apt"
-        prev = (ctx.previous or {}).get("apt", {}).get("files", {})
+        prev_section = ctx.previous.sections.get("apt", {}) if ctx.previous else {}
+        prev = prev_section.get("files", {})
         prev_by_url = {m["url"]: (sha, m) for sha, m in prev.items() if m.get("from_url")}
 
         # Aptfiles, and .debs named by URL (downloaded once; a URL is taken as immutable, like a pin).
@@ -154,8 +155,8 @@ class AptSync:
                 bases[target.id] = self._base(opts, lambda: universe(target, sources))
             return bases[target.id]
 
-        prev_apps = (ctx.previous or {}).get("apps", {})
-        prev_targets = (ctx.previous or {}).get("apt", {}).get("targets", {})
+        prev_apps = ctx.previous.apps if ctx.previous else {}
+        prev_targets = prev_section.get("targets", {})
 
         def upstream_fault(app: str, target: AptTarget, exc: MirrorError) -> None:
             """An archive that fails verification fails only this app's target: it keeps its previous
@@ -231,7 +232,7 @@ class AptSync:
                 for t in old.values():
                     files.update((s, prev[s]) for s in t["files"] if s in prev)
                 for tid in old:
-                    section_targets.setdefault(tid, (ctx.previous or {}).get("apt", {}).get("targets", {}).get(tid, {}))
+                    section_targets.setdefault(tid, prev_targets.get(tid, {}))
         used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
         out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
                        "files": {s: files[s] for s in sorted(used) if s in files}}

@@ -63,7 +63,7 @@ class QuietReporter:
 class SyncContext:
     store: "Store"
     apps: list["AppSpec"]
-    previous: Mapping[str, Any] | None
+    previous: "Snapshot | None"
     options: Mapping[str, Any]
     reporter: Reporter
     concurrency: int = 16

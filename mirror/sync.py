@@ -694,7 +694,7 @@ def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list
                  all_targets: list[PythonTarget], results: dict[str, AppResult],
                  resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError],
                  prepared: Mapping[str, tuple[IndexConfig, dict[int, DirectDist]]], got: _Fetched,
-                 previous: Mapping[str, Any] | None) -> _PythonPart:
+                 previous: Snapshot | None) -> _PythonPart:
     """Step 4: locks, files, installers and build requirements; a failed app keeps its previous entry."""
     part = _PythonPart()
     served: dict[str, str] = {}  # filename → sha256: the index serves one file per name
@@ -711,8 +711,8 @@ def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list
         if entry is not None:
             part.apps[app.name] = entry
     # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
-    old_apps = (previous or {}).get("apps", {})
-    old_files = (previous or {}).get("python", {}).get("files", {})
+    old_apps = previous.apps if previous else {}
+    old_files = previous.python.get("files", {}) if previous else {}
     for name, result in results.items():
         if not result.ok and name not in part.apps and name in old_apps:
             part.apps[name] = old_apps[name]
@@ -753,13 +753,13 @@ def _merge_extension(name: str, outcome: ExtensionOutcome, part: _PythonPart, re
 
 
 def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, Any]], all_targets: list[PythonTarget],
-              previous: Mapping[str, Any] | None, any_app: bool) -> tuple[str | None, list[str], int]:
+              previous: Snapshot | None, any_app: bool) -> tuple[str | None, list[str], int]:
     """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count."""
     target_map = {t.id: t.to_dict() for t in all_targets}
     for app_entry in part.apps.values():
         for tid in app_entry.get("targets", {}):
             if tid not in target_map and previous:
-                target_map[tid] = previous.get("targets", {}).get(tid, {"id": tid})
+                target_map[tid] = previous.targets.get(tid, {"id": tid})
     snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps,
                     python={"files": part.files, "installers": part.installers, "build": part.build},
                     sections={name: section for name, section in sections.items() if section}, extra={})
@@ -776,7 +776,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
     reporter = reporter or QuietReporter()
     previous_id = store.ref("current")
-    previous = store.load_snapshot(previous_id) if previous_id else None
+    previous = store.snapshot(previous_id) if previous_id else None
     results, apps = _load_apps(opts)
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
     # The extensions (the APT side) run alongside the Python side: they share nothing until the

@@ -341,7 +341,7 @@ def lock(
     with cli_errors():
         _, root = _config(config, store)
         st = open_store(root)
-        snap = st.load_snapshot(resolve_snapshot(st, snapshot))
+        snap = st.snapshot(resolve_snapshot(st, snapshot))
         tid, entry = choose_target(snap, app_dir, python, platform)
         data = st.blob_path(entry["requirements_lock"]).read_bytes()
     if output is None:

@@ -8,21 +8,22 @@ from typing import Any
 from mirror.apps import load_app
 from mirror.errors import InputError, MirrorError
 from mirror.store import Store
+from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import parse_python_version
 
 __all__ = ["choose_target", "app_advice"]
 
 
-def _app_entry(snap: dict[str, Any], app_dir: Path) -> tuple[str, dict[str, Any]]:
+def _app_entry(snap: Snapshot, app_dir: Path) -> tuple[str, dict[str, Any]]:
     name = Path(app_dir).resolve().name
-    apps = snap.get("apps", {})
+    apps = snap.apps
     if name not in apps:
         known = ", ".join(sorted(apps)) or "none"
         raise InputError(f"app {name!r} is not in the snapshot (apps there: {known}): run `mirror sync {app_dir}` first")
     return name, apps[name]
 
 
-def choose_target(snap: dict[str, Any], app_dir: Path, python: str | None, platform: str | None
+def choose_target(snap: Snapshot, app_dir: Path, python: str | None, platform: str | None
                   ) -> tuple[str, dict[str, Any]]:
     """The app's (target id, entry) for --python / --platform, or its only target."""
     name, entry = _app_entry(snap, app_dir)
@@ -57,7 +58,7 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
     entry: dict[str, Any] = {}
     if current:
         try:
-            _, entry = _app_entry(store.load_snapshot(current), app_dir)
+            _, entry = _app_entry(store.snapshot(current), app_dir)
         except InputError:
             entry = {}
     mirrored = {d["line"]: d for d in entry.get("direct", [])}

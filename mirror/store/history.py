@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirror.errors import InputError
-from mirror.store.snapshots import Snapshot
 from mirror.store import Store
 
 __all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
@@ -91,10 +90,10 @@ def _compare(old: dict[str, str], new: dict[str, str]) -> dict[str, list[Any]]:
 
 def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
     """Per app and target: Python and Debian packages added, removed, changed (old → new version)."""
-    old, new = store.load_snapshot(old_id), store.load_snapshot(new_id)
+    old, new = store.snapshot(old_id), store.snapshot(new_id)
     diff = SnapshotDiff(old=old_id, new=new_id)
-    for app in sorted(set(old.get("apps", {})) | set(new.get("apps", {}))):
-        o, n = old.get("apps", {}).get(app, {}), new.get("apps", {}).get(app, {})
+    for app in sorted(set(old.apps) | set(new.apps)):
+        o, n = old.apps.get(app, {}), new.apps.get(app, {})
         per: dict[str, dict[str, list[Any]]] = {}
         for tid in sorted(set(o.get("targets", {})) | set(n.get("targets", {}))):
             c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
@@ -110,7 +109,7 @@ def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
                     per[f"{section}:{tid}"] = c
         if per:
             diff.changes[app] = per
-    for sha, size in Snapshot.from_dict(new).minus(Snapshot.from_dict(old)).items():
+    for sha, size in new.minus(old).items():
         diff.files_to_carry += 1
         diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)
     return diff
