@@ -173,8 +173,8 @@ class AptSync:
             if warning not in out.warnings:
                 out.warnings.append(warning)
 
+        ctx.reporter.phase("apt closures", len(targets) * len(wanted))
         for target in targets:
-            ctx.reporter.phase(f"apt {target.id}", None)
             try:
                 sources = _sources(opts, target.distro)
                 for src in sources:
@@ -183,15 +183,18 @@ class AptSync:
                 for app in wanted:
                     if app.name in parsed and app.name not in out.app_errors:
                         upstream_fault(app.name, target, exc)
+                ctx.reporter.advance(len(wanted))
                 continue
             except MirrorError as exc:
                 for app in wanted:
                     out.app_errors.setdefault(app.name, str(exc))
                 out.errors.append(f"apt {target.id}: {exc}")
+                ctx.reporter.advance(len(wanted))
                 continue
             section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
                                           "sources": [s.to_dict() for s in sources], "base": _base_label(opts)}
             for app in wanted:
+                ctx.reporter.advance()
                 if app.name not in parsed or app.name in out.app_errors:
                     continue
                 try:

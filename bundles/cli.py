@@ -31,6 +31,19 @@ def _progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-
     return progress, lambda n: progress.advance(task, n)
 
 
+def _blob_bytes(files: list[Path], shown: bool) -> int | None:
+    """The bytes a bundle carries, for a progress bar's total (read before verification: display only)."""
+    if not shown:
+        return None
+    from bundles.reader import read_manifest_unverified
+    from mirror.errors import MirrorError
+
+    try:
+        return read_manifest_unverified(files).blob_bytes
+    except MirrorError:
+        return None  # the verification that follows says what is wrong
+
+
 def _load_secret(path: Path):  # type: ignore[no-untyped-def]
     from bundles.errors import KeyFormatError
     from bundles.keys import SecretKey
@@ -198,7 +211,7 @@ def register(app: typer.Typer) -> None:
 
         with cli_errors():
             keys = _trusted(store, trust)
-            progress, advance = _progress(interactive(as_json), None, "verifying")
+            progress, advance = _progress(interactive(as_json), _blob_bytes(files, interactive(as_json)), "verifying")
             with progress:
                 manifest, signer = verify_bundle(files, keys, on_bytes=advance)
         _report(manifest, signer.id_hex, as_json, verified=True)
@@ -234,7 +247,7 @@ def register(app: typer.Typer) -> None:
         with cli_errors():
             st = open_store(_store_root(store), create=True)
             keys = _trusted(store, trust)
-            progress, advance = _progress(interactive(as_json), None, "importing")
+            progress, advance = _progress(interactive(as_json), _blob_bytes(files, interactive(as_json)), "importing")
             with progress, st.lock("bundle import"):
                 result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish, on_bytes=advance)
         if as_json:

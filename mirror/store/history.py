@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,45 +69,10 @@ class SnapshotDiff:
                 "files_to_carry": self.files_to_carry}
 
 
-def _packages(entry: Mapping[str, Any]) -> dict[str, str]:
-    return {p[0]: p[1] for p in entry.get("packages", [])}
-
-
-def _compare(old: dict[str, str], new: dict[str, str]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    added = sorted((n, v) for n, v in new.items() if n not in old)
-    removed = sorted((n, v) for n, v in old.items() if n not in new)
-    changed = sorted((n, old[n], v) for n, v in new.items() if n in old and old[n] != v)
-    if added:
-        out["added"] = [list(a) for a in added]
-    if removed:
-        out["removed"] = [list(r) for r in removed]
-    if changed:
-        out["changed"] = [list(c) for c in changed]
-    return out
-
-
 def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
     """Per app and target: Python and Debian packages added, removed, changed (old → new version)."""
     old, new = store.snapshot(old_id), store.snapshot(new_id)
-    diff = SnapshotDiff(old=old_id, new=new_id)
-    for app in sorted(set(old.apps) | set(new.apps)):
-        o, n = old.apps.get(app, {}), new.apps.get(app, {})
-        per: dict[str, dict[str, list[Any]]] = {}
-        for tid in sorted(set(o.get("targets", {})) | set(n.get("targets", {}))):
-            c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
-            if c:
-                per[tid] = c
-        # Extension sections (apt) are {target: entry}; other keys (direct, conda_not_mirrored) are notes.
-        for section in sorted(k for k in set(o) | set(n) if k != "targets"
-                              and isinstance(o.get(k, n.get(k)), dict) and isinstance(n.get(k, o.get(k)), dict)):
-            osec, nsec = o.get(section, {}) or {}, n.get(section, {}) or {}
-            for tid in sorted(set(osec) | set(nsec)):
-                c = _compare(_packages(osec.get(tid, {})), _packages(nsec.get(tid, {})))
-                if c:
-                    per[f"{section}:{tid}"] = c
-        if per:
-            diff.changes[app] = per
+    diff = SnapshotDiff(old=old_id, new=new_id, changes=new.diff(old))
     for sha, size in new.minus(old).items():
         diff.files_to_carry += 1
         diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)

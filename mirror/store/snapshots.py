@@ -144,7 +144,48 @@ class Snapshot:
         """Every target: Python targets and each plug-in's (apt's distro-arch)."""
         return sorted({*self.targets, *(t for s in self.sections.values() for t in s.get("targets", {}))})
 
+    def diff(self, older: "Snapshot") -> dict[str, dict[str, dict[str, list[Any]]]]:
+        """What changed since `older`, per app and target (a plug-in's targets as `apt:TARGET`):
+        packages added [name, version], removed [name, version], changed [name, old, new]."""
+        out: dict[str, dict[str, dict[str, list[Any]]]] = {}
+        for app in sorted(set(older.apps) | set(self.apps)):
+            o, n = older.apps.get(app, {}), self.apps.get(app, {})
+            per: dict[str, dict[str, list[Any]]] = {}
+            for tid in sorted(set(o.get("targets", {})) | set(n.get("targets", {}))):
+                c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
+                if c:
+                    per[tid] = c
+            # A plug-in's part of an app is {target: entry}; other keys (direct, conda_not_mirrored) are notes.
+            for section in sorted(k for k in set(o) | set(n) if k != "targets"
+                                  and isinstance(o.get(k, n.get(k)), dict) and isinstance(n.get(k, o.get(k)), dict)):
+                osec, nsec = o.get(section, {}) or {}, n.get(section, {}) or {}
+                for tid in sorted(set(osec) | set(nsec)):
+                    c = _compare(_packages(osec.get(tid, {})), _packages(nsec.get(tid, {})))
+                    if c:
+                        per[f"{section}:{tid}"] = c
+            if per:
+                out[app] = per
+        return out
+
     def minus(self, other: "Snapshot | None") -> dict[str, int | None]:
         """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""
         have = other.blobs() if other is not None else {}
         return {sha: size for sha, size in self.blobs().items() if sha not in have}
+
+
+def _packages(entry: Mapping[str, Any]) -> dict[str, str]:
+    return {p[0]: p[1] for p in entry.get("packages", [])}
+
+
+def _compare(old: dict[str, str], new: dict[str, str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    added = sorted((n, v) for n, v in new.items() if n not in old)
+    removed = sorted((n, v) for n, v in old.items() if n not in new)
+    changed = sorted((n, old[n], v) for n, v in new.items() if n in old and old[n] != v)
+    if added:
+        out["added"] = [list(a) for a in added]
+    if removed:
+        out["removed"] = [list(r) for r in removed]
+    if changed:
+        out["changed"] = [list(c) for c in changed]
+    return out
