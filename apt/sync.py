@@ -158,6 +158,12 @@ class AptSync:
         prev_apps = ctx.previous.apps if ctx.previous else {}
         prev_targets = prev_section.get("targets", {})
 
+        def restore(app: str, tid: str, old: Mapping[str, Any], target_default: Mapping[str, Any]) -> None:
+            """`app`'s previous closure for `tid` kept as it was, with its files and its target."""
+            out.app_entries.setdefault(app, {})[tid] = old
+            files.update((s, prev[s]) for s in old.get("files", []) if s in prev)
+            section_targets.setdefault(tid, prev_targets.get(tid, target_default))
+
         def upstream_fault(app: str, target: AptTarget, exc: MirrorError) -> None:
             """An archive that fails verification fails only this app's target: it keeps its previous
             closure (with a warning naming suite and file), and the app's other targets go on."""
@@ -165,9 +171,7 @@ class AptSync:
             if old is None or any(s not in prev for s in old.get("files", [])):
                 out.app_errors.setdefault(app, f"apt {target.id}: {exc}")
                 return
-            out.app_entries.setdefault(app, {})[target.id] = old
-            files.update((s, prev[s]) for s in old["files"])
-            section_targets.setdefault(target.id, prev_targets.get(target.id, {"distro": target.distro, "arch": target.arch}))
+            restore(app, target.id, old, {"distro": target.distro, "arch": target.arch})
             warning = f"apt {target.id}: {exc}; the previous closure for {target.id} is kept"
             out.app_warnings.setdefault(app, []).append(warning)
             if warning not in out.warnings:
@@ -230,12 +234,9 @@ class AptSync:
             out.app_entries.pop(name, None)
             old = prev_apps.get(name, {}).get("apt")
             if old:
-                out.app_entries[name] = old
                 out.kept_previous.add(name)
-                for t in old.values():
-                    files.update((s, prev[s]) for s in t["files"] if s in prev)
-                for tid in old:
-                    section_targets.setdefault(tid, prev_targets.get(tid, {}))
+                for tid, entry in old.items():
+                    restore(name, tid, entry, {})
         used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
         out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
                        "files": {s: files[s] for s in sorted(used) if s in files}}
