@@ -164,7 +164,9 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
     gone_snaps = [sid for sid in snaps if sid not in keep_ids]
     report.removed_snapshots = gone_snaps
     doomed = []
+    present: set[str] = set()
     for path in store.blobs.glob("??/*"):
+        present.add(path.name)
         if path.name not in needed:
             report.removed_blobs += 1
             report.removed_bytes += path.stat().st_size
@@ -173,7 +175,6 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
         # The catalog forgets first, in one transaction; the files go after. A kill at any point
         # leaves only files the catalog does not name, which the next gc removes (files removed
         # first left rows that named missing blobs, and `verify` failed for good).
-        present = {p.name for p in store.blobs.glob("??/*")}
         with store.db() as db:
             db.executemany("DELETE FROM snapshots WHERE id = ?", [(sid,) for sid in gone_snaps])
             db.executemany("DELETE FROM snapshots WHERE id = ?",
