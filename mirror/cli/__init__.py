@@ -54,8 +54,6 @@ def _main(
 ) -> None:
     """airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap."""
 
-_config = config_and_store
-
 
 class _AmountColumn(ProgressColumn):
     """Downloads in MB of a known total; everything else (resolutions, apps, targets) as M/N."""
@@ -191,7 +189,7 @@ def sync(
     Exit codes: 0 all apps mirrored; 1 some app or file failed (the others are recorded); 2 bad input.
     """
     with cli_errors():
-        cfg, root = _config(config, store)
+        cfg, root = config_and_store(config, store)
         app_dirs = tuple(apps or cfg.apps)
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
@@ -270,7 +268,7 @@ def publish(
     from mirror.publish import publish as do_publish
 
     with cli_errors():
-        cfg, root = _config(config, store)
+        cfg, root = config_and_store(config, store)
         st = open_store(root)
         with st.lock("publish", wait=60):
             tree = do_publish(st, url=base_url or cfg.serve_url)
@@ -297,7 +295,7 @@ def serve(
     from mirror.serve import make_server
 
     try:
-        cfg, root = _config(config, store)
+        cfg, root = config_and_store(config, store)
         st = open_store(root)
         if st.ref("current") and published_snapshot(st) != st.ref("current"):
             try:
@@ -339,7 +337,7 @@ def lock(
     from mirror.publish.lockview import choose_target
 
     with cli_errors():
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
         st = open_store(root)
         snap = st.snapshot(resolve_snapshot(st, snapshot))
         tid, entry = choose_target(snap, app_dir, python, platform)
@@ -366,7 +364,7 @@ def client_config(
         from mirror.publish.lockview import app_advice
 
         with cli_errors():
-            cfg, root = _config(config, store)
+            cfg, root = config_and_store(config, store)
             print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
         if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt")):
             _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
@@ -402,7 +400,7 @@ def _plugin_client_config(base: str, config: Path | None, store: Path | None) ->
     from mirror.store import Store
 
     try:
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
     except MirrorError:
         return
     for hook in client_config_hooks():
@@ -420,7 +418,7 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
     from mirror.store.history import list_snapshots
 
     with cli_errors():
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
         rows = list_snapshots(open_store(root))
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -443,7 +441,7 @@ def diff(
     from mirror.store.history import diff_snapshots, resolve_snapshot
 
     with cli_errors():
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
         st = open_store(root)
         d = diff_snapshots(st, resolve_snapshot(st, old), resolve_snapshot(st, new))
     if as_json:
@@ -478,7 +476,7 @@ def verify(
     from mirror.store.health import repair_store, verify_store
 
     with cli_errors():
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
         st = open_store(root)
         with st.db() as db:
             total = db.execute("SELECT COALESCE(SUM(size), 0) FROM blobs").fetchone()[0]
@@ -530,7 +528,7 @@ def gc(
     from mirror.store.health import collect_garbage
 
     with cli_errors():
-        _, root = _config(config, store)
+        _, root = config_and_store(config, store)
         st = open_store(root)
         with st.lock("gc"):
             report = collect_garbage(st, keep=keep, dry_run=dry_run)
