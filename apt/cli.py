@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from mirror.cli.common import StoreOpt, cli_errors, config_and_store, console
-from mirror.interfaces import SyncOptionHook
+from mirror.interfaces import SbomHook, SyncOptionHook
 
 __all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
@@ -109,3 +109,14 @@ SYNC_OPTIONS = SyncOptionHook(extension="apt", collect=_collect, parameters=(
     _option("apt_base", Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (a lower bound of a minimal system of the suite) or 'none' (mirror the complete closure).")], None),
     _option("apt_base_status", Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image (`docker run --rm IMAGE cat /var/lib/dpkg/status`): its packages are not mirrored.")], None),
 ))
+
+
+def _describe(meta: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A .deb as an SBOM component: (package, version, purl `pkg:deb/debian/NAME@VERSION?arch=ARCH`)."""
+    from urllib.parse import quote
+
+    name, version, arch = str(meta.get("package", "")), str(meta.get("version", "")), str(meta.get("architecture", ""))
+    return name, version, f"pkg:deb/debian/{quote(name)}@{quote(version, safe='')}?arch={quote(arch)}"
+
+
+SBOM = SbomHook(section="apt", describe=_describe)

@@ -159,17 +159,24 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (OUT.001, OUT.002 ... with --split).")],
         key: Annotated[Path, typer.Option("--key", help="Secret key (NAME.key from `mirror keygen`).")],
         store: StoreOpt = None,
-        since: Annotated[Optional[str], typer.Option("--since", help="Delta against a snapshot id, an earlier bundle file, or `last-exported`.")] = None,
+        since: Annotated[Optional[str], typer.Option("--since", help="Delta on a snapshot the site has: an id or prefix, an earlier bundle file, `last-exported` (this site's).")] = None,
+        site: Annotated[str, typer.Option("--site", help="The destination: each site's chain of deltas is its own.")] = "default",
+        since_receipt: Annotated[Optional[Path], typer.Option("--since-receipt", help="Delta with exactly what the site lacks, from its receipt (`mirror bundle receipt` inside).")] = None,
         split: Annotated[Optional[str], typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
         sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
-        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous or last-exported [default: current].")] = None,
+        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file [default: current].")] = None,
         level: Annotated[int, typer.Option("--level", help="zstd level (1-19).")] = 3,
         as_json: JsonOpt = False,
     ) -> None:
-        """Pack a snapshot into a signed bundle (full, or a delta with --since).
+        """Pack a snapshot into a signed bundle for a site (full, or a delta with --since / --since-receipt).
 
-        Example: `mirror bundle create --key site.key -o /media/usb/mirror-2026-11-21.bundle --since last-exported --split 4G`
+        Example: `mirror bundle create --key site.key --site plant-b -o /media/usb/mirror.bundle --since last-exported --split 4G`
+
+        `--since last-exported` is the last bundle made for that --site (or what its last receipt says it
+        holds): a one-off bundle for another site never moves it.
         """
+        from bundles.receipt import read_receipt
+        from bundles.state import BundleState, check_site
         from bundles.writer import create_bundle, parse_size
         from mirror.store import open_store
 
@@ -178,17 +185,25 @@ def register(app: typer.Typer) -> None:
             secret = _load_secret(key)
             from mirror.store.history import resolve_snapshot
 
+            check_site(site)
+            if since == "last-exported":
+                since = f"last-exported:{site}"
+            receipt = None
+            if since_receipt is not None:
+                receipt = read_receipt(since_receipt, BundleState(st), site=None if site == "default" else site)
+                site = receipt.site
             sid = resolve_snapshot(st, snapshot) if snapshot else st.ref("current")
             total = sum(st.blob_size(s) for s in st.snapshot(sid).blobs() if st.has_blob(s)) if sid else None
             progress, advance = _progress(interactive(as_json), total, "bundling")
             with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
-                                       sequence=sequence, snapshot_id=sid, level=level, on_bytes=advance)
+                                       sequence=sequence, snapshot_id=sid, level=level, on_bytes=advance,
+                                       site=site, receipt=receipt)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
             console.print(
-                f"bundle {result.bundle_id} ({'delta on ' + result.base_snapshot[:16] if result.base_snapshot else 'full'}),"
+                f"bundle {result.bundle_id} for site {result.site} ({'delta on ' + result.base_snapshot[:16] if result.base_snapshot else 'full'}),"
                 f" sequence {result.sequence}, key {result.signer}: {result.blobs} files, {result.blob_bytes / 1e6:.1f} MB"
                 f" → {result.bundle_bytes / 1e6:.1f} MB in {len(result.files)} file(s)", highlight=False)
             for f in result.files:
@@ -234,6 +249,7 @@ def register(app: typer.Typer) -> None:
         store: StoreOpt = None,
         trust: TrustOpt = None,
         allow_older: Annotated[bool, typer.Option("--allow-older", help="Import a bundle not newer than the last from its key (never made current).")] = False,
+        any_site: Annotated[bool, typer.Option("--any-site", help="Import a bundle made for another site than this store's.")] = False,
         no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not republish the served tree.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
@@ -249,7 +265,8 @@ def register(app: typer.Typer) -> None:
             keys = _trusted(store, trust)
             progress, advance = _progress(interactive(as_json), _blob_bytes(files, interactive(as_json)), "importing")
             with progress, st.lock("bundle import"):
-                result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish, on_bytes=advance)
+                result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish,
+                                       any_site=any_site, on_bytes=advance)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
@@ -259,19 +276,111 @@ def register(app: typer.Typer) -> None:
                 f"{' is now current' if result.current else ' recorded, NOT current (older than the last import)'};"
                 f" {result.blobs_written} files written, {result.blobs_present} already present", highlight=False)
 
+    @bundle.command("receipt")
+    def receipt_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="Receipt file to write (carry it out of the gap).")],
+        store: StoreOpt = None,
+        site: Annotated[Optional[str], typer.Option("--site", help="This store's site name [default: the site its bundles were made for].")] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Inside: write a signed receipt of the snapshots and bundles this store holds.
+
+        Example: `mirror bundle receipt -o /media/usb/plant-b.receipt`, then outside
+        `mirror bundle create --since-receipt /media/usb/plant-b.receipt --key site.key -o next.bundle`
+
+        Signed with this store's own key (made on first use under site-key/ in the store); the outside
+        pins that key for the site the first time it reads a receipt.
+        """
+        from bundles.receipt import make_receipt
+        from mirror.store import atomic_write, open_store
+
+        with cli_errors():
+            st = open_store(_store_root(store))
+            data, rec = make_receipt(st, site)
+            atomic_write(out, data)
+        if as_json:
+            print(json.dumps({"receipt": rec.receipt_id, "site": rec.site, "current": rec.current,
+                              "snapshots": list(rec.snapshots), "key": rec.key.id_hex, "file": str(out)}, indent=2))
+        else:
+            console.print(f"receipt {rec.receipt_id} of site {rec.site}: {len(rec.snapshots)} snapshots, current"
+                          f" {(rec.current or '-')[:16]}, signed by key {rec.key.id_hex} → {out}", highlight=False)
+
+    sites = typer.Typer(help="Outside: the destination sites and what each was sent or holds.", no_args_is_help=False,
+                        invoke_without_command=True)
+
+    @sites.callback()
+    def sites_list(ctx: typer.Context, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+        """List each site with its last bundle sent, its last receipt, and the base of its next delta.
+
+        Example: `mirror bundle sites`
+        """
+        if ctx.invoked_subcommand is not None:
+            return
+        from bundles.state import BundleState
+        from mirror.store import open_store
+
+        with cli_errors():
+            state = BundleState(open_store(_store_root(store)))
+            rows = []
+            for name in state.sites():
+                log = state.site_log(name)
+                sent = [r for r in log if r.kind == "sent"]
+                got = [r for r in log if r.kind == "receipt"]
+                rows.append({"site": name, "next_delta_base": state.last_exported(name),
+                             "last_sent": sent[-1].ref if sent else None, "last_sent_at": sent[-1].at if sent else None,
+                             "last_receipt": got[-1].ref if got else None, "last_receipt_at": got[-1].at if got else None,
+                             "holds": list(got[-1].held) if got else None})
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        for r in rows:
+            print(f"{r['site']}: next delta on {(r['next_delta_base'] or '-')[:16]}; last sent {r['last_sent'] or '-'}"
+                  f" ({r['last_sent_at'] or '-'}); last receipt {r['last_receipt'] or '-'} ({r['last_receipt_at'] or '-'})")
+        if not rows:
+            console.print("no bundle made yet: `mirror bundle create --site NAME ...`")
+
+    @sites.command("forget-key")
+    def forget_key(site: Annotated[str, typer.Argument(help="The site whose receipt key to forget.")], store: StoreOpt = None) -> None:
+        """Forget the receipt key pinned for a site (after its inside store was rebuilt with a new key).
+
+        Example: `mirror bundle sites forget-key plant-b`
+        """
+        from bundles.state import BundleState
+        from mirror.store import open_store
+
+        with cli_errors():
+            state = BundleState(open_store(_store_root(store)))
+            if state.site_key(site) is None:
+                console.print(f"[red]error:[/] no receipt key is pinned for site {site}")
+                raise typer.Exit(2)
+            state.forget_site_key(site)
+        console.print(f"the next receipt of site {site} pins its key anew")
+
+    bundle.add_typer(sites, name="sites")
     app.add_typer(bundle, name="bundle")
 
 
 def _report(manifest, signer: str, as_json: bool, *, verified: bool) -> None:  # type: ignore[no-untyped-def]
+    from mirror.sbom import components
+    from mirror.store.snapshots import Snapshot
+
+    snap = Snapshot.from_dict(manifest.snapshot, id=manifest.snapshot_id)
+    files, nbytes = snap.counts()
+    packages = components(snap)
     doc = {"verified": verified, "bundle_id": manifest.bundle_id, "signer": signer, "sequence": manifest.sequence,
-           "created": manifest.created, "mode": manifest.mode, "base": manifest.base_snapshot,
-           "snapshot": manifest.snapshot_id, "apps": manifest.summary.get("apps", []),
-           "targets": manifest.summary.get("targets", []), "files": len(manifest.blobs), "bytes": manifest.blob_bytes}
+           "created": manifest.created, "mode": manifest.mode, "base": manifest.base_snapshot, "site": manifest.site,
+           "requires": list(manifest.requires), "snapshot": manifest.snapshot_id, "apps": manifest.summary.get("apps", []),
+           "targets": manifest.summary.get("targets", []), "snapshot_files": files, "snapshot_bytes": nbytes,
+           "carried_files": sum(1 for s, _ in manifest.blobs if s != manifest.sbom),
+           "carried_bytes": sum(n for s, n in manifest.blobs if s != manifest.sbom), "sbom": manifest.sbom,
+           "packages": [p["purl"] for p in packages]}
     if as_json:
         print(json.dumps(doc, indent=2))
         return
     head = "VERIFIED" if verified else "UNVERIFIED (not checked against any key)"
     print(f"{head} bundle {doc['bundle_id']}\n  signer   {signer}\n  sequence {doc['sequence']}\n  created  {doc['created']}\n"
           f"  mode     {doc['mode']}{' on ' + str(doc['base']) if doc['base'] else ''}\n  snapshot {doc['snapshot']}\n"
+          f"  site     {doc['site']}\n"
           f"  apps     {', '.join(doc['apps']) or '-'}\n  targets  {', '.join(doc['targets']) or '-'}\n"
-          f"  files    {doc['files']} ({doc['bytes'] / 1e6:.1f} MB)")
+          f"  snapshot {files} files ({nbytes / 1e6:.1f} MB), {len(packages)} packages\n"
+          f"  carried  {doc['carried_files']} files ({doc['carried_bytes'] / 1e6:.1f} MB)")

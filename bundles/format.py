@@ -8,8 +8,10 @@ into parts. Its members, in this order:
 The manifest:
     format_version, kind "airgap-mirror/bundle", bundle_id, created, signer (key id),
     sequence (per signing key, increasing), mode "full" | "delta", base_snapshot (delta only),
-    snapshot_id, snapshot (the whole snapshot it brings), blobs [[sha256, size], ...],
-    blob_bytes, summary {apps, targets, files}
+    requires (delta only: every snapshot the importing store must hold, the base first),
+    site (the destination it was made for), snapshot_id, snapshot (the whole snapshot it brings),
+    blobs [[sha256, size], ...], blob_bytes, sbom (sha256 of the CycloneDX SBOM, one of the blobs),
+    summary {apps, targets, files}
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ MAX_SIGNATURE_BYTES = 4096
 # A zstd frame may ask for any window; we never write more than 2^27 and refuse more than that.
 MAX_WINDOW_SIZE = 1 << 27
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def blob_member(sha: str) -> str:
@@ -46,7 +49,8 @@ def blob_member(sha: str) -> str:
 
 
 def build_manifest(*, snapshot: Mapping[str, Any], snapshot_id: str, created: str, signer: str, sequence: int,
-                   blobs: list[tuple[str, int]], base_snapshot: str | None) -> bytes:
+                   blobs: list[tuple[str, int]], base_snapshot: str | None, site: str = "default",
+                   requires: list[str] | None = None, sbom: str | None = None) -> bytes:
     """The canonical manifest bytes; the same inputs give the same bytes (and bundle id)."""
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -56,6 +60,9 @@ def build_manifest(*, snapshot: Mapping[str, Any], snapshot_id: str, created: st
         "sequence": sequence,
         "mode": "delta" if base_snapshot else "full",
         "base_snapshot": base_snapshot,
+        "requires": ([base_snapshot, *sorted(set(requires or []) - {base_snapshot})] if base_snapshot else []),
+        "site": site,
+        "sbom": sbom,
         "snapshot_id": snapshot_id,
         "snapshot": snapshot,
         "blobs": [[sha, size] for sha, size in blobs],
@@ -105,6 +112,14 @@ def _check_types(doc: Mapping[str, Any]) -> None:
         problems.append("blob_bytes is not the sum of the blob sizes")
     if not isinstance(doc.get("snapshot"), dict):
         problems.append("snapshot is not an object")
+    requires = doc.get("requires", [])
+    if not (isinstance(requires, list) and all(isinstance(r, str) and _HEX64.fullmatch(r) for r in requires)):
+        problems.append("requires is not a list of snapshot ids")
+    if doc.get("site") is not None and not (isinstance(doc["site"], str) and _SITE.fullmatch(doc["site"])):
+        problems.append("site is not a site name")
+    if doc.get("sbom") is not None and not (isinstance(doc["sbom"], str) and _HEX64.fullmatch(doc["sbom"])
+                                            and isinstance(blobs, list) and [doc["sbom"]] in [b[:1] for b in blobs]):
+        problems.append("sbom is not the sha256 of one of its blobs")
     if problems:
         raise BundleFormatError("the signed manifest is malformed: " + "; ".join(problems))
 
@@ -123,6 +138,9 @@ class Manifest:
     blobs: tuple[tuple[str, int], ...]
     blob_bytes: int
     summary: dict[str, Any]
+    site: str = "default"
+    requires: tuple[str, ...] = ()
+    sbom: str | None = None
 
     @classmethod
     def parse(cls, raw: bytes) -> "Manifest":
@@ -163,6 +181,9 @@ class Manifest:
             return cls(raw=raw, bundle_id=doc["bundle_id"], created=doc["created"], signer=doc["signer"],
                        sequence=int(doc["sequence"]), mode=doc["mode"], base_snapshot=doc.get("base_snapshot"),
                        snapshot_id=doc["snapshot_id"], snapshot=snapshot, blobs=blobs,
-                       blob_bytes=int(doc["blob_bytes"]), summary=doc.get("summary", {}))
+                       blob_bytes=int(doc["blob_bytes"]), summary=doc.get("summary", {}),
+                       site=doc.get("site") or "default",
+                       requires=tuple(doc.get("requires") or ([doc["base_snapshot"]] if doc.get("base_snapshot") else [])),
+                       sbom=doc.get("sbom"))
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleFormatError(f"manifest is missing or has a malformed field: {exc}") from exc

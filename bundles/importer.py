@@ -83,10 +83,29 @@ def verify_bundle(paths: Sequence[Path], trusted: Sequence[PublicKey],
     return read_bundle(paths, trusted, NullSink(), on_bytes=on_bytes)
 
 
+def _needs(state: BundleState, store: Store, manifest: Manifest, missing: list[str]) -> str:
+    """What to tell the inside admin when a delta cannot apply here: what this store holds, and the
+    bundle to ask the outside for."""
+    here = state.inside_site()
+    log = state.import_log()
+    last = log[-1] if log else None
+    cur = store.ref("current")
+    have = (f"this store{f' (site {here})' if here else ''} holds snapshot {cur[:16]}"
+            + (f" from bundle {last['bundle_id']} (sequence {last['sequence']})" if last else "")) if cur else "this store holds no snapshot"
+    site = here or manifest.site
+    ask = (f"outside, run `mirror bundle create --site {site} --since {cur[:16]}` or carry this store's receipt"
+           f" (`mirror bundle receipt`) out for `mirror bundle create --since-receipt`" if cur else
+           f"import the full bundle for site {site} first (then the deltas after it)")
+    return (f"bundle {manifest.bundle_id} is a delta on snapshot {missing[0][:16]} (made for site {manifest.site}),"
+            f" which this store does not have; {have}: {ask}")
+
+
 def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicKey], *, allow_older: bool = False,
-                  publish: bool = True, on_bytes: Callable[[int], None] = lambda n: None) -> ImportResult:
+                  publish: bool = True, any_site: bool = False,
+                  on_bytes: Callable[[int], None] = lambda n: None) -> ImportResult:
     state = BundleState(store)
     seen: dict[str, object] = {}
+    here = state.inside_site()
 
     def admissible(manifest: Manifest, signer: PublicKey) -> None:
         # Checked once the signature holds and before any blob is written (the store lock keeps it true).
@@ -96,9 +115,15 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
             raise ReplayError(f"bundle {manifest.bundle_id} has sequence {manifest.sequence} from key {signer.id_hex},"
                               f" not newer than {last} already imported: refused as a replay"
                               " (--allow-older imports it without making it current)")
-        if manifest.base_snapshot and not (store.snapshots / f"{manifest.base_snapshot}.json").is_file():
-            raise BaseMissingError(f"this is a delta on snapshot {manifest.base_snapshot[:16]}, which this store does"
-                                   " not have: import the full bundle (or the earlier deltas) first")
+        if here is not None and manifest.site != here and not any_site and done is None:
+            raise BaseMissingError(
+                f"bundle {manifest.bundle_id} was made for site {manifest.site!r}; this store is site {here!r}"
+                f" (its bundles carry on from what it holds). Ask for a bundle for {here!r}:"
+                f" `mirror bundle create --site {here} --since last-exported:{here}` outside, or pass --any-site"
+                " if this store now takes that site's bundles")
+        missing = [s for s in manifest.requires if not (store.snapshots / f"{s}.json").is_file()]
+        if missing:
+            raise BaseMissingError(_needs(state, store, manifest, missing))
 
     sink = StoreSink(store)
     manifest, signer = read_bundle(paths, trusted, sink, before_blobs=admissible, on_bytes=on_bytes)
@@ -113,10 +138,11 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
     files, nbytes = snap.counts()  # the same count the sync outside recorded
     summary = {"apps": len(snap.apps), "targets": len(snap.target_ids()), "files": files, "bytes": nbytes,
                "bundle": manifest.bundle_id}
-    store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=current)
+    store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=current,
+                       created=manifest.created)
     if done is None:
         state.record_import(bundle_id=manifest.bundle_id, signer=signer.id_hex, sequence=manifest.sequence,
-                            snapshot_id=manifest.snapshot_id, current=current)
+                            snapshot_id=manifest.snapshot_id, current=current, site=manifest.site)
     if publish and current:
         from mirror.publish import publish as do_publish
 

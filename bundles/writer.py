@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zstandard
 
@@ -27,7 +28,10 @@ from mirror.store.history import resolve_snapshot
 
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
 from .keys import SecretKey, sign, sign_digest
-from .state import BundleState
+from .state import DEFAULT_SITE, BundleState, check_site
+
+if TYPE_CHECKING:
+    from .receipt import Receipt
 
 __all__ = ["create_bundle", "CreateResult", "parse_size", "DEFAULT_LEVEL"]
 
@@ -55,6 +59,8 @@ class CreateResult:
     signer: str
     snapshot_id: str
     base_snapshot: str | None
+    site: str = DEFAULT_SITE
+    sbom: str | None = None
     files: list[Path] = field(default_factory=list)
     signatures: list[Path] = field(default_factory=list)
     blobs: int = 0
@@ -63,7 +69,7 @@ class CreateResult:
 
     def to_dict(self) -> dict[str, object]:
         return {"bundle_id": self.bundle_id, "sequence": self.sequence, "signer": self.signer,
-                "snapshot": self.snapshot_id, "base": self.base_snapshot, "files": [str(p) for p in self.files],
+                "snapshot": self.snapshot_id, "base": self.base_snapshot, "site": self.site, "sbom": self.sbom, "files": [str(p) for p in self.files],
                 "signatures": [str(p) for p in self.signatures], "blobs": self.blobs,
                 "blob_bytes": self.blob_bytes, "bundle_bytes": self.bundle_bytes}
 
@@ -148,14 +154,9 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _resolve_base(store: Store, since: str | None) -> str | None:
-    """--since: an earlier bundle file (its snapshot), else any snapshot name `resolve_snapshot` takes."""
+    """--since: any snapshot name `resolve_snapshot` takes (an id, last-exported[:SITE], a bundle file ...)."""
     if since is None:
         return None
-    path = Path(since)
-    if path.is_file() or path.with_name(path.name + ".001").is_file():
-        from .reader import read_manifest_unverified
-
-        return read_manifest_unverified([path] if path.is_file() else sorted(path.parent.glob(path.name + ".[0-9][0-9][0-9]"))).snapshot_id
     try:
         return resolve_snapshot(store, since)
     except InputError as exc:
@@ -164,15 +165,41 @@ def _resolve_base(store: Store, since: str | None) -> str | None:
 
 def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
                   sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
-                  threads: int = -1, on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
-    """Write the bundle of a snapshot (the current one by default); returns what was written."""
+                  threads: int = -1, site: str = DEFAULT_SITE, receipt: "Receipt | None" = None,
+                  on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
+    """Write the bundle of a snapshot (the current one by default) for a site; returns what was written.
+
+    A delta is taken on `since`, or, given a receipt from the site, on everything the site holds (its
+    current snapshot as the base): exactly the blobs that store lacks."""
+    site = check_site(site)
     sid = resolve_snapshot(store, snapshot_id) if snapshot_id else store.ref("current")
     if sid is None:
         raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
     snap = store.snapshot(sid)
     snapshot = snap.to_dict()
-    base = _resolve_base(store, since)
-    needed = snap.minus(store.snapshot(base) if base is not None else None)
+    requires: list[str] = []
+    if receipt is not None:
+        if since is not None:
+            raise InputError("give --since or --since-receipt, not both")
+        known = [s for s in receipt.snapshots if (store.snapshots / f"{s}.json").is_file()]
+        if not known:
+            raise InputError(f"the receipt of site {receipt.site} lists no snapshot this store still has: make a full"
+                             " bundle for it (no --since)")
+        base: str | None = receipt.current if receipt.current in known else known[-1]
+        requires = known
+        held: set[str] = set()
+        for s in known:
+            held.update(store.snapshot(s).blobs())
+        needed = {sha: size for sha, size in snap.blobs().items() if sha not in held}
+    else:
+        base = _resolve_base(store, since)
+        needed = snap.minus(store.snapshot(base) if base is not None else None)
+        requires = [base] if base else []
+    from mirror.sbom import build_sbom
+
+    created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    sbom = store.put_bytes(build_sbom(store, snap, created=created))
+    needed[sbom] = None
     blobs: list[tuple[str, int]] = []
     for sha in sorted(needed):
         if not store.has_blob(sha):
@@ -183,13 +210,12 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     seq = sequence if sequence is not None else state.next_sequence(signer)
     if not 0 < seq < 2**53:
         raise InputError(f"--sequence {seq}: a bundle sequence runs from 1 to 2**53")
-    created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = build_manifest(snapshot=snapshot, snapshot_id=sid, created=created, signer=signer, sequence=seq,
-                              blobs=blobs, base_snapshot=base)
+                              blobs=blobs, base_snapshot=base, site=site, requires=requires, sbom=sbom)
     import json
 
     bundle_id = json.loads(manifest)["bundle_id"]
-    comment = f"airgap-mirror bundle {bundle_id} seq {seq} snapshot {sid} {'delta' if base else 'full'}"
+    comment = f"airgap-mirror bundle {bundle_id} seq {seq} snapshot {sid} {'delta' if base else 'full'} site {site}"
     signature = sign(key, manifest, comment).to_text().encode()
 
     out = Path(out)
@@ -210,7 +236,8 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         sink.abort()
         raise
     result = CreateResult(bundle_id=bundle_id, sequence=seq, signer=signer, snapshot_id=sid, base_snapshot=base,
-                          blobs=len(blobs), blob_bytes=sum(n for _, n in blobs), bundle_bytes=sink.total)
+                          site=site, sbom=sbom,
+                          blobs=len(blobs) - 1, blob_bytes=sum(n for s, n in blobs if s != sbom), bundle_bytes=sink.total)
     # Detached signatures of every part, and of the whole stream, for `minisign -V` at the transfer station.
     sigs: list[tuple[Path, bytes]] = []
     for i, (path, digest) in enumerate(parts, start=1):
@@ -236,7 +263,7 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         tmp.write_bytes(data)
         os.replace(tmp, path)
         result.signatures.append(path)
-    state.record_export(bundle_id=bundle_id, signer=signer, sequence=seq, snapshot_id=sid, base=base, path=out)
+    state.record_export(bundle_id=bundle_id, signer=signer, sequence=seq, snapshot_id=sid, base=base, path=out, site=site)
     return result
 
 

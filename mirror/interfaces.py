@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mirror.store import Store
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
-           "BundleLedger", "ClientConfigHook", "SyncOptionHook", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers",
+           "BundleLedger", "ClientConfigHook", "SyncOptionHook", "SbomHook", "sbom_hooks", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers",
            "command_registrars", "bundle_ledger", "client_config_hooks"]
 
 
@@ -106,11 +106,26 @@ class SyncOptionHook:
     collect: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]  # (flag values, toml table) → options
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SbomHook:
+    """How a plug-in's snapshot section becomes SBOM components: `describe(file entry)` gives
+    (name, version, purl) for one of the section's files."""
+
+    section: str
+    describe: Callable[[Mapping[str, Any]], tuple[str, str, str]]
+
+
 class BundleLedger(Protocol):
     """What the bundle side records, as the core's history and health checks need it."""
 
-    def last_exported(self, store: "Store") -> str | None:
-        """The snapshot id of the newest bundle written (the base of the next delta), if any."""
+    def last_exported(self, store: "Store", site: str | None = None) -> str | None:
+        """The snapshot id a destination site has (the base of its next delta), if any; the default site if None."""
+
+    def delta_bases(self, store: "Store") -> list[str]:
+        """Every snapshot the next delta of some site is based on (gc keeps them)."""
+
+    def bundle_snapshot(self, path: "Path") -> str | None:
+        """The snapshot id a bundle file brings (its manifest, unverified), or None if `path` is not a bundle."""
 
     def imported(self, store: "Store") -> list[tuple[str, str, str]]:
         """(bundle id, snapshot id, when) of every bundle imported, oldest first."""
@@ -159,6 +174,10 @@ def client_config_hooks() -> tuple[ClientConfigHook, ...]:
 
 def sync_option_hooks() -> tuple[SyncOptionHook, ...]:
     return plugins("airgap_mirror.sync_options")
+
+
+def sbom_hooks() -> tuple[SbomHook, ...]:
+    return plugins("airgap_mirror.sbom")
 
 
 def bundle_ledger() -> BundleLedger | None:

@@ -326,7 +326,7 @@ def lock(
     python: Annotated[Optional[str], typer.Option("--python", help="Target Python X.Y (needed when the app has several targets).")] = None,
     platform: Annotated[Optional[str], typer.Option("--platform", help="Target platform tag (needed when the app has several).")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the lock here [default: stdout].")] = None,
-    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (prefix), current or previous.")] = "current",
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file.")] = "current",
 ) -> None:
     """Write the app's air-gap requirements: every package pinned with --hash, git / path / URL lines as name==version.
 
@@ -429,9 +429,35 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
 
 
 @app.command()
+def sbom(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file.")] = "current",
+    store: StoreOpt = None, config: ConfigOpt = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the SBOM here [default: stdout].")] = None,
+) -> None:
+    """Print the CycloneDX 1.6 SBOM of a snapshot: every Python distribution and Debian package with
+    purl, version, sha256, licence where its metadata names one, and the apps and targets that need it.
+
+    Example: `mirror sbom current -o mirror.cdx.json` (the same bytes every bundle of it carries)
+    """
+    from mirror.sbom import build_sbom
+    from mirror.store.history import resolve_snapshot
+
+    with cli_errors():
+        _, root = config_and_store(config, store)
+        st = open_store(root)
+        sid = resolve_snapshot(st, snapshot)
+        data = build_sbom(st, st.snapshot(sid), created=st.snapshot_created(sid))
+    if output is None:
+        sys.stdout.write(data.decode("utf-8") + "\n")
+    else:
+        output.write_bytes(data)
+        console.print(f"wrote {output} (snapshot {sid[:16]})", highlight=False)
+
+
+@app.command()
 def diff(
-    old: Annotated[str, typer.Argument(help="Snapshot id (prefix), current, previous or last-exported.")] = "previous",
-    new: Annotated[str, typer.Argument(help="Snapshot id (prefix), current, previous or last-exported.")] = "current",
+    old: Annotated[str, typer.Argument(help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file.")] = "previous",
+    new: Annotated[str, typer.Argument(help="Snapshot, named as OLD is.")] = "current",
     store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show what changed between two snapshots, per app and target, and the bytes a delta would carry.

@@ -277,8 +277,9 @@ class Store:
 
     # -- snapshots -------------------------------------------------------------------------
     def put_snapshot(self, manifest: dict[str, Any], *, origin: str, summary: dict[str, Any] | None = None,
-                     make_current: bool = True) -> str:
-        """Write a snapshot manifest (canonical JSON), make it current unless told not to; returns its id."""
+                     make_current: bool = True, created: str | None = None) -> str:
+        """Write a snapshot manifest (canonical JSON), make it current unless told not to; returns its id.
+        `created` is when the snapshot was made (an import keeps the time the outside made it)."""
         data = canonical_json(manifest)
         sid = hashlib.sha256(data).hexdigest()
         path = self.snapshots / f"{sid}.json"
@@ -288,7 +289,7 @@ class Store:
         with self.db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO snapshots(id, created, origin, summary) VALUES (?,?,?,?)",
-                (sid, datetime.now(timezone.utc).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
+                (sid, created or datetime.now(timezone.utc).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
             )
         if make_current:
             self.set_ref("current", sid)

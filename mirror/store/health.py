@@ -143,19 +143,19 @@ class GcReport:
 
 
 def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> GcReport:
-    """Keep the newest `keep` snapshots, the current one, the published one and the last exported one;
+    """Keep the newest `keep` snapshots, the current one, the published one and each site's last exported one;
     remove every other snapshot, every blob none of the kept ones references, and leftover temp files.
     Call with the store lock held."""
-    from mirror.store.history import last_exported, list_snapshots
+    from mirror.interfaces import bundle_ledger
+    from mirror.store.history import list_snapshots
     from mirror.publish import published_snapshot
 
     report = GcReport(dry_run=dry_run)
     snaps = [s["id"] for s in list_snapshots(store)]
     keep_ids = set(snaps[-keep:]) if keep > 0 else set()
     keep_ids |= {x for x in (store.ref("current"), published_snapshot(store)) if x}
-    exported = last_exported(store)
-    if exported:
-        keep_ids.add(exported)  # the base of the next delta
+    ledger = bundle_ledger()
+    keep_ids |= set(ledger.delta_bases(store) if ledger is not None else [])  # each site's next delta is based on it
     needed: set[str] = set()
     for sid in keep_ids:
         if (store.snapshots / f"{sid}.json").is_file():

@@ -5,19 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mirror.errors import InputError
+from mirror.errors import InputError, MirrorError
 from mirror.store import Store
 
-__all__ = ["list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
+__all__ = ["SNAPSHOT_NAMES", "list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
 
 
-def last_exported(store: Store) -> str | None:
-    """The snapshot of the newest bundle this store exported (the base of the next delta), if any,
+def last_exported(store: Store, site: str | None = None) -> str | None:
+    """The snapshot a destination site was last sent or holds (the base of its next delta), if any,
     as the bundle side's ledger records it."""
     from mirror.interfaces import bundle_ledger
 
     ledger = bundle_ledger()
-    return ledger.last_exported(store) if ledger is not None else None
+    return ledger.last_exported(store, site) if ledger is not None else None
 
 
 def list_snapshots(store: Store) -> list[dict[str, Any]]:
@@ -30,12 +30,22 @@ def list_snapshots(store: Store) -> list[dict[str, Any]]:
             for r in rows if (store.snapshots / f"{r[0]}.json").is_file()]
 
 
+SNAPSHOT_NAMES = "an id or unique prefix, current, previous, last-exported[:SITE], or a bundle file"
+
+
 def resolve_snapshot(store: Store, name: str) -> str:
-    """`current`, `previous` (the one before current), `last-exported`, or a unique id prefix → id."""
+    """The one way every command names a snapshot: an id or unique id prefix, `current`, `previous`
+    (the one before current), `last-exported` or `last-exported:SITE` (what that site was last sent or
+    holds), or a bundle file (the snapshot it brings). A bad name is an InputError (one line, exit 2)."""
+    from pathlib import Path
+
+    from mirror.interfaces import bundle_ledger
+
+    name = name.strip()
     if name == "current":
         sid = store.ref("current")
         if sid is None:
-            raise InputError("the store has no snapshot yet")
+            raise InputError("the store has no snapshot yet: run `mirror sync` (or import a bundle) first")
         return sid
     if name == "previous":
         ids = [s["id"] for s in list_snapshots(store)]
@@ -44,16 +54,34 @@ def resolve_snapshot(store: Store, name: str) -> str:
         if not before:
             raise InputError("there is no snapshot before the current one")
         return before[-1]
-    if name == "last-exported":
-        sid = last_exported(store)
+    if name == "last-exported" or name.startswith("last-exported:"):
+        site = name.partition(":")[2] or None
+        sid = last_exported(store, site)
         if sid is None:
-            raise InputError("this store has not exported a bundle yet")
-        return sid
-    matches = [p.stem for p in store.snapshots.glob(f"{name.lower()}*.json")] if name.isalnum() else []
-    if len(matches) != 1:
-        raise InputError(f"{name!r} names {'no' if not matches else len(matches)} snapshots: give more of the id"
-                         " (see `mirror snapshots`), or current / previous / last-exported")
-    return matches[0]
+            raise InputError(f"this store has not exported a bundle{f' for site {site}' if site else ''} yet")
+        return _known(store, sid, name)
+    if name and (name.isalnum() and len(name) <= 64):
+        matches = sorted({p.stem for p in store.snapshots.glob(f"{name.lower()}*.json")})
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InputError(f"{name!r} is the start of {len(matches)} snapshot ids: give more of it (see `mirror snapshots`)")
+    ledger = bundle_ledger()
+    path = Path(name)
+    if ledger is not None and name and (path.is_file() or path.with_name(path.name + ".001").is_file()):
+        try:
+            sid = ledger.bundle_snapshot(path)
+        except MirrorError as exc:
+            raise InputError(f"{name}: {exc}") from exc
+        if sid:
+            return sid
+    raise InputError(f"{name[:100]!r} names no snapshot: give {SNAPSHOT_NAMES} (see `mirror snapshots`)")
+
+
+def _known(store: Store, sid: str, name: str) -> str:
+    if not (store.snapshots / f"{sid}.json").is_file():
+        raise InputError(f"{name} is snapshot {sid[:16]}, which this store no longer has (removed by gc?)")
+    return sid
 
 
 @dataclass(slots=True)

@@ -133,7 +133,9 @@ SIGNED_BUT_BAD = {
     "filename-long": (lambda d: _first_file(d).update(filename="a" * 300 + ".whl"), "no safe file name"),
     "app-dotdot": (lambda d: d["snapshot"]["apps"].update({"../../x": {"targets": {}}}), "no safe file name"),
     "target-slash": (lambda d: d["snapshot"]["apps"]["app"]["targets"].update({"cp311/../..": {}}), "no safe file name"),
-    "full-missing-blob": (lambda d: (d["blobs"].pop(), d.update(blob_bytes=sum(n for _, n in d["blobs"]))), "lacks"),
+    "full-missing-blob": (lambda d: (d["blobs"].remove(next(b for b in d["blobs"] if b[0] != d["sbom"])),
+                                     d.update(blob_bytes=sum(n for _, n in d["blobs"]))), "lacks"),
+    "sbom-not-carried": (lambda d: d.update(sbom="e" * 64), "sbom"),
 }
 
 

@@ -1,0 +1,90 @@
+"""The SBOM every bundle carries: CycloneDX 1.6 valid by the CycloneDX project's own schema check,
+the same bytes outside, in the bundle and inside, and the same package list as `bundle show`."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
+from mirror.sbom import _licence, build_sbom, components
+from mirror.store import Store
+from mirror.store.snapshots import Snapshot
+from tests.builders.bundles import raw_tar
+from tests.builders.cli import run_mirror
+from tests.builders.upstreams import DATA, X86
+
+
+def _valid(data: bytes) -> dict:
+    errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(data.decode())
+    assert errors is None, errors
+    return json.loads(data)
+
+
+def test_the_sbom_travels_in_the_bundle_and_agrees_inside(upstream, tmp_path):
+    out, inside = tmp_path / "out", tmp_path / "in"
+    run_mirror("sync", str(DATA / "apps" / "shop"), "--store", str(out), "--python", "3.11", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "")
+    outside_sbom = run_mirror("sbom", "--store", str(out)).stdout.strip().encode()
+    doc = _valid(outside_sbom)
+    snap = Store(out).snapshot(Store(out).ref("current"))
+    files = snap.python["files"]
+    comps = {c["hashes"][0]["content"]: c for c in doc["components"]}
+    assert set(comps) == set(files)                      # every distribution file, nothing else
+    for sha, meta in files.items():
+        c = comps[sha]
+        assert c["purl"].startswith(f"pkg:pypi/{meta['project'].lower()}@{meta['version']}?file_name=")
+        assert c["version"] == meta["version"]
+        needed = {p["value"] for p in c["properties"] if p["name"] == "airgap-mirror:needed-by"}
+        assert needed and all(n.startswith(("shop/cp311", "build/cp311")) for n in needed), needed
+
+    run_mirror("keygen", "--out", str(tmp_path / "k"))
+    bundle = tmp_path / "b.bundle"
+    made = json.loads(run_mirror("bundle", "create", "--store", str(out), "--key", str(tmp_path / "k.key"), "-o",
+                                 str(bundle), "--json").stdout)
+    with tarfile.open(fileobj=io.BytesIO(raw_tar(bundle))) as tar:
+        carried = tar.extractfile(f"blobs/sha256/{made['sbom']}").read()
+    assert carried == outside_sbom                       # covered by the signed manifest (its sha256 is listed)
+    show = json.loads(run_mirror("bundle", "show", str(bundle), "--json").stdout)
+    assert show["sbom"] == made["sbom"] and sorted(show["packages"]) == sorted(c["purl"] for c in doc["components"])
+    assert (show["snapshot_files"], show["carried_files"]) == (len(files), made["blobs"])
+    run_mirror("bundle", "import", str(bundle), "--store", str(inside), "--trust", str(tmp_path / "k.pub"), "--no-publish")
+    assert run_mirror("sbom", "--store", str(inside)).stdout.strip().encode() == outside_sbom
+
+
+def test_debian_packages_and_licences(tmp_path):
+    store = Store(tmp_path / "s").create()
+    meta = {
+        "expr": b"Metadata-Version: 2.4\nName: a\nVersion: 1\nLicense-Expression: MIT OR Apache-2.0\n\n",
+        "field": b"Metadata-Version: 2.1\nName: b\nVersion: 1\nLicense: BSD-3-Clause\n\n",
+        "classifier": b"Metadata-Version: 2.1\nName: c\nVersion: 1\nLicense: UNKNOWN\n"
+                      b"Classifier: License :: OSI Approved :: MIT License\n\n",
+        "none": b"Metadata-Version: 2.1\nName: d\nVersion: 1\n\n",
+    }
+    shas = {k: store.put_bytes(v) for k, v in meta.items()}
+    assert _licence(store, shas["expr"]) == "MIT OR Apache-2.0"
+    assert _licence(store, shas["field"]) == "BSD-3-Clause"
+    assert _licence(store, shas["classifier"]) == "MIT License"
+    assert _licence(store, shas["none"]) is None
+    doc = {
+        "format_version": 1, "kind": "airgap-mirror/snapshot", "targets": {},
+        "apps": {"web": {"targets": {"cp311-x": {"files": ["a" * 64]}}, "apt": {"bookworm-amd64": {"files": ["b" * 64]}}}},
+        "python": {"files": {"a" * 64: {"filename": "a-1-py3-none-any.whl", "project": "A_b", "version": "1",
+                                        "size": 5, "metadata_sha256": shas["expr"]}}},
+        "apt": {"targets": {"bookworm-amd64": {}}, "files": {"b" * 64: {"filename": "libx_2.0-1_amd64.deb", "package": "libx",
+                                                                        "version": "2.0-1+b1", "architecture": "amd64", "size": 7}}},
+    }
+    snap = Snapshot.from_dict(doc, id="c" * 64)
+    data = build_sbom(store, snap, created="2026-12-01T00:00:00+00:00")
+    assert data == build_sbom(store, snap, created="2026-12-01T00:00:00+00:00")   # the same bytes every time
+    sbom = _valid(data)
+    by_purl = {c["purl"]: c for c in sbom["components"]}
+    deb = by_purl["pkg:deb/debian/libx@2.0-1%2Bb1?arch=amd64"]
+    assert deb["version"] == "2.0-1+b1" and deb["hashes"][0]["content"] == "b" * 64
+    assert {p["value"] for p in deb["properties"] if p["name"] == "airgap-mirror:needed-by"} == {"web/apt:bookworm-amd64"}
+    py = by_purl["pkg:pypi/a-b@1?file_name=a-1-py3-none-any.whl"]
+    assert py["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
+    assert [c["purl"] for c in components(snap)] == sorted(by_purl)
