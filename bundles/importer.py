@@ -9,6 +9,7 @@ re-reads the bundle and finishes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,39 +27,70 @@ __all__ = ["StoreSink", "import_bundle", "verify_bundle", "ImportResult"]
 
 
 class StoreSink:
-    """Streams each blob into the store through Store.ingest (hashed, bounded by its listed size,
-    renamed in only when it matches its manifest entry); a blob already there is not written."""
+    """Streams each blob into the store through Store.ingest (bounded by its listed size, renamed in
+    only once the reader has checked its sha256); a blob already there is not written.
+
+    The reader hashes each blob as it streams, so the store does not hash it again; the fsync and
+    rename of each blob run on a small pool while the next blob decompresses. `finish()` waits for
+    all of them (the snapshot is recorded only after), and raises the first failure."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self._blob: Ingest | None = None
         self.written = 0
         self.present = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
 
     def begin(self, sha256: str, size: int) -> None:
         if self.store.has_blob(sha256):
             self.present += 1
             return
         self._blob = self.store.ingest(expect=sha256, max_size=size, what=f"blob {sha256}",
-                                       source="its manifest entry").__enter__()
+                                       source="its manifest entry", hashed_by_caller=True).__enter__()
 
     def write(self, data: bytes) -> None:
         if self._blob is not None:
             self._blob.write(data)
 
     def commit(self) -> None:
-        if self._blob is not None:
-            try:
-                self._blob.commit()
-                self.written += 1
-            finally:
-                self._blob.__exit__(None, None, None)
-        self._blob = None
+        blob, self._blob = self._blob, None
+        if blob is None:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="bundle-commit")
+        failed = [f.exception() for f in self._pending if f.done() and f.exception() is not None]
+        if failed:  # a full disk, say: stop now rather than after the whole bundle
+            self._blob = blob
+            raise failed[0]  # type: ignore[misc]
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._commit, blob))
+        self.written += 1
+
+    @staticmethod
+    def _commit(blob: Ingest) -> None:
+        try:
+            blob.commit()
+        finally:
+            blob.__exit__(None, None, None)
 
     def abort(self) -> None:
         if self._blob is not None:
             self._blob.__exit__(None, None, None)
         self._blob = None
+        self._drain(raise_first=False)
+
+    def finish(self) -> None:
+        self._drain(raise_first=True)
+
+    def _drain(self, *, raise_first: bool) -> None:
+        pending, self._pending = self._pending, []
+        errors = [exc for f in pending if (exc := f.exception()) is not None]
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if errors and raise_first:
+            raise errors[0]
 
 
 @dataclass(slots=True, kw_only=True)

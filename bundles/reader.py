@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import queue
+import threading
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -29,9 +31,8 @@ __all__ = ["BlobSink", "NullSink", "read_bundle", "read_manifest_unverified", "b
 
 _BLOCK = 512
 _CHUNK = 1 << 20
-# A GNU long name or PAX header is read whole before anything can be checked: our bundles write
-# neither (ustar, short names), so anything beyond a few KiB is hostile.
-MAX_EXT_HEADER = 64 << 10
+_EXTENDED = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+             tarfile.SOLARIS_XHDTYPE)
 
 
 def _show(name: str) -> str:
@@ -39,24 +40,12 @@ def _show(name: str) -> str:
     return repr(name[:200] + ("..." if len(name) > 200 else ""))
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
-    """Refuses an extended header (GNU long name/link, PAX) that claims more than MAX_EXT_HEADER,
-    before tarfile reads it (it would allocate the claimed size at once)."""
-
-    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
-        ext = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-               tarfile.SOLARIS_XHDTYPE)
-        if self.type in ext and self.size > MAX_EXT_HEADER:
-            raise BundleFormatError(f"an extended tar header claims {self.size:,} bytes (at most {MAX_EXT_HEADER:,}"
-                                    " are read before the signature holds): not a bundle this tool wrote")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
-
-
 class BlobSink(Protocol):
     def begin(self, sha256: str, size: int) -> None: ...
     def write(self, data: bytes) -> None: ...
-    def commit(self) -> None: ...
+    def commit(self) -> None: ...  # the blob's sha256 was checked by the reader
     def abort(self) -> None: ...
+    def finish(self) -> None: ...  # every blob committed is in place when this returns
 
 
 class NullSink:
@@ -70,6 +59,9 @@ class NullSink:
         pass
 
     def abort(self) -> None:
+        pass
+
+    def finish(self) -> None:
         pass
 
 
@@ -153,33 +145,130 @@ def _padded(n: int) -> int:
     return -(-n // _BLOCK) * _BLOCK
 
 
-def _member(tar: tarfile.TarFile, name: str, max_size: int, expect_size: int | None = None) -> tarfile.TarInfo:
-    try:
-        info = tar.next()
-    except (tarfile.TarError, EOFError) as exc:
-        raise BundleFormatError(f"the bundle is truncated or damaged where {name} should be ({exc})") from exc
-    if info is None:
-        raise BundleFormatError(f"the bundle ends where {name} should be: it is truncated or a part is missing")
-    if info.name != name:
-        raise BundleFormatError(f"unexpected member {_show(info.name)} where {name} should be"
-                                + (" (a path outside the bundle)" if info.name.startswith("/") or ".." in info.name.split("/") else ""))
-    if not info.isreg():
-        raise BundleFormatError(f"member {_show(info.name)} is not a regular file (links and devices are refused)")
-    if info.size > max_size or (expect_size is not None and info.size != expect_size):
-        raise BundleFormatError(f"member {_show(info.name)} is {info.size} bytes; the manifest says {expect_size if expect_size is not None else f'at most {max_size}'}")
-    return info
+class _Tar:
+    """The bundle's USTAR stream, read member by member straight from the decompressed stream.
+
+    Our bundles hold regular files with short names only, so this reader takes nothing else: an
+    extended header (PAX, GNU long name) or any other member type is refused before its content is
+    read. (tarfile's stream mode copied every blob several times through small buffers.)"""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self.stream = stream
+        self.ended = False
+
+    def _exact(self, n: int, where: str) -> bytes:
+        try:
+            data = self.stream.read(n)
+        except zstandard.ZstdError as exc:
+            raise BundleFormatError(f"the zstd stream is damaged or truncated ({exc})") from exc
+        if len(data) != n:
+            raise BundleFormatError(f"the bundle is truncated {where}: it is cut short or a part is missing")
+        return data
+
+    def next(self, name: str) -> tarfile.TarInfo | None:
+        """The next member's header (None at the end-of-archive block); `name` is what should come."""
+        buf = self._exact(_BLOCK, f"where {name} should be")
+        if buf == tarfile.NUL * _BLOCK:
+            self.ended = True
+            return None
+        try:
+            info = tarfile.TarInfo.frombuf(buf, "utf-8", "surrogateescape")
+        except tarfile.HeaderError as exc:
+            raise BundleFormatError(f"the bundle is damaged where {name} should be (a bad tar header: {exc})") from exc
+        if info.type in _EXTENDED:
+            raise BundleFormatError(f"an extended tar header (PAX or GNU long name, {info.size:,} bytes) where {name}"
+                                    " should be: not a bundle this tool wrote")
+        return info
+
+    def member(self, name: str, max_size: int, expect_size: int | None = None) -> tarfile.TarInfo:
+        info = self.next(name)
+        if info is None:
+            raise BundleFormatError(f"the bundle ends where {name} should be: it is truncated or a part is missing")
+        if info.name != name:
+            raise BundleFormatError(f"unexpected member {_show(info.name)} where {name} should be"
+                                    + (" (a path outside the bundle)" if info.name.startswith("/") or ".." in info.name.split("/") else ""))
+        if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
+            raise BundleFormatError(f"member {_show(info.name)} is not a regular file (links and devices are refused)")
+        if info.size > max_size or (expect_size is not None and info.size != expect_size):
+            raise BundleFormatError(f"member {_show(info.name)} is {info.size} bytes; the manifest says {expect_size if expect_size is not None else f'at most {max_size}'}")
+        return info
+
+    def chunks(self, info: tarfile.TarInfo) -> Iterator[bytes]:
+        """A member's content in chunks of at most _CHUNK, then its padding skipped."""
+        left = info.size
+        while left:
+            n = min(left, _CHUNK)
+            yield self._exact(n, f"inside {info.name}")
+            left -= n
+        pad = _padded(info.size) - info.size
+        if pad:
+            self._exact(pad, f"after {info.name}")
+
+    def small(self, info: tarfile.TarInfo) -> bytes:
+        return b"".join(self.chunks(info))
+
+    def prefetch(self) -> "_Prefetch":
+        """From here on, decompress ahead on a thread of its own (the caller hashes meanwhile). Only
+        once the signed manifest has set the stream's bound, which the thread then reads up to."""
+        raw = _Prefetch(self.stream)
+        self.stream = io.BufferedReader(raw, _CHUNK)
+        return raw
 
 
-def _read_small(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
-    fh = tar.extractfile(info)
-    assert fh is not None
-    try:
-        data = fh.read()
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise BundleFormatError(f"the bundle is truncated inside {info.name} ({exc})") from exc
-    if len(data) != info.size:
-        raise BundleFormatError(f"the bundle is truncated inside {info.name}")
-    return data
+class _Prefetch(io.RawIOBase):
+    """Reads `source` on a thread, up to `_AHEAD` chunks ahead; errors surface in the reader."""
+
+    _AHEAD = 8
+
+    def __init__(self, source: io.BufferedReader) -> None:
+        self.source = source
+        self._queue: queue.Queue[memoryview | BaseException | None] = queue.Queue(self._AHEAD)
+        self._chunk = memoryview(b"")
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bundle-decompress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                buf = bytearray(_CHUNK)
+                n = self.source.readinto(buf)
+                if not n:
+                    break
+                self._queue.put(memoryview(buf)[:n])
+            self._queue.put(None)
+        except BaseException as exc:  # noqa: BLE001  (raised in the reading thread)
+            self._queue.put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+        while not self._chunk:
+            if self._done:
+                return 0
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._chunk = item
+        n = min(len(buf), len(self._chunk))
+        buf[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # let a blocked put() through
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        super().close()
 
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -198,7 +287,9 @@ def _one_zstd_frame(parts: Sequence[Path]) -> None:
             if offset >= size:
                 offset -= size
                 continue
-            fh = handles.setdefault(i, open(part, "rb"))
+            fh = handles.get(i)
+            if fh is None:
+                fh = handles[i] = open(part, "rb")
             fh.seek(offset)
             out += fh.read(min(n - len(out), size - offset))
             offset = 0
@@ -233,7 +324,7 @@ def _one_zstd_frame(parts: Sequence[Path]) -> None:
             fh.close()
 
 
-def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, tarfile.TarFile, io.BufferedReader]:
+def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, _Tar]:
     parts = bundle_parts(paths)
     _one_zstd_frame(parts)
     concat = _Concat(parts)
@@ -243,19 +334,14 @@ def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, tarfile.TarFile, io
     except zstandard.ZstdError as exc:
         raise BundleFormatError(f"not a zstd stream ({exc})") from exc
     bounded = _Bounded(zr, MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 4 * _BLOCK)  # type: ignore[arg-type]
-    buffered = io.BufferedReader(bounded, _CHUNK)
-    try:
-        tar = tarfile.open(fileobj=buffered, mode="r|", tarinfo=_BoundedTarInfo)
-    except (tarfile.TarError, zstandard.ZstdError) as exc:
-        raise BundleFormatError(f"not a bundle: {exc}") from exc
-    return concat, bounded, tar, buffered
+    return concat, bounded, _Tar(io.BufferedReader(bounded, _CHUNK))
 
 
 def read_manifest_unverified(paths: Sequence[Path]) -> Manifest:
     """The manifest, parsed but NOT checked against any key (for `bundle show`)."""
-    concat, _, tar, _ = _open(paths)
+    concat, _, tar = _open(paths)
     try:
-        raw = _read_small(tar, _member(tar, MANIFEST, MAX_MANIFEST_BYTES))
+        raw = tar.small(tar.member(MANIFEST, MAX_MANIFEST_BYTES))
         return Manifest.parse(raw)
     finally:
         concat.close()
@@ -267,11 +353,10 @@ def read_bundle(paths: Sequence[Path], trusted: Sequence[PublicKey], sink: BlobS
     """Verify a bundle in one pass, handing each verified blob to `sink`; raises on the first fault."""
     if not trusted:
         raise SignatureError("no trusted keys: add the signer's public key with `mirror trust add KEY.pub`, or pass --trust")
-    concat, bounded, tar, buffered = _open(paths)
+    concat, bounded, tar = _open(paths)
     try:
-        raw = _read_small(tar, _member(tar, MANIFEST, MAX_MANIFEST_BYTES))
-        sig_info = _member(tar, SIGNATURE, MAX_SIGNATURE_BYTES)
-        signature = parse_signature(_read_small(tar, sig_info))
+        raw = tar.small(tar.member(MANIFEST, MAX_MANIFEST_BYTES))
+        signature = parse_signature(tar.small(tar.member(SIGNATURE, MAX_SIGNATURE_BYTES)))
         signer = verify(list(trusted), raw, signature)
         manifest = Manifest.parse(raw)
         if manifest.signer != signer.id_hex:
@@ -279,42 +364,43 @@ def read_bundle(paths: Sequence[Path], trusted: Sequence[PublicKey], sink: BlobS
         # From here the signed manifest bounds the stream: headers, padded blobs and the tar trailer.
         bounded.limit = bounded.used + sum(_BLOCK + _padded(n) for _, n in manifest.blobs) + 2 * tarfile.RECORDSIZE
         before_blobs(manifest, signer)
-        for sha, size in manifest.blobs:
-            info = _member(tar, blob_member(sha), size, size)
-            fh = tar.extractfile(info)
-            assert fh is not None
-            h = hashlib.sha256()
-            got = 0
-            sink.begin(sha, size)
-            try:
-                while chunk := fh.read(_CHUNK):
-                    h.update(chunk)
-                    sink.write(chunk)
-                    got += len(chunk)
-                    on_bytes(len(chunk))
-                if got != size:
-                    raise BundleFormatError(f"the bundle is truncated inside blob {sha}")
-                if h.hexdigest() != sha:
-                    raise BundleFormatError(f"blob {sha} does not match its sha256 (got {h.hexdigest()}): the bundle was altered")
-            except (tarfile.TarError, EOFError) as exc:
-                sink.abort()
-                raise BundleFormatError(f"the bundle is truncated inside blob {sha} ({exc})") from exc
-            except BaseException:
-                sink.abort()
-                raise
-            sink.commit()
+        ahead = tar.prefetch()
         try:
-            extra = tar.next()
-        except (tarfile.TarError, EOFError) as exc:
-            raise BundleFormatError(f"the bundle's end is damaged ({exc})") from exc
-        if extra is not None:
-            raise BundleFormatError(f"member {_show(extra.name)} is not in the signed manifest")
-        try:
-            rest = buffered.read()
-        except zstandard.ZstdError as exc:
-            raise BundleFormatError(f"data after the end of the bundle is damaged ({exc})") from exc
-        if rest.strip(b"\0"):
-            raise BundleFormatError("the bundle has data after its last member that the manifest does not cover")
+            _blobs(tar, manifest, sink, on_bytes)
+        except BaseException:
+            sink.abort()
+            raise
+        finally:
+            ahead.close()
         return manifest, signer
     finally:
         concat.close()
+
+
+def _blobs(tar: _Tar, manifest: Manifest, sink: BlobSink, on_bytes: Callable[[int], None]) -> None:
+    """Every blob in the manifest's order, each hashed as it streams and handed to `sink`; nothing after."""
+    for sha, size in manifest.blobs:
+        info = tar.member(blob_member(sha), size, size)
+        h = hashlib.sha256()
+        sink.begin(sha, size)
+        try:
+            for chunk in tar.chunks(info):
+                h.update(chunk)
+                sink.write(chunk)
+                on_bytes(len(chunk))
+            if h.hexdigest() != sha:
+                raise BundleFormatError(f"blob {sha} does not match its sha256 (got {h.hexdigest()}): the bundle was altered")
+        except BaseException:
+            sink.abort()
+            raise
+        sink.commit()
+    extra = tar.next("the end of the bundle")
+    if extra is not None:
+        raise BundleFormatError(f"member {_show(extra.name)} is not in the signed manifest")
+    try:
+        rest = tar.stream.read()
+    except zstandard.ZstdError as exc:
+        raise BundleFormatError(f"data after the end of the bundle is damaged ({exc})") from exc
+    if rest.strip(b"\0"):
+        raise BundleFormatError("the bundle has data after its last member that the manifest does not cover")
+    sink.finish()

@@ -125,61 +125,95 @@ def bench_apt(app: Path, distro: str, arch: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def bench_bundle(apt_app: Path) -> None:
-    """Bundle create / verify / import vs tar | zstd on the same blobs; and which zstd level pays."""
+def _wheel_store(work: Path, wheels: list[Path], limit: float) -> tuple[Path, int, int]:
+    """A store whose one snapshot holds real wheels (1-150 MB each, by name) up to `limit` bytes."""
+    from mirror.store import Store
+
+    store = Store(work / "store").create()
+    meta, total = {}, 0
+    for path in sorted(p for d in wheels if d.is_dir() for p in d.glob("*.whl") if 1 << 20 <= p.stat().st_size <= 150 << 20):
+        sha = store.put_file(path)
+        name, version = path.name.split("-")[:2]
+        meta[sha] = {"filename": path.name, "project": name, "version": version, "kind": "wheel",
+                     "size": path.stat().st_size, "url": None, "requires_python": None, "yanked": None,
+                     "upload_time": None, "metadata_sha256": None}
+        total += path.stat().st_size
+        if total >= limit:
+            break
+    store.put_snapshot({"format_version": 1, "kind": "airgap-mirror/snapshot", "targets": {}, "apps": {},
+                        "python": {"files": meta, "installers": {}, "build": {}}}, origin="sync")
+    return store.root, len(meta), total
+
+
+def _best(runs: int, setup, cmd) -> tuple[float, subprocess.CompletedProcess[str]]:  # noqa: ANN001
+    """The best of `runs` timings (setup before each, untimed): what the machine can do, not its noise."""
+    best = None
+    for _ in range(runs):
+        setup()
+        t, proc = timed(cmd)
+        if best is None or t < best[0]:
+            best = (t, proc)
+    assert best is not None
+    return best
+
+
+def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
+    """Bundle create / verify / import on >= 1 GB of real wheels vs tar | zstd (and sha256sum) on the
+    same files, best of `runs` each, run alternately; and what each zstd level costs and gains."""
     work = Path(tempfile.mkdtemp(prefix="bench-bundle-"))
-    app = work / "apps" / "mixed"
-    shutil.copytree(ROOT / "examples" / "dash-app", app)
-    for name in ("Aptfile", "packages.txt"):
-        if (apt_app / name).is_file():
-            shutil.copy(apt_app / name, app / name)
     mirror = [str(ROOT / ".venv/bin/mirror")]
-    store = work / "store"
-    t, p = timed(mirror + ["sync", str(app), "--store", str(store), "--json"])
-    if p.returncode != 0:
-        print("bundle bench: sync failed:", p.stderr[-300:])
+    store, count, raw = _wheel_store(work, wheels, gigabytes * 1e9)
+    if raw < 1e8:
+        print(f"\n== Bundles: skipped, no wheels found under {', '.join(map(str, wheels))} (--wheels DIR)")
+        shutil.rmtree(work, ignore_errors=True)
         return
     timed(mirror + ["keygen", "--out", str(work / "k")])
     blob_root = store / "store-v1" / "blobs"
-    raw = sum(f.stat().st_size for f in blob_root.rglob("*") if f.is_file())
-    print(f"\n== Bundles: {sum(1 for f in blob_root.rglob('*') if f.is_file())} blobs, {raw / 1e6:.1f} MB "
-          f"(wheels, sdists, .debs of examples/dash-app + {apt_app.name}'s Aptfile)")
-    t_tar, _ = timed(["bash", "-c", f"tar -C {blob_root} -cf - . | zstd -q -T0 -3 -o {work}/peer.tar.zst"])
-    size_tar = (work / "peer.tar.zst").stat().st_size
-    print(f"tar | zstd -T0 -3                 : {t_tar:6.2f} s  {size_tar / 1e6:7.1f} MB")
-    best = None
+    print(f"\n== Bundles: {count} real wheels, {raw / 1e9:.2f} GB; best of {runs}, ours and the peer alternately")
+    peer_out, out = work / "peer.tar.zst", work / "b.bundle"
+
+    def clean(*paths: Path):  # noqa: ANN202
+        return lambda: [p.unlink(missing_ok=True) for p in paths]
+
+    t_tar, _ = _best(runs, clean(peer_out), ["bash", "-c", f"tar -C {blob_root} -cf - . | zstd -q -T0 -3 -o {peer_out}"])
+    print(f"tar -cf - | zstd -T0 -3                : {t_tar:6.2f} s  {peer_out.stat().st_size / 1e6:8.1f} MB")
     for level in (1, 3, 9):
-        out = work / f"b{level}.bundle"
-        t_c, c = timed(mirror + ["bundle", "create", "--store", str(store), "--key", str(work / "k.key"), "-o", str(out),
-                                 "--level", str(level), "--sequence", str(level)])
+        t_c, c = _best(runs if level == 3 else 1, clean(out), mirror + [
+            "bundle", "create", "--store", str(store), "--key", str(work / "k.key"), "-o", str(out), "--level", str(level),
+            "--sequence", "1"])
         if c.returncode != 0:
             print("bundle create failed:", c.stderr[-300:])
             return
         size = out.stat().st_size
-        print(f"mirror bundle create --level {level:<2}   : {t_c:6.2f} s  {size / 1e6:7.1f} MB  ({size / raw:.1%} of raw;"
-              f" time ratio vs tar|zstd {t_c / t_tar:4.2f}x)")
+        print(f"mirror bundle create --level {level:<2}        : {t_c:6.2f} s  {size / 1e6:8.1f} MB  ({size / raw:.1%} of raw)"
+              f"  ratio vs tar|zstd -3: {t_c / t_tar:4.2f}x" + ("  (aim <= 1.5x)" if level == 3 else ""))
         if level == 3:
-            best = (out, t_c)
-    assert best is not None
-    out, t_create = best
-    t_ver, v = timed(mirror + ["bundle", "verify", str(out), "--trust", str(work / "k.pub")])
-    t_peer_ver, _ = timed(["bash", "-c", f"zstd -q -dc {work}/peer.tar.zst | tar -tf - > /dev/null"])
+            t_create = t_c
+            shutil.copy(out, work / "keep.bundle")
+    out = work / "keep.bundle"
+    t_ver, v = _best(runs, lambda: None, mirror + ["bundle", "verify", str(out), "--trust", str(work / "k.pub")])
+    t_peer_ver, _ = _best(runs, lambda: None, ["bash", "-c", f"zstd -q -dc {peer_out} | tar -tf - > /dev/null"])
     t_mini, _ = timed(["minisign", "-Vqm", str(out), "-p", str(work / "k.pub")])
-    print(f"mirror bundle verify (signature + every sha256): {t_ver:6.2f} s   zstd -dc | tar -t (no hashes): "
+    print(f"mirror bundle verify (signature, every sha256): {t_ver:6.2f} s   zstd -dc | tar -t (no hashes): "
           f"{t_peer_ver:6.2f} s   ratio {t_ver / t_peer_ver:4.2f}x;  minisign -V of the file: {t_mini:5.2f} s"
           + ("" if v.returncode == 0 else "  VERIFY FAILED"))
-    t_imp, i = timed(mirror + ["bundle", "import", str(out), "--store", str(work / "inside"), "--trust", str(work / "k.pub"),
-                               "--no-publish"])
-    (work / "peer-x").mkdir()
-    t_peer_imp, _ = timed(["bash", "-c", f"zstd -q -dc {work}/peer.tar.zst | tar -xf - -C {work}/peer-x"])
-    print(f"mirror bundle import (verify + ingest): {t_imp:6.2f} s   zstd -dc | tar -x: {t_peer_imp:6.2f} s   "
-          f"ratio {t_imp / t_peer_imp:4.2f}x" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
+    inside, peer_x = work / "inside", work / "peer-x"
+
+    def fresh(path: Path):  # noqa: ANN202
+        return lambda: (shutil.rmtree(path, ignore_errors=True), path.mkdir())
+
+    t_peer_imp, _ = _best(runs, fresh(peer_x), ["bash", "-c", f"zstd -q -dc {peer_out} | tar -xf - -C {peer_x} &&"
+                                                         f" find {peer_x} -type f -print0 | xargs -0 sha256sum > /dev/null"])
+    t_imp, i = _best(runs, fresh(inside), mirror + ["bundle", "import", str(out), "--store", str(inside), "--trust",
+                                                    str(work / "k.pub"), "--no-publish"])
+    print(f"mirror bundle import (verify + ingest)  : {t_imp:6.2f} s   zstd -dc | tar -x, then sha256sum: {t_peer_imp:6.2f} s"
+          f"   ratio {t_imp / t_peer_imp:4.2f}x  (aim <= 1.5x)" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
     # Store health: mirror verify against sha256sum over the same blobs (page cache warm for both).
-    t_sum, _ = timed(["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
-    t_sum, _ = timed(["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
+    t_sum, _ = _best(2, lambda: None, ["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
     t_v, vv = timed(mirror + ["verify", "--store", str(store)])
     print(f"mirror verify (every blob + catalog + snapshots): {t_v:6.2f} s   sha256sum (2 processes): {t_sum:6.2f} s"
           f"   ratio {t_v / t_sum:4.2f}x" + ("" if vv.returncode == 0 else "  VERIFY FAILED"))
+    print(f"summary: create {t_create / t_tar:4.2f}x tar|zstd, import {t_imp / t_peer_imp:4.2f}x zstd|tar+sha256sum")
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -323,13 +357,17 @@ def main() -> None:
     ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
                     help="app folder with an Aptfile")
     ap.add_argument("--app", type=Path, default=ROOT / "examples" / "dash-app")
+    ap.add_argument("--wheels", type=Path, action="append",
+                    help="folder of real wheels for the bundle section (repeatable) [default: /opt/pypi/files, /opt/pypi-more/files]")
+    ap.add_argument("--bundle-gb", type=float, default=1.1, help="how many GB of wheels the bundle section packs")
     ap.add_argument("--python", default="3.11")
     ap.add_argument("--platform", default="manylinux_2_28_x86_64")
     args = ap.parse_args()
+    args.wheels = args.wheels or [Path("/opt/pypi/files"), Path("/opt/pypi-more/files")]
     if "apt" in args.sections:
         bench_apt(Path(args.apt_app), "bookworm", "amd64")
     if "bundle" in args.sections:
-        bench_bundle(Path(args.apt_app))
+        bench_bundle(args.wheels, args.bundle_gb)
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
     if "serve" in args.sections:

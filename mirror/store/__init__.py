@@ -209,13 +209,18 @@ class Store:
         return self.blob_path(sha256).is_file()
 
     def ingest(self, *, expect: str | None = None, max_size: int | None = None, what: str = "a file",
-               source: str = "the expected") -> "Ingest":
+               source: str = "the expected", hashed_by_caller: bool = False) -> "Ingest":
         """The one way a blob enters the store (downloads, local files, builds, bundle import):
         `with store.ingest(expect=SHA, max_size=N, what=NAME) as blob: blob.write(...); blob.commit()`.
         Hashed while written, bounded in size, fsynced and renamed to its content address only when
         the digest is the expected one; a full disk is a DiskFullError; leaving the block without
-        commit() (an error, a kill) keeps nothing under a blob's name."""
-        return Ingest(self, expect=expect, max_size=max_size, what=what, source=source)
+        commit() (an error, a kill) keeps nothing under a blob's name.
+
+        `hashed_by_caller` (with `expect`): the caller hashes the very bytes it writes and calls
+        commit() only once they matched `expect` (the bundle reader does), so they are not hashed twice."""
+        if hashed_by_caller and expect is None:
+            raise ValueError("hashed_by_caller needs the expected sha256")
+        return Ingest(self, expect=expect, max_size=max_size, what=what, source=source, hashed=not hashed_by_caller)
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes as a blob; returns its sha256. Idempotent."""
@@ -332,10 +337,11 @@ class Store:
 class Ingest:
     """One blob on its way into the store (see Store.ingest)."""
 
-    def __init__(self, store: Store, *, expect: str | None, max_size: int | None, what: str, source: str) -> None:
+    def __init__(self, store: Store, *, expect: str | None, max_size: int | None, what: str, source: str,
+                 hashed: bool = True) -> None:
         self.store, self.expect, self.max_size, self.what, self.source = store, expect, max_size, what, source
         self.size = 0
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
         self._path: Path | None = None
         self._fh: IO[bytes] | None = None
         self.sha256: str | None = None
@@ -351,14 +357,15 @@ class Ingest:
         self.size += len(data)
         if self.max_size is not None and self.size > self.max_size:
             raise IntegrityError(f"{self.what}: more than the {self.max_size} bytes promised; nothing kept")
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         with self.store.writing(f"writing {self.what}"):
             self._fh.write(data)
 
     def commit(self) -> str:
         """Check the digest, then fsync and rename into place (a blob already there is kept)."""
         assert self._fh is not None and self._path is not None
-        digest = self._hash.hexdigest()
+        digest = self._hash.hexdigest() if self._hash is not None else str(self.expect)
         if self.expect is not None and digest != self.expect:
             raise IntegrityError(f"{self.what}: sha256 {digest} does not match {self.source} {self.expect}; nothing kept")
         final = self.store.blob_path(digest)
