@@ -252,7 +252,7 @@ def _resolve_base(store: Store, since: str | None) -> str | None:
 
 def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
                   sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
-                  threads: int = -1, site: str = DEFAULT_SITE, receipt: "Receipt | None" = None,
+                  threads: int | None = None, site: str = DEFAULT_SITE, receipt: "Receipt | None" = None,
                   on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
     """Write the bundle of a snapshot (the current one by default) for a site; returns what was written.
 
@@ -309,6 +309,11 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     sink = _PartWriter(out, split)
     try:
+        if threads is None:
+            # Two threads hash and write the output; zstd's workers get the other cores, one at
+            # least: zstd's output is the same for any number of workers from one up (not for none),
+            # so every machine writes the same bytes for the same snapshot.
+            threads = max(1, (os.cpu_count() or 2) - 2)
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         with cctx.stream_writer(sink, closefd=False, write_size=_CHUNK) as zw:  # type: ignore[arg-type]
             tar = _TarStream(zw)
