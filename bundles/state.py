@@ -240,3 +240,7 @@ class Ledger:
 
     def imported(self, store: Store) -> list[tuple[str, str, str]]:
         return BundleState(store).imports()
+
+    def last_import(self, store: Store) -> dict[str, object] | None:
+        log = BundleState(store).import_log()
+        return log[-1] if log else None

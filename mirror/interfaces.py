@@ -130,6 +130,9 @@ class BundleLedger(Protocol):
     def imported(self, store: "Store") -> list[tuple[str, str, str]]:
         """(bundle id, snapshot id, when) of every bundle imported, oldest first."""
 
+    def last_import(self, store: "Store") -> "dict[str, Any] | None":
+        """The last bundle imported: bundle_id, signer, sequence, snapshot, imported, site; None if none."""
+
 
 _ERRORS: list[str] = []
 

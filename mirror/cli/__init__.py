@@ -19,7 +19,7 @@ from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progre
 
 from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, fail_with, interactive
 from mirror.cli.config import EXAMPLE_CONFIG, Config
-from mirror.errors import MirrorError, StoreError
+from mirror.errors import ConfigError, MirrorError, StoreError
 from mirror.store import open_store
 from mirror.urls import redact_text
 
@@ -284,26 +284,49 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[Optional[str], typer.Option("--host", help="Address to bind [default 127.0.0.1].")] = None,
     port: Annotated[Optional[int], typer.Option("--port", help="Port [default 8080; 0 picks a free one].")] = None,
-    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request to stderr.")] = False,
+    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS certificate (PEM, with its chain); serves HTTPS.")] = None,
+    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS private key (PEM).")] = None,
+    htpasswd: Annotated[Optional[Path], typer.Option("--htpasswd", help="Require HTTP basic auth from this htpasswd file (bcrypt: `htpasswd -B`).")] = None,
+    tokens: Annotated[Optional[Path], typer.Option("--tokens", help="Accept bearer tokens from this file (NAME:TOKEN per line).")] = None,
+    access_log: Annotated[Optional[str], typer.Option("--access-log", help="Log every request in combined format to this file, or - for stdout.")] = None,
 ) -> None:
-    """Serve the published tree (PEP 503/691 index, APT repository), publishing first if missing or stale.
+    """Serve the published tree (PEP 503/691 index, APT repository, /health, /metrics, a front page),
+    publishing first if missing or stale.
 
-    Example: `mirror serve --host 0.0.0.0 --port 8080`, then `pip install --index-url http://HOST:8080/simple/ ...`
+    Example: `mirror serve --host 0.0.0.0 --port 443 --tls-cert fullchain.pem --tls-key key.pem --htpasswd /etc/airgap-mirror/htpasswd`,
+    then `pip install --index-url https://USER:PASSWORD@HOST/simple/ ...`
+
+    Auth is off by default and read-only always; /health answers without it. The htpasswd and
+    tokens files are re-read when they change.
     """
     from mirror.publish import publish as do_publish
     from mirror.publish import published_snapshot
-    from mirror.serve import make_server
+    from mirror.serve import make_server, tls_context
+    from mirror.serve.auth import Auth
 
+    log = None
     try:
         cfg, root = config_and_store(config, store)
         st = open_store(root)
+        cert, key = tls_cert or cfg.tls_cert, tls_key or cfg.tls_key
+        if (cert is None) != (key is None):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key (or tls-cert and tls-key under [serve])")
+        tls = tls_context(cert, key) if cert is not None and key is not None else None
+        pw, tok = htpasswd or cfg.htpasswd, tokens or cfg.tokens
+        auth = Auth(pw, tok) if pw or tok else None
+        where = access_log or cfg.access_log
+        if where == "-":
+            log = sys.stdout
+        elif where:
+            log = open(where, "a", encoding="utf-8")  # noqa: SIM115  (open for the server's life)
         if st.ref("current") and published_snapshot(st) != st.ref("current"):
             try:
                 with st.lock("publish"):
                     do_publish(st, url=cfg.serve_url)
             except StoreError as exc:  # a sync or import is running: serve what is published
                 console.print(f"[yellow]warning:[/] not republishing now: {exc}")
-        server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=access_log)
+        server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=log,
+                             tls=tls, auth=auth, url=cfg.serve_url)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     except OSError as exc:
@@ -316,6 +339,8 @@ def serve(
         pass
     finally:
         server.server_close()
+        if log is not None and log is not sys.stdout:
+            log.close()
 
 
 @app.command()

@@ -102,6 +102,12 @@ host = "127.0.0.1"
 port = 8080
 # The URL clients reach the mirror at: published pylock.toml files point their files there.
 # url = "https://pypi.internal.example"
+# TLS (PEM; the certificate with its chain), read-only auth, and the access log (a file or "-"):
+# tls-cert = "/etc/airgap-mirror/tls/fullchain.pem"
+# tls-key = "/etc/airgap-mirror/tls/key.pem"
+# htpasswd = "/etc/airgap-mirror/htpasswd"      # htpasswd -B (bcrypt)
+# tokens = "/etc/airgap-mirror/tokens"          # NAME:TOKEN per line, sent as a Bearer token or basic password
+# access-log = "/var/log/airgap-mirror/access.log"
 '''
 
 
@@ -127,6 +133,11 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     serve_url: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    htpasswd: Path | None = None
+    tokens: Path | None = None
+    access_log: str | None = None
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -203,6 +214,11 @@ def load_config(path: Path | None) -> Config:
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,
+            tls_cert=base / serve_t["tls-cert"] if serve_t.get("tls-cert") else None,
+            tls_key=base / serve_t["tls-key"] if serve_t.get("tls-key") else None,
+            htpasswd=base / serve_t["htpasswd"] if serve_t.get("htpasswd") else None,
+            tokens=base / serve_t["tokens"] if serve_t.get("tokens") else None,
+            access_log=str(serve_t["access-log"]) if serve_t.get("access-log") else None,
             source=Path(path),
             extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve", "targets")},
         )

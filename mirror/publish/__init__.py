@@ -159,7 +159,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
         _write_python(store, snapshot, partial, base_url(store, url))
         for fn in publishers():
             fn(store, snapshot, partial)
-        (partial / "snapshot.json").write_text(json.dumps({"id": sid}) + "\n")
+        (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
         os.replace(partial, final)
     except UnsafePath as exc:
         shutil.rmtree(partial, ignore_errors=True)
@@ -178,6 +178,27 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     os.replace(tmp_link, link)
     _prune(trees, keep=final)
     return final
+
+
+def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
+    """What the server says of this tree (/health, the front page): read from the tree itself, so
+    serving needs nothing of the store but the published folder."""
+    from datetime import datetime, timezone
+
+    from mirror.interfaces import bundle_ledger
+
+    files, nbytes = snapshot.counts()
+    ledger = bundle_ledger()
+    last = ledger.last_import(store) if ledger is not None else None
+    apps = {}
+    for app, entry in sorted(snapshot.apps.items()):
+        python = sorted(entry.get("targets", {}))
+        others = {k: sorted(v) for k, v in entry.items() if k != "targets" and isinstance(v, dict) and v}
+        apps[app] = {"python": python, **others}
+    return {"id": sid, "created": store.snapshot_created(sid),
+            "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "files": files, "bytes": nbytes, "targets": snapshot.target_ids(), "apps": apps,
+            "last_import": last}
 
 
 def _prune(trees: Path, keep: Path) -> None:

@@ -1,91 +1,54 @@
-"""The embedded HTTP server for the published tree: PEP 691 negotiation, HEAD, Range, ETag/304, gzip.
+"""The embedded HTTP server for the published tree: PEP 691 negotiation, HEAD, Range, ETag/304,
+gzip, TLS, read-only auth, /health, /metrics, a front page and an access log.
 
 Step 6 of the flow.
 
-
-It serves whatever `published/current` points at when each request arrives, so a republish is
-picked up without a restart and a request in flight finishes on the tree it started on. The tree
-is plain files: nginx or any static host can serve it instead (scripts/nginx.conf).
+What is answered lives in `mirror.serve.app` (routes, auth, caching headers); this module moves the
+bytes: a thread per connection, HTTP/1.1 keep-alive, sendfile for files, TLS when given a
+certificate and key. It serves whatever `published/current` points at when each request arrives,
+so a republish is picked up without a restart and a request in flight finishes on the tree it
+started on. The tree is plain files: nginx or any static host can serve it instead (scripts/nginx.conf).
 """
 
 from __future__ import annotations
 
-import email.utils
-import os
-import re
+import ssl
+import sys
 import threading
-from http import HTTPStatus
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from typing import IO
 
-from packaging.utils import canonicalize_name
+from .app import App, Response, negotiate
+from .auth import Auth
 
-from mirror.store.names import UnsafePath, safe_join
-from mirror.publish.simple import HTML_TYPE, JSON_TYPE
-
-__all__ = ["MirrorServer", "make_server", "negotiate"]
-
-_JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
-_HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html")
-_CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8", ".json": "application/json", ".whl": "application/octet-stream",
-    ".metadata": "text/plain; charset=utf-8", ".gz": "application/gzip", ".xz": "application/x-xz",
-    ".deb": "application/vnd.debian.binary-package", ".toml": "text/plain; charset=utf-8",
-    ".lock": "text/plain; charset=utf-8", ".asc": "text/plain; charset=utf-8", ".gpg": "application/pgp-keys",
-    ".zip": "application/zip",
-}
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-
-
-def negotiate(accept: str | None, fmt: str | None = None) -> str | None:
-    """The simple-API content type to send, per PEP 691; None means 406 Not Acceptable."""
-    if fmt:
-        return fmt if fmt in (*_JSON_TYPES, *_HTML_TYPES) else None
-    if not accept:
-        return "text/html"
-    best: tuple[float, int, str] | None = None
-    for order, item in enumerate(accept.split(",")):
-        parts = [p.strip() for p in item.split(";")]
-        media = parts[0].lower()
-        q = 1.0
-        for param in parts[1:]:
-            if param.startswith("q="):
-                try:
-                    q = float(param[2:])
-                except ValueError:
-                    q = 0.0
-        if q <= 0:
-            continue
-        if media in _JSON_TYPES:
-            chosen = JSON_TYPE
-        elif media in _HTML_TYPES:
-            chosen = media if media == "text/html" else HTML_TYPE
-        elif media in ("*/*", "application/*", "text/*"):
-            chosen = "text/html"
-        else:
-            continue
-        key = (q, -order, chosen)
-        if best is None or key[:2] > best[:2]:
-            best = key
-    return best[2] if best else None
+__all__ = ["MirrorServer", "make_server", "negotiate", "tls_context"]
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        # An idle or stalled connection is closed after the server's idle timeout, freeing its thread.
-        self.timeout = self.server.idle_timeout
-        super().setup()
     # Headers and body go out in separate writes: with Nagle's algorithm the body of a small page
     # waits for the client's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection.
     disable_nagle_algorithm = True
     server: "MirrorServer"
 
+    def setup(self) -> None:
+        # An idle or stalled connection is closed after the server's idle timeout, freeing its thread.
+        self.timeout = self.server.idle_timeout
+        super().setup()
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):  # a client that does not trust us, or speaks plain HTTP
+                self.close_connection = True
+                return
+        super().handle()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        if self.server.access_log:
-            super().log_message(format, *args)
+        pass  # the access log (combined format) is written by _log
 
     def do_GET(self) -> None:
         self._serve(head=False)
@@ -93,168 +56,118 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._serve(head=True)
 
-    def _error(self, status: HTTPStatus, message: str = "") -> None:
-        body = (message or status.phrase).encode() + b"\n"
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    def do_POST(self) -> None:
+        self._serve(head=False)
 
-    def _redirect(self, location: str) -> None:
-        # Never request bytes in a header as they came: CR/LF would split the response.
-        self.send_response(HTTPStatus.MOVED_PERMANENTLY)
-        self.send_header("Location", quote(location, safe="/-._~!$&'()*+,;=:@"))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
 
     def _serve(self, head: bool) -> None:
+        app = self.server.app
+        app.metrics.in_flight.inc()
+        sent = 0
+        resp = Response(500)
         try:
-            self._serve_path(head)
-        except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
-            self.close_connection = True
-            self._error(HTTPStatus.NOT_FOUND)
-
-    def _query(self, key: str) -> str | None:
-        """A query parameter, `+` kept as `+` (clients send ?format=...v1+json unencoded)."""
-        for item in urlsplit(self.path).query.split("&"):
-            k, _, v = item.partition("=")
-            if unquote(k) == key:
-                return unquote(v)
-        return None
-
-    def _serve_path(self, head: bool) -> None:
-        tree = self.server.tree()
-        if tree is None:
-            return self._error(HTTPStatus.SERVICE_UNAVAILABLE, "nothing published yet: run `mirror publish`")
-        split = urlsplit(self.path)
-        raw_path = unquote(split.path)
-        parts = [p for p in raw_path.split("/") if p]
-        try:
-            target = safe_join(tree, *parts) if parts else tree
-        except UnsafePath:
-            return self._error(HTTPStatus.NOT_FOUND)
-        vary = False
-        content_type: str | None = None
-        if parts and parts[0] == "simple" and len(parts) <= 2:
-            if len(parts) == 2 and canonicalize_name(parts[1]) != parts[1]:
-                return self._redirect(f"/simple/{canonicalize_name(parts[1])}/")
-            if not raw_path.endswith("/"):
-                return self._redirect(raw_path + "/")
-            fmt = self._query("format")
-            content_type = negotiate(self.headers.get("Accept"), fmt)
-            vary = True
-            if content_type is None:
-                return self._error(HTTPStatus.NOT_ACCEPTABLE, f"acceptable: {JSON_TYPE}, {HTML_TYPE}, text/html")
-            target = target / ("index.json" if content_type in _JSON_TYPES else "index.html")
-        elif target.is_dir():
-            if not raw_path.endswith("/"):
-                return self._redirect(raw_path + "/")
-            target = target / "index.html"
-        # The tree is ours, but a symlink in it must not lead out of it (to /etc/passwd).
-        real = Path(os.path.realpath(target))
-        if real != tree and tree not in real.parents:
-            return self._error(HTTPStatus.NOT_FOUND)
-        self._send_file(target, head=head, content_type=content_type, vary=vary)
-
-    def _send_file(self, path: Path, *, head: bool, content_type: str | None, vary: bool) -> None:
-        encoding = None
-        accept_enc = self.headers.get("Accept-Encoding", "")
-        gz = path.with_name(path.name + ".gz")
-        if "gzip" in accept_enc and "Range" not in self.headers and gz.is_file() and path.suffix in (".html", ".json"):
-            path, encoding = gz, "gzip"
-        try:
-            fh = open(path, "rb")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return self._error(HTTPStatus.NOT_FOUND)
-        with fh:
-            st = os.fstat(fh.fileno())
-            if not content_type:
-                content_type = _CONTENT_TYPES.get(Path(path.name).suffix, "application/octet-stream")
-            elif content_type == "text/html":
-                content_type = "text/html; charset=utf-8"
-            etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}{"-gz" if encoding else ""}"'
-            last_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
-            inm = self.headers.get("If-None-Match")
-            if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
-                self.send_response(HTTPStatus.NOT_MODIFIED)
-                self.send_header("ETag", etag)
-                if vary:
-                    self.send_header("Vary", "Accept, Accept-Encoding")
-                self.end_headers()
-                return
-            start, end = 0, st.st_size - 1
-            status = HTTPStatus.OK
-            rng = self.headers.get("Range")
-            if rng and encoding is None:
-                m = _RANGE.match(rng.strip())
-                # An invalid range (5-2) is ignored, as RFC 9110 says: the whole file, 200.
-                if m and (m.group(1) or m.group(2)) and not (m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1))):
-                    if m.group(1):
-                        start = int(m.group(1))
-                        end = min(int(m.group(2)), st.st_size - 1) if m.group(2) else st.st_size - 1
-                    else:
-                        start = max(0, st.st_size - int(m.group(2)))
-                    if start > end or start >= st.st_size:
-                        self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
-                        self.send_header("Content-Range", f"bytes */{st.st_size}")
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    status = HTTPStatus.PARTIAL_CONTENT
-            length = end - start + 1 if st.st_size else 0
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(length))
-            self.send_header("ETag", etag)
-            self.send_header("Last-Modified", last_modified)
-            self.send_header("Accept-Ranges", "bytes")
-            if vary:
-                self.send_header("Vary", "Accept, Accept-Encoding")
-            elif path.suffix in (".html", ".json"):
-                self.send_header("Vary", "Accept-Encoding")
-            if encoding:
-                self.send_header("Content-Encoding", encoding)
-            if status == HTTPStatus.PARTIAL_CONTENT:
-                self.send_header("Content-Range", f"bytes {start}-{end}/{st.st_size}")
-            self.end_headers()
-            if head or length == 0:
-                return
-            self.wfile.flush()
+            headers = {k.lower(): v for k, v in self.headers.items()}
             try:
-                self.connection.sendfile(fh, offset=start, count=length)
-            except (BrokenPipeError, ConnectionResetError):
+                resp = app.handle(self.command, self.path, headers, scheme=self.server.scheme,
+                                  host=self.headers.get("Host"))
+            except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
                 self.close_connection = True
+                resp = Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
+            sent = self._send(resp, head)
+        finally:
+            app.metrics.in_flight.dec()
+            app.observe(resp, sent)
+            self._log(resp, sent)
+
+    def _send(self, resp: Response, head: bool) -> int:
+        self.send_response_only(resp.status)
+        self.send_header("Server", "airgap-mirror")
+        self.send_header("Date", self.date_time_string())
+        for k, v in resp.headers:
+            self.send_header(k, v)
+        if resp.status != 304:
+            self.send_header("Content-Length", str(resp.size))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if head or self.command == "HEAD" or resp.status == 304 or resp.size == 0:
+            return 0
+        try:
+            if resp.file is None:
+                self.wfile.write(resp.body)
+                return len(resp.body)
+            with open(resp.file, "rb") as fh:
+                self.wfile.flush()
+                return self.connection.sendfile(fh, offset=resp.start, count=resp.length)
+        except (BrokenPipeError, ConnectionResetError, FileNotFoundError, ssl.SSLError):
+            self.close_connection = True
+            return 0
+
+    def _log(self, resp: Response, sent: int) -> None:
+        out = self.server.access_log
+        if out is None:
+            return
+        line = (f'{self.client_address[0]} - {resp.user if resp.user != "-" else "-"} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}]'
+                f' "{_clean(self.requestline)}" {resp.status} {sent} "{_clean(self.headers.get("Referer", "-"))}"'
+                f' "{_clean(self.headers.get("User-Agent", "-"))}"\n')
+        with self.server.log_lock:
+            out.write(line)
+            out.flush()
+
+
+def _clean(text: str) -> str:
+    """A request field for the log: no quotes, no control characters (a forged line cannot be written)."""
+    return "".join(c if c.isprintable() and c != '"' else "\\x%02x" % ord(c) for c in text[:2000])
 
 
 class MirrorServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 256
+    request_queue_size = 512
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], published: Path, *, access_log: bool = False,
-                 idle_timeout: float = 30.0) -> None:
+    def __init__(self, address: tuple[str, int], published: Path, *, access_log: IO[str] | None = None,
+                 idle_timeout: float = 30.0, tls: ssl.SSLContext | None = None, auth: Auth | None = None,
+                 url: str | None = None) -> None:
         self.published = Path(published)
         self.access_log = access_log
+        self.log_lock = threading.Lock()
         self.idle_timeout = idle_timeout
-        self._lock = threading.Lock()
+        self.tls = tls
+        self.scheme = "https" if tls else "http"
+        self.app = App(self.published, auth=auth, url=url)
         super().__init__(address, _Handler)
+        if tls is not None:
+            # The handshake runs on the connection's own thread (do_handshake in the handler), so a
+            # slow or hostile client never holds up the accept loop.
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
 
     def tree(self) -> Path | None:
-        link = self.published / "current"
-        try:
-            resolved = link.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError):
-            return None
-        return resolved if resolved.is_dir() else None
+        return self.app.tree()
 
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
 
-def make_server(published: Path, host: str = "127.0.0.1", port: int = 8080, *, access_log: bool = False,
-                idle_timeout: float = 30.0) -> MirrorServer:
-    return MirrorServer((host, port), published, access_log=access_log, idle_timeout=idle_timeout)
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context from PEM files (the certificate with its chain, and the key); TLS 1.2 at least."""
+    from mirror.errors import ConfigError
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS: cannot use certificate {cert} with key {key}: {exc}") from exc
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def make_server(published: Path, host: str = "127.0.0.1", port: int = 8080, *, access_log: IO[str] | bool | None = None,
+                idle_timeout: float = 30.0, tls: ssl.SSLContext | None = None, auth: Auth | None = None,
+                url: str | None = None) -> MirrorServer:
+    log = sys.stderr if access_log is True else (access_log or None)
+    return MirrorServer((host, port), published, access_log=log, idle_timeout=idle_timeout, tls=tls, auth=auth,
+                        url=url)

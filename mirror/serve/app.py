@@ -1,0 +1,421 @@
+"""What the server answers, apart from how bytes reach the socket: routes, PEP 691 negotiation,
+auth, caching headers, /health, /metrics and the front page. `App.handle` turns a request into a
+`Response` (a body, or a file with a byte range); the HTTP layer (mirror.serve) sends it.
+
+Caching: project pages, the APT indexes that change (Release, InRelease, Packages) and locks get a
+short `Cache-Control` (30 s, so a client sees a new import within a minute; pip 26.2 caches simple
+pages by it) and a strong ETag from their content; distribution files, `.metadata` and by-hash
+paths never change under their names and are `immutable` for a year.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import html
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from packaging.utils import canonicalize_name
+
+from mirror.publish.simple import HTML_TYPE, JSON_TYPE
+from mirror.store.names import UnsafePath, safe_join
+
+from .auth import REALM, Auth
+
+__all__ = ["App", "Response", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
+
+_JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
+_HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html")
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8", ".json": "application/json", ".whl": "application/octet-stream",
+    ".metadata": "text/plain; charset=utf-8", ".gz": "application/gzip", ".xz": "application/x-xz",
+    ".deb": "application/vnd.debian.binary-package", ".toml": "text/plain; charset=utf-8",
+    ".lock": "text/plain; charset=utf-8", ".asc": "text/plain; charset=utf-8", ".gpg": "application/pgp-keys",
+    ".zip": "application/zip",
+}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+SHORT_CACHE = "max-age=30, must-revalidate"
+LONG_CACHE = "max-age=31536000, immutable"
+
+
+def negotiate(accept: str | None, fmt: str | None = None) -> str | None:
+    """The simple-API content type to send, per PEP 691; None means 406 Not Acceptable."""
+    if fmt:
+        return fmt if fmt in (*_JSON_TYPES, *_HTML_TYPES) else None
+    if not accept:
+        return "text/html"
+    best: tuple[float, int, str] | None = None
+    for order, item in enumerate(accept.split(",")):
+        parts = [p.strip() for p in item.split(";")]
+        media = parts[0].lower()
+        q = 1.0
+        for param in parts[1:]:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if q <= 0:
+            continue
+        if media in _JSON_TYPES:
+            chosen = JSON_TYPE
+        elif media in _HTML_TYPES:
+            chosen = media if media == "text/html" else HTML_TYPE
+        elif media in ("*/*", "application/*", "text/*"):
+            chosen = "text/html"
+        else:
+            continue
+        key = (q, -order, chosen)
+        if best is None or key[:2] > best[:2]:
+            best = key
+    return best[2] if best else None
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    file: Path | None = None  # send this file's bytes [start, start + length) instead of body
+    start: int = 0
+    length: int = 0
+    route: str = "other"
+    user: str = "-"
+
+    @property
+    def size(self) -> int:
+        return self.length if self.file is not None else len(self.body)
+
+
+class _Metrics:
+    """Prometheus metrics through prometheus_client (its registry and text format)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("airgap_mirror_http_requests", "HTTP requests answered, by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.sent = Counter("airgap_mirror_http_response_bytes", "Body bytes sent, by route", ["route"],
+                            registry=self.registry)
+        self.in_flight = Gauge("airgap_mirror_http_requests_in_flight", "Requests being answered now",
+                               registry=self.registry)
+        self.age = Gauge("airgap_mirror_snapshot_age_seconds", "Age of the served snapshot (since it was made)",
+                         registry=self.registry)
+        self.published = Gauge("airgap_mirror_last_publish_timestamp_seconds",
+                               "When the served tree was published (Unix time)", registry=self.registry)
+        self.served = Gauge("airgap_mirror_tree_intact", "1 when the published tree is present and whole",
+                            registry=self.registry)
+
+
+class App:
+    def __init__(self, published: Path, *, auth: Auth | None = None, url: str | None = None) -> None:
+        self.published = Path(published)
+        self.auth = auth
+        self.url = url.rstrip("/") if url else None
+        self.metrics = _Metrics()
+        self._etags: dict[tuple[int, int, int, int], str] = {}
+        self._etag_lock = threading.Lock()
+
+    # -- the tree ------------------------------------------------------------------------------
+    def tree(self) -> Path | None:
+        try:
+            resolved = (self.published / "current").resolve(strict=True)
+        except (FileNotFoundError, RuntimeError, OSError):
+            return None
+        return resolved if resolved.is_dir() else None
+
+    def status(self, tree: Path | None) -> dict[str, Any] | None:
+        if tree is None:
+            return None
+        try:
+            doc = json.loads((tree / "snapshot.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+
+    # -- a request -----------------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: Mapping[str, str], *, scheme: str = "http",
+               host: str | None = None) -> Response:
+        if method not in ("GET", "HEAD"):
+            return self._text(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: GET and HEAD only\n",
+                              extra=[("Allow", "GET, HEAD")])
+        split = urlsplit(target)
+        raw_path = unquote(split.path)
+        if raw_path == "/health":
+            return self._health()
+        user = "-"
+        if self.auth is not None:
+            who = self.auth.check(headers.get("authorization"))
+            if who is None:
+                return self._text(HTTPStatus.UNAUTHORIZED, "authentication required\n", route="denied",
+                                  extra=[("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),
+                                         ("WWW-Authenticate", f'Bearer realm="{REALM}"')])
+            user = who
+        if raw_path == "/metrics":
+            resp = self._metrics()
+        elif raw_path in ("/", "/index.html"):
+            resp = self._front(scheme, host)
+        else:
+            resp = self._tree_path(raw_path, split.query, headers)
+        resp.user = user
+        if self.auth is not None:  # what a user fetched is not for a shared cache
+            resp.headers = [(k, _private(v)) if k == "Cache-Control" else (k, v) for k, v in resp.headers]
+        return resp
+
+    def observe(self, resp: Response, sent: int) -> None:
+        self.metrics.requests.labels(resp.route, str(resp.status)).inc()
+        self.metrics.sent.labels(resp.route).inc(sent)
+
+    # -- routes --------------------------------------------------------------------------------
+    def _text(self, status: int, text: str, *, route: str = "other", ctype: str = "text/plain; charset=utf-8",
+              extra: list[tuple[str, str]] | None = None, cache: str = "no-store") -> Response:
+        body = text.encode("utf-8")
+        return Response(int(status), [("Content-Type", ctype), ("Cache-Control", cache), *(extra or [])], body,
+                        route=route)
+
+    def _health(self) -> Response:
+        tree = self.tree()
+        status = self.status(tree)
+        intact = status is not None and tree is not None and (tree / "simple" / "index.html").is_file()
+        now = time.time()
+        doc: dict[str, Any] = {"status": "ok" if intact else "unavailable", "tree": "intact" if intact else
+                               ("missing" if tree is None else "broken")}
+        if status is not None:
+            doc.update(snapshot=status["id"], snapshot_created=status.get("created"), published=status.get("published"),
+                       last_import=status.get("last_import"))
+            created = _epoch(status.get("created"))
+            if created is not None:
+                doc["snapshot_age_seconds"] = int(now - created)
+        code = HTTPStatus.OK if intact else HTTPStatus.SERVICE_UNAVAILABLE
+        return self._text(code, json.dumps(doc, indent=1) + "\n", route="health", ctype="application/json")
+
+    def _metrics(self) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        tree = self.tree()
+        status = self.status(tree)
+        m = self.metrics
+        m.served.set(1 if status is not None and tree is not None and (tree / "simple" / "index.html").is_file() else 0)
+        if status is not None:
+            created, published = _epoch(status.get("created")), _epoch(status.get("published"))
+            if created is not None:
+                m.age.set(time.time() - created)
+            if published is not None:
+                m.published.set(published)
+        return self._text(HTTPStatus.OK, generate_latest(m.registry).decode(), route="metrics", ctype=CONTENT_TYPE_LATEST)
+
+    def _front(self, scheme: str, host: str | None) -> Response:
+        tree = self.tree()
+        status = self.status(tree)
+        base = self.url or (f"{scheme}://{host}" if host else "")
+        page = _front_page(status, base, tree)
+        return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE)
+
+    def _tree_path(self, raw_path: str, query: str, headers: Mapping[str, str]) -> Response:
+        tree = self.tree()
+        if tree is None:
+            return self._text(HTTPStatus.SERVICE_UNAVAILABLE, "nothing published yet: run `mirror publish`\n")
+        parts = [p for p in raw_path.split("/") if p]
+        route = parts[0] if parts and parts[0] in ("simple", "debian", "locks", "packages", "conda") else "other"
+        try:
+            target = safe_join(tree, *parts) if parts else tree
+        except UnsafePath:
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
+        vary = None
+        content_type: str | None = None
+        if route == "simple" and len(parts) <= 2:
+            if len(parts) == 2 and canonicalize_name(parts[1]) != parts[1]:
+                return _redirect(f"/simple/{canonicalize_name(parts[1])}/", route)
+            if not raw_path.endswith("/"):
+                return _redirect(raw_path + "/", route)
+            content_type = negotiate(headers.get("accept"), _query(query, "format"))
+            vary = "Accept, Accept-Encoding"
+            if content_type is None:
+                return self._text(HTTPStatus.NOT_ACCEPTABLE, f"acceptable: {JSON_TYPE}, {HTML_TYPE}, text/html\n", route=route)
+            target = target / ("index.json" if content_type in _JSON_TYPES else "index.html")
+        elif target.is_dir():
+            if not raw_path.endswith("/"):
+                return _redirect(raw_path + "/", route)
+            target = target / "index.html"
+        # The tree is ours, but a symlink in it must not lead out of it (to /etc/passwd).
+        real = Path(os.path.realpath(target))
+        if real != tree and tree not in real.parents:
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
+        return self._file(target, headers, route=route, content_type=content_type, vary=vary)
+
+    def _file(self, path: Path, headers: Mapping[str, str], *, route: str, content_type: str | None,
+              vary: str | None) -> Response:
+        encoding = None
+        gz = path.with_name(path.name + ".gz")
+        if "gzip" in headers.get("accept-encoding", "") and "range" not in headers and path.suffix in (".html", ".json") \
+                and gz.is_file():
+            path, encoding = gz, "gzip"
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError, OSError):
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
+        if not os.path.isfile(path):
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
+        if not content_type:
+            content_type = _CONTENT_TYPES.get(Path(path.name.removesuffix(".gz") if encoding else path.name).suffix,
+                                              "application/octet-stream")
+        elif content_type == "text/html":
+            content_type = "text/html; charset=utf-8"
+        immutable = _immutable(path)
+        etag = (f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"' if immutable
+                else self._content_etag(path, st))
+        if encoding:
+            etag = etag[:-1] + '-gz"'
+        common = [("ETag", etag), ("Cache-Control", ("public, " + LONG_CACHE) if immutable else SHORT_CACHE),
+                  ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))]
+        if vary:
+            common.append(("Vary", vary))
+        elif path.suffix in (".html", ".json", ".gz") and (encoding or path.suffix != ".gz"):
+            common.append(("Vary", "Accept-Encoding"))
+        inm = headers.get("if-none-match")
+        if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
+            return Response(HTTPStatus.NOT_MODIFIED, common, route=route)
+        start, length, status = 0, st.st_size, HTTPStatus.OK
+        rng = headers.get("range")
+        if rng and encoding is None:
+            m = _RANGE.match(rng.strip())
+            # An invalid range (5-2) is ignored, as RFC 9110 says: the whole file, 200.
+            if m and (m.group(1) or m.group(2)) and not (m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1))):
+                if m.group(1):
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)), st.st_size - 1) if m.group(2) else st.st_size - 1
+                else:
+                    start, end = max(0, st.st_size - int(m.group(2))), st.st_size - 1
+                if start > end or start >= st.st_size:
+                    return Response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                                    [("Content-Range", f"bytes */{st.st_size}")], route=route)
+                status, length = HTTPStatus.PARTIAL_CONTENT, end - start + 1
+                common.append(("Content-Range", f"bytes {start}-{end}/{st.st_size}"))
+        out = [("Content-Type", content_type), ("Accept-Ranges", "bytes"), *common]
+        if encoding:
+            out.append(("Content-Encoding", encoding))
+        return Response(int(status), out, file=path, start=start, length=length, route=route)
+
+    def _content_etag(self, path: Path, st: os.stat_result) -> str:
+        """A strong ETag from the page's content: the same page in a new tree keeps its ETag, so
+        a client's revalidation after a publish that did not change it is a 304."""
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        tag = self._etags.get(key)
+        if tag is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+            tag = f'"{h.hexdigest()[:32]}"'
+            with self._etag_lock:
+                if len(self._etags) > 20000:
+                    self._etags.clear()
+                self._etags[key] = tag
+        return tag
+
+
+def _private(value: str) -> str:
+    value = value.removeprefix("public, ")
+    return value if value == "no-store" else "private, " + value
+
+
+def _immutable(path: Path) -> bool:
+    parts = path.parts
+    return ("packages" in parts or "pool" in parts or "by-hash" in parts or path.name.endswith(".metadata")
+            or path.suffix in (".whl", ".deb"))
+
+
+def _redirect(location: str, route: str) -> Response:
+    # Never request bytes in a header as they came: CR/LF would split the response.
+    return Response(HTTPStatus.MOVED_PERMANENTLY, [("Location", quote(location, safe="/-._~!$&'()*+,;=:@"))],
+                    route=route)
+
+
+def _query(query: str, key: str) -> str | None:
+    """A query parameter, `+` kept as `+` (clients send ?format=...v1+json unencoded)."""
+    for item in query.split("&"):
+        k, _, v = item.partition("=")
+        if unquote(k) == key:
+            return unquote(v)
+    return None
+
+
+def _epoch(stamp: object) -> float | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None) -> str:
+    e = html.escape
+    if status is None:
+        body = "<p><strong>Nothing is published yet.</strong> Run <code>mirror publish</code> (or import a bundle).</p>"
+        return _page(body)
+    simple = f"{base}/simple/"
+    rows = []
+    for app, parts in status.get("apps", {}).items():
+        for kind, targets in parts.items():
+            for tid in targets:
+                links = ""
+                if kind == "python":
+                    q = f"/locks/{quote(app)}/{quote(tid)}/"
+                    links = (f'<a href="{e(q)}pylock.toml">pylock.toml</a> '
+                             f'<a href="{e(q)}requirements.lock">requirements.lock</a>')
+                rows.append(f"<tr><td>{e(app)}</td><td>{e(kind)}</td><td>{e(tid)}</td><td>{links}</td></tr>")
+    last = status.get("last_import")
+    imported = (f"bundle <code>{e(str(last.get('bundle_id')))}</code>, signer <code>{e(str(last.get('signer')))}</code>,"
+                f" sequence {e(str(last.get('sequence')))}, imported {e(str(last.get('imported')))}"
+                if isinstance(last, dict) else "none (this store syncs itself)")
+    suites = []
+    if tree is not None and (tree / "debian" / "dists").is_dir():
+        suites = sorted(p.name for p in (tree / "debian" / "dists").iterdir() if p.is_dir())
+    apt = ""
+    if suites:
+        apt = (f"\n# apt: /etc/apt/sources.list.d/airgap-mirror.sources (key: {base}/debian/airgap-mirror.asc)\n"
+               f"Types: deb\nURIs: {base}/debian\nSuites: {' '.join(suites)}\nComponents: main\n"
+               "Signed-By: /etc/apt/keyrings/airgap-mirror.asc\n")
+    setup = (f"# pip\npip install --index-url {simple} PACKAGE\nexport PIP_INDEX_URL={simple}\n"
+             f"# uv\nexport UV_DEFAULT_INDEX={simple}\n{apt}"
+             f"# everything, with TLS and credentials: mirror client-config --url {base or 'URL'}\n")
+    body = f"""<h1>airgap-mirror</h1>
+<p>Serving snapshot <code id="snapshot">{e(status['id'])}</code>, made {e(str(status.get('created')))},
+published <span id="published">{e(str(status.get('published')))}</span>: {status.get('files', 0)} files,
+{status.get('bytes', 0) / 1e6:.1f} MB.</p>
+<p>Last bundle imported: <span id="last-import">{imported}</span>.</p>
+<p><a href="/simple/">/simple/</a> (PEP 503/691 index){' &middot; <a href="/debian/">/debian/</a> (APT repository)' if suites else ''}
+&middot; <a href="/locks/">/locks/</a> &middot; <a href="/health">/health</a> &middot; <a href="/metrics">/metrics</a></p>
+<h2>Apps and targets</h2>
+<table id="apps"><tr><th>app</th><th>kind</th><th>target</th><th>locks</th></tr>
+{''.join(rows) or '<tr><td colspan="4">no apps</td></tr>'}
+</table>
+<h2>Client set-up</h2>
+<pre id="setup">{e(setup)}</pre>"""
+    return _page(body)
+
+
+def _page(body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>airgap-mirror</title>
+<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
+pre{{background:#f4f4f4;padding:1em;overflow-x:auto}}</style></head>
+<body>
+{body}
+</body></html>
+"""

@@ -1,0 +1,156 @@
+"""Read-only access control for the served tree: HTTP basic auth from an htpasswd file (bcrypt, as
+nginx and pypiserver read it) and bearer tokens from a file, one realm for everything but /health.
+
+Both files are re-read when they change (checked at most once a second). A bcrypt check costs tens
+of milliseconds by design, so a password that checked is remembered (by a digest of user and
+password, never the password) until a file changes. Nothing here logs or keeps a credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mirror.errors import ConfigError
+
+__all__ = ["Auth", "REALM"]
+
+REALM = "airgap-mirror"
+
+
+@dataclass(slots=True)
+class _Loaded:
+    stamp: tuple[tuple[int, int, int], ...] = ()
+    users: dict[str, bytes] = field(default_factory=dict)
+    tokens: dict[bytes, str] = field(default_factory=dict)  # sha256(token) → name
+    checked: dict[bytes, str] = field(default_factory=dict)  # sha256(user \0 password) → user
+
+
+class Auth:
+    def __init__(self, htpasswd: Path | None = None, tokens: Path | None = None) -> None:
+        if htpasswd is None and tokens is None:
+            raise ValueError("Auth needs an htpasswd file or a tokens file")
+        self.htpasswd, self.tokens = htpasswd, tokens
+        self._lock = threading.Lock()
+        self._loaded = _Loaded()
+        self._next_check = 0.0
+        self._reload(force=True)
+
+    def _stamp(self) -> tuple[tuple[int, int, int], ...]:
+        out = []
+        for path in (self.htpasswd, self.tokens):
+            if path is None:
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                out.append((0, 0, 0))
+                continue
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    def _reload(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_check:
+            return
+        with self._lock:
+            self._next_check = now + 1.0
+            stamp = self._stamp()
+            if not force and stamp == self._loaded.stamp:
+                return
+            loaded = _Loaded(stamp=stamp)
+            if self.htpasswd is not None:
+                loaded.users = _read_htpasswd(self.htpasswd, strict=force)
+            if self.tokens is not None:
+                loaded.tokens = _read_tokens(self.tokens, strict=force)
+            self._loaded = loaded
+
+    def check(self, authorization: str | None) -> str | None:
+        """The user (or token name) the Authorization header proves, else None."""
+        if not authorization:
+            return None
+        self._reload()
+        loaded = self._loaded
+        scheme, _, value = authorization.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "bearer" and loaded.tokens:
+            return loaded.tokens.get(hashlib.sha256(value.strip().encode()).digest())
+        if scheme != "basic" or not loaded.users:
+            return None
+        try:
+            user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if not sep:
+            return None
+        # A bearer token sent as a basic-auth password (uv and pip speak only basic) counts too.
+        if loaded.tokens and (name := loaded.tokens.get(hashlib.sha256(password.encode()).digest())):
+            return name
+        key = hashlib.sha256(user.encode() + b"\0" + password.encode()).digest()
+        if loaded.checked.get(key) == user:
+            return user
+        stored = loaded.users.get(user)
+        if stored is None:
+            return None
+        import bcrypt
+
+        try:
+            ok = bcrypt.checkpw(password.encode(), stored)
+        except ValueError:
+            ok = False
+        if ok:
+            loaded.checked[key] = user
+            return user
+        return None
+
+
+def _read_htpasswd(path: Path, *, strict: bool) -> dict[str, bytes]:
+    """`user:$2y$...` lines (bcrypt, as `htpasswd -B` writes); other hashes are refused at start-up
+    (plain text, crypt, MD5 and SHA-1 are not safe to keep)."""
+    users: dict[str, bytes] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError) as exc:
+        if strict:
+            raise ConfigError(f"htpasswd file {path}: {exc}") from exc
+        return users
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not hashed.startswith(("$2y$", "$2b$", "$2a$")):
+            if strict:
+                raise ConfigError(f"{path}:{n}: not a `user:bcrypt-hash` line; write it with `htpasswd -B {path} USER`")
+            continue
+        users[user] = hashed.encode()
+    return users
+
+
+def _read_tokens(path: Path, *, strict: bool) -> dict[bytes, str]:
+    """One token per line, `NAME:TOKEN` or `TOKEN`; `#` starts a comment. Tokens are kept hashed."""
+    tokens: dict[bytes, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError) as exc:
+        if strict:
+            raise ConfigError(f"tokens file {path}: {exc}") from exc
+        return tokens
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, token = line.rpartition(":")
+        name = name if sep else f"token-{n}"
+        if len(token) < 16:
+            if strict:
+                raise ConfigError(f"{path}:{n}: a token of {len(token)} characters is too easy to guess (16 at least)")
+            continue
+        tokens[hashlib.sha256(token.encode()).digest()] = name
+    return tokens
