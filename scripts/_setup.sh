@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need_apt=()
 for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev xz:xz-utils gpgconf:gpgconf \
-            dpkg-scanpackages:dpkg-dev zstd:zstd git:git debootstrap:debootstrap; do
+            dpkg-scanpackages:dpkg-dev zstd:zstd git:git debootstrap:debootstrap chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 # Debian's archive keys: the default upstream for Aptfiles is verified with them.

@@ -1,0 +1,299 @@
+"""Serving as a site runs it: real pip and uv over TLS with a throwaway CA, read-only auth, /health and
+/metrics as monitoring reads them, caching headers, the front page in a real browser, and load while
+the tree is republished."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.builders.cli import MIRROR, check_installed, make_venv, run_mirror
+from tests.builders.upstreams import DATA, X86, clean_env
+
+
+def _ca_and_cert(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it (PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    folder.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airgap-mirror test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_pem, cert_pem, key_pem = folder / "ca.pem", folder / "fullchain.pem", folder / "key.pem"
+    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    return ca_pem, cert_pem, key_pem
+
+
+class Server:
+    """`mirror serve` as a site runs it (a subprocess), on a free port, stopped by the test."""
+
+    def __init__(self, store: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
+        line = self.proc.stdout.readline()
+        assert "serving" in line, self.proc.stderr.read()
+        self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
+        self.simple = self.base + "/simple/"
+
+    def with_user(self, user: str, password: str) -> str:
+        scheme, rest = self.simple.split("://")
+        return f"{scheme}://{user}:{password}@{rest}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(upstream, tmp_path_factory):
+    work = tmp_path_factory.mktemp("site")
+    store = work / "store"
+    run_mirror("sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "pip,setuptools")
+    run_mirror("publish", "--store", str(store))
+    ca, cert, key = _ca_and_cert(work / "tls")
+    import bcrypt
+
+    htpasswd = work / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'wonder land', bcrypt.gensalt(rounds=8)).decode()}\n")
+    tokens = work / "tokens"
+    tokens.write_text("ci-runner:tok-0123456789abcdef0123\n")
+    return {"store": store, "ca": ca, "cert": cert, "key": key, "htpasswd": htpasswd, "tokens": tokens, "work": work}
+
+
+def site_env(**extra: str) -> dict[str, str]:
+    """A client's environment on a site: no pip/uv settings, and no CA bundle of this machine's
+    (REQUESTS_CA_BUNDLE here would override pip's --cert, as it does anywhere it is set)."""
+    env = clean_env()
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_DIR", "SSL_CERT_FILE"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def _pip(venv: Path, index: str, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    # Not --isolated: that would keep PIP_CERT from the build-isolation subprocess as from pip
+    # itself (site_env leaves no pip.conf and no other PIP_* to keep out).
+    return subprocess.run([str(venv / "bin" / "pip"), "install", "--no-cache-dir", "--index-url", index,
+                           *extra, "-r", str(DATA / "apps" / "shop" / "requirements.txt")],
+                          capture_output=True, text=True, env=env or site_env(), timeout=300)
+
+
+def _uv(venv: Path, index: str, cache: Path, env: dict) -> subprocess.CompletedProcess:
+    from mirror.resolve import uv_binary
+
+    return subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
+                           "--index-url", index, "--cache-dir", str(cache),
+                           "-r", str(DATA / "apps" / "shop" / "requirements.txt")],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_pip_and_uv_install_over_tls_and_refuse_an_untrusted_server(site, tmp_path):
+    srv = Server(site["store"], "--tls-cert", str(site["cert"]), "--tls-key", str(site["key"]))
+    try:
+        assert srv.simple.startswith("https://127.0.0.1:")
+        venv = make_venv(tmp_path / "pip")
+        untrusted = _pip(venv, srv.simple, "--retries", "0", "--timeout", "5")
+        assert untrusted.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout + untrusted.stderr
+        trusted = _pip(venv, srv.simple, env=site_env(PIP_CERT=str(site["ca"])))  # as client-config says
+        assert trusted.returncode == 0, trusted.stdout + trusted.stderr
+        assert check_installed(venv)["delta"] == "sdist"
+
+        uv_venv = make_venv(tmp_path / "uv")
+        refused = _uv(uv_venv, srv.simple, tmp_path / "uvc1", site_env(UV_HTTP_RETRIES="0"))
+        assert refused.returncode != 0 and "certificate" in (refused.stdout + refused.stderr).lower()
+        ok = _uv(uv_venv, srv.simple, tmp_path / "uvc2", site_env(SSL_CERT_FILE=str(site["ca"])))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert check_installed(uv_venv)["delta"] == "sdist"
+    finally:
+        srv.stop()
+
+
+def test_auth_lets_the_right_users_in_and_never_logs_a_secret(site, tmp_path):
+    log = tmp_path / "access.log"
+    htpasswd = tmp_path / "htpasswd"
+    shutil.copy(site["htpasswd"], htpasswd)
+    srv = Server(site["store"], "--htpasswd", str(htpasswd), "--tokens", str(site["tokens"]), "--access-log", str(log))
+    try:
+        venv = make_venv(tmp_path / "pip")
+        wrong = _pip(venv, srv.with_user("alice", "not it"), "--retries", "0")
+        assert wrong.returncode != 0 and "401" in wrong.stdout + wrong.stderr
+        right = _pip(venv, srv.with_user("alice", "wonder land".replace(" ", "%20")))
+        assert right.returncode == 0, right.stdout + right.stderr
+        # uv with its per-index credentials from the environment; the token as the password.
+        from mirror.resolve import uv_binary
+
+        uv_venv = make_venv(tmp_path / "uv")
+        env = site_env(UV_INDEX_MIRROR_USERNAME="ci", UV_INDEX_MIRROR_PASSWORD="tok-0123456789abcdef0123")
+        uv = subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(uv_venv / "bin" / "python"),
+                             "--index", f"mirror={srv.simple}", "--default-index", srv.simple, "--cache-dir",
+                             str(tmp_path / "uvc"), "-r", str(DATA / "apps" / "shop" / "requirements.txt")],
+                            capture_output=True, text=True, env=env, timeout=300)
+        assert uv.returncode == 0, uv.stdout + uv.stderr
+        # Without credentials: 401 with both schemes offered; /health needs none.
+        r = httpx.get(srv.simple)
+        assert r.status_code == 401 and "Basic" in r.headers["www-authenticate"]
+        assert httpx.get(srv.base + "/health").status_code == 200
+        bearer = httpx.get(srv.simple + "alpha/", headers={"Authorization": "Bearer tok-0123456789abcdef0123"})
+        assert bearer.status_code == 200 and bearer.headers["cache-control"].startswith("private")
+        # The file is re-read when it changes: a new user works without a restart, the old one is gone.
+        import bcrypt
+
+        htpasswd.write_text(f"bob:{bcrypt.hashpw(b'builder', bcrypt.gensalt(rounds=8)).decode()}\n")
+        time.sleep(1.2)
+        assert httpx.get(srv.simple, auth=("bob", "builder")).status_code == 200
+        assert httpx.get(srv.simple, auth=("alice", "wonder land")).status_code == 401
+    finally:
+        srv.stop()
+    text = log.read_text()
+    assert " alice [" in text and " ci-runner [" in text and " 401 " in text
+    for secret in ("wonder", "tok-0123456789abcdef0123", "builder", "not it"):
+        assert secret not in text
+
+
+def test_health_metrics_and_caching_headers(site, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    srv = Server(site["store"])
+    try:
+        health = httpx.get(srv.base + "/health")
+        doc = health.json()
+        assert health.status_code == 200 and doc["status"] == "ok" and doc["tree"] == "intact"
+        snapshot = json.loads(run_mirror("snapshots", "--store", str(site["store"]), "--json").stdout)[-1]
+        assert doc["snapshot"] == snapshot["id"] and doc["snapshot_age_seconds"] >= 0
+        page = httpx.get(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        assert page.headers["cache-control"] == "max-age=30, must-revalidate"
+        etag = page.headers["etag"]
+        assert not etag.startswith("W/")
+        assert httpx.get(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json",
+                                                         "If-None-Match": etag}).status_code == 304
+        wheel = srv.base + "/" + "/".join(page.json()["files"][0]["url"].split("/")[-4:])
+        head = httpx.head(wheel)
+        assert head.status_code == 200 and head.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert httpx.get(srv.base + "/nowhere").status_code == 404
+        metrics = httpx.get(srv.base + "/metrics")
+        families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
+        requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["airgap_mirror_http_requests"].samples
+                    if s.name.endswith("_total")}
+        assert requests[("simple", "200")] >= 1 and requests[("simple", "304")] == 1 and requests[("health", "200")] == 1
+        assert requests[("other", "404")] == 1 and requests[("packages", "200")] == 1
+        assert families["airgap_mirror_tree_intact"].samples[0].value == 1
+        assert families["airgap_mirror_snapshot_age_seconds"].samples[0].value >= 0
+        # The republished tree keeps a page's ETag when its content did not change.
+        run_mirror("publish", "--store", str(site["store"]))
+        again = httpx.get(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json",
+                                                          "If-None-Match": etag})
+        assert again.status_code == 304
+    finally:
+        srv.stop()
+
+
+def test_health_says_503_when_the_tree_is_gone(tmp_path):
+    from mirror.store import Store
+
+    store = Store(tmp_path / "empty").create()
+    srv = Server(store.root)
+    try:
+        r = httpx.get(srv.base + "/health")
+        assert r.status_code == 503 and r.json()["tree"] == "missing"
+        assert "Nothing is published yet" in httpx.get(srv.base + "/").text
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by scripts/test set-up")
+def test_front_page_in_a_real_browser(site, tmp_path):
+    srv = Server(site["store"], "--tls-cert", str(site["cert"]), "--tls-key", str(site["key"]))
+    try:
+        proc = subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--ignore-certificate-errors", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", srv.base + "/"],
+            capture_output=True, text=True, timeout=120)
+        dom = proc.stdout
+        snapshot = json.loads(run_mirror("snapshots", "--store", str(site["store"]), "--json").stdout)[-1]["id"]
+        assert f'<code id="snapshot">{snapshot}</code>' in dom, proc.stderr[-2000:]
+        assert "<td>shop</td><td>python</td>" in dom and f"cp311-{X86}" in dom
+        assert f"/locks/shop/cp311-{X86}/pylock.toml" in dom
+        assert f"pip install --index-url {srv.simple}" in dom        # set-up text for this very server
+        assert 'href="/simple/"' in dom and "<script" not in dom
+    finally:
+        srv.stop()
+
+
+def test_load_while_publishing_switches_trees(site, tmp_path):
+    """200 concurrent clients (bounded in count and time) while `publish` switches trees twice: every
+    answer is whole (bytes match their sha256), none fails."""
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = Server(site["store"])
+    try:
+        page = httpx.get(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()
+        files = [(srv.base + "/" + "/".join(f["url"].split("/")[-4:]), f["hashes"]["sha256"]) for f in page["files"]]
+        errors: list[str] = []
+        done = threading.Event()
+
+        def client(n: int) -> int:
+            count = 0
+            with httpx.Client(timeout=30) as c:
+                for i in range(15):
+                    url, sha = files[(n + i) % len(files)]
+                    r = c.get(url)
+                    if r.status_code != 200 or hashlib.sha256(r.content).hexdigest() != sha:
+                        errors.append(f"{url}: {r.status_code}")
+                    p = c.get(srv.simple + "alpha/")
+                    if p.status_code != 200 or "alpha" not in p.text:
+                        errors.append(f"page: {p.status_code}")
+                    count += 2
+            return count
+
+        def publisher() -> None:
+            for _ in range(2):
+                run_mirror("publish", "--store", str(site["store"]))
+            done.set()
+
+        t = threading.Thread(target=publisher)
+        t.start()
+        with ThreadPoolExecutor(200) as pool:
+            total = sum(pool.map(client, range(200)))
+        t.join(timeout=120)
+        assert done.is_set() and not errors, errors[:5]
+        assert total == 200 * 30
+    finally:
+        srv.stop()
