@@ -247,3 +247,42 @@ def test_an_index_that_does_not_match_its_release_fails_only_that_target(debian_
         assert any("binary-arm64/Packages" in w for w in second["warnings"])
     finally:
         server.stop()
+
+
+def test_apt_get_over_tls_with_credentials_and_refuses_without(apt_mirror, tmp_path):
+    """apt-get trusts the site's CA through Acquire::https::CaInfo and passes credentials from
+    auth.conf.d, as `mirror client-config` says; an untrusted server or wrong credentials fail."""
+    import ssl
+
+    import bcrypt
+    import httpx
+
+    from tests.builders.tls import Server, ca_and_cert
+
+    ca, cert, key = ca_and_cert(tmp_path / "tls")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"apt-user:{bcrypt.hashpw(b'apt-secret-42', bcrypt.gensalt(rounds=8)).decode()}\n")
+    srv = Server(apt_mirror["store"], "--tls-cert", str(cert), "--tls-key", str(key), "--htpasswd", str(htpasswd))
+    try:
+        apt = AptRoot(tmp_path / "root")
+        ring = tmp_path / "airgap-mirror.asc"
+        ring.write_bytes(httpx.get(srv.base + "/debian/airgap-mirror.asc", verify=ssl.create_default_context(cafile=str(ca)),
+                                   auth=("apt-user", "apt-secret-42")).content)
+        apt.add_source(srv.base + "/debian", "fixture", ring)
+        apt.set_status(BASE_STATUS.format(arch="amd64"))
+        untrusted = apt.run("update", check=False)
+        assert "certificate" in (untrusted.stdout + untrusted.stderr).lower()
+        (apt.root / "etc/apt/apt.conf.d/50airgap-mirror-ca").write_text(f'Acquire::https::CaInfo "{ca}";\n')
+        host = srv.base.split("://")[1]
+        netrc = apt.root / "etc/apt/auth.conf.d/airgap-mirror.conf"
+        netrc.parent.mkdir(parents=True, exist_ok=True)
+        netrc.write_text(f"machine {host} login apt-user password wrong-one\n")
+        denied = apt.run("update", check=False)
+        assert "401" in denied.stdout + denied.stderr
+        netrc.write_text(f"machine {host} login apt-user password apt-secret-42\n")
+        apt.run("update")
+        apt.run("install", "--download-only", "app-tool", "libbar")
+        got = {p.name.split("_")[0] for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
+        assert {"app-tool", "libbar", "libfoo"} <= got
+    finally:
+        srv.stop()

@@ -4,8 +4,6 @@ the tree is republished."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import shutil
 import subprocess
@@ -16,67 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.builders.cli import MIRROR, check_installed, make_venv, run_mirror
-from tests.builders.upstreams import DATA, X86, clean_env
-
-
-def _ca_and_cert(folder: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 and localhost, signed by it (PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    folder.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airgap-mirror test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-          .not_valid_after(now + dt.timedelta(days=2))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    ca_pem, cert_pem, key_pem = folder / "ca.pem", folder / "fullchain.pem", folder / "key.pem"
-    ca_pem.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
-    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    return ca_pem, cert_pem, key_pem
-
-
-class Server:
-    """`mirror serve` as a site runs it (a subprocess), on a free port, stopped by the test."""
-
-    def __init__(self, store: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-        line = self.proc.stdout.readline()
-        assert "serving" in line, self.proc.stderr.read()
-        self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
-        self.simple = self.base + "/simple/"
-
-    def with_user(self, user: str, password: str) -> str:
-        scheme, rest = self.simple.split("://")
-        return f"{scheme}://{user}:{password}@{rest}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+from tests.builders.cli import check_installed, make_venv, run_mirror
+from tests.builders.tls import Server, ca_and_cert, site_env
+from tests.builders.upstreams import DATA, X86
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +26,7 @@ def site(upstream, tmp_path_factory):
     run_mirror("sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11", "--platform", X86,
                "--index-url", upstream.url + "/simple", "--installers", "pip,setuptools")
     run_mirror("publish", "--store", str(store))
-    ca, cert, key = _ca_and_cert(work / "tls")
+    ca, cert, key = ca_and_cert(work / "tls")
     import bcrypt
 
     htpasswd = work / "htpasswd"
@@ -94,16 +34,6 @@ def site(upstream, tmp_path_factory):
     tokens = work / "tokens"
     tokens.write_text("ci-runner:tok-0123456789abcdef0123\n")
     return {"store": store, "ca": ca, "cert": cert, "key": key, "htpasswd": htpasswd, "tokens": tokens, "work": work}
-
-
-def site_env(**extra: str) -> dict[str, str]:
-    """A client's environment on a site: no pip/uv settings, and no CA bundle of this machine's
-    (REQUESTS_CA_BUNDLE here would override pip's --cert, as it does anywhere it is set)."""
-    env = clean_env()
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_DIR", "SSL_CERT_FILE"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
 
 
 def _pip(venv: Path, index: str, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
