@@ -32,7 +32,9 @@ URIs: {base}/debian
 Suites: {' '.join(suites)}
 Components: main
 Signed-By: /etc/apt/keyrings/airgap-mirror.asc
-"""
+""" + (f"""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store)
+Acquire::https::CaInfo "/etc/ssl/certs/airgap-mirror-ca.pem";
+""" if base.startswith("https://") else "")
 
 
 def register(app: typer.Typer) -> None:

@@ -325,6 +325,8 @@ def serve(
                     do_publish(st, url=cfg.serve_url)
             except StoreError as exc:  # a sync or import is running: serve what is published
                 console.print(f"[yellow]warning:[/] not republishing now: {exc}")
+            except OSError as exc:  # a read-only store (the hardened unit): serve what is published
+                console.print(f"[yellow]warning:[/] not republishing (the store is not writable here: {exc.strerror})")
         server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=log,
                              tls=tls, auth=auth, url=cfg.serve_url)
     except MirrorError as exc:
@@ -380,10 +382,13 @@ def client_config(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     app_dir: Annotated[Optional[Path], typer.Option("--app", help="Also say what, if anything, to change in this app folder.")] = None,
+    ca_cert: Annotated[str, typer.Option("--ca-cert", help="Where clients keep the CA certificate of an https:// mirror.")] = "/etc/ssl/certs/airgap-mirror-ca.pem",
+    user: Annotated[Optional[str], typer.Option("--user", help="The mirror asks for credentials: show how each client passes them for this user.")] = None,
 ) -> None:
-    """Print how pip, uv, requirements files and apt point at the mirror.
+    """Print how pip, uv, requirements files and apt point at the mirror (and, for https:// or
+    --user, how each trusts its CA and passes credentials).
 
-    Example: `mirror client-config --url http://mirror.internal:8080 --app apps/dash-app`
+    Example: `mirror client-config --url https://mirror.internal --user ci --app apps/dash-app`
     """
     if app_dir is not None:
         from mirror.publish.lockview import app_advice
@@ -416,6 +421,24 @@ default = true
 # a requirements file: first line
 --index-url {simple}
 """.replace("\n\n\n", "\n\n"))
+    if base.startswith("https://"):
+        print(f"""# TLS: the mirror's certificate comes from your CA; copy the CA certificate to {ca_cert}
+#   (or add it to the system store: cp CA.pem /usr/local/share/ca-certificates/airgap-mirror.crt && update-ca-certificates)
+# pip: in pip.conf [global]  cert = {ca_cert}   (or export PIP_CERT={ca_cert})
+# uv:  export SSL_CERT_FILE={ca_cert}   (or, with the CA in the system store, uv --native-tls / UV_NATIVE_TLS=1)
+""")
+    if user:
+        cred_host = base.split("://", 1)[-1].split("/", 1)[0]
+        scheme = base.split("://", 1)[0]
+        print(f"""# credentials for {user} (the password, or a token from the mirror's tokens file)
+# pip: the index URL carries them:  index-url = {scheme}://{user}:PASSWORD@{cred_host}/simple/
+#      or ~/.netrc:  machine {cred_host.split(':')[0]} login {user} password PASSWORD
+# uv:  name the index, and give its credentials in the environment:
+#      [[index]] name = "mirror", url = "{simple}", default = true
+#      export UV_INDEX_MIRROR_USERNAME={user} UV_INDEX_MIRROR_PASSWORD=PASSWORD
+# apt: /etc/apt/auth.conf.d/airgap-mirror.conf (mode 600):  machine {cred_host} login {user} password PASSWORD
+# anything else: Authorization: Bearer TOKEN
+""")
     _plugin_client_config(base, config, store)
 
 

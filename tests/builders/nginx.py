@@ -37,6 +37,18 @@ def wait_until_serving(url: str, proc: subprocess.Popen, what: str, *, tries: in
     raise RuntimeError(f"{what} did not answer at {url}")
 
 
+def wait_until_listening(port: int, proc: subprocess.Popen, what: str, *, tries: int = 100) -> None:
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
 def nginx_binary() -> tuple[Path, Path] | None:
     """(nginx, mime.types), or None when neither the system nor .tools/ has them."""
     found = shutil.which("nginx")
@@ -51,7 +63,8 @@ def nginx_binary() -> tuple[Path, Path] | None:
 class Nginx:
     """scripts/nginx.conf with its listen, root and paths pointed at a test's folders."""
 
-    def __init__(self, published: Path, work: Path) -> None:
+    def __init__(self, published: Path, work: Path, *, tls: tuple[Path, Path] | None = None,
+                 htpasswd: Path | None = None) -> None:
         found = nginx_binary()
         if found is None:
             raise RuntimeError("nginx is missing: scripts/_setup.sh unpacks it into .tools/nginx")
@@ -59,6 +72,12 @@ class Nginx:
         work.mkdir(parents=True, exist_ok=True)
         port = free_port()
         conf = (ROOT / "scripts" / "nginx.conf").read_text()
+        if tls is not None:  # the config's own TLS lines, switched on
+            conf = conf.replace("        listen 8080;\n", "").replace("#tls ", "")
+            conf = conf.replace("listen 8443 ssl;", f"listen 127.0.0.1:{port} ssl;")
+            conf = conf.replace("/etc/airgap-mirror/tls/fullchain.pem", str(tls[0])).replace("/etc/airgap-mirror/tls/key.pem", str(tls[1]))
+        if htpasswd is not None:
+            conf = conf.replace("#auth ", "").replace("/etc/airgap-mirror/htpasswd", str(htpasswd))
         conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
         conf = conf.replace("root /srv/mirror-store/published/current;", f"root {published / 'current'};")
         conf = conf.replace("include /etc/nginx/mime.types;", f"include {mime};")
@@ -71,11 +90,14 @@ class Nginx:
         self.proc = subprocess.Popen([str(binary), "-c", str(work / "nginx.conf"), "-p", str(work),
                                       "-e", str(work / "error.log"), "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.base = f"http://127.0.0.1:{port}"
+        self.base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         self.simple = self.base + "/simple/"
         self.error_log = work / "error.log"
         try:
-            wait_until_serving(self.simple, self.proc, "nginx")
+            if tls is None and htpasswd is None:
+                wait_until_serving(self.simple, self.proc, "nginx")
+            else:
+                wait_until_listening(port, self.proc, "nginx")
         except RuntimeError as exc:
             self.stop()
             raise RuntimeError(f"{exc}: {self.error_log.read_text()[-500:] if self.error_log.is_file() else ''}") from exc

@@ -227,3 +227,53 @@ def test_load_while_publishing_switches_trees(site, tmp_path):
         assert total == 200 * 30
     finally:
         srv.stop()
+
+
+def test_client_config_says_what_the_tests_above_do(site):
+    """The settings the real clients above were given are the ones `mirror client-config` prints."""
+    out = run_mirror("client-config", "--url", "https://mirror.internal", "--user", "ci", "--ca-cert", "/etc/ca.pem",
+                     "--store", str(site["store"])).stdout
+    for line in ("export PIP_CERT=/etc/ca.pem", "export SSL_CERT_FILE=/etc/ca.pem", "https://ci:PASSWORD@mirror.internal/simple/",
+                 "export UV_INDEX_MIRROR_USERNAME=ci UV_INDEX_MIRROR_PASSWORD=PASSWORD",
+                 "/etc/apt/auth.conf.d/airgap-mirror.conf", "machine mirror.internal login ci password PASSWORD"):
+        assert line in out, line
+
+
+def test_scripts_nginx_conf_with_its_tls_and_auth_lines(site, tmp_path):
+    """scripts/nginx.conf with its TLS and auth lines switched on, the same certificate and htpasswd
+    file: pip and uv install through it with the CA and credentials, and are refused without."""
+    from tests.builders.nginx import Nginx
+
+    ngx = Nginx(site["store"] / "published", tmp_path / "nginx", tls=(site["cert"], site["key"]),
+                htpasswd=site["htpasswd"])
+    try:
+        scheme, rest = ngx.simple.split("://")
+        with_user = f"{scheme}://alice:wonder%20land@{rest}"
+        venv = make_venv(tmp_path / "pip")
+        assert _pip(venv, with_user, "--retries", "0").returncode != 0                  # the CA is not trusted
+        assert _pip(venv, ngx.simple, "--retries", "0", env=site_env(PIP_CERT=str(site["ca"]))).returncode != 0  # 401
+        ok = _pip(venv, with_user, env=site_env(PIP_CERT=str(site["ca"])))
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        uv_venv = make_venv(tmp_path / "uv")
+        uv = _uv(uv_venv, with_user, tmp_path / "uvc", site_env(SSL_CERT_FILE=str(site["ca"])))
+        assert uv.returncode == 0, uv.stdout + uv.stderr
+        assert check_installed(venv) == check_installed(uv_venv)
+        page = httpx.get(ngx.simple + "alpha/", verify=__import__("ssl").create_default_context(cafile=str(site["ca"])),
+                         auth=("alice", "wonder land"))
+        assert page.headers["cache-control"] == "max-age=30, must-revalidate"
+    finally:
+        ngx.stop()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_serve_unit_is_a_valid_hardened_unit(tmp_path):
+    from tests.builders.cli import MIRROR
+
+    unit = (Path(__file__).resolve().parents[2] / "scripts/systemd/airgap-mirror-serve.service").read_text()
+    for setting in ("ProtectSystem=strict", "DynamicUser=yes", "ReadOnlyPaths=/srv/mirror-store", "NoNewPrivileges=yes"):
+        assert setting in unit
+    mirror_bin = Path(MIRROR[0]).parent / "mirror"
+    local = tmp_path / "airgap-mirror-serve.service"
+    local.write_text(unit.replace("/srv/airgap-mirror/.venv/bin/mirror", str(mirror_bin)))
+    proc = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
