@@ -289,6 +289,7 @@ def serve(
     htpasswd: Annotated[Optional[Path], typer.Option("--htpasswd", help="Require HTTP basic auth from this htpasswd file (bcrypt: `htpasswd -B`).")] = None,
     tokens: Annotated[Optional[Path], typer.Option("--tokens", help="Accept bearer tokens from this file (NAME:TOKEN per line).")] = None,
     access_log: Annotated[Optional[str], typer.Option("--access-log", help="Log every request in combined format to this file, or - for stdout.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes [default: one per core]; 0 serves from one process with Python's own HTTP server (for debugging).")] = None,
 ) -> None:
     """Serve the published tree (PEP 503/691 index, APT repository, /health, /metrics, a front page),
     publishing first if missing or stale.
@@ -327,8 +328,21 @@ def serve(
                 console.print(f"[yellow]warning:[/] not republishing now: {exc}")
             except OSError as exc:  # a read-only store (the hardened unit): serve what is published
                 console.print(f"[yellow]warning:[/] not republishing (the store is not writable here: {exc.strerror})")
-        server = make_server(st.published, host or cfg.host, cfg.port if port is None else port, access_log=log,
-                             tls=tls, auth=auth, url=cfg.serve_url)
+        bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
+        n_workers = (os.cpu_count() or 1) if workers is None else workers
+        if n_workers > 0:
+            from mirror.serve.rsgi import serve as serve_rsgi
+
+            if log is not None and log is not sys.stdout:
+                log.close()
+                log = None
+            settings = {"htpasswd": str(pw) if pw else None, "tokens": str(tok) if tok else None, "url": cfg.serve_url,
+                        "access_log": os.path.abspath(where) if where and where != "-" else where}
+            serve_rsgi(st.published, bind_host, bind_port, workers=n_workers, settings=settings,
+                       tls=(cert, key) if tls is not None else None,
+                       on_ready=lambda url: print(f"serving {st.published / 'current'} at {url}/simple/", flush=True))
+            return
+        server = make_server(st.published, bind_host, bind_port, access_log=log, tls=tls, auth=auth, url=cfg.serve_url)
     except MirrorError as exc:
         raise fail_with(exc) from exc
     except OSError as exc:

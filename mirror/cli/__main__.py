@@ -2,4 +2,5 @@
 
 from mirror.cli import main
 
-main()
+if __name__ == "__main__":  # not again in a spawned worker process (mirror serve's), which imports this as __mp_main__
+    main()

@@ -99,32 +99,58 @@ class Response:
 
 
 class _Metrics:
-    """Prometheus metrics through prometheus_client (its registry and text format)."""
+    """Prometheus metrics through prometheus_client (its registry, collectors and text format).
+    With several worker processes (`multiprocess`), its multiprocess mode sums them at scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge
 
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         self.requests = Counter("airgap_mirror_http_requests", "HTTP requests answered, by route and status",
                                 ["route", "status"], registry=self.registry)
         self.sent = Counter("airgap_mirror_http_response_bytes", "Body bytes sent, by route", ["route"],
                             registry=self.registry)
         self.in_flight = Gauge("airgap_mirror_http_requests_in_flight", "Requests being answered now",
-                               registry=self.registry)
-        self.age = Gauge("airgap_mirror_snapshot_age_seconds", "Age of the served snapshot (since it was made)",
-                         registry=self.registry)
-        self.published = Gauge("airgap_mirror_last_publish_timestamp_seconds",
-                               "When the served tree was published (Unix time)", registry=self.registry)
-        self.served = Gauge("airgap_mirror_tree_intact", "1 when the published tree is present and whole",
-                            registry=self.registry)
+                               registry=self.registry, multiprocess_mode="livesum")
+
+    def scrape(self, status: dict[str, Any] | None, intact: bool) -> bytes:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.core import GaugeMetricFamily
+
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            counters = CollectorRegistry()
+            multiprocess.MultiProcessCollector(counters)
+        else:
+            counters = self.registry
+
+        class Tree:
+            def collect(self):  # noqa: ANN202
+                yield GaugeMetricFamily("airgap_mirror_tree_intact", "1 when the published tree is present and whole",
+                                        value=1 if intact else 0)
+                if status is not None:
+                    created, published = _epoch(status.get("created")), _epoch(status.get("published"))
+                    if created is not None:
+                        yield GaugeMetricFamily("airgap_mirror_snapshot_age_seconds",
+                                                "Age of the served snapshot (since it was made)", value=time.time() - created)
+                    if published is not None:
+                        yield GaugeMetricFamily("airgap_mirror_last_publish_timestamp_seconds",
+                                                "When the served tree was published (Unix time)", value=published)
+
+        tree = CollectorRegistry()
+        tree.register(Tree())
+        return generate_latest(counters) + generate_latest(tree)
 
 
 class App:
-    def __init__(self, published: Path, *, auth: Auth | None = None, url: str | None = None) -> None:
+    def __init__(self, published: Path, *, auth: Auth | None = None, url: str | None = None,
+                 multiprocess: bool = False) -> None:
         self.published = Path(published)
         self.auth = auth
         self.url = url.rstrip("/") if url else None
-        self.metrics = _Metrics()
+        self.metrics = _Metrics(multiprocess)
         self._etags: dict[tuple[int, int, int, int], str] = {}
         self._etag_lock = threading.Lock()
 
@@ -202,19 +228,13 @@ class App:
         return self._text(code, json.dumps(doc, indent=1) + "\n", route="health", ctype="application/json")
 
     def _metrics(self) -> Response:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST
 
         tree = self.tree()
         status = self.status(tree)
-        m = self.metrics
-        m.served.set(1 if status is not None and tree is not None and (tree / "simple" / "index.html").is_file() else 0)
-        if status is not None:
-            created, published = _epoch(status.get("created")), _epoch(status.get("published"))
-            if created is not None:
-                m.age.set(time.time() - created)
-            if published is not None:
-                m.published.set(published)
-        return self._text(HTTPStatus.OK, generate_latest(m.registry).decode(), route="metrics", ctype=CONTENT_TYPE_LATEST)
+        intact = status is not None and tree is not None and (tree / "simple" / "index.html").is_file()
+        return self._text(HTTPStatus.OK, self.metrics.scrape(status, intact).decode(), route="metrics",
+                          ctype=CONTENT_TYPE_LATEST)
 
     def _front(self, scheme: str, host: str | None) -> Response:
         tree = self.tree()

@@ -58,7 +58,9 @@ class Server:
         self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         line = self.proc.stdout.readline()
-        assert "serving" in line, self.proc.stderr.read()
+        if "serving" not in line:
+            self.proc.kill()
+            raise AssertionError(f"mirror serve did not start: {line}{self.proc.communicate(timeout=10)[1][-2000:]}")
         self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
         self.simple = self.base + "/simple/"
 

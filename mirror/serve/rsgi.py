@@ -1,0 +1,175 @@
+"""The production server: granian (a Rust HTTP/1.1 and TLS server, workers in processes) calling
+`App.handle` through its RSGI interface; files are sent by granian itself, never read in Python.
+
+Each worker builds its App from the settings the parent put in the environment
+(`AIRGAP_MIRROR_SERVE`, JSON, no secrets: only paths). Metrics are summed over the workers by
+prometheus_client's multiprocess mode (a private folder the parent makes and removes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SETTINGS_ENV", "app"]
+
+SETTINGS_ENV = "AIRGAP_MIRROR_SERVE"
+
+
+class _Headers:
+    """RSGI headers as the Mapping `App.handle` reads (names lower-case)."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, headers: Any) -> None:
+        self._h = headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._h.get(name)
+        return default if value is None else value
+
+    def __contains__(self, name: str) -> bool:
+        return self._h.get(name) is not None
+
+
+class RsgiApp:
+    def __init__(self) -> None:
+        self._app: Any = None
+        self._log: Any = None
+
+    def _setup(self) -> Any:
+        from .app import App
+        from .auth import Auth
+
+        cfg = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
+        auth = None
+        if cfg.get("htpasswd") or cfg.get("tokens"):
+            auth = Auth(Path(cfg["htpasswd"]) if cfg.get("htpasswd") else None,
+                        Path(cfg["tokens"]) if cfg.get("tokens") else None)
+        self._app = App(Path(cfg["published"]), auth=auth, url=cfg.get("url"), multiprocess=True)
+        log = cfg.get("access_log")
+        if log == "-":
+            import sys
+
+            self._log = sys.stdout
+        elif log:
+            self._log = open(log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115  (the worker's life)
+        return self._app
+
+    def __rsgi_init__(self, loop: Any) -> None:
+        self._setup()
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        app = self._app or self._setup()
+        if scope.proto != "http":
+            return
+        target = scope.path + ("?" + scope.query_string if scope.query_string else "")
+        headers = _Headers(scope.headers)
+        app.metrics.in_flight.inc()
+        try:
+            resp = app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"))
+            out = [("server", "airgap-mirror"), *resp.headers]
+            if scope.method == "HEAD" and resp.file is not None:
+                out.append(("content-length", str(resp.length)))
+                proto.response_empty(resp.status, out)
+                sent = 0
+            elif resp.file is not None and resp.status in (200, 206):
+                if resp.status == 206:
+                    proto.response_file_range(resp.status, out, str(resp.file), resp.start, resp.start + resp.length)
+                else:
+                    proto.response_file(resp.status, out, str(resp.file))
+                sent = resp.length
+            elif resp.status == 304 or not resp.body:
+                proto.response_empty(resp.status, out)
+                sent = 0
+            else:
+                proto.response_bytes(resp.status, out, resp.body if scope.method != "HEAD" else b"")
+                sent = len(resp.body) if scope.method != "HEAD" else 0
+        finally:
+            app.metrics.in_flight.dec()
+        app.observe(resp, sent)
+        if self._log is not None:
+            self._write_log(scope, headers, resp, sent)
+
+    def _write_log(self, scope: Any, headers: _Headers, resp: Any, sent: int) -> None:
+        import time
+
+        from . import _clean
+
+        client = scope.client.rsplit(":", 1)[0] if scope.client else "-"
+        target = scope.path + ("?" + scope.query_string if scope.query_string else "")
+        self._log.write(
+            f'{client} - {resp.user} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] "{_clean(f"{scope.method} {target} HTTP/{scope.http_version}")}"'
+            f' {resp.status} {sent} "{_clean(headers.get("referer") or "-")}" "{_clean(headers.get("user-agent") or "-")}"\n')
+
+
+app = RsgiApp()
+
+
+def _pkcs8(key: Path, folder: Path) -> Path:
+    """granian reads PKCS#8 keys only: a PKCS#1 or SEC1 key ("BEGIN RSA/EC PRIVATE KEY") is converted
+    into `folder` (private to this run, 0600), the given file left as it is."""
+    text = key.read_bytes()
+    if b"-----BEGIN PRIVATE KEY-----" in text:
+        return key
+    from cryptography.hazmat.primitives import serialization
+
+    from mirror.errors import ConfigError
+
+    try:
+        loaded = serialization.load_pem_private_key(text, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"TLS key {key}: not a PEM private key without a password ({exc})") from exc
+    out = folder / "key.pem"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return out
+
+
+def serve(published: Path, host: str, port: int, *, workers: int, settings: dict[str, Any],
+          tls: tuple[Path, Path] | None, on_ready: Any) -> None:
+    """Run granian until SIGTERM/SIGINT; `on_ready(url)` once it accepts connections."""
+    import shutil
+    import socket
+    import tempfile
+    import threading
+    import time
+
+    from granian import Granian
+    from granian.constants import Interfaces, SSLProtocols
+
+    if port == 0:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+    private = Path(tempfile.mkdtemp(prefix="airgap-mirror-serve-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(private)  # before any worker imports prometheus_client
+    os.environ[SETTINGS_ENV] = json.dumps({**settings, "published": str(published)})
+    scheme = "https" if tls else "http"
+    try:
+        kw: dict[str, Any] = {}
+        if tls is not None:
+            kw = {"ssl_cert": Path(tls[0]), "ssl_key": _pkcs8(Path(tls[1]), private), "ssl_protocol_min": SSLProtocols.tls12}
+        # granian's own log (start, workers, errors) to stderr: stdout is the "serving ..." line.
+        to_stderr = {name: {"formatter": fmt, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+                     for name, fmt in (("console", "generic"), ("access", "access"))}
+        server = Granian("mirror.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI, workers=workers,
+                         backlog=4096, log_enabled=True, log_dictconfig={"handlers": to_stderr}, **kw)
+
+        def ready() -> None:
+            for _ in range(600):
+                try:
+                    with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), timeout=1):
+                        on_ready(f"{scheme}://{host}:{port}")
+                        return
+                except OSError:
+                    time.sleep(0.05)
+
+        threading.Thread(target=ready, daemon=True).start()
+        server.serve()
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
