@@ -153,14 +153,32 @@ class App:
         self.metrics = _Metrics(multiprocess)
         self._etags: dict[tuple[int, int, int, int], str] = {}
         self._etag_lock = threading.Lock()
+        # A published tree never changes once switched in (a publish builds a new one), so what a
+        # path resolves to in a tree (file, size, ETag, headers) is looked up once per tree.
+        self._trees: dict[str, Path] = {}
+        self._entries: dict[tuple[Path, str, str | None, bool], _Entry] = {}
 
     # -- the tree ------------------------------------------------------------------------------
     def tree(self) -> Path | None:
+        """The tree `published/current` points at now (one readlink a request: a publish switches it)."""
         try:
-            resolved = (self.published / "current").resolve(strict=True)
-        except (FileNotFoundError, RuntimeError, OSError):
+            target = os.readlink(self.published / "current")
+        except OSError:
             return None
-        return resolved if resolved.is_dir() else None
+        tree = self._trees.get(target)
+        if tree is None:
+            try:
+                resolved = (self.published / "current").resolve(strict=True)
+            except (FileNotFoundError, RuntimeError, OSError):
+                return None
+            if not resolved.is_dir():
+                return None
+            with self._etag_lock:
+                if len(self._trees) > 64:
+                    self._trees.clear()
+                    self._entries.clear()
+                self._trees[target] = tree = resolved
+        return tree
 
     def status(self, tree: Path | None) -> dict[str, Any] | None:
         if tree is None:
@@ -249,11 +267,6 @@ class App:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, "nothing published yet: run `mirror publish`\n")
         parts = [p for p in raw_path.split("/") if p]
         route = parts[0] if parts and parts[0] in ("simple", "debian", "locks", "packages", "conda") else "other"
-        try:
-            target = safe_join(tree, *parts) if parts else tree
-        except UnsafePath:
-            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
-        vary = None
         content_type: str | None = None
         if route == "simple" and len(parts) <= 2:
             if len(parts) == 2 and canonicalize_name(parts[1]) != parts[1]:
@@ -261,9 +274,32 @@ class App:
             if not raw_path.endswith("/"):
                 return _redirect(raw_path + "/", route)
             content_type = negotiate(headers.get("accept"), _query(query, "format"))
-            vary = "Accept, Accept-Encoding"
             if content_type is None:
                 return self._text(HTTPStatus.NOT_ACCEPTABLE, f"acceptable: {JSON_TYPE}, {HTML_TYPE}, text/html\n", route=route)
+        gzip_ok = "gzip" in (headers.get("accept-encoding") or "") and "range" not in headers
+        key = (tree, raw_path, content_type, gzip_ok)
+        entry = self._entries.get(key)
+        if entry is None:
+            found = self._resolve(tree, parts, raw_path, route, content_type, gzip_ok)
+            if isinstance(found, Response):
+                return found
+            entry = found
+            with self._etag_lock:
+                if len(self._entries) > 100_000:
+                    self._entries.clear()
+                self._entries[key] = entry
+        return entry.response(headers)
+
+    def _resolve(self, tree: Path, parts: list[str], raw_path: str, route: str, content_type: str | None,
+                 gzip_ok: bool) -> "_Entry | Response":
+        """What a path is in a tree: a file with its headers, or a redirect or 404 (not kept)."""
+        try:
+            target = safe_join(tree, *parts) if parts else tree
+        except UnsafePath:
+            return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
+        vary = None
+        if content_type is not None:
+            vary = "Accept, Accept-Encoding"
             target = target / ("index.json" if content_type in _JSON_TYPES else "index.html")
         elif target.is_dir():
             if not raw_path.endswith("/"):
@@ -273,60 +309,35 @@ class App:
         real = Path(os.path.realpath(target))
         if real != tree and tree not in real.parents:
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
-        return self._file(target, headers, route=route, content_type=content_type, vary=vary)
-
-    def _file(self, path: Path, headers: Mapping[str, str], *, route: str, content_type: str | None,
-              vary: str | None) -> Response:
-        encoding = None
-        gz = path.with_name(path.name + ".gz")
-        if "gzip" in headers.get("accept-encoding", "") and "range" not in headers and path.suffix in (".html", ".json") \
-                and gz.is_file():
+        path, encoding = target, None
+        gz = target.with_name(target.name + ".gz")
+        if gzip_ok and target.suffix in (".html", ".json") and gz.is_file():
             path, encoding = gz, "gzip"
         try:
             st = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError, OSError):
+        except OSError:
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
         if not os.path.isfile(path):
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
         if not content_type:
-            content_type = _CONTENT_TYPES.get(Path(path.name.removesuffix(".gz") if encoding else path.name).suffix,
-                                              "application/octet-stream")
+            content_type = _CONTENT_TYPES.get(Path(target.name).suffix, "application/octet-stream")
         elif content_type == "text/html":
             content_type = "text/html; charset=utf-8"
         immutable = _immutable(path)
-        etag = (f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"' if immutable
-                else self._content_etag(path, st))
+        etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"' if immutable else self._content_etag(path, st)
         if encoding:
             etag = etag[:-1] + '-gz"'
         common = [("ETag", etag), ("Cache-Control", ("public, " + LONG_CACHE) if immutable else SHORT_CACHE),
                   ("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))]
         if vary:
             common.append(("Vary", vary))
-        elif path.suffix in (".html", ".json", ".gz") and (encoding or path.suffix != ".gz"):
+        elif target.suffix in (".html", ".json"):
             common.append(("Vary", "Accept-Encoding"))
-        inm = headers.get("if-none-match")
-        if inm and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")]):
-            return Response(HTTPStatus.NOT_MODIFIED, common, route=route)
-        start, length, status = 0, st.st_size, HTTPStatus.OK
-        rng = headers.get("range")
-        if rng and encoding is None:
-            m = _RANGE.match(rng.strip())
-            # An invalid range (5-2) is ignored, as RFC 9110 says: the whole file, 200.
-            if m and (m.group(1) or m.group(2)) and not (m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1))):
-                if m.group(1):
-                    start = int(m.group(1))
-                    end = min(int(m.group(2)), st.st_size - 1) if m.group(2) else st.st_size - 1
-                else:
-                    start, end = max(0, st.st_size - int(m.group(2))), st.st_size - 1
-                if start > end or start >= st.st_size:
-                    return Response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
-                                    [("Content-Range", f"bytes */{st.st_size}")], route=route)
-                status, length = HTTPStatus.PARTIAL_CONTENT, end - start + 1
-                common.append(("Content-Range", f"bytes {start}-{end}/{st.st_size}"))
-        out = [("Content-Type", content_type), ("Accept-Ranges", "bytes"), *common]
+        head = [("Content-Type", content_type), ("Accept-Ranges", "bytes")]
         if encoding:
-            out.append(("Content-Encoding", encoding))
-        return Response(int(status), out, file=path, start=start, length=length, route=route)
+            head.append(("Content-Encoding", encoding))
+        return _Entry(path=path, size=st.st_size, etag=etag, common=tuple(common), head=tuple(head), route=route,
+                      ranges=encoding is None)
 
     def _content_etag(self, path: Path, st: os.stat_result) -> str:
         """A strong ETag from the page's content: the same page in a new tree keeps its ETag, so
@@ -344,6 +355,41 @@ class App:
                     self._etags.clear()
                 self._etags[key] = tag
         return tag
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A file of a published tree as served: its headers worked out once."""
+
+    path: Path
+    size: int
+    etag: str
+    common: tuple[tuple[str, str], ...]  # ETag, Cache-Control, Last-Modified, Vary (also on a 304)
+    head: tuple[tuple[str, str], ...]  # Content-Type, Accept-Ranges, Content-Encoding
+    route: str
+    ranges: bool
+
+    def response(self, headers: Mapping[str, str]) -> Response:
+        inm = headers.get("if-none-match")
+        if inm and (inm.strip() == "*" or self.etag in [t.strip() for t in inm.split(",")]):
+            return Response(HTTPStatus.NOT_MODIFIED, list(self.common), route=self.route)
+        rng = headers.get("range") if self.ranges else None
+        if rng:
+            m = _RANGE.match(rng.strip())
+            # An invalid range (5-2) is ignored, as RFC 9110 says: the whole file, 200.
+            if m and (m.group(1) or m.group(2)) and not (m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1))):
+                if m.group(1):
+                    start = int(m.group(1))
+                    end = min(int(m.group(2)), self.size - 1) if m.group(2) else self.size - 1
+                else:
+                    start, end = max(0, self.size - int(m.group(2))), self.size - 1
+                if start > end or start >= self.size:
+                    return Response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                                    [("Content-Range", f"bytes */{self.size}")], route=self.route)
+                return Response(HTTPStatus.PARTIAL_CONTENT, [*self.head, *self.common,
+                                                             ("Content-Range", f"bytes {start}-{end}/{self.size}")],
+                                file=self.path, start=start, length=end - start + 1, route=self.route)
+        return Response(HTTPStatus.OK, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
 
 
 def _private(value: str) -> str:
