@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, head: bool) -> None:
         app = self.server.app
-        app.metrics.in_flight.inc()
+        app.metrics.begin()
         sent = 0
         resp = Response(500)
         try:
@@ -76,7 +76,6 @@ class _Handler(BaseHTTPRequestHandler):
                 resp = Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
             sent = self._send(resp, head)
         finally:
-            app.metrics.in_flight.dec()
             app.observe(resp, sent)
             self._log(resp, sent)
 

@@ -113,11 +113,57 @@ class _Metrics:
                             registry=self.registry)
         self.in_flight = Gauge("airgap_mirror_http_requests_in_flight", "Requests being answered now",
                                registry=self.registry, multiprocess_mode="livesum")
+        # Counted in plain ints, handed to prometheus_client at most once a second and at each
+        # scrape: its per-update cost (a lock, and a file write with several workers) was as much
+        # as answering the request.
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._bytes: dict[str, int] = {}
+        self._active = 0
+        self._next_flush = 0.0
+        self._flusher: threading.Thread | None = None
+
+    def begin(self) -> None:
+        with self._lock:
+            self._active += 1
+            if self._flusher is None:  # a worker that goes quiet still reports within a second
+                self._flusher = threading.Thread(target=self._flush_every_second, name="metrics", daemon=True)
+                self._flusher.start()
+
+    def _flush_every_second(self) -> None:
+        while True:
+            time.sleep(1.0)
+            self.flush()
+
+    def end(self, route: str, status: int, sent: int) -> None:
+        key = (route, str(status))
+        with self._lock:
+            self._active -= 1
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if sent:
+                self._bytes[route] = self._bytes.get(route, 0) + sent
+            now = time.monotonic()
+            due = now >= self._next_flush
+            if due:
+                self._next_flush = now + 1.0
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            sent, self._bytes = self._bytes, {}
+            for (route, status), n in counts.items():
+                self.requests.labels(route, status).inc(n)
+            for route, n in sent.items():
+                self.sent.labels(route).inc(n)
+            self.in_flight.set(self._active)
 
     def scrape(self, status: dict[str, Any] | None, intact: bool) -> bytes:
         from prometheus_client import CollectorRegistry, generate_latest
         from prometheus_client.core import GaugeMetricFamily
 
+        self.flush()
         if self.multiprocess:
             from prometheus_client import multiprocess
 
@@ -219,8 +265,7 @@ class App:
         return resp
 
     def observe(self, resp: Response, sent: int) -> None:
-        self.metrics.requests.labels(resp.route, str(resp.status)).inc()
-        self.metrics.sent.labels(resp.route).inc(sent)
+        self.metrics.end(resp.route, resp.status, sent)
 
     # -- routes --------------------------------------------------------------------------------
     def _text(self, status: int, text: str, *, route: str = "other", ctype: str = "text/plain; charset=utf-8",

@@ -67,14 +67,19 @@ class RsgiApp:
             return
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")
         headers = _Headers(scope.headers)
-        app.metrics.in_flight.inc()
+        app.metrics.begin()
+        resp, sent = None, 0
         try:
             resp = app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"))
+        except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
+            from .app import Response
+
+            resp = Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
+        try:
             out = [("server", "airgap-mirror"), *resp.headers]
             if scope.method == "HEAD" and resp.file is not None:
                 out.append(("content-length", str(resp.length)))
                 proto.response_empty(resp.status, out)
-                sent = 0
             elif resp.file is not None and resp.status in (200, 206):
                 if resp.status == 206:
                     proto.response_file_range(resp.status, out, str(resp.file), resp.start, resp.start + resp.length)
@@ -83,13 +88,11 @@ class RsgiApp:
                 sent = resp.length
             elif resp.status == 304 or not resp.body:
                 proto.response_empty(resp.status, out)
-                sent = 0
             else:
                 proto.response_bytes(resp.status, out, resp.body if scope.method != "HEAD" else b"")
                 sent = len(resp.body) if scope.method != "HEAD" else 0
         finally:
-            app.metrics.in_flight.dec()
-        app.observe(resp, sent)
+            app.observe(resp, sent)
         if self._log is not None:
             self._write_log(scope, headers, resp, sent)
 
@@ -157,6 +160,7 @@ def serve(published: Path, host: str, port: int, *, workers: int, settings: dict
         # granian's own log (start, workers, errors) to stderr: stdout is the "serving ..." line.
         to_stderr = {name: {"formatter": fmt, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
                      for name, fmt in (("console", "generic"), ("access", "access"))}
+        kw.update(json.loads(os.environ.get("AIRGAP_MIRROR_GRANIAN_EXPERIMENT", "{}")))
         server = Granian("mirror.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI, workers=workers,
                          backlog=4096, log_enabled=True, log_dictconfig={"handlers": to_stderr}, **kw)
 

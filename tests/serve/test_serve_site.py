@@ -136,6 +136,7 @@ def test_health_metrics_and_caching_headers(site, tmp_path):
         head = httpx.head(wheel)
         assert head.status_code == 200 and head.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert httpx.get(srv.base + "/nowhere").status_code == 404
+        time.sleep(1.5)  # each worker hands its counts over within a second
         metrics = httpx.get(srv.base + "/metrics")
         families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
         requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["airgap_mirror_http_requests"].samples
