@@ -246,6 +246,7 @@ def _load(base: str, projects: list[str], files: list[str], work: Path, *, reque
             raise SystemExit(f"curl against {base} failed: {out.stderr[-300:]}")
         return elapsed, sum(int(x) for x in out.stdout.split())
 
+    run([f"{base}/simple/{p}/" for p in projects] * 4, "warm-up")  # every server gets the same warm-up
     t_pages, _ = run([f"{base}/simple/{projects[i % len(projects)]}/" for i in range(requests)], "pages")
     t_files, size = run(files * 3, "files")
     return requests / t_pages, size / 1e6 / t_files

@@ -46,6 +46,8 @@ _CONTENT_TYPES = {
 }
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 SHORT_CACHE = "max-age=30, must-revalidate"
+_KEEP_BYTES = 256 << 10  # pages up to this size are kept in memory, per worker ...
+_KEEP_TOTAL = 64 << 20  # ... up to this much in all
 LONG_CACHE = "max-age=31536000, immutable"
 
 
@@ -203,6 +205,7 @@ class App:
         # path resolves to in a tree (file, size, ETag, headers) is looked up once per tree.
         self._trees: dict[str, Path] = {}
         self._entries: dict[tuple[Path, str, str | None, bool], _Entry] = {}
+        self._kept = 0  # bytes of pages kept in memory
 
     # -- the tree ------------------------------------------------------------------------------
     def tree(self) -> Path | None:
@@ -223,6 +226,7 @@ class App:
                 if len(self._trees) > 64:
                     self._trees.clear()
                     self._entries.clear()
+                    self._kept = 0
                 self._trees[target] = tree = resolved
         return tree
 
@@ -332,6 +336,7 @@ class App:
             with self._etag_lock:
                 if len(self._entries) > 100_000:
                     self._entries.clear()
+                    self._kept = 0
                 self._entries[key] = entry
         return entry.response(headers)
 
@@ -381,8 +386,16 @@ class App:
         head = [("Content-Type", content_type), ("Accept-Ranges", "bytes")]
         if encoding:
             head.append(("Content-Encoding", encoding))
+        body = None
+        if not immutable and st.st_size <= _KEEP_BYTES and self._kept + st.st_size <= _KEEP_TOTAL:
+            with open(path, "rb") as fh:
+                body = fh.read(st.st_size + 1)
+            if len(body) != st.st_size:
+                body = None
+            else:
+                self._kept += st.st_size
         return _Entry(path=path, size=st.st_size, etag=etag, common=tuple(common), head=tuple(head), route=route,
-                      ranges=encoding is None)
+                      ranges=encoding is None, body=body)
 
     def _content_etag(self, path: Path, st: os.stat_result) -> str:
         """A strong ETag from the page's content: the same page in a new tree keeps its ETag, so
@@ -413,6 +426,7 @@ class _Entry:
     head: tuple[tuple[str, str], ...]  # Content-Type, Accept-Ranges, Content-Encoding
     route: str
     ranges: bool
+    body: bytes | None = None  # a page's bytes, kept: small, and asked for all day
 
     def response(self, headers: Mapping[str, str]) -> Response:
         inm = headers.get("if-none-match")
@@ -434,6 +448,8 @@ class _Entry:
                 return Response(HTTPStatus.PARTIAL_CONTENT, [*self.head, *self.common,
                                                              ("Content-Range", f"bytes {start}-{end}/{self.size}")],
                                 file=self.path, start=start, length=end - start + 1, route=self.route)
+        if self.body is not None:
+            return Response(HTTPStatus.OK, [*self.head, *self.common], self.body, route=self.route)
         return Response(HTTPStatus.OK, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
 
 
