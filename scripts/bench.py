@@ -231,14 +231,15 @@ def _pypiserver() -> Path:
 
 
 def _load(base: str, projects: list[str], files: list[str], work: Path, *, requests: int = 3000,
-          concurrency: int = 16) -> tuple[float, float]:
+          concurrency: int = 16, cacert: Path | None = None) -> tuple[float, float]:
     """(project pages per second, file MB per second), fetched by curl (C, so the client is not
     what is measured) with `concurrency` transfers at once over kept-alive connections."""
     def run(urls: list[str], name: str) -> tuple[float, int]:
         cfg = work / f"{name}.curl"
         cfg.write_text("".join(f'url = "{u}"\noutput = "/dev/null"\n' for u in urls))
         t0 = time.perf_counter()
-        out = subprocess.run(["curl", "-s", "--fail", "--parallel", "--parallel-max", str(concurrency), "--compressed",
+        out = subprocess.run(["curl", "-s", "--fail", *(["--cacert", str(cacert)] if cacert else []),
+                              "--parallel", "--parallel-max", str(concurrency), "--compressed",
                               "-H", "Accept: text/html", "-w", "%{size_download}\n", "-K", str(cfg)],
                              capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
@@ -312,7 +313,33 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     ours = results["mirror serve"]
     for peer in ("nginx", "pypiserver"):
         p = results[peer]
-        print(f"ratio ours / {peer}: pages {ours[0] / p[0]:4.2f}x, files {ours[1] / p[1]:4.2f}x, install time {p[2] / ours[2]:4.2f}x")
+        print(f"ratio ours / {peer}: pages {ours[0] / p[0]:4.2f}x, files {ours[1] / p[1]:4.2f}x, install time {p[2] / ours[2]:4.2f}x"
+              + ("  (aim: pages >= 0.5x, files >= 0.8x)" if peer == "nginx" else ""))
+    # The same over TLS (one throwaway CA and certificate for both), and 200 clients at once.
+    from tests.builders.tls import ca_and_cert
+
+    ca, cert, key = ca_and_cert(work / "tls")
+    port = free_port()
+    ours_tls = subprocess.Popen(mirror + ["serve", "--store", str(store), "--port", str(port), "--tls-cert", str(cert),
+                                          "--tls-key", str(key)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ngx_tls = Nginx(store / "published", work / "nginx-tls", tls=(cert, key))
+    tls_results = {}
+    try:
+        assert "serving" in (ours_tls.stdout.readline() if ours_tls.stdout else "")
+        for name, base in (("mirror serve", f"https://127.0.0.1:{port}"), ("nginx", ngx_tls.base)):
+            tls_results[name] = _load(base, projects, [f"{base}/{f}" for f in rel], work, cacert=ca)
+        many = _load(f"https://127.0.0.1:{port}", projects, [f"https://127.0.0.1:{port}/{rel[0]}"], work, cacert=ca,
+                     concurrency=200, requests=4000)
+    finally:
+        ours_tls.terminate()
+        ours_tls.wait(timeout=10)
+        ngx_tls.stop()
+    print("over TLS (TLS 1.3, the same certificate):")
+    for name, (pages, mbs) in tls_results.items():
+        print(f"{name:<14} {pages:8.0f} pages/s   {mbs:7.0f} MB/s files")
+    o, n = tls_results["mirror serve"], tls_results["nginx"]
+    print(f"ratio ours / nginx over TLS: pages {o[0] / n[0]:4.2f}x, files {o[1] / n[1]:4.2f}x")
+    print(f"mirror serve, 200 TLS clients at once: {many[0]:.0f} pages/s, no error (curl --fail)")
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -160,7 +160,6 @@ def serve(published: Path, host: str, port: int, *, workers: int, settings: dict
         # granian's own log (start, workers, errors) to stderr: stdout is the "serving ..." line.
         to_stderr = {name: {"formatter": fmt, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
                      for name, fmt in (("console", "generic"), ("access", "access"))}
-        kw.update(json.loads(os.environ.get("AIRGAP_MIRROR_GRANIAN_EXPERIMENT", "{}")))
         server = Granian("mirror.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI, workers=workers,
                          backlog=4096, log_enabled=True, log_dictconfig={"handlers": to_stderr}, **kw)
 
