@@ -307,7 +307,7 @@ class App:
         tree = self.tree()
         status = self.status(tree)
         base = self.url or (f"{scheme}://{host}" if host else "")
-        page = _front_page(status, base, tree)
+        page = _front_page(status, base, tree, self.published.parent)
         return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE)
 
     def _tree_path(self, raw_path: str, query: str, headers: Mapping[str, str]) -> Response:
@@ -489,7 +489,7 @@ def _epoch(stamp: object) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None) -> str:
+def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None, store_root: Path) -> str:
     e = html.escape
     if status is None:
         body = "<p><strong>Nothing is published yet.</strong> Run <code>mirror publish</code> (or import a bundle).</p>"
@@ -509,14 +509,7 @@ def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None) -> 
     imported = (f"bundle <code>{e(str(last.get('bundle_id')))}</code>, signer <code>{e(str(last.get('signer')))}</code>,"
                 f" sequence {e(str(last.get('sequence')))}, imported {e(str(last.get('imported')))}"
                 if isinstance(last, dict) else "none (this store syncs itself)")
-    suites = []
-    if tree is not None and (tree / "debian" / "dists").is_dir():
-        suites = sorted(p.name for p in (tree / "debian" / "dists").iterdir() if p.is_dir())
-    apt = ""
-    if suites:
-        apt = (f"\n# apt: /etc/apt/sources.list.d/airgap-mirror.sources (key: {base}/debian/airgap-mirror.asc)\n"
-               f"Types: deb\nURIs: {base}/debian\nSuites: {' '.join(suites)}\nComponents: main\n"
-               "Signed-By: /etc/apt/keyrings/airgap-mirror.asc\n")
+    apt = _plugin_setup(base, tree, store_root)
     setup = (f"# pip\npip install --index-url {simple} PACKAGE\nexport PIP_INDEX_URL={simple}\n"
              f"# uv\nexport UV_DEFAULT_INDEX={simple}\n{apt}"
              f"# everything, with TLS and credentials: mirror client-config --url {base or 'URL'}\n")
@@ -525,8 +518,8 @@ def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None) -> 
 published <span id="published">{e(str(status.get('published')))}</span>: {status.get('files', 0)} files,
 {status.get('bytes', 0) / 1e6:.1f} MB.</p>
 <p>Last bundle imported: <span id="last-import">{imported}</span>.</p>
-<p><a href="/simple/">/simple/</a> (PEP 503/691 index){' &middot; <a href="/debian/">/debian/</a> (APT repository)' if suites else ''}
-&middot; <a href="/locks/">/locks/</a> &middot; <a href="/health">/health</a> &middot; <a href="/metrics">/metrics</a></p>
+<p>{' &middot; '.join(f'<a href="/{e(d)}/">/{e(d)}/</a>' for d in _sections(tree))}
+&middot; <a href="/health">/health</a> &middot; <a href="/metrics">/metrics</a></p>
 <h2>Apps and targets</h2>
 <table id="apps"><tr><th>app</th><th>kind</th><th>target</th><th>locks</th></tr>
 {''.join(rows) or '<tr><td colspan="4">no apps</td></tr>'}
@@ -534,6 +527,33 @@ published <span id="published">{e(str(status.get('published')))}</span>: {status
 <h2>Client set-up</h2>
 <pre id="setup">{e(setup)}</pre>"""
     return _page(body)
+
+
+def _sections(tree: Path | None) -> list[str]:
+    """The tree's top-level parts a visitor can browse (simple/, locks/, and each plug-in's)."""
+    if tree is None:
+        return []
+    return sorted(p.name for p in tree.iterdir() if p.is_dir() and p.name != "packages")
+
+
+def _plugin_setup(base: str, tree: Path | None, store_root: Path) -> str:
+    """What each plug-in adds to the client set-up (the APT side: a deb822 entry), as
+    `mirror client-config` prints it."""
+    if tree is None:
+        return ""
+    from mirror.interfaces import client_config_hooks
+    from mirror.store import Store
+
+    store = Store(store_root)
+    out = []
+    for hook in client_config_hooks():
+        try:
+            text = hook(base, store)
+        except Exception:  # noqa: BLE001  (a front page never fails for a plug-in's text)
+            text = None
+        if text:
+            out.append("\n" + text)
+    return "".join(out)
 
 
 def _page(body: str) -> str:

@@ -88,16 +88,31 @@ def test_client_config_prints_a_deb822_entry(apt_mirror):
 
 
 def test_apt_refuses_an_altered_inrelease(apt_mirror, tmp_path):
-    tree = apt_mirror["store"] / "published" / "current" / "debian" / "dists" / "fixture"
-    original = (tree / "InRelease").read_bytes()
+    """A served tree whose InRelease was altered (switched in as a publish would: the server keeps
+    what a tree's pages are once read, trees never changing in place) is refused by apt-get."""
+    import os
+    import shutil
+
+    published = apt_mirror["store"] / "published"
+    link = published / "current"
+    original = os.readlink(link)
+    altered = published / "trees" / "altered"
+    shutil.copytree(published / original, altered, copy_function=os.link)
+    inrelease = altered / "debian" / "dists" / "fixture" / "InRelease"
+    data = inrelease.read_bytes()
+    inrelease.unlink()  # a file of its own, not the hard link shared with the real tree
+    inrelease.write_bytes(data.replace(b"Suite: fixture", b"Suite: fixturf"))
     try:
-        (tree / "InRelease").write_bytes(original.replace(b"Suite: fixture", b"Suite: fixturf"))
+        os.symlink("trees/altered", published / ".altered")
+        os.replace(published / ".altered", link)
         apt = _apt(tmp_path, apt_mirror["served"])
         proc = apt.run("update", check=False)
         assert "BADSIG" in proc.stdout + proc.stderr or "not signed" in proc.stdout + proc.stderr
         assert apt.run("install", "--download-only", "app-tool", check=False).returncode != 0
     finally:
-        (tree / "InRelease").write_bytes(original)
+        os.symlink(original, published / ".restored")
+        os.replace(published / ".restored", link)
+        shutil.rmtree(altered)
 
 
 def test_sync_refuses_an_upstream_with_a_wrong_key(debian_upstream, tmp_path):
@@ -284,5 +299,8 @@ def test_apt_get_over_tls_with_credentials_and_refuses_without(apt_mirror, tmp_p
         apt.run("install", "--download-only", "app-tool", "libbar")
         got = {p.name.split("_")[0] for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
         assert {"app-tool", "libbar", "libfoo"} <= got
+        # The front page gives this very server's deb822 entry, as client-config does.
+        front = httpx.get(srv.base + "/", verify=ssl.create_default_context(cafile=str(ca)), auth=("apt-user", "apt-secret-42"))
+        assert f"URIs: {srv.base}/debian" in front.text and 'href="/debian/"' in front.text
     finally:
         srv.stop()

@@ -188,8 +188,8 @@ def test_front_page_in_a_real_browser(site, tmp_path):
 
 
 def test_load_while_publishing_switches_trees(site, tmp_path):
-    """200 concurrent clients (bounded in count and time) while `publish` switches trees twice: every
-    answer is whole (bytes match their sha256), none fails."""
+    """200 concurrent clients (bounded in count and time) while `publish` switches trees and a bundle
+    import (which republishes) runs: every answer is whole (bytes match their sha256), none fails."""
     import hashlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -214,9 +214,15 @@ def test_load_while_publishing_switches_trees(site, tmp_path):
                     count += 2
             return count
 
+        run_mirror("keygen", "--out", str(tmp_path / "k"))
+        run_mirror("bundle", "create", "--store", str(site["store"]), "--key", str(tmp_path / "k.key"), "-o",
+                   str(tmp_path / "b.bundle"))
+
         def publisher() -> None:
-            for _ in range(2):
-                run_mirror("publish", "--store", str(site["store"]))
+            run_mirror("publish", "--store", str(site["store"]))
+            run_mirror("bundle", "import", str(tmp_path / "b.bundle"), "--store", str(site["store"]), "--trust",
+                       str(tmp_path / "k.pub"), "--any-site")
+            run_mirror("publish", "--store", str(site["store"]))
             done.set()
 
         t = threading.Thread(target=publisher)
