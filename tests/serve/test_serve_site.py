@@ -89,11 +89,17 @@ def test_auth_lets_the_right_users_in_and_never_logs_a_secret(site, tmp_path):
         from mirror.resolve import uv_binary
 
         uv_venv = make_venv(tmp_path / "uv")
-        env = site_env(UV_INDEX_MIRROR_USERNAME="ci", UV_INDEX_MIRROR_PASSWORD="tok-0123456789abcdef0123")
-        uv = subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(uv_venv / "bin" / "python"),
-                             "--index", f"mirror={srv.simple}", "--default-index", srv.simple, "--cache-dir",
-                             str(tmp_path / "uvc"), "-r", str(DATA / "apps" / "shop" / "requirements.txt")],
-                            capture_output=True, text=True, env=env, timeout=300)
+
+        def uv_with(password: str, cache: str) -> subprocess.CompletedProcess:
+            env = site_env(UV_INDEX_MIRROR_USERNAME="ci", UV_INDEX_MIRROR_PASSWORD=password, UV_HTTP_RETRIES="0")
+            return subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(uv_venv / "bin" / "python"),
+                                   "--index", f"mirror={srv.simple}", "--default-index", srv.simple, "--cache-dir",
+                                   str(tmp_path / cache), "-r", str(DATA / "apps" / "shop" / "requirements.txt")],
+                                  capture_output=True, text=True, env=env, timeout=300)
+
+        refused = uv_with("tok-wrong-wrong-wrong-wrong", "uvc0")
+        assert refused.returncode != 0 and "401" in refused.stdout + refused.stderr
+        uv = uv_with("tok-0123456789abcdef0123", "uvc")
         assert uv.returncode == 0, uv.stdout + uv.stderr
         # Without credentials: 401 with both schemes offered; /health needs none.
         r = httpx.get(srv.simple)
