@@ -110,20 +110,24 @@ class Auth:
         return None
 
 
-def _read_htpasswd(path: Path, *, strict: bool) -> dict[str, bytes]:
-    """`user:$2y$...` lines (bcrypt, as `htpasswd -B` writes); other hashes are refused at start-up
-    (plain text, crypt, MD5 and SHA-1 are not safe to keep)."""
-    users: dict[str, bytes] = {}
+def _lines(path: Path, what: str, *, strict: bool) -> list[tuple[int, str]]:
+    """(line number, text) of a credentials file, blank lines and `#` comments left out. Unreadable:
+    a ConfigError at start-up, else nothing (a file mid-rewrite denies until it is whole)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError) as exc:
         if strict:
-            raise ConfigError(f"htpasswd file {path}: {exc}") from exc
-        return users
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+            raise ConfigError(f"{what} {path}: {exc}") from exc
+        return []
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def _read_htpasswd(path: Path, *, strict: bool) -> dict[str, bytes]:
+    """`user:$2y$...` lines (bcrypt, as `htpasswd -B` writes); other hashes are refused at start-up
+    (plain text, crypt, MD5 and SHA-1 are not safe to keep)."""
+    users: dict[str, bytes] = {}
+    for n, line in _lines(path, "htpasswd file", strict=strict):
         user, sep, hashed = line.partition(":")
         if not sep or not hashed.startswith(("$2y$", "$2b$", "$2a$")):
             if strict:
@@ -136,16 +140,7 @@ def _read_htpasswd(path: Path, *, strict: bool) -> dict[str, bytes]:
 def _read_tokens(path: Path, *, strict: bool) -> dict[bytes, str]:
     """One token per line, `NAME:TOKEN` or `TOKEN`; `#` starts a comment. Tokens are kept hashed."""
     tokens: dict[bytes, str] = {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError) as exc:
-        if strict:
-            raise ConfigError(f"tokens file {path}: {exc}") from exc
-        return tokens
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
+    for n, line in _lines(path, "tokens file", strict=strict):
         name, sep, token = line.rpartition(":")
         name = name if sep else f"token-{n}"
         if len(token) < 16:

@@ -22,8 +22,10 @@ def run_mirror(*args: str, check: bool = True, **kw) -> subprocess.CompletedProc
 
 
 class Served:
-    def __init__(self, store: Path) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0"],
+    """`mirror serve` (a subprocess, with any of its flags) on a free port, stopped by the test."""
+
+    def __init__(self, store: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         line = self.proc.stdout.readline()
         if "serving" not in line:
@@ -31,6 +33,10 @@ class Served:
             raise AssertionError(f"mirror serve did not start: {line}{self.proc.communicate(timeout=10)[1][-2000:]}")
         self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
         self.simple = self.base + "/simple/"
+
+    def with_user(self, user: str, password: str) -> str:
+        scheme, rest = self.simple.split("://")
+        return f"{scheme}://{user}:{password}@{rest}"
 
     def stop(self) -> None:
         self.proc.terminate()

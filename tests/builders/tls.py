@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import subprocess
 from pathlib import Path
 
-from tests.builders.cli import MIRROR
+from tests.builders.cli import Served
 from tests.builders.upstreams import clean_env
 
 
@@ -51,26 +50,7 @@ def ca_and_cert(folder: Path) -> tuple[Path, Path, Path]:
     return ca_pem, cert_pem, key_pem
 
 
-class Server:
-    """`mirror serve` as a site runs it (a subprocess), on a free port, stopped by the test."""
-
-    def __init__(self, store: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([*MIRROR, "serve", "--store", str(store), "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
-        line = self.proc.stdout.readline()
-        if "serving" not in line:
-            self.proc.kill()
-            raise AssertionError(f"mirror serve did not start: {line}{self.proc.communicate(timeout=10)[1][-2000:]}")
-        self.base = line.split(" at ")[1].strip().removesuffix("/simple/")
-        self.simple = self.base + "/simple/"
-
-    def with_user(self, user: str, password: str) -> str:
-        scheme, rest = self.simple.split("://")
-        return f"{scheme}://{user}:{password}@{rest}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+Server = Served  # the same subprocess, given --tls-cert, --htpasswd, ...
 
 
 def site_env(**extra: str) -> dict[str, str]:
