@@ -8,6 +8,7 @@ earlier snapshot held it, its previous locks are kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import time
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class SyncResult:
     warnings: list[str] = field(default_factory=list)
     resolutions_run: int = 0  # by uv
     resolutions_reused: int = 0  # from the memo: nothing they read had changed
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (wall), in order
 
     @property
     def changed(self) -> bool:
@@ -110,6 +112,7 @@ class SyncResult:
             "files": {"total": self.files_total, "fetched": self.files_fetched, "present": self.files_present},
             "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors, "warnings": self.warnings,
             "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
                  "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
@@ -775,14 +778,16 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
              on_bytes: Callable[[int], None] = lambda n: None) -> SyncResult:
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
     reporter = reporter or QuietReporter()
+    clock = _Clock()
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
     results, apps = _load_apps(opts)
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
+    clock.lap("apps")
     # The extensions (the APT side) run alongside the Python side: they share nothing until the
     # snapshot, and both spend most of their time waiting on the network or on uv.
     with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
-        ext_futures = [(ext, side.submit(ext.sync, SyncContext(
+        ext_futures = [(ext, side.submit(_timed, ext.sync, SyncContext(
             store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
             reporter=reporter.lane(), concurrency=opts.concurrency))) for ext in sync_extensions()]
         # 2. Each app's indexes and its git / local / URL packages built; resolution for every app × target.
@@ -794,23 +799,52 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
         memo = ResolutionMemo(store.cache, lambda validators: page_digests(
             validators, concurrency=2 * opts.concurrency, credentials=credentials))
+        clock.lap("prepare")
         reporter.phase("resolving", len(jobs))
         resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
+        clock.lap("resolve")
         # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
         got = _fetch_with_build_requirements(jobs, resolved, results, store, opts, reporter, memo, credentials, on_bytes)
         memo.finish()
+        clock.lap("fetch")
         # 4. Locks and files; 5. each extension's part, once it is done.
         part = _python_part(store, opts, apps, all_targets, results, resolved, prepared, got, previous)
+        clock.lap("catalog")
         sections: dict[str, dict[str, Any]] = {}
         warnings: list[str] = []
         for ext, future in ext_futures:
-            outcome = future.result()
+            outcome, took = future.result()
+            clock.note(f"{ext.name} (alongside)", took)
             sections[ext.name] = outcome.section
             _merge_extension(ext.name, outcome, part, results, got, warnings)
+        clock.lap("wait for extensions")
     # 6. The snapshot.
     sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results))
+    clock.lap("snapshot")
     return SyncResult(
         snapshot_id=sid, previous_id=previous_id, apps=list(results.values()), targets=targets,
         files_total=files_total, files_fetched=got.fetched, files_present=got.present, bytes_fetched=got.bytes,
         fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
+        timings=clock.laps,
     )
+
+
+class _Clock:
+    """Wall time per phase of a sync (`--json` carries it; `scripts/bench --profile` prints it)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+    def note(self, name: str, seconds: float) -> None:
+        self.laps[name] = seconds
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    return fn(*args), time.perf_counter() - t0

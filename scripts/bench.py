@@ -64,7 +64,25 @@ def bench_python(app: Path, python: str, platform: str) -> None:
     if pip_ok:
         print(f"ratio pip download / mirror cold sync:  {t_pip / t_cold:5.2f}x  (aim >= 3x)")
     print(f"ratio no-op resync / cold sync:         {100 * t_noop / t_cold:5.1f}%  (aim < 10%)")
+    if PROFILE:
+        for label, proc, total in (("cold", c, t_cold), ("no-op", n, t_noop)):
+            _print_profile(label, proc, total)
     shutil.rmtree(work, ignore_errors=True)
+
+
+PROFILE = False
+
+
+def _print_profile(label: str, proc: subprocess.CompletedProcess[str], total: float) -> None:
+    """Where a sync's seconds went: its phases (from --json) and the rest (start-up, output)."""
+    try:
+        timings = json.loads(proc.stdout).get("timings", {})
+    except ValueError:
+        print(f"  profile of the {label} sync: no JSON")
+        return
+    inside = sum(v for k, v in timings.items() if "alongside" not in k)
+    parts = [f"start-up and output {total - inside:5.2f}"] + [f"{k} {v:5.2f}" for k, v in timings.items()]
+    print(f"  profile, {label} sync ({total:.2f} s): " + ", ".join(parts))
 
 
 def bench_apt(app: Path, distro: str, arch: str) -> None:
@@ -86,8 +104,10 @@ def bench_apt(app: Path, distro: str, arch: str) -> None:
         cmd = mirror + ["sync", str(app), "--store", str(store), "--installers", "", "--distro", distro, "--arch", arch,
                         "--apt-base", base, "--json"]
         t_cold, c = timed(cmd)
-        t_noop, _ = timed(cmd)
-
+        t_noop, n = timed(cmd)
+        if PROFILE and base == "required":
+            _print_profile("APT cold", c, t_cold)
+            _print_profile("APT no-op", n, t_noop)
         summary = json.loads(c.stdout) if c.stdout.strip().startswith("{") else {}
         results[base] = (t_cold, t_noop, summary)
     aptly = shutil.which("aptly")
@@ -390,7 +410,10 @@ def main() -> None:
     ap.add_argument("--bundle-gb", type=float, default=1.1, help="how many GB of wheels the bundle section packs")
     ap.add_argument("--python", default="3.11")
     ap.add_argument("--platform", default="manylinux_2_28_x86_64")
+    ap.add_argument("--profile", action="store_true", help="print where each sync's seconds go, phase by phase")
     args = ap.parse_args()
+    global PROFILE
+    PROFILE = args.profile
     args.wheels = args.wheels or [Path("/opt/pypi/files"), Path("/opt/pypi-more/files")]
     if "apt" in args.sections:
         bench_apt(Path(args.apt_app), "bookworm", "amd64")
