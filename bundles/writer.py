@@ -282,10 +282,10 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         base = _resolve_base(store, since)
         needed = snap.minus(store.snapshot(base) if base is not None else None)
         requires = [base] if base else []
-    from mirror.sbom import build_sbom
+    from mirror.sbom import sbom_blob
 
     created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sbom = store.put_bytes(build_sbom(store, snap, created=created))
+    sbom = sbom_blob(store, snap, created=created)
     needed[sbom] = None
     blobs: list[tuple[str, int]] = []
     for sha in sorted(needed):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from mirror.store import Store
 from mirror.store.snapshots import Snapshot
 
-__all__ = ["components", "build_sbom", "SBOM_MEDIA_TYPE"]
+__all__ = ["components", "build_sbom", "sbom_blob", "SBOM_MEDIA_TYPE"]
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
 _NS = uuid.UUID("6f1c3c8e-5b0e-4d55-9d0b-7a0f5e1b2c3d")  # airgap-mirror's namespace for SBOM serial numbers
@@ -116,3 +116,23 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
         bom.register_dependency(root, [comp])
     text = JsonV1Dot6(bom).output_as_string(indent=None)
     return canonical_json(json.loads(text))
+
+
+def sbom_blob(store: Store, snap: Snapshot, *, created: str | None) -> str:
+    """The SBOM of a snapshot as a blob in the store (its sha256), built once per snapshot: what it
+    says depends on the snapshot and its immutable files only, so a bundle per site of the same
+    snapshot reuses it (`cache/sbom/ID`; a blob gc removed is built again)."""
+    from mirror.store import atomic_write
+
+    record = store.cache / "sbom" / f"{snap.id}"
+    if snap.id:
+        try:
+            sha = record.read_text().strip()
+        except OSError:
+            sha = ""
+        if len(sha) == 64 and store.has_blob(sha):
+            return sha
+    sha = store.put_bytes(build_sbom(store, snap, created=created))
+    if snap.id:
+        atomic_write(record, sha.encode() + b"\n")
+    return sha

@@ -88,3 +88,24 @@ def test_debian_packages_and_licences(tmp_path):
     py = by_purl["pkg:pypi/a-b@1?file_name=a-1-py3-none-any.whl"]
     assert py["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
     assert [c["purl"] for c in components(snap)] == sorted(by_purl)
+
+
+def test_a_snapshot_s_sbom_is_built_once_and_again_after_gc(tmp_path, monkeypatch):
+    """Bundles for several sites of one snapshot reuse its SBOM blob; one gc removed is built again."""
+    import mirror.sbom as sbom_mod
+    from bundles.keys import generate
+    from bundles.writer import create_bundle
+    from tests.builders.bundles import snapshot_of
+
+    store = Store(tmp_path / "s").create()
+    snapshot_of(store, [b"one" * 100, b"two" * 100])
+    key = generate()
+    built = []
+    real = sbom_mod.build_sbom
+    monkeypatch.setattr(sbom_mod, "build_sbom", lambda *a, **k: built.append(1) or real(*a, **k))
+    first = create_bundle(store, key, tmp_path / "a.bundle", site="a")
+    second = create_bundle(store, key, tmp_path / "b.bundle", site="b")
+    assert first.sbom == second.sbom and len(built) == 1
+    store.blob_path(first.sbom).unlink()
+    third = create_bundle(store, key, tmp_path / "c.bundle", site="c")
+    assert third.sbom == first.sbom and len(built) == 2 and store.has_blob(third.sbom)
