@@ -26,6 +26,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,7 +35,7 @@ from typing import Any
 
 from mirror.store.canonical import canonical_json
 from mirror.store import atomic_write
-from mirror.resolve.upstream import Validator
+from mirror.resolve.upstream import Validated, Validator
 from mirror.urls import strip_credentials
 
 __all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
@@ -119,6 +120,7 @@ class ResolutionMemo:
         self.current: dict[str, str | None] = {}  # digests read in this run
         self.reused = 0  # resolutions answered from the memo in this run
         self.resolved = 0  # resolutions uv ran
+        self.fresh = 0  # pages not asked again: the index said they were still fresh
         self._lock = threading.RLock()  # `read` from the sync and from the recording thread
         self._recorder: cf.ThreadPoolExecutor | None = None
         self._recording: list[cf.Future[None]] = []
@@ -138,18 +140,28 @@ class ResolutionMemo:
         return rec if self._now - created <= MAX_AGE else None
 
     def read(self, urls: Iterable[str]) -> None:
-        """Digest every page in `urls` not read yet in this run (one batch, concurrent)."""
+        """Digest every page in `urls` not read yet in this run (one batch, concurrent). A page the
+        index said is still fresh (its Cache-Control max-age, as pip honours it) is not asked again."""
         with self._lock:
             todo = [u for u in dict.fromkeys(urls) if u not in self.current]
             if not todo:
                 return
             validators = self._load_validators()
+            now = time.time()
+            for url in list(todo):
+                v = validators.get(url)
+                if v is not None and v[2] is not None and (getattr(v, "fresh_until", None) or 0) > now:
+                    self.current[url] = v[2]
+                    self.fresh += 1
+                    todo.remove(url)
+            if not todo:
+                return
             got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
             for url in todo:
-                etag, modified, digest = got.get(url, (None, None, None))
-                self.current[url] = digest
-                if digest is not None:
-                    validators[url] = (etag, modified, digest)
+                v = got.get(url, (None, None, None))
+                self.current[url] = v[2]
+                if v[2] is not None:
+                    validators[url] = v
 
     def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]]) -> None:
         """Read the pages of these (key, pylock, error, pages) and `record` each, in a thread of its
@@ -196,13 +208,14 @@ class ResolutionMemo:
         if self._validators is not None:
             with contextlib.suppress(OSError):
                 atomic_write(self._validators_file, canonical_json(
-                    {u: list(v) for u, v in sorted(self._validators.items())}))
+                    {u: [*v, getattr(v, "fresh_until", None)] for u, v in sorted(self._validators.items())}))
 
     def _load_validators(self) -> dict[str, Validator]:
         if self._validators is None:
             try:
                 raw = json.loads(self._validators_file.read_bytes())
-                self._validators = {u: (v[0], v[1], v[2]) for u, v in raw.items()}
+                self._validators = {u: Validated((v[0], v[1], v[2]), v[3] if len(v) > 3 else None)
+                                    for u, v in raw.items()}
             except (OSError, ValueError, KeyError, TypeError, IndexError):
                 self._validators = {}
         return self._validators

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -126,6 +128,37 @@ def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
 Validator = tuple["str | None", "str | None", "str | None"]  # (etag, last-modified, digest)
 
 
+class Validated(tuple):  # type: ignore[type-arg]
+    """A Validator that also says until when the index lets it be used without asking again: its
+    `Cache-Control: max-age` (less `Age`), as time.time() seconds; None: ask every time."""
+
+    fresh_until: float | None
+
+    def __new__(cls, value: Validator, fresh_until: float | None) -> "Validated":
+        obj = super().__new__(cls, value)
+        obj.fresh_until = fresh_until
+        return obj
+
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*(\d+)", re.I)
+
+
+def fresh_until(headers: Any, now: float) -> float | None:
+    """How long a response may be used without revalidation, by its Cache-Control (RFC 9111):
+    max-age less Age; none when it says no-cache or no-store, or gives no max-age."""
+    cc = str(headers.get("cache-control") or "")
+    if not cc or re.search(r"no-cache|no-store", cc, re.I):
+        return None
+    m = _MAX_AGE.search(cc)
+    if not m or int(m.group(1)) <= 0:
+        return None
+    try:
+        age = int(str(headers.get("age") or "0").strip())
+    except ValueError:
+        age = 0
+    return now + int(m.group(1)) - max(0, age)
+
+
 def _settled(modified: str | None, date: str | None) -> str | None:
     """Last-Modified as a validator only when it is older than the response by 2 s or more: it has
     one-second resolution, so a page changed again within that second would answer 304."""
@@ -160,11 +193,12 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
         except (Exception, MirrorError):
             out[url] = (None, None, None)
             return
+        fresh = fresh_until(resp.headers, time.time())
         if resp.status_code == 304 and digest is not None:
-            out[url] = (etag, modified, digest)
+            out[url] = Validated((etag, modified, digest), fresh)
         elif resp.status_code == 200:
-            out[url] = (resp.headers.get("etag"), _settled(resp.headers.get("last-modified"), resp.headers.get("date")),
-                        "sha256:" + hashlib.sha256(resp.content).hexdigest())
+            out[url] = Validated((resp.headers.get("etag"), _settled(resp.headers.get("last-modified"), resp.headers.get("date")),
+                                  "sha256:" + hashlib.sha256(resp.content).hexdigest()), fresh)
         elif resp.status_code in (404, 410):
             out[url] = (None, None, "absent")
         else:

@@ -228,3 +228,46 @@ def test_gc_removes_expired_records(tmp_path: Path):
     assert collect_garbage(store, dry_run=True).removed_records == 1 and len(list(store.cache.rglob("*.json"))) == 2
     assert collect_garbage(store).removed_records == 1
     assert [p.stem for p in (store.cache / "resolutions").rglob("*.json")] == ["b" * 64]
+
+
+def test_pages_the_index_says_are_fresh_are_not_asked_again(tmp_path):
+    """Cache-Control max-age, as PyPI sends it (600 s) and pip honours it: a resync within it asks
+    the index for no page at all; with max-age=0 (the other tests' index) every page is revalidated."""
+    import functools
+    import http.server
+
+    from tests.builders.upstreams import _QuietHandler
+
+    root = tmp_path / "up"
+    make_wheel(root / "files", "alpha", "1.0", requires=["beta>=1.0"])
+    make_wheel(root / "files", "beta", "1.0")
+    write_simple_index(root / "files", root / "simple")
+
+    class Fresh(_QuietHandler):
+        def end_headers(self) -> None:
+            self.send_header("Cache-Control", "max-age=600, public")
+            http.server.SimpleHTTPRequestHandler.end_headers(self)
+
+    server = StaticServer.__new__(StaticServer)
+    server._start(functools.partial(Fresh, directory=str(root)))
+    try:
+        app = _app(tmp_path, "web", "alpha==1.0\n")
+        store = open_store(tmp_path / "store", create=True)
+        first = run_sync(store, _opts([app], server))
+        assert first.ok and first.resolutions_run == 1
+        server.requests.clear()
+        again = run_sync(store, _opts([app], server))
+        assert again.ok and again.resolutions_reused == 1 and again.snapshot_id == first.snapshot_id
+        assert not [r for r in server.requests if "/simple/" in r[1]], server.requests
+        # Once the page is stale (here: the record says so), it is revalidated as before.
+        pages = tmp_path / "store" / "cache" / "pages.json"
+        import json
+
+        doc = json.loads(pages.read_text())
+        pages.write_text(json.dumps({u: [*v[:3], 0] for u, v in doc.items()}))
+        server.requests.clear()
+        third = run_sync(store, _opts([app], server))
+        assert third.ok and third.resolutions_reused == 1
+        assert [r for r in server.requests if "/simple/" in r[1]]
+    finally:
+        server.stop()
