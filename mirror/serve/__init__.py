@@ -15,12 +15,11 @@ from __future__ import annotations
 import ssl
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from .app import App, Response, negotiate
+from .app import App, Response, access_line, negotiate
 from .auth import Auth
 
 __all__ = ["MirrorServer", "make_server", "negotiate", "tls_context"]
@@ -107,17 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
         out = self.server.access_log
         if out is None:
             return
-        line = (f'{self.client_address[0]} - {resp.user if resp.user != "-" else "-"} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}]'
-                f' "{_clean(self.requestline)}" {resp.status} {sent} "{_clean(self.headers.get("Referer", "-"))}"'
-                f' "{_clean(self.headers.get("User-Agent", "-"))}"\n')
+        line = access_line(self.client_address[0], resp.user, self.requestline, resp.status, sent,
+                           self.headers.get("Referer"), self.headers.get("User-Agent"))
         with self.server.log_lock:
             out.write(line)
             out.flush()
-
-
-def _clean(text: str) -> str:
-    """A request field for the log: no quotes, no control characters (a forged line cannot be written)."""
-    return "".join(c if c.isprintable() and c != '"' else "\\x%02x" % ord(c) for c in text[:2000])
 
 
 class MirrorServer(ThreadingHTTPServer):

@@ -33,7 +33,7 @@ from mirror.store.names import UnsafePath, safe_join
 
 from .auth import REALM, Auth
 
-__all__ = ["App", "Response", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
+__all__ = ["App", "Response", "access_line", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
 
 _JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
 _HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html")
@@ -199,8 +199,7 @@ class App:
         self.auth = auth
         self.url = url.rstrip("/") if url else None
         self.metrics = _Metrics(multiprocess)
-        self._etags: dict[tuple[int, int, int, int], str] = {}
-        self._etag_lock = threading.Lock()
+        self._lock = threading.Lock()
         # A published tree never changes once switched in (a publish builds a new one), so what a
         # path resolves to in a tree (file, size, ETag, headers) is looked up once per tree.
         self._trees: dict[str, Path] = {}
@@ -222,7 +221,7 @@ class App:
                 return None
             if not resolved.is_dir():
                 return None
-            with self._etag_lock:
+            with self._lock:
                 if len(self._trees) > 64:
                     self._trees.clear()
                     self._entries.clear()
@@ -230,14 +229,18 @@ class App:
                 self._trees[target] = tree = resolved
         return tree
 
-    def status(self, tree: Path | None) -> dict[str, Any] | None:
+    def served(self) -> tuple[Path | None, dict[str, Any] | None, bool]:
+        """(the tree now, what its snapshot.json says, whether it is intact) for /health, /metrics, /."""
+        tree = self.tree()
         if tree is None:
-            return None
+            return None, None, False
         try:
             doc = json.loads((tree / "snapshot.json").read_text())
         except (OSError, ValueError):
-            return None
-        return doc if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None
+            return tree, None, False
+        if not (isinstance(doc, dict) and isinstance(doc.get("id"), str)):
+            return tree, None, False
+        return tree, doc, (tree / "simple" / "index.html").is_file()
 
     # -- a request -----------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: Mapping[str, str], *, scheme: str = "http",
@@ -279,9 +282,7 @@ class App:
                         route=route)
 
     def _health(self) -> Response:
-        tree = self.tree()
-        status = self.status(tree)
-        intact = status is not None and tree is not None and (tree / "simple" / "index.html").is_file()
+        tree, status, intact = self.served()
         now = time.time()
         doc: dict[str, Any] = {"status": "ok" if intact else "unavailable", "tree": "intact" if intact else
                                ("missing" if tree is None else "broken")}
@@ -297,15 +298,12 @@ class App:
     def _metrics(self) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        tree = self.tree()
-        status = self.status(tree)
-        intact = status is not None and tree is not None and (tree / "simple" / "index.html").is_file()
+        _, status, intact = self.served()
         return self._text(HTTPStatus.OK, self.metrics.scrape(status, intact).decode(), route="metrics",
                           ctype=CONTENT_TYPE_LATEST)
 
     def _front(self, scheme: str, host: str | None) -> Response:
-        tree = self.tree()
-        status = self.status(tree)
+        tree, status, _ = self.served()
         base = self.url or (f"{scheme}://{host}" if host else "")
         page = _front_page(status, base, tree, self.published.parent)
         return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE)
@@ -333,7 +331,7 @@ class App:
             if isinstance(found, Response):
                 return found
             entry = found
-            with self._etag_lock:
+            with self._lock:
                 if len(self._entries) > 100_000:
                     self._entries.clear()
                     self._kept = 0
@@ -374,7 +372,25 @@ class App:
         elif content_type == "text/html":
             content_type = "text/html; charset=utf-8"
         immutable = _immutable(path)
-        etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"' if immutable else self._content_etag(path, st)
+        # A page is read once per tree: kept in memory when small, and its ETag is its content's
+        # hash (the same page in a new tree keeps its ETag: a revalidation after a publish that did
+        # not change it is a 304). Files never change under their names: their stat will do.
+        body = None
+        if immutable:
+            etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+        else:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                chunks = []
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+                    if st.st_size <= _KEEP_BYTES:
+                        chunks.append(chunk)
+            etag = f'"{h.hexdigest()[:32]}"'
+            data = b"".join(chunks)
+            if st.st_size <= _KEEP_BYTES and len(data) == st.st_size and self._kept + st.st_size <= _KEEP_TOTAL:
+                body = data
+                self._kept += st.st_size
         if encoding:
             etag = etag[:-1] + '-gz"'
         common = [("ETag", etag), ("Cache-Control", ("public, " + LONG_CACHE) if immutable else SHORT_CACHE),
@@ -386,33 +402,8 @@ class App:
         head = [("Content-Type", content_type), ("Accept-Ranges", "bytes")]
         if encoding:
             head.append(("Content-Encoding", encoding))
-        body = None
-        if not immutable and st.st_size <= _KEEP_BYTES and self._kept + st.st_size <= _KEEP_TOTAL:
-            with open(path, "rb") as fh:
-                body = fh.read(st.st_size + 1)
-            if len(body) != st.st_size:
-                body = None
-            else:
-                self._kept += st.st_size
         return _Entry(path=path, size=st.st_size, etag=etag, common=tuple(common), head=tuple(head), route=route,
                       ranges=encoding is None, body=body)
-
-    def _content_etag(self, path: Path, st: os.stat_result) -> str:
-        """A strong ETag from the page's content: the same page in a new tree keeps its ETag, so
-        a client's revalidation after a publish that did not change it is a 304."""
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        tag = self._etags.get(key)
-        if tag is None:
-            h = hashlib.sha256()
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    h.update(chunk)
-            tag = f'"{h.hexdigest()[:32]}"'
-            with self._etag_lock:
-                if len(self._etags) > 20000:
-                    self._etags.clear()
-                self._etags[key] = tag
-        return tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +442,17 @@ class _Entry:
         if self.body is not None:
             return Response(HTTPStatus.OK, [*self.head, *self.common], self.body, route=self.route)
         return Response(HTTPStatus.OK, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
+
+
+def access_line(client: str, user: str, request: str, status: int, sent: int, referer: str | None,
+                agent: str | None) -> str:
+    """One access-log line in combined format; request fields cleaned (no quotes, no control
+    characters: a forged line cannot be written), the user a name only, never a credential."""
+    def clean(text: str) -> str:
+        return "".join(c if c.isprintable() and c != '"' else "\\x%02x" % ord(c) for c in text[:2000])
+
+    return (f'{client} - {user} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] "{clean(request)}" {status} {sent}'
+            f' "{clean(referer or "-")}" "{clean(agent or "-")}"\n')
 
 
 def _private(value: str) -> str:

@@ -97,15 +97,12 @@ class RsgiApp:
             self._write_log(scope, headers, resp, sent)
 
     def _write_log(self, scope: Any, headers: _Headers, resp: Any, sent: int) -> None:
-        import time
-
-        from . import _clean
+        from .app import access_line
 
         client = scope.client.rsplit(":", 1)[0] if scope.client else "-"
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")
-        self._log.write(
-            f'{client} - {resp.user} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] "{_clean(f"{scope.method} {target} HTTP/{scope.http_version}")}"'
-            f' {resp.status} {sent} "{_clean(headers.get("referer") or "-")}" "{_clean(headers.get("user-agent") or "-")}"\n')
+        self._log.write(access_line(client, resp.user, f"{scope.method} {target} HTTP/{scope.http_version}", resp.status,
+                                    sent, headers.get("referer"), headers.get("user-agent")))
 
 
 app = RsgiApp()
@@ -125,11 +122,11 @@ def _pkcs8(key: Path, folder: Path) -> Path:
         loaded = serialization.load_pem_private_key(text, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"TLS key {key}: not a PEM private key without a password ({exc})") from exc
+    from mirror.store import atomic_write
+
     out = folder / "key.pem"
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
+    atomic_write(out, loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()), private=True)
     return out
 
 
