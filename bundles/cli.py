@@ -93,10 +93,9 @@ def register(app: typer.Typer) -> None:
         if protect:
             password = os.environ.get(PASSWORD_ENV) or typer.prompt("password", hide_input=True, confirmation_prompt=True)
         key = generate()
-        secret.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(key.to_text(password))
+        from mirror.store import atomic_write
+
+        atomic_write(secret, key.to_text(password).encode(), durable=True, private=True)
         public.write_text(key.public.to_text())
         console.print(f"key {key.public.id_hex}: secret {secret} (keep it outside the gap), public {public}")
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from mirror.errors import InputError
-from mirror.store import Store
+from mirror.store import Store, atomic_write
 from mirror.store.canonical import canonical_json
 from mirror.store.history import list_snapshots
 
@@ -52,12 +51,8 @@ def site_key(store: Store) -> SecretKey:
         return SecretKey.from_text(path.read_text(encoding="utf-8"), None)
     folder.mkdir(mode=0o700, exist_ok=True)
     key = generate()
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key.to_text(None))
-    (folder / "receipt.pub").write_text(key.public.to_text())
-    os.replace(tmp, path)
+    atomic_write(folder / "receipt.pub", key.public.to_text().encode())
+    atomic_write(path, key.to_text(None).encode(), durable=True, private=True)
     return key
 
 

@@ -82,13 +82,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, durable: bool = False) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = False, private: bool = False) -> None:
     """Write a file whole or not at all (temp file in the same folder, then rename); `durable`:
-    fsync the file and its folder too (what a crash must not lose, not a cache)."""
+    fsync the file and its folder too (what a crash must not lose, not a cache); `private`: mode
+    0600 from the moment it exists (a secret key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if durable:
                 fh.flush()

@@ -152,3 +152,18 @@ def test_every_command_names_snapshots_the_same_way(tmp_path, command):
         bad = run_mirror(*args, "--store", str(o.store.root), check=False)
         assert bad.returncode == 2, (name, bad.stderr)
         assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_secret_keys_are_private_from_the_start(tmp_path):
+    """The signing key (`keygen`, also over an old world-readable file with --force) and the inside
+    store's receipt key are 0600: written to a private temp file, then renamed in."""
+    import stat
+
+    old = tmp_path / "k.key"
+    old.write_text("old")
+    old.chmod(0o644)
+    run_mirror("keygen", "--out", str(tmp_path / "k"), "--force")
+    inside = _inside(tmp_path, "in")
+    run_mirror("bundle", "receipt", "-o", str(tmp_path / "r"), "--store", str(inside))
+    for key in (old, inside / "site-key" / "receipt.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
