@@ -143,17 +143,18 @@ class ResolutionMemo:
         """Digest every page in `urls` not read yet in this run (one batch, concurrent). A page the
         index said is still fresh (its Cache-Control max-age, as pip honours it) is not asked again."""
         with self._lock:
-            todo = [u for u in dict.fromkeys(urls) if u not in self.current]
-            if not todo:
-                return
             validators = self._load_validators()
             now = time.time()
-            for url in list(todo):
+            todo = []
+            for url in dict.fromkeys(urls):
+                if url in self.current:
+                    continue
                 v = validators.get(url)
                 if v is not None and v[2] is not None and (getattr(v, "fresh_until", None) or 0) > now:
                     self.current[url] = v[2]
                     self.fresh += 1
-                    todo.remove(url)
+                else:
+                    todo.append(url)
             if not todo:
                 return
             got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
