@@ -23,12 +23,24 @@ from typing import Any
 
 from mirror.store.names import safe_join
 from mirror.publish import current_tree, link_or_copy
+from mirror.publish.layout import Rule, Stage, TreeLayout
 from mirror.store import Store
 from mirror.store.snapshots import Snapshot
 
 from .gpg import SigningKey
 
-__all__ = ["publish_apt", "signing_key", "KEY_NAME"]
+__all__ = ["publish_apt", "signing_key", "KEY_NAME", "LAYOUT"]
+
+# What the paths above are, for caching and for the order of an upload to object storage: the pool
+# and by-hash files first (content-named), then Packages, then the signed Release files that name them.
+LAYOUT = TreeLayout((
+    Rule("debian/pool/**", Stage.FILES, immutable=True),
+    Rule("debian/dists/*/main/binary-*/by-hash/**", Stage.SIDECARS, immutable=True),
+    Rule("debian/dists/*/main/binary-*/Packages*", Stage.INDEXES),
+    Rule("debian/dists/*/Release", Stage.ROOTS),
+    Rule("debian/dists/*/Release.gpg", Stage.ROOTS),
+    Rule("debian/dists/*/InRelease", Stage.ROOTS),
+))
 
 KEY_NAME = "airgap-mirror"
 _FILENAME = re.compile(r"^Filename:.*$", re.M)

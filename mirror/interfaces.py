@@ -9,6 +9,8 @@ The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through
     airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
     airgap_mirror.client_config   ClientConfigHook: `(base_url, store) -> text or None` for `client-config`
     airgap_mirror.sync_options    SyncOptionHook: the flags a sync extension adds to `mirror sync`
+    airgap_mirror.tree_layout     TreeLayout (mirror.publish.layout): what the paths a publisher writes are
+                                  (cache lifetime, upload stage)
 
 A plug-in that cannot be loaded is reported once on stderr (and by `plugin_errors()`), never
 dropped without a word: a missing APT side must not look like an app without an Aptfile.
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from mirror.store import Store
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
-           "BundleLedger", "ClientConfigHook", "SyncOptionHook", "SbomHook", "sbom_hooks", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers",
+           "BundleLedger", "ClientConfigHook", "SyncOptionHook", "SbomHook", "sbom_hooks", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers", "tree_layouts",
            "command_registrars", "bundle_ledger", "client_config_hooks"]
 
 
@@ -181,6 +183,10 @@ def sync_option_hooks() -> tuple[SyncOptionHook, ...]:
 
 def sbom_hooks() -> tuple[SbomHook, ...]:
     return plugins("airgap_mirror.sbom")
+
+
+def tree_layouts() -> tuple[Any, ...]:
+    return plugins("airgap_mirror.tree_layout")
 
 
 def bundle_ledger() -> BundleLedger | None:

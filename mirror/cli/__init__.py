@@ -259,23 +259,80 @@ def publish(
     store: StoreOpt = None,
     config: ConfigOpt = None,
     base_url: Annotated[Optional[str], typer.Option("--base-url", help="The URL clients reach the mirror at (default: [serve] url, else the last one given); published pylock.toml files point there.")] = None,
+    to: Annotated[Optional[list[str]], typer.Option("--to", help="Also upload the tree to object storage, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets]. Endpoint, region and credentials from AWS_* variables or ~/.aws.")] = None,
+    grace: Annotated[Optional[str], typer.Option("--grace", help="How long an object the new tree no longer has stays in the bucket before it is deleted (1d, 12h, 0) [default: [publish] grace, else 1d].")] = None,
+    local_only: Annotated[bool, typer.Option("--local-only", help="Publish the local tree only, not to [publish] targets.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="With --to: list the bucket instead of trusting the last publish's record of it (puts back objects removed behind our back).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the static index tree for the newest snapshot and switch it in atomically.
+    """Build the static index tree for the newest snapshot and switch it in atomically; then upload
+    it to object storage when asked (--to, or [publish] targets in mirror.toml). With --to and the
+    local tree already of the current snapshot, that tree is uploaded as it is.
 
-    Example: `mirror publish --store /srv/mirror-store --base-url https://pypi.internal.example`
+    Example: `mirror publish --store /srv/mirror-store --base-url https://pypi.internal.example`;
+    `AWS_ENDPOINT_URL=https://s3.internal:9000 mirror publish --to s3://pypi-mirror/prod`
     """
+    from mirror.cli.common import push_to_buckets
+    from mirror.publish import current_tree, published_snapshot
     from mirror.publish import publish as do_publish
 
     with cli_errors():
         cfg, root = config_and_store(config, store)
+        targets = list(to or ([] if local_only else cfg.publish_targets))
         st = open_store(root)
         with st.lock("publish", wait=60):
-            tree = do_publish(st, url=base_url or cfg.serve_url)
+            tree = current_tree(st)
+            if not (to and base_url is None and tree is not None and published_snapshot(st) == st.ref("current")):
+                tree = do_publish(st, url=base_url or cfg.serve_url)
+                if not as_json:
+                    console.print(f"published snapshot {st.ref('current')[:16]} at {st.published / 'current'}")
+            buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check)
     if as_json:
-        print(json.dumps({"tree": str(tree), "snapshot": st.ref("current")}))
-    else:
-        console.print(f"published snapshot {st.ref('current')[:16]} at {st.published / 'current'}")
+        print(json.dumps({"tree": str(tree), "snapshot": st.ref("current"), "buckets": buckets}))
+
+
+@app.command()
+def status(
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    to: Annotated[Optional[list[str]], typer.Option("--to", help="Also say what this bucket holds, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets].")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which snapshot is current, which is published, and which each object-storage target holds.
+
+    Example: `mirror status`; `mirror status --to s3://pypi-mirror/prod --json`
+    """
+    from mirror.publish import published_snapshot
+    from mirror.publish.s3 import Target, bucket_state
+
+    with cli_errors():
+        cfg, root = config_and_store(config, store)
+        st = open_store(root)
+        current, published = st.ref("current"), published_snapshot(st)
+        buckets = []
+        for t in to or cfg.publish_targets:
+            target = Target.parse(t)
+            state = bucket_state(target)
+            entry: dict[str, Any] = {"target": str(target), "snapshot": None}
+            if state is not None:
+                objects = state["objects"].values()
+                entry.update(snapshot=state.get("snapshot"), published=state.get("published"), objects=len(objects),
+                             bytes=sum(o[1] for o in objects), retired=len(state.get("retired", {})))
+            entry["up_to_date"] = entry["snapshot"] is not None and entry["snapshot"] == current
+            buckets.append(entry)
+    if as_json:
+        print(json.dumps({"store": str(root), "current": current, "published": published, "buckets": buckets}, indent=2))
+        return
+    console.print(f"current snapshot:   {current[:16] if current else 'none (run `mirror sync`)'}", highlight=False)
+    console.print(f"published locally:  {published[:16] if published else 'nothing'}"
+                  + ("" if not current or published == current else "  (behind: run `mirror publish`)"), highlight=False)
+    for b in buckets:
+        if b["snapshot"] is None:
+            console.print(f"{b['target']}: holds nothing published (run `mirror publish --to {b['target']}`)", highlight=False)
+            continue
+        console.print(f"{b['target']}: snapshot {b['snapshot'][:16]}, published {b['published']}, {b['objects']} objects, "
+                      f"{b['bytes'] / 1e6:.1f} MB, {b['retired']} retired awaiting deletion"
+                      + ("" if b["up_to_date"] else f"  (behind: run `mirror publish --to {b['target']}`)"), highlight=False)
 
 
 @app.command()
@@ -555,14 +612,20 @@ def diff(
 def verify(
     store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
     repair: Annotated[bool, typer.Option("--repair", help="Re-fetch corrupt or missing files from upstream (outside), or say which bundle to re-import (inside).")] = False,
+    to: Annotated[Optional[list[str]], typer.Option("--to", help="Check this object-storage target instead of the store, s3://BUCKET/PREFIX (repeatable): every object there, re-hashed, against its snapshot.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="With --to: compare sizes from one listing, do not download and re-hash.")] = False,
 ) -> None:
     """Re-hash every blob (in parallel) and check catalog, snapshots and the published tree agree.
 
     Example: `mirror verify --store /srv/mirror-store` (exit 0 only if the store is whole);
-    `mirror verify --repair` puts back what it can and verifies again.
+    `mirror verify --repair` puts back what it can and verifies again;
+    `mirror verify --to s3://pypi-mirror/prod` checks what the bucket serves.
     """
     from mirror.store.health import repair_store, verify_store
 
+    if to:
+        _verify_buckets(store, config, to, quick=quick, as_json=as_json)
+        return
     with cli_errors():
         _, root = config_and_store(config, store)
         st = open_store(root)
@@ -601,6 +664,49 @@ def verify(
                       + ("store is whole" if report.ok else "PROBLEMS FOUND (`mirror verify --repair` re-fetches them"
                          " outside and names the bundle to re-import inside)"), highlight=False)
     raise typer.Exit(0 if report.ok else 5)
+
+
+def _verify_buckets(store: Path | None, config: Path | None, targets: list[str], *, quick: bool, as_json: bool) -> None:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from mirror.errors import StoreError
+    from mirror.publish.s3 import Target, verify_bucket
+
+    with cli_errors():
+        _, root = config_and_store(config, store)
+        st = open_store(root)
+
+        def blobs(sid: str) -> dict[str, int | None] | None:
+            try:
+                return st.snapshot(sid).blobs()
+            except (StoreError, FileNotFoundError, ValueError):
+                return None
+
+        reports = []
+        for t in targets:
+            target = Target.parse(t)
+            with Progress(TextColumn(f"checking {target}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                          console=console, transient=True, disable=not interactive(as_json) or quick) as progress:
+                task = progress.add_task("check", total=None)
+                reports.append(verify_bucket(target, blobs, quick=quick, on_bytes=lambda n: progress.advance(task, n)))
+    ok = all(r.ok for r in reports)
+    if as_json:
+        print(json.dumps({"ok": ok, "buckets": [r.to_dict() for r in reports]}, indent=2))
+    else:
+        for r in reports:
+            for rel in r.missing:
+                console.print(f"[red]missing[/] {r.target}/{rel}", highlight=False)
+            for rel in r.mismatched:
+                console.print(f"[red]wrong content[/] {r.target}/{rel} (not the bytes published)", highlight=False)
+            for sha in r.not_carried:
+                console.print(f"[red]not in the bucket[/] blob {sha} of snapshot {str(r.snapshot)[:16]}", highlight=False)
+            for p in r.problems:
+                console.print(f"[yellow]{p}[/]", highlight=False)
+            how = "sizes listed" if quick else f"{r.bytes_checked / 1e6:.1f} MB re-hashed"
+            console.print(f"{r.target}: snapshot {str(r.snapshot)[:16]}, {r.objects} objects, {how}: "
+                          + ("whole" if r.ok else "PROBLEMS FOUND (`mirror publish --to` puts back what is missing)"),
+                          highlight=False)
+    raise typer.Exit(0 if ok else 5)
 
 
 @app.command()

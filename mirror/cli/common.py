@@ -21,7 +21,8 @@ from mirror.cli.config import Config, load_config
 from mirror.errors import MirrorError
 from mirror.urls import redact_text
 
-__all__ = ["console", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive"]
+__all__ = ["console", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive",
+           "push_to_buckets"]
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -55,3 +56,28 @@ def config_and_store(config: Path | None = None, store: Path | None = None) -> t
 def interactive(as_json: bool = False) -> bool:
     """Progress bars only on a terminal, never with --json or in CI."""
     return console.is_terminal and not as_json and not os.environ.get("CI")
+
+
+def push_to_buckets(tree: Path, targets: list[str] | tuple[str, ...], grace: str, *, shown: bool,
+                    concurrency: int = 32, check: bool = False) -> list[dict]:
+    """Upload a published tree to each object-storage target (mirror.publish.s3), with a progress bar
+    on a terminal; one line each on stderr; the reports as dicts."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    from mirror.publish.s3 import Target, parse_grace, publish_tree
+
+    parsed = [Target.parse(t) for t in targets]
+    keep = parse_grace(grace)
+    reports = []
+    for target in parsed:
+        with Progress(TextColumn(f"uploading to {target}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      TimeElapsedColumn(), console=console, transient=True, disable=not shown) as progress:
+            task = progress.add_task("upload", total=None)
+            report = publish_tree(tree, target, grace=keep, concurrency=concurrency, check=check,
+                                  on_total=lambda n: progress.update(task, total=n),
+                                  on_bytes=lambda n: progress.advance(task, n))
+        console.print(f"{target}: snapshot {report.snapshot[:16]} up; {report.uploaded} objects sent "
+                      f"({report.uploaded_bytes / 1e6:.1f} MB), {report.unchanged} unchanged, {report.retired} retired "
+                      f"(deleted after {grace}), {report.deleted} deleted, {report.seconds:.1f} s", highlight=False)
+        reports.append(report.to_dict())
+    return reports

@@ -97,6 +97,12 @@ suites = ["{{distro}}-security"]
 components = ["main"]
 keyrings = ["/usr/share/keyrings/debian-archive-keyring.gpg"]
 
+[publish]
+# Object storage the published tree is also uploaded to, after every publish (and import inside):
+# endpoint, region and credentials come from AWS_* variables or ~/.aws (never from this file).
+# targets = ["s3://pypi-mirror/prod"]
+# grace = "1d"      # how long an object the tree no longer has stays before it is deleted
+
 [serve]
 host = "127.0.0.1"
 port = 8080
@@ -138,6 +144,8 @@ class Config:
     htpasswd: Path | None = None
     tokens: Path | None = None
     access_log: str | None = None
+    publish_targets: tuple[str, ...] = ()
+    publish_grace: str = "1d"
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +196,7 @@ def load_config(path: Path | None) -> Config:
     apps_t = data.get("apps", {})
     py_t = data.get("python", {})
     serve_t = data.get("serve", {})
+    publish_t = data.get("publish", {})
     apps: list[Path] = []
     for pattern in _list(apps_t.get("paths", []), "apps.paths", path):
         matches = sorted(glob.glob(str(base / pattern)))
@@ -219,8 +228,10 @@ def load_config(path: Path | None) -> Config:
             htpasswd=base / serve_t["htpasswd"] if serve_t.get("htpasswd") else None,
             tokens=base / serve_t["tokens"] if serve_t.get("tokens") else None,
             access_log=str(serve_t["access-log"]) if serve_t.get("access-log") else None,
+            publish_targets=_list(publish_t.get("targets", []), "publish.targets", path),
+            publish_grace=str(publish_t.get("grace", "1d")),
             source=Path(path),
-            extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve", "targets")},
+            extra={k: v for k, v in data.items() if k not in ("store", "apps", "python", "serve", "targets", "publish")},
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc

@@ -20,13 +20,14 @@ import json
 import os
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mirror.interfaces import publishers
 from mirror.store.names import UnsafePath, safe_join
-from mirror.publish.simple import IndexFile, render_project_html, render_project_json, render_root_html, render_root_json
+from mirror.publish.simple import IndexFile, render_find_links, render_project_html, render_project_json, render_root_html, render_root_json
 from mirror.store import Store
 from mirror.store.snapshots import Snapshot
 
@@ -122,6 +123,8 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
     write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)
     from packaging.utils import canonicalize_name
 
+    write_text(root / "find-links.html", render_find_links(
+        [replace(f, url=f.url.removeprefix("../../")) for pfiles in by_project.values() for f in pfiles]), gz=True)
     for project, pfiles in by_project.items():
         d = safe_join(simple, canonicalize_name(project))
         write_text(d / "index.html", render_project_html(project, pfiles), gz=True)

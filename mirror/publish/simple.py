@@ -12,7 +12,7 @@ from html import escape
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-__all__ = ["IndexFile", "render_root_html", "render_root_json", "render_project_html", "render_project_json",
+__all__ = ["IndexFile", "render_root_html", "render_root_json", "render_project_html", "render_project_json", "render_find_links",
            "API_VERSION", "JSON_TYPE", "HTML_TYPE"]
 
 API_VERSION = "1.1"
@@ -58,8 +58,7 @@ def render_root_json(projects: list[str]) -> str:
                       sort_keys=True, indent=None, separators=(",", ":"))
 
 
-def render_project_html(project: str, files: list[IndexFile]) -> str:
-    name = canonicalize_name(project)
+def _anchors(files: list[IndexFile]) -> str:
     rows = []
     for f in sorted(files, key=lambda f: f.filename):
         attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
@@ -72,12 +71,25 @@ def render_project_html(project: str, files: list[IndexFile]) -> str:
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
             attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
         rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br/>")
-    body = "\n".join(rows)
+    return "\n".join(rows)
+
+
+def render_project_html(project: str, files: list[IndexFile]) -> str:
+    name = canonicalize_name(project)
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
         f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
         f"    <title>Links for {escape(name)}</title>\n  </head>\n  <body>\n"
-        f"    <h1>Links for {escape(name)}</h1>\n{body}\n  </body>\n</html>\n"
+        f"    <h1>Links for {escape(name)}</h1>\n{_anchors(files)}\n  </body>\n</html>\n"
+    )
+
+
+def render_find_links(files: list[IndexFile]) -> str:
+    """Every file on one page, as pip's and uv's `--find-links` read it: for a host that cannot map
+    /simple/NAME/ to a page (a bare bucket), `--no-index --find-links URL/find-links.html`."""
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n    <title>Every file of this mirror</title>\n  </head>\n  <body>\n"
+        f"{_anchors(files)}\n  </body>\n</html>\n"
     )
 
 

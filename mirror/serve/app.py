@@ -28,6 +28,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from mirror.publish import layout
+from mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
 from mirror.publish.simple import HTML_TYPE, JSON_TYPE
 from mirror.store.names import UnsafePath, safe_join
 
@@ -37,18 +39,9 @@ __all__ = ["App", "Response", "access_line", "negotiate", "SHORT_CACHE", "LONG_C
 
 _JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
 _HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html")
-_CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8", ".json": "application/json", ".whl": "application/octet-stream",
-    ".metadata": "text/plain; charset=utf-8", ".gz": "application/gzip", ".xz": "application/x-xz",
-    ".deb": "application/vnd.debian.binary-package", ".toml": "text/plain; charset=utf-8",
-    ".lock": "text/plain; charset=utf-8", ".asc": "text/plain; charset=utf-8", ".gpg": "application/pgp-keys",
-    ".zip": "application/zip",
-}
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-SHORT_CACHE = "max-age=30, must-revalidate"
 _KEEP_BYTES = 256 << 10  # pages up to this size are kept in memory, per worker ...
 _KEEP_TOTAL = 64 << 20  # ... up to this much in all
-LONG_CACHE = "max-age=31536000, immutable"
 
 
 def negotiate(accept: str | None, fmt: str | None = None) -> str | None:
@@ -371,7 +364,7 @@ class App:
             content_type = _CONTENT_TYPES.get(Path(target.name).suffix, "application/octet-stream")
         elif content_type == "text/html":
             content_type = "text/html; charset=utf-8"
-        immutable = _immutable(path)
+        immutable = layout.immutable(target.relative_to(tree).as_posix())
         # A page is read once per tree: kept in memory when small, and its ETag is its content's
         # hash (the same page in a new tree keeps its ETag: a revalidation after a publish that did
         # not change it is a 304). Files never change under their names: their stat will do.
@@ -458,12 +451,6 @@ def access_line(client: str, user: str, request: str, status: int, sent: int, re
 def _private(value: str) -> str:
     value = value.removeprefix("public, ")
     return value if value == "no-store" else "private, " + value
-
-
-def _immutable(path: Path) -> bool:
-    parts = path.parts
-    return ("packages" in parts or "pool" in parts or "by-hash" in parts or path.name.endswith(".metadata")
-            or path.suffix in (".whl", ".deb"))
 
 
 def _redirect(location: str, route: str) -> Response:

@@ -1,0 +1,504 @@
+"""A published tree on S3-compatible object storage, for a fleet of static servers or a CDN.
+
+    mirror publish --to s3://BUCKET/PREFIX
+
+uploads the tree `mirror publish` built, in stages (mirror.publish.layout): distributions and
+.debs first (content-named, never overwritten), then .metadata and by-hash files, then project
+pages and locks, then the /simple/ root and APT Packages, then the signed Release files, and
+snapshot.json last. A client never reads a page before every file it names is there. Only what
+changed is sent; an object the new tree no longer has is retired, and deleted only once it has been
+retired for the grace period (a client mid-install keeps its files).
+
+    PREFIX/...                          the tree (pages as index.html / index.json: a bucket does not
+                                        negotiate), plus find-links.html for pip/uv on a bare bucket
+    PREFIX/.airgap-mirror/state.json    what the last complete publish left: every object's sha256,
+                                        size and ETag; retired objects and since when
+
+What changed is found from that state alone when the last publish completed (no request per object,
+no listing); a publish marks the state `interrupted` before it changes anything, so after one was cut
+off (or with --check) the prefix is listed in full: pages it may have half-written are sent again,
+content-named files already there are skipped, and strays are retired like any other object.
+
+Transfers: obstore (Rust's object_store: async, no GIL, parallel multipart uploads). Endpoint,
+region and credentials: boto3's own resolution (AWS_* variables, ~/.aws/config and credentials,
+profiles, SSO, instance roles), handed to obstore; nothing of them is written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from mirror.errors import ConfigError, IntegrityError, TransportError
+from mirror.publish.layout import Stage, cache_control, classify, content_type
+
+__all__ = ["Target", "parse_grace", "publish_tree", "bucket_state", "verify_bucket", "PublishReport",
+           "BucketReport", "STATE_KEY"]
+
+STATE_KEY = ".airgap-mirror/state.json"
+_STATE_FORMAT = 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_MULTIPART = 64 << 20  # a file larger than this goes up in parts, in parallel (smaller: one PUT, as rclone does)
+_CHUNK = 16 << 20
+_IN_FLIGHT = 256 << 20
+_LIST_PAGE = 1000  # a single PUT is read into memory first: at most this much at once
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    bucket: str
+    prefix: str = ""  # no leading or trailing slash
+
+    @classmethod
+    def parse(cls, url: str) -> "Target":
+        m = re.fullmatch(r"s3://([^/]+)(?:/(.*))?", url.strip())
+        if not m or not _BUCKET.fullmatch(m[1]):
+            raise ConfigError(f"publish target {url!r}: write it as s3://BUCKET or s3://BUCKET/PREFIX "
+                              "(a bucket name: 3-63 lower-case letters, digits, dots, hyphens)")
+        prefix = (m[2] or "").strip("/")
+        if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
+            raise ConfigError(f"publish target {url!r}: the prefix must be plain path segments (no //, . or ..)")
+        return cls(m[1], prefix)
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+
+def parse_grace(text: str) -> timedelta:
+    """`1d`, `12h`, `30m`, `45s`, `0`: how long a retired object stays before it is deleted."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhms]?)\s*", str(text))
+    if not m:
+        raise ConfigError(f"grace period {text!r}: write it as a number with d, h, m or s (e.g. 1d, 12h)")
+    unit = {"d": 86400, "h": 3600, "m": 60, "s": 1, "": 1}[m[2]]
+    return timedelta(seconds=float(m[1]) * unit)
+
+
+def _store(target: Target, *, need_credentials: bool) -> Any:
+    """An obstore S3Store for the bucket, configured by boto3's resolution of the environment and AWS
+    config; anonymous (unsigned) when there are no credentials and none are needed."""
+    import boto3
+    import botocore.exceptions
+    from obstore.store import S3Store
+
+    try:
+        session = boto3.session.Session()
+        client = session.client("s3")
+        credentials = session.get_credentials()
+    except botocore.exceptions.BotoCoreError as exc:
+        raise ConfigError(f"{target}: the AWS configuration is not usable: {exc}") from exc
+    endpoint = client.meta.endpoint_url
+    config: dict[str, Any] = {"region": session.region_name or "us-east-1"}
+    if not re.fullmatch(r"https://s3[.-]([a-z0-9-]+[.])?amazonaws[.]com(\.cn)?/?", endpoint or ""):
+        config["endpoint"] = endpoint
+        config["virtual_hosted_style_request"] = (client.meta.config.s3 or {}).get("addressing_style") == "virtual"
+    client_options = {"allow_http": str(endpoint).startswith("http://"), "timeout": "300s", "connect_timeout": "10s"}
+    if credentials is None:
+        if need_credentials:
+            raise ConfigError(f"{target}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                              "or AWS_PROFILE with ~/.aws/credentials; AWS_ENDPOINT_URL for a server that is not AWS)")
+        return S3Store(target.bucket, config={**config, "skip_signature": True}, client_options=client_options)
+    from obstore.auth.boto3 import Boto3CredentialProvider
+
+    return S3Store(target.bucket, config=config, client_options=client_options,
+                   credential_provider=Boto3CredentialProvider(session))
+
+
+def _transport(target: Target, exc: Exception) -> TransportError:
+    text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return TransportError(f"{target}: {text}")
+
+
+# -- the tree on disk -------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Local:
+    rel: str
+    path: str
+    size: int
+    stage: Stage
+    immutable: bool
+    sha256: str | None = None
+
+
+def _skipped(rel: str) -> bool:
+    # Precompressed pages serve `Accept-Encoding: gzip` from a file server; a bucket cannot choose them.
+    return rel.endswith((".html.gz", ".json.gz")) and (rel.startswith("simple/") or "/" not in rel)
+
+
+def _walk(tree: Path) -> dict[str, _Local]:
+    out: dict[str, _Local] = {}
+    stack = [(str(tree), "")]
+    while stack:
+        folder, rel_dir = stack.pop()
+        with os.scandir(folder) as it:
+            for entry in it:
+                rel = rel_dir + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                elif entry.is_file() and not _skipped(rel):
+                    stage, immutable = classify(rel)
+                    out[rel] = _Local(rel, entry.path, entry.stat().st_size, stage, immutable)
+    return out
+
+
+def _sha256(entry: _Local) -> str:
+    """The content's sha256: from its name where the tree is content-addressed by it (a file under
+    a directory named by its hash, a by-hash file), else read."""
+    if entry.sha256 is None:
+        parent, _, name = entry.path.rpartition("/")
+        parent = parent.rpartition("/")[2]
+        if entry.immutable and _HEX64.fullmatch(parent) and not name.endswith(".metadata"):
+            entry.sha256 = parent
+        elif entry.immutable and parent == "SHA256" and _HEX64.fullmatch(name):
+            entry.sha256 = name
+        else:
+            with open(entry.path, "rb") as fh:
+                entry.sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+    return entry.sha256
+
+
+def _hash_all(entries: list[_Local]) -> None:
+    for e in entries:
+        _sha256(e)
+
+
+# -- the state in the bucket ------------------------------------------------------------------------
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+async def _read_state(store: Any, target: Target) -> dict[str, Any] | None:
+    import obstore
+    from obstore.exceptions import NotFoundError
+
+    try:
+        got = await obstore.get_async(store, target.key(STATE_KEY))
+        data = bytes(await got.bytes_async())
+    except (NotFoundError, FileNotFoundError):
+        return None
+    try:
+        state = json.loads(data)
+        if state.get("format") != _STATE_FORMAT or not isinstance(state.get("objects"), dict):
+            raise ValueError("unknown format")
+        return state
+    except (ValueError, AttributeError) as exc:
+        raise IntegrityError(f"{target}: {STATE_KEY} is not a state this version writes ({exc}); "
+                             "another tool owns this prefix, or remove it to publish anew") from exc
+
+
+async def _listing(store: Any, target: Target, hints: Iterable[str] = ()) -> dict[str, tuple[int, str | None]]:
+    """Every object under the prefix: tree-relative key → (size, ETag). A listing is pages of 1,000 keys
+    read one after another; with `hints` (keys likely there: the last state's, the tree's) the key
+    space is cut into ranges of about that many, listed at once."""
+    import obstore
+
+    prefix = target.key("") if target.prefix else ""
+    bounds = sorted(prefix + h for h in set(hints))[_LIST_PAGE::_LIST_PAGE]
+    out: dict[str, tuple[int, str | None]] = {}
+
+    async def one(start: str | None, stop: str | None) -> None:
+        stream = obstore.list(store, prefix=prefix or None, offset=start, chunk_size=1000)
+        async for batch in stream:
+            for meta in batch:
+                key = meta["path"]
+                if stop is not None and key > stop:
+                    return
+                out[key[len(prefix):]] = (meta["size"], meta.get("e_tag"))
+
+    edges: list[str | None] = [None, *bounds]
+    await asyncio.gather(*(one(edges[i], edges[i + 1] if i + 1 < len(edges) else None) for i in range(len(edges))))
+    return out
+
+
+async def _write_state(store: Any, target: Target, state: dict[str, Any]) -> None:
+    import obstore
+
+    body = json.dumps(state, separators=(",", ":")).encode()
+    try:
+        await obstore.put_async(store, target.key(STATE_KEY), body,
+                                attributes={"Content-Type": "application/json", "Cache-Control": "no-store"})
+    except Exception as exc:  # noqa: BLE001
+        raise _transport(target, exc) from exc
+
+
+# -- publishing -------------------------------------------------------------------------------------
+
+@dataclass(slots=True, kw_only=True)
+class PublishReport:
+    target: str
+    snapshot: str
+    objects: int = 0
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    deleted: int = 0
+    listed: bool = False  # the prefix was listed (first publish, one cut off, or --check)
+    seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+
+
+def publish_tree(tree: Path, target: Target, *, grace: timedelta = timedelta(days=1), concurrency: int = 32,
+                 check: bool = False, on_bytes: Callable[[int], None] | None = None,
+                 on_total: Callable[[int], None] | None = None, now: datetime | None = None) -> PublishReport:
+    """Upload a published tree to `target`, stage by stage; retire and (after `grace`) delete what
+    the tree no longer has. `check`: list the bucket rather than trust the last complete publish's
+    state (finds objects removed behind our back). `on_total(bytes to send)` once the plan is known,
+    `on_bytes(n)` as files go up."""
+    return asyncio.run(_publish(tree, target, grace=grace, concurrency=concurrency, check=check,
+                                on_bytes=on_bytes, on_total=on_total, now=now or _now()))
+
+
+async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency: int, check: bool,
+                   on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None,
+                   now: datetime) -> PublishReport:
+    import obstore
+
+    started = time.monotonic()
+    try:
+        snapshot = json.loads((tree / "snapshot.json").read_text())["id"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise IntegrityError(f"{tree} is not a published tree (no snapshot.json): run `mirror publish` first") from exc
+    local = _walk(tree)
+    store = _store(target, need_credentials=True)
+    report = PublishReport(target=str(target), snapshot=snapshot, objects=len(local))
+    try:
+        state = await _read_state(store, target)
+        # The state of a publish that completed is what is there; anything else (a first publish, one
+        # cut off, --check) is found out by listing the prefix.
+        report.listed = check or state is None or bool(state.get("interrupted"))
+        if report.listed:
+            remote = await _listing(store, target, [*local, *((state or {}).get("objects") or {})])
+        else:
+            remote = {rel: (rec[1], rec[2]) for rel, rec in state["objects"].items()}
+            remote.update((rel, (-1, None)) for rel in state.get("retired", {}) if rel not in remote)
+    except (IntegrityError, ConfigError):
+        raise
+    except Exception as exc:  # noqa: BLE001 (obstore raises its own classes for every transport fault)
+        raise _transport(target, exc) from exc
+    report.stages["plan"] = round(time.monotonic() - started, 3)
+    known: dict[str, list[Any]] = (state or {}).get("objects", {})
+    remote.pop(STATE_KEY, None)
+
+    loop = asyncio.get_running_loop()
+    todo: list[_Local] = []
+    records: dict[str, list[Any]] = {}
+    hashing: list[_Local] = []
+    for rel, entry in local.items():
+        there = remote.get(rel)
+        if entry.immutable and (there is None or there[0] != entry.size):
+            todo.append(entry)  # content-named and not there yet (a size that differs: a cut-off upload)
+        else:
+            hashing.append(entry)
+    # Known by name for content-named files, read for the rest (pages are small; threads: hashlib frees the GIL).
+    await asyncio.gather(*(loop.run_in_executor(None, _hash_all, hashing[i::4]) for i in range(4)))
+    for entry in hashing:
+        rel = entry.rel
+        there, before = remote[rel] if rel in remote else None, known.get(rel)
+        if entry.immutable:  # there with its size: the same content, under its own name
+            records[rel] = [entry.sha256, entry.size, there[1] if there else None]
+        elif (there is not None and before is not None and before[0] == entry.sha256 and there[0] == entry.size
+              and (before[2] is None or before[2] == there[1])):
+            records[rel] = before
+        else:
+            todo.append(entry)
+    report.unchanged = len(local) - len(todo)
+    if on_total:
+        on_total(sum(e.size for e in todo))
+    if todo or report.listed or set(remote) - set(local):
+        # Marked before anything changes: a publish cut off here is listed in full next time.
+        marked = {**(state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {}, "retired": {}}),
+                  "interrupted": now.isoformat()}
+        await _write_state(store, target, marked)
+
+    sem = asyncio.Semaphore(concurrency)
+    budget = _Budget(_IN_FLIGHT)
+
+    async def put(entry: _Local) -> None:
+        sha = await loop.run_in_executor(None, _sha256, entry) if entry.sha256 is None else entry.sha256
+        attributes = {"Content-Type": content_type(entry.rel), "Cache-Control": cache_control(entry.rel), "sha256": sha}
+        held = min(entry.size, _CHUNK * 8 if entry.size > _MULTIPART else entry.size)
+        async with sem, budget.hold(held):
+            try:
+                result = await obstore.put_async(store, target.key(entry.rel), Path(entry.path), attributes=attributes,
+                                                 use_multipart=entry.size > _MULTIPART, chunk_size=_CHUNK,
+                                                 max_concurrency=8)
+            except Exception as exc:  # noqa: BLE001
+                raise _transport(target, exc) from exc
+        records[entry.rel] = [sha, entry.size, result.get("e_tag")]
+        report.uploaded += 1
+        report.uploaded_bytes += entry.size
+        if on_bytes:
+            on_bytes(entry.size)
+
+    for stage in Stage:
+        batch = sorted((e for e in todo if e.stage == stage), key=lambda e: -e.size)  # the long ones first
+        t0 = time.monotonic()
+        if batch:
+            await asyncio.gather(*(put(e) for e in batch))
+        report.stages[stage.name.lower()] = round(time.monotonic() - t0, 3)
+
+    # Retire what the tree no longer has; delete what has been retired for the grace period.
+    retired: dict[str, str] = {}
+    due: list[str] = []
+    for rel in remote:
+        if rel in local:
+            continue
+        since = (state or {}).get("retired", {}).get(rel) or now.isoformat()
+        if now - datetime.fromisoformat(since) >= grace:
+            due.append(rel)
+        else:
+            retired[rel] = since
+    report.retired = len(retired)
+    new_state = {"format": _STATE_FORMAT, "snapshot": snapshot, "published": now.isoformat(),
+                 "objects": dict(sorted(records.items())), "retired": dict(sorted(retired.items()))}
+    try:
+        await _write_state(store, target, new_state)
+        for i in range(0, len(due), 1000):
+            await obstore.delete_async(store, [target.key(rel) for rel in due[i:i + 1000]])
+            report.deleted += len(due[i:i + 1000])
+    except Exception as exc:  # noqa: BLE001
+        raise _transport(target, exc) from exc
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+class _Budget:
+    """Bytes held in memory by uploads in flight, capped (one larger than the cap runs alone)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.used = cap, 0
+        self.cond = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, n: int) -> AsyncIterator[None]:
+        n = min(n, self.cap)
+        async with self.cond:
+            await self.cond.wait_for(lambda: self.used + n <= self.cap)
+            self.used += n
+        try:
+            yield
+        finally:
+            async with self.cond:
+                self.used -= n
+                self.cond.notify_all()
+
+
+# -- status and verification ------------------------------------------------------------------------
+
+def bucket_state(target: Target) -> dict[str, Any] | None:
+    """The state of the last complete publish to `target` (snapshot, published, objects, retired), or None."""
+
+    async def run() -> dict[str, Any] | None:
+        store = _store(target, need_credentials=False)
+        try:
+            return await _read_state(store, target)
+        except IntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _transport(target, exc) from exc
+
+    return asyncio.run(run())
+
+
+@dataclass(slots=True, kw_only=True)
+class BucketReport:
+    target: str
+    snapshot: str | None = None
+    objects: int = 0
+    bytes_checked: int = 0
+    missing: list[str] = field(default_factory=list)       # in the state, not in the bucket
+    mismatched: list[str] = field(default_factory=list)    # there, but not the bytes the state names
+    not_carried: list[str] = field(default_factory=list)   # blobs of the snapshot no object holds
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.mismatched or self.not_carried or self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self.__slots__}, "ok": self.ok}  # type: ignore[attr-defined]
+
+
+def verify_bucket(target: Target, expected_blobs: Callable[[str], dict[str, int | None] | None], *,
+                  quick: bool = False, concurrency: int = 16,
+                  on_bytes: Callable[[int], None] | None = None) -> BucketReport:
+    """Check the bucket against its state and the state against the snapshot: every object the state
+    lists is there with its size (and, unless `quick`, its bytes hash to the recorded sha256), and
+    every blob of the snapshot (`expected_blobs(snapshot id)`; None if the store lacks it) is held."""
+
+    async def run() -> BucketReport:
+        import obstore
+
+        store = _store(target, need_credentials=False)
+        report = BucketReport(target=str(target))
+        try:
+            state = await _read_state(store, target)
+            remote = await _listing(store, target, (state or {}).get("objects") or {})
+        except IntegrityError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise _transport(target, exc) from exc
+        if state is None:
+            report.problems.append(f"{target} holds no publish (no {STATE_KEY})")
+            return report
+        report.snapshot = state.get("snapshot")
+        objects: dict[str, list[Any]] = state["objects"]
+        report.objects = len(objects)
+        blobs = expected_blobs(report.snapshot or "")
+        if blobs is None:
+            report.problems.append(f"snapshot {str(report.snapshot)[:16]} is not in this store: the bucket cannot be "
+                                   "checked against it (import its bundle first)")
+        else:
+            held = {rec[0] for rec in objects.values()}
+            report.not_carried = sorted(sha for sha in blobs if sha not in held)
+        for rel, (sha, size, _etag) in objects.items():
+            there = remote.get(rel)
+            if there is None:
+                report.missing.append(rel)
+            elif there[0] != size:
+                report.mismatched.append(rel)
+        if quick:
+            return report
+        sem = asyncio.Semaphore(concurrency)
+        skip = set(report.missing) | set(report.mismatched)
+
+        async def check(rel: str, sha: str) -> None:
+            async with sem:
+                h = hashlib.sha256()
+                try:
+                    got = await obstore.get_async(store, target.key(rel))
+                    async for chunk in got.stream(min_chunk_size=1 << 20):
+                        h.update(chunk)
+                        report.bytes_checked += len(chunk)
+                        if on_bytes:
+                            on_bytes(len(chunk))
+                except Exception as exc:  # noqa: BLE001
+                    report.problems.append(f"{rel}: could not be read ({_transport(target, exc)})")
+                    return
+            if h.hexdigest() != sha:
+                report.mismatched.append(rel)
+
+        await asyncio.gather(*(check(rel, rec[0]) for rel, rec in objects.items() if rel not in skip))
+        report.mismatched.sort()
+        return report
+
+    return asyncio.run(run())
