@@ -263,6 +263,7 @@ def publish(
     grace: Annotated[Optional[str], typer.Option("--grace", help="How long an object the new tree no longer has stays in the bucket before it is deleted (1d, 12h, 0) [default: [publish] grace, else 1d].")] = None,
     local_only: Annotated[bool, typer.Option("--local-only", help="Publish the local tree only, not to [publish] targets.")] = False,
     check: Annotated[bool, typer.Option("--check", help="With --to: list the bucket instead of trusting the last publish's record of it (puts back objects removed behind our back).")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="With --to: uploads at once.")] = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the static index tree for the newest snapshot and switch it in atomically; then upload
@@ -286,7 +287,8 @@ def publish(
                 tree = do_publish(st, url=base_url or cfg.serve_url)
                 if not as_json:
                     console.print(f"published snapshot {st.ref('current')[:16]} at {st.published / 'current'}")
-            buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check)
+            buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check,
+                                      concurrency=jobs)
     if as_json:
         print(json.dumps({"tree": str(tree), "snapshot": st.ref("current"), "buckets": buckets}))
 
@@ -677,10 +679,14 @@ def _verify_buckets(store: Path | None, config: Path | None, targets: list[str],
         st = open_store(root)
 
         def blobs(sid: str) -> dict[str, int | None] | None:
+            """The files a client installs (distributions, .debs, .metadata); locks are published rewritten."""
             try:
-                return st.snapshot(sid).blobs()
+                files = st.snapshot(sid).files()
             except (StoreError, FileNotFoundError, ValueError):
                 return None
+            out: dict[str, int | None] = {sha: m.get("size") for sha, m in files.items()}
+            out.update((m["metadata_sha256"], None) for m in files.values() if m.get("metadata_sha256"))
+            return out
 
         reports = []
         for t in targets:

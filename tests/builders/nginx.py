@@ -63,15 +63,21 @@ def nginx_binary() -> tuple[Path, Path] | None:
 class Nginx:
     """scripts/nginx.conf with its listen, root and paths pointed at a test's folders."""
 
-    def __init__(self, published: Path, work: Path, *, tls: tuple[Path, Path] | None = None,
-                 htpasswd: Path | None = None) -> None:
+    def __init__(self, published: Path | None, work: Path, *, tls: tuple[Path, Path] | None = None,
+                 htpasswd: Path | None = None, bucket: tuple[str, str] | None = None) -> None:
+        """`bucket`: (host:port, /BUCKET/PREFIX) of an S3 endpoint to front with scripts/nginx-bucket.conf
+        instead of serving `published` with scripts/nginx.conf."""
         found = nginx_binary()
         if found is None:
             raise RuntimeError("nginx is missing: scripts/_setup.sh unpacks it into .tools/nginx")
         binary, mime = found
         work.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        conf = (ROOT / "scripts" / "nginx.conf").read_text()
+        conf = (ROOT / "scripts" / ("nginx-bucket.conf" if bucket else "nginx.conf")).read_text()
+        if bucket is not None:
+            conf = conf.replace("server 127.0.0.1:8333;", f"server {bucket[0]};")
+            conf = conf.replace("set $prefix /BUCKET/PREFIX;", f"set $prefix {bucket[1]};")
+            conf = conf.replace("proxy_cache_path /var/cache/airgap-mirror", f"proxy_cache_path {work}/cache")
         if tls is not None:  # the config's own TLS lines, switched on
             conf = conf.replace("        listen 8080;\n", "").replace("#tls ", "")
             conf = conf.replace("listen 8443 ssl;", f"listen 127.0.0.1:{port} ssl;")
@@ -79,7 +85,8 @@ class Nginx:
         if htpasswd is not None:
             conf = conf.replace("#auth ", "").replace("/etc/airgap-mirror/htpasswd", str(htpasswd))
         conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-        conf = conf.replace("root /srv/mirror-store/published/current;", f"root {published / 'current'};")
+        if published is not None:
+            conf = conf.replace("root /srv/mirror-store/published/current;", f"root {published / 'current'};")
         conf = conf.replace("include /etc/nginx/mime.types;", f"include {mime};")
         # Started as root, nginx's workers would drop to nobody, who cannot read a test's private folders.
         user = "user root;\n" if os.geteuid() == 0 else ""

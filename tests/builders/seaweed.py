@@ -144,3 +144,61 @@ class SeaweedFS:
     def http_url(self, bucket: str, prefix: str = "") -> str:
         """The anonymous HTTP endpoint of a bucket (path-style), as clients are pointed at it."""
         return f"{self.endpoint}/{bucket}" + (f"/{prefix.strip('/')}" if prefix.strip("/") else "")
+
+
+class SlowLink:
+    """A TCP relay on 127.0.0.1 that holds every chunk a client sends for `delay` seconds before passing
+    it on: a slow link to the object store, so a publish takes long enough to be cut off mid-way."""
+
+    def __init__(self, port: int, delay: float = 0.03) -> None:
+        import socket
+        import threading
+
+        self.target, self.delay = port, delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while self.open:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, server, self.delay), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, 0.0), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst, delay: float) -> None:  # noqa: ANN001
+        try:
+            while chunk := src.recv(1 << 16):
+                if delay:
+                    time.sleep(delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.open = False
+        self.sock.close()
