@@ -266,8 +266,17 @@ def register(app: typer.Typer) -> None:
             with progress, st.lock("bundle import"):
                 result = import_bundle(st, files, keys, allow_older=allow_older, publish=not no_publish,
                                        any_site=any_site, on_bytes=advance)
+            cfg = config_and_store(None, store)[0]
+            buckets = []
+            if result.current and not no_publish and cfg.publish_targets:  # the fleet's bucket follows the import
+                from mirror.cli.common import push_to_buckets
+                from mirror.publish import current_tree
+
+                with st.lock("publish", wait=60):
+                    buckets = push_to_buckets(current_tree(st), cfg.publish_targets, cfg.publish_grace,
+                                              shown=interactive(as_json))
         if as_json:
-            print(json.dumps(result.to_dict(), indent=2))
+            print(json.dumps({**result.to_dict(), **({"buckets": buckets} if buckets else {})}, indent=2))
         else:
             m = result.manifest
             console.print(

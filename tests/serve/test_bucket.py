@@ -350,3 +350,25 @@ def test_bad_targets_and_missing_credentials_are_one_line_errors(site, bucket):
     assert "not-the-secret-key-0000" not in proc.stderr + proc.stdout
     leaked = [p for p in site["store"].rglob("*") if p.is_file() and s3.secret_key.encode() in p.read_bytes()]
     assert leaked == []
+
+
+def test_an_import_inside_updates_the_fleets_bucket(site, bucket, tmp_path):
+    """Inside, `[publish] targets` in mirror.toml: the bucket follows each bundle import."""
+    s3 = bucket["s3"]
+    _mirror(s3, "keygen", "--out", str(tmp_path / "site"))
+    bundle = tmp_path / "full.bundle"
+    _mirror(s3, "bundle", "create", "--store", str(site["store"]), "--key", str(tmp_path / "site.key"), "-o", str(bundle))
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    (inside / "mirror.toml").write_text('[store]\npath = "store"\n[publish]\ntargets = ["s3://mirror/inside"]\ngrace = "2h"\n')
+    proc = subprocess.run([*MIRROR, "bundle", "import", str(bundle), "--trust", str(tmp_path / "site.pub"), "--json"],
+                          capture_output=True, text=True, env=_env(s3), cwd=inside)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    imported = json.loads(proc.stdout)
+    assert imported["buckets"][0]["snapshot"] == site["snapshot"] and imported["buckets"][0]["uploaded"] > 10
+    status = subprocess.run([*MIRROR, "status", "--json"], capture_output=True, text=True, env=_env(s3), cwd=inside)
+    assert json.loads(status.stdout)["buckets"][0]["up_to_date"]
+    venv = make_venv(tmp_path / "venv")
+    pip = _pip(venv, "--no-index", "--find-links", s3.http_url("mirror", "inside") + "/find-links.html",
+               requirements=DATA / "apps" / "shop" / "requirements.txt")
+    assert pip.returncode == 0, pip.stdout + pip.stderr
