@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mirror.cli.common import JsonOpt, StoreOpt, cli_errors, config_and_store, console, interactive
+from mirror.cli.common import JsonOpt, StoreOpt, byte_progress, cli_errors, config_and_store, console, interactive
 
 __all__ = ["register"]
 
@@ -23,12 +23,8 @@ def _store_root(store: Path | None) -> Path:
 
 
 def _progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-untyped-def]
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-
-    progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                        console=console, transient=True, disable=not enabled)
-    task = progress.add_task(label, total=total)
-    return progress, lambda n: progress.advance(task, n)
+    progress, advance, _ = byte_progress(enabled, total, label)
+    return progress, advance
 
 
 def _blob_bytes(files: list[Path], shown: bool) -> int | None:

@@ -396,10 +396,100 @@ def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> No
     shutil.rmtree(work, ignore_errors=True)
 
 
+def _corpus_apps(apps_dir: Path, exclude: str) -> list[Path]:
+    import re
+
+    pattern = re.compile(exclude) if exclude else None
+    return [a for a in sorted(apps_dir.iterdir()) if a.is_dir() and not (pattern and (
+        pattern.search(a.name) or any(pattern.search(f.read_text(errors="replace")) for f in a.glob("*requirements*.txt"))))]
+
+
+def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, toggled: str) -> None:
+    """The corpus tree to a real S3-compatible server (SeaweedFS on 127.0.0.1): `mirror publish --to`
+    vs `rclone sync` (Debian's rclone) of the same tree to the same server, cold, and after one app
+    changed. Both start from the published tree (`mirror publish` builds it; that step is not timed).
+    The corpus store is kept in .cache/bench/corpus-store between runs (the first run syncs it)."""
+    from tests.builders.seaweed import SeaweedFS
+
+    if not shutil.which("rclone"):
+        print("\n== Publish: rclone is missing (apt-get install rclone); skipped")
+        return
+    apps = _corpus_apps(apps_dir, exclude)
+    changed = next((a for a in apps if a.name == toggled), apps[-1])
+    store = ROOT / ".cache" / "bench" / "corpus-store"
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+
+    def sync(app_list: list[Path]) -> str:
+        proc = subprocess.run(mirror + ["sync", *map(str, app_list), "--store", str(store), "--python", python,
+                                        "--platform", platform, "--json"], capture_output=True, text=True, env=clean_env())
+        subprocess.run(mirror + ["publish", "--store", str(store), "--local-only"], check=True, capture_output=True,
+                       env=clean_env())
+        return json.loads(proc.stdout)["snapshot"] if proc.stdout.startswith("{") else "?"
+
+    before = sync([a for a in apps if a != changed])
+    tree = (store / "published" / "current").resolve()
+    files = [p for p in tree.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    work = Path(tempfile.mkdtemp(prefix="bench-publish-"))
+    with SeaweedFS(work / "weed") as s3:
+        s3.bucket("bench")
+        env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
+        env.update(s3.env(), AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        rclone_env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
+        rclone_env.update(RCLONE_CONFIG_W_TYPE="s3", RCLONE_CONFIG_W_PROVIDER="SeaweedFS",
+                          RCLONE_CONFIG_W_ACCESS_KEY_ID=s3.access_key, RCLONE_CONFIG_W_SECRET_ACCESS_KEY=s3.secret_key,
+                          RCLONE_CONFIG_W_ENDPOINT=s3.endpoint)
+        # The same objects for both: the precompressed page siblings are for file servers, not buckets.
+        skip = ["--exclude", "simple/**.gz", "--exclude", "/find-links.html.gz"]
+
+        def ours(prefix: str) -> tuple[float, dict]:
+            t0 = time.perf_counter()
+            proc = subprocess.run(mirror + ["publish", "--store", str(store), "--to", f"s3://bench/{prefix}", "--json"],
+                                  capture_output=True, text=True, env=env)
+            took = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"mirror publish --to failed: {proc.stderr[-2000:]}")
+            return took, json.loads(proc.stdout)["buckets"][0]
+
+        def rclone(prefix: str, *flags: str) -> float:
+            t0 = time.perf_counter()
+            subprocess.run(["rclone", "sync", "-L", str((store / "published" / "current").resolve()), f"w:bench/{prefix}",
+                            *skip, *flags], check=True, capture_output=True, env=rclone_env)
+            return time.perf_counter() - t0
+
+        matched = ["--transfers", "32", "--checkers", "32"]  # our --jobs default
+        t_ours, cold = ours("ours")
+        t_rc = rclone("rclone", *matched)
+        t_rcd = rclone("rclone-defaults")
+        print(f"\n== Publish: the corpus tree ({len(apps)} apps, {len(files)} files, {size / 1e9:.2f} GB) to SeaweedFS on 127.0.0.1")
+        print(f"cold   mirror publish --to:               {t_ours:7.2f} s  ({cold['uploaded']} objects, upload {cold['seconds']:.2f} s)")
+        print(f"cold   rclone sync --transfers/checkers 32: {t_rc:6.2f} s")
+        print(f"cold   rclone sync (its defaults: 4/8):   {t_rcd:7.2f} s")
+        print(f"ratio cold ours / rclone: {t_ours / t_rc:4.2f}x at the same concurrency (aim <= 1.2x), {t_ours / t_rcd:4.2f}x vs its defaults")
+
+        after = sync(apps)
+        t_ours2, upd = ours("ours")
+        t_rc2 = rclone("rclone", *matched)
+        t_rcd2 = rclone("rclone-defaults")
+        print(f"one app changed ({changed.name} added; snapshot {before[:12]} -> {after[:12]}):")
+        print(f"update mirror publish --to:               {t_ours2:7.2f} s  ({upd['uploaded']} objects, "
+              f"{upd['uploaded_bytes'] / 1e6:.1f} MB sent, upload {upd['seconds']:.2f} s: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in upd["stages"].items() if v >= 0.01) + ")")
+        print(f"update rclone sync --transfers/checkers 32: {t_rc2:6.2f} s")
+        print(f"update rclone sync (its defaults):        {t_rcd2:7.2f} s")
+        print(f"ratio update rclone / ours: {t_rc2 / t_ours2:4.1f}x faster at the same concurrency (aim >= 5x), "
+              f"{t_rcd2 / t_ours2:4.1f}x vs its defaults")
+        t_noop, noop = ours("ours")
+        t_rc3 = rclone("rclone", *matched)
+        print(f"no change: mirror publish --to {t_noop:.2f} s ({noop['uploaded']} objects), rclone sync {t_rc3:.2f} s")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle", "serve"],
-                    help="python, apt, bundle, serve; corpus (the whole corpus cold and no-op, and verify: long)")
+                    help="python, apt, bundle, serve; corpus (the whole corpus cold and no-op, and verify: long); "
+                         "publish (the corpus tree to SeaweedFS vs rclone: long, needs rclone)")
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/apps")
     ap.add_argument("--corpus-exclude", default="torch|tensorflow", help="regex of apps to leave out ('' for none)")
     ap.add_argument("--apt-app", default=str(ROOT.parent / "shared/corpus/apps/apt-facture-tess"),
@@ -410,6 +500,7 @@ def main() -> None:
     ap.add_argument("--bundle-gb", type=float, default=1.1, help="how many GB of wheels the bundle section packs")
     ap.add_argument("--python", default="3.11")
     ap.add_argument("--platform", default="manylinux_2_28_x86_64")
+    ap.add_argument("--toggled-app", default="dsa-datashader", help="publish: the app whose addition is the update")
     ap.add_argument("--profile", action="store_true", help="print where each sync's seconds go, phase by phase")
     args = ap.parse_args()
     global PROFILE
@@ -423,6 +514,8 @@ def main() -> None:
         bench_python(args.app, args.python, args.platform)
     if "serve" in args.sections:
         bench_serve(args.app, args.python, args.platform)
+    if "publish" in args.sections:
+        bench_publish(args.corpus, args.corpus_exclude, args.python, args.platform, args.toggled_app)
     if "corpus" in args.sections:
         bench_corpus(args.corpus, args.corpus_exclude, args.python, args.platform)
 

@@ -64,3 +64,26 @@ def test_each_module_imports_first_in_a_fresh_interpreter(module):
     proc = subprocess.run([sys.executable, "-c", f"import {module}; from mirror.interfaces import command_registrars;"
                            " assert len(command_registrars()) == 2"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_tree_layout_puts_what_is_named_before_what_names_it():
+    """The upload order to object storage and the cache lifetimes, with APT's rules from its plug-in."""
+    from mirror.publish.layout import Stage, cache_control, classify, content_type
+
+    sha = "ab" * 32
+    assert classify(f"packages/ab/{sha}/alpha-1.0-py3-none-any.whl") == (Stage.FILES, True)
+    assert classify(f"packages/ab/{sha}/alpha-1.0-py3-none-any.whl.metadata") == (Stage.SIDECARS, True)
+    assert classify("simple/alpha/index.html") == (Stage.PAGES, False)
+    assert classify("locks/shop/cp311/pylock.toml") == (Stage.PAGES, False)
+    assert classify("simple/index.json") == (Stage.INDEXES, False)
+    assert classify("find-links.html") == (Stage.INDEXES, False)
+    assert classify(f"debian/pool/main/ab/{sha}/libfoo_1.0_amd64.deb") == (Stage.FILES, True)
+    assert classify(f"debian/dists/bookworm/main/binary-amd64/by-hash/SHA256/{sha}") == (Stage.SIDECARS, True)
+    assert classify("debian/dists/bookworm/main/binary-amd64/Packages.xz") == (Stage.INDEXES, False)
+    for name in ("InRelease", "Release", "Release.gpg"):
+        assert classify(f"debian/dists/bookworm/{name}") == (Stage.ROOTS, False)
+    assert classify("snapshot.json") == (Stage.STATUS, False)
+    assert classify("debian/airgap-mirror.asc") == (Stage.PAGES, False)
+    assert cache_control(f"debian/pool/main/ab/{sha}/x.deb") == "public, max-age=31536000, immutable"
+    assert cache_control("simple/alpha/index.html") == "max-age=30, must-revalidate"
+    assert content_type("simple/alpha/index.json") == "application/vnd.pypi.simple.v1+json"

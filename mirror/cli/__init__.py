@@ -669,8 +669,7 @@ def verify(
 
 
 def _verify_buckets(store: Path | None, config: Path | None, targets: list[str], *, quick: bool, as_json: bool) -> None:
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
+    from mirror.cli.common import byte_progress
     from mirror.errors import StoreError
     from mirror.publish.s3 import Target, verify_bucket
 
@@ -691,10 +690,9 @@ def _verify_buckets(store: Path | None, config: Path | None, targets: list[str],
         reports = []
         for t in targets:
             target = Target.parse(t)
-            with Progress(TextColumn(f"checking {target}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                          console=console, transient=True, disable=not interactive(as_json) or quick) as progress:
-                task = progress.add_task("check", total=None)
-                reports.append(verify_bucket(target, blobs, quick=quick, on_bytes=lambda n: progress.advance(task, n)))
+            progress, advance, _ = byte_progress(interactive(as_json) and not quick, None, f"checking {target}")
+            with progress:
+                reports.append(verify_bucket(target, blobs, quick=quick, on_bytes=advance))
     ok = all(r.ok for r in reports)
     if as_json:
         print(json.dumps({"ok": ok, "buckets": [r.to_dict() for r in reports]}, indent=2))

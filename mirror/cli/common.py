@@ -22,7 +22,7 @@ from mirror.errors import MirrorError
 from mirror.urls import redact_text
 
 __all__ = ["console", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive",
-           "push_to_buckets"]
+           "push_to_buckets", "byte_progress"]
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -58,24 +58,30 @@ def interactive(as_json: bool = False) -> bool:
     return console.is_terminal and not as_json and not os.environ.get("CI")
 
 
+def byte_progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-untyped-def]
+    """A transient bytes bar (size, rate, time) on stderr: (progress, advance(n), set_total(n))."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                        console=console, transient=True, disable=not enabled)
+    task = progress.add_task(label, total=total)
+    return progress, lambda n: progress.advance(task, n), lambda n: progress.update(task, total=n)
+
+
 def push_to_buckets(tree: Path, targets: list[str] | tuple[str, ...], grace: str, *, shown: bool,
                     concurrency: int = 32, check: bool = False) -> list[dict]:
     """Upload a published tree to each object-storage target (mirror.publish.s3), with a progress bar
     on a terminal; one line each on stderr; the reports as dicts."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
-
     from mirror.publish.s3 import Target, parse_grace, publish_tree
 
     parsed = [Target.parse(t) for t in targets]
     keep = parse_grace(grace)
     reports = []
     for target in parsed:
-        with Progress(TextColumn(f"uploading to {target}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeElapsedColumn(), console=console, transient=True, disable=not shown) as progress:
-            task = progress.add_task("upload", total=None)
+        progress, advance, set_total = byte_progress(shown, None, f"uploading to {target}")
+        with progress:
             report = publish_tree(tree, target, grace=keep, concurrency=concurrency, check=check,
-                                  on_total=lambda n: progress.update(task, total=n),
-                                  on_bytes=lambda n: progress.advance(task, n))
+                                  on_total=set_total, on_bytes=advance)
         console.print(f"{target}: snapshot {report.snapshot[:16]} up; {report.uploaded} objects sent "
                       f"({report.uploaded_bytes / 1e6:.1f} MB), {report.unchanged} unchanged, {report.retired} retired "
                       f"(deleted after {grace}), {report.deleted} deleted, {report.seconds:.1f} s", highlight=False)
