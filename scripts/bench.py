@@ -442,7 +442,13 @@ def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, togg
         # The same objects for both: the precompressed page siblings are for file servers, not buckets.
         skip = ["--exclude", "simple/**.gz", "--exclude", "/find-links.html.gz"]
 
+        def settle() -> None:
+            """Each run starts with no dirty pages of the one before (the disk, not the tool, would be timed)."""
+            os.sync()
+            time.sleep(2)
+
         def ours(prefix: str) -> tuple[float, dict]:
+            settle()
             t0 = time.perf_counter()
             proc = subprocess.run(mirror + ["publish", "--store", str(store), "--to", f"s3://bench/{prefix}", "--json"],
                                   capture_output=True, text=True, env=env)
@@ -452,6 +458,7 @@ def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, togg
             return took, json.loads(proc.stdout)["buckets"][0]
 
         def rclone(prefix: str, *flags: str) -> float:
+            settle()
             t0 = time.perf_counter()
             subprocess.run(["rclone", "sync", "-L", str((store / "published" / "current").resolve()), f"w:bench/{prefix}",
                             *skip, *flags], check=True, capture_output=True, env=rclone_env)
