@@ -69,6 +69,9 @@ class SyncContext:
     options: Mapping[str, Any]
     reporter: Reporter
     concurrency: int = 16
+    # Each app's Python targets (python x platform), also for apps with no requirements.txt: an
+    # extension that mirrors for a platform (conda's subdir) takes the app's platforms from here.
+    app_targets: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)

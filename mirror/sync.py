@@ -606,13 +606,14 @@ def _load_apps(opts: SyncOptions) -> tuple[dict[str, AppResult], list[tuple[AppS
         if app.name in results:
             results[app.name].warnings.append(f"two app folders are named {app.name}; {path} ignored")
             continue
+        conda_side = any(e.name == "conda" for e in sync_extensions())  # the conda plug-in mirrors them
         result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
-                                               conda_not_mirrored=list(app.conda_packages))
-        if app.conda_packages:
+                                               conda_not_mirrored=[] if conda_side else list(app.conda_packages))
+        if app.conda_packages and not conda_side:
             result.warnings.append(
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section): "
                 f"{', '.join(app.conda_packages[:10])}{', ...' if len(app.conda_packages) > 10 else ''}")
-        if not app.has_python and not app.apt_files:
+        if not app.has_python and not app.apt_files and not (conda_side and app.conda_specs):
             result.warnings.append("no Python requirements and no Aptfile found")
         unread = app.unread_requirement_files()
         if unread:
@@ -683,7 +684,8 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
     if failed_here:
         result.ok, result.error = False, "\n".join(failed_here)
         return None
-    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": sorted(app.conda_packages)}
+    conda_side = any(e.name == "conda" for e in sync_extensions())
+    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": [] if conda_side else sorted(app.conda_packages)}
     if dists:
         entry["direct"] = [
             {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
@@ -789,7 +791,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
         ext_futures = [(ext, side.submit(_timed, ext.sync, SyncContext(
             store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
-            reporter=reporter.lane(), concurrency=opts.concurrency))) for ext in sync_extensions()]
+            reporter=reporter.lane(), concurrency=opts.concurrency,
+            app_targets={a.name: tuple(_app_targets(a, opts)) for a, _ in apps}))) for ext in sync_extensions()]
         # 2. Each app's indexes and its git / local / URL packages built; resolution for every app × target.
         prepared = _prepare_apps(apps, results, store, opts, reporter)
         jobs = _app_jobs(apps, prepared, results, opts)

@@ -49,7 +49,7 @@ def test_a_plugin_that_cannot_load_is_reported(monkeypatch, capsys):
 
 def test_the_installed_plugins_load():
     interfaces.plugins.cache_clear()
-    assert [e.name for e in interfaces.sync_extensions()] == ["apt"]
+    assert [e.name for e in interfaces.sync_extensions()] == ["apt", "conda"]
     assert interfaces.bundle_ledger() is not None and interfaces.publishers() and interfaces.client_config_hooks()
     assert len(interfaces.command_registrars()) == 2
     assert [h.extension for h in interfaces.sync_option_hooks()] == ["apt"]

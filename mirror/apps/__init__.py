@@ -37,6 +37,9 @@ class AppSpec:
     options: ReqOptions = field(default_factory=ReqOptions)
     python: str | None = None
     conda_packages: tuple[str, ...] = ()
+    # environment.yml's conda side as written: every spec (python included) and the channels, in order.
+    conda_specs: tuple[str, ...] = ()
+    conda_channels: tuple[str, ...] = ()
     apt_files: tuple[Path, ...] = ()
     sources: tuple[Path, ...] = ()
     procfile: bool = False
@@ -58,8 +61,9 @@ def _read(path: Path, root: Path | None) -> str:
         raise RequirementsError(path, 0, str(exc)) from exc
 
 
-def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]:
-    """Add the pip: section of a conda environment file to `into`; return the conda packages it names."""
+def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Add the pip: section of a conda environment file to `into`; return (the conda packages it names
+    but python and pip, every conda spec as written, the channels in order)."""
     text = _read(path, into.root)
     try:
         root = yaml.compose(text)
@@ -69,9 +73,16 @@ def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]
                                 "fix the YAML syntax") from exc
     if root is None or not isinstance(root, yaml.MappingNode):
         raise RequirementsError(path, 1, "environment file is not a mapping", "it needs a `dependencies:` list")
+    channels: list[str] = []
+    channels_node = next((v for k, v in root.value if k.value == "channels"), None)
+    if channels_node is not None:
+        if not isinstance(channels_node, yaml.SequenceNode) or not all(isinstance(c, yaml.ScalarNode) for c in channels_node.value):
+            raise RequirementsError(path, channels_node.start_mark.line + 1, "`channels` is not a list of names or URLs",
+                                    "write it as a YAML list, e.g. [conda-forge, nodefaults]")
+        channels = [str(c.value).strip() for c in channels_node.value]
     deps_node = next((v for k, v in root.value if k.value == "dependencies"), None)
     if deps_node is None:
-        return ()
+        return (), (), tuple(channels)
     if not isinstance(deps_node, yaml.SequenceNode):
         raise RequirementsError(path, deps_node.start_mark.line + 1, "`dependencies` is not a list", "make it a YAML list")
     conda: list[str] = []
@@ -87,17 +98,18 @@ def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[str, ...]
                     raise RequirementsError(path, v.start_mark.line + 1, "`pip:` is not a list", "make it a YAML list")
                 for entry in v.value:
                     pip_lines.append((entry.start_mark.line + 1, str(entry.value)))
+    specs = tuple(c.strip() for c in conda if c.strip())
     pip_names = {"pip", "python"}
     conda = [c for c in conda if re.split(r"[=<>! ]", c, maxsplit=1)[0].lower() not in pip_names]
     if not pip_lines:
-        return tuple(conda)
+        return tuple(conda), specs, tuple(channels)
     # Keep line numbers: place each entry on its own line of the synthesised text.
     last = max(n for n, _ in pip_lines)
     lines = [""] * last
     for n, entry in pip_lines:
         lines[n - 1] = entry
     parse_requirements_text("\n".join(lines) + "\n", path, into=into)
-    return tuple(conda)
+    return tuple(conda), specs, tuple(channels)
 
 
 def _runtime(path: Path, root: Path | None) -> str:
@@ -122,10 +134,12 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         if os.path.lexists(f):  # a FIFO or a dangling link named requirements.txt is an error, not absent
             parse_requirements_text(_read(f, root), f, into=collector)
     conda: tuple[str, ...] = ()
+    conda_specs: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
     for name in ("environment.yml", "environment.yaml"):
         f = path / name
         if os.path.lexists(f):
-            conda = _environment_yml(f, collector)
+            conda, conda_specs, channels = _environment_yml(f, collector)
             break
     python = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
     parsed = collector.result()
@@ -137,6 +151,8 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         options=parsed.options,
         python=python,
         conda_packages=conda,
+        conda_specs=conda_specs,
+        conda_channels=channels,
         apt_files=tuple(path / n for n in APT_FILES if os.path.lexists(path / n)),
         sources=tuple(dict.fromkeys(parsed.files)),
         procfile=(path / "Procfile").is_file(),

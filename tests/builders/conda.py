@@ -68,7 +68,9 @@ def make_conda(channel: Path, name: str, version: str, *, build_number: int = 0,
 
 def index_channel(channel: Path) -> None:
     """repodata.json (and .zst) for every subdir, by py-rattler's indexer; noarch always present."""
+    import asyncio
+
     from rattler.index import index_fs
 
     (channel / "noarch").mkdir(parents=True, exist_ok=True)
-    index_fs(channel, write_zst=True, write_shards=False, force=True)
+    asyncio.run(index_fs(channel, write_zst=True, write_shards=False, force=True))

@@ -1,0 +1,135 @@
+"""The `conda` sync extension: each app's environment.yml conda specs solved with py-rattler for each
+of its targets (subdir + virtual packages, never the host's), the packages fetched and verified
+into the store like any other blob.
+
+Section `conda` of a snapshot:
+    targets  {tid: {"subdir", "virtual": [[name, version], ...]}}
+    files    {sha256: {"filename", "url", "channel", "subdir", "size", "name", "version", "build",
+                       "record": the channel's repodata record as published upstream}}
+and per app `apps[APP]["conda"][tid] = {"files": [...], "packages": [[name, version, build]], "specs",
+"channels"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
+from mirror.fetch import FetchItem, fetch_all
+from mirror.interfaces import ExtensionOutcome, SyncContext
+from mirror.urls import redact_text, strip_credentials
+
+__all__ = ["CondaSync", "SECTION_FORMAT"]
+
+SECTION_FORMAT = 1
+_RECORD_DROP = ("url", "channel", "fn", "file_name")
+
+
+def _channels(app_channels: tuple[str, ...], alias: str) -> list[str]:
+    names = [c for c in app_channels if c and c != "nodefaults"]
+    if "nodefaults" not in app_channels:
+        names.append("defaults")  # as conda does with no .condarc of its own
+    out: list[str] = []
+    for n in names:
+        for url in channel_url(n, alias):
+            if url not in out:
+                out.append(url)
+    return out
+
+
+class CondaSync:
+    """The `conda` sync extension."""
+
+    name = "conda"
+
+    def sync(self, ctx: SyncContext) -> ExtensionOutcome:
+        out = ExtensionOutcome()
+        wanted = [a for a in ctx.apps if a.conda_specs]
+        if not wanted:
+            return out
+        # Nothing of the host's conda configuration reaches the solve.
+        for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_"))]:
+            os.environ.pop(var, None)
+        opts = ctx.options
+        alias = str(opts.get("channel-alias") or DEFAULT_ALIAS)
+        cuda = opts.get("cuda")
+        import rattler
+
+        gateway = rattler.Gateway(cache_dir=ctx.store.cache / "conda" / "repodata")
+        files: dict[str, dict[str, Any]] = {}
+        section_targets: dict[str, Any] = {}
+        items: dict[str, FetchItem] = {}
+        ctx.reporter.phase("conda solves", sum(len(ctx.app_targets.get(a.name, ())) or 1 for a in wanted))
+        for app in wanted:
+            channels = _channels(app.conda_channels, alias)
+            targets: list[CondaTarget] = []
+            for t in ctx.app_targets.get(app.name, ()):
+                try:
+                    ct = conda_target(t, str(cuda) if cuda else None)
+                except ValueError:
+                    continue
+                if ct not in targets:
+                    targets.append(ct)
+            for target in targets:
+                ctx.reporter.advance()
+                virtual = [rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString("0"))
+                           for n, v in target.virtual]
+                try:
+                    records = asyncio.run(rattler.solve(
+                        sources=channels, specs=list(app.conda_specs), gateway=gateway,
+                        platforms=[target.subdir, "noarch"], virtual_packages=virtual,
+                        channel_priority=rattler.ChannelPriority.Strict))
+                except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
+                    first = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                    out.app_errors[app.name] = (f"{app.name} (environment.yml) for conda {target.id}: {first}"
+                                                f" (channels searched: {', '.join(redact_text(c) for c in channels)})")
+                    break
+                entry_files = []
+                for rec in records:
+                    if rec.sha256 is None:
+                        out.app_errors[app.name] = (f"{app.name}: conda package {rec.file_name} has no sha256 in its "
+                                                    "channel's repodata, so it cannot be verified; not mirrored")
+                        break
+                    sha = rec.sha256.hex()
+                    record = {k: v for k, v in json.loads(rec.to_json()).items() if k not in _RECORD_DROP}
+                    channel = strip_credentials(str(rec.channel or "")).rstrip("/")
+                    files[sha] = {"filename": rec.file_name, "url": strip_credentials(str(rec.url)),
+                                  "channel": channel, "subdir": rec.subdir, "size": rec.size, "name": rec.name.normalized,
+                                  "version": str(rec.version), "build": str(rec.build), "record": record}
+                    items.setdefault(sha, FetchItem(url=str(rec.url), sha256=sha, filename=rec.file_name, size=rec.size))
+                    entry_files.append(sha)
+                if app.name in out.app_errors:
+                    break
+                section_targets[target.id] = {"subdir": target.subdir, "virtual": [list(v) for v in target.virtual]}
+                out.app_entries.setdefault(app.name, {})[target.id] = {
+                    "files": sorted(entry_files), "specs": list(app.conda_specs), "channels": [redact_text(c) for c in channels],
+                    "packages": sorted([files[s]["name"], files[s]["version"], files[s]["build"]] for s in entry_files)}
+
+        total = sum(i.size or 0 for i in items.values())
+        ctx.reporter.phase("downloading conda packages", total or None)
+        report = fetch_all(list(items.values()), ctx.store, concurrency=ctx.concurrency,
+                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
+        out.files_fetched, out.files_present, out.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
+        bad = {item.sha256: str(exc) for item, exc in report.failed}
+        out.errors.extend(bad.values())
+        for name, per_target in list(out.app_entries.items()):
+            missing = [bad[s] for t in per_target.values() for s in t["files"] if s in bad]
+            if missing:
+                out.app_errors[name] = missing[0]
+        for name in out.app_errors:
+            out.app_entries.pop(name, None)
+            old = (ctx.previous.apps.get(name, {}).get("conda") if ctx.previous else None)
+            prev_files = (ctx.previous.sections.get("conda", {}).get("files", {}) if ctx.previous else {})
+            if old and all(s in prev_files for t in old.values() for s in t.get("files", [])):
+                out.kept_previous.add(name)
+                out.app_entries[name] = old
+                files.update((s, prev_files[s]) for t in old.values() for s in t.get("files", []))
+                prev_targets = ctx.previous.sections.get("conda", {}).get("targets", {})  # type: ignore[union-attr]
+                section_targets.update((tid, prev_targets[tid]) for tid in old if tid in prev_targets)
+        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
+        out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
+                       "files": {s: files[s] for s in sorted(used) if s in files}}
+        return out

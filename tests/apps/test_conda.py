@@ -1,0 +1,152 @@
+"""environment.yml's conda side, offline: tiny real conda packages (.tar.bz2 and .conda) in a local
+channel indexed by py-rattler -> sync for two targets of other subdirs than the host's choice ->
+bundle -> import into a fresh store -> publish -> serve -> py-rattler's solver and installer build
+the environment from our channel alone."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.builders.cli import MIRROR, Served, run_mirror
+from tests.builders.conda import index_channel, make_conda
+from tests.builders.upstreams import StaticServer, clean_env
+
+X86, ARM = "manylinux_2_28_x86_64", "manylinux_2_28_aarch64"
+
+
+@pytest.fixture(scope="module")
+def forge(tmp_path_factory):
+    """A channel `fixture-forge`: libz 1.3 needs glibc 2.34 (newer than a 2_28 target has), tool ships
+    as .conda, data is noarch; python and pip as an environment.yml names them."""
+    root = tmp_path_factory.mktemp("conda") / "fixture-forge"
+    for subdir in ("linux-64", "linux-aarch64"):
+        make_conda(root, "libz", "1.2", subdir=subdir)
+        make_conda(root, "libz", "1.3", subdir=subdir, depends=("__glibc >=2.34",))
+        make_conda(root, "tool", "2.0", subdir=subdir, depends=("libz >=1.2",), fmt="conda")
+        make_conda(root, "python", "3.11.7", subdir=subdir, depends=("libz",))
+    make_conda(root, "data", "1.0", depends=("tool",))
+    make_conda(root, "pip", "24.0", depends=("python >=3.8",))
+    make_conda(root, "unrelated", "9.9", subdir="linux-64")
+    index_channel(root)
+    server = StaticServer(root.parent)
+    yield server, server.url + "/fixture-forge"
+    server.stop()
+
+
+def _app(tmp_path: Path, channel: str) -> Path:
+    app = tmp_path / "apps" / "science"
+    app.mkdir(parents=True)
+    (app / "environment.yml").write_text(
+        f"name: science\nchannels:\n  - {channel}\n  - nodefaults\ndependencies:\n"
+        "  - python=3.11\n  - data\n  - tool=2.0\n  - pip\n")
+    return app
+
+
+def _install(channel: str, subdir: str, glibc: str, prefix: Path) -> list[str]:
+    """What a conda-format client builds from `channel` alone for a machine of `subdir` and `glibc`."""
+    import rattler
+
+    async def run() -> list[str]:
+        virtual = [rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString("0"))
+                   for n, v in (("__glibc", glibc), ("__linux", "5.10"), ("__unix", "0"))]
+        records = await rattler.solve(sources=[channel], specs=["python=3.11", "data", "tool=2.0", "pip"],
+                                      gateway=rattler.Gateway(cache_dir=prefix.parent / "gw"),
+                                      platforms=[subdir, "noarch"], virtual_packages=virtual)
+        await rattler.install(records, prefix, cache_dir=prefix.parent / "pkgs", show_progress=False,
+                              platform=rattler.Subdir(subdir))
+        return sorted(f"{r.name.normalized}-{r.version}" for r in records)
+
+    return asyncio.run(run())
+
+
+def test_conda_environment_mirrored_for_targets_and_installed_from_our_channel(forge, upstream, tmp_path, monkeypatch):
+    server, channel = forge
+    app = _app(tmp_path, channel)
+    # The host's conda settings must not reach the solve: a .condarc and CONDA_* naming a dead channel.
+    (tmp_path / "condarc").write_text("channels:\n  - http://127.0.0.1:9/dead\n")
+    env = clean_env(CONDARC=str(tmp_path / "condarc"), CONDA_CHANNELS="http://127.0.0.1:9/dead")
+    out = tmp_path / "outside"
+    proc = subprocess.run([*MIRROR, "sync", str(app), "--store", str(out), "--python", "3.11", "--platform", X86,
+                           "--platform", ARM, "--index-url", upstream.url + "/simple", "--installers", "", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    (result,) = summary["apps"]
+    assert result["ok"] and result["conda_not_mirrored"] == [], result
+    assert not any("not mirrored" in w for w in result["warnings"])
+    snap = json.loads((out / "store-v1" / "snapshots" / f"{summary['snapshot']}.json").read_text())
+    per = snap["apps"]["science"]["conda"]
+    assert set(per) == {"linux-64-glibc2.28", "linux-aarch64-glibc2.28"}
+    names = {tuple(p[:2]) for p in per["linux-64-glibc2.28"]["packages"]}
+    assert names == {("libz", "1.2"), ("tool", "2.0"), ("data", "1.0"), ("python", "3.11.7"), ("pip", "24.0")}
+    conda_files = snap["conda"]["files"]
+    assert {m["subdir"] for m in conda_files.values()} == {"linux-64", "linux-aarch64", "noarch"}
+    assert any(m["filename"].endswith(".conda") for m in conda_files.values())
+    assert not any(m["name"] == "unrelated" or (m["name"], m["version"]) == ("libz", "1.3") for m in conda_files.values())
+
+    # Across the gap: a bundle, imported into a fresh store, published and served.
+    run_mirror("keygen", "--out", str(tmp_path / "k"))
+    run_mirror("bundle", "create", "--store", str(out), "--key", str(tmp_path / "k.key"), "-o", str(tmp_path / "b.bundle"))
+    inside = tmp_path / "inside"
+    run_mirror("bundle", "import", str(tmp_path / "b.bundle"), "--store", str(inside), "--trust", str(tmp_path / "k.pub"))
+    upstream_requests = len(server.requests)  # nothing upstream from here on
+    tree = (inside / "published" / "current").resolve()
+    repodata = json.loads((tree / "conda" / "fixture-forge" / "linux-64" / "repodata.json").read_text())
+    assert set(repodata["packages"]) | set(repodata["packages.conda"]) == {
+        m["filename"] for m in conda_files.values() if m["subdir"] == "linux-64"}
+    assert (tree / "conda" / "fixture-forge" / "noarch" / "repodata.json").is_file()
+    assert (tree / "conda" / "fixture-forge" / "linux-64" / "repodata.json.zst").is_file()
+
+    served = Served(inside)
+    try:
+        ours = served.base + "/conda/fixture-forge"
+        for subdir in ("linux-64", "linux-aarch64"):
+            prefix = tmp_path / f"env-{subdir}"
+            got = _install(ours, subdir, "2.28", prefix)
+            assert got == ["data-1.0", "libz-1.2", "pip-24.0", "python-3.11.7", "tool-2.0"]
+            assert (prefix / "share" / "libz" / "1.2.txt").read_text() == f"libz 1.2 {subdir}\n"
+            assert (prefix / "share" / "data" / "1.0.txt").is_file()
+        # The explicit lock: every package of the target, by URL and sha256 of what is served.
+        with urllib.request.urlopen(served.base + "/locks/science/linux-64-glibc2.28/conda-explicit.txt") as resp:
+            lock = resp.read().decode().splitlines()
+        assert lock[1] == "@EXPLICIT" and len(lock) == 2 + 5
+        for line in lock[2:]:
+            rel, sha = line.rsplit("#", 1)
+            rel = rel.split("/conda/", 1)[1]
+            with urllib.request.urlopen(f"{served.base}/conda/{rel}") as resp:
+                assert hashlib.sha256(resp.read()).hexdigest() == sha
+        assert len(server.requests) == upstream_requests, server.requests[upstream_requests:]
+    finally:
+        served.stop()
+
+
+def test_a_conda_solve_that_fails_is_that_apps_error_with_the_channel(forge, upstream, tmp_path):
+    _, channel = forge
+    app = tmp_path / "apps" / "broken"
+    app.mkdir(parents=True)
+    (app / "environment.yml").write_text(f"channels: [{channel}, nodefaults]\ndependencies:\n  - no-such-package\n")
+    proc = run_mirror("sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86, "--installers", "",
+                      "--index-url", upstream.url + "/simple", "--json", check=False)
+    (result,) = json.loads(proc.stdout)["apps"]
+    assert not result["ok"] and "no-such-package" in result["error"] and "fixture-forge" in result["error"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_client_config_says_how_conda_reaches_the_mirror(forge, upstream, tmp_path):
+    _, channel = forge
+    app = _app(tmp_path, channel)
+    store = tmp_path / "store"
+    run_mirror("sync", str(app), "--store", str(store), "--platform", X86, "--installers", "",
+               "--index-url", upstream.url + "/simple")
+    run_mirror("publish", "--store", str(store))
+    text = run_mirror("client-config", "--url", "https://mirror.internal", "--store", str(store)).stdout
+    assert "channel_alias: https://mirror.internal/conda" in text
+    assert "  - https://mirror.internal/conda/fixture-forge" in text and "default_channels: []" in text
+    assert "conda create --name science --file https://mirror.internal/locks/science/linux-64-glibc2.28/conda-explicit.txt" in text
