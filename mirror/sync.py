@@ -178,6 +178,12 @@ def _unexpected(where: object, exc: BaseException) -> str:
             "with the file's shape (not its content)")
 
 
+def _conda_side(opts: SyncOptions) -> bool:
+    """An environment.yml's conda packages are mirrored (by the conda plug-in, unless --no-conda)."""
+    return (any(e.name == "conda" for e in sync_extensions())
+            and bool(opts.extensions.get("conda", {}).get("enabled", True)))
+
+
 def _app_targets(app: AppSpec, opts: SyncOptions) -> list[PythonTarget]:
     out = [PythonTarget.parse(py, plat) for py, plat in opts.targets]
     if opts.cross_product:
@@ -606,7 +612,7 @@ def _load_apps(opts: SyncOptions) -> tuple[dict[str, AppResult], list[tuple[AppS
         if app.name in results:
             results[app.name].warnings.append(f"two app folders are named {app.name}; {path} ignored")
             continue
-        conda_side = any(e.name == "conda" for e in sync_extensions())  # the conda plug-in mirrors them
+        conda_side = _conda_side(opts)  # the conda plug-in mirrors them
         result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
                                                conda_not_mirrored=[] if conda_side else list(app.conda_packages))
         if app.conda_packages and not conda_side:
@@ -684,8 +690,7 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
     if failed_here:
         result.ok, result.error = False, "\n".join(failed_here)
         return None
-    conda_side = any(e.name == "conda" for e in sync_extensions())
-    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": [] if conda_side else sorted(app.conda_packages)}
+    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": sorted(result.conda_not_mirrored)}
     if dists:
         entry["direct"] = [
             {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",

@@ -52,7 +52,7 @@ def test_the_installed_plugins_load():
     assert [e.name for e in interfaces.sync_extensions()] == ["apt", "conda"]
     assert interfaces.bundle_ledger() is not None and interfaces.publishers() and interfaces.client_config_hooks()
     assert len(interfaces.command_registrars()) == 2
-    assert [h.extension for h in interfaces.sync_option_hooks()] == ["apt"]
+    assert [h.extension for h in interfaces.sync_option_hooks()] == ["apt", "conda"]
 
 
 @pytest.mark.parametrize("module", ["apt.cli", "bundles.cli", "apt.sync", "bundles.state", "mirror.cli"])

@@ -26,6 +26,10 @@ APT_FILES = ("Aptfile", "packages.txt")
 _RUNTIME = re.compile(r"(?:python[-\s]?)?(\d+\.\d+)(?:\.(\d+|x|\*))?")
 
 
+# A conda spec that pins Python's minor version: python=3.10, python==3.10.4, python=3.10.*, python 3.10.*
+_CONDA_PYTHON = re.compile(r"python\s*(?:==?|\s)\s*(\d+\.\d+)(?:\.[\d*]+)*(?:[=\s].*)?")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AppSpec:
     """Everything an app folder declares, with where each piece was written."""
@@ -142,6 +146,8 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
             conda, conda_specs, channels = _environment_yml(f, collector)
             break
     python = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
+    if python is None:  # environment.yml's `python=3.10` picks the Python its pip: list is for
+        python = next((m.group(1) for spec in conda_specs if (m := _CONDA_PYTHON.fullmatch(spec.strip().lower()))), None)
     parsed = collector.result()
     return AppSpec(
         name=path.resolve().name,

@@ -69,3 +69,23 @@ def channel_folder(url: str) -> str:
     """The folder a channel is published under (/conda/NAME/): its last path segment, made safe."""
     last = url.rstrip("/").rsplit("/", 1)[-1] or "channel"
     return re.sub(r"[^A-Za-z0-9._-]", "_", last)
+
+
+def _describe(meta: "dict") -> tuple[str, str, str]:
+    """A conda package as an SBOM component: (name, version, purl `pkg:conda/NAME@VERSION?build=...`),
+    the purl spec's conda type with its build, channel and subdir qualifiers."""
+    from urllib.parse import quote
+
+    name, version = str(meta.get("name", "")), str(meta.get("version", ""))
+    qualifiers = "&".join(f"{k}={quote(str(meta[src]), safe='')}" for k, src in
+                          (("build", "build"), ("channel", "channel"), ("subdir", "subdir")) if meta.get(src))
+    return name, version, f"pkg:conda/{quote(name)}@{quote(version, safe='')}" + (f"?{qualifiers}" if qualifiers else "")
+
+
+def _sbom_hook():  # noqa: ANN202
+    from mirror.interfaces import SbomHook
+
+    return SbomHook(section="conda", describe=_describe)
+
+
+SBOM = _sbom_hook()

@@ -48,7 +48,7 @@ class CondaSync:
     def sync(self, ctx: SyncContext) -> ExtensionOutcome:
         out = ExtensionOutcome()
         wanted = [a for a in ctx.apps if a.conda_specs]
-        if not wanted:
+        if not wanted or not ctx.options.get("enabled", True):
             return out
         # Nothing of the host's conda configuration reaches the solve.
         for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_"))]:

@@ -31,6 +31,7 @@ def forge(tmp_path_factory):
         make_conda(root, "libz", "1.3", subdir=subdir, depends=("__glibc >=2.34",))
         make_conda(root, "tool", "2.0", subdir=subdir, depends=("libz >=1.2",), fmt="conda")
         make_conda(root, "python", "3.11.7", subdir=subdir, depends=("libz",))
+        make_conda(root, "python", "3.10.14", subdir=subdir, depends=("libz",))
     make_conda(root, "data", "1.0", depends=("tool",))
     make_conda(root, "pip", "24.0", depends=("python >=3.8",))
     make_conda(root, "unrelated", "9.9", subdir="linux-64")
@@ -150,3 +151,20 @@ def test_client_config_says_how_conda_reaches_the_mirror(forge, upstream, tmp_pa
     assert "channel_alias: https://mirror.internal/conda" in text
     assert "  - https://mirror.internal/conda/fixture-forge" in text and "default_channels: []" in text
     assert "conda create --name science --file https://mirror.internal/locks/science/linux-64-glibc2.28/conda-explicit.txt" in text
+
+
+def test_the_python_environment_yml_pins_sets_the_pip_lists_target(forge, upstream, tmp_path):
+    _, channel = forge
+    app = tmp_path / "apps" / "legacy"
+    app.mkdir(parents=True)
+    (app / "environment.yml").write_text(
+        f"channels: [{channel}, nodefaults]\ndependencies:\n  - python=3.10\n  - libz\n  - pip:\n    - alpha\n")
+    out = json.loads(run_mirror("sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86,
+                                "--installers", "", "--index-url", upstream.url + "/simple", "--json").stdout)
+    (result,) = out["apps"]
+    assert result["ok"] and "cp310-manylinux_2_28_x86_64" in result["targets"], result
+    snap = json.loads((tmp_path / "s" / "store-v1" / "snapshots" / f"{out['snapshot']}.json").read_text())
+    sbom = json.loads(run_mirror("sbom", "--store", str(tmp_path / "s")).stdout)
+    purls = {c.get("purl", "") for c in sbom["components"]}
+    assert any(p.startswith("pkg:conda/libz@1.2?build=") and "subdir=linux-64" in p for p in purls), purls
+    assert snap["apps"]["legacy"]["conda"]

@@ -24,7 +24,7 @@ def mirror(upstream, tmp_path_factory):
 
     store = tmp_path_factory.mktemp("store")
     apps = DATA / "apps"
-    proc = run_mirror("sync", str(apps / "shop"), str(apps / "reports"), "--store", str(store),
+    proc = run_mirror("sync", str(apps / "shop"), str(apps / "reports"), "--no-conda", "--store", str(store),
                       "--python", "3.11", "--python", "3.9", "--platform", X86, "--platform", ARM,
                       "--index-url", upstream.url + "/simple", "--installers", "pip,setuptools", "--json")
     summary = json.loads(proc.stdout)
@@ -90,7 +90,7 @@ def test_store_is_content_addressed(mirror):
 def test_resync_fetches_nothing_and_keeps_snapshot_id(mirror):
     up = mirror["upstream"]
     apps = mirror["apps"]
-    proc = run_mirror("sync", str(apps / "shop"), str(apps / "reports"), "--store", str(mirror["store"]),
+    proc = run_mirror("sync", str(apps / "shop"), str(apps / "reports"), "--no-conda", "--store", str(mirror["store"]),
                       "--python", "3.11", "--python", "3.9", "--platform", X86, "--platform", ARM,
                       "--index-url", up.url + "/simple", "--installers", "pip,setuptools", "--json")
     again = json.loads(proc.stdout)
