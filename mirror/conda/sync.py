@@ -13,11 +13,16 @@ and per app `apps[APP]["conda"][tid] = {"files": [...], "packages": [[name, vers
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
+from mirror.credentials import Credentials, expand
+from mirror.errors import MirrorError
 from mirror.fetch import FetchItem, fetch_all
 from mirror.interfaces import ExtensionOutcome, SyncContext
 from mirror.urls import redact_text, strip_credentials
@@ -40,6 +45,27 @@ def _channels(app_channels: tuple[str, ...], alias: str) -> list[str]:
     return out
 
 
+class _channel_auth:  # noqa: N801 (a callable for rattler's AddHeadersMiddleware)
+    """(host, path) → the basic-auth header of the channel whose URL carried credentials, if any."""
+
+    def __init__(self, urls: Iterable[str]) -> None:
+        self.table: list[tuple[str, str, dict[str, str]]] = []
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.username is None:
+                continue
+            token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+            entry = ((parts.hostname or "").lower(), parts.path.rstrip("/") + "/", {"Authorization": f"Basic {token}"})
+            if entry not in self.table:
+                self.table.append(entry)
+
+    def __call__(self, host: str, path: str) -> dict[str, str] | None:
+        for h, prefix, headers in self.table:
+            if host.lower() == h and path.startswith(prefix):
+                return headers
+        return None
+
+
 class CondaSync:
     """The `conda` sync extension."""
 
@@ -50,21 +76,37 @@ class CondaSync:
         wanted = [a for a in ctx.apps if a.conda_specs]
         if not wanted or not ctx.options.get("enabled", True):
             return out
-        # Nothing of the host's conda configuration reaches the solve.
-        for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_"))]:
-            os.environ.pop(var, None)
         opts = ctx.options
         alias = str(opts.get("channel-alias") or DEFAULT_ALIAS)
         cuda = opts.get("cuda")
         import rattler
 
-        gateway = rattler.Gateway(cache_dir=ctx.store.cache / "conda" / "repodata")
         files: dict[str, dict[str, Any]] = {}
         section_targets: dict[str, Any] = {}
         items: dict[str, FetchItem] = {}
         ctx.reporter.phase("conda solves", sum(len(ctx.app_targets.get(a.name, ())) or 1 for a in wanted))
+        credentials = Credentials.from_urls([])
+        app_channels: dict[str, list[str]] = {}
         for app in wanted:
-            channels = _channels(app.conda_channels, alias)
+            try:  # ${VAR} in a channel URL: from the environment, for this process only, as for pip indexes
+                app_channels[app.name] = [expand(u, where=f"{app.name} (environment.yml)")
+                                          for u in _channels(app.conda_channels, alias)]
+            except MirrorError as exc:
+                out.app_errors[app.name] = str(exc)
+                continue
+            credentials = credentials.merged(Credentials.from_urls(app_channels[app.name]))
+        # rattler sees a private channel by its URL without credentials (its repodata cache writes the URL
+        # down); the Authorization header is added per request, for that channel's host and path only.
+        auth = _channel_auth(u for us in app_channels.values() for u in us)
+        client = rattler.Client([rattler.networking.middleware.AddHeadersMiddleware(auth)]) if auth.table else None
+        gateway = rattler.Gateway(cache_dir=ctx.store.cache / "conda" / "repodata", client=client)
+        # Nothing of the host's conda configuration reaches the solve (read after the ${VAR}s above).
+        for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_")) or v in ("CONDARC", "MAMBARC")]:
+            os.environ.pop(var, None)
+        for app in wanted:
+            if app.name not in app_channels:
+                continue
+            channels = app_channels[app.name]
             targets: list[CondaTarget] = []
             for t in ctx.app_targets.get(app.name, ()):
                 try:
@@ -79,7 +121,7 @@ class CondaSync:
                            for n, v in target.virtual]
                 try:
                     records = asyncio.run(rattler.solve(
-                        sources=channels, specs=list(app.conda_specs), gateway=gateway,
+                        sources=[strip_credentials(c) for c in channels], specs=list(app.conda_specs), gateway=gateway,
                         platforms=[target.subdir, "noarch"], virtual_packages=virtual,
                         channel_priority=rattler.ChannelPriority.Strict))
                 except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
@@ -99,7 +141,8 @@ class CondaSync:
                     files[sha] = {"filename": rec.file_name, "url": strip_credentials(str(rec.url)),
                                   "channel": channel, "subdir": rec.subdir, "size": rec.size, "name": rec.name.normalized,
                                   "version": str(rec.version), "build": str(rec.build), "record": record}
-                    items.setdefault(sha, FetchItem(url=str(rec.url), sha256=sha, filename=rec.file_name, size=rec.size))
+                    items.setdefault(sha, FetchItem(url=strip_credentials(str(rec.url)), sha256=sha, filename=rec.file_name,
+                                                    size=rec.size))
                     entry_files.append(sha)
                 if app.name in out.app_errors:
                     break
@@ -110,7 +153,7 @@ class CondaSync:
 
         total = sum(i.size or 0 for i in items.values())
         ctx.reporter.phase("downloading conda packages", total or None)
-        report = fetch_all(list(items.values()), ctx.store, concurrency=ctx.concurrency,
+        report = fetch_all(list(items.values()), ctx.store, concurrency=ctx.concurrency, credentials=credentials,
                            on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
         out.files_fetched, out.files_present, out.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
         bad = {item.sha256: str(exc) for item, exc in report.failed}

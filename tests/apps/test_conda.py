@@ -37,7 +37,7 @@ def forge(tmp_path_factory):
     make_conda(root, "unrelated", "9.9", subdir="linux-64")
     index_channel(root)
     server = StaticServer(root.parent)
-    yield server, server.url + "/fixture-forge"
+    yield server, server.url + "/fixture-forge", root
     server.stop()
 
 
@@ -68,7 +68,7 @@ def _install(channel: str, subdir: str, glibc: str, prefix: Path) -> list[str]:
 
 
 def test_conda_environment_mirrored_for_targets_and_installed_from_our_channel(forge, upstream, tmp_path, monkeypatch):
-    server, channel = forge
+    server, channel, _ = forge
     app = _app(tmp_path, channel)
     # The host's conda settings must not reach the solve: a .condarc and CONDA_* naming a dead channel.
     (tmp_path / "condarc").write_text("channels:\n  - http://127.0.0.1:9/dead\n")
@@ -129,7 +129,7 @@ def test_conda_environment_mirrored_for_targets_and_installed_from_our_channel(f
 
 
 def test_a_conda_solve_that_fails_is_that_apps_error_with_the_channel(forge, upstream, tmp_path):
-    _, channel = forge
+    _, channel, _ = forge
     app = tmp_path / "apps" / "broken"
     app.mkdir(parents=True)
     (app / "environment.yml").write_text(f"channels: [{channel}, nodefaults]\ndependencies:\n  - no-such-package\n")
@@ -141,7 +141,7 @@ def test_a_conda_solve_that_fails_is_that_apps_error_with_the_channel(forge, ups
 
 
 def test_client_config_says_how_conda_reaches_the_mirror(forge, upstream, tmp_path):
-    _, channel = forge
+    _, channel, _ = forge
     app = _app(tmp_path, channel)
     store = tmp_path / "store"
     run_mirror("sync", str(app), "--store", str(store), "--platform", X86, "--installers", "",
@@ -154,7 +154,7 @@ def test_client_config_says_how_conda_reaches_the_mirror(forge, upstream, tmp_pa
 
 
 def test_the_python_environment_yml_pins_sets_the_pip_lists_target(forge, upstream, tmp_path):
-    _, channel = forge
+    _, channel, _ = forge
     app = tmp_path / "apps" / "legacy"
     app.mkdir(parents=True)
     (app / "environment.yml").write_text(
@@ -168,3 +168,37 @@ def test_the_python_environment_yml_pins_sets_the_pip_lists_target(forge, upstre
     purls = {c.get("purl", "") for c in sbom["components"]}
     assert any(p.startswith("pkg:conda/libz@1.2?build=") and "subdir=linux-64" in p for p in purls), purls
     assert snap["apps"]["legacy"]["conda"]
+
+
+def test_a_private_channel_with_credentials_from_the_environment(forge, upstream, tmp_path):
+    """`${VAR}` in a channel URL, as for a private pip index: read from the environment, used for the
+    solve and the downloads, and never written to the store or printed."""
+    from tests.builders.upstreams import AuthServer
+
+    _, _, root = forge
+    private = AuthServer(root.parent, "conda-bot", "pw-c0nda/#secret")  # the same packages, behind basic auth
+    try:
+        port = private.url.rsplit(":", 1)[1]
+        app = tmp_path / "apps" / "internal"
+        app.mkdir(parents=True)
+        (app / "environment.yml").write_text(
+            f"channels:\n  - http://${{CONDA_USER}}:${{CONDA_PASS}}@127.0.0.1:{port}/{root.name}\n  - nodefaults\n"
+            "dependencies:\n  - tool=2.0\n")
+        # Named CONDA_*: read for the channel URL, though the host's conda settings are kept from the solve.
+        env = clean_env()
+        env.update({"CONDA_USER": "conda-bot", "CONDA_PASS": "pw-c0nda/#secret"})
+        proc = subprocess.run([*MIRROR, "sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86,
+                               "--installers", "", "--index-url", upstream.url + "/simple", "--json"],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (result,) = json.loads(proc.stdout)["apps"]
+        assert result["ok"], result
+        assert True in private.seen_auth  # the solve and the downloads authenticated
+        leaked = [p for p in (tmp_path / "s").rglob("*") if p.is_file() and b"pw-c0nda" in p.read_bytes()]
+        assert leaked == [] and "pw-c0nda" not in proc.stdout + proc.stderr
+        missing = run_mirror("sync", str(app), "--store", str(tmp_path / "s2"), "--platform", X86, "--installers", "",
+                             "--index-url", upstream.url + "/simple", "--json", check=False)
+        (failed,) = json.loads(missing.stdout)["apps"]
+        assert not failed["ok"] and "CONDA_USER" in failed["error"] and "CONDA_PASS" in failed["error"]
+    finally:
+        private.stop()
