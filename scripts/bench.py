@@ -373,7 +373,8 @@ def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> No
         pattern.search(a.name) or any(pattern.search(f.read_text(errors="replace")) for f in a.glob("*requirements*.txt"))))]
     work = Path(tempfile.mkdtemp(prefix="bench-corpus-"))
     mirror = [str(ROOT / ".venv/bin/mirror")]
-    sync = mirror + ["sync", *map(str, apps), "--store", str(work / "store"), "--python", python,
+    # --no-conda: pip and APT are what this section times (conda channels are unreachable from the build machine).
+    sync = mirror + ["sync", *map(str, apps), "--no-conda", "--store", str(work / "store"), "--python", python,
                      "--platform", platform, "--json"]
     t_cold, c = timed(sync)
     t_noop, n = timed(sync)
@@ -420,7 +421,7 @@ def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, togg
     mirror = [str(ROOT / ".venv/bin/mirror")]
 
     def sync(app_list: list[Path]) -> str:
-        proc = subprocess.run(mirror + ["sync", *map(str, app_list), "--store", str(store), "--python", python,
+        proc = subprocess.run(mirror + ["sync", *map(str, app_list), "--no-conda", "--store", str(store), "--python", python,
                                         "--platform", platform, "--json"], capture_output=True, text=True, env=clean_env())
         subprocess.run(mirror + ["publish", "--store", str(store), "--local-only"], check=True, capture_output=True,
                        env=clean_env())

@@ -80,7 +80,8 @@ def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
     t0 = time.monotonic()
     extra = [a for name in EXTRA_FILES for a in ("--requirements-file", name)]
     py = [] if python == "runtime" else ["--python", python]
-    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--store", str(store), *py,
+    # --no-conda: the corpus is compared on its pip side; conda channels are not reachable from the build machine.
+    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--no-conda", "--store", str(store), *py,
                            "--platform", PLATFORM, *extra, "--json"], capture_output=True, text=True, env=_env())
     log.write_text(proc.stderr)
     summary = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {"apps": [], "error": proc.stderr[-2000:]}
