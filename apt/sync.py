@@ -16,7 +16,7 @@ from typing import Any
 
 from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
 from mirror.interfaces import ExtensionOutcome, SyncContext
-from mirror.fetch import FetchItem, fetch_all, get_bytes
+from mirror.fetch import FetchItem, get_bytes
 from mirror.store import atomic_write
 from mirror.urls import redact, strip_credentials
 
@@ -216,18 +216,7 @@ class AptSync:
                 out.app_entries.setdefault(app.name, {})[target.id] = entry
 
         # Download what is new; a failure fails the apps that need the file.
-        total = sum(i.size or 0 for i in items)
-        ctx.reporter.phase("downloading .debs", total or None)
-        report = fetch_all(items, store, concurrency=ctx.concurrency,
-                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
-        out.files_fetched, out.files_present, out.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
-        bad = {item.sha256: str(exc) for item, exc in report.failed}
-        out.errors.extend(bad.values())
-        for name, per_target in list(out.app_entries.items()):
-            missing = [bad[s] for t in per_target.values() for s in t["files"] if s in bad]
-            if missing:
-                out.app_errors[name] = missing[0]
-                del out.app_entries[name]
+        out.fetch(ctx, items, "downloading .debs")
 
         # Failed apps keep what the previous snapshot had for them.
         for name in out.app_errors:

@@ -19,7 +19,7 @@ dropped without a word: a missing APT side must not look like an app without an 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,6 +88,26 @@ class ExtensionOutcome:
     files_present: int = 0
     bytes_fetched: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+    def fetch(self, ctx: "SyncContext", items: "Iterable[Any]", phase: str, credentials: Any = None) -> None:
+        """Download what is new of `items` (mirror.fetch.FetchItem) into the store, with a progress
+        phase; count it, and fail every app whose entries name a file that could not be fetched."""
+        from mirror.fetch import fetch_all
+
+        items = list(items)
+        total = sum(i.size or 0 for i in items)
+        ctx.reporter.phase(phase, total or None)
+        report = fetch_all(items, ctx.store, concurrency=ctx.concurrency, credentials=credentials,
+                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
+        self.files_fetched, self.files_present, self.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
+        bad = {item.sha256: str(exc) for item, exc in report.failed}
+        self.errors.extend(bad.values())
+        for name, per_target in list(self.app_entries.items()):
+            missing = [bad[s] for t in per_target.values() for s in t["files"] if s in bad]
+            if missing:
+                self.app_errors[name] = missing[0]
+                del self.app_entries[name]
 
 
 class SyncExtension(Protocol):

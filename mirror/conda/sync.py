@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
 from mirror.credentials import Credentials, expand
 from mirror.errors import MirrorError
-from mirror.fetch import FetchItem, fetch_all
+from mirror.fetch import FetchItem
 from mirror.interfaces import ExtensionOutcome, SyncContext
 from mirror.urls import redact_text, strip_credentials
 
@@ -151,17 +151,7 @@ class CondaSync:
                     "files": sorted(entry_files), "specs": list(app.conda_specs), "channels": [redact_text(c) for c in channels],
                     "packages": sorted([files[s]["name"], files[s]["version"], files[s]["build"]] for s in entry_files)}
 
-        total = sum(i.size or 0 for i in items.values())
-        ctx.reporter.phase("downloading conda packages", total or None)
-        report = fetch_all(list(items.values()), ctx.store, concurrency=ctx.concurrency, credentials=credentials,
-                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
-        out.files_fetched, out.files_present, out.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
-        bad = {item.sha256: str(exc) for item, exc in report.failed}
-        out.errors.extend(bad.values())
-        for name, per_target in list(out.app_entries.items()):
-            missing = [bad[s] for t in per_target.values() for s in t["files"] if s in bad]
-            if missing:
-                out.app_errors[name] = missing[0]
+        out.fetch(ctx, items.values(), "downloading conda packages", credentials)
         for name in out.app_errors:
             out.app_entries.pop(name, None)
             old = (ctx.previous.apps.get(name, {}).get("conda") if ctx.previous else None)
