@@ -52,6 +52,11 @@ def test_deterministic_bytes(outside, tmp_path: Path) -> None:
     assert a.bundle_id == b.bundle_id
     c = create_bundle(store, key, tmp_path / "c.bundle", sequence=2)
     assert c.bundle_id != a.bundle_id
+    # Above level 9 zstd's workers compress: how many there are (the machine's cores) changes nothing.
+    one = create_bundle(store, key, tmp_path / "w1.bundle", sequence=1, level=12, threads=1)
+    four = create_bundle(store, key, tmp_path / "w4.bundle", sequence=1, level=12, threads=4)
+    assert (tmp_path / "w1.bundle").read_bytes() == (tmp_path / "w4.bundle").read_bytes()
+    assert one.bundle_id == four.bundle_id == a.bundle_id   # the id names the content, not its compression
 
 
 def test_default_sequence_increases_per_key(outside, tmp_path: Path) -> None:
