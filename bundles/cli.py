@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from bundles import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from mirror.cli.common import JsonOpt, StoreOpt, byte_progress, cli_errors, config_and_store, console, interactive
 
 __all__ = ["register"]
@@ -160,7 +161,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[Optional[str], typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
         sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
         snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file [default: current].")] = None,
-        level: Annotated[int, typer.Option("--level", help="zstd level (1-19).")] = 3,
+        level: Annotated[int, typer.Option("--level", help=f"zstd level, {MIN_LEVEL} (fastest) to {MAX_LEVEL} (smallest); what a bundle carries is mostly compressed already.")] = DEFAULT_LEVEL,
         as_json: JsonOpt = False,
     ) -> None:
         """Pack a snapshot into a signed bundle for a site (full, or a delta with --since / --since-receipt).

@@ -28,6 +28,7 @@ from mirror.errors import InputError, StoreError
 from mirror.store import Store
 from mirror.store.history import resolve_snapshot
 
+from . import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
 from .keys import SecretKey, sign, sign_digest
 from .state import DEFAULT_SITE, BundleState, check_site
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["create_bundle", "CreateResult", "parse_size", "DEFAULT_LEVEL"]
 
-# Wheels and .debs are already compressed: level 3 gains ~1-3% on them at a fraction of the cost of
-# higher levels (see scripts/bench, section bundle); manifests and sdists still shrink well.
-DEFAULT_LEVEL = 3
 _CHUNK = 1 << 20
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?", re.I)
 
@@ -298,6 +296,8 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     A delta is taken on `since`, or, given a receipt from the site, on everything the site holds (its
     current snapshot as the base): exactly the blobs that store lacks."""
     site = check_site(site)
+    if not MIN_LEVEL <= level <= MAX_LEVEL:
+        raise InputError(f"--level {level}: zstd levels run from {MIN_LEVEL} (fastest) to {MAX_LEVEL} (smallest)")
     sid = resolve_snapshot(store, snapshot_id) if snapshot_id else store.ref("current")
     if sid is None:
         raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
