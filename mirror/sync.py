@@ -8,6 +8,9 @@ earlier snapshot held it, its previous locks are kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import importlib
+import threading
 import time
 import sys
 from collections.abc import Callable, Mapping
@@ -31,7 +34,7 @@ from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_fi
 from mirror.store import CatalogFile, Store
 from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
-from mirror.resolve.upstream import FileStatus, page_digests, project_pages
+from mirror.resolve.upstream import FileStatus, page_digests, page_url, project_pages
 from mirror.urls import redact_text, strip_credentials
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
@@ -327,10 +330,15 @@ def _answer_from_memo(jobs: list[_Job], keys: Mapping[tuple[str, str], str], mem
     return todo
 
 
+_Record = tuple[str, "bytes | None", "str | None", tuple[str, ...]]  # memo key, pylock, error, pages read
+
+
 def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo
-                  ) -> dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError]:
-    """Each job's lock and pins, or its error. A job whose recorded resolution read only pages that
-    are unchanged now is answered from the memo; the others run uv (4 at a time) and are recorded."""
+                  ) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
+    """Each job's lock and pins, or its error; and what the memo is to record of the resolutions uv
+    ran (the caller hands them to `memo.record_later` with the pages it wants read too). A job whose
+    recorded resolution read only pages that are unchanged now is answered from the memo; the others
+    run uv (4 at a time)."""
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
@@ -383,31 +391,33 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             except MirrorError as exc:
                 out[job.key] = exc
             reporter.advance()
-    # Digests of the pages uv read (most were read above for the memo check) make the records; they
-    # are read while the files download.
-    memo.record_later([(keys[job.key], pylock, error, pages) for job, pylock, error, pages in done])
     memo.resolved += len(todo)
-    return out
+    return out, [(keys[job.key], pylock, error, pages) for job, pylock, error, pages in done]
 
 
-def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = None) -> CatalogFile:
-    """Catalog entry for a fetched file, reading its metadata once."""
+_Facts = tuple["str | None", "str | None", "tuple[str, ...] | None"]  # requires-python, metadata blob, build requires
+
+
+def _file_facts(store: Store, f: PinnedFile) -> _Facts:
+    """What a stored file says of itself: a wheel's METADATA (kept as a blob, for PEP 658) and its
+    Requires-Python; an sdist's Requires-Python and build requirements."""
+    path = store.blob_path(f.sha256)
+    if f.kind == "wheel":
+        info = read_wheel(path)
+        return (info.requires_python, store.put_bytes(info.metadata), None) if info is not None else (None, None, None)
+    sinfo = read_sdist(path)
+    return sinfo.requires_python, None, sinfo.build_requires
+
+
+def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = None,
+             facts: _Facts | None = None) -> CatalogFile:
+    """Catalog entry for a fetched file, reading its metadata once (or given it, as read when the
+    file landed)."""
     known = store.pyfile(f.sha256, f.filename)
     if known is not None:
         return known
     path = store.blob_path(f.sha256)
-    requires_python = None
-    metadata_sha = None
-    build_requires = None
-    if f.kind == "wheel":
-        info = read_wheel(path)
-        if info is not None:
-            requires_python = info.requires_python
-            metadata_sha = store.put_bytes(info.metadata)
-    else:
-        sinfo = read_sdist(path)
-        requires_python = sinfo.requires_python
-        build_requires = sinfo.build_requires
+    requires_python, metadata_sha, build_requires = facts if facts is not None else _file_facts(store, f)
     if status is not None:
         requires_python = requires_python or status.requires_python
     entry = CatalogFile(
@@ -510,8 +520,9 @@ class _Fetched:
 
 
 def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError],
-                                   results: Mapping[str, AppResult], store: Store, opts: SyncOptions, reporter: Reporter,
-                                   memo: ResolutionMemo, credentials: Credentials, on_bytes: Callable[[int], None]) -> _Fetched:
+                                   records: list[_Record], results: Mapping[str, AppResult], store: Store, opts: SyncOptions,
+                                   reporter: Reporter, memo: ResolutionMemo, credentials: Credentials,
+                                   on_bytes: Callable[[int], None]) -> _Fetched:
     """Fetch every resolved file into the store and catalog it; then resolve and fetch the build
     requirements of every sdist, level by level, until none are new."""
     fetch_errors: list[str] = []
@@ -541,10 +552,30 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
         # with private indexes where each project is also on the public index: fetched while the
         # files download.
+        # Each page is read once: the memo reads the pages uv read (their digests make its records)
+        # and, in full, these too; what it could not give is read after.
         wanted = _page_requests(pending, public, store)
+        recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
+        records = []
+
+        def pages_of(wanted: list[tuple[str, str]] = wanted, recording: "cf.Future[None] | None" = recording
+                     ) -> dict[tuple[str, str], dict[str, FileStatus]]:
+            if recording is not None:
+                with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
+                    recording.result()
+            return project_pages(wanted, concurrency=opts.concurrency, credentials=credentials, known=memo.parsed)
+
+        facts: dict[str, _Facts] = {}
+
+        def landed(item: FetchItem) -> None:
+            """In the download's thread, as soon as a new file is in: read what it says of itself
+            while the others still download (the catalog needs the index pages too, so it waits)."""
+            if store.has_blob(item.sha256) and store.pyfile(item.sha256, item.filename) is None:
+                facts[item.sha256] = _file_facts(store, used[item.sha256][1])
+
         with cf.ThreadPoolExecutor(max_workers=1) as side:
-            pages_future = side.submit(project_pages, wanted, concurrency=opts.concurrency, credentials=credentials)
-            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials,
+            pages_future = side.submit(pages_of)
+            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials, on_done=landed,
                                on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
             pages = pages_future.result()
         if depth == 0:
@@ -567,7 +598,8 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                 for f in pin.files:
                     if f.sha256 in bad_files:
                         continue
-                    entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None)
+                    entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None,
+                                     facts.get(f.sha256))
                     if entry.kind == "sdist" and entry.build_requires is not None:
                         reqs = tuple(sorted(set(entry.build_requires)))
                         if not reqs or (target.id, reqs, idx.search_order) in seen_build:
@@ -578,7 +610,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         if not next_jobs:
             break
         reporter.phase("resolving build requirements", len(next_jobs))
-        build_res = _resolve_jobs(next_jobs, store, opts, reporter, memo)
+        build_res, records = _resolve_jobs(next_jobs, store, opts, reporter, memo)
         pending = []
         for job in next_jobs:
             res = build_res[job.key]
@@ -588,6 +620,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
             else:
                 fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
     # (builds deeper than _MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+    memo.record_later(records)
     return _Fetched(errors=fetch_errors, fetched=fetched, present=present, bytes=nbytes, confusion=confusion,
                     compiled=compiled, build_pins=build_pins, bad_files=bad_files)
 
@@ -786,6 +819,9 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
     reporter = reporter or QuietReporter()
     clock = _Clock()
+    # The HTTP client's modules load while the apps are read and uv resolves (a tenth of a second
+    # that otherwise waits in front of the first page or file).
+    threading.Thread(target=_import_quietly, args=("httpx",), name="sync-imports", daemon=True).start()
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
     results, apps = _load_apps(opts)
@@ -805,14 +841,15 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
                  for t in all_targets if opts.installers]
         credentials = Credentials.from_urls(
             u for idx in [opts.index, *(i for i, _ in prepared.values())] for u in (*idx.search_order, *idx.find_links))
-        memo = ResolutionMemo(store.cache, lambda validators: page_digests(
-            validators, concurrency=2 * opts.concurrency, credentials=credentials))
+        memo = ResolutionMemo(store.cache, lambda validators, **kw: page_digests(
+            validators, concurrency=2 * opts.concurrency, credentials=credentials, **kw))
         clock.lap("prepare")
         reporter.phase("resolving", len(jobs))
-        resolved = _resolve_jobs(jobs, store, opts, reporter, memo)
+        resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo)
         clock.lap("resolve")
         # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
-        got = _fetch_with_build_requirements(jobs, resolved, results, store, opts, reporter, memo, credentials, on_bytes)
+        got = _fetch_with_build_requirements(jobs, resolved, records, results, store, opts, reporter, memo, credentials,
+                                             on_bytes)
         memo.finish()
         clock.lap("fetch")
         # 4. Locks and files; 5. each extension's part, once it is done.
@@ -835,6 +872,11 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
         timings=clock.laps,
     )
+
+
+def _import_quietly(name: str) -> None:
+    with contextlib.suppress(ImportError):
+        importlib.import_module(name)
 
 
 class _Clock:

@@ -3,14 +3,14 @@
 Step 3 of the flow.
 
 
-All network I/O of the mirror passes through `make_client` (asyncio, HTTP/2: many small index pages
-over few connections) or `sync_client` (threads, HTTP/1.1: files and APT indexes), and through
-`_transient`, the one place where httpx errors are translated into our TransportError.
+All network I/O of the mirror passes through `make_client`, and its errors through `_transient`,
+the one place where httpx errors are translated into our TransportError.
 
-Files go over HTTP/1.1 from a pool of threads: httpx's HTTP/2 is pure Python and handles a large
-file in 16 KiB frames, each through several layers of locks and cancel scopes, which made a fast
-link CPU-bound (measured on 36 files, 53 MB: 0.9 s over HTTP/2 in asyncio, 0.4 s over HTTP/1.1 in
-threads, where hashing, writing and fsync run in parallel and outside the event loop).
+Files, index pages and APT indexes go over HTTP/1.1 from a pool of threads. httpx's HTTP/2 is pure
+Python and handles a large response in 16 KiB frames, each through several layers of locks and
+cancel scopes under asyncio, which made a fast link CPU-bound (measured on 36 files, 53 MB: 0.9 s
+over HTTP/2 in asyncio, 0.4 s over HTTP/1.1 in threads, where hashing, writing and fsync also run
+in parallel); index pages, up to megabytes for a project like numpy, fared the same.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mirror.urls import redact
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "sync_client", "USER_AGENT", "get_bytes", "get_to_file"]
+__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes", "get_to_file"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -60,44 +60,35 @@ class FetchReport:
 
 
 def make_client(*, concurrency: int = 16, timeout: float = 60.0,
-                credentials: Credentials | None = None) -> "httpx.AsyncClient":
-    """The one HTTP client configuration: HTTP/2, pooled.
+                credentials: Credentials | None = None) -> "httpx.Client":
+    """The one HTTP client configuration: HTTP/1.1, pooled, for threads (see the module's note).
 
     TLS trusts the system store (and SSL_CERT_FILE / SSL_CERT_DIR, as sites behind an inspecting
     proxy set them); HTTPS_PROXY / NO_PROXY are honoured. `credentials` authorise requests by
     host (a private index's files), then a netrc; httpx drops them on a redirect to another host.
     """
-    import httpx  # imported here: a no-op sync never pays for it
+    import httpx  # imported here: a command that reads no network never pays for it
 
-    return httpx.AsyncClient(http2=True, **_client_options(concurrency, timeout, credentials))
-
-
-def sync_client(*, concurrency: int = 16, timeout: float = 60.0,
-                credentials: Credentials | None = None) -> "httpx.Client":
-    """The same configuration as `make_client` for threads, over HTTP/1.1 (see the module's note)."""
-    import httpx
-
-    return httpx.Client(http2=False, **_client_options(concurrency, timeout, credentials))
-
-
-def _client_options(concurrency: int, timeout: float, credentials: Credentials | None) -> dict[str, object]:
-    import httpx
-
-    return {
-        "limits": httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        "timeout": httpx.Timeout(timeout, connect=20.0),
-        "headers": {"User-Agent": USER_AGENT},
-        "follow_redirects": True,
-        "verify": _tls_context(),
-        "trust_env": True,
-        "auth": _host_auth(credentials or Credentials()),
-    }
+    return httpx.Client(
+        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        timeout=httpx.Timeout(timeout, connect=20.0),
+        headers={"User-Agent": USER_AGENT},
+        follow_redirects=True,
+        verify=_tls_context(),
+        trust_env=True,
+        auth=_host_auth(credentials or Credentials()),
+    )
 
 
-@functools.lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
-    """The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR), loaded once a process: loading
-    it costs some 50 ms, and a sync makes a client per phase and per APT index."""
+    """The system's trust store (and SSL_CERT_FILE / SSL_CERT_DIR), loaded once a process while
+    those stay the same: loading it costs some 50 ms, and a sync makes a client per phase and per
+    APT index."""
+    return _tls_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context_for(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
@@ -246,7 +237,7 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
         on_done(item)
 
     workers = max(1, min(concurrency, len(todo)))
-    with sync_client(concurrency=workers, credentials=credentials) as client, \
+    with make_client(concurrency=workers, credentials=credentials) as client, \
             cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [pool.submit(run, client, item) for item in todo]
         try:
@@ -264,7 +255,7 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
               timeout: float = 60.0, retries: int = 3) -> bytes:
     """One small bounded GET (index pages, Release files)."""
-    with sync_client(concurrency=2, timeout=timeout) as client:
+    with make_client(concurrency=2, timeout=timeout) as client:
 
         def attempt() -> bytes:
             with client.stream("GET", url, headers=headers) as resp:
@@ -285,7 +276,7 @@ def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 30
     from mirror.credentials import Credentials as _C
     from mirror.urls import strip_credentials
 
-    with sync_client(concurrency=2, timeout=timeout, credentials=_C.from_urls([url])) as client:
+    with make_client(concurrency=2, timeout=timeout, credentials=_C.from_urls([url])) as client:
 
         def attempt() -> int:
             size = 0

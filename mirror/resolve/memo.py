@@ -35,7 +35,7 @@ from typing import Any
 
 from mirror.store.canonical import canonical_json
 from mirror.store import atomic_write
-from mirror.resolve.upstream import Validated, Validator
+from mirror.resolve.upstream import FileStatus, Validated, Validator, parse_project_page
 from mirror.urls import strip_credentials
 
 __all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
@@ -103,9 +103,10 @@ class Recorded:
         return cls(created=d["created"], pylock=d.get("pylock"), error=d.get("error"), pages=dict(d["pages"]))
 
 
-# Reads pages given what was known of each, (etag, last-modified, digest) or (None, None, None);
-# the network adapter is mirror.upstream.page_digests.
-PageReader = Callable[[Mapping[str, Validator]], Mapping[str, Validator]]
+# Reads pages given what was known of each, (etag, last-modified, digest) or (None, None, None),
+# handing each body read to `on_body(url, body, content_type)`; the network adapter is
+# mirror.upstream.page_digests.
+PageReader = Callable[..., Mapping[str, Validator]]
 
 
 class ResolutionMemo:
@@ -124,6 +125,10 @@ class ResolutionMemo:
         self._lock = threading.RLock()  # `read` from the sync and from the recording thread
         self._recorder: cf.ThreadPoolExecutor | None = None
         self._recording: list[cf.Future[None]] = []
+        # Pages the sync also wants parsed (yanked, requires-python of files new to the catalog):
+        # read once, here, for both. URL → filename → FileStatus.
+        self.parsed: dict[str, dict[str, FileStatus]] = {}
+        self._parse: set[str] = set()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -139,14 +144,20 @@ class ResolutionMemo:
             return None
         return rec if self._now - created <= MAX_AGE else None
 
-    def read(self, urls: Iterable[str]) -> None:
+    def read(self, urls: Iterable[str], parse: Iterable[str] = ()) -> None:
         """Digest every page in `urls` not read yet in this run (one batch, concurrent). A page the
-        index said is still fresh (its Cache-Control max-age, as pip honours it) is not asked again."""
+        index said is still fresh (its Cache-Control max-age, as pip honours it) is not asked again.
+        Pages in `parse` are read in full (not conditionally) and kept parsed in `parsed`."""
         with self._lock:
             validators = self._load_validators()
             now = time.time()
-            todo = []
-            for url in dict.fromkeys(urls):
+            todo, bodies = [], set()
+            parse = {u for u in parse if u not in self.parsed}
+            for url in dict.fromkeys([*urls, *parse]):
+                if url in parse:
+                    bodies.add(url)
+                    todo.append(url)
+                    continue
                 if url in self.current:
                     continue
                 v = validators.get(url)
@@ -157,27 +168,39 @@ class ResolutionMemo:
                     todo.append(url)
             if not todo:
                 return
-            got = self._read_pages({u: validators.get(u, (None, None, None)) for u in todo})
+            self._parse = bodies
+            known = {u: (None, None, None) if u in bodies else validators.get(u, (None, None, None)) for u in todo}
+            got = self._read_pages(known, on_body=self._keep) if bodies else self._read_pages(known)
             for url in todo:
                 v = got.get(url, (None, None, None))
                 self.current[url] = v[2]
                 if v[2] is not None:
                     validators[url] = v
 
-    def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]]) -> None:
-        """Read the pages of these (key, pylock, error, pages) and `record` each, in a thread of its
-        own, so the sync downloads meanwhile; `finish` waits for it."""
-        if not done:
-            return
+    def _keep(self, url: str, body: bytes, content_type: str) -> None:
+        if url in self._parse:
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # unreadable: left out
+                self.parsed[url] = parse_project_page(body, content_type)
+
+    def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]],
+                     parse: Iterable[str] = ()) -> "cf.Future[None] | None":
+        """Read the pages of these (key, pylock, error, pages), and those in `parse` in full, and
+        `record` each, in a thread of its own, so the sync downloads meanwhile; `finish` waits for
+        it, and so does the returned future."""
+        parse = list(parse)
+        if not done and not parse:
+            return None
         if self._recorder is None:
             self._recorder = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="memo")
 
         def work() -> None:
-            self.read(u for *_, pages in done for u in pages)
+            self.read((u for *_, pages in done for u in pages), parse)
             for key, pylock, error, pages in done:
                 self.record(key, pylock=pylock, error=error, pages=pages)
 
-        self._recording.append(self._recorder.submit(work))
+        fut = self._recorder.submit(work)
+        self._recording.append(fut)
+        return fut
 
     def finish(self) -> None:
         """Wait for the records being written, then keep the validators for the next run."""

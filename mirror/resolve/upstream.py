@@ -5,12 +5,12 @@ Parsing is pure (`parse_project_page`); `project_pages` is the one adapter that 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from mirror.urls import index_project_url, strip_credentials
 if TYPE_CHECKING:
     from mirror.credentials import Credentials
 
-__all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests"]
+__all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests", "page_url"]
 
 _ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
@@ -82,39 +82,49 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
     return parser.files
 
 
-def _get_all(urls: list[str], one: "Callable[[Any, str], Awaitable[None]]", *, concurrency: int,
+def _get_all(urls: list[str], one: "Callable[[Any, str], None]", *, concurrency: int,
              credentials: "Credentials | None") -> None:
-    """Run `one(client, url)` for every URL on one pooled client, `concurrency` at a time."""
+    """Run `one(client, url)` for every URL on one pooled client, `concurrency` threads at a time."""
+    import concurrent.futures as cf
+
     from mirror.fetch import make_client
 
-    async def go() -> None:
-        sem = asyncio.Semaphore(concurrency)
-        async with make_client(concurrency=concurrency, credentials=credentials) as client:
+    urls = list(dict.fromkeys(urls))
+    if not urls:
+        return
+    workers = max(1, min(concurrency, len(urls)))
+    with make_client(concurrency=workers, credentials=credentials) as client, \
+            cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
+        for fut in [pool.submit(one, client, u) for u in urls]:
+            fut.result()
 
-            async def bounded(url: str) -> None:
-                async with sem:
-                    await one(client, url)
 
-            await asyncio.gather(*(bounded(u) for u in dict.fromkeys(urls)))
-
-    if urls:
-        asyncio.run(go())
+def page_url(index_url: str, project: str) -> str:
+    """The URL of a project's page on an index, as uv's log names it (no credentials)."""
+    return strip_credentials(index_project_url(index_url, canonicalize_name(project)))
 
 
 def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
-                  credentials: "Credentials | None" = None) -> dict[tuple[str, str], dict[str, FileStatus]]:
-    """Fetch (index_url, project) pages in parallel; a page that cannot be had is left out.
+                  credentials: "Credentials | None" = None,
+                  known: Mapping[str, dict[str, FileStatus]] | None = None) -> dict[tuple[str, str], dict[str, FileStatus]]:
+    """Fetch (index_url, project) pages in parallel, but those `known` by URL; a page that cannot be
+    had is left out.
 
     Keys carry index URLs as the caller has them (possibly with credentials): they stay in memory.
     """
+    known = known or {}
     out: dict[tuple[str, str], dict[str, FileStatus]] = {}
     by_url: dict[str, list[tuple[str, str]]] = {}
     for key in dict.fromkeys(requests):
-        by_url.setdefault(strip_credentials(index_project_url(key[0], canonicalize_name(key[1]))), []).append(key)
+        url = page_url(*key)
+        if url in known:  # read in this run already (the resolution memo's read of the same page)
+            out[key] = known[url]
+        else:
+            by_url.setdefault(url, []).append(key)
 
-    async def one(client: Any, url: str) -> None:
+    def one(client: Any, url: str) -> None:
         try:
-            resp = await client.get(url, headers={"Accept": _ACCEPT})
+            resp = client.get(url, headers={"Accept": _ACCEPT})
             if resp.status_code == 200:
                 files = parse_project_page(resp.content, resp.headers.get("content-type", ""))
                 out.update((key, files) for key in by_url[url])
@@ -173,15 +183,19 @@ def _settled(modified: str | None, date: str | None) -> str | None:
 
 
 def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
-                 credentials: "Credentials | None" = None) -> dict[str, Validator]:
+                 credentials: "Credentials | None" = None,
+                 on_body: Callable[[str, bytes, str], None] | None = None) -> dict[str, Validator]:
     """Read each page URL, conditionally when a validator is known; → (etag, last-modified, digest).
 
     The digest is sha256 of the body ("absent" for 404/410); 304 keeps the known digest. A page that
-    cannot be read has digest None, so nothing that depends on it is taken as unchanged.
+    cannot be read has digest None, so nothing that depends on it is taken as unchanged. Each body
+    read (200) is also handed to `on_body(url, body, content_type)`.
     """
     out: dict[str, Validator] = {}
 
-    async def one(client: Any, url: str) -> None:
+    lock = threading.Lock()  # on_body's callers expect one body at a time
+
+    def one(client: Any, url: str) -> None:
         etag, modified, digest = requests[url]
         headers = {"Accept": _ACCEPT}
         if digest is not None and etag:
@@ -189,7 +203,7 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
         if digest is not None and modified:
             headers["If-Modified-Since"] = modified
         try:
-            resp = await client.get(url, headers=headers)
+            resp = client.get(url, headers=headers)
         except (Exception, MirrorError):
             out[url] = (None, None, None)
             return
@@ -197,6 +211,9 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
         if resp.status_code == 304 and digest is not None:
             out[url] = Validated((etag, modified, digest), fresh)
         elif resp.status_code == 200:
+            if on_body is not None:
+                with lock:
+                    on_body(url, resp.content, resp.headers.get("content-type", ""))
             out[url] = Validated((resp.headers.get("etag"), _settled(resp.headers.get("last-modified"), resp.headers.get("date")),
                                   "sha256:" + hashlib.sha256(resp.content).hexdigest()), fresh)
         elif resp.status_code in (404, 410):

@@ -45,6 +45,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def log_request(self, code: object = "-", size: object = "-") -> None:
         self.server.requests.append((self.command, self.path, int(getattr(code, "value", code))))  # type: ignore[attr-defined]
+        self.server.agents.append((self.path, self.headers.get("User-Agent", "")))  # type: ignore[attr-defined]
 
 
 class StaticServer:
@@ -58,6 +59,8 @@ class StaticServer:
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]  # (method, path, status), as served
         self.requests: list[tuple[str, str, int]] = self.httpd.requests  # type: ignore[attr-defined]
+        self.httpd.agents = []  # type: ignore[attr-defined]  # (path, User-Agent), as served
+        self.agents: list[tuple[str, str]] = self.httpd.agents  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

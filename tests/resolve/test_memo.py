@@ -82,6 +82,26 @@ def test_unchanged_resync_runs_no_resolver_and_reads_each_page_once(index: Stati
     assert all(status == 304 for *_, status in index.requests)  # the index's Last-Modified was sent back
 
 
+def test_a_cold_sync_reads_each_page_once(index: StaticServer, tmp_path: Path):
+    """uv reads the pages to resolve; the mirror reads each of them once more, for two uses at
+    once: the memo's digests and the yanked / requires-python of the files new to the catalog."""
+    root = index.root  # type: ignore[attr-defined]
+    gamma = next(p.name for p in (root / "files").iterdir() if p.name.startswith("gamma-"))
+    shutil.rmtree(root / "simple")
+    write_simple_index(root / "files", root / "simple", requires_python={gamma: ">=3.8"}, yanked={gamma: "a reason"})
+    apps = [_app(tmp_path, "one", "alpha\n"), _app(tmp_path, "two", "alpha\ngamma==1.0\n")]
+    store = open_store(tmp_path / "s", create=True)
+    first = run_sync(store, _opts(apps, index))
+    assert first.ok and first.resolutions_run == 2
+    ours = sorted(path for path, agent in index.agents if agent.startswith("airgap-mirror/") and path.startswith("/simple/"))
+    assert ours == ["/simple/alpha/", "/simple/beta/", "/simple/gamma/"]
+    # What that one read gave is in the catalog (the wheel's own metadata names no Requires-Python).
+    files = store.load_snapshot(first.snapshot_id)["python"]["files"]
+    sha = next(s for s, f in files.items() if f["filename"] == gamma)
+    entry = store.pyfile(sha, gamma)
+    assert entry is not None and entry.requires_python == ">=3.8" and entry.yanked == "a reason"
+
+
 def test_a_changed_page_re_resolves_only_the_apps_that_read_it(index: StaticServer, tmp_path: Path):
     apps = [_app(tmp_path, "reads-beta", "alpha\n"), _app(tmp_path, "gamma-only", "gamma\n")]
     store = open_store(tmp_path / "s", create=True)
