@@ -348,7 +348,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         return uv_compile(
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=only_binary, label=job.key[0], refresh=opts.refresh,
+            only_binary=only_binary, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
         )
 
     def run(job: _Job) -> UvResolution:

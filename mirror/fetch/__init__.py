@@ -3,7 +3,7 @@
 Step 3 of the flow.
 
 
-All network I/O of the mirror passes through `make_client`, and its errors through `_transient`,
+All network I/O of the mirror passes through `pooled_client`, and its errors through `_transient`,
 the one place where httpx errors are translated into our TransportError.
 
 Files, index pages and APT indexes go over HTTP/1.1 from a pool of threads. httpx's HTTP/2 is pure
@@ -15,7 +15,9 @@ in parallel); index pages, up to megabytes for a project like numpy, fared the s
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+import contextlib
 import functools
 import os
 import random
@@ -36,7 +38,7 @@ from mirror.urls import redact
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchItem", "FetchReport", "fetch_all", "make_client", "USER_AGENT", "get_bytes", "get_to_file"]
+__all__ = ["FetchItem", "FetchReport", "fetch_all", "pooled_client", "USER_AGENT", "get_bytes", "get_to_file"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -59,7 +61,7 @@ class FetchReport:
     bytes_fetched: int = 0
 
 
-def make_client(*, concurrency: int = 16, timeout: float = 60.0,
+def _make_client(*, concurrency: int = 16, timeout: float = 60.0,
                 credentials: Credentials | None = None) -> "httpx.Client":
     """The one HTTP client configuration: HTTP/1.1, pooled, for threads (see the module's note).
 
@@ -78,6 +80,36 @@ def make_client(*, concurrency: int = 16, timeout: float = 60.0,
         trust_env=True,
         auth=_host_auth(credentials or Credentials()),
     )
+
+
+_POOLS: dict[tuple[object, ...], "httpx.Client"] = {}
+_POOLS_LOCK = threading.Lock()
+_POOL_CONNECTIONS = 64
+
+
+def pooled_client(credentials: Credentials | None = None) -> "httpx.Client":
+    """The process's one pooled client for these credentials, shared by every phase and thread of a
+    run: its connections, TLS sessions and name lookups are reused. (A client per phase opened a
+    burst of new connections each time, and a burst of name lookups is what a site's resolver may
+    drop: here, 40 at once failed and 24 waited out glibc's 5 s retry.) Closed at exit."""
+    creds = credentials or Credentials()
+    key = (frozenset(creds.by_origin.items()), creds.use_netrc, os.environ.get("SSL_CERT_FILE"),
+           os.environ.get("SSL_CERT_DIR"))
+    with _POOLS_LOCK:
+        client = _POOLS.get(key)
+        if client is None:
+            if not _POOLS:
+                atexit.register(_close_pools)
+            client = _POOLS[key] = _make_client(concurrency=_POOL_CONNECTIONS, credentials=creds)
+        return client
+
+
+def _close_pools() -> None:
+    with _POOLS_LOCK:
+        for client in _POOLS.values():
+            with contextlib.suppress(Exception):
+                client.close()
+        _POOLS.clear()
 
 
 def _tls_context() -> ssl.SSLContext:
@@ -237,8 +269,8 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
         on_done(item)
 
     workers = max(1, min(concurrency, len(todo)))
-    with make_client(concurrency=workers, credentials=credentials) as client, \
-            cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+    client = pooled_client(credentials)
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
         futures = [pool.submit(run, client, item) for item in todo]
         try:
             for fut in futures:
@@ -255,19 +287,19 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
               timeout: float = 60.0, retries: int = 3) -> bytes:
     """One small bounded GET (index pages, Release files)."""
-    with make_client(concurrency=2, timeout=timeout) as client:
+    client = pooled_client()
 
-        def attempt() -> bytes:
-            with client.stream("GET", url, headers=headers) as resp:
-                _check_status(url, resp.status_code)
-                buf = bytearray()
-                for chunk in resp.iter_bytes():
-                    buf += chunk
-                    if len(buf) > max_bytes:
-                        raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
-                return bytes(buf)
+    def attempt() -> bytes:
+        with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
+            _check_status(url, resp.status_code)
+            buf = bytearray()
+            for chunk in resp.iter_bytes():
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
+            return bytes(buf)
 
-        return _retrying_sync(url, retries, attempt)
+    return _retrying_sync(url, retries, attempt)
 
 
 def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 300.0, retries: int = 3,
@@ -276,18 +308,18 @@ def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 30
     from mirror.credentials import Credentials as _C
     from mirror.urls import strip_credentials
 
-    with make_client(concurrency=2, timeout=timeout, credentials=_C.from_urls([url])) as client:
+    client = pooled_client(_C.from_urls([url]))
 
-        def attempt() -> int:
-            size = 0
-            with open(dest, "wb") as fh:
-                with client.stream("GET", strip_credentials(url)) as resp:
-                    _check_status(url, resp.status_code)
-                    for chunk in resp.iter_raw(1 << 16):
-                        fh.write(chunk)
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise IntegrityError(f"GET {redact(url)}: larger than {max_bytes} bytes")
-            return size
+    def attempt() -> int:
+        size = 0
+        with open(dest, "wb") as fh:
+            with client.stream("GET", strip_credentials(url), timeout=timeout) as resp:
+                _check_status(url, resp.status_code)
+                for chunk in resp.iter_raw(1 << 16):
+                    fh.write(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise IntegrityError(f"GET {redact(url)}: larger than {max_bytes} bytes")
+        return size
 
-        return _retrying_sync(url, retries, attempt)
+    return _retrying_sync(url, retries, attempt)

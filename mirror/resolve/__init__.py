@@ -23,7 +23,7 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,8 +152,10 @@ def uv_compile(
     only_binary: tuple[str, ...] = (),
     label: str = "",
     refresh: bool = False,
+    on_page: Callable[[str], None] | None = None,
 ) -> UvResolution:
-    """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read.
+    """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read,
+    each also handed to `on_page` as soon as uv starts reading it (the memo reads it meanwhile).
 
     A failure raises ResolutionError carrying `pages` too (the resolution memo keeps both)."""
     with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
@@ -183,10 +185,20 @@ def uv_compile(
             cmd += ["--only-binary", ob]
         env = uv_env(index, cache_dir)
         env["RUST_LOG"] = "uv_client::cached_client=debug"  # -v logs only the URLs uv reads: the memo's pages
-        proc = subprocess.run(cmd, env=env, cwd=tmpdir, capture_output=True, text=True)
-        pages = pages_read(proc.stderr)
+        proc = subprocess.Popen(cmd, env=env, cwd=tmpdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                errors="replace")
+        log: list[str] = []
+        assert proc.stderr is not None
+        with proc:
+            for line in proc.stderr:
+                log.append(line)
+                if on_page is not None:
+                    for url in pages_read(line):
+                        on_page(url)
+        stderr = "".join(log)
+        pages = pages_read(stderr)
         if proc.returncode != 0:
-            detail = "\n".join(line for line in proc.stderr.strip().splitlines()
+            detail = "\n".join(line for line in stderr.strip().splitlines()
                                if line.strip() and not line.startswith(("DEBUG ", "TRACE ")))[-2000:]
             detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
             secrets = secret_values((index.index_url, *index.extra_index_urls, *index.find_links))

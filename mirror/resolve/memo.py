@@ -128,7 +128,8 @@ class ResolutionMemo:
         # Pages the sync also wants parsed (yanked, requires-python of files new to the catalog):
         # read once, here, for both. URL → filename → FileStatus.
         self.parsed: dict[str, dict[str, FileStatus]] = {}
-        self._parse: set[str] = set()
+        self._inflight: dict[str, threading.Event] = {}  # pages being read now, by any thread
+        self._prefetcher: cf.ThreadPoolExecutor | None = None
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -145,42 +146,73 @@ class ResolutionMemo:
         return rec if self._now - created <= MAX_AGE else None
 
     def read(self, urls: Iterable[str], parse: Iterable[str] = ()) -> None:
-        """Digest every page in `urls` not read yet in this run (one batch, concurrent). A page the
-        index said is still fresh (its Cache-Control max-age, as pip honours it) is not asked again.
-        Pages in `parse` are read in full (not conditionally) and kept parsed in `parsed`."""
-        with self._lock:
-            validators = self._load_validators()
-            now = time.time()
-            todo, bodies = [], set()
-            parse = {u for u in parse if u not in self.parsed}
-            for url in dict.fromkeys([*urls, *parse]):
-                if url in parse:
-                    bodies.add(url)
-                    todo.append(url)
-                    continue
-                if url in self.current:
-                    continue
-                v = validators.get(url)
-                if v is not None and v[2] is not None and (getattr(v, "fresh_until", None) or 0) > now:
-                    self.current[url] = v[2]
-                    self.fresh += 1
-                else:
-                    todo.append(url)
-            if not todo:
+        """Digest every page in `urls` not read yet in this run (concurrently). A page the index said
+        is still fresh (its Cache-Control max-age, as pip honours it) is not asked again. Pages in
+        `parse` are read in full (not conditionally) and kept parsed in `parsed`. A page another
+        thread is reading is waited for, not read twice."""
+        urls, parse = list(dict.fromkeys(urls)), set(parse)
+        while True:
+            with self._lock:
+                validators = self._load_validators()
+                now = time.time()
+                todo, bodies, waits = [], set(), []
+                for url in dict.fromkeys([*urls, *parse]):
+                    body = url in parse and url not in self.parsed
+                    if url in self._inflight:
+                        waits.append(self._inflight[url])
+                    elif body:
+                        todo.append(url)
+                        bodies.add(url)
+                    elif url in self.current:
+                        continue
+                    elif (v := validators.get(url)) is not None and v[2] is not None and (getattr(v, "fresh_until", None) or 0) > now:
+                        self.current[url] = v[2]
+                        self.fresh += 1
+                    else:
+                        todo.append(url)
+                done = threading.Event()
+                for url in todo:
+                    self._inflight[url] = done
+            if todo:
+                got: Mapping[str, Validator] = {}
+                try:
+                    known = {u: (None, None, None) if u in bodies else validators.get(u, (None, None, None)) for u in todo}
+                    got = (self._read_pages(known, on_body=lambda u, b, t: self._keep(u, b, t) if u in bodies else None)
+                           if bodies else self._read_pages(known))
+                finally:
+                    with self._lock:
+                        for url in todo:
+                            v = got.get(url, (None, None, None))
+                            self.current[url] = v[2]
+                            if v[2] is not None:
+                                validators[url] = v
+                            del self._inflight[url]
+                    done.set()
+            if not waits:
                 return
-            self._parse = bodies
-            known = {u: (None, None, None) if u in bodies else validators.get(u, (None, None, None)) for u in todo}
-            got = self._read_pages(known, on_body=self._keep) if bodies else self._read_pages(known)
-            for url in todo:
-                v = got.get(url, (None, None, None))
-                self.current[url] = v[2]
-                if v[2] is not None:
-                    validators[url] = v
+            for event in waits:  # then once more: what they read may not have been in full
+                event.wait()
+            urls = [u for u in urls if u not in self.current]
+
+    def prefetch(self, url: str) -> None:
+        """Start reading a page uv has just started to read, in full when nothing is known of it
+        (a page new to the memo is usually wanted parsed too): by the time uv is done, the pages it
+        read are digested. Never raises; `finish` waits."""
+        if url in self.current or url in self._inflight:
+            return
+        with self._lock:
+            if self._prefetcher is None:
+                self._prefetcher = cf.ThreadPoolExecutor(max_workers=8, thread_name_prefix="prefetch")
+            unknown = url not in self._load_validators()
+            self._prefetcher.submit(self._quietly, url, unknown)
+
+    def _quietly(self, url: str, body: bool) -> None:
+        with contextlib.suppress(Exception):  # a page that cannot be read now is read again when needed
+            self.read([url], [url] if body else [])
 
     def _keep(self, url: str, body: bytes, content_type: str) -> None:
-        if url in self._parse:
-            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # unreadable: left out
-                self.parsed[url] = parse_project_page(body, content_type)
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # unreadable: left out
+            self.parsed[url] = parse_project_page(body, content_type)
 
     def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]],
                      parse: Iterable[str] = ()) -> "cf.Future[None] | None":
@@ -204,10 +236,13 @@ class ResolutionMemo:
 
     def finish(self) -> None:
         """Wait for the records being written, then keep the validators for the next run."""
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown(wait=True)
         if self._recorder is not None:
             for fut in self._recording:
                 fut.result()
             self._recorder.shutdown()
+        self.parsed.clear()
         self.save_validators()
 
     def unchanged(self, rec: Recorded) -> bool:

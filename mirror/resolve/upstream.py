@@ -87,14 +87,14 @@ def _get_all(urls: list[str], one: "Callable[[Any, str], None]", *, concurrency:
     """Run `one(client, url)` for every URL on one pooled client, `concurrency` threads at a time."""
     import concurrent.futures as cf
 
-    from mirror.fetch import make_client
+    from mirror.fetch import pooled_client
 
     urls = list(dict.fromkeys(urls))
     if not urls:
         return
     workers = max(1, min(concurrency, len(urls)))
-    with make_client(concurrency=workers, credentials=credentials) as client, \
-            cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
+    client = pooled_client(credentials)
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
         for fut in [pool.submit(one, client, u) for u in urls]:
             fut.result()
 

@@ -120,6 +120,7 @@ class Store:
         self.published = self.root / "published"
         self.cache = self.root / "cache"
         self._local = threading.local()
+        self._db_lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self) -> "Store":
@@ -179,7 +180,10 @@ class Store:
             conn.executescript(_SCHEMA)
             self._local.conn = conn
         try:
-            with conn:
+            # One transaction at a time in this process: SQLite lets one writer in and makes the
+            # others poll (its busy handler sleeps, seconds at worst), which stalled a sync's 16
+            # download threads each recording its blob; a lock wakes the next one at once.
+            with self._db_lock, conn:
                 yield conn
         except sqlite3.OperationalError as exc:
             if "full" in str(exc):
