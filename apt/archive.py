@@ -4,11 +4,13 @@ against the Release's SHA256, parsed, and cached by hash so an unchanged index i
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import lzma
 import marshal
 import os
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ from .index import ReleaseFile, Stanza, parse_packages, parse_release
 
 __all__ = ["Source", "SuiteIndex", "load_suite", "fetch_release"]
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
@@ -103,7 +105,7 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
     parsed = cache / "parsed" / f"{entry.sha256}.{hashlib.sha256(src.url.encode()).hexdigest()[:12]}.v{_CACHE_FORMAT}"
     if parsed.is_file():
         try:
-            return [Stanza(f, r) for f, r in marshal.loads(parsed.read_bytes())]
+            return [Stanza.from_cached(item, src.url) for item in marshal.loads(parsed.read_bytes())]
         except (OSError, ValueError, EOFError, TypeError):
             parsed.unlink(missing_ok=True)
     raw_path = cache / "raw" / entry.sha256
@@ -127,11 +129,27 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
             raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
                                  f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
         atomic_write(raw_path, data)
-    stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"))
-    for s in stanzas:
-        s.fields["X-Origin"] = src.url  # where its Filename is relative to
-    atomic_write(parsed, marshal.dumps([(s.fields, s.raw) for s in stanzas]))
+    stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"), origin=src.url)
+    # Written while the closure is worked out and the .debs download (`finish_cache_writes` waits):
+    # a cache, so a run killed meanwhile only leaves it to be made again.
+    writer = threading.Thread(target=_write_cache, args=(parsed, stanzas), name="apt-cache", daemon=True)
+    writer.start()
+    _WRITERS.append(writer)
     return stanzas
+
+
+_WRITERS: list[threading.Thread] = []
+
+
+def _write_cache(path: Path, stanzas: list[Stanza]) -> None:
+    with contextlib.suppress(OSError):  # a full disk costs the next run a parse, not this run its result
+        atomic_write(path, marshal.dumps([s.cached() for s in stanzas]))
+
+
+def finish_cache_writes() -> None:
+    """Wait for the parsed indexes being written to the cache."""
+    while _WRITERS:
+        _WRITERS.pop().join()
 
 
 def load_suite(src: Source, archs: Sequence[str], cache: Path, *, release: ReleaseFile | None = None) -> SuiteIndex:

@@ -39,11 +39,17 @@ def _version_ok(have: str | None, constraint: tuple[str, str] | None) -> bool:
 
 
 def _provides(stanza: Stanza) -> list[tuple[str, str | None]]:
+    """`a (= 1), b` → [(a, 1), (b, None)]: the names a package provides, each with its version when
+    it gives one (Provides allows only `=`). Read for every candidate of a suite, so by hand: a
+    relation parser took most of a universe's build."""
     out = []
-    for group in parse_relations(stanza.get("Provides")):
-        for rel in group:
-            ver = rel["version"][1] if rel.get("version") and rel["version"][0] == "=" else None
-            out.append((rel["name"], ver))
+    for item in (stanza.provides or "").split(","):
+        name, _, rest = item.strip().partition("(")
+        name = name.strip().split(":", 1)[0]
+        if not name:
+            continue
+        op_ver = rest.rstrip(") \t\n").strip()
+        out.append((name, op_ver[1:].strip() if op_ver.startswith("=") else None))
     return out
 
 
@@ -55,15 +61,18 @@ class Universe:
         self.searched = tuple(searched)
         self.by_name: dict[str, list[Stanza]] = {}
         self.providers: dict[str, list[tuple[Stanza, str | None]]] = {}
-        seen: set[tuple[str, str, str]] = set()
-        for s in stanzas:
-            key = (s.package, s.version, s.architecture)
-            if s.architecture not in (arch, "all") or key in seen:
-                continue  # the same package listed twice (binary-all and binary-ARCH, two suites)
-            seen.add(key)
-            self.by_name.setdefault(s.package, []).append(s)
+        by_name = self.by_name
+        for s in stanzas:  # 63k for bookworm main: kept to plain lookups
+            a = s.architecture
+            if a != arch and a != "all":
+                continue
+            have = by_name.get(s.package)
+            if have is None:
+                by_name[s.package] = [s]
+            elif not any(h.version == s.version and h.architecture == a for h in have):
+                have.append(s)  # else the same package listed twice (binary-all and binary-ARCH, two suites)
         self._candidates: dict[str, Stanza] = {}
-        for name, versions in self.by_name.items():
+        for name, versions in by_name.items():
             best = versions[0]
             for s in versions[1:]:
                 if s.version != best.version and version_compare(s.version, best.version) > 0:
@@ -71,7 +80,7 @@ class Universe:
             self._candidates[name] = best
         # Only candidates provide (apt looks at candidate versions), parsed once.
         for s in self._candidates.values():
-            if "Provides" in s.fields:
+            if s.provides:
                 for name, ver in _provides(s):
                     self.providers.setdefault(name, []).append((s, ver))
 
@@ -87,7 +96,7 @@ class Universe:
     def required(self) -> list[Stanza]:
         """The candidates a minimal Debian system has: Essential or Priority: required."""
         return [s for s in self._candidates.values()
-                if s.get("Priority") == "required" or s.get("Essential") == "yes"]
+                if s.value("Priority") == "required" or s.value("Essential") == "yes"]
 
 
 @dataclass(slots=True)
@@ -103,7 +112,7 @@ class Base:
         base = cls(label=label)
         for s in stanzas:
             base.versions[s.package] = s.version
-            if "Provides" in s.fields:
+            if s.provides:
                 for name, ver in _provides(s):
                     base.provides.setdefault(name, []).append(ver)
         return base

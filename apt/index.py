@@ -2,9 +2,12 @@
 
 Packages files are large (bookworm main amd64: 63k stanzas, 50 MB): python-debian's deb822 reader
 takes ~10 s on one, so stanzas are split here by the deb822 rules (a blank line ends a paragraph;
-a line starting with space or tab continues a field) in ~1 s, with the raw text kept so published
-stanzas are byte-for-byte upstream's. Release files are small and read with python-debian.
-Relations and versions are parsed with python-debian, lazily, only for packages the closure visits.
+a line starting with space or tab continues a field), with the raw text kept so published stanzas
+are byte-for-byte upstream's. Of each stanza only what indexes the universe is read at once
+(Package, Version, Architecture, Provides: string searches, 0.2 s for bookworm); every other field
+is parsed on first use, which is for the few hundred packages a closure visits (reading them all
+into dicts cost 1 s). Release files are small and read with python-debian. Relations and versions
+are parsed with python-debian, lazily, only for packages the closure visits.
 """
 
 from __future__ import annotations
@@ -22,24 +25,37 @@ _FIELD = re.compile(r"^([^:\s#][^:\s]*):[ \t]*(.*(?:\n[ \t].*)*)", re.M)
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 
 
-@dataclass(frozen=True, slots=True)
 class Stanza:
-    """One binary package paragraph: its fields (continuations joined) and its exact text."""
+    """One binary package paragraph: its exact text; its name, version, architecture and Provides,
+    read at once; the other fields (`fields`, continuations joined) parsed on first use.
 
-    fields: dict[str, str]
-    raw: str
+    `origin` is where its Filename is relative to (the archive's URL), kept as the field X-Origin."""
+
+    __slots__ = ("raw", "package", "version", "architecture", "provides", "origin", "_fields")
+
+    def __init__(self, fields: dict[str, str] | None, raw: str, *, package: str | None = None,
+                 version: str | None = None, architecture: str | None = None, provides: str | None = None,
+                 origin: str | None = None) -> None:
+        self.raw = raw
+        self._fields = fields
+        if fields is not None:
+            package, version = fields["Package"], fields["Version"]
+            architecture, provides = fields.get("Architecture"), fields.get("Provides")
+            origin = origin or fields.get("X-Origin")
+        self.package: str = package  # type: ignore[assignment]
+        self.version: str = version  # type: ignore[assignment]
+        self.architecture: str = architecture or "all"
+        self.provides: str | None = provides
+        self.origin = origin
 
     @property
-    def package(self) -> str:
-        return self.fields["Package"]
-
-    @property
-    def version(self) -> str:
-        return self.fields["Version"]
-
-    @property
-    def architecture(self) -> str:
-        return self.fields.get("Architecture", "all")
+    def fields(self) -> dict[str, str]:
+        if self._fields is None:
+            fields = dict(_FIELD.findall(self.raw))
+            if self.origin is not None:
+                fields["X-Origin"] = self.origin
+            self._fields = fields
+        return self._fields
 
     @property
     def multi_arch(self) -> str:
@@ -48,17 +64,56 @@ class Stanza:
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.fields.get(key, default)
 
+    def value(self, key: str) -> str | None:
+        """One field, without parsing the others (for a question asked of every package)."""
+        return self._fields.get(key) if self._fields is not None else _value(self.raw, key)
 
-def parse_packages(text: str) -> list[Stanza]:
-    """Every paragraph of a Packages file that names a package."""
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stanza) and (self.raw, self.origin) == (other.raw, other.origin)
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Stanza({self.package} {self.version} {self.architecture})"
+
+    def cached(self) -> tuple[str, str, str, str | None, str]:
+        """What `from_cached` needs again (a parsed index is cached as these, by marshal)."""
+        return (self.package, self.version, self.architecture, self.provides, self.raw)
+
+    @classmethod
+    def from_cached(cls, item: tuple[str, str, str, str | None, str], origin: str | None) -> "Stanza":
+        package, version, architecture, provides, raw = item
+        return cls(None, raw, package=package, version=version, architecture=architecture, provides=provides,
+                   origin=origin)
+
+
+def _value(para: str, name: str) -> str | None:
+    """One field of a paragraph, continuation lines joined by newlines, without parsing the rest."""
+    if para.startswith(name + ":"):
+        start = len(name) + 1
+    else:
+        at = para.find("\n" + name + ":")
+        if at < 0:
+            return None
+        start = at + len(name) + 2
+    end = para.find("\n", start)
+    while end >= 0 and para[end + 1:end + 2] in (" ", "\t"):
+        end = para.find("\n", end + 1)
+    return (para[start:] if end < 0 else para[start:end]).strip()
+
+
+def parse_packages(text: str, origin: str | None = None) -> list[Stanza]:
+    """Every paragraph of a Packages file that names a package (and a version)."""
     out = []
     for para in _PARAGRAPH_END.split(text):
         para = para.strip("\n")
         if not para or para.startswith("#"):
             continue
-        fields = dict(_FIELD.findall(para))
-        if "Package" in fields and "Version" in fields:
-            out.append(Stanza(fields, para))
+        package, version = _value(para, "Package"), _value(para, "Version")
+        if package and version:
+            out.append(Stanza(None, para, package=package, version=version, architecture=_value(para, "Architecture"),
+                              provides=_value(para, "Provides"), origin=origin))
     return out
 
 

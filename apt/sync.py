@@ -20,7 +20,7 @@ from mirror.fetch import FetchItem, get_bytes
 from mirror.store import atomic_write
 from mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, fetch_release, load_suite
+from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes, load_suite
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .errors import UnsatisfiableError
@@ -217,6 +217,7 @@ class AptSync:
 
         # Download what is new; a failure fails the apps that need the file.
         out.fetch(ctx, items, "downloading .debs")
+        finish_cache_writes()
 
         # Failed apps keep what the previous snapshot had for them.
         for name in out.app_errors:
