@@ -27,7 +27,7 @@ from mirror.apps.reqfile import ReqLine
 from mirror.store.distinfo import read_sdist, read_wheel
 from mirror.errors import InputError, MirrorError, ResolutionError
 from mirror.fetch import FetchItem, fetch_all
-from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, sync_extensions
+from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
 from mirror.resolve.lockfile import render_requirements_lock
 from mirror.resolve.memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
 from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
@@ -645,7 +645,7 @@ def _load_apps(opts: SyncOptions) -> tuple[dict[str, AppResult], list[tuple[AppS
         if app.name in results:
             results[app.name].warnings.append(f"two app folders are named {app.name}; {path} ignored")
             continue
-        conda_side = _conda_side(opts)  # the conda plug-in mirrors them
+        conda_side = bool(app.conda_packages or app.conda_specs) and _conda_side(opts)  # the conda plug-in mirrors them
         result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
                                                conda_not_mirrored=[] if conda_side else list(app.conda_packages))
         if app.conda_packages and not conda_side:
@@ -829,11 +829,15 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     clock.lap("apps")
     # The extensions (the APT side) run alongside the Python side: they share nothing until the
     # snapshot, and both spend most of their time waiting on the network or on uv.
-    with cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-ext") as side:
-        ext_futures = [(ext, side.submit(_timed, ext.sync, SyncContext(
-            store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
-            reporter=reporter.lane(), concurrency=opts.concurrency,
-            app_targets={a.name: tuple(_app_targets(a, opts)) for a, _ in apps}))) for ext in sync_extensions()]
+    with cf.ThreadPoolExecutor(max_workers=3, thread_name_prefix="sync-ext") as side:
+        def start_extensions() -> list[tuple[SyncExtension, cf.Future[tuple[ExtensionOutcome, float]]]]:
+            # Loaded here, not before: uv starts without waiting for the plug-ins' imports.
+            return [(ext, side.submit(_timed, ext.sync, SyncContext(
+                store=store, apps=[a for a, _ in apps], previous=previous, options=opts.extensions.get(ext.name, {}),
+                reporter=reporter.lane(), concurrency=opts.concurrency,
+                app_targets={a.name: tuple(_app_targets(a, opts)) for a, _ in apps}))) for ext in sync_extensions()]
+
+        extensions = side.submit(start_extensions)
         # 2. Each app's indexes and its git / local / URL packages built; resolution for every app × target.
         prepared = _prepare_apps(apps, results, store, opts, reporter)
         jobs = _app_jobs(apps, prepared, results, opts)
@@ -857,7 +861,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         clock.lap("catalog")
         sections: dict[str, dict[str, Any]] = {}
         warnings: list[str] = []
-        for ext, future in ext_futures:
+        for ext, future in extensions.result():
             outcome, took = future.result()
             clock.note(f"{ext.name} (alongside)", took)
             sections[ext.name] = outcome.section
