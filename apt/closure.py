@@ -95,8 +95,10 @@ class Universe:
 
     def required(self) -> list[Stanza]:
         """The candidates a minimal Debian system has: Essential or Priority: required."""
+        # Asked of every candidate: a substring test first, the field read only where it may match.
         return [s for s in self._candidates.values()
-                if s.value("Priority") == "required" or s.value("Essential") == "yes"]
+                if ("Priority: required" in s.raw and s.value("Priority") == "required")
+                or ("Essential: yes" in s.raw and s.value("Essential") == "yes")]
 
 
 @dataclass(slots=True)
