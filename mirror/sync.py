@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import importlib
 import threading
 import time
@@ -626,13 +627,28 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
 
 
 
-def _load_apps(opts: SyncOptions) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
+def _solved_python(app: AppSpec, opts: SyncOptions, store: Store) -> AppSpec:
+    """An environment.yml that leaves Python open (`python>=3.10`, or none) gets the Python its conda
+    solve picks, for its pip: list, as an exact `python=3.10` already does; an explicit --python wins."""
+    if not (app.has_python and app.conda_specs and app.python is None and opts.cross_product and not opts.pythons
+            and opts.platforms and _conda_side(opts)):
+        return app
+    for ext in sync_extensions():
+        ask = getattr(ext, "app_python", None)
+        if ask is not None:
+            picked = ask(app, store=store, platform=opts.platforms[0], options=opts.extensions.get(ext.name, {}))
+            if picked:
+                return dataclasses.replace(app, python=picked)
+    return app
+
+
+def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
     """Step 1: each app folder read (its own error if it cannot be), with its targets."""
     results: dict[str, AppResult] = {}
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     for path in opts.apps:
         try:
-            app = load_app(path, opts.requirement_files, allow_outside=opts.allow_outside)
+            app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside), opts, store)
             targets = _app_targets(app, opts) if app.has_python else []
         except MirrorError as exc:
             name = Path(path).resolve().name
@@ -824,7 +840,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     threading.Thread(target=_import_quietly, args=("httpx",), name="sync-imports", daemon=True).start()
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
-    results, apps = _load_apps(opts)
+    results, apps = _load_apps(opts, store)
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
     clock.lap("apps")
     # The extensions (the APT side) run alongside the Python side: they share nothing until the

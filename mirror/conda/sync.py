@@ -16,6 +16,7 @@ import asyncio
 import base64
 import json
 import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,46 @@ def _channels(app_channels: tuple[str, ...], alias: str) -> list[str]:
     return out
 
 
+def _gateway(store: Any, channels: Iterable[str]) -> Any:
+    """rattler's repodata gateway for these channels: rattler sees a private channel by its URL without
+    credentials (its repodata cache writes the URL down); the Authorization header is added per request,
+    for that channel's host and path only."""
+    import rattler
+
+    auth = _channel_auth(channels)
+    client = rattler.Client([rattler.networking.middleware.AddHeadersMiddleware(auth)]) if auth.table else None
+    return rattler.Gateway(cache_dir=store.cache / "conda" / "repodata", client=client)
+
+
+# Solves of this process, by (channels, specs, target): a solve asked for an app's Python (to set its
+# pip: list's target) is not run again by the sync.
+_SOLVES: dict[tuple[Any, ...], list[Any]] = {}
+_SOLVES_LOCK = threading.Lock()
+
+
+def _solve(gateway: Any, channels: list[str], specs: tuple[str, ...], target: CondaTarget) -> list[Any]:
+    import rattler
+
+    key = (tuple(channels), specs, target)
+    with _SOLVES_LOCK:
+        if key in _SOLVES:
+            return _SOLVES[key]
+    virtual = [rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString("0"))
+               for n, v in target.virtual]
+    records = asyncio.run(rattler.solve(
+        sources=[strip_credentials(c) for c in channels], specs=list(specs), gateway=gateway,
+        platforms=[target.subdir, "noarch"], virtual_packages=virtual, channel_priority=rattler.ChannelPriority.Strict))
+    with _SOLVES_LOCK:
+        _SOLVES[key] = records
+    return records
+
+
+def _clean_host_config() -> None:
+    """Nothing of the host's conda configuration reaches a solve (called after the ${VAR}s are read)."""
+    for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_")) or v in ("CONDARC", "MAMBARC")]:
+        os.environ.pop(var, None)
+
+
 class _channel_auth:  # noqa: N801 (a callable for rattler's AddHeadersMiddleware)
     """(host, path) → the basic-auth header of the channel whose URL carried credentials, if any."""
 
@@ -71,6 +112,25 @@ class CondaSync:
 
     name = "conda"
 
+    def app_python(self, app: Any, *, store: Any, platform: str, options: Any) -> str | None:
+        """The Python (X.Y) the conda solve of `app` picks for `platform`: what its pip: list is
+        resolved for when environment.yml leaves it open (`python>=3.10`, or no python at all). None
+        when it cannot be told now (the sync reports why)."""
+        if not app.conda_specs or not options.get("enabled", True):
+            return None
+        from mirror.resolve.targets import PythonTarget
+
+        try:
+            channels = [expand(u, where=f"{app.name} (environment.yml)")
+                        for u in _channels(app.conda_channels, str(options.get("channel-alias") or DEFAULT_ALIAS))]
+            target = conda_target(PythonTarget.parse("3.11", platform), str(options["cuda"]) if options.get("cuda") else None)
+            _clean_host_config()
+            records = _solve(_gateway(store, channels), channels, tuple(app.conda_specs), target)
+        except Exception:  # noqa: BLE001 (MirrorError, ValueError, and rattler's own classes: the sync says it)
+            return None
+        python = next((r for r in records if r.name.normalized == "python"), None)
+        return ".".join(str(python.version).split(".")[:2]) if python is not None else None
+
     def sync(self, ctx: SyncContext) -> ExtensionOutcome:
         out = ExtensionOutcome()
         wanted = [a for a in ctx.apps if a.conda_specs]
@@ -79,7 +139,6 @@ class CondaSync:
         opts = ctx.options
         alias = str(opts.get("channel-alias") or DEFAULT_ALIAS)
         cuda = opts.get("cuda")
-        import rattler
 
         files: dict[str, dict[str, Any]] = {}
         section_targets: dict[str, Any] = {}
@@ -95,14 +154,8 @@ class CondaSync:
                 out.app_errors[app.name] = str(exc)
                 continue
             credentials = credentials.merged(Credentials.from_urls(app_channels[app.name]))
-        # rattler sees a private channel by its URL without credentials (its repodata cache writes the URL
-        # down); the Authorization header is added per request, for that channel's host and path only.
-        auth = _channel_auth(u for us in app_channels.values() for u in us)
-        client = rattler.Client([rattler.networking.middleware.AddHeadersMiddleware(auth)]) if auth.table else None
-        gateway = rattler.Gateway(cache_dir=ctx.store.cache / "conda" / "repodata", client=client)
-        # Nothing of the host's conda configuration reaches the solve (read after the ${VAR}s above).
-        for var in [v for v in os.environ if v.startswith(("CONDA_", "MAMBA_", "PIXI_")) or v in ("CONDARC", "MAMBARC")]:
-            os.environ.pop(var, None)
+        gateway = _gateway(ctx.store, [u for us in app_channels.values() for u in us])
+        _clean_host_config()
         for app in wanted:
             if app.name not in app_channels:
                 continue
@@ -117,13 +170,8 @@ class CondaSync:
                     targets.append(ct)
             for target in targets:
                 ctx.reporter.advance()
-                virtual = [rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString("0"))
-                           for n, v in target.virtual]
                 try:
-                    records = asyncio.run(rattler.solve(
-                        sources=[strip_credentials(c) for c in channels], specs=list(app.conda_specs), gateway=gateway,
-                        platforms=[target.subdir, "noarch"], virtual_packages=virtual,
-                        channel_priority=rattler.ChannelPriority.Strict))
+                    records = _solve(gateway, channels, tuple(app.conda_specs), target)
                 except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
                     first = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
                     out.app_errors[app.name] = (f"{app.name} (environment.yml) for conda {target.id}: {first}"

@@ -32,6 +32,7 @@ def forge(tmp_path_factory):
         make_conda(root, "tool", "2.0", subdir=subdir, depends=("libz >=1.2",), fmt="conda")
         make_conda(root, "python", "3.11.7", subdir=subdir, depends=("libz",))
         make_conda(root, "python", "3.10.14", subdir=subdir, depends=("libz",))
+        make_conda(root, "python", "3.12.1", subdir=subdir, depends=("libz",))
     make_conda(root, "data", "1.0", depends=("tool",))
     make_conda(root, "pip", "24.0", depends=("python >=3.8",))
     make_conda(root, "unrelated", "9.9", subdir="linux-64")
@@ -168,6 +169,31 @@ def test_the_python_environment_yml_pins_sets_the_pip_lists_target(forge, upstre
     purls = {c.get("purl", "") for c in sbom["components"]}
     assert any(p.startswith("pkg:conda/libz@1.2?build=") and "subdir=linux-64" in p for p in purls), purls
     assert snap["apps"]["legacy"]["conda"]
+
+
+@pytest.mark.parametrize(("python_spec", "picked"), [("python>=3.10", "3.12.1"), ("python", "3.12.1"),
+                                                     ("python<3.11", "3.10.14")])
+def test_the_python_the_conda_solve_picks_sets_the_pip_lists_target(forge, upstream, tmp_path, python_spec, picked):
+    """environment.yml leaves Python open: the solve picks one (the channel's newest the spec allows),
+    and the pip: list is resolved for that Python, not for the tool's default (3.11) or the host's;
+    --python still wins."""
+    _, channel, _ = forge
+    app = tmp_path / "apps" / "open"
+    app.mkdir(parents=True)
+    (app / "environment.yml").write_text(
+        f"channels: [{channel}, nodefaults]\ndependencies:\n  - {python_spec}\n  - tool\n  - pip:\n    - alpha\n")
+    out = json.loads(run_mirror("sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86, "--installers", "",
+                                "--index-url", upstream.url + "/simple", "--json").stdout)
+    (result,) = out["apps"]
+    cp = "cp" + "".join(picked.split(".")[:2])
+    assert result["ok"] and [t for t in result["targets"] if t.startswith("cp")] == [f"{cp}-manylinux_2_28_x86_64"], result
+    snap = json.loads((tmp_path / "s" / "store-v1" / "snapshots" / f"{out['snapshot']}.json").read_text())
+    conda = snap["apps"]["open"]["conda"]
+    assert any(p[0] == "python" and p[1] == picked for t in conda.values() for p in t["packages"]), conda
+    # The user's --python is an instruction: it is not overridden.
+    out = json.loads(run_mirror("sync", str(app), "--store", str(tmp_path / "s2"), "--python", "3.10", "--platform", X86,
+                                "--installers", "", "--index-url", upstream.url + "/simple", "--json").stdout)
+    assert [t for t in out["apps"][0]["targets"] if t.startswith("cp")] == ["cp310-manylinux_2_28_x86_64"], out["apps"][0]
 
 
 def test_a_private_channel_with_credentials_from_the_environment(forge, upstream, tmp_path):
