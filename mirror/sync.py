@@ -30,7 +30,7 @@ from mirror.errors import InputError, MirrorError, ResolutionError
 from mirror.fetch import FetchItem, fetch_all
 from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
 from mirror.resolve.lockfile import render_requirements_lock
-from mirror.resolve.memo import ResolutionMemo, folder_digest, is_deterministic, memo_key
+from mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, is_deterministic, memo_key
 from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
 from mirror.store import CatalogFile, Store
 from mirror.store.snapshots import Snapshot
@@ -308,16 +308,17 @@ def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
     return _portable_pylock(pylock, pins, job.direct), pins
 
 
-def _answer_from_memo(jobs: list[_Job], keys: Mapping[tuple[str, str], str], memo: ResolutionMemo,
+def _answer_from_memo(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recorded], memo: ResolutionMemo,
                       out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], reporter: Reporter) -> list[_Job]:
     """Fill `out` for every job whose recorded resolution read only pages that are unchanged now
     (each page read once, all at once); return the jobs uv must resolve."""
-    recorded = {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
     memo.read(u for r in recorded.values() for u in r.pages)
     todo: list[_Job] = []
     for job in jobs:
         rec = recorded.get(job.key)
-        if rec is None or not memo.unchanged(rec):
+        if rec is None:
+            continue  # already with uv (see _resolve_jobs)
+        if not memo.unchanged(rec):
             todo.append(job)
             continue
         memo.reused += 1
@@ -343,7 +344,6 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
-    todo = jobs if opts.refresh else _answer_from_memo(jobs, keys, memo, out, reporter)
 
     def compile_(job: _Job, only_binary: tuple[str, ...]) -> UvResolution:
         return uv_compile(
@@ -378,7 +378,12 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
 
     done: list[tuple[_Job, bytes | None, str | None, tuple[str, ...]]] = []
     with cf.ThreadPoolExecutor(max_workers=max(1, opts.resolver_jobs)) as pool:
-        futures = {pool.submit(run, job): job for job in todo}
+        # A job with nothing recorded goes to uv at once; the others once the memo has read their pages.
+        recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
+        fresh = [job for job in jobs if job.key not in recorded]
+        futures = {pool.submit(run, job): job for job in fresh}
+        todo = [*fresh, *(_answer_from_memo(jobs, recorded, memo, out, reporter) if recorded else [])]
+        futures.update({pool.submit(run, job): job for job in todo[len(fresh):]})
         for fut in cf.as_completed(futures):
             job = futures[fut]
             try:

@@ -84,19 +84,10 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
 
 def _get_all(urls: list[str], one: "Callable[[Any, str], None]", *, concurrency: int,
              credentials: "Credentials | None") -> None:
-    """Run `one(client, url)` for every URL on one pooled client, `concurrency` threads at a time."""
-    import concurrent.futures as cf
+    """Run `one(client, url)` for every URL, `concurrency` at a time (mirror.fetch.for_each_url)."""
+    from mirror.fetch import for_each_url
 
-    from mirror.fetch import pooled_client
-
-    urls = list(dict.fromkeys(urls))
-    if not urls:
-        return
-    workers = max(1, min(concurrency, len(urls)))
-    client = pooled_client(credentials)
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pages") as pool:
-        for fut in [pool.submit(one, client, u) for u in urls]:
-            fut.result()
+    for_each_url(urls, one, credentials=credentials, concurrency=concurrency)
 
 
 def page_url(index_url: str, project: str) -> str:

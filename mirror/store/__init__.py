@@ -212,7 +212,8 @@ class Store:
         return self.blobs / sha[:2] / sha
 
     def has_blob(self, sha256: str) -> bool:
-        return self.blob_path(sha256).is_file()
+        sha = Sha256(sha256)  # asked of every file of every sync: a string path, no Path objects
+        return os.path.isfile(f"{self.blobs}/{sha[:2]}/{sha}")
 
     def ingest(self, *, expect: str | None = None, max_size: int | None = None, what: str = "a file",
                source: str = "the expected", hashed_by_caller: bool = False) -> "Ingest":
