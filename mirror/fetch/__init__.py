@@ -88,14 +88,14 @@ _POOLS_LOCK = threading.Lock()
 _POOL_CONNECTIONS = 64
 
 
-def pooled_client(credentials: Credentials | None = None) -> "httpx.Client":
+def pooled_client(credentials: Credentials | None = None, *, shard: int = 0) -> "httpx.Client":
     """The process's one pooled client for these credentials, shared by every phase and thread of a
     run: its connections, TLS sessions and name lookups are reused. (A client per phase opened a
     burst of new connections each time, and a burst of name lookups is what a site's resolver may
     drop: here, 40 at once failed and 24 waited out glibc's 5 s retry.) Closed at exit."""
     creds = credentials or Credentials()
     key = (frozenset(creds.by_origin.items()), creds.use_netrc, os.environ.get("SSL_CERT_FILE"),
-           os.environ.get("SSL_CERT_DIR"))
+           os.environ.get("SSL_CERT_DIR"), shard)
     with _POOLS_LOCK:
         client = _POOLS.get(key)
         if client is None:
@@ -147,10 +147,12 @@ _WORKERS: cf.ThreadPoolExecutor | None = None
 
 def for_each_url(urls: Iterable[str], one: Callable[["httpx.Client", str], None], *,
                  credentials: Credentials | None = None, concurrency: int = 32) -> None:
-    """`one(client, url)` for every URL, `concurrency` at a time, on the process's page workers: each
-    worker thread has its own small client. Many short requests through one shared pool spent their
+    """`one(client, url)` for every URL, `concurrency` at a time, on the process's page workers, each
+    of which keeps to one of a few shared clients. Many short requests through one pool spent their
     time waiting on its lock (httpcore hands out connections under one lock, polling every idle
-    socket each time): re-reading the corpus's 918 pages, 324 of 499 thread-seconds."""
+    socket each time): re-reading the corpus's 918 pages, 324 of 499 thread-seconds. A client per
+    worker ended that but cost a new client and connection per page for a small app (its no-op
+    resync's page reads took 0.55-1.0 s instead of 0.4)."""
     global _WORKERS
     urls = list(dict.fromkeys(urls))
     if not urls:
@@ -165,21 +167,21 @@ def for_each_url(urls: Iterable[str], one: Callable[["httpx.Client", str], None]
             done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
             for fut in done:
                 fut.result()
-        pending.add(_WORKERS.submit(lambda u: one(_thread_client(creds), u), url))
+        pending.add(_WORKERS.submit(lambda u: one(_shard_client(creds), u), url))
     for fut in cf.as_completed(pending):
         fut.result()
 
 
-def _thread_client(creds: Credentials) -> "httpx.Client":
-    key = (frozenset(creds.by_origin.items()), creds.use_netrc, os.environ.get("SSL_CERT_FILE"),
-           os.environ.get("SSL_CERT_DIR"))
-    clients: dict[tuple[object, ...], "httpx.Client"] | None = getattr(_LOCAL, "clients", None)
-    if clients is None:
-        clients = _LOCAL.clients = {}
-    client = clients.get(key)
-    if client is None:
-        client = clients[key] = _make_client(concurrency=4, credentials=creds)
-    return client
+_SHARDS = 4
+
+
+def _shard_client(creds: Credentials) -> "httpx.Client":
+    """One of a few pooled clients for these credentials, the same for a worker thread every time:
+    reused connections, and each pool's lock shared by a quarter of the workers."""
+    shard = getattr(_LOCAL, "shard", None)
+    if shard is None:
+        shard = _LOCAL.shard = threading.get_ident() % _SHARDS
+    return pooled_client(creds, shard=shard)
 
 
 def _close_pools() -> None:
