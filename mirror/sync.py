@@ -305,14 +305,12 @@ def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
 
 def _answer_from_memo(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recorded], memo: ResolutionMemo,
                       out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], reporter: Reporter) -> list[_Job]:
-    """Fill `out` for every job whose recorded resolution read only pages that are unchanged now
-    (each page read once, all at once); return the jobs uv must resolve."""
+    """Fill `out` for every job (each has a record) whose recorded resolution read only pages that
+    are unchanged now (each page read once, all at once); return the jobs uv must resolve."""
     memo.read(u for r in recorded.values() for u in r.pages)
     todo: list[_Job] = []
     for job in jobs:
-        rec = recorded.get(job.key)
-        if rec is None:
-            continue  # already with uv (see _resolve_jobs)
+        rec = recorded[job.key]
         if not memo.unchanged(rec):
             todo.append(job)
             continue
@@ -377,8 +375,9 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
         fresh = [job for job in jobs if job.key not in recorded]
         futures = {pool.submit(run, job): job for job in fresh}
-        todo = [*fresh, *(_answer_from_memo(jobs, recorded, memo, out, reporter) if recorded else [])]
-        futures.update({pool.submit(run, job): job for job in todo[len(fresh):]})
+        changed = _answer_from_memo([job for job in jobs if job.key in recorded], recorded, memo, out, reporter)
+        futures.update({pool.submit(run, job): job for job in changed})
+        todo = [*fresh, *changed]
         for fut in cf.as_completed(futures):
             job = futures[fut]
             try:
@@ -550,15 +549,14 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                         items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
         total_size = sum(i.size or 0 for i in items)
         reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
-        # with private indexes where each project is also on the public index: fetched while the
-        # files download.
-        # Each page is read once: the memo reads the pages uv read (their digests make its records)
-        # and, in full, these too; what it could not give is read after.
         # What the store has is found before any page is read: alongside a page-reading thread each
         # of the corpus's 2,170 stat calls waited for the interpreter lock (1.2 s).
         present_before = {i.sha256 for i in items if store.has_blob(i.sha256)}
         items = [i for i in items if i.sha256 not in present_before]
+        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+        # with private indexes where each project is also on the public index: read while the files
+        # download, and once: the memo reads the pages uv read (their digests make its records) and,
+        # in full, these too; what it could not give is read after.
         wanted = _page_requests(pending, public, store)
         recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
         records = []

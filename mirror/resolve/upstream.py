@@ -82,14 +82,6 @@ def parse_project_page(body: bytes, content_type: str) -> dict[str, FileStatus]:
     return parser.files
 
 
-def _get_all(urls: list[str], one: "Callable[[Any, str], None]", *, concurrency: int,
-             credentials: "Credentials | None") -> None:
-    """Run `one(client, url)` for every URL, `concurrency` at a time (mirror.fetch.for_each_url)."""
-    from mirror.fetch import for_each_url
-
-    for_each_url(urls, one, credentials=credentials, concurrency=concurrency)
-
-
 def page_url(index_url: str, project: str) -> str:
     """The URL of a project's page on an index, as uv's log names it (no credentials)."""
     return strip_credentials(index_project_url(index_url, canonicalize_name(project)))
@@ -122,7 +114,9 @@ def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
         except (Exception, MirrorError):  # best effort: the lock already pins the file
             pass
 
-    _get_all(list(by_url), one, concurrency=concurrency, credentials=credentials)
+    from mirror.fetch import for_each_url
+
+    for_each_url(list(by_url), one, concurrency=concurrency, credentials=credentials)
     return out
 
 
@@ -212,5 +206,7 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
         else:
             out[url] = (None, None, None)
 
-    _get_all(list(requests), one, concurrency=concurrency, credentials=credentials)
+    from mirror.fetch import for_each_url
+
+    for_each_url(list(requests), one, concurrency=concurrency, credentials=credentials)
     return out
