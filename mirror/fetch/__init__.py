@@ -217,7 +217,7 @@ def _host_auth(credentials: Credentials) -> "httpx.Auth":
     return HostAuth()
 
 
-def _retrying_sync(url: str, retries: int, attempt_once: Callable[[], T], stop: threading.Event | None = None) -> T:
+def _retrying(url: str, retries: int, attempt_once: Callable[[], T], stop: threading.Event | None = None) -> T:
     """Run one GET attempt, retrying transient failures (timeouts, resets, 408/429/5xx) with
     backoff; a set `stop` ends the waiting between tries."""
     last: Exception | None = None
@@ -305,7 +305,7 @@ def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries
             blob.commit()
             return blob.size
 
-    return _retrying_sync(item.url, retries, attempt, stop)
+    return _retrying(item.url, retries, attempt, stop)
 
 
 class _Retryable(Exception):
@@ -379,7 +379,7 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
                     raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
             return bytes(buf)
 
-    return _retrying_sync(url, retries, attempt)
+    return _retrying(url, retries, attempt)
 
 
 def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 300.0, retries: int = 3,
@@ -402,4 +402,4 @@ def get_to_file(url: str, dest: "os.PathLike[str] | str", *, timeout: float = 30
                         raise IntegrityError(f"GET {redact(url)}: larger than {max_bytes} bytes")
         return size
 
-    return _retrying_sync(url, retries, attempt)
+    return _retrying(url, retries, attempt)
