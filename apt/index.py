@@ -4,7 +4,7 @@ Packages files are large (bookworm main amd64: 63k stanzas, 50 MB): python-debia
 takes ~10 s on one, so stanzas are split here by the deb822 rules (a blank line ends a paragraph;
 a line starting with space or tab continues a field), with the raw text kept so published stanzas
 are byte-for-byte upstream's. Of each stanza only what indexes the universe is read at once
-(Package, Version, Architecture, Provides: string searches, 0.2 s for bookworm); every other field
+(Package, Version, Architecture, Provides: string searches, 0.35 s for bookworm); every other field
 is parsed on first use, which is for the few hundred packages a closure visits (reading them all
 into dicts cost 1 s). Release files are small and read with python-debian. Relations and versions
 are parsed with python-debian, lazily, only for packages the closure visits.
@@ -68,8 +68,8 @@ class Stanza:
         """One field, without parsing the others (for a question asked of every package)."""
         return self._fields.get(key) if self._fields is not None else _value(self.raw, key)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Stanza) and (self.raw, self.origin) == (other.raw, other.origin)
+    def __eq__(self, other: object) -> bool:  # as when it was a dataclass of (fields, raw)
+        return isinstance(other, Stanza) and self.raw == other.raw and self.fields == other.fields
 
     def __hash__(self) -> int:
         return hash(self.raw)
