@@ -118,12 +118,12 @@ class CondaSync:
         when it cannot be told now (the sync reports why)."""
         if not app.conda_specs or not options.get("enabled", True):
             return None
-        from mirror.resolve.targets import PythonTarget
+        from mirror.resolve.targets import DEFAULT_PYTHON, PythonTarget
 
         try:
             channels = [expand(u, where=f"{app.name} (environment.yml)")
                         for u in _channels(app.conda_channels, str(options.get("channel-alias") or DEFAULT_ALIAS))]
-            target = conda_target(PythonTarget.parse("3.11", platform), str(options["cuda"]) if options.get("cuda") else None)
+            target = conda_target(PythonTarget.parse(DEFAULT_PYTHON, platform), str(options["cuda"]) if options.get("cuda") else None)
             _clean_host_config()
             records = _solve(_gateway(store, channels), channels, tuple(app.conda_specs), target)
         except Exception:  # noqa: BLE001 (MirrorError, ValueError, and rattler's own classes: the sync says it)
