@@ -14,12 +14,13 @@ import importlib
 import threading
 import time
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.version import Version
 
 from mirror.apps import AppSpec, load_app
 from mirror.credentials import Credentials, expand
@@ -27,11 +28,11 @@ from mirror.apps.direct import DirectDist, materialise
 from mirror.apps.reqfile import ReqLine
 from mirror.store.distinfo import read_sdist, read_wheel
 from mirror.errors import InputError, MirrorError, ResolutionError
-from mirror.fetch import FetchItem, fetch_all
+from mirror.fetch import Downloads, FetchItem
 from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
 from mirror.resolve.lockfile import render_requirements_lock
 from mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, is_deterministic, memo_key
-from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, select_files, uv_compile, uv_version
+from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, pick_files, select_files, uv_compile, uv_version
 from mirror.store import CatalogFile, Store
 from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
@@ -328,12 +329,12 @@ def _answer_from_memo(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recor
 _Record = tuple[str, "bytes | None", "str | None", tuple[str, ...]]  # memo key, pylock, error, pages read
 
 
-def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo
-                  ) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
+def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo,
+                  early: _Early) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
     """Each job's lock and pins, or its error; and what the memo is to record of the resolutions uv
     ran (the caller hands them to `memo.record_later` with the pages it wants read too). A job whose
     recorded resolution read only pages that are unchanged now is answered from the memo; the others
-    run uv (4 at a time)."""
+    run uv (4 at a time), and the files of the versions it picks start downloading (`early`)."""
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
@@ -343,6 +344,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
             only_binary=only_binary, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
+            on_select=early.hearing(job),
         )
 
     def run(job: _Job) -> UvResolution:
@@ -407,6 +409,84 @@ def _file_facts(store: Store, f: PinnedFile) -> _Facts:
         return (info.requires_python, store.put_bytes(info.metadata), None) if info is not None else (None, None, None)
     sinfo = read_sdist(path)
     return sinfo.requires_python, None, sinfo.build_requires
+
+
+class _Early:
+    """Files fetched while uv is still resolving. uv's log names each version its resolver picks, as
+    it picks it, and the file it read that version's metadata from: that file starts downloading
+    at once (its hash is checked when the lock gives it). The memo is reading the project's page
+    meanwhile (uv has just read it), and from it the other files the target takes of that version
+    (`pick_files`, as the lock's are picked: a second wheel for another tag) start too. The fetch
+    phase then waits for them with the rest, instead of starting after the whole resolution. A
+    version that backtracking drops leaves its files in the store unreferenced, until `mirror gc`:
+    rare, and the price of not waiting for the lock."""
+
+    def __init__(self, store: Store, memo: ResolutionMemo, downloads: Downloads) -> None:
+        self.store, self.memo, self.downloads = store, memo, downloads
+        self.facts: dict[str, _Facts] = {}  # what each file landed early says of itself
+        self._seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
+        self._lock = threading.Lock()
+        self._pool = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="early")
+
+    def hearing(self, job: _Job) -> Callable[[str, str, str | None, Sequence[str]], None]:
+        """uv_compile's on_select for `job`: start the files of each version uv picks."""
+        def heard(name: str, version: str, file_url: str | None, pages: Sequence[str]) -> None:
+            key = (job.target.id, canonicalize_name(name), version, job.index.search_order)
+            if key[1] in job.direct:
+                return
+            if file_url and file_url.startswith(("https://", "http://")):  # (each URL is started once)
+                url = strip_credentials(file_url)  # (credentials go by host, as for every download)
+                filename = url.rsplit("/", 1)[-1]
+                f = PinnedFile(filename=filename, url=url, sha256="", kind="wheel" if filename.endswith(".whl") else "sdist")
+                self.downloads.add(FetchItem(url=url, sha256="", filename=filename), on_done=lambda i, f=f: self._landed(f, i))
+            with self._lock:
+                if key in self._seen:
+                    return
+                self._seen.add(key)
+            read = set(pages)
+            candidates = [u for u in (page_url(i, name) for i in job.index.search_order) if u in read]
+            if candidates:
+                self._pool.submit(self._start, job.target, key[1], version, candidates)
+        return heard
+
+    def _start(self, target: PythonTarget, name: str, version: str, candidates: list[str]) -> None:
+        with contextlib.suppress(Exception):  # a guess that cannot be made costs only the wait for the lock
+            want = Version(version)
+            for url in candidates:  # as uv's first-index: the first page that has the version
+                files = [f for filename, st in (self.memo.page_files(url) or {}).items()  # (a cheap test first:
+                         if version in filename and (f := _page_file(filename, st, name, want)) is not None]  # 4,415 on numpy's)
+                if files:
+                    for f in pick_files(files, target):
+                        self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
+                                           on_done=lambda i, f=f: self._landed(f, i))
+                    return
+
+    def _landed(self, f: PinnedFile, item: FetchItem) -> None:
+        """In the download's thread: what a file that came in says of itself, as `landed` does."""
+        f = dataclasses.replace(f, sha256=item.sha256)
+        if f.sha256 and self.store.has_blob(f.sha256) and self.store.pyfile(f.sha256, f.filename) is None:
+            self.facts[f.sha256] = _file_facts(self.store, f)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _page_file(filename: str, st: FileStatus, name: str, version: Version) -> PinnedFile | None:
+    """An index page's file as the lock would give it, when it is a wheel or sdist of name==version."""
+    if not st.url or not st.sha256:
+        return None
+    try:
+        if filename.endswith(".whl"):
+            fname, fversion, *_ = parse_wheel_filename(filename)
+            kind = "wheel"
+        else:
+            fname, fversion = parse_sdist_filename(filename)
+            kind = "sdist"
+    except ValueError:  # (packaging's InvalidWheelFilename and InvalidSdistFilename are ValueErrors)
+        return None
+    if fname != name or fversion != version:
+        return None
+    return PinnedFile(filename=filename, url=st.url, sha256=st.sha256, kind=kind)
 
 
 def _catalog(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = None,
@@ -522,9 +602,11 @@ class _Fetched:
 def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError],
                                    records: list[_Record], results: Mapping[str, AppResult], store: Store, opts: SyncOptions,
                                    reporter: Reporter, memo: ResolutionMemo, credentials: Credentials,
-                                   on_bytes: Callable[[int], None]) -> _Fetched:
-    """Fetch every resolved file into the store and catalog it; then resolve and fetch the build
-    requirements of every sdist, level by level, until none are new."""
+                                   on_bytes: Callable[[int], None], early: _Early) -> _Fetched:
+    """Fetch every resolved file into the store (or wait for those started while uv resolved) and
+    catalog it; then resolve and fetch the build requirements of every sdist, level by level, until
+    none are new."""
+    downloads = early.downloads
     fetch_errors: list[str] = []
     fetched = present = nbytes = 0
     used: dict[str, tuple[Pin, PinnedFile]] = {}
@@ -551,7 +633,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
         # What the store has is found before any page is read: alongside a page-reading thread each
         # of the corpus's 2,170 stat calls waited for the interpreter lock (1.2 s).
-        present_before = {i.sha256 for i in items if store.has_blob(i.sha256)}
+        present_before = {i.sha256 for i in items if not downloads.started(i) and store.has_blob(i.sha256)}
         items = [i for i in items if i.sha256 not in present_before]
         # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
         # with private indexes where each project is also on the public index: read while the files
@@ -568,7 +650,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                     recording.result()
             return project_pages(wanted, concurrency=opts.concurrency, credentials=credentials, known=memo.parsed)
 
-        facts: dict[str, _Facts] = {}
+        facts = early.facts
 
         def landed(item: FetchItem) -> None:
             """In the download's thread, as soon as a new file is in: read what it says of itself
@@ -578,8 +660,10 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
 
         with cf.ThreadPoolExecutor(max_workers=1) as side:
             pages_future = side.submit(pages_of)
-            report = fetch_all(items, store, concurrency=opts.concurrency, credentials=credentials, on_done=landed,
-                               on_bytes=lambda n: (reporter.advance(n) if total_size else None, on_bytes(n)))
+            if total_size:  # what arrived while uv resolved, then the rest as it comes
+                reporter.advance(sum(downloads.received_for(i) for i in items))
+            downloads.on_bytes = lambda n: (reporter.advance(n) if total_size else None, on_bytes(n))
+            report = downloads.wait(items, on_done=landed)
             pages = pages_future.result()
         if depth == 0:
             for owner, target, pins, idx in pending:
@@ -613,7 +697,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         if not next_jobs:
             break
         reporter.phase("resolving build requirements", len(next_jobs))
-        build_res, records = _resolve_jobs(next_jobs, store, opts, reporter, memo)
+        build_res, records = _resolve_jobs(next_jobs, store, opts, reporter, memo, early)
         pending = []
         for job in next_jobs:
             res = build_res[job.key]
@@ -867,11 +951,17 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             validators, concurrency=2 * opts.concurrency, credentials=credentials, **kw))
         clock.lap("prepare")
         reporter.phase("resolving", len(jobs))
-        resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo)
-        clock.lap("resolve")
-        # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
-        got = _fetch_with_build_requirements(jobs, resolved, records, results, store, opts, reporter, memo, credentials,
-                                             on_bytes)
+        downloads = Downloads(store, concurrency=opts.concurrency, credentials=credentials, on_bytes=on_bytes)
+        early = _Early(store, memo, downloads)
+        try:
+            resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo, early)
+            clock.lap("resolve")
+            # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
+            got = _fetch_with_build_requirements(jobs, resolved, records, results, store, opts, reporter, memo,
+                                                 credentials, on_bytes, early)
+        finally:
+            early.close()
+            downloads.close()
         memo.finish()
         clock.lap("fetch")
         # 4. Locks and files; 5. each extension's part, once it is done.

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mirror.fetch import FetchItem, fetch_all
+from mirror.fetch import Downloads, FetchItem, fetch_all
 from mirror.resolve import IndexConfig
 from mirror.store import open_store
 from mirror.sync import SyncOptions, run_sync
@@ -60,6 +60,33 @@ def test_hash_mismatch_keeps_nothing(upstream, tmp_path: Path):
     assert not list(store.tmp.iterdir())  # no temp file left behind
     report = fetch_all([FetchItem(url=f"{upstream.url}/files/{f.name}", sha256=good, filename=f.name)], store)
     assert report.fetched and store.has_blob(good)
+
+
+def test_a_file_started_before_its_hash_was_known_is_taken_only_when_the_hashes_agree(upstream, tmp_path: Path):
+    """A sync starts the file uv picked by its URL alone (uv's log gives no hash). When the lock's
+    hash agrees it is that file, fetched once; when the URL gave another file, the lock's file is
+    fetched by its own URL and checked, and the stray one is not taken for it."""
+    store = open_store(tmp_path / "s", create=True)
+    files = Path(upstream.root) / "files"
+    alpha, beta = next(files.glob("alpha-*.whl")), next(files.glob("beta-1.0-*.whl"))
+    sha = {f: hashlib.sha256(f.read_bytes()).hexdigest() for f in (alpha, beta)}
+    url = {f: f"{upstream.url}/files/{f.name}" for f in (alpha, beta)}
+    with Downloads(store) as downloads:
+        assert downloads.add(FetchItem(url=url[alpha], sha256="", filename=alpha.name))
+        assert not downloads.add(FetchItem(url=url[alpha], sha256=sha[alpha], filename=alpha.name))  # the same URL
+        # An early guess whose URL turns out to give another file (here: beta's URL for alpha's name).
+        assert downloads.add(FetchItem(url=url[beta], sha256="", filename=alpha.name))
+        report = downloads.wait([FetchItem(url=url[alpha], sha256=sha[alpha], filename=alpha.name)])
+    assert [i.filename for i in report.fetched] == [alpha.name] and not report.failed and not report.present
+    served = [path for method, path, _ in upstream.requests if method == "GET" and path.endswith(".whl")]
+    assert served.count(f"/files/{alpha.name}") == 1
+    assert store.has_blob(sha[alpha]) and store.has_blob(sha[beta])  # the stray is kept under its own hash
+    other = open_store(tmp_path / "other", create=True)
+    with Downloads(other) as downloads:  # started from an index page's URL that fails; the lock's URL works
+        assert downloads.add(FetchItem(url=f"{upstream.url}/files/gone.whl", sha256=sha[beta], filename=beta.name))
+        report = downloads.wait([FetchItem(url=url[beta], sha256=sha[beta], filename=beta.name)])
+    assert [i.filename for i in report.fetched] == [beta.name] and not report.failed
+    assert other.has_blob(sha[beta])
 
 
 def test_upstream_changes_make_a_new_snapshot(tmp_path: Path):

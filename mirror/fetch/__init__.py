@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import contextlib
+import dataclasses
 import functools
 import os
 import random
@@ -38,7 +39,7 @@ from mirror.urls import redact
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_to_file"]
+__all__ = ["Downloads", "FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_to_file"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -266,12 +267,12 @@ def _check_status(url: str, status: int) -> None:
         raise TransportError(f"GET {redact(url)}: HTTP {status}")
 
 
-def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) -> int:
+def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) -> tuple[int, str]:
     """A file:// source (an app's own package, a build): copied in with the same hash check."""
     from urllib.parse import unquote, urlsplit
 
     path = unquote(urlsplit(item.url).path)
-    with store.ingest(expect=item.sha256, max_size=item.size, what=item.filename,
+    with store.ingest(expect=item.sha256 or None, max_size=item.size, what=item.filename,
                       source=f"{path} as resolved (it changed since?):") as blob:
         try:
             with open(path, "rb") as src:
@@ -280,8 +281,7 @@ def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) 
                     on_bytes(len(chunk))
         except OSError as exc:
             raise TransportError(f"{item.filename}: cannot read {path}: {exc.strerror or exc}") from exc
-        blob.commit()
-        return blob.size
+        return blob.size, blob.commit()
 
 
 class _Stopped(Exception):
@@ -289,12 +289,13 @@ class _Stopped(Exception):
 
 
 def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries: int,
-                  on_bytes: Callable[[int], None], stop: threading.Event) -> int:
+                  on_bytes: Callable[[int], None], stop: threading.Event) -> tuple[int, str]:
+    """Fetch one file into the store: (its size, its sha256)."""
     if item.url.startswith("file:"):
         return _copy_local(store, item, on_bytes)
 
-    def attempt() -> int:
-        with store.ingest(expect=item.sha256, max_size=item.size, what=item.filename, source="the index's") as blob:
+    def attempt() -> tuple[int, str]:
+        with store.ingest(expect=item.sha256 or None, max_size=item.size, what=item.filename, source="the index's") as blob:
             with client.stream("GET", item.url) as resp:
                 _check_status(item.url, resp.status_code)
                 for chunk in resp.iter_raw(1 << 20):
@@ -302,8 +303,8 @@ def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries
                         raise _Stopped
                     blob.write(chunk)
                     on_bytes(len(chunk))
-            blob.commit()
-            return blob.size
+            sha256 = blob.commit()
+            return blob.size, sha256
 
     return _retrying(item.url, retries, attempt, stop)
 
@@ -312,56 +313,156 @@ class _Retryable(Exception):
     pass
 
 
+class Downloads:
+    """Downloads into the store, each started as soon as it is known (`add`, from any thread) and
+    waited for in batches (`wait`). A sync starts a file while uv is still resolving, as soon as
+    uv picks its version, and waits for it with the others once the lock is known; `fetch_all` is
+    one batch.
+
+    A file may be started before its sha256 is known (`FetchItem.sha256` empty: uv's log names the
+    file it picked, not its hash): it is hashed as it is written and kept under the hash it has;
+    `wait` then takes it as the lock's file only when the hashes agree, and fetches the lock's
+    otherwise. Threads (`concurrency` at a time; the callbacks are called from them). Failures are
+    reported by `wait`, not raised, so one bad file does not waste the others' downloads; a full disk
+    stops every download. `close` (and leaving the `with`) stops what is still running at its next
+    chunk and waits for it: nothing half-written is kept."""
+
+    def __init__(self, store: Store, *, concurrency: int = 16, retries: int = 4,
+                 credentials: Credentials | None = None, on_bytes: Callable[[int], None] = lambda n: None) -> None:
+        self.store = store
+        self.on_bytes = on_bytes  # the caller may swap it (a sync's progress bar per phase)
+        self._retries = retries
+        self._credentials = credentials
+        self._pool = cf.ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fetch")
+        # By sha256, or by URL for a file started before its hash was known.
+        self._started: dict[str, tuple[FetchItem, cf.Future[int | MirrorError | None]]] = {}
+        self._urls: dict[str, str] = {}  # URL → the key it was started under
+        self._received: dict[str, int] = {}  # bytes received so far, by file (its key)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Downloads":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _key(self, item: FetchItem) -> str | None:
+        """The key `item` was started under, if it was: its hash, or its URL."""
+        if item.sha256 and item.sha256 in self._started:
+            return item.sha256
+        return self._urls.get(item.url)
+
+    def add(self, item: FetchItem, on_done: Callable[[FetchItem], None] = lambda i: None) -> bool:
+        """Start fetching `item` unless the store has it or it is started already (by hash or URL);
+        `on_done(item)` runs in its thread once it is in, with its sha256 (or once it failed).
+        True when started now."""
+        with self._lock:
+            if self._stop.is_set() or self._key(item) is not None:
+                return False
+            if item.sha256 and self.store.has_blob(item.sha256):
+                return False
+            key = self._urls[item.url] = item.sha256 or item.url
+            self._started[key] = (item, self._pool.submit(self._run, item, on_done))
+            return True
+
+    def started(self, item: FetchItem) -> bool:
+        """Whether this file was started here (it may be in the store already: done)."""
+        return self._key(item) is not None
+
+    def received_for(self, item: FetchItem) -> int:
+        """Bytes of this file received so far."""
+        key = self._key(item)
+        return self._received.get(key, 0) if key else 0
+
+    def _run(self, item: FetchItem, on_done: Callable[[FetchItem], None]) -> int | MirrorError | None:
+        key = item.sha256 or item.url
+
+        def count(n: int) -> None:
+            self._received[key] = self._received.get(key, 0) + n
+            self.on_bytes(n)
+
+        client = pooled_client(self._credentials)
+        try:
+            size, sha256 = _download_one(client, self.store, item, self._retries, count, self._stop)
+            outcome: int | MirrorError | None = size
+            item = dataclasses.replace(item, sha256=sha256)
+        except MirrorError as exc:
+            outcome = exc
+            if isinstance(exc, DiskFullError):
+                self._stop.set()  # every later write would fail too
+        except _Stopped:
+            return None
+        on_done(item)
+        return outcome
+
+    def wait(self, items: Iterable[FetchItem], on_done: Callable[[FetchItem], None] = lambda i: None) -> FetchReport:
+        """Fetch every item not in the store yet (those `add`ed before are not started again) and
+        wait for them all: what was fetched, what was there, what failed. A full disk raises."""
+        report = FetchReport()
+        mine: list[FetchItem] = []
+        seen: set[str] = set()
+        for item in items:
+            if item.sha256 in seen:
+                continue
+            seen.add(item.sha256)
+            self.add(item, on_done)
+            (mine if self.started(item) else report.present).append(item)
+        try:
+            for item in mine:
+                outcome = self._outcome(item)
+                if outcome is not None and not isinstance(outcome, MirrorError) and not self.store.has_blob(item.sha256):
+                    outcome = self._again(item, on_done)  # started by URL, and that URL gave another file
+                elif isinstance(outcome, MirrorError) and self._started[self._key(item) or ""][0].url != item.url:
+                    outcome = self._again(item, on_done)  # started from another URL (an index page's) that failed
+                if outcome == "present":
+                    report.present.append(item)
+                elif isinstance(outcome, int):
+                    # Fetched by this run (now, or when it was `add`ed): in the store, and new to it.
+                    report.fetched.append(item)
+                    report.bytes_fetched += outcome
+                elif isinstance(outcome, MirrorError):
+                    report.failed.append((item, outcome))
+        except BaseException:
+            self._stop.set()
+            raise
+        full = next((exc for _, exc in report.failed if isinstance(exc, DiskFullError)), None)
+        if full is not None:
+            raise full  # the store stays as it was
+        return report
+
+    def _outcome(self, item: FetchItem) -> int | MirrorError | None:
+        key = self._key(item)
+        return self._started[key][1].result() if key is not None else None
+
+    def _again(self, item: FetchItem, on_done: Callable[[FetchItem], None]) -> int | MirrorError | str | None:
+        """Fetch `item` itself, by its own URL and hash, after an early start that was not it."""
+        if self._stop.is_set():
+            return None
+        with self._lock:
+            self._started.pop(self._key(item) or "", None)
+            self._started.pop(item.sha256, None)
+            self._urls.pop(item.url, None)
+        if not self.add(item, on_done):
+            return "present" if self.store.has_blob(item.sha256) else None
+        return self._outcome(item)
+
+    def close(self) -> None:
+        """Stop what is still downloading (nothing half-written is kept) and wait for it."""
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16, retries: int = 4,
               on_bytes: Callable[[int], None] = lambda n: None,
               on_done: Callable[[FetchItem], None] = lambda i: None,
               credentials: Credentials | None = None) -> FetchReport:
-    """Fetch every item not yet in the store, `concurrency` at a time (threads; the callbacks are
-    called from them). Failures are reported, not raised, so one bad file does not waste the others'
-    downloads; a full disk stops the run. Interrupted (Ctrl-C), every download stops at its next
-    chunk and nothing half-written is kept."""
-    report = FetchReport()
-    todo: list[FetchItem] = []
-    seen: set[str] = set()
-    for item in items:
-        if item.sha256 in seen:
-            continue
-        seen.add(item.sha256)
-        (report.present if store.has_blob(item.sha256) else todo).append(item)
-    if not todo:
-        return report
-    stop, lock = threading.Event(), threading.Lock()
-
-    def run(client: "httpx.Client", item: FetchItem) -> None:
-        try:
-            n = _download_one(client, store, item, retries, on_bytes, stop)
-        except MirrorError as exc:
-            with lock:
-                report.failed.append((item, exc))
-            if isinstance(exc, DiskFullError):
-                stop.set()  # every later write would fail too
-        except _Stopped:
-            return
-        else:
-            with lock:
-                report.fetched.append(item)
-                report.bytes_fetched += n
-        on_done(item)
-
-    workers = max(1, min(concurrency, len(todo)))
-    client = pooled_client(credentials)
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(run, client, item) for item in todo]
-        try:
-            for fut in futures:
-                fut.result()
-        except BaseException:
-            stop.set()
-            raise
-    full = next((exc for _, exc in report.failed if isinstance(exc, DiskFullError)), None)
-    if full is not None:
-        raise full  # the store stays as it was
-    return report
+    """Fetch every item not yet in the store, `concurrency` at a time: one batch of `Downloads`.
+    Interrupted (Ctrl-C), every download stops at its next chunk and nothing half-written is kept."""
+    items = list(items)
+    with Downloads(store, concurrency=max(1, min(concurrency, len(items))), retries=retries,
+                   credentials=credentials, on_bytes=on_bytes) as downloads:
+        return downloads.wait(items, on_done)
 
 
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,

@@ -140,6 +140,11 @@ class UvResolution:
     pages: tuple[str, ...]  # index and find-links pages uv read (no credentials)
 
 
+_SELECTED = re.compile(r"DEBUG Selecting: ([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \[\w+\] \(([^()\s]+)\)")
+# A distribution file (or its PEP 658 .metadata) uv reads: where the file it picks is.
+_FILE_READ = re.compile(r"(?:No cache entry for|Found (?:fresh|stale) response for): (https?://\S+?\.(?:whl|tar\.gz|zip)(?:\.metadata)?)$")
+
+
 def uv_compile(
     requirements: list[str],
     target: PythonTarget,
@@ -153,9 +158,13 @@ def uv_compile(
     label: str = "",
     refresh: bool = False,
     on_page: Callable[[str], None] | None = None,
+    on_select: Callable[[str, str, str | None, Sequence[str]], None] | None = None,
 ) -> UvResolution:
     """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read,
     each also handed to `on_page` as soon as uv starts reading it (the memo reads it meanwhile).
+    `on_select(name, version, file_url, pages)` hears each version uv's resolver picks as it picks
+    it, with the URL of the file uv read its metadata from (None when uv's log did not name it) and
+    the pages read so far (a pick can still be undone by backtracking: the lock is the answer).
 
     A failure raises ResolutionError carrying `pages` too (the resolution memo keeps both)."""
     with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
@@ -184,17 +193,28 @@ def uv_compile(
         for ob in only_binary:
             cmd += ["--only-binary", ob]
         env = uv_env(index, cache_dir)
-        env["RUST_LOG"] = "uv_client::cached_client=debug"  # -v logs only the URLs uv reads: the memo's pages
+        # -v logs only the URLs uv reads (the memo's pages) and, when asked, the versions it picks.
+        env["RUST_LOG"] = "uv_client::cached_client=debug" + (",uv_resolver::resolver=debug" if on_select else "")
         proc = subprocess.Popen(cmd, env=env, cwd=tmpdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 errors="replace")
         log: list[str] = []
+        seen: dict[str, None] = {}
+        files: dict[str, str] = {}  # file name → the URL uv read it (or its .metadata) from
         assert proc.stderr is not None
         with proc:
             for line in proc.stderr:
                 log.append(line)
-                if on_page is not None:
-                    for url in pages_read(line):
+                for url in pages_read(line):
+                    seen.setdefault(url, None)
+                    if on_page is not None:
                         on_page(url)
+                if on_select is None:
+                    continue
+                if (m := _SELECTED.match(line)):
+                    on_select(m.group(1), m.group(2), files.get(m.group(3)), tuple(seen))
+                elif (f := _FILE_READ.search(line)):
+                    url = f.group(1).removesuffix(".metadata")
+                    files.setdefault(url.rsplit("/", 1)[-1], url)
         stderr = "".join(log)
         pages = pages_read(stderr)
         if proc.returncode != 0:

@@ -202,7 +202,7 @@ class ResolutionMemo:
             return
         with self._lock:
             if self._prefetcher is None:
-                self._prefetcher = cf.ThreadPoolExecutor(max_workers=8, thread_name_prefix="prefetch")
+                self._prefetcher = cf.ThreadPoolExecutor(max_workers=32, thread_name_prefix="prefetch")
             unknown = url not in self._load_validators()
             self._prefetcher.submit(self._quietly, url, unknown)
 
@@ -212,7 +212,22 @@ class ResolutionMemo:
 
     def _keep(self, url: str, body: bytes, content_type: str) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # unreadable: left out
-            self.parsed[url] = parse_project_page(body, content_type)
+            self.parsed[url] = parse_project_page(body, content_type, url)
+
+    def page_files(self, url: str) -> Mapping[str, FileStatus] | None:
+        """A page's files as this run read it: waits for the page being read; reads it (in full)
+        when nothing read it yet. None when it was read only for its digest (unchanged since the
+        last run, so most of its files are in the store already) or cannot be read now."""
+        with self._lock:
+            if url in self.parsed:
+                return self.parsed[url]
+            event = self._inflight.get(url)
+            unread = event is None and url not in self.current
+        if event is not None:
+            event.wait()
+        elif unread:
+            self._quietly(url, True)
+        return self.parsed.get(url)
 
     def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]],
                      parse: Iterable[str] = ()) -> "cf.Future[None] | None":

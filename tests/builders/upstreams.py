@@ -9,6 +9,7 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 from tests.builders import make_sdist, make_wheel
@@ -35,6 +36,12 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802
+        delay = getattr(self.server, "delays", {}).get(self.path)  # a slow page, for tests of what overlaps it
+        if delay:
+            time.sleep(delay)
+        super().do_GET()
+
     def end_headers(self) -> None:
         # Like an index that wants revalidation (PyPI says max-age=600): pages are never stale-cached.
         self.send_header("Cache-Control", "max-age=0, must-revalidate")
@@ -61,6 +68,8 @@ class StaticServer:
         self.requests: list[tuple[str, str, int]] = self.httpd.requests  # type: ignore[attr-defined]
         self.httpd.agents = []  # type: ignore[attr-defined]  # (path, User-Agent), as served
         self.agents: list[tuple[str, str]] = self.httpd.agents  # type: ignore[attr-defined]
+        self.httpd.delays = {}  # type: ignore[attr-defined]  # path → seconds its GET waits before answering
+        self.delays: dict[str, float] = self.httpd.delays  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

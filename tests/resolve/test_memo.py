@@ -102,6 +102,27 @@ def test_a_cold_sync_reads_each_page_once(index: StaticServer, tmp_path: Path):
     assert entry is not None and entry.requires_python == ">=3.8" and entry.yanked == "a reason"
 
 
+def test_files_start_downloading_while_uv_still_resolves(index: StaticServer, tmp_path: Path):
+    """A file uv has picked starts downloading then, not after the whole resolution: alpha's wheel
+    arrives while uv still waits for beta's page (held back 1.5 s), and the sync still takes and
+    reports every file of the lock, each fetched once, as it would have without the head start."""
+    index.delays["/simple/beta/"] = 1.5
+    app = _app(tmp_path, "app", "alpha\n")
+    store = open_store(tmp_path / "s", create=True)
+    result = run_sync(store, _opts([app], index))
+    assert result.ok and result.files_fetched == 2 and result.files_present == 0
+    served = [(path, agent.split("/")[0]) for path, agent in index.agents]
+    alpha_wheel = next(i for i, (path, agent) in enumerate(served)
+                       if path.endswith("/alpha-1.0-py3-none-any.whl") and agent == "airgap-mirror")
+    beta_page_to_uv = next(i for i, (path, agent) in enumerate(served) if path == "/simple/beta/" and agent == "uv")
+    assert alpha_wheel < beta_page_to_uv
+    ours = [path for path, agent in served if agent == "airgap-mirror" and path.endswith(".whl")]
+    assert sorted(ours) == sorted(set(ours)) and len(ours) == 2  # each file once
+    files = store.load_snapshot(result.snapshot_id)["python"]["files"]
+    assert sorted(f["filename"] for f in files.values()) == ["alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"]
+    assert all(store.has_blob(sha) for sha in files)
+
+
 def test_a_changed_page_re_resolves_only_the_apps_that_read_it(index: StaticServer, tmp_path: Path):
     apps = [_app(tmp_path, "reads-beta", "alpha\n"), _app(tmp_path, "gamma-only", "gamma\n")]
     store = open_store(tmp_path / "s", create=True)
