@@ -130,15 +130,23 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
                                  f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
         atomic_write(raw_path, data)
     stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"), origin=src.url)
-    # Written while the closure is worked out and the .debs download (`finish_cache_writes` waits):
-    # a cache, so a run killed meanwhile only leaves it to be made again.
-    writer = threading.Thread(target=_write_cache, args=(parsed, stanzas), name="apt-cache", daemon=True)
-    writer.start()
-    _WRITERS.append(writer)
+    # Written once the closures are worked out, while the .debs download (`start_cache_writes`;
+    # written alongside the universe's build, it took the interpreter lock from it: 0.1-0.2 s of a
+    # cold sync); a cache, so a run killed meanwhile only leaves it to be made again.
+    _PENDING.append((parsed, stanzas))
     return stanzas
 
 
+_PENDING: list[tuple[Path, list[Stanza]]] = []
 _WRITERS: list[threading.Thread] = []
+
+
+def start_cache_writes() -> None:
+    """Start writing the parsed indexes of this run to the cache, in a thread."""
+    while _PENDING:
+        writer = threading.Thread(target=_write_cache, args=_PENDING.pop(), name="apt-cache", daemon=True)
+        writer.start()
+        _WRITERS.append(writer)
 
 
 def _write_cache(path: Path, stanzas: list[Stanza]) -> None:
@@ -147,7 +155,8 @@ def _write_cache(path: Path, stanzas: list[Stanza]) -> None:
 
 
 def finish_cache_writes() -> None:
-    """Wait for the parsed indexes being written to the cache."""
+    """Write the parsed indexes of this run to the cache, and wait for them."""
+    start_cache_writes()
     while _WRITERS:
         _WRITERS.pop().join()
 

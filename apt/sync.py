@@ -20,7 +20,7 @@ from mirror.fetch import FetchItem, get_bytes
 from mirror.store import atomic_write
 from mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes, load_suite
+from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes, load_suite, start_cache_writes
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .errors import UnsatisfiableError
@@ -216,6 +216,7 @@ class AptSync:
                 out.app_entries.setdefault(app.name, {})[target.id] = entry
 
         # Download what is new; a failure fails the apps that need the file.
+        start_cache_writes()
         out.fetch(ctx, items, "downloading .debs")
         finish_cache_writes()
 
