@@ -328,29 +328,18 @@ async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency:
             todo.append(entry)  # content-named and not there yet (a size that differs: a cut-off upload)
         else:
             hashing.append(entry)
-    # Known by name for content-named files, read for the rest (pages are small; threads: hashlib frees the GIL).
-    await asyncio.gather(*(loop.run_in_executor(None, _hash_all, hashing[i::4]) for i in range(4)))
-    for entry in hashing:
-        rel = entry.rel
-        there, before = remote[rel] if rel in remote else None, known.get(rel)
-        if entry.immutable:  # there with its size: the same content, under its own name
-            records[rel] = [entry.sha256, entry.size, there[1] if there else None]
-        elif (there is not None and before is not None and before[0] == entry.sha256 and there[0] == entry.size
-              and (before[2] is None or before[2] == there[1])):
-            records[rel] = before
-        else:
-            todo.append(entry)
-    report.unchanged = len(local) - len(todo)
-    if on_total:
-        on_total(sum(e.size for e in todo))
-    if todo or report.listed or set(remote) - set(local):
-        # Marked before anything changes: a publish cut off here is listed in full next time.
-        marked = {**(state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {}, "retired": {}}),
-                  "interrupted": now.isoformat()}
-        await _write_state(store, target, marked)
 
     sem = asyncio.Semaphore(concurrency)
     budget = _Budget(_IN_FLIGHT)
+    marked = False
+
+    async def mark() -> None:
+        """Marked before anything changes: a publish cut off after this is listed in full next time."""
+        nonlocal marked
+        if not marked:
+            marked = True
+            await _write_state(store, target, {**(state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {},
+                                                              "retired": {}}), "interrupted": now.isoformat()})
 
     async def put(entry: _Local) -> None:
         sha = await loop.run_in_executor(None, _sha256, entry) if entry.sha256 is None else entry.sha256
@@ -369,11 +358,44 @@ async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency:
         if on_bytes:
             on_bytes(entry.size)
 
+    def put_all(batch: list[_Local]) -> "asyncio.Future[list[None]]":
+        return asyncio.gather(*(put(e) for e in sorted(batch, key=lambda e: -e.size)))  # the long ones first
+
+    # The first stage's files (content-named, new) need no page read: they go up while the pages are
+    # hashed (a publish of one changed app: its wheels are most of the time).
+    first = next(iter(Stage))
+    early = [e for e in todo if e.stage == first]
+    sent_early = {id(e) for e in early}
+    t_first = time.monotonic()
+    if early:
+        await mark()
+    sending = put_all(early)
+    # Known by name for content-named files, read for the rest (pages are small: in one thread, as
+    # four were slower by their switching).
+    await loop.run_in_executor(None, _hash_all, hashing)
+    for entry in hashing:
+        rel = entry.rel
+        there, before = remote[rel] if rel in remote else None, known.get(rel)
+        if entry.immutable:  # there with its size: the same content, under its own name
+            records[rel] = [entry.sha256, entry.size, there[1] if there else None]
+        elif (there is not None and before is not None and before[0] == entry.sha256 and there[0] == entry.size
+              and (before[2] is None or before[2] == there[1])):
+            records[rel] = before
+        else:
+            todo.append(entry)
+    report.unchanged = len(local) - len(todo)
+    if on_total:
+        on_total(sum(e.size for e in todo))
+    if todo or report.listed or set(remote) - set(local):
+        await mark()
+
     for stage in Stage:
-        batch = sorted((e for e in todo if e.stage == stage), key=lambda e: -e.size)  # the long ones first
-        t0 = time.monotonic()
+        t0 = t_first if stage == first and early else time.monotonic()
+        if stage == first:
+            await sending
+        batch = [e for e in todo if e.stage == stage and id(e) not in sent_early]
         if batch:
-            await asyncio.gather(*(put(e) for e in batch))
+            await put_all(batch)
         report.stages[stage.name.lower()] = round(time.monotonic() - t0, 3)
 
     # Retire what the tree no longer has; delete what has been retired for the grace period.
