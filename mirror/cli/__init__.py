@@ -781,3 +781,11 @@ def main() -> None:
     except MirrorError as exc:  # pragma: no cover - commands catch their own
         console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
+    finally:
+        # The command is done (its files, catalog and bundles closed by itself; atexit handlers still
+        # run): what is left is the interpreter's teardown, whose collections would walk every object
+        # the command made. Frozen, they are not walked: 0.03 s of every command (`mirror status`,
+        # ten runs each), more after a sync.
+        import gc
+
+        gc.freeze()
