@@ -4,6 +4,7 @@ against the Release's SHA256, parsed, and cached by hash so an unchanged index i
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gzip
 import hashlib
@@ -12,17 +13,17 @@ import marshal
 import os
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mirror.errors import IntegrityError, TransportError
-from mirror.fetch import get_bytes
+from mirror.fetch import get_bytes, get_streaming
 from mirror.store import atomic_write
 from mirror.urls import redact
 
 from .gpg import verify_clearsigned, verify_detached
-from .index import ReleaseFile, Stanza, parse_packages, parse_release
+from .index import IndexEntry, ReleaseFile, Stanza, parse_packages, parse_release
 
 __all__ = ["Source", "SuiteIndex", "load_suite", "fetch_release"]
 
@@ -110,31 +111,109 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
             parsed.unlink(missing_ok=True)
     raw_path = cache / "raw" / entry.sha256
     data = raw_path.read_bytes() if raw_path.is_file() else None
-    if data is None or hashlib.sha256(data).hexdigest() != entry.sha256:
-        base = f"{src.url}/dists/{src.suite}"
-        urls = [f"{base}/{entry.path}"]
-        if release.acquire_by_hash:  # immune to the archive being updated while we read it
-            urls.insert(0, f"{base}/{os.path.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}")
-        last: Exception | None = None
-        for url in urls:
-            try:
-                data = get_bytes(url, max_bytes=entry.size + 1)
-                break
-            except TransportError as exc:
-                last = exc
-        else:
-            raise last  # type: ignore[misc]
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry.sha256 or len(data) != entry.size:
-            raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
-                                 f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
+    if data is not None and hashlib.sha256(data).hexdigest() == entry.sha256:
+        stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"), origin=src.url)
+    else:
+        data, stanzas = _download_index(src, release, entry)
         atomic_write(raw_path, data)
-    stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"), origin=src.url)
     # Written once the closures are worked out, while the .debs download (`start_cache_writes`;
     # written alongside the universe's build, it took the interpreter lock from it: 0.1-0.2 s of a
     # cold sync); a cache, so a run killed meanwhile only leaves it to be made again.
     _PENDING.append((parsed, stanzas))
     return stanzas
+
+
+def _download_index(src: Source, release: ReleaseFile, entry: IndexEntry) -> tuple[bytes, list[Stanza]]:
+    """A Packages index, decompressed and parsed as it arrives (on a link slower than the parse, it
+    is parsed when its last byte is in); none of it is used unless its size and sha256 are the ones
+    the signed Release gives."""
+    base = f"{src.url}/dists/{src.suite}"
+    urls = [f"{base}/{entry.path}"]
+    if release.acquire_by_hash:  # immune to the archive being updated while we read it
+        urls.insert(0, f"{base}/{os.path.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}")
+    last: Exception | None = None
+    for url in urls:
+        reader = _IndexReader(entry.path, src.url)
+        try:
+            get_streaming(url, reader.fresh, max_bytes=entry.size + 1)
+        except TransportError as exc:
+            last = exc
+            continue
+        digest = hashlib.sha256(reader.raw).hexdigest()
+        if digest != entry.sha256 or len(reader.raw) != entry.size:
+            raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
+                                 f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
+        return reader.finish()
+    raise last  # type: ignore[misc]
+
+
+def _decompressor(path: str) -> "zlib._Decompress | lzma.LZMADecompressor | None":
+    if path.endswith(".gz"):
+        return zlib.decompressobj(wbits=31)
+    if path.endswith(".xz"):
+        return lzma.LZMADecompressor()
+    return None
+
+
+class _IndexReader:
+    """Decompresses and parses a Packages file chunk by chunk as it downloads: whole paragraphs are
+    parsed as soon as they are in, the rest waits for the next chunk. A stream the incremental
+    decompressors cannot follow (trailing data after the last gzip member, say) is decompressed
+    whole at the end, as a file read from the cache is."""
+
+    def __init__(self, path: str, origin: str) -> None:
+        self.path, self.origin = path, origin
+
+    def fresh(self) -> Callable[[bytes], None]:
+        """A new start (each download attempt): the consumer of this attempt's chunks."""
+        self.raw = bytearray()
+        self.stanzas: list[Stanza] = []
+        self.pending = ""
+        self.whole = False  # decompress the whole file at the end instead
+        self._text = codecs.getincrementaldecoder("utf-8")("replace")
+        self._inflate = _decompressor(self.path)
+        return self.feed
+
+    def feed(self, chunk: bytes) -> None:
+        self.raw += chunk
+        if self.whole:
+            return
+        try:
+            self._take(self._decompress(chunk))
+        except (zlib.error, lzma.LZMAError, EOFError):
+            self.whole = True
+
+    def _decompress(self, chunk: bytes) -> bytes:
+        if self._inflate is None:
+            return chunk
+        out = []
+        while chunk:
+            out.append(self._inflate.decompress(chunk))
+            if not self._inflate.eof:
+                break
+            chunk = self._inflate.unused_data  # a next gzip member
+            if chunk:
+                self._inflate = _decompressor(self.path)
+        return b"".join(out)
+
+    def _take(self, data: bytes, final: bool = False) -> None:
+        text = self.pending + self._text.decode(data, final)
+        cut = len(text) if final else text.rfind("\n\n")
+        if cut < 0:
+            self.pending = text
+            return
+        self.stanzas += parse_packages(text[:cut], origin=self.origin)
+        self.pending = text[cut:]
+
+    def finish(self) -> tuple[bytes, list[Stanza]]:
+        """The file's bytes and its stanzas, once the download is complete."""
+        data = bytes(self.raw)
+        if not self.whole and self._inflate is not None and not self._inflate.eof:
+            self.whole = True  # cut short (the hash check says so), or a form we do not follow
+        if self.whole:
+            return data, parse_packages(_decompress(self.path, data).decode("utf-8", "replace"), origin=self.origin)
+        self._take(b"", final=True)
+        return data, self.stanzas
 
 
 _PENDING: list[tuple[Path, list[Stanza]]] = []

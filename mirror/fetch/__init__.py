@@ -39,7 +39,7 @@ from mirror.urls import redact
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Downloads", "FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_to_file"]
+__all__ = ["Downloads", "FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_streaming", "get_to_file"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -479,6 +479,28 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
                 if len(buf) > max_bytes:
                     raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
             return bytes(buf)
+
+    return _retrying(url, retries, attempt)
+
+
+def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, max_bytes: int = 64 << 20,
+                  timeout: float = 60.0, retries: int = 3) -> int:
+    """One bounded GET whose body is handed on as it arrives: each attempt calls `sink()` for a fresh
+    consumer and feeds it every chunk (a retry starts over with a new one); → the bytes received.
+    For a large index that is decompressed and parsed while it downloads."""
+    client = pooled_client()
+
+    def attempt() -> int:
+        consume = sink()
+        size = 0
+        with client.stream("GET", url, timeout=timeout) as resp:
+            _check_status(url, resp.status_code)
+            for chunk in resp.iter_bytes(1 << 20):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
+                consume(chunk)
+        return size
 
     return _retrying(url, retries, attempt)
 

@@ -1,4 +1,5 @@
-"""Reading a suite's Packages index in whichever compressed form its Release lists."""
+"""Reading a suite's Packages index in whichever compressed form its Release lists, whole (from the
+cache) or chunk by chunk as it downloads."""
 
 from __future__ import annotations
 
@@ -7,20 +8,51 @@ import lzma
 
 import pytest
 
-from apt.archive import _decompress
-from apt.index import IndexEntry, ReleaseFile
+from apt.archive import _decompress, _IndexReader
+from apt.index import IndexEntry, ReleaseFile, parse_packages
 
 TEXT = b"Package: a\nVersion: 1\n\nPackage: b\nVersion: 2\n"
-
-
-@pytest.mark.parametrize(("path", "data"), [
+FORMS = [
     ("main/binary-amd64/Packages.gz", gzip.compress(TEXT)),
     ("main/binary-amd64/Packages.gz", gzip.compress(TEXT[:20]) + gzip.compress(TEXT[20:])),  # two members
     ("main/binary-amd64/Packages.xz", lzma.compress(TEXT)),
     ("main/binary-amd64/Packages", TEXT),
-])
+]
+
+
+@pytest.mark.parametrize(("path", "data"), FORMS)
 def test_every_form_decompresses_to_the_same_text(path: str, data: bytes):
     assert _decompress(path, data) == TEXT
+
+
+# Paragraphs cut anywhere (mid-field, mid-UTF-8 character, on the blank line), a whitespace-only
+# separator, trailing bytes after the last gzip member.
+BIG = "".join(f"Package: p{i}\nVersion: 1.{i}\nDescription: caf\u00e9 {i}\n more\n\n" for i in range(400)).encode()
+BIG = BIG.replace(b"\n\nPackage: p7\n", b"\n \t\nPackage: p7\n")
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    *FORMS,
+    ("main/binary-amd64/Packages.gz", gzip.compress(BIG)),
+    ("main/binary-amd64/Packages.gz", gzip.compress(BIG[:5000]) + gzip.compress(BIG[5000:])),
+    ("main/binary-amd64/Packages.gz", gzip.compress(BIG) + b"\0" * 8),
+    ("main/binary-amd64/Packages.xz", lzma.compress(BIG)),
+    ("main/binary-amd64/Packages", BIG),
+])
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_an_index_parsed_as_it_downloads_is_the_index_parsed_whole(path: str, data: bytes, chunk: int):
+    """What a download parsed chunk by chunk is exactly what the cached file parses to, and its
+    bytes are the downloaded bytes (the signed Release's hash is checked over them)."""
+    whole = parse_packages(_decompress(path, data).decode("utf-8", "replace"), origin="o")
+    reader = _IndexReader(path, "o")
+    reader.fresh()(b"stale bytes of an attempt that failed")  # a retry starts over
+    feed = reader.fresh()
+    for i in range(0, len(data), chunk):
+        feed(data[i:i + chunk])
+    assert bytes(reader.raw) == data
+    raw, stanzas = reader.finish()
+    assert raw == data and stanzas == whole and len(whole) in (2, 400)
+    assert reader.whole == data.endswith(b"\0" * 8)  # followed as it came, but where it cannot be
 
 
 def test_gz_is_preferred_then_xz_then_plain():
