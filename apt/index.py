@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from debian.deb822 import PkgRelation, Release
 from debian.debian_support import Version
 
 __all__ = ["Stanza", "parse_packages", "ReleaseFile", "parse_release", "parse_relations", "Version"]
@@ -121,6 +120,8 @@ def parse_relations(text: str | None) -> list[list[dict[str, Any]]]:
     """`a (>= 1) | b, c:any` → [[{name, version, arch, archqual}, ...], ...] (python-debian's form)."""
     if not text:
         return []
+    from debian.deb822 import PkgRelation  # (deb822 costs 40 ms to import: not for a sync with no Aptfile)
+
     return PkgRelation.parse_relations(text)
 
 
@@ -154,6 +155,8 @@ class ReleaseFile:
 
 
 def parse_release(text: str) -> ReleaseFile:
+    from debian.deb822 import Release
+
     rel = Release(text)
     files = {}
     for item in rel.get("SHA256", []):

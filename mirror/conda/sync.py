@@ -12,7 +12,6 @@ and per app `apps[APP]["conda"][tid] = {"files": [...], "packages": [[name, vers
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -72,6 +71,8 @@ def _solve(gateway: Any, channels: list[str], specs: tuple[str, ...], target: Co
             return _SOLVES[key]
     virtual = [rattler.GenericVirtualPackage(rattler.PackageName(n), rattler.Version(v), rattler.BuildString("0"))
                for n, v in target.virtual]
+    import asyncio  # (56 ms to import: only for an app with conda packages)
+
     records = asyncio.run(rattler.solve(
         sources=[strip_credentials(c) for c in channels], specs=list(specs), gateway=gateway,
         platforms=[target.subdir, "noarch"], virtual_packages=virtual, channel_priority=rattler.ChannelPriority.Strict))
