@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mirror.fetch import Downloads, FetchItem, fetch_all
 from mirror.resolve import IndexConfig
 from mirror.store import open_store
@@ -33,6 +35,28 @@ def test_one_bad_app_does_not_stop_the_others(apps: Path, upstream, tmp_path: Pa
     assert proc.returncode == 1
     assert f"{bad / 'requirements.txt'}:2" in proc.stderr and "beta==2" in proc.stderr
     assert "ok shop" in proc.stderr
+
+
+def test_an_index_whose_host_does_not_exist_fails_its_app_at_once(apps: Path, upstream, tmp_path: Path):
+    """An extra index on a host name DNS says does not exist (.invalid, RFC 6761) fails that app with
+    a line naming the index and the host, without uv's retries; the other app syncs."""
+    import socket
+
+    try:
+        socket.getaddrinfo("no-such-index.invalid", 443)
+    except socket.gaierror as exc:
+        if exc.errno != socket.EAI_NONAME:
+            pytest.skip(f"no DNS resolver answers here ({exc})")
+    bad = apps / "private"
+    bad.mkdir()
+    (bad / "requirements.txt").write_text("--extra-index-url https://no-such-index.invalid/simple\nalpha==1.0\n")
+    store = open_store(tmp_path / "s", create=True)
+    result = run_sync(store, _opts([apps / "shop", bad], upstream))
+    by_name = {a.name: a for a in result.apps}
+    assert by_name["shop"].ok and not by_name["private"].ok
+    error = by_name["private"].error or ""
+    assert "https://no-such-index.invalid/simple cannot be reached" in error and "not a known host name" in error
+    assert "uv could not resolve" not in error  # uv did not run for it
 
 
 def test_unresolvable_app_keeps_previous_lock(apps: Path, upstream, tmp_path: Path):

@@ -39,7 +39,7 @@ from mirror.urls import redact
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Downloads", "FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_streaming", "get_to_file"]
+__all__ = ["Downloads", "FetchItem", "FetchReport", "fetch_all", "for_each_url", "pooled_client", "USER_AGENT", "get_bytes", "get_streaming", "get_to_file", "unknown_host"]
 
 T = TypeVar("T")
 USER_AGENT = f"airgap-mirror/{__version__}"
@@ -258,6 +258,32 @@ def _unknown_host(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def unknown_host(url: str) -> str | None:
+    """The host name of `url` when DNS says it does not exist (EAI_NONAME: not a resolver that timed
+    out or failed for now), and the connection would not go through a proxy (which resolves names
+    itself); else None. One lookup, kept with this process's others."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if not host or parts.scheme not in ("http", "https"):
+        return None
+    if urllib.request.getproxies_environment() and not urllib.request.proxy_bypass_environment(host):
+        return None
+    _cache_name_lookups()
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return host if exc.errno == socket.EAI_NONAME else None
+    except (OSError, UnicodeError):
+        return None
+    return None
 
 
 def _check_status(url: str, status: int) -> None:
