@@ -305,10 +305,12 @@ def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
 
 
 def _answer_from_memo(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recorded], memo: ResolutionMemo,
-                      out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], reporter: Reporter) -> list[_Job]:
+                      out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], reporter: Reporter,
+                      public: str, again: set[str]) -> list[_Job]:
     """Fill `out` for every job (each has a record) whose recorded resolution read only pages that
-    are unchanged now (each page read once, all at once); return the jobs uv must resolve."""
-    memo.read(u for r in recorded.values() for u in r.pages)
+    are unchanged now (each page read once, all at once); return the jobs uv must resolve. Pages the
+    sync will want parsed after (`again`, and the confusion check's) are read in full by that read."""
+    memo.read((u for r in recorded.values() for u in r.pages), parse=again | _confusion_pages(jobs, recorded, public))
     todo: list[_Job] = []
     for job in jobs:
         rec = recorded[job.key]
@@ -326,11 +328,46 @@ def _answer_from_memo(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recor
     return todo
 
 
+def _sdist_pages(previous: Snapshot | None, jobs: list[_Job]) -> set[str]:
+    """The pages of the projects each app got only as an sdist in the previous snapshot, on the app's
+    indexes: read in full after every resolution, for the compiled-sdist warning (in the corpus's
+    no-op resync, 119 pages read a second time: 0.9 s); so read in full by the memo's one read."""
+    if previous is None:
+        return set()
+    kinds: dict[tuple[str, str], set[str]] = {}
+    for f in previous.python.get("files", {}).values():
+        kinds.setdefault((canonicalize_name(f.get("project", "")), f.get("version", "")), set()).add(f.get("kind", ""))
+    out: set[str] = set()
+    for job in jobs:
+        entry = previous.apps.get(job.key[0], {}).get("targets", {}).get(job.target.id, {})
+        for name, version, *_ in entry.get("packages", []):
+            if kinds.get((canonicalize_name(name), version)) == {"sdist"}:
+                out.update(page_url(u, name) for u in job.index.search_order)
+    return out
+
+
+def _confusion_pages(jobs: list[_Job], recorded: Mapping[tuple[str, str], Recorded], public: str) -> set[str]:
+    """The pages the dependency-confusion check will read in full for apps with a private index
+    (each project's page on each of the app's indexes and on the public one), as far as the recorded
+    resolutions name the projects: read in full by the memo's one read, not read again after it
+    (the corpus's no-op resync read them twice: 1.4 s)."""
+    out: set[str] = set()
+    for job in jobs:
+        search = job.index.search_order
+        if all(u == public for u in search):
+            continue
+        bases = [strip_credentials(u).rstrip("/") + "/" for u in search]
+        names = {u[len(b):].strip("/") for u in recorded[job.key].pages for b in bases if u.startswith(b)}
+        out.update(page_url(u, n) for n in names if n and "/" not in n for u in (*search, public))
+    return out
+
+
 _Record = tuple[str, "bytes | None", "str | None", tuple[str, ...]]  # memo key, pylock, error, pages read
 
 
 def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo,
-                  early: _Early) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
+                  early: _Early, previous: Snapshot | None = None
+                  ) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
     """Each job's lock and pins, or its error; and what the memo is to record of the resolutions uv
     ran (the caller hands them to `memo.record_later` with the pages it wants read too). A job whose
     recorded resolution read only pages that are unchanged now is answered from the memo; the others
@@ -386,7 +423,9 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
         fresh = [job for job in jobs if job.key not in recorded]
         futures = {pool.submit(run, job): job for job in fresh}
-        changed = _answer_from_memo([job for job in jobs if job.key in recorded], recorded, memo, out, reporter)
+        answerable = [job for job in jobs if job.key in recorded]
+        changed = _answer_from_memo(answerable, recorded, memo, out, reporter, opts.index.index_url,
+                                    _sdist_pages(previous, answerable))
         futures.update({pool.submit(run, job): job for job in changed})
         todo = [*fresh, *changed]
         for fut in cf.as_completed(futures):
@@ -963,7 +1002,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         downloads = Downloads(store, concurrency=opts.concurrency, credentials=credentials, on_bytes=on_bytes)
         early = _Early(store, memo, downloads)
         try:
-            resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo, early)
+            resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo, early, previous)
             clock.lap("resolve")
             # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
             got = _fetch_with_build_requirements(jobs, resolved, records, results, store, opts, reporter, memo,

@@ -16,7 +16,7 @@ from mirror.store import open_store
 from mirror.sync import SyncOptions, run_sync
 from mirror.resolve.targets import PythonTarget
 from mirror.resolve.upstream import page_digests
-from tests.builders import make_wheel, write_simple_index
+from tests.builders import make_sdist, make_wheel, write_simple_index
 from tests.builders.upstreams import StaticServer, X86
 
 TARGET = f"cp311-{X86}"
@@ -100,6 +100,26 @@ def test_a_cold_sync_reads_each_page_once(index: StaticServer, tmp_path: Path):
     sha = next(s for s, f in files.items() if f["filename"] == gamma)
     entry = store.pyfile(sha, gamma)
     assert entry is not None and entry.requires_python == ">=3.8" and entry.yanked == "a reason"
+
+
+def test_a_resync_reads_the_page_of_a_project_taken_as_an_sdist_once(index: StaticServer, tmp_path: Path):
+    """A project a target gets only as an sdist has its page read in full after every resolution
+    (the compiled-sdist check); in an unchanged resync that is the memo's one read of it, not a
+    conditional read and then a full one."""
+    root = index.root  # type: ignore[attr-defined]
+    make_sdist(root / "files", "solo", "1.0")
+    shutil.rmtree(root / "simple")
+    write_simple_index(root / "files", root / "simple")
+    an_hour_ago = time.time() - 3600
+    for page in (root / "simple").rglob("*"):
+        os.utime(page, (an_hour_ago, an_hour_ago))
+    app = _app(tmp_path, "app", "solo\n")
+    store = open_store(tmp_path / "s", create=True)
+    assert run_sync(store, _opts([app], index)).ok
+    index.requests.clear()
+    second = run_sync(store, _opts([app], index))
+    assert second.ok and second.resolutions_reused == 1 and second.resolutions_run == 0
+    assert [(path, status) for _, path, status in index.requests] == [("/simple/solo/", 200)]
 
 
 def test_files_start_downloading_while_uv_still_resolves(index: StaticServer, tmp_path: Path):
