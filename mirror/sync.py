@@ -245,20 +245,35 @@ def _confusion(pins: list[Pin], idx: IndexConfig, public: str, pages: Mapping[tu
     return out
 
 
+def _compiled_only(page: Mapping[str, Any]) -> bool:
+    """Whether a project page lists wheels, none of them pure (`any`). A wheel's platform tags are
+    the last part of its name (`...-cp311-cp311-manylinux_2_28_x86_64.whl`, several joined by dots):
+    read off the name, stopping at the first pure one (pages list thousands)."""
+    wheels = False
+    for fname in page:
+        if fname.endswith(".whl") and fname.count("-") >= 4:
+            wheels = True
+            if "any" in fname[:-4].rsplit("-", 1)[1].split("."):
+                return False
+    return wheels
+
+
 def _compiled_sdists(target: PythonTarget, pins: list[Pin], idx: IndexConfig,
-                     pages: Mapping[tuple[str, str], Mapping[str, Any]]) -> list[str]:
+                     pages: Mapping[tuple[str, str], Mapping[str, Any]], known: dict[tuple[str, str], bool]) -> list[str]:
     """Projects the target gets only as an sdist although they have compiled code (the index has
-    platform wheels and no pure one): they are built inside the gap, which needs a compiler there."""
+    platform wheels and no pure one): they are built inside the gap, which needs a compiler there.
+    `known`: the answer by page, for the sync (the same pages come up in app after app)."""
     out = []
     for pin in pins:
         if not all(f.kind == "sdist" and not f.origin for f in pin.files):
             continue
         source = _source_index(pages, idx, pin.name)
-        # A wheel's platform tags are the last part of its name (`...-cp311-cp311-manylinux_2_28_x86_64.whl`,
-        # several joined by dots): read off the name, for every wheel of pages that list thousands.
-        tags = {t for fname in (pages.get((source, pin.name), {}) if source else {}) if fname.endswith(".whl")
-                and fname.count("-") >= 4 for t in fname[:-4].rsplit("-", 1)[1].split(".")}
-        if tags and "any" not in tags:
+        if source is None:
+            continue
+        key = (source, pin.name)
+        if key not in known:
+            known[key] = _compiled_only(pages.get(key, {}))
+        if known[key]:
             out.append(f"{pin.name} {pin.version}: {target.id} gets only the sdist, and the project ships compiled "
                        f"wheels for other platforms, so it will be built inside the gap (a compiler and headers "
                        f"needed there). --prefer-binary takes the newest version with a wheel for {target.id}; "
@@ -666,6 +681,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
     public = opts.index.index_url
     confusion: dict[str, list[str]] = {}
     compiled: dict[str, list[str]] = {}
+    compiled_known: dict[tuple[str, str], bool] = {}
     seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
     build_pins: dict[str, list[Pin]] = {}
     bad_files: set[str] = set()
@@ -718,7 +734,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                 if owner in results:
                     confusion.setdefault(owner, [])
                     confusion[owner] += [w for w in _confusion(pins, idx, public, pages) if w not in confusion[owner]]
-                    compiled.setdefault(owner, []).extend(_compiled_sdists(target, pins, idx, pages))
+                    compiled.setdefault(owner, []).extend(_compiled_sdists(target, pins, idx, pages, compiled_known))
         fetched += len(report.fetched)
         present += len(report.present) + len(present_before)
         nbytes += report.bytes_fetched
