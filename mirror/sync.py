@@ -701,18 +701,19 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         items = [i for i in items if i.sha256 not in present_before]
         # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
         # with private indexes where each project is also on the public index: read while the files
-        # download, and once: the memo reads the pages uv read (their digests make its records) and,
-        # in full, these too; what it could not give is read after.
-        wanted = _page_requests(pending, public, store)
-        recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
-        records = []
-
-        def pages_of(wanted: list[tuple[str, str]] = wanted, recording: "cf.Future[None] | None" = recording
-                     ) -> dict[tuple[str, str], dict[str, FileStatus]]:
+        # download (found out there too: the catalog lookups wait on the downloads' writes), and once:
+        # the memo reads the pages uv read (their digests make its records) and, in full, these too;
+        # what it could not give is read after.
+        def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
+                     records: list[_Record] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
+            wanted = _page_requests(pending, public, store)
+            recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
             if recording is not None:
                 with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
                     recording.result()
             return project_pages(wanted, concurrency=opts.concurrency, credentials=credentials, known=memo.parsed)
+
+        records = []
 
         facts = early.facts
 

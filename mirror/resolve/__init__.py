@@ -200,6 +200,7 @@ def uv_compile(
         log: list[str] = []
         seen: dict[str, None] = {}
         files: dict[str, str] = {}  # file name → the URL uv read it (or its .metadata) from
+        picked: dict[str, tuple[str, str]] = {}  # file name → (name, version) picked before uv read it
         assert proc.stderr is not None
         with proc:
             for line in proc.stderr:
@@ -212,9 +213,14 @@ def uv_compile(
                     continue
                 if (m := _SELECTED.match(line)):
                     on_select(m.group(1), m.group(2), files.get(m.group(3)), tuple(seen))
+                    if m.group(3) not in files:
+                        picked[m.group(3)] = (m.group(1), m.group(2))
                 elif (f := _FILE_READ.search(line)):
                     url = f.group(1).removesuffix(".metadata")
-                    files.setdefault(url.rsplit("/", 1)[-1], url)
+                    name = url.rsplit("/", 1)[-1]
+                    files.setdefault(name, url)
+                    if name in picked:  # picked first, its metadata read after: heard again, with the URL
+                        on_select(*picked.pop(name), url, tuple(seen))
         stderr = "".join(log)
         pages = pages_read(stderr)
         if proc.returncode != 0:
