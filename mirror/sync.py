@@ -488,6 +488,7 @@ class _Early:
         self.store, self.memo, self.downloads = store, memo, downloads
         self.facts: dict[str, _Facts] = {}  # what each file landed early says of itself
         self._seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
+        self._urls: dict[str, str] | None = None
         self._lock = threading.Lock()
         self._pool = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="early")
 
@@ -499,9 +500,10 @@ class _Early:
                 return
             if file_url and file_url.startswith(("https://", "http://")):  # (each URL is started once)
                 url = strip_credentials(file_url)  # (credentials go by host, as for every download)
+                sha = self._catalogued().get(url, "")  # a file the store has had: by its hash (skipped if there)
                 filename = url.rsplit("/", 1)[-1]
-                f = PinnedFile(filename=filename, url=url, sha256="", kind="wheel" if filename.endswith(".whl") else "sdist")
-                self.downloads.add(FetchItem(url=url, sha256="", filename=filename), on_done=lambda i, f=f: self._landed(f, i))
+                f = PinnedFile(filename=filename, url=url, sha256=sha, kind="wheel" if filename.endswith(".whl") else "sdist")
+                self.downloads.add(FetchItem(url=url, sha256=sha, filename=filename), on_done=lambda i, f=f: self._landed(f, i))
             with self._lock:
                 if key in self._seen:
                     return
@@ -511,6 +513,14 @@ class _Early:
             if candidates:
                 self._pool.submit(self._start, job.target, key[1], version, candidates)
         return heard
+
+    def _catalogued(self) -> dict[str, str]:
+        """URL → sha256 of the files the catalog knows, read once (a re-resolution picks mostly files
+        the store has: started by URL alone they would be fetched again)."""
+        with self._lock:
+            if self._urls is None:
+                self._urls = self.store.pyfile_urls()
+            return self._urls
 
     def _start(self, target: PythonTarget, name: str, version: str, candidates: list[str]) -> None:
         with contextlib.suppress(Exception):  # a guess that cannot be made costs only the wait for the lock

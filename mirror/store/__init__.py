@@ -271,6 +271,11 @@ class Store:
                  json.dumps(list(f.build_requires)) if f.build_requires is not None else None),
             )
 
+    def pyfile_urls(self) -> dict[str, str]:
+        """Every catalogued file's upstream URL (without credentials) → its sha256."""
+        with self.db() as db:
+            return {url: sha for url, sha in db.execute("SELECT url, sha256 FROM pyfiles WHERE url IS NOT NULL")}
+
     def pyfile(self, sha256: str, filename: str) -> CatalogFile | None:
         with self.db() as db:
             row = db.execute(
