@@ -495,6 +495,10 @@ class _Early:
     def hearing(self, job: _Job) -> Callable[[str, str, str | None, Sequence[str]], None]:
         """uv_compile's on_select for `job`: start the files of each version uv picks."""
         def heard(name: str, version: str, file_url: str | None, pages: Sequence[str]) -> None:
+            with contextlib.suppress(Exception):  # called from uv's log loop: a head start never stops a resolution
+                start(name, version, file_url, pages)
+
+        def start(name: str, version: str, file_url: str | None, pages: Sequence[str]) -> None:
             key = (job.target.id, canonicalize_name(name), version, job.index.search_order)
             if key[1] in job.direct:
                 return
