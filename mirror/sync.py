@@ -481,14 +481,17 @@ class _Early:
     meanwhile (uv has just read it), and from it the other files the target takes of that version
     (`pick_files`, as the lock's are picked: a second wheel for another tag) start too. The fetch
     phase then waits for them with the rest, instead of starting after the whole resolution. A
-    version that backtracking drops leaves its files in the store unreferenced, until `mirror gc`:
-    rare, and the price of not waiting for the lock."""
+    version that backtracking drops leaves its files in the store unreferenced, until `mirror gc`;
+    so once uv picks a second version of a project in a resolution (it is backtracking, as it may
+    through dozens of botocore versions), that resolution starts nothing more ahead of its lock."""
 
     def __init__(self, store: Store, memo: ResolutionMemo, downloads: Downloads) -> None:
         self.store, self.memo, self.downloads = store, memo, downloads
         self.facts: dict[str, _Facts] = {}  # what each file landed early says of itself
         self._seen: set[tuple[str, str, str, tuple[str, ...]]] = set()
         self._urls: dict[str, str] | None = None
+        self._picks: dict[tuple[tuple[str, str], str], str] = {}  # (job, project) → the version picked first
+        self._backtracking: set[tuple[str, str]] = set()  # jobs whose uv changed a pick
         self._lock = threading.Lock()
         self._pool = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="early")
 
@@ -502,6 +505,12 @@ class _Early:
             key = (job.target.id, canonicalize_name(name), version, job.index.search_order)
             if key[1] in job.direct:
                 return
+            with self._lock:
+                first = self._picks.setdefault((job.key, key[1]), version)
+                if first != version:
+                    self._backtracking.add(job.key)
+                if job.key in self._backtracking:
+                    return
             if file_url and file_url.startswith(("https://", "http://")):  # (each URL is started once)
                 url = strip_credentials(file_url)  # (credentials go by host, as for every download)
                 sha = self._catalogued().get(url, "")  # a file the store has had: by its hash (skipped if there)

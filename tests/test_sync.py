@@ -114,6 +114,44 @@ def test_a_file_started_before_its_hash_was_known_is_taken_only_when_the_hashes_
     assert other.has_blob(sha[beta])
 
 
+def test_a_resolution_that_backtracks_stops_downloading_ahead(upstream, tmp_path: Path):
+    """Each version uv picks starts downloading before the lock is known; once uv picks a second
+    version of a project (backtracking, which can run through dozens of versions), that resolution
+    starts nothing more ahead: what it dropped stays at the first pick. Another resolution goes on."""
+    from mirror.resolve.memo import ResolutionMemo
+    from mirror.resolve.targets import PythonTarget
+    from mirror.sync import _Early, _Job
+
+    files = Path(upstream.root) / "files"
+
+    def url(pattern: str) -> str:
+        return f"{upstream.url}/files/{next(files.glob(pattern)).name}"
+
+    def job(name: str) -> _Job:
+        return _Job(key=(name, f"cp311-{X86}"), target=PythonTarget.parse("3.11", X86),
+                    index=IndexConfig(index_url=upstream.url + "/simple"), requirements=("alpha",))
+
+    store = open_store(tmp_path / "s", create=True)
+    with Downloads(store) as downloads:
+        early = _Early(store, ResolutionMemo(tmp_path / "cache", lambda *a, **k: {}), downloads)
+        one, other = early.hearing(job("one")), early.hearing(job("other"))
+        one("beta", "2.0", url("beta-2.0-*.whl"), ())
+        one("alpha", "1.0", url("alpha-1.0-*.whl"), ())
+        one("beta", "1.0", url("beta-1.0-*.whl"), ())  # a second beta: uv is backtracking
+        one("gamma", "1.0", url("gamma-1.0-cp311-*.whl"), ())
+        other("gamma", "1.0", url("gamma-1.0-cp311-*.whl"), ())
+        early.close()
+
+        def started(pattern: str) -> bool:
+            return downloads.started(FetchItem(url=url(pattern), sha256="", filename=url(pattern).rsplit("/", 1)[1]))
+
+        assert started("beta-2.0-*.whl") and started("alpha-1.0-*.whl")
+        assert not started("beta-1.0-*.whl")
+        assert started("gamma-1.0-cp311-*.whl")  # by the other resolution only
+    served = [path for method, path, _ in upstream.requests if path.endswith(".whl")]
+    assert not any("beta-1.0" in path for path in served)
+
+
 def test_upstream_changes_make_a_new_snapshot(tmp_path: Path):
     """A new release upstream is picked up by the next sync, and only it is fetched."""
     from tests.builders import make_wheel, write_simple_index
