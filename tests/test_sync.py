@@ -132,6 +132,7 @@ def test_a_resolution_that_backtracks_stops_downloading_ahead(upstream, tmp_path
                     index=IndexConfig(index_url=upstream.url + "/simple"), requirements=("alpha",))
 
     store = open_store(tmp_path / "s", create=True)
+    upstream.requests.clear()  # (the server is shared with the other tests)
     with Downloads(store) as downloads:
         early = _Early(store, ResolutionMemo(tmp_path / "cache", lambda *a, **k: {}), downloads)
         one, other = early.hearing(job("one")), early.hearing(job("other"))
