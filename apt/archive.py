@@ -98,6 +98,11 @@ def _decompress(path: str, data: bytes) -> bytes:
     return data
 
 
+def parse_whole(path: str, data: bytes, origin: str | None = None) -> list[Stanza]:
+    """The stanzas of a whole Packages file, in the compressed form its path names."""
+    return parse_packages(_decompress(path, data).decode("utf-8", "replace"), origin=origin)
+
+
 def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, cache: Path) -> list[Stanza] | None:
     entry = release.packages_index(component, arch)
     if entry is None:
@@ -112,7 +117,7 @@ def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, ca
     raw_path = cache / "raw" / entry.sha256
     data = raw_path.read_bytes() if raw_path.is_file() else None
     if data is not None and hashlib.sha256(data).hexdigest() == entry.sha256:
-        stanzas = parse_packages(_decompress(entry.path, data).decode("utf-8", "replace"), origin=src.url)
+        stanzas = parse_whole(entry.path, data, src.url)
     else:
         data, stanzas = _download_index(src, release, entry)
         atomic_write(raw_path, data)
@@ -211,7 +216,7 @@ class _IndexReader:
         if not self.whole and self._inflate is not None and not self._inflate.eof:
             self.whole = True  # cut short (the hash check says so), or a form we do not follow
         if self.whole:
-            return data, parse_packages(_decompress(self.path, data).decode("utf-8", "replace"), origin=self.origin)
+            return data, parse_whole(self.path, data, self.origin)
         self._take(b"", final=True)
         return data, self.stanzas
 

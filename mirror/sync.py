@@ -516,7 +516,7 @@ class _Early:
                 sha = self._catalogued().get(url, "")  # a file the store has had: by its hash (skipped if there)
                 filename = url.rsplit("/", 1)[-1]
                 f = PinnedFile(filename=filename, url=url, sha256=sha, kind="wheel" if filename.endswith(".whl") else "sdist")
-                self.downloads.add(FetchItem(url=url, sha256=sha, filename=filename), on_done=lambda i, f=f: self._landed(f, i))
+                self.downloads.add(FetchItem(url=url, sha256=sha, filename=filename), on_done=lambda i, f=f: self.landed(f, i))
             with self._lock:
                 if key in self._seen:
                     return
@@ -544,11 +544,13 @@ class _Early:
                 if files:
                     for f in pick_files(files, target):
                         self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
-                                           on_done=lambda i, f=f: self._landed(f, i))
+                                           on_done=lambda i, f=f: self.landed(f, i))
                     return
 
-    def _landed(self, f: PinnedFile, item: FetchItem) -> None:
-        """In the download's thread: what a file that came in says of itself, as `landed` does."""
+    def landed(self, f: PinnedFile, item: FetchItem) -> None:
+        """In the download's thread, as soon as a new file is in (`item`, with its sha256): read what it
+        says of itself while the others still download (the catalog needs the index pages too, so it
+        waits), into `facts`."""
         f = dataclasses.replace(f, sha256=item.sha256)
         if f.sha256 and self.store.has_blob(f.sha256) and self.store.pyfile(f.sha256, f.filename) is None:
             self.facts[f.sha256] = _file_facts(self.store, f)
@@ -738,20 +740,12 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
 
         records = []
 
-        facts = early.facts
-
-        def landed(item: FetchItem) -> None:
-            """In the download's thread, as soon as a new file is in: read what it says of itself
-            while the others still download (the catalog needs the index pages too, so it waits)."""
-            if store.has_blob(item.sha256) and store.pyfile(item.sha256, item.filename) is None:
-                facts[item.sha256] = _file_facts(store, used[item.sha256][1])
-
         with cf.ThreadPoolExecutor(max_workers=1) as side:
             pages_future = side.submit(pages_of)
             if total_size:  # what arrived while uv resolved, then the rest as it comes
                 reporter.advance(sum(downloads.received_for(i) for i in items))
             downloads.on_bytes = lambda n: (reporter.advance(n) if total_size else None, on_bytes(n))
-            report = downloads.wait(items, on_done=landed)
+            report = downloads.wait(items, on_done=lambda item: early.landed(used[item.sha256][1], item))
             pages = pages_future.result()
         if depth == 0:
             for owner, target, pins, idx in pending:
@@ -774,7 +768,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
                     if f.sha256 in bad_files:
                         continue
                     entry = _catalog(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None,
-                                     facts.get(f.sha256))
+                                     early.facts.get(f.sha256))
                     if entry.kind == "sdist" and entry.build_requires is not None:
                         reqs = tuple(sorted(set(entry.build_requires)))
                         if not reqs or (target.id, reqs, idx.search_order) in seen_build:

@@ -241,8 +241,7 @@ def _index_on_slow_links(packages_gz: Path) -> None:
     import http.server
     import threading
 
-    from apt.archive import _decompress, _IndexReader
-    from apt.index import parse_packages
+    from apt.archive import _IndexReader, parse_whole
     from mirror.fetch import get_bytes, get_streaming
 
     data = packages_gz.read_bytes()
@@ -269,7 +268,7 @@ def _index_on_slow_links(packages_gz: Path) -> None:
         for mb_s in (10, 30, 100):
             rate[0] = mb_s * 1e6
             t0 = time.perf_counter()
-            parse_packages(_decompress("Packages.gz", get_bytes(url, max_bytes=len(data) + 1)).decode("utf-8", "replace"))
+            parse_whole("Packages.gz", get_bytes(url, max_bytes=len(data) + 1))
             before = time.perf_counter() - t0
             t0 = time.perf_counter()
             reader = _IndexReader("Packages.gz", "")

@@ -280,7 +280,7 @@ def unknown_host(url: str) -> str | None:
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return host if exc.errno == socket.EAI_NONAME else None
+        return host if _unknown_host(exc) else None
     except (OSError, UnicodeError):
         return None
     return None
@@ -494,23 +494,18 @@ def fetch_all(items: Iterable[FetchItem], store: Store, *, concurrency: int = 16
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,
               timeout: float = 60.0, retries: int = 3) -> bytes:
     """One small bounded GET (index pages, Release files)."""
-    client = pooled_client()
+    buf = bytearray()
 
-    def attempt() -> bytes:
-        with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
-            _check_status(url, resp.status_code)
-            buf = bytearray()
-            for chunk in resp.iter_bytes():
-                buf += chunk
-                if len(buf) > max_bytes:
-                    raise IntegrityError(f"GET {redact(url)}: response larger than {max_bytes} bytes")
-            return bytes(buf)
+    def sink() -> Callable[[bytes], None]:
+        buf.clear()  # (each attempt starts over)
+        return buf.extend
 
-    return _retrying(url, retries, attempt)
+    get_streaming(url, sink, headers=headers, max_bytes=max_bytes, timeout=timeout, retries=retries)
+    return bytes(buf)
 
 
-def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, max_bytes: int = 64 << 20,
-                  timeout: float = 60.0, retries: int = 3) -> int:
+def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, headers: dict[str, str] | None = None,
+                  max_bytes: int = 64 << 20, timeout: float = 60.0, retries: int = 3) -> int:
     """One bounded GET whose body is handed on as it arrives: each attempt calls `sink()` for a fresh
     consumer and feeds it every chunk (a retry starts over with a new one); → the bytes received.
     For a large index that is decompressed and parsed while it downloads."""
@@ -519,7 +514,7 @@ def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, max_
     def attempt() -> int:
         consume = sink()
         size = 0
-        with client.stream("GET", url, timeout=timeout) as resp:
+        with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
             _check_status(url, resp.status_code)
             for chunk in resp.iter_bytes(1 << 20):
                 size += len(chunk)
