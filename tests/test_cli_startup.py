@@ -18,10 +18,38 @@ def test_a_simple_command_imports_no_heavy_library(tmp_path):
 
     Store(tmp_path / "s").create()
     code = ("import sys, json; sys.argv = ['mirror', 'snapshots', '--store', sys.argv[1], '--json'];"
-            "from mirror.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "from mirror.cli import run\ntry:\n    run()\nexcept SystemExit:\n    pass\n"
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
                           env=clean_env(), timeout=60)
     assert proc.returncode == 0, proc.stderr
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded == [], f"`mirror snapshots` imported {loaded}"
+
+
+def test_the_command_leaves_with_its_status_its_output_and_its_exit_handlers(tmp_path):
+    """`mirror` ends without the interpreter's teardown (see mirror.cli._leave): still with the
+    command's exit status, all it wrote to a pipe, and the atexit handlers run."""
+    from mirror.store import Store
+
+    store = tmp_path / "s"
+    Store(store).create()
+    mark = tmp_path / "atexit-ran"
+    code = ("import atexit, pathlib, sys; from mirror.cli import main;"
+            f"atexit.register(pathlib.Path({str(mark)!r}).touch); sys.argv = ['mirror', *sys.argv[1:]]; main();"
+            "print('not reached')")
+
+    def mirror(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=clean_env(),
+                              timeout=60)
+
+    ok = mirror("snapshots", "--store", str(store), "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout) == [] and "not reached" not in ok.stdout
+    assert mark.exists()
+    mark.unlink()
+    assert mirror("snapshots", "--store", str(tmp_path / "none")).returncode == 6   # no store
+    assert mark.exists()
+    assert mirror("snapshots", "--no-such-flag").returncode == 2                   # usage
+    helped = mirror("--help")
+    assert helped.returncode == 0 and "sync" in helped.stdout

@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.markup import escape
@@ -773,7 +773,8 @@ def _register_extensions() -> None:
         register(app)
 
 
-def main() -> None:
+def run() -> None:
+    """The command line, in this process: raises SystemExit as typer does (what `main` ends with)."""
     _add_plugin_sync_options()
     _register_extensions()
     try:
@@ -781,11 +782,48 @@ def main() -> None:
     except MirrorError as exc:  # pragma: no cover - commands catch their own
         console.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(exc.exit_code)
-    finally:
-        # The command is done (its files, catalog and bundles closed by itself; atexit handlers still
-        # run): what is left is the interpreter's teardown, whose collections would walk every object
-        # the command made. Frozen, they are not walked: 0.03 s of every command (`mirror status`,
-        # ten runs each), more after a sync.
-        import gc
 
-        gc.freeze()
+
+def main() -> None:
+    """The `mirror` command: `run`, then leave without the interpreter's teardown (`_leave`)."""
+    try:
+        run()
+    except SystemExit as exc:
+        _leave(exc.code)
+    _leave(0)
+
+
+def _leave(code: object) -> NoReturn:
+    """End the process once the command is done, as the interpreter would but without its teardown.
+
+    The Rust libraries we call (obstore for buckets, py-rattler for conda) answer asyncio from their
+    own tokio threads. Such a thread can still be handing a finished result to the event loop when
+    the interpreter starts to finalize; it then waits for the interpreter lock, is ended by the
+    interpreter, and the forced unwind through Rust frames aborts the process: SIGABRT (or SIGBUS)
+    after the command printed its answer, about one `mirror status --to s3://...` in thirty here, and
+    an exit status a nightly's monitoring reads as a failure. So: what the interpreter's own exit does
+    for us (wait for non-daemon threads, run atexit handlers, flush stdout and stderr), then
+    `os._exit`. Skipping the teardown also skips its collection of every object the command made.
+    """
+    import atexit
+    import threading
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): printed, status 1, as the interpreter does
+        print(code, file=sys.stderr)
+        status = 1
+    try:
+        shutdown = getattr(threading, "_shutdown", None)  # executors' exit hooks, then joins non-daemon threads
+        if shutdown is not None:
+            shutdown()
+        atexit._run_exitfuncs()  # noqa: SLF001 (logging, temporary directories, our own handlers)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
+                pass
+        os._exit(status)
