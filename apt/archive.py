@@ -4,13 +4,13 @@ against the Release's SHA256, parsed, and cached by hash so an unchanged index i
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import gzip
 import hashlib
 import lzma
 import marshal
 import os
+import queue
 import threading
 import zlib
 from collections.abc import Callable, Sequence
@@ -100,7 +100,7 @@ def _decompress(path: str, data: bytes) -> bytes:
 
 def parse_whole(path: str, data: bytes, origin: str | None = None) -> list[Stanza]:
     """The stanzas of a whole Packages file, in the compressed form its path names."""
-    return parse_packages(_decompress(path, data).decode("utf-8", "replace"), origin=origin)
+    return parse_packages(_decompress(path, data), origin=origin)
 
 
 def _load_index(src: Source, release: ReleaseFile, component: str, arch: str, cache: Path) -> list[Stanza] | None:
@@ -140,15 +140,18 @@ def _download_index(src: Source, release: ReleaseFile, entry: IndexEntry) -> tup
     for url in urls:
         reader = _IndexReader(entry.path, src.url)
         try:
-            get_streaming(url, reader.fresh, max_bytes=entry.size + 1)
-        except TransportError as exc:
-            last = exc
-            continue
-        digest = hashlib.sha256(reader.raw).hexdigest()
-        if digest != entry.sha256 or len(reader.raw) != entry.size:
-            raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
-                                 f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
-        return reader.finish()
+            try:
+                get_streaming(url, reader.fresh, max_bytes=entry.size + 1)
+            except TransportError as exc:
+                last = exc
+                continue
+            digest = hashlib.sha256(reader.raw).hexdigest()
+            if digest != entry.sha256 or len(reader.raw) != entry.size:
+                raise IntegrityError(f"{src.label}: {entry.path} has sha256 {digest}, the signed Release says"
+                                     f" {entry.sha256}; nothing from it is used (the mirror may be mid-update: retry)")
+            return reader.finish()
+        finally:
+            reader.close()
     raise last  # type: ignore[misc]
 
 
@@ -160,50 +163,104 @@ def _decompressor(path: str) -> "zlib._Decompress | lzma.LZMADecompressor | None
     return None
 
 
+class _Inflater:
+    """The incremental decompressor of one index's form, going on to a next gzip member."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.state = _decompressor(path)
+
+    @property
+    def eof(self) -> bool:
+        return self.state is None or self.state.eof
+
+    def decompress(self, chunk: bytes) -> bytes:
+        if self.state is None:
+            return chunk
+        out = []
+        while chunk:
+            out.append(self.state.decompress(chunk))
+            if not self.state.eof:
+                break
+            chunk = self.state.unused_data  # a next gzip member
+            if chunk:
+                self.state = _decompressor(self.path)
+        return b"".join(out)
+
+
+_END, _FAILED = object(), object()
+
+
 class _IndexReader:
-    """Decompresses and parses a Packages file chunk by chunk as it downloads: whole paragraphs are
-    parsed as soon as they are in, the rest waits for the next chunk. A stream the incremental
-    decompressors cannot follow (trailing data after the last gzip member, say) is decompressed
-    whole at the end, as a file read from the cache is."""
+    """Decompresses and parses a Packages file as it downloads, on both cores: what arrives is
+    decompressed in a thread of its own (zlib and lzma let go of the interpreter lock), while the
+    downloading thread parses the whole paragraphs decompressed so far; the rest waits for the next
+    piece. A stream the incremental decompressors cannot follow (trailing data after the last gzip
+    member, say) is decompressed whole at the end, as a file read from the cache is."""
 
     def __init__(self, path: str, origin: str) -> None:
         self.path, self.origin = path, origin
+        self._inbox: queue.SimpleQueue[bytes | None] | None = None
 
     def fresh(self) -> Callable[[bytes], None]:
         """A new start (each download attempt): the consumer of this attempt's chunks."""
+        self.close()
         self.raw = bytearray()
         self.stanzas: list[Stanza] = []
-        self.pending = ""
+        self.pending = b""
         self.whole = False  # decompress the whole file at the end instead
-        self._text = codecs.getincrementaldecoder("utf-8")("replace")
-        self._inflate = _decompressor(self.path)
+        self._inflater = _Inflater(self.path)
+        self._ended = False
+        if self._inflater.state is not None:
+            self._inbox, self._outbox = queue.SimpleQueue(), queue.SimpleQueue()
+            threading.Thread(target=self._inflating, args=(self._inflater, self._inbox, self._outbox),
+                             name="apt-index-inflate", daemon=True).start()
         return self.feed
+
+    @staticmethod
+    def _inflating(inflater: _Inflater, inbox: "queue.SimpleQueue[bytes | None]", outbox: "queue.SimpleQueue[object]") -> None:
+        try:
+            while (chunk := inbox.get()) is not None:
+                outbox.put(inflater.decompress(chunk))
+        except (zlib.error, lzma.LZMAError, EOFError):
+            outbox.put(_FAILED)
+            return
+        outbox.put(_END)
 
     def feed(self, chunk: bytes) -> None:
         self.raw += chunk
         if self.whole:
             return
-        try:
-            self._take(self._decompress(chunk))
-        except (zlib.error, lzma.LZMAError, EOFError):
-            self.whole = True
+        if self._inbox is None:
+            self._take(chunk)
+            return
+        self._inbox.put(chunk)
+        self._drain(wait=False)
 
-    def _decompress(self, chunk: bytes) -> bytes:
-        if self._inflate is None:
-            return chunk
-        out = []
-        while chunk:
-            out.append(self._inflate.decompress(chunk))
-            if not self._inflate.eof:
-                break
-            chunk = self._inflate.unused_data  # a next gzip member
-            if chunk:
-                self._inflate = _decompressor(self.path)
-        return b"".join(out)
+    def _drain(self, *, wait: bool) -> None:
+        """Parse what has been decompressed (`wait`: all of it, to the end)."""
+        while not self._ended:
+            try:
+                piece = self._outbox.get() if wait else self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if piece is _END or piece is _FAILED:
+                self._ended = True
+                self.whole = self.whole or piece is _FAILED
+            elif not self.whole:
+                self._take(piece)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Let this attempt's decompressing thread end (it ends by itself once its inbox is closed)."""
+        if self._inbox is not None:
+            self._inbox.put(None)
+            self._inbox = None
 
     def _take(self, data: bytes, final: bool = False) -> None:
-        text = self.pending + self._text.decode(data, final)
-        cut = len(text) if final else text.rfind("\n\n")
+        # Cut after the last blank line; one of only spaces or tabs is not seen here, which only
+        # leaves those paragraphs for a later cut (parse_packages splits on both).
+        text = self.pending + data
+        cut = len(text) if final else text.rfind(b"\n\n")
         if cut < 0:
             self.pending = text
             return
@@ -213,7 +270,10 @@ class _IndexReader:
     def finish(self) -> tuple[bytes, list[Stanza]]:
         """The file's bytes and its stanzas, once the download is complete."""
         data = bytes(self.raw)
-        if not self.whole and self._inflate is not None and not self._inflate.eof:
+        if self._inbox is not None:
+            self.close()
+            self._drain(wait=True)
+        if not self.whole and not self._inflater.eof:
             self.whole = True  # cut short (the hash check says so), or a form we do not follow
         if self.whole:
             return data, parse_whole(self.path, data, self.origin)

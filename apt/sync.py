@@ -216,8 +216,7 @@ class AptSync:
                 out.app_entries.setdefault(app.name, {})[target.id] = entry
 
         # Download what is new; a failure fails the apps that need the file.
-        start_cache_writes()
-        out.fetch(ctx, items, "downloading .debs")
+        out.fetch(ctx, items, "downloading .debs", started=start_cache_writes)  # (marshal holds the lock: after the starts)
         finish_cache_writes()
 
         # Failed apps keep what the previous snapshot had for them.

@@ -90,16 +90,18 @@ class ExtensionOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-    def fetch(self, ctx: "SyncContext", items: "Iterable[Any]", phase: str, credentials: Any = None) -> None:
+    def fetch(self, ctx: "SyncContext", items: "Iterable[Any]", phase: str, credentials: Any = None,
+              started: Callable[[], None] = lambda: None) -> None:
         """Download what is new of `items` (mirror.fetch.FetchItem) into the store, with a progress
-        phase; count it, and fail every app whose entries name a file that could not be fetched."""
+        phase; count it, and fail every app whose entries name a file that could not be fetched.
+        `started()` is called once every download is started (work to do while they run)."""
         from mirror.fetch import fetch_all
 
         items = list(items)
         total = sum(i.size or 0 for i in items)
         ctx.reporter.phase(phase, total or None)
         report = fetch_all(items, ctx.store, concurrency=ctx.concurrency, credentials=credentials,
-                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None)
+                           on_bytes=lambda n: ctx.reporter.advance(n) if total else None, started=started)
         self.files_fetched, self.files_present, self.bytes_fetched = len(report.fetched), len(report.present), report.bytes_fetched
         bad = {item.sha256: str(exc) for item, exc in report.failed}
         self.errors.extend(bad.values())

@@ -65,3 +65,21 @@ def test_gz_is_preferred_then_xz_then_plain():
     assert release(base, base + ".xz").packages_index("main", "amd64").path == base + ".xz"
     assert release(base).packages_index("main", "amd64").path == base
     assert release().packages_index("main", "amd64") is None
+
+
+def test_paragraphs_are_read_by_the_deb822_rules_in_any_field_order():
+    """What indexes the universe (name, version, architecture, Provides) is read the same however a
+    paragraph is laid out; the paragraph's text is kept exactly (it is what we publish)."""
+    text = ("# a comment paragraph\n\n"
+            "Package: a\nVersion: 1\nArchitecture: amd64\nProvides: x (= 1),\n y\nDescription: \U0001F600 \u00e9\n .\n more\n"
+            " \t\n"                                         # a line of blanks ends a paragraph too
+            "Architecture: all\nVersion: 2\nProvides: z\nPackage: b\n\n\n\n"   # fields in another order
+            "Provides: w\nPackage: c\nVersion: 3\n\n"
+            "Package: no-version\nArchitecture: all\n\n"     # not a package paragraph: skipped
+            "Package: d\nVersion: 4\nDescription: Version: 9\n Package: e\n")
+    got = [(s.package, s.version, s.architecture, s.provides) for s in parse_packages(text.encode())]
+    assert got == [("a", "1", "amd64", "x (= 1),\n y"), ("b", "2", "all", "z"), ("c", "3", "all", "w"),
+                   ("d", "4", "all", None)]
+    first = parse_packages(text)[0]
+    assert first.raw.endswith("\U0001F600 \u00e9\n .\n more") and first.get("Description").startswith("\U0001F600")
+    assert parse_packages(text) == parse_packages(text.encode())  # str or bytes alike
