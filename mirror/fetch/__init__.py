@@ -363,8 +363,8 @@ class Downloads:
         self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
         # Its threads started now, while nothing else of ours is running: started by `submit`, each
         # waits for the interpreter lock to say it is running, which the downloads already started
-        # (or a thread holding the lock through one long C call) keep for milliseconds at a time:
-        # 0.1-0.4 s of an APT sync's 63 .debs were spent in `Thread.start`.
+        # (or a thread holding the lock through one long C call, marshal's) keep for milliseconds at
+        # a time: py-spy found a cold APT sync's fetch spending most of its wall time in `Thread.start`.
         started = threading.Barrier(workers + 1)
         for _ in range(workers):
             self._pool.submit(started.wait)  # each waits, so the next submit starts another thread
