@@ -219,13 +219,17 @@ class _IndexReader:
 
     @staticmethod
     def _inflating(inflater: _Inflater, inbox: "queue.SimpleQueue[bytes | None]", outbox: "queue.SimpleQueue[object]") -> None:
+        # Always ends its outbox (`finish` waits for that): on any failure the whole file is
+        # decompressed again at the end, where a real error is raised in the caller's thread.
+        ended = _FAILED
         try:
             while (chunk := inbox.get()) is not None:
                 outbox.put(inflater.decompress(chunk))
-        except (zlib.error, lzma.LZMAError, EOFError):
-            outbox.put(_FAILED)
-            return
-        outbox.put(_END)
+            ended = _END
+        except Exception:  # noqa: BLE001, S110
+            pass
+        finally:
+            outbox.put(ended)
 
     def feed(self, chunk: bytes) -> None:
         self.raw += chunk
