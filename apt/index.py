@@ -90,13 +90,12 @@ class Stanza:
 def _value(para: str, name: str) -> str | None:
     """One field of a paragraph, continuation lines joined by newlines, without parsing the rest."""
     if para.startswith(name + ":"):
-        return _from(para, len(name) + 1)
-    at = para.find("\n" + name + ":")
-    return None if at < 0 else _from(para, at + len(name) + 2)
-
-
-def _from(para: str, start: int) -> str:
-    """The field value that starts at `start`, with its continuation lines."""
+        start = len(name) + 1
+    else:
+        at = para.find("\n" + name + ":")
+        if at < 0:
+            return None
+        start = at + len(name) + 2
     end = para.find("\n", start)
     while end >= 0 and para[end + 1:end + 2] in (" ", "\t"):
         end = para.find("\n", end + 1)
@@ -115,25 +114,15 @@ def parse_packages(data: bytes | str, origin: str | None = None) -> list[Stanza]
     if _BLANK_LINE.search(data) is not None:  # lines of only spaces and tabs end paragraphs too
         data = _BLANK_LINE.sub(b"\n", data)
     out: list[Stanza] = []
-    append = out.append
     for chunk in data.split(b"\n\n"):
         chunk = chunk.strip(b"\n")
         if not chunk or chunk.startswith(b"#"):
             continue
         para = chunk.decode("utf-8", "replace")
-        if para.startswith("Package:"):  # as every archive tool writes them: found without a search
-            package = _from(para, 8)
-            at = para.find("\nVersion:")
-            version = _from(para, at + 9) if at >= 0 else None
-        else:
-            package, version = _value(para, "Package"), _value(para, "Version")
+        package, version = _value(para, "Package"), _value(para, "Version")
         if package and version:
-            at = para.find("\nArchitecture:")
-            arch = _from(para, at + 14) if at >= 0 else _value(para, "Architecture")
-            at = para.find("\nProvides:")
-            provides = _from(para, at + 10) if at >= 0 else (_value(para, "Provides") if para.startswith("P") else None)
-            append(Stanza(None, para, package=package, version=version, architecture=arch, provides=provides,
-                          origin=origin))
+            out.append(Stanza(None, para, package=package, version=version, architecture=_value(para, "Architecture"),
+                              provides=_value(para, "Provides"), origin=origin))
     return out
 
 
