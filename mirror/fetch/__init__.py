@@ -20,6 +20,7 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 import functools
+import itertools
 import os
 import random
 import socket
@@ -97,6 +98,9 @@ def pooled_client(credentials: Credentials | None = None, *, shard: int = 0) -> 
     creds = credentials or Credentials()
     key = (frozenset(creds.by_origin.items()), creds.use_netrc, os.environ.get("SSL_CERT_FILE"),
            os.environ.get("SSL_CERT_DIR"), shard)
+    client = _POOLS.get(key)  # made once, asked for by every download: no lock to find it
+    if client is not None:
+        return client
     with _POOLS_LOCK:
         client = _POOLS.get(key)
         if client is None:
@@ -174,14 +178,17 @@ def for_each_url(urls: Iterable[str], one: Callable[["httpx.Client", str], None]
 
 
 _SHARDS = 4
+_NEXT_SHARD = itertools.count()
 
 
 def _shard_client(creds: Credentials) -> "httpx.Client":
     """One of a few pooled clients for these credentials, the same for a worker thread every time:
-    reused connections, and each pool's lock shared by a quarter of the workers."""
+    reused connections, and each pool's lock shared by a quarter of the workers. Shards are dealt
+    to threads in turn (by `threading.get_ident() % 4` they were not: a thread's ident is the
+    address of its aligned stack, so every worker had shard 0 and all shared one pool's lock)."""
     shard = getattr(_LOCAL, "shard", None)
     if shard is None:
-        shard = _LOCAL.shard = threading.get_ident() % _SHARDS
+        shard = _LOCAL.shard = next(_NEXT_SHARD) % _SHARDS
     return pooled_client(creds, shard=shard)
 
 
@@ -417,7 +424,7 @@ class Downloads:
             self._received[key] = self._received.get(key, 0) + n
             self.on_bytes(n)
 
-        client = pooled_client(self._credentials)
+        client = _shard_client(self._credentials or Credentials())  # the pool's lock was a download's longest wait
         try:
             size, sha256 = _download_one(client, self.store, item, self._retries, count, self._stop)
             outcome: int | MirrorError | None = size
