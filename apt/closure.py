@@ -18,7 +18,7 @@ from typing import Any
 from debian.debian_support import version_compare
 
 from .errors import UnsatisfiableError
-from .index import Stanza, parse_packages, parse_relations
+from .index import PackagesIndex, Stanza, parse_packages, parse_relations, split_provides
 
 __all__ = ["Universe", "Base", "Request", "Closure", "resolve_closure", "suggest", "minimal_system"]
 
@@ -38,67 +38,113 @@ def _version_ok(have: str | None, constraint: tuple[str, str] | None) -> bool:
     return _OPS[op](version_compare(have, want))
 
 
-def _provides(stanza: Stanza) -> list[tuple[str, str | None]]:
-    """`a (= 1), b` → [(a, 1), (b, None)]: the names a package provides, each with its version when
-    it gives one (Provides allows only `=`). Read for every candidate of a suite, so by hand: a
-    relation parser took most of a universe's build."""
-    out = []
-    for item in (stanza.provides or "").split(","):
-        name, _, rest = item.strip().partition("(")
-        name = name.strip().split(":", 1)[0]
-        if not name:
-            continue
-        op_ver = rest.rstrip(") \t\n").strip()
-        out.append((name, op_ver[1:].strip() if op_ver.startswith("=") else None))
-    return out
-
-
 class Universe:
-    """All stanzas of the searched suites for one architecture (plus `all`), indexed by name."""
+    """What the searched suites have for one architecture (and `all`), looked up by name.
 
-    def __init__(self, stanzas: Iterable[Stanza], arch: str, *, searched: Sequence[str] = ()) -> None:
+    Built over whole Packages indexes (and loose stanzas: .debs named by URL), in the order given:
+    a name's versions are read from them when it is first asked for, never all at once. A name's
+    candidate is its highest version; the same version listed twice (binary-all and binary-ARCH, or
+    two suites) counts once, as first listed. Only candidates provide (apt looks at candidate versions)."""
+
+    def __init__(self, sources: Iterable[Stanza | PackagesIndex], arch: str, *, searched: Sequence[str] = ()) -> None:
         self.arch = arch
         self.searched = tuple(searched)
-        self.by_name: dict[str, list[Stanza]] = {}
-        self.providers: dict[str, list[tuple[Stanza, str | None]]] = {}
-        by_name = self.by_name
-        for s in stanzas:  # 63k for bookworm main: kept to plain lookups
-            a = s.architecture
-            if a != arch and a != "all":
-                continue
-            have = by_name.get(s.package)
-            if have is None:
-                by_name[s.package] = [s]
-            elif not any(h.version == s.version and h.architecture == a for h in have):
-                have.append(s)  # else the same package listed twice (binary-all and binary-ARCH, two suites)
-        self._candidates: dict[str, Stanza] = {}
-        for name, versions in by_name.items():
-            best = versions[0]
-            for s in versions[1:]:
-                if s.version != best.version and version_compare(s.version, best.version) > 0:
-                    best = s
-            self._candidates[name] = best
-        # Only candidates provide (apt looks at candidate versions), parsed once.
-        for s in self._candidates.values():
-            if s.provides:
-                for name, ver in _provides(s):
-                    self.providers.setdefault(name, []).append((s, ver))
+        self._parts: list[PackagesIndex | _Loose] = []
+        loose: list[Stanza] = []
+        for item in sources:
+            if isinstance(item, PackagesIndex):
+                if loose:
+                    self._parts.append(_Loose(loose))
+                    loose = []
+                self._parts.append(item)
+            else:
+                loose.append(item)
+        if loose:
+            self._parts.append(_Loose(loose))
+        self._versions: dict[str, list[Stanza]] = {}
+        self._first: dict[str, tuple[int, int]] = {}  # where a name's first version is listed
+        self._candidates: dict[str, Stanza | None] = {}
+        self._providers: dict[str, list[tuple[Stanza, str | None]]] = {}
+
+    def versions(self, name: str) -> list[Stanza]:
+        """Every version of `name` for this architecture, in the order the sources list them."""
+        got = self._versions.get(name)
+        if got is None:
+            got = []
+            for i, part in enumerate(self._parts):
+                for at, s in part.located(name):
+                    a = s.architecture
+                    if (a == self.arch or a == "all") and not any(h.version == s.version and h.architecture == a
+                                                                   for h in got):
+                        got.append(s)
+                        self._first.setdefault(name, (i, at))
+            self._versions[name] = got
+        return got
 
     def candidate(self, name: str) -> Stanza | None:
-        return self._candidates.get(name)
+        if name in self._candidates:
+            return self._candidates[name]
+        versions = self.versions(name)
+        best = versions[0] if versions else None
+        for s in versions[1:]:
+            if s.version != best.version and version_compare(s.version, best.version) > 0:  # type: ignore[union-attr]
+                best = s
+        self._candidates[name] = best
+        return best
 
     def version(self, name: str, version: str) -> Stanza | None:
-        return next((s for s in self.by_name.get(name, ()) if version_compare(s.version, version) == 0), None)
+        return next((s for s in self.versions(name) if version_compare(s.version, version) == 0), None)
+
+    def providers(self, name: str) -> list[tuple[Stanza, str | None]]:
+        """The candidates that provide `name`, each with the version it provides (if it gives one),
+        in the order their names first appear in the sources."""
+        got = self._providers.get(name)
+        if got is None:
+            got = [(s, ver) for part in self._parts for s, ver in part.provided(name) if self.candidate(s.package) is s]
+            got.sort(key=lambda sv: self._first[sv[0].package])
+            self._providers[name] = got
+        return got
 
     def names(self) -> Iterable[str]:
-        return self._candidates.keys()
+        """Every package name the sources list (for any architecture)."""
+        return {n for part in self._parts for n in part.names()}
 
     def required(self) -> list[Stanza]:
         """The candidates a minimal Debian system has: Essential or Priority: required."""
-        # Asked of every candidate: a substring test first, the field read only where it may match.
-        return [s for s in self._candidates.values()
-                if ("Priority: required" in s.raw and s.value("Priority") == "required")
-                or ("Essential: yes" in s.raw and s.value("Essential") == "yes")]
+        out: dict[str, Stanza] = {}
+        for part in self._parts:
+            for line in (*part.lines(b"Priority: required"), *part.lines(b"Essential: yes")):
+                s = part.stanza_at(line)
+                if (s is not None and s.package not in out and self.candidate(s.package) is s
+                        and (s.value("Priority") == "required" or s.value("Essential") == "yes")):
+                    out[s.package] = s
+        return list(out.values())
+
+
+class _Loose:
+    """Stanzas given one by one (.debs named by URL), read as a PackagesIndex is."""
+
+    def __init__(self, stanzas: list[Stanza]) -> None:
+        self._stanzas = stanzas
+        self._by_name: dict[str, list[tuple[int, Stanza]]] = {}
+        for i, s in enumerate(stanzas):
+            self._by_name.setdefault(s.package, []).append((i, s))
+
+    def names(self) -> Iterable[str]:
+        return self._by_name.keys()
+
+    def located(self, name: str) -> list[tuple[int, Stanza]]:
+        return self._by_name.get(name, [])
+
+    def provided(self, name: str) -> list[tuple[Stanza, str | None]]:
+        return [(s, ver) for s in self._stanzas for virtual, ver in split_provides(s.provides) if virtual == name]
+
+    def lines(self, text: bytes) -> list[int]:
+        field_name, _, value = text.decode().partition(": ")
+        return [i for i, s in enumerate(self._stanzas) if s.value(field_name) == value]
+
+    def stanza_at(self, line: int) -> Stanza:
+        return self._stanzas[line]
 
 
 @dataclass(slots=True)
@@ -115,7 +161,7 @@ class Base:
         for s in stanzas:
             base.versions[s.package] = s.version
             if s.provides:
-                for name, ver in _provides(s):
+                for name, ver in split_provides(s.provides):
                     base.provides.setdefault(name, []).append(ver)
         return base
 
@@ -187,14 +233,14 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
         if any(_version_ok(v, constraint) for v in base.provides.get(name, ())):
             return True
         return any(s.package in result.packages and _version_ok(v, constraint)
-                   for s, v in universe.providers.get(name, ()))
+                   for s, v in universe.providers(name))
 
     def installable(rel: dict[str, Any]) -> Stanza | None:
         name, constraint = rel["name"], rel.get("version")
         cand = universe.candidate(name)
         if cand is not None and _version_ok(cand.version, constraint):
             return cand
-        provs = [s for s, v in universe.providers.get(name, ()) if _version_ok(v, constraint)]
+        provs = [s for s, v in universe.providers(name) if _version_ok(v, constraint)]
         if not provs:
             return None
         return min(provs, key=lambda s: (s.package not in result.packages and s.package not in base.versions,
@@ -267,19 +313,19 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
         if req.version:
             stanza = universe.version(req.name, req.version)
             if stanza is None:
-                have = sorted({s.version for s in universe.by_name.get(req.name, ())})
+                have = sorted({s.version for s in universe.versions(req.name)})
                 raise fail(chain, f"version {req.version} of {req.name} is not in the suites"
                            + (f" (they have {', '.join(have)})" if have else ""))
         else:
             stanza = universe.candidate(req.name)
             if stanza is None:
-                provs = sorted({s.package for s, _ in universe.providers.get(req.name, ())})
+                provs = sorted({s.package for s, _ in universe.providers(req.name)})
                 if len(provs) == 1:
                     stanza = universe.candidate(provs[0])
                 elif provs:
                     raise fail(chain, f"{req.name} is a virtual package provided by {', '.join(provs)}: name one of them")
                 else:
-                    close = suggest(req.name, universe.names())
+                    close = [n for n in suggest(req.name, universe.names()) if universe.candidate(n) is not None]
                     raise fail(chain, f"no package named {req.name!r}"
                                + (f"; did you mean {', '.join(close)}?" if close else ""))
         assert stanza is not None

@@ -24,7 +24,7 @@ from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes,
 from .aptfile import Aptfile, read_aptfile
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .errors import UnsatisfiableError
-from .index import ReleaseFile, Stanza, parse_packages
+from .index import PackagesIndex, ReleaseFile, Stanza, parse_packages
 
 __all__ = ["AptSync", "AptTarget", "DEFAULT_SOURCES", "SECTION_FORMAT"]
 
@@ -122,7 +122,7 @@ class AptSync:
         section_targets: dict[str, Any] = {}
         items: list[FetchItem] = []
         releases: dict[tuple[str, str], ReleaseFile] = {}
-        suites_cache: dict[tuple[str, str, str], list[Stanza] | _ArchiveFault] = {}
+        suites_cache: dict[tuple[str, str, str], list[PackagesIndex] | _ArchiveFault] = {}
         universes: dict[tuple[Any, ...], Universe] = {}
         bases: dict[str, Base] = {}
 
@@ -131,11 +131,11 @@ class AptSync:
                 releases[(src.url, src.suite)] = fetch_release(src)
             return releases[(src.url, src.suite)]
 
-        def suite(src: Source, arch: str) -> list[Stanza]:
+        def suite(src: Source, arch: str) -> list[PackagesIndex]:
             key = (src.url, src.suite, arch)
             if key not in suites_cache:
                 try:
-                    suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).stanzas
+                    suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).indexes
                 except (IntegrityError, TransportError) as exc:  # read once per sync, failed once
                     suites_cache[key] = _ArchiveFault(str(exc))
             got = suites_cache[key]
@@ -146,7 +146,7 @@ class AptSync:
         def universe(target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
             key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
             if key not in universes:
-                universes[key] = Universe([*(s for src in sources for s in suite(src, target.arch)), *extra],
+                universes[key] = Universe([*(i for src in sources for i in suite(src, target.arch)), *extra],
                                           target.arch, searched=[s.label for s in sources])
             return universes[key]
 

@@ -9,7 +9,7 @@ import lzma
 import pytest
 
 from apt.archive import _decompress, _IndexReader
-from apt.index import IndexEntry, ReleaseFile, parse_packages
+from apt.index import IndexEntry, PackagesIndex, ReleaseFile, parse_packages
 
 TEXT = b"Package: a\nVersion: 1\n\nPackage: b\nVersion: 2\n"
 FORMS = [
@@ -41,17 +41,20 @@ BIG = BIG.replace(b"\n\nPackage: p7\n", b"\n \t\nPackage: p7\n")
 ])
 @pytest.mark.parametrize("chunk", [1, 7, 4096])
 def test_an_index_parsed_as_it_downloads_is_the_index_parsed_whole(path: str, data: bytes, chunk: int):
-    """What a download parsed chunk by chunk is exactly what the cached file parses to, and its
+    """What a download indexed chunk by chunk is exactly what the cached file indexes to, and its
     bytes are the downloaded bytes (the signed Release's hash is checked over them)."""
-    whole = parse_packages(_decompress(path, data).decode("utf-8", "replace"), origin="o")
+    text = _decompress(path, data)
+    whole = parse_packages(text.decode("utf-8", "replace"), origin="o")
     reader = _IndexReader(path, "o")
     reader.fresh()(b"stale bytes of an attempt that failed")  # a retry starts over
     feed = reader.fresh()
     for i in range(0, len(data), chunk):
         feed(data[i:i + chunk])
     assert bytes(reader.raw) == data
-    raw, stanzas = reader.finish()
-    assert raw == data and stanzas == whole and len(whole) in (2, 400)
+    raw, index = reader.finish()
+    assert raw == data and list(index) == whole and len(whole) in (2, 400)
+    alone = PackagesIndex(text)
+    assert (index.data, index.positions, index.provides_at) == (alone.data, alone.positions, alone.provides_at)
     assert reader.whole == data.endswith(b"\0" * 8)  # followed as it came, but where it cannot be
 
 

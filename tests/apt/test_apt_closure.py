@@ -15,11 +15,11 @@ REQUESTS = ["app-tool", "libbar", "needs-api"]
 
 
 def _universe(server, arch: str, tmp_path: Path) -> Universe:
-    stanzas = []
+    indexes = []
     for suite in ("fixture", "fixture-updates"):
         src = Source(url=server.url, suite=suite, keyrings=(server.keyring,))
-        stanzas += load_suite(src, [arch], tmp_path / "cache").stanzas
-    return Universe(stanzas, arch, searched=["fixture", "fixture-updates"])
+        indexes += load_suite(src, [arch], tmp_path / "cache").indexes
+    return Universe(indexes, arch, searched=["fixture", "fixture-updates"])
 
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])

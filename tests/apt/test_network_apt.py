@@ -26,8 +26,8 @@ CORPUS = Path(__file__).parents[3] / "shared" / "corpus" / "apps"
 @pytest.fixture(scope="module")
 def bookworm(tmp_path_factory):
     cache = tmp_path_factory.mktemp("aptcache")
-    stanzas = load_suite(Source(url=DEBIAN, suite="bookworm"), ["amd64"], cache).stanzas
-    universe = Universe(stanzas, "amd64", searched=["bookworm"])
+    indexes = load_suite(Source(url=DEBIAN, suite="bookworm"), ["amd64"], cache).indexes
+    universe = Universe(indexes, "amd64", searched=["bookworm"])
     base = minimal_system(universe)
     status = _real_status()
     root = tmp_path_factory.mktemp("aptroot")

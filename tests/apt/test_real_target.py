@@ -36,7 +36,7 @@ def test_default_base_is_a_lower_bound_of_a_real_minbase(bookworm_slice, root_pa
     from apt.closure import Universe, minimal_system
 
     src = Source(url=bookworm_slice.url, suite=realtarget.SUITE, keyrings=(realtarget.DEBIAN_KEYRING,))
-    universe = Universe(load_suite(src, [realtarget.ARCH], tmp_path / "cache").stanzas, realtarget.ARCH,
+    universe = Universe(load_suite(src, [realtarget.ARCH], tmp_path / "cache").indexes, realtarget.ARCH,
                         searched=[realtarget.SUITE])
     base = set(minimal_system(universe).versions)
     assert base <= root_packages, f"assumed installed but absent from a real minbase: {sorted(base - root_packages)}"

@@ -131,7 +131,7 @@ def build_slice() -> None:
     for rel in (entry.path, f"{os.path.dirname(entry.path)}/by-hash/SHA256/{entry.sha256}"):
         (dists / rel).parent.mkdir(parents=True, exist_ok=True)
         (dists / rel).write_bytes(raw)
-    universe = Universe(index.stanzas, ARCH, searched=[SUITE])
+    universe = Universe(index.indexes, ARCH, searched=[SUITE])
     closure = resolve_closure(universe, [Request(name=n, origin="slice") for n in (*SLICE_PACKAGES, URL_DEB)],
                               minimal_system(universe))
     for stanza in closure.packages.values():

@@ -40,7 +40,7 @@ def test_default_base_is_within_debootstraps_minbase(arch, tmp_path):
     assert proc.returncode == 0, proc.stderr
     debootstrap = set(proc.stdout.split())
     src = Source(url=realtarget.DEBIAN, suite=realtarget.SUITE, keyrings=(realtarget.DEBIAN_KEYRING,))
-    universe = Universe(load_suite(src, [arch], tmp_path / "cache").stanzas, arch, searched=[realtarget.SUITE])
+    universe = Universe(load_suite(src, [arch], tmp_path / "cache").indexes, arch, searched=[realtarget.SUITE])
     base = set(minimal_system(universe).versions)
     assert base <= debootstrap, sorted(base - debootstrap)
     assert len(base) >= 0.9 * len(debootstrap) and "perl" not in base
