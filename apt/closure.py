@@ -18,7 +18,7 @@ from typing import Any
 from debian.debian_support import version_compare
 
 from .errors import UnsatisfiableError
-from .index import PackagesIndex, Stanza, parse_packages, parse_relations, split_provides
+from .index import PackagesIndex, Stanza, parse_packages, split_provides
 
 __all__ = ["Universe", "Base", "Request", "Closure", "resolve_closure", "suggest", "minimal_system"]
 
@@ -251,7 +251,7 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
         """Whether choosing `stanza` would clash with the selection (apt skips such alternatives)."""
         def hits(a: Stanza, b: Stanza) -> bool:
             return any(rel["name"] == b.package and _version_ok(b.version, rel.get("version"))
-                       for f in ("Conflicts", "Breaks") for group in parse_relations(a.get(f)) for rel in group)
+                       for f in ("Conflicts", "Breaks") for group in a.relations(f) for rel in group)
         return any(hits(stanza, other) or hits(other, stanza) for other in result.packages.values())
 
     deferred: list[tuple[Stanza, tuple[str, ...], str, list[dict[str, Any]]]] = []
@@ -279,7 +279,7 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
         picked: list[Stanza] = []
         fields = ["Pre-Depends", "Depends"] + (["Recommends"] if with_recommends else [])
         for fname in fields:
-            for group in parse_relations(stanza.get(fname)):
+            for group in stanza.relations(fname):
                 alts = [rel for rel in group if arch_ok(rel)]
                 if not alts:
                     continue
@@ -353,7 +353,7 @@ def minimal_system(universe: Universe) -> Base:
             continue
         have[stanza.package] = stanza
         for fld in ("Pre-Depends", "Depends"):
-            for group in parse_relations(stanza.get(fld)):
+            for group in stanza.relations(fld):
                 if len(group) != 1:
                     continue
                 rel = group[0]

@@ -31,7 +31,7 @@ class Stanza:
 
     `origin` is where its Filename is relative to (the archive's URL), kept as the field X-Origin."""
 
-    __slots__ = ("raw", "package", "version", "architecture", "provides", "origin", "_fields")
+    __slots__ = ("raw", "package", "version", "architecture", "provides", "origin", "_fields", "_relations")
 
     def __init__(self, fields: dict[str, str] | None, raw: str, *, package: str | None = None,
                  version: str | None = None, architecture: str | None = None, provides: str | None = None,
@@ -47,6 +47,7 @@ class Stanza:
         self.architecture: str = architecture or "all"
         self.provides: str | None = provides
         self.origin = origin
+        self._relations: dict[str, list[list[dict[str, Any]]]] = {}
 
     @property
     def fields(self) -> dict[str, str]:
@@ -63,6 +64,14 @@ class Stanza:
 
     def get(self, key: str, default: str | None = None) -> str | None:
         return self.fields.get(key, default)
+
+    def relations(self, key: str) -> list[list[dict[str, Any]]]:
+        """A relationship field (Depends, Conflicts, ...) parsed, once (a closure asks each chosen
+        package's Conflicts and Breaks again for every package it adds)."""
+        got = self._relations.get(key)
+        if got is None:
+            got = self._relations[key] = parse_relations(self.get(key))
+        return got
 
     def value(self, key: str) -> str | None:
         """One field, without parsing the others (for a question asked of every package)."""
@@ -94,6 +103,8 @@ def _value(para: str, name: str) -> str | None:
 
 
 _SEP = re.compile(rb"\n[ \t]*\n")  # a blank line (or one of only spaces and tabs): a paragraph's end
+# One item of a Provides field: its name, and the version it provides if it gives one (only `=` may).
+_PROVIDED = re.compile(rb"\s*([^\s,(:]+)(?::[^\s,(]*)?\s*(?:\(\s*=\s*([^)\s]*)\s*\))?[^,]*,?")
 
 
 def scan_lines(data: bytes | bytearray, start: int, stop: int, positions: dict[bytes, list[int]],
@@ -173,9 +184,9 @@ class PackagesIndex:
             provided: dict[str, list[tuple[int, str | None]]] = {}
             data = self.data
             for line in self.provides_at:
-                end = _line_end(data, line)
-                for virtual, version in split_provides(bytes(data[line + 9:end]).decode("utf-8", "replace")):
-                    provided.setdefault(virtual, []).append((line, version))
+                for virtual, version in _PROVIDED.findall(data, line + 9, _line_end(data, line)):
+                    provided.setdefault(virtual.decode("utf-8", "replace"), []).append(
+                        (line, version.decode("utf-8", "replace") or None))
             self._provided = provided
         out = []
         for line, version in self._provided.get(name, ()):
@@ -286,19 +297,24 @@ class ReleaseFile:
 
 
 def parse_release(text: str) -> ReleaseFile:
-    from debian.deb822 import Release
-
-    rel = Release(text)
+    """A Release file's one paragraph, read by the deb822 rules (field names in any case) as
+    Packages files are: python-debian's reader and its import were 40-50 ms of every APT sync,
+    a no-op's included."""
+    para = text.lstrip("\n").split("\n\n", 1)[0]
+    fields = {name.lower(): value for name, value in _FIELD.findall(para)}
     files = {}
-    for item in rel.get("SHA256", []):
-        files[item["name"]] = IndexEntry(path=item["name"], sha256=item["sha256"], size=int(item["size"]))
+    for line in fields.get("sha256", "").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            files[parts[2]] = IndexEntry(path=parts[2], sha256=parts[0], size=int(parts[1]))
+
+    def words(name: str) -> tuple[str, ...]:
+        return tuple(fields.get(name.lower(), "").split())
+
     return ReleaseFile(
-        suite=rel.get("Suite"), codename=rel.get("Codename"),
-        architectures=tuple(rel.get("Architectures", "").split()),
-        components=tuple(rel.get("Components", "").split()),
-        acquire_by_hash=rel.get("Acquire-By-Hash", "no").lower() == "yes",
-        no_support_for_all=tuple(rel.get("No-Support-for-Architecture-all", "").split()),
+        suite=fields.get("suite"), codename=fields.get("codename"),
+        architectures=words("Architectures"), components=words("Components"),
+        acquire_by_hash=fields.get("acquire-by-hash", "no").lower() == "yes",
+        no_support_for_all=words("No-Support-for-Architecture-all"),
         files=files, raw=text,
     )
-
-

@@ -8,7 +8,10 @@ what the closure holds).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +137,9 @@ class AptSync:
         def suite(src: Source, arch: str) -> list[PackagesIndex]:
             key = (src.url, src.suite, arch)
             if key not in suites_cache:
+                if "debian.deb822" not in sys.modules:  # for the closures' relations: loads while the index downloads
+                    threading.Thread(target=importlib.import_module, args=("debian.deb822",), name="apt-imports",
+                                     daemon=True).start()
                 try:
                     suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).indexes
                 except (IntegrityError, TransportError) as exc:  # read once per sync, failed once
