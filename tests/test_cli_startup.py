@@ -1,5 +1,5 @@
 """A command loads what it uses: every nightly and every script pays a command's start-up, so the
-heavy libraries (pydantic through typer >= 0.29, the server, the SBOM library, the HTTP client)
+heavy libraries (pydantic through typer >= 0.29, the server, the SBOM library, the HTTP client, rich's progress bars)
 stay out of a command that does not need them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 from tests.builders.upstreams import clean_env
 
-HEAVY = ("pydantic", "granian", "cyclonedx", "httpx", "prometheus_client", "bcrypt", "debian")
+HEAVY = ("pydantic", "granian", "cyclonedx", "httpx", "prometheus_client", "bcrypt", "debian", "rich.progress", "yaml")
 
 
 def test_a_simple_command_imports_no_heavy_library(tmp_path):

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from mirror.apps.appfiles import AppFileError, read_app_file
 from mirror.errors import InputError, RequirementsError
@@ -68,6 +67,8 @@ def _read(path: Path, root: Path | None) -> str:
 def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Add the pip: section of a conda environment file to `into`; return (the conda packages it names
     but python and pip, every conda spec as written, the channels in order)."""
+    import yaml  # (18 ms to import: only for an app with an environment.yml)
+
     text = _read(path, into.root)
     try:
         root = yaml.compose(text)

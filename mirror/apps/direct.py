@@ -13,7 +13,6 @@ a folder by the content of its files, a URL once.
 from __future__ import annotations
 
 import contextlib
-import email.parser
 import hashlib
 import json
 import os
@@ -129,6 +128,8 @@ def _sdist_name_version(path: Path) -> tuple[str, str] | None:
     info = read_pkg_info(path)
     if info is None:
         return None
+    import email.parser  # (8 ms to import: only for a local sdist)
+
     msg = email.parser.BytesParser().parsebytes(info, headersonly=True)
     name, version = msg.get("Name"), msg.get("Version")
     return (str(name).strip(), str(version).strip()) if name and version else None
