@@ -36,12 +36,14 @@ def test_the_core_imports_no_plugin_and_knows_none_of_their_tables(module):
 
 def test_a_plugin_that_cannot_load_is_reported(monkeypatch, capsys):
     broken = importlib.metadata.EntryPoint(name="ghost", value="no_such_module_x:thing", group="airgap_mirror.test")
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group=None: [broken] if group == "airgap_mirror.test" else [])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda: importlib.metadata.EntryPoints([broken]))
     interfaces.plugins.cache_clear()
+    interfaces._entry_points.cache_clear()
     try:
         assert interfaces.plugins("airgap_mirror.test") == ()
     finally:
         interfaces.plugins.cache_clear()
+        interfaces._entry_points.cache_clear()
     err = capsys.readouterr().err
     assert "plug-in 'ghost'" in err and "ModuleNotFoundError" in err
     assert any("ghost" in e for e in interfaces.plugin_errors())
