@@ -53,3 +53,22 @@ def test_the_command_leaves_with_its_status_its_output_and_its_exit_handlers(tmp
     assert mirror("snapshots", "--no-such-flag").returncode == 2                   # usage
     helped = mirror("--help")
     assert helped.returncode == 0 and "sync" in helped.stdout
+
+
+def test_a_command_alone_is_the_command_of_the_whole_command_line():
+    """`mirror NAME ...` builds only NAME's command (mirror.cli._this_command): the same options,
+    the plug-ins' included, as in the whole command line; a name that is no command still gets the
+    whole line's suggestion."""
+    def mirror(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "mirror.cli", *args], capture_output=True, text=True,
+                              env={**clean_env(), "COLUMNS": "200"}, timeout=60)
+
+    synced = mirror("sync", "--help")
+    assert synced.returncode == 0 and " sync [OPTIONS]" in synced.stdout
+    assert "--distro" in synced.stdout and "--concurrency" in synced.stdout  # the APT plug-in's and the core's
+    bundle = mirror("bundle", "--help")
+    assert bundle.returncode == 0 and " bundle [OPTIONS] COMMAND" in bundle.stdout and "create" in bundle.stdout
+    whole = mirror("--help")
+    assert whole.returncode == 0 and all(name in whole.stdout for name in ("sync", "bundle", "snapshots", "serve"))
+    typo = mirror("syncc")
+    assert typo.returncode == 2 and "Did you mean 'sync'" in typo.stderr

@@ -366,16 +366,9 @@ class Downloads:
         self.on_bytes = on_bytes  # the caller may swap it (a sync's progress bar per phase)
         self._retries = retries
         self._credentials = credentials
-        workers = max(1, concurrency)
-        self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
-        # Its threads started now, while nothing else of ours is running: started by `submit`, each
-        # waits for the interpreter lock to say it is running, which the downloads already started
-        # (or a thread holding the lock through one long C call, marshal's) keep for milliseconds at
-        # a time: py-spy found a cold APT sync's fetch spending most of its wall time in `Thread.start`.
-        started = threading.Barrier(workers + 1)
-        for _ in range(workers):
-            self._pool.submit(started.wait)  # each waits, so the next submit starts another thread
-        started.wait()
+        self._workers = max(1, concurrency)
+        self._pool = cf.ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="fetch")
+        self._warm = False
         # By sha256, or by URL for a file started before its hash was known.
         self._started: dict[str, tuple[FetchItem, cf.Future[int | MirrorError | None]]] = {}
         self._urls: dict[str, str] = {}  # URL → the key it was started under
@@ -404,9 +397,22 @@ class Downloads:
                 return False
             if item.sha256 and self.store.has_blob(item.sha256):
                 return False
+            if not self._warm:
+                self._start_threads()
             key = self._urls[item.url] = item.sha256 or item.url
             self._started[key] = (item, self._pool.submit(self._run, item, on_done))
             return True
+
+    def _start_threads(self) -> None:
+        """Every thread started at the first download, before it: started by `submit`, each waits for
+        the interpreter lock to say it is running, which the downloads already started keep for
+        milliseconds at a time (py-spy found a cold APT sync's fetch spending most of its wall time
+        in `Thread.start`). Not before the first: a no-op sync starts none."""
+        started = threading.Barrier(self._workers + 1)
+        for _ in range(self._workers):
+            self._pool.submit(started.wait)  # each waits, so the next submit starts another thread
+        started.wait()
+        self._warm = True
 
     def started(self, item: FetchItem) -> bool:
         """Whether this file was started here (it may be in the store already: done)."""
