@@ -27,7 +27,8 @@ def test_every_form_decompresses_to_the_same_text(path: str, data: bytes):
 
 # Paragraphs cut anywhere (mid-field, mid-UTF-8 character, on the blank line), a whitespace-only
 # separator, trailing bytes after the last gzip member.
-BIG = "".join(f"Package: p{i}\nVersion: 1.{i}\nDescription: caf\u00e9 {i}\n more\n\n" for i in range(400)).encode()
+BIG = "".join(f"Package: p{i}\nVersion: 1.{i}\n" + (f"Provides: v{i % 7} (= {i}),\n w{i}\n" if i % 3 else "")
+              + f"Description: caf\u00e9 {i}\n more\n\n" for i in range(400)).encode()
 BIG = BIG.replace(b"\n\nPackage: p7\n", b"\n \t\nPackage: p7\n")
 
 
@@ -55,6 +56,10 @@ def test_an_index_parsed_as_it_downloads_is_the_index_parsed_whole(path: str, da
     assert raw == data and list(index) == whole and len(whole) in (2, 400)
     alone = PackagesIndex(text)
     assert (index.data, index.positions, index.provides_at) == (alone.data, alone.positions, alone.provides_at)
+    if len(whole) == 400:  # every Provides line found, however the chunks cut it
+        assert len(index.provides_at) == 266
+        assert [(s.package, v) for s, v in index.provided("v3")] == [(f"p{i}", str(i)) for i in range(400) if i % 3 and i % 7 == 3]
+        assert [s.package for s, _ in index.provided("w100")] == ["p100"]
     assert reader.whole == data.endswith(b"\0" * 8)  # followed as it came, but where it cannot be
 
 

@@ -108,3 +108,38 @@ def test_release_and_detached_signature_without_inrelease(debian_upstream, tmp_p
             load_suite(Source(url=server.url, suite="fixture", keyrings=(debian_upstream.keyring,)), ["amd64"], tmp_path / "d")
     finally:
         server.stop()
+
+
+def test_a_universe_over_whole_indexes_answers_as_over_their_stanzas() -> None:
+    """A universe reads a name's paragraphs from the indexes only when asked (a closure visits a few
+    of bookworm's 63k): its answers are those of the same stanzas given one by one, across two
+    suites, architectures, versions listed twice, Provides and the required set."""
+    from apt.index import PackagesIndex
+
+    main = PackagesIndex(
+        "Package: tool\nVersion: 1.0\nArchitecture: amd64\nDepends: libc6, mail-transport-agent\n\n"
+        "Package: tool\nVersion: 1.0\nArchitecture: arm64\n\n"
+        "Package: libc6\nVersion: 2.36\nArchitecture: amd64\nPriority: required\nProvides: libc6-any\n\n"
+        "Package: base-files\nVersion: 12\nArchitecture: all\nEssential: yes\nPriority: required\n\n"
+        "Package: exim4\nVersion: 4.96\nArchitecture: amd64\nPriority: standard\nProvides: mail-transport-agent\n\n"
+        "Package: postfix\nVersion: 3.7\nArchitecture: amd64\nPriority: optional\nProvides: mail-transport-agent\n\n"
+        "Package: old\nVersion: 1\nArchitecture: all\nProvides: gone\n", origin="http://main")
+    updates = PackagesIndex(
+        "Package: tool\nVersion: 1.1\nArchitecture: amd64\nDepends: libc6\n\n"
+        "Package: libc6\nVersion: 2.36\nArchitecture: amd64\nPriority: required\nProvides: libc6-any\n\n"
+        "Package: old\nVersion: 2\nArchitecture: all\n", origin="http://updates")
+    lazy = Universe([main, updates], "amd64")
+    assert not main._made  # nothing read yet
+    eager = Universe([*main, *updates], "amd64")
+    names = {s.package for s in [*main, *updates]} | {"mail-transport-agent", "libc6-any", "gone", "nothing"}
+    for name in sorted(names):
+        assert [(s.raw, s.origin) for s in lazy.versions(name)] == [(s.raw, s.origin) for s in eager.versions(name)]
+        got, want = lazy.candidate(name), eager.candidate(name)
+        assert (got and (got.raw, got.origin)) == (want and (want.raw, want.origin)), name
+        assert [(s.package, v) for s, v in lazy.providers(name)] == [(s.package, v) for s, v in eager.providers(name)]
+    assert lazy.candidate("tool").version == "1.1" and lazy.candidate("tool").origin == "http://updates"
+    assert [s.package for s, _ in lazy.providers("mail-transport-agent")] == ["exim4", "postfix"]
+    assert lazy.providers("gone") == []  # only a candidate provides: old 2 does not
+    assert sorted(s.package for s in lazy.required()) == sorted(s.package for s in eager.required()) == ["base-files", "libc6"]
+    closure = resolve_closure(Universe([main, updates], "amd64"), [Request(name="tool", origin="t")], Base())
+    assert sorted(closure.packages) == ["libc6", "tool"]
