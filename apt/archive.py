@@ -200,8 +200,9 @@ class _IndexReader:
     """Decompresses and indexes a Packages file as it downloads, on both cores: what arrives is
     decompressed in a thread of its own (zlib and lzma let go of the interpreter lock), while the
     downloading thread finds the Package and Provides lines among the whole lines decompressed so
-    far; the rest waits for the next piece. A stream the incremental decompressors cannot follow (trailing data after the last gzip
-    member, say) is decompressed whole at the end, as a file read from the cache is."""
+    far; the rest waits for the next piece. A stream the incremental decompressors cannot follow
+    (trailing data after the last gzip member, say) is decompressed whole at the end, as a file
+    read from the cache is."""
 
     def __init__(self, path: str, origin: str) -> None:
         self.path, self.origin = path, origin
