@@ -147,7 +147,7 @@ class PackagesIndex:
 
     __slots__ = ("data", "origin", "positions", "provides_at", "_made", "_provided")
 
-    def __init__(self, data: bytes | str, origin: str | None = None, *,
+    def __init__(self, data: bytes | bytearray | str, origin: str | None = None, *,
                  positions: dict[str, list[int]] | None = None, provides_at: list[int] | None = None) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8", "replace")
@@ -221,16 +221,17 @@ class PackagesIndex:
         self._made[start] = stanza
         return stanza
 
-    def cached(self) -> tuple[bytes, dict[str, list[int]], list[int]]:
-        """Its data, positions and provides_at, for `PackagesIndex(data, origin, positions=, provides_at=)`."""
-        return (bytes(self.data), self.positions, self.provides_at)
+    def cached(self) -> tuple[bytes | bytearray, dict[str, list[int]], list[int]]:
+        """Its data, positions and provides_at, for `PackagesIndex(data, origin, positions=, provides_at=)`
+        (marshal writes a bytearray as bytes)."""
+        return (self.data, self.positions, self.provides_at)
 
 
 def decoded_names(found: dict[bytes, list[int]]) -> dict[str, list[int]]:
     return {name.decode("utf-8", "replace"): lines for name, lines in found.items()}
 
 
-def _line_end(data: bytes, at: int) -> int:
+def _line_end(data: bytes | bytearray, at: int) -> int:
     """The end of the field whose line starts at `at`: its continuation lines too."""
     end = data.find(b"\n", at)
     while end >= 0 and data[end + 1:end + 2] in (b" ", b"\t") and _SEP.match(data, end) is None:
