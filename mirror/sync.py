@@ -539,9 +539,8 @@ class _Early:
         with contextlib.suppress(Exception):  # a guess that cannot be made costs only the wait for the lock
             want = Version(version)
             for url in candidates:  # as uv's first-index: the first page that has the version
-                page = self.memo.page_files(url) or {}
-                files = [f for filename in page  # (a cheap test first: 4,415 files on numpy's page)
-                         if version in filename and (f := _page_file(filename, page[filename], name, want)) is not None]
+                files = [f for filename, st in (self.memo.page_files(url) or {}).items()  # (a cheap test first:
+                         if version in filename and (f := _page_file(filename, st, name, want)) is not None]  # 4,415 on numpy's)
                 if files:
                     for f in pick_files(files, target):
                         self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
@@ -731,7 +730,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         # the memo reads the pages uv read (their digests make its records) and, in full, these too;
         # what it could not give is read after.
         def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
-                     records: list[_Record] = records) -> dict[tuple[str, str], Mapping[str, FileStatus]]:
+                     records: list[_Record] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
             wanted = _page_requests(pending, public, store)
             recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
             if recording is not None:

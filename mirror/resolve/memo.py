@@ -127,7 +127,7 @@ class ResolutionMemo:
         self._recording: list[cf.Future[None]] = []
         # Pages the sync also wants parsed (yanked, requires-python of files new to the catalog):
         # read once, here, for both. URL → filename → FileStatus.
-        self.parsed: dict[str, Mapping[str, FileStatus]] = {}
+        self.parsed: dict[str, dict[str, FileStatus]] = {}
         self._inflight: dict[str, threading.Event] = {}  # pages being read now, by any thread
         self._prefetcher: cf.ThreadPoolExecutor | None = None
 
