@@ -128,12 +128,17 @@ def scan_lines(data: bytes | bytearray, start: int, stop: int, positions: dict[b
             positions[name] = [at + 1]
         else:
             have.append(at + 1)
-    if start == 0 and data.startswith(b"Provides:"):
-        provides_at.append(0)
-    pos = start
-    while (at := find(b"\nProvides:", pos, stop)) >= 0:
-        provides_at.append(at + 1)
-        pos = at + 10
+    provides_at += line_starts(data, b"Provides:", start, stop)
+
+
+def line_starts(data: bytes | bytearray, text: bytes, start: int, stop: int) -> list[int]:
+    """Where each line starting with `text` (a field's name, or name and value) begins in data[start:stop]."""
+    found = [0] if start == 0 and data.startswith(text) else []
+    needle, find, pos = b"\n" + text, data.find, start
+    while (at := find(needle, pos, stop)) >= 0:
+        found.append(at + 1)
+        pos = at + len(needle)
+    return found
 
 
 class PackagesIndex:
@@ -196,12 +201,7 @@ class PackagesIndex:
 
     def lines(self, text: bytes) -> list[int]:
         """Where each line starting with `text` is (a field's name and value, say b"Priority: required")."""
-        found, find, pos = [0] if self.data.startswith(text) else [], self.data.find, 0
-        needle = b"\n" + text
-        while (at := find(needle, pos)) >= 0:
-            found.append(at + 1)
-            pos = at + len(needle)
-        return found
+        return line_starts(self.data, text, 0, len(self.data))
 
     def stanza_at(self, line: int) -> Stanza | None:
         """The package paragraph that line `line` (an offset where a line starts) belongs to."""
