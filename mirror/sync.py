@@ -1005,7 +1005,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     clock = _Clock()
     # The HTTP client's modules load while the apps are read and uv resolves (a tenth of a second
     # that otherwise waits in front of the first page or file).
-    threading.Thread(target=_import_quietly, args=("httpx",), name="sync-imports", daemon=True).start()
+    threading.Thread(target=_import_quietly, args=("httpx", "packaging.pylock", "tomllib"), name="sync-imports",
+                     daemon=True).start()
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
     results, apps = _load_apps(opts, store)
@@ -1068,9 +1069,10 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     )
 
 
-def _import_quietly(name: str) -> None:
-    with contextlib.suppress(ImportError):
-        importlib.import_module(name)
+def _import_quietly(*names: str) -> None:
+    for name in names:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 class _Clock:

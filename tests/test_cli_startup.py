@@ -1,6 +1,7 @@
 """A command loads what it uses: every nightly and every script pays a command's start-up, so the
 heavy libraries (pydantic through typer >= 0.29, the server, the SBOM library, the HTTP client, rich's progress bars)
-stay out of a command that does not need them."""
+stay out of a command that does not need them; with --json nothing is printed through rich, so rich
+stays out too, and TOML is read only when there is a mirror.toml."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 
 from tests.builders.upstreams import clean_env
 
-HEAVY = ("pydantic", "granian", "cyclonedx", "httpx", "prometheus_client", "bcrypt", "debian", "rich.progress", "yaml")
+HEAVY = ("pydantic", "granian", "cyclonedx", "httpx", "prometheus_client", "bcrypt", "debian", "rich.progress", "yaml",
+         "rich.console", "rich.markup", "tomllib", "html.parser", "packaging.pylock")
 
 
 def test_a_simple_command_imports_no_heavy_library(tmp_path):

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
-from rich.markup import escape
 
-from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, fail_with, interactive
+from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, escape, fail_with, interactive
 from mirror.cli.config import EXAMPLE_CONFIG, Config
 from mirror.errors import ConfigError, MirrorError, StoreError
 from mirror.store import open_store

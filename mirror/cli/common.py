@@ -11,20 +11,54 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
+
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from mirror.cli.config import Config, load_config
 from mirror.errors import MirrorError
 from mirror.urls import redact_text
 
-__all__ = ["console", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive",
+__all__ = ["console", "escape", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive",
            "push_to_buckets", "byte_progress"]
 
-console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """rich's Console on stderr, made at its first use: rich's console and markup modules are some
+    30 ms of every start, and a command run with --json, in CI or in a pipe may print nothing
+    through it. Attributes are the Console's; `real` is the Console itself (for rich's own classes)."""
+
+    __slots__ = ("_real",)
+
+    def __init__(self) -> None:
+        self._real: Console | None = None
+
+    @property
+    def real(self) -> "Console":
+        if self._real is None:
+            from rich.console import Console
+
+            self._real = Console(stderr=True, soft_wrap=True)
+        return self._real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+console: "Console" = _LazyConsole()  # type: ignore[assignment]
+
+
+def escape(text: str) -> str:
+    """rich markup escaped (rich's `escape`, loaded when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
 
 StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
@@ -55,7 +89,7 @@ def config_and_store(config: Path | None = None, store: Path | None = None) -> t
 
 def interactive(as_json: bool = False) -> bool:
     """Progress bars only on a terminal, never with --json or in CI."""
-    return console.is_terminal and not as_json and not os.environ.get("CI")
+    return not as_json and not os.environ.get("CI") and console.is_terminal
 
 
 def byte_progress(enabled: bool, total: int | None, label: str):  # type: ignore[no-untyped-def]
@@ -63,7 +97,7 @@ def byte_progress(enabled: bool, total: int | None, label: str):  # type: ignore
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
     progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                        console=console, transient=True, disable=not enabled)
+                        console=console.real, transient=True, disable=not enabled)
     task = progress.add_task(label, total=total)
     return progress, lambda n: progress.advance(task, n), lambda n: progress.update(task, total=n)
 

@@ -9,11 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
-
 from mirror.errors import ConfigError
 from mirror.defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
 
@@ -185,6 +180,10 @@ def load_config(path: Path | None) -> Config:
             env_store = os.environ.get("MIRROR_STORE")
             return Config(store=Path(env_store)) if env_store else Config()
         path = candidate
+    try:  # (loaded here: most runs have no mirror.toml)
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

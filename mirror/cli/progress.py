@@ -30,7 +30,7 @@ class RichReporter:
     def __init__(self, progress: Progress | None = None) -> None:
         self.progress = progress or Progress(
             TextColumn("{task.description:<30}"), BarColumn(), _AmountColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
+            TimeElapsedColumn(), console=console.real, transient=True,
         )
         self.task = None
 

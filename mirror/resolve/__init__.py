@@ -19,15 +19,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.pylock import Pylock, PylockValidationError
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from mirror.errors import ResolutionError
@@ -273,6 +268,13 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
     `direct` gives the files of projects the app names by git URL, path or URL (by canonical
     name): the lock then says only which version, and the files are the ones we built or copied.
     """
+    # Loaded here, once uv has run: packaging's pylock module and tomllib are 10-20 ms of a start.
+    from packaging.pylock import Pylock, PylockValidationError
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
     try:
         lock = Pylock.from_dict(tomllib.loads(pylock_bytes.decode("utf-8")))
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +86,10 @@ def read_sdist(path: Path) -> SdistInfo:
     requires_python = _requires_python(members["PKG-INFO"]) if "PKG-INFO" in members else None
     build_requires: tuple[str, ...] = LEGACY_BUILD_REQUIRES
     if "pyproject.toml" in members:
+        try:  # (loaded here: a sync of wheels alone reads no TOML)
+            import tomllib
+        except ImportError:  # Python 3.10
+            import tomli as tomllib  # type: ignore[no-redef]
         try:
             data = tomllib.load(io.BytesIO(members["pyproject.toml"]))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError):
