@@ -1,0 +1,103 @@
+"""A wheel's METADATA, as the catalog and the served PEP 658 files get it: read from the central
+directory straight to the one member, with zipfile's answer in every case (zip64, a prefix, stored or
+deflated, none, two, too large, a CRC that does not match)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+
+import pytest
+
+from mirror.store import distinfo
+from mirror.store.distinfo import read_wheel
+
+METADATA = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Python: >=3.9\n\nA description.\n"
+
+
+def _wheel(path, members, *, compression=zipfile.ZIP_DEFLATED, zip64=False, comment=b"", prefix=b""):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=compression) as zf:
+        for name, data in members:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = compression
+            with zf.open(info, "w", force_zip64=zip64) as fh:
+                fh.write(data)
+        zf.comment = comment
+    path.write_bytes(prefix + buf.getvalue())
+    return path
+
+
+def _both(path):
+    """(the direct reader's answer or "unusual", zipfile's answer)"""
+    try:
+        fast = distinfo._metadata_member(path)
+    except distinfo._Unusual:
+        fast = "unusual"
+    return fast, distinfo._metadata_member_by_zipfile(path)
+
+
+MANY = [(f"demo/m{i}.py", b"x = %d\n" % i) for i in range(300)]
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_the_metadata_among_many_members(tmp_path, compression):
+    whl = _wheel(tmp_path / "demo-1.0-py3-none-any.whl",
+                 [*MANY, ("demo-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\n"), ("demo-1.0.dist-info/METADATA", METADATA),
+                  ("demo-1.0.dist-info/RECORD", b"")], compression=compression, comment=b"a comment")
+    assert _both(whl) == (METADATA, METADATA)
+    info = read_wheel(whl)
+    assert info is not None and info.metadata == METADATA and info.requires_python == ">=3.9"
+
+
+def test_names_that_only_look_like_it_do_not_count(tmp_path):
+    whl = _wheel(tmp_path / "a.whl", [("demo-1.0.dist-info/METADATA.bak", b"no"), ("x/demo-1.0.dist-info/METADATA", b"no"),
+                                      ("demo-1.0.dist-info/METADATA", METADATA)])
+    assert _both(whl) == (METADATA, METADATA)
+
+
+def test_none_or_two_is_no_metadata(tmp_path):
+    assert _both(_wheel(tmp_path / "none.whl", MANY)) == (None, None)
+    two = _wheel(tmp_path / "two.whl", [("a-1.dist-info/METADATA", METADATA), ("b-1.dist-info/METADATA", METADATA)])
+    assert _both(two) == (None, None)
+    assert read_wheel(two) is None
+
+
+def test_a_member_too_large_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(distinfo, "_MAX_MEMBER", len(METADATA) - 1)
+    whl = _wheel(tmp_path / "big.whl", [("demo-1.0.dist-info/METADATA", METADATA)])
+    assert _both(whl) == (None, None)
+
+
+def test_a_damaged_member_is_refused_as_zipfile_refuses_it(tmp_path):
+    whl = _wheel(tmp_path / "bad.whl", [("demo-1.0.dist-info/METADATA", METADATA)], compression=zipfile.ZIP_STORED)
+    data = whl.read_bytes()
+    at = data.index(b"Name: demo")
+    whl.write_bytes(data[:at] + b"Name: evil" + data[at + 10:])  # same length, CRC no longer matches
+    assert _both(whl) == (None, None)
+    assert read_wheel(whl) is None
+
+
+def test_zip64_and_a_prefix_are_left_to_zipfile(tmp_path):
+    z64 = _wheel(tmp_path / "z64.whl", [("demo-1.0.dist-info/METADATA", METADATA)], zip64=True)
+    prefixed = _wheel(tmp_path / "pre.whl", [("demo-1.0.dist-info/METADATA", METADATA)], prefix=b"#!/bin/sh\nexit 0\n")
+    for whl in (z64, prefixed):
+        fast, slow = _both(whl)
+        assert slow == METADATA and fast in ("unusual", METADATA)
+        assert read_wheel(whl).metadata == METADATA
+
+
+def test_not_a_zip_or_a_missing_file(tmp_path):
+    junk = tmp_path / "junk.whl"
+    junk.write_bytes(b"not a zip at all")
+    assert read_wheel(junk) is None
+    assert read_wheel(tmp_path / "missing.whl") is None
+
+
+def test_a_truncated_wheel(tmp_path):
+    whl = _wheel(tmp_path / "t.whl", [*MANY, ("demo-1.0.dist-info/METADATA", METADATA)])
+    data = whl.read_bytes()
+    whl.write_bytes(data[: len(data) // 2])
+    assert read_wheel(whl) is None
+    assert zlib  # (deflate is what wheels use)
