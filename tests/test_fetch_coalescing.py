@@ -95,11 +95,19 @@ def test_a_read_takes_more_than_one_tls_record(server):
     assert isinstance(stream, httpcore.NetworkStream)
 
 
-def test_the_shared_clients_use_that_backend():
+def test_the_shared_clients_use_that_backend_and_still_the_environments_proxies(monkeypatch):
     """httpx has no setting for it: the transport's pool is replaced. An httpx that changes how its
-    transport keeps its pool fails here, not silently slower."""
+    transport keeps its pool fails here, not silently slower; and a site's HTTPS_PROXY / NO_PROXY
+    still route requests (a transport handed to httpx.Client would have turned them off)."""
+    import httpx
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "mirror.internal")
     client = fetch._make_client()  # noqa: SLF001
     try:
         assert client._transport._pool._network_backend is fetch._coalescing_backend()  # noqa: SLF001
+        via = client._transport_for_url(httpx.URL("https://pypi.org/simple/"))  # noqa: SLF001
+        assert via is not client._transport and "proxy.internal" in repr(via._pool._proxy_url)  # noqa: SLF001
+        assert client._transport_for_url(httpx.URL("https://mirror.internal/simple/")) is client._transport  # noqa: SLF001
     finally:
         client.close()

@@ -75,31 +75,29 @@ def _make_client(*, concurrency: int = 16, timeout: float = 60.0,
     import httpx  # imported here: a command that reads no network never pays for it
 
     _cache_name_lookups()
-    return httpx.Client(
+    client = httpx.Client(
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         timeout=httpx.Timeout(timeout, connect=20.0),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
-        transport=_transport(concurrency),
-        verify=_tls_context(),  # (for the proxies' transports: httpx makes them from the environment)
+        verify=_tls_context(),
         trust_env=True,
         auth=_host_auth(credentials or Credentials()),
     )
+    _use_coalescing_backend(client, concurrency)
+    return client
 
 
-def _transport(concurrency: int) -> "httpx.HTTPTransport":
-    """httpx's transport for HTTP/1.1, over our network backend (`_Coalescing`)."""
+def _use_coalescing_backend(client: "httpx.Client", concurrency: int) -> None:
+    """The client's direct transport (not its proxies': httpx makes those from the environment) on
+    our network backend. httpx builds its pool with httpcore's own backend and has no setting for
+    another (and a transport given to the client turns the environment's proxies off): the same
+    pool, with ours. tests/test_fetch_coalescing.py fails if httpx keeps its pool otherwise."""
     import httpcore
-    import httpx
 
-    transport = httpx.HTTPTransport(verify=_tls_context(), limits=httpx.Limits(
-        max_connections=concurrency, max_keepalive_connections=concurrency))
-    # httpx builds its pool with httpcore's own backend and offers no way to name another; the
-    # same pool, with ours. (tests/test_fetch_pools.py checks that the pooled clients have it.)
-    transport._pool = httpcore.ConnectionPool(  # noqa: SLF001
+    client._transport._pool = httpcore.ConnectionPool(  # type: ignore[attr-defined]  # noqa: SLF001
         ssl_context=_tls_context(), max_connections=concurrency, max_keepalive_connections=concurrency,
         keepalive_expiry=5.0, http1=True, http2=False, network_backend=_coalescing_backend())
-    return transport
 
 
 @functools.cache
