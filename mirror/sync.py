@@ -202,12 +202,13 @@ def _page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig
     """(index, project) pages to read: every index of the app for files new to the catalog; for apps
     with a private index, every project on every index and on the public one (confusion check)."""
     wanted: set[tuple[str, str]] = set()
+    known = store.catalogued((f.sha256, f.filename) for _, _, pins, _ in pending for pin in pins for f in pin.files)
     for _, _, pins, idx in pending:
         private = any(u != public for u in idx.search_order)
         for pin in pins:
             if any(f.origin for f in pin.files):
                 continue  # built or copied by us: no index page
-            new = any(store.pyfile(f.sha256, f.filename) is None for f in pin.files)
+            new = any((f.sha256, f.filename) not in known for f in pin.files)
             sdist_only = all(f.kind == "sdist" for f in pin.files)  # warned of on every sync (_compiled_sdists)
             if new or private or sdist_only:
                 wanted.update((u, pin.name) for u in idx.search_order)

@@ -109,8 +109,8 @@ def _coalescing_backend() -> "httpcore.NetworkBackend":
     the interpreter lock: 3,300 times for the 53 MB of a small app's files, while pages were parsed
     and uv's log read on other threads. A read here returns what arrived, up to 256 KiB (measured, 33
     files: 0.39-0.47 s and 0.50-0.63 s of CPU to 0.31-0.34 s and 0.40-0.45 s; a cold sync 4% faster;
-    1 MiB was no faster and kept 25 MB more in flight). Only a stream read straight from its own socket (TCP, or TLS over TCP) is drained; TLS inside a
-    proxy's TLS is read as httpcore reads it."""
+    1 MiB was no faster and kept 25 MB more in flight). Only a stream read straight from its own
+    socket (TCP, or TLS over TCP) is drained; TLS inside a proxy's TLS is read as httpcore reads it."""
     import httpcore
 
     class Stream(httpcore.NetworkStream):

@@ -180,3 +180,24 @@ def test_gc_killed_at_any_point_leaves_a_store_the_rerun_finishes(tmp_path: Path
     assert [s["id"] for s in list_snapshots(store)] == [new]
     with store.db() as db:
         assert db.execute("SELECT COUNT(*) FROM blobs WHERE sha256 = ?", ("e" * 64,)).fetchone()[0] == 0
+
+
+def test_catalogued_answers_as_pyfile_does_for_many_files_at_once(tmp_path: Path) -> None:
+    """One lookup for a sync's files (mirror.sync asks which are new to the catalog): the same answer
+    as asking `pyfile` for each: a file is known with its name and its blob, under any count."""
+    from mirror.store import CatalogFile
+
+    store = Store(tmp_path / "s").create()
+    files = []
+    for i in range(1200):  # more than one batch of SQLite parameters
+        data = f"file {i}".encode()
+        sha = store.put_bytes(data)
+        files.append((sha, f"p{i}-1.0-py3-none-any.whl"))
+        if i % 3:
+            store.record_pyfile(CatalogFile(sha256=sha, filename=files[-1][1], project=f"p{i}", version="1.0",
+                                            kind="wheel", size=len(data)))
+    asked = [*files, (files[1][0], "another-name.whl"), ("0" * 64, "missing.whl")]
+    expect = {(sha, name) for sha, name in asked if store.pyfile(sha, name) is not None}
+    assert store.catalogued(asked) == expect
+    assert len(expect) == 800 and (files[1][0], "another-name.whl") not in expect
+    assert store.catalogued([]) == set()
