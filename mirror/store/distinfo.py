@@ -62,7 +62,7 @@ def _metadata_member_by_zipfile(path: Path) -> bytes | None:
             if info.file_size > _MAX_MEMBER:
                 return None
             return zf.read(info)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, zlib.error):
         return None
 
 
@@ -126,7 +126,10 @@ def _metadata_member(path: Path) -> bytes | None:
         lfields = _LOCAL.unpack(local)
         fh.seek(offset + _LOCAL.size + lfields[9] + lfields[10])
         raw = fh.read(csize)
-    data = raw if method == 0 else zlib.decompressobj(-15).decompress(raw, usize + 1)
+    try:
+        data = raw if method == 0 else zlib.decompressobj(-15).decompress(raw, usize + 1)
+    except zlib.error:
+        return None  # a deflate stream that does not inflate
     if len(data) != usize or zlib.crc32(data) != crc:
         return None  # as zipfile's read would fail (BadZipFile)
     return data

@@ -101,3 +101,15 @@ def test_a_truncated_wheel(tmp_path):
     whl.write_bytes(data[: len(data) // 2])
     assert read_wheel(whl) is None
     assert zlib  # (deflate is what wheels use)
+
+
+def test_a_deflate_stream_that_does_not_inflate(tmp_path):
+    """zipfile raised zlib's error out of read_wheel for it (a wheel as its index published it: the
+    hash matched); now no metadata, by either reader."""
+    whl = _wheel(tmp_path / "z.whl", [("demo-1.0.dist-info/METADATA", METADATA * 50)])
+    data = bytearray(whl.read_bytes())
+    at = data.index(b"PK\x03\x04") + 30 + len("demo-1.0.dist-info/METADATA")
+    data[at:at + 8] = b"\xff" * 8  # the first bytes of the deflate stream: an invalid block type
+    whl.write_bytes(bytes(data))
+    assert _both(whl) == (None, None)
+    assert read_wheel(whl) is None
