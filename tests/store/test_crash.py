@@ -45,10 +45,17 @@ def test_sync_killed_at_random_moments(upstream, tmp_path: Path) -> None:
         return [*MIRROR, "sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11",
                 "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", "pip", "--json"]
 
-    t0 = time.monotonic()
-    reference = json.loads(subprocess.run(sync_cmd(tmp_path / "ref"), env=clean_env(), capture_output=True,
-                                          text=True, check=True).stdout)["snapshot"]
-    duration = time.monotonic() - t0
+    # The reference, twice: the first sync of a run is the slowest (nothing in the page cache), and
+    # kill moments drawn from its time can fall after the later, quicker syncs have finished (this
+    # test failed once in a batch run of tests/store here). The same snapshot both times, and the
+    # shorter time.
+    runs = []
+    for ref in ("ref", "ref2"):
+        t0 = time.monotonic()
+        runs.append((json.loads(subprocess.run(sync_cmd(tmp_path / ref), env=clean_env(), capture_output=True,
+                                               text=True, check=True).stdout)["snapshot"], time.monotonic() - t0))
+    assert runs[0][0] == runs[1][0]
+    reference, duration = runs[0][0], min(t for _, t in runs)
     rng = random.Random(20261121)
     killed = 0
     for i in range(8):
@@ -59,7 +66,7 @@ def test_sync_killed_at_random_moments(upstream, tmp_path: Path) -> None:
                                           check=True).stdout)
         assert rerun["ok"] and rerun["snapshot"] == reference
         _verify_ok(store)
-    assert killed >= 6, "most kills must land while the sync runs"
+    assert killed >= 6, f"most kills must land while the sync runs: {killed} of 8 did"
 
 
 def _blobs_in(store: Path) -> int:
