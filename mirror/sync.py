@@ -17,16 +17,14 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
 from mirror.apps import AppSpec, load_app
 from mirror.credentials import Credentials, expand
-from mirror.apps.direct import DirectDist, materialise
 from mirror.apps.reqfile import ReqLine
-from mirror.store.distinfo import read_sdist, read_wheel
 from mirror.errors import InputError, MirrorError, ResolutionError
 from mirror.fetch import Downloads, FetchItem, unknown_host
 from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
@@ -38,6 +36,9 @@ from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
 from mirror.resolve.upstream import FileStatus, page_digests, page_url, project_pages
 from mirror.urls import redact_text, strip_credentials
+
+if TYPE_CHECKING:
+    from mirror.apps.direct import DirectDist
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
 
@@ -382,12 +383,13 @@ _Record = tuple[str, "bytes | None", "str | None", tuple[str, ...]]  # memo key,
 
 
 def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: Reporter, memo: ResolutionMemo,
-                  early: _Early, previous: Snapshot | None = None
+                  early: _Early, previous: Snapshot | None = None, on_wait: Callable[[], None] = lambda: None
                   ) -> tuple[dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], list[_Record]]:
     """Each job's lock and pins, or its error; and what the memo is to record of the resolutions uv
     ran (the caller hands them to `memo.record_later` with the pages it wants read too). A job whose
     recorded resolution read only pages that are unchanged now is answered from the memo; the others
-    run uv (4 at a time), and the files of the versions it picks start downloading (`early`)."""
+    run uv (4 at a time), and the files of the versions it picks start downloading (`early`).
+    `on_wait()` is called when this thread first waits, on uv or on the memo's page reads."""
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
@@ -397,7 +399,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
             only_binary=only_binary, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
-            on_select=early.hearing(job),
+            on_select=early.hearing(job), on_start=on_wait,
         )
 
     def run(job: _Job) -> UvResolution:
@@ -440,6 +442,8 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         fresh = [job for job in jobs if job.key not in recorded]
         futures = {pool.submit(run, job): job for job in fresh}
         answerable = [job for job in jobs if job.key in recorded]
+        if answerable:
+            on_wait()
         changed = _answer_from_memo(answerable, recorded, memo, out, reporter, opts.index.index_url,
                                     _sdist_pages(previous, answerable))
         futures.update({pool.submit(run, job): job for job in changed})
@@ -467,6 +471,8 @@ _Facts = tuple["str | None", "str | None", "tuple[str, ...] | None"]  # requires
 def _file_facts(store: Store, f: PinnedFile) -> _Facts:
     """What a stored file says of itself: a wheel's METADATA (kept as a blob, for PEP 658) and its
     Requires-Python; an sdist's Requires-Python and build requirements."""
+    from mirror.store.distinfo import read_sdist, read_wheel  # (after the downloads: not on the way to uv)
+
     path = store.blob_path(f.sha256)
     if f.kind == "wheel":
         info = read_wheel(path)
@@ -608,6 +614,8 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
     prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]] = {}
     direct_count = sum(1 for app, _ in apps for r in app.requirements if r.direct is not None)
     if direct_count:
+        from mirror.apps.direct import materialise  # (git, tarfile, zipfile: only for apps that name such packages)
+
         reporter.phase("building git and local packages", direct_count)
     for app, _ in apps:
         if not app.has_python:
@@ -1004,10 +1012,10 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     """Resolve, fetch and record one snapshot. Never raises for one app's problem."""
     reporter = reporter or QuietReporter()
     clock = _Clock()
-    # The HTTP client's modules load while the apps are read and uv resolves (a tenth of a second
-    # that otherwise waits in front of the first page or file).
-    threading.Thread(target=_import_quietly, args=("httpx", "packaging.pylock", "tomllib"), name="sync-imports",
-                     daemon=True).start()
+    # The HTTP client's modules (and the lock's) load once uv is running, beside it: a tenth of a
+    # second that would otherwise wait in front of the first page or file, and that on the way to
+    # uv only slowed the main thread (the import thread took the interpreter lock from it).
+    preload = _Preload(("httpx", "packaging.pylock", "tomllib"))
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
     results, apps = _load_apps(opts, store)
@@ -1041,7 +1049,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         downloads = Downloads(store, concurrency=opts.concurrency, credentials=credentials, on_bytes=on_bytes)
         early = _Early(store, memo, downloads)
         try:
-            resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo, early, previous)
+            resolved, records = _resolve_jobs(jobs, store, opts, reporter, memo, early, previous, preload.start)
+            preload.start()  # (no uv and no page read: still wanted for what follows)
             clock.lap("resolve")
             # 3. Fetch, then catalog; then the build requirements of every sdist, until none are new.
             got = _fetch_with_build_requirements(jobs, resolved, records, results, store, opts, reporter, memo,
@@ -1073,10 +1082,25 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     )
 
 
-def _import_quietly(*names: str) -> None:
-    for name in names:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
+class _Preload:
+    """Modules a sync will want, imported on a thread of their own once `start` is called (again: no-op)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self._names = tuple(names)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="sync-imports", daemon=True).start()
+
+    def _run(self) -> None:
+        for name in self._names:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
 
 
 class _Clock:

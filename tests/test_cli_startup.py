@@ -74,3 +74,27 @@ def test_a_command_alone_is_the_command_of_the_whole_command_line():
     assert whole.returncode == 0 and all(name in whole.stdout for name in ("sync", "bundle", "snapshots", "serve"))
     typo = mirror("syncc")
     assert typo.returncode == 2 and "Did you mean 'sync'" in typo.stderr
+
+
+def test_a_sync_starts_uv_before_it_loads_what_only_follows_uv(apps, upstream, tmp_path):
+    """uv is the long pole of a cold sync: the CLI goes to it first. The HTTP client (for the pages
+    and files that uv names) and the readers of wheels and git / local packages (for what lands, and
+    for apps that name such packages) are loaded once uv runs, beside it, not on the way to it: at
+    the moment the real uv is started, none of them is loaded (the same sync then finishes)."""
+    later = ("httpx", "httpcore", "mirror.store.distinfo", "mirror.apps.direct", "packaging.pylock")
+    seen = tmp_path / "loaded-when-uv-started.json"
+    code = ("import json, os, sys\n"
+            "out = sys.argv[1]\n"
+            "def hook(event, args):\n"
+            "    if event == 'subprocess.Popen' and os.path.basename(str(args[1][0])) == 'uv' and not os.path.exists(out):\n"
+            f"        open(out, 'w').write(json.dumps(sorted(m for m in {later!r} if m in sys.modules)))\n"
+            "sys.addaudithook(hook)\n"
+            "sys.argv = ['mirror', *sys.argv[2:]]\n"
+            "from mirror.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(seen), "sync", str(apps / "shop"), "--store", str(tmp_path / "s"),
+                           "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--index-url", upstream.url + "/simple",
+                           "--installers", "", "--json"], capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["files"]["fetched"] > 0
+    assert json.loads(seen.read_text()) == [], "loaded on the way to uv"

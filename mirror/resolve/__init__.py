@@ -164,12 +164,15 @@ def uv_compile(
     refresh: bool = False,
     on_page: Callable[[str], None] | None = None,
     on_select: Callable[[str, str, str | None, Sequence[str]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> UvResolution:
     """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read,
     each also handed to `on_page` as soon as uv starts reading it (the memo reads it meanwhile).
     `on_select(name, version, file_url, pages)` hears each version uv's resolver picks as it picks
     it, with the URL of the file uv read its metadata from (None when uv's log did not name it) and
     the pages read so far (a pick can still be undone by backtracking: the lock is the answer).
+    `on_start()` is called once uv is running: work of the caller's that uv does not wait for can
+    start then, on the core uv leaves.
 
     A failure raises ResolutionError carrying `pages` too (the resolution memo keeps both)."""
     with tempfile.TemporaryDirectory(prefix="mirror-resolve-") as tmp:
@@ -202,6 +205,8 @@ def uv_compile(
         env["RUST_LOG"] = "uv_client::cached_client=debug" + (",uv_resolver::resolver=debug" if on_select else "")
         proc = subprocess.Popen(cmd, env=env, cwd=tmpdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 errors="replace")
+        if on_start is not None:
+            on_start()
         log: list[str] = []
         seen: dict[str, None] = {}
         files: dict[str, str] = {}  # file name → the URL uv read it (or its .metadata) from
