@@ -146,7 +146,7 @@ def sync(
     target: Annotated[Optional[list[str]], typer.Option("--target", help="One target as PYTHON:PLATFORM (3.12:manylinux2014_aarch64); repeatable; two give two targets, not the --python x --platform product.")] = None,
     index_url: Annotated[Optional[str], typer.Option("--index-url", help="Upstream index [default: https://pypi.org/simple].")] = None,
     extra_index_url: Annotated[Optional[list[str]], typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16].")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16; files of 4 MiB or more: 4 at a time].")] = None,
     installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Re-resolve every app with uv and revalidate every cached page and Release (default: reuse a resolution none of whose index pages changed).")] = False,
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
