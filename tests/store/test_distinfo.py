@@ -113,3 +113,48 @@ def test_a_deflate_stream_that_does_not_inflate(tmp_path):
     whl.write_bytes(bytes(data))
     assert _both(whl) == (None, None)
     assert read_wheel(whl) is None
+
+
+def _sdist(path, members):
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+PYPROJECT = b'[build-system]\nrequires = ["hatchling>=1.20"]\nbuild-backend = "hatchling.build"\n'
+
+
+def test_an_sdist_is_read_up_to_the_last_file_wanted(tmp_path):
+    """PKG-INFO and pyproject.toml, the first top-level one of each (the reading stops once both are
+    in: same answers for the corpus's 198 real sdists, measured in the note); an sdist whose tail is
+    damaged (published so: its hash only says it is what the index has) still gives them, and one
+    without pyproject.toml, read to its damaged end, gives what it has, never an error."""
+    filler = [(f"demo-1.0/src/f{i}.c", bytes(range(256)) * 64) for i in range(200)]
+    good = _sdist(tmp_path / "demo-1.0.tar.gz", [("demo-1.0/PKG-INFO", METADATA), *filler[:10],
+                                                 ("demo-1.0/pyproject.toml", PYPROJECT), *filler[10:],
+                                                 ("demo-1.0/PKG-INFO", b"Metadata-Version: 2.1\nRequires-Python: >=2.7\n")])
+    info = distinfo.read_sdist(good)
+    assert info.requires_python == ">=3.9" and info.build_requires == ("hatchling>=1.20",)
+    data = bytearray(good.read_bytes())
+    for at in range(len(data) * 3 // 4, len(data) - 16, 97):  # the last quarter: damaged deflate data
+        data[at] ^= 0x5A
+    damaged = tmp_path / "damaged-1.0.tar.gz"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises((zlib.error, OSError, EOFError)):  # (as gzip itself finds it)
+        import gzip
+
+        gzip.decompress(bytes(data))
+    assert distinfo.read_sdist(damaged) == info
+    legacy = bytearray(_sdist(tmp_path / "legacy-1.0.tar.gz", [("legacy-1.0/PKG-INFO", METADATA), *filler]).read_bytes())
+    for at in range(len(legacy) * 3 // 4, len(legacy) - 16, 97):
+        legacy[at] ^= 0x5A
+    (tmp_path / "legacy-1.0.tar.gz").write_bytes(bytes(legacy))
+    got = distinfo.read_sdist(tmp_path / "legacy-1.0.tar.gz")
+    assert got.requires_python == ">=3.9" and got.build_requires == distinfo.LEGACY_BUILD_REQUIRES
