@@ -80,6 +80,25 @@ def test_suggestions_for_rpm_and_retired_names() -> None:
     assert suggest("python-dev", names)[0] == "python3-dev"
 
 
+def test_close_names_are_difflibs_answer_found_faster() -> None:
+    """The suggestions leave out, before comparing, only names that cannot reach difflib's cutoff:
+    the same answer as difflib.get_close_matches over the whole pool, for names close to many,
+    to a few, and to none."""
+    import difflib
+    import random
+
+    from apt.closure import _close_matches
+
+    rng = random.Random(7)
+    parts = ["lib", "python3", "dev", "gl", "mesa", "ssl", "x11", "qt5", "gtk", "odbc", "png", "jpeg", "z", "v8", "1", "0"]
+    pool = {"-".join(rng.choices(parts, k=rng.randint(1, 4))) + rng.choice(["", "1", "6", "-dev", "-0", "3.14"])
+            for _ in range(3000)}
+    words = [*rng.sample(sorted(pool), 60), "libgl", "libgl1-mesa-glx", "python-dev", "x", "qqqq", "libssl1.0.0",
+             *("".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789-.", k=rng.randint(1, 20))) for _ in range(40))]
+    for word in words:
+        assert _close_matches(word, pool) == difflib.get_close_matches(word, pool, n=4, cutoff=0.75), word
+
+
 def test_wrong_signature_is_refused(debian_upstream, tmp_path: Path) -> None:
     from tests.builders.debs import stranger_keyring
 
