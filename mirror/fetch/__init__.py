@@ -428,10 +428,35 @@ class _SlotsBusy(Exception):
     """A large file's response came while every large slot was taken: asked for again once one frees."""
 
 
-def _take(slots: threading.Semaphore, stop: threading.Event) -> None:
-    while not slots.acquire(timeout=0.2):
-        if stop.is_set():
-            raise _Stopped
+class _Slot:
+    """One download's hold on a large slot (none to take when there are no slots): taken at most
+    once at a time, given back by `release` or on leaving the `with`."""
+
+    def __init__(self, slots: threading.Semaphore | None, stop: threading.Event) -> None:
+        self._slots, self._stop, self.held = slots, stop, slots is None
+
+    def take(self) -> None:
+        """Wait for a slot (the run's stop ends the wait)."""
+        while not self.held:
+            self.held = self._slots.acquire(timeout=0.2)  # type: ignore[union-attr]
+            if not self.held and self._stop.is_set():
+                raise _Stopped
+
+    def try_take(self) -> bool:
+        if not self.held:
+            self.held = self._slots.acquire(blocking=False)  # type: ignore[union-attr]
+        return self.held
+
+    def release(self) -> None:
+        if self.held and self._slots is not None:
+            self._slots.release()
+            self.held = False
+
+    def __enter__(self) -> "_Slot":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries: int,
@@ -444,38 +469,30 @@ def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries
     if item.url.startswith("file:"):
         return _copy_local(store, item, on_bytes)
 
+    def fetch(slot: _Slot) -> tuple[int, str]:
+        with store.ingest(expect=item.sha256 or None, max_size=item.size, what=item.filename, source="the index's") as blob:
+            with client.stream("GET", item.url) as resp:
+                _check_status(item.url, resp.status_code)
+                if int(resp.headers.get("content-length") or 0) >= LARGE and not slot.try_take():
+                    raise _SlotsBusy
+                for chunk in resp.iter_raw():  # (as read: up to _COALESCE bytes at a time)
+                    if stop.is_set():
+                        raise _Stopped
+                    blob.write(chunk)
+                    on_bytes(len(chunk))
+            slot.release()  # (the body is in: its fsync need not keep the next one waiting)
+            sha256 = blob.commit()
+            return blob.size, sha256
+
     def attempt() -> tuple[int, str]:
-        held = False
-        try:
-            if large is not None and (item.size or 0) >= LARGE:
-                _take(large, stop)
-                held = True
+        with _Slot(large, stop) as slot:
+            if (item.size or 0) >= LARGE:
+                slot.take()
             while True:
                 try:
-                    with store.ingest(expect=item.sha256 or None, max_size=item.size, what=item.filename,
-                                      source="the index's") as blob:
-                        with client.stream("GET", item.url) as resp:
-                            _check_status(item.url, resp.status_code)
-                            if large is not None and not held and int(resp.headers.get("content-length") or 0) >= LARGE:
-                                held = large.acquire(blocking=False)
-                                if not held:
-                                    raise _SlotsBusy
-                            for chunk in resp.iter_raw():  # (as read: up to _COALESCE bytes at a time)
-                                if stop.is_set():
-                                    raise _Stopped
-                                blob.write(chunk)
-                                on_bytes(len(chunk))
-                        if held:  # (the body is in: its fsync need not keep the next one waiting)
-                            large.release()  # type: ignore[union-attr]
-                            held = False
-                        sha256 = blob.commit()
-                        return blob.size, sha256
+                    return fetch(slot)
                 except _SlotsBusy:
-                    _take(large, stop)  # type: ignore[arg-type]
-                    held = True
-        finally:
-            if held:
-                large.release()  # type: ignore[union-attr]
+                    slot.take()
 
     return _retrying(item.url, retries, attempt, stop)
 
