@@ -324,14 +324,14 @@ def load_suite(src: Source, archs: Sequence[str], cache: Path, *, release: Relea
     release = release or fetch_release(src)
     out = SuiteIndex(source=src, release=release)
     seen: set[tuple[str, str]] = set()
-    # Debian lists Architecture: all packages in every binary-ARCH index too, and says so.
-    all_inline = "Packages" in release.no_support_for_all
+    # Exactly the indexes apt reads: the architectures the Release lists, and binary-all only where
+    # it says it has one of its own.
     for comp in src.components:
-        for arch in dict.fromkeys([*archs] + ([] if all_inline else ["all"])):
+        for arch in dict.fromkeys([*archs] + (["all"] if release.reads_binary_all() else [])):
             if (comp, arch) in seen:
                 continue
             seen.add((comp, arch))
-            index = _load_index(src, release, comp, arch, cache)
+            index = _load_index(src, release, comp, arch, cache) if release.supports(arch) else None
             if index is None:
                 if arch != "all":
                     out.missing.append(f"{comp}/{arch}")

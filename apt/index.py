@@ -282,6 +282,19 @@ class ReleaseFile:
     files: dict[str, IndexEntry] = field(default_factory=dict)
     raw: str = ""
 
+    def supports(self, arch: str) -> bool:
+        """Whether apt reads this Release's indexes for `arch` (apt's debReleaseIndex::
+        IsArchitectureSupported): a Release that lists its Architectures has only those."""
+        return not self.architectures or arch in self.architectures
+
+    def reads_binary_all(self) -> bool:
+        """Whether apt reads `binary-all/Packages` of this suite (apt's IsArchitectureAllSupportedFor):
+        only where `Architectures` names `all` (or is absent) and the Release does not say its
+        `all` packages are listed in every binary-ARCH index (No-Support-for-Architecture-all).
+        Debian's security suites list no `all`, yet their Release names a binary-all index that
+        does not match it: apt never reads it, and neither may we."""
+        return self.supports("all") and "Packages" not in self.no_support_for_all
+
     def packages_index(self, component: str, arch: str) -> IndexEntry | None:
         """The form of `component/binary-arch/Packages` quickest to fetch and read, of those this
         Release lists: .gz (a third larger than .xz, but it decompresses four times faster)."""

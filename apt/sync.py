@@ -12,7 +12,7 @@ import importlib
 import json
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,11 +149,24 @@ class AptSync:
                 raise got
             return got
 
+        # A suite whose index cannot be read is left out of the target's universe, as apt-get update
+        # ignores it with a warning: one bad index never takes the other suites down.
+        left_out: dict[str, dict[str, str]] = {}  # target id -> suite label -> why
+
         def universe(target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
             key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
             if key not in universes:
-                universes[key] = Universe([*(i for src in sources for i in suite(src, target.arch)), *extra],
-                                          target.arch, searched=[s.label for s in sources])
+                indexes: list[PackagesIndex] = []
+                searched = []
+                for src in sources:
+                    try:
+                        indexes += suite(src, target.arch)
+                        searched.append(src.label)
+                    except _ArchiveFault as exc:
+                        left_out.setdefault(target.id, {})[src.label] = str(exc)
+                if not searched:
+                    raise _ArchiveFault("; ".join(left_out[target.id].values()))
+                universes[key] = Universe([*indexes, *extra], target.arch, searched=searched)
             return universes[key]
 
         def base(target: AptTarget, sources: Sequence[Source]) -> Base:
@@ -183,12 +196,27 @@ class AptSync:
             if warning not in out.warnings:
                 out.warnings.append(warning)
 
+        def suite_warning(app: str, target: AptTarget) -> None:
+            for label, why in sorted(left_out.get(target.id, {}).items()):
+                warning = (f"apt {target.id}: {label} is left out ({why}); what it alone has (security updates, "
+                           "say) is missing until a sync that reads it")
+                out.app_warnings.setdefault(app, []).append(warning)
+                if warning not in out.warnings:
+                    out.warnings.append(warning)
+
         ctx.reporter.phase("apt closures", len(targets) * len(wanted))
         for target in targets:
             try:
-                sources = _sources(opts, target.distro)
-                for src in sources:
-                    release(src)  # verified before anything else is read
+                configured = _sources(opts, target.distro)
+                sources = []
+                for src in configured:
+                    try:
+                        release(src)  # verified before anything else is read
+                        sources.append(src)
+                    except (IntegrityError, TransportError) as exc:
+                        left_out.setdefault(target.id, {})[src.label] = str(exc)
+                if not sources:
+                    raise _ArchiveFault("; ".join(left_out[target.id].values()))
             except (IntegrityError, TransportError) as exc:
                 for app in wanted:
                     if app.name in parsed and app.name not in out.app_errors:
@@ -202,20 +230,33 @@ class AptSync:
                 ctx.reporter.advance(len(wanted))
                 continue
             section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
-                                          "sources": [s.to_dict() for s in sources], "base": _base_label(opts)}
+                                          "sources": [s.to_dict() for s in configured], "base": _base_label(opts)}
             for app in wanted:
                 ctx.reporter.advance()
                 if app.name not in parsed or app.name in out.app_errors:
                     continue
                 try:
                     entry, metas = self._app_target(app.name, parsed[app.name], target, sources, debs, opts,
-                                                    release, universe, base, cache)
+                                                    release, universe, base, cache,
+                                                    cacheable=lambda: target.id not in left_out)
                 except (_ArchiveFault, TransportError) as exc:
                     upstream_fault(app.name, target, exc)
                     continue
                 except MirrorError as exc:
-                    out.app_errors[app.name] = str(exc)
+                    if target.id in left_out:  # perhaps only the suite left out has what it needs
+                        why = "; ".join(f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))
+                        upstream_fault(app.name, target, _ArchiveFault(f"{exc} (with {why} left out)"))
+                    else:
+                        out.app_errors[app.name] = str(exc)
                     continue
+                if target.id in left_out:
+                    old = prev_apps.get(app.name, {}).get("apt", {}).get(target.id)
+                    if old is not None and all(s in prev for s in old.get("files", [])):
+                        # Never a closure older than the one mirrored, for want of a suite.
+                        upstream_fault(app.name, target, _ArchiveFault("; ".join(
+                            f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))))
+                        continue
+                    suite_warning(app.name, target)
                 files.update(metas)
                 for sha, meta in metas.items():
                     items.append(FetchItem(url=meta["url"], sha256=sha, filename=meta["filename"], size=meta["size"]))
@@ -262,7 +303,8 @@ class AptSync:
 
     def _app_target(self, app: str, aptfiles: Sequence[Aptfile], target: AptTarget, sources: list[Source],
                     debs: Mapping[str, tuple[str, Stanza]], opts: Mapping[str, Any], release: Any, universe: Any,
-                    base: Any, cache: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+                    base: Any, cache: Path, *, cacheable: Callable[[], bool] = lambda: True,
+                    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The closure of one app for one target, and what each of its files is.
 
         Cached under a key of everything it depends on (the signed Release of every suite, the
@@ -310,7 +352,8 @@ class AptSync:
         try:
             closure = resolve_closure(uni, requests, base(target, sources), with_recommends=bool(opts.get("with_recommends")))
         except UnsatisfiableError as exc:
-            atomic_write(cached, json.dumps({"error": str(exc)}).encode())
+            if cacheable():  # (not what a suite left out for this run decided)
+                atomic_write(cached, json.dumps({"error": str(exc)}).encode())
             raise
         stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
         metas: dict[str, dict[str, Any]] = {}
@@ -329,7 +372,8 @@ class AptSync:
             "packages": [[s.package, s.version, s.architecture] for s in stanzas],
             "files": sorted(metas),
         }
-        atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
+        if cacheable():
+            atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
         return entry, metas
 
 

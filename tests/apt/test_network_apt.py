@@ -80,3 +80,18 @@ def test_apt_installs_unixodbc_from_our_repository(tmp_path):
         assert {"unixodbc", "unixodbc-dev", "libodbc2"} <= got
     finally:
         served.stop()
+
+
+def test_mirror_inits_config_syncs_an_aptfile_against_debians_archives(tmp_path):
+    """`mirror init`'s own config (bookworm, -updates and -security, whose Release names a binary-all
+    index it does not have) syncs an Aptfile with no warning: the indexes read are the ones apt reads."""
+    run_mirror("init", str(tmp_path / "mirror.toml"))
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text("cowsay\n")
+    summary = json.loads(run_mirror("sync", "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json").stdout)
+    assert summary["ok"] and not summary["warnings"], summary
+    snap = json.loads(next((tmp_path / "mirror-store" / "store-v1" / "snapshots").glob("*.json")).read_text())
+    sources = snap["apt"]["targets"]["bookworm-amd64"]["sources"]
+    assert {s["suite"] for s in sources} == {"bookworm", "bookworm-updates", "bookworm-security"}
+    assert "cowsay" in {n for n, _, _ in snap["apps"]["a"]["apt"]["bookworm-amd64"]["packages"]}

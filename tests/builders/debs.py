@@ -81,6 +81,14 @@ def write_archive(root: Path, suite: str, debs: list[Path], key: GpgKey | None, 
         (bdir / "Packages").write_bytes(packages)
         subprocess.run(["xz", "-kf", str(bdir / "Packages")], check=True)
         subprocess.run(["gzip", "-kfn", str(bdir / "Packages")], check=True)  # Debian lists both
+    return sign_release(dist, suite, key, arches)
+
+
+def sign_release(dist: Path, suite: str, key: GpgKey | None, arches: str) -> Path:
+    """(Re)writes DIST/Release over every index file under DIST, with `Architectures: arches`, and
+    signs it with `key` (InRelease and Release.gpg)."""
+    for old in ("Release", "InRelease", "Release.gpg"):
+        (dist / old).unlink(missing_ok=True)
     release = subprocess.run(
         ["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Suite={suite}", "-o", f"APT::FTPArchive::Release::Codename={suite}",
          "-o", f"APT::FTPArchive::Release::Architectures={arches}", "-o", "APT::FTPArchive::Release::Components=main",
