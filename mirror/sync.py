@@ -73,6 +73,9 @@ class SyncOptions:
     allow_outside: bool = False
     # Settings of sync extensions (the APT side), by extension name; see mirror.extensions.
     extensions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Apps of the store's current snapshot that this sync does not name: kept as they were (False),
+    # or removed (True: `--prune`).
+    prune: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -102,6 +105,9 @@ class SyncResult:
     resolutions_run: int = 0  # by uv
     resolutions_reused: int = 0  # from the memo: nothing they read had changed
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase (wall), in order
+    # The store's apps this sync did not name: kept as they were, or removed with --prune.
+    kept_apps: list[str] = field(default_factory=list)
+    removed_apps: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -119,6 +125,7 @@ class SyncResult:
             "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors, "warnings": self.warnings,
             "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "kept_apps": self.kept_apps, "removed_apps": self.removed_apps,
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
                  "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
@@ -989,8 +996,9 @@ def _merge_extension(name: str, outcome: ExtensionOutcome, part: _PythonPart, re
 
 
 def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, Any]], all_targets: list[PythonTarget],
-              previous: Snapshot | None, any_app: bool) -> tuple[str | None, list[str], int]:
-    """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count."""
+              previous: Snapshot | None, any_app: bool, kept: Sequence[str]) -> tuple[str | None, list[str], int]:
+    """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count.
+    The apps `kept` (of the store, not named by this sync) come over from `previous` as they were."""
     target_map = {t.id: t.to_dict() for t in all_targets}
     for app_entry in part.apps.values():
         for tid in app_entry.get("targets", {}):
@@ -999,9 +1007,11 @@ def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, 
     snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps,
                     python={"files": part.files, "installers": part.installers, "build": part.build},
                     sections={name: section for name, section in sections.items() if section}, extra={})
+    if kept and previous is not None:
+        snap = snap.merged_over(previous.restricted_to(kept))
     files, nbytes = snap.counts()
     sid: str | None = None
-    if part.apps or not any_app:
+    if part.apps or kept or not any_app:
         summary = {"apps": len(snap.apps), "targets": len(snap.target_ids()), "files": files, "bytes": nbytes}
         sid = store.put_snapshot(snap.to_dict(), origin="sync", summary=summary)
     return sid, snap.target_ids(), files
@@ -1071,10 +1081,13 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
             sections[ext.name] = outcome.section
             _merge_extension(ext.name, outcome, part, results, got, warnings)
         clock.lap("wait for extensions")
-    # 6. The snapshot.
-    sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results))
+    # 6. The snapshot, with the store's other apps as they were (unless pruned).
+    others = sorted(set(previous.apps) - set(results)) if previous else []
+    kept = [] if opts.prune else others
+    sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results), kept)
     clock.lap("snapshot")
     return SyncResult(
+        kept_apps=kept, removed_apps=others if opts.prune else [],
         snapshot_id=sid, previous_id=previous_id, apps=list(results.values()), targets=targets,
         files_total=files_total, files_fetched=got.fetched, files_present=got.present, bytes_fetched=got.bytes,
         fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,

@@ -15,7 +15,7 @@ import typer
 
 from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, escape, fail_with, interactive
 from mirror.cli.config import EXAMPLE_CONFIG, Config
-from mirror.errors import ConfigError, MirrorError, StoreError
+from mirror.errors import ConfigError, InputError, MirrorError, StoreError
 from mirror.store import open_store
 from mirror.urls import redact_text
 
@@ -138,7 +138,7 @@ def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> N
 
 @app.command()
 def sync(
-    apps: Annotated[Optional[list[Path]], typer.Argument(help="App folders (default: [apps] paths in mirror.toml).")] = None,
+    apps: Annotated[Optional[list[Path]], typer.Argument(help="App folders to sync; the store's other apps are kept as they were (default: [apps] paths in mirror.toml, else the folders earlier syncs named).")] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     python: Annotated[Optional[list[str]], typer.Option("--python", help="Target Python X.Y[.Z]; repeatable [default: runtime.txt, else 3.11].")] = None,
@@ -156,6 +156,7 @@ def sync(
     allow_outside_app: Annotated[bool, typer.Option("--allow-outside-app", help="Let apps name files outside their own folder (-r ../shared.txt, /opt/wheels/x.whl); off, such a line is refused.")] = False,
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove the store's apps that this sync does not name (without it they are kept as they were, and the summary lists them).")] = False,
     as_json: JsonOpt = False,
     **plugin_options: Any,
 ) -> None:
@@ -166,6 +167,9 @@ def sync(
     Targets as pairs: `mirror sync apps/dash-app --target 3.12:manylinux2014_aarch64 --target 3.10:manylinux_2_28_x86_64`
     (with --python or --platform as well, their product is added).
 
+    Apps belong to the store: `mirror sync apps/new-app` adds or updates that app and keeps every
+    other app as it was; `--prune` (or `mirror apps remove NAME`) removes what is no longer named.
+
     An app's Aptfile / packages.txt is mirrored for every --distro x --arch, with the packages the
     target already has (--apt-base) left out.
 
@@ -174,6 +178,8 @@ def sync(
     with cli_errors():
         cfg, root = config_and_store(config, store)
         app_dirs = tuple(apps or cfg.apps)
+        if not app_dirs and (root / "store-v1").is_dir():
+            app_dirs = tuple(Path(p) for p in open_store(root).app_folders().values() if Path(p).is_dir())
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
             raise typer.Exit(2)
@@ -204,12 +210,16 @@ def sync(
             refresh=refresh,
             extensions=_extension_options(cfg, plugin_options, refresh=refresh,
                                           allow_outside=allow_outside_app or cfg.allow_outside),
+            prune=prune,
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
         with _reporter(interactive(as_json)) as rep:
             with st.lock("sync"):
                 result = run_sync(st, opts, reporter=rep)
+                if result.snapshot_id:
+                    st.remember_app_folders({a.name: str(Path(a.path).absolute()) for a in result.apps},
+                                            forget=result.removed_apps)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
@@ -225,6 +235,11 @@ def sync(
             console.print(f"[red]fetch error:[/] {e}", highlight=False)
         for w in result.warnings:
             console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        if result.kept_apps:
+            console.print(f"kept as they were (not named by this sync): {', '.join(result.kept_apps)}; "
+                          "`mirror sync --prune` or `mirror apps remove NAME` removes an app", highlight=False)
+        if result.removed_apps:
+            console.print(f"removed (--prune): {', '.join(result.removed_apps)}", highlight=False)
         console.print(
             f"{len(result.apps)} apps, {len(result.targets)} targets, {result.files_total} files: "
             f"{result.files_fetched} fetched ({result.bytes_fetched / 1e6:.1f} MB), {result.files_present} already present; "
@@ -511,6 +526,77 @@ def _plugin_client_config(base: str, config: Path | None, store: Path | None) ->
         text = hook(base, Store(root))
         if text:
             print(text)
+
+
+apps_app = typer.Typer(name="apps", help="The store's apps: list them, remove one.\n\nExample: `mirror apps`; `mirror apps remove old-dashboard`",
+                       invoke_without_command=True, rich_markup_mode="markdown")
+app.add_typer(apps_app)
+
+
+@apps_app.callback()
+def apps_list(ctx: typer.Context, store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List the apps of the store's current snapshot: name, targets, files, and the folder a sync reads it from.
+
+    Example: `mirror apps --store /srv/mirror-store`
+    """
+    if ctx.invoked_subcommand:
+        return
+    with cli_errors():
+        _, root = config_and_store(config, store)
+        st = open_store(root)
+        sid = st.ref("current")
+        snap = st.snapshot(sid) if sid else None
+        folders = st.app_folders()
+    rows = []
+    for name, entry in sorted((snap.apps if snap else {}).items()):
+        targets = sorted({*(entry.get("targets") or {}),
+                          *(f"{k}:{t}" for k, v in entry.items() if k != "targets" and isinstance(v, dict) for t in v)})
+        files = {s for t in (entry.get("targets") or {}).values() for s in t.get("files", [])}
+        files |= {s for k, v in entry.items() if k != "targets" and isinstance(v, dict)
+                  for t in v.values() if isinstance(t, dict) for s in t.get("files", [])}
+        rows.append({"name": name, "targets": targets, "files": len(files), "folder": folders.get(name)})
+    if as_json:
+        print(json.dumps({"snapshot": sid, "apps": rows}, indent=2))
+        return
+    if not rows:
+        print("no apps: `mirror sync APP_FOLDER` adds one")
+    for r in rows:
+        print(f"{r['name']:<32} {r['files']:>5} files  {', '.join(r['targets']) or '-'}  ({r['folder'] or 'folder not known here'})")
+
+
+@apps_app.command("remove")
+def apps_remove(
+    names: Annotated[list[str], typer.Argument(help="App names, as `mirror apps` lists them.")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove apps from the store: a new snapshot without them and what only they used (their
+    blobs go at the next `mirror gc`); `mirror diff` and the next bundle show them removed.
+
+    Example: `mirror apps remove old-dashboard && mirror publish`
+    """
+    with cli_errors():
+        _, root = config_and_store(config, store)
+        st = open_store(root)
+        with st.lock("apps remove"):
+            sid = st.ref("current")
+            snap = st.snapshot(sid) if sid else None
+            unknown = [n for n in names if snap is None or n not in snap.apps]
+            if unknown:
+                known = ", ".join(sorted(snap.apps)) if snap else "none"
+                raise InputError(f"no app named {', '.join(unknown)} in the current snapshot (its apps: {known})")
+            assert snap is not None
+            kept = snap.restricted_to(sorted(set(snap.apps) - set(names)))
+            files, nbytes = kept.counts()
+            new = st.put_snapshot(kept.to_dict(), origin="sync", summary={
+                "apps": len(kept.apps), "targets": len(kept.target_ids()), "files": files, "bytes": nbytes})
+            st.remember_app_folders({}, forget=names)
+    if as_json:
+        print(json.dumps({"snapshot": new, "previous": sid, "removed_apps": sorted(names)}, indent=2))
+        return
+    console.print(f"removed {', '.join(sorted(names))}: snapshot {new[:16]} ({files} files); "
+                  "`mirror publish` serves it, `mirror gc` frees what only they used", highlight=False)
 
 
 @app.command()

@@ -10,6 +10,7 @@ Layout (versioned, append-only):
     store-v1/tmp/                      in-flight writes (same filesystem, renamed in)
     store-v1/snapshots/<id>.json       canonical-JSON snapshot manifests, id = sha256 of bytes
     store-v1/refs/current              id of the newest snapshot
+    store-v1/apps.json                 the app folders syncs named, by app name (`mirror sync` alone syncs them)
     store-v1/catalog.sqlite            what each blob is and where it came from
     published/                         built index trees and the `current` link (see publish)
     cache/                             resolver and page caches; safe to delete
@@ -359,6 +360,25 @@ class Store:
             return (self.refs / name).read_text().strip() or None
         except FileNotFoundError:
             return None
+
+    def app_folders(self) -> dict[str, str]:
+        """The folder of each app a sync named, by app name: what `mirror sync` with no folder named
+        (and none in mirror.toml) syncs again. Local to this store: never in a snapshot or a bundle."""
+        try:
+            data = json.loads((self.base / "apps.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        folders = data.get("folders") if isinstance(data, dict) else None
+        return {k: v for k, v in folders.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(folders, dict) else {}
+
+    def remember_app_folders(self, folders: "dict[str, str]", *, forget: Iterable[str] = ()) -> None:
+        """Record these apps' folders (absolute paths) beside the ones known, less the apps `forget`."""
+        known = self.app_folders() | folders
+        for name in forget:
+            known.pop(name, None)
+        data = json.dumps({"format_version": 1, "folders": dict(sorted(known.items()))}, indent=1).encode()
+        with self.writing("recording the store's app folders"):
+            atomic_write(self.base / "apps.json", data)
 
 
 class Ingest:

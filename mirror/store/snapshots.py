@@ -7,7 +7,7 @@ added by extensions (`apt`) reference blobs through their `files` mapping, keyed
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,6 +166,62 @@ class Snapshot:
             if per:
                 out[app] = per
         return out
+
+    def restricted_to(self, names: Iterable[str]) -> "Snapshot":
+        """This snapshot with only the apps `names` and what they use: their Python targets with those
+        targets' installers and build requirements, the files all of these name, and each plug-in
+        section's targets and files that the apps' entries name (a plug-in's part of an app is
+        {target: {"files": [sha256, ...], ...}}). What `mirror apps remove` keeps, and what a sync of
+        other apps carries over of these."""
+        apps = {n: self.apps[n] for n in names if n in self.apps}
+        tids = {tid for entry in apps.values() for tid in (entry.get("targets") or {})}
+        installers = {t: v for t, v in (self.python.get("installers") or {}).items() if t in tids}
+        build = {t: v for t, v in (self.python.get("build") or {}).items() if t in tids}
+        used = {s for entry in apps.values() for t in (entry.get("targets") or {}).values() for s in t.get("files", [])}
+        used.update(s for group in (installers, build) for shas in group.values() for s in shas)
+        py_files = self.python.get("files") or {}
+        python = dict(self.python) | {"files": {s: py_files[s] for s in sorted(used) if s in py_files},
+                                      "installers": installers, "build": build}
+        sections = {}
+        for name, section in self.sections.items():
+            parts = [entry.get(name) for entry in apps.values() if isinstance(entry.get(name), Mapping)]
+            sec_tids = {tid for part in parts for tid in part}
+            sec_used = {s for part in parts for t in part.values() if isinstance(t, Mapping) for s in t.get("files", [])}
+            if not sec_tids:
+                continue
+            files = section.get("files") or {}
+            sections[name] = dict(section) | {
+                "targets": {t: v for t, v in (section.get("targets") or {}).items() if t in sec_tids},
+                "files": {s: files[s] for s in sorted(sec_used) if s in files}}
+        return Snapshot(format_version=self.format_version, kind=self.kind, apps=apps,
+                        targets={t: v for t, v in self.targets.items() if t in tids}, python=python,
+                        sections=sections, extra=self.extra)
+
+    def merged_over(self, base: "Snapshot") -> "Snapshot":
+        """`base`'s apps (and what they use) with this snapshot's over them: where both have an app,
+        a target or a section's target, this snapshot's wins. A Python target both use gets the union
+        of their build requirements (which app's sdists need which is not recorded: more kept, never
+        fewer); its installers are this snapshot's."""
+        py_base, py_new = base.python, self.python
+        build = {t: list(v) for t, v in (py_base.get("build") or {}).items()}
+        for t, v in (py_new.get("build") or {}).items():
+            build[t] = sorted(set(build.get(t, [])) | set(v))
+        python = dict(py_base) | dict(py_new) | {
+            "files": dict(py_base.get("files") or {}) | dict(py_new.get("files") or {}),
+            "installers": dict(py_base.get("installers") or {}) | dict(py_new.get("installers") or {}),
+            "build": build}
+        sections = {}
+        for name in sorted(set(base.sections) | set(self.sections)):
+            old, new = base.sections.get(name) or {}, self.sections.get(name) or {}
+            if not old or not new:
+                sections[name] = old or new
+                continue
+            sections[name] = dict(old) | dict(new) | {
+                "targets": dict(old.get("targets") or {}) | dict(new.get("targets") or {}),
+                "files": dict(old.get("files") or {}) | dict(new.get("files") or {})}
+        return Snapshot(format_version=self.format_version, kind=self.kind, apps=dict(base.apps) | dict(self.apps),
+                        targets=dict(base.targets) | dict(self.targets), python=python, sections=sections,
+                        extra=dict(base.extra) | dict(self.extra))
 
     def minus(self, other: "Snapshot | None") -> dict[str, int | None]:
         """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""
