@@ -176,3 +176,38 @@ def test_bundle_create_takes_every_snapshot_name_and_refuses_a_bad_one_in_one_li
                      str(tmp_path / "x.bundle"), "--snapshot", "yesterday", check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "yesterday" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) <= 2
+
+
+def test_nightly_bundles_the_apps_that_synced_when_one_is_broken(upstream, tmp_path):
+    """One broken app never blocks the others' transfer: the bundle is written with the apps that
+    synced, the summary line names the broken one, the log it points to holds its error (never an
+    empty log), and the exit code (3) is one a scheduler alerts on."""
+    import sys
+
+    shutil.copytree(DATA / "apps" / "shop", tmp_path / "apps" / "shop")
+    broken = tmp_path / "apps" / "broken"
+    broken.mkdir()
+    (broken / "requirements.txt").write_text("alpha==1.0\nbeta = 2\n")
+    (tmp_path / "mirror.toml").write_text(
+        f'[apps]\npaths = ["apps/*"]\n[python]\nindex-url = "{upstream.url}/simple"\nplatforms = ["{X86}"]\ninstallers = []\n')
+    run_mirror("keygen", "--out", str(tmp_path / "site"))
+    out = tmp_path / "out"
+    env = clean_env(MIRROR_STORE=str(tmp_path / "store"), MIRROR_KEY=str(tmp_path / "site.key"), MIRROR_OUT=str(out),
+                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m mirror.cli")
+    script = str(Path(__file__).parents[2] / "scripts" / "nightly")
+    first = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "full bundle" in first.stdout and "FAILED apps: broken" in first.stdout
+    bundle = next(out.glob("*.bundle"))
+    shown = json.loads(run_mirror("bundle", "show", str(bundle), "--json").stdout)
+    snap = json.loads((tmp_path / "store" / "store-v1" / "snapshots" / f"{shown['snapshot']}.json").read_text())
+    assert set(snap["apps"]) == {"shop"}
+    log = next(out.glob("nightly-*.log")).read_text()
+    assert "FAILED app broken" in log and "requirements.txt:2" in log
+    again = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert again.returncode == 3 and "unchanged" in again.stdout and "FAILED apps: broken" in again.stdout
+    assert len(list(out.glob("*.bundle"))) == 1
+    # Bad input (a config that does not load) is a failure with its reason, not "unchanged".
+    (tmp_path / "mirror.toml").write_text("[python\n")
+    bad = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 1 and "FAILED" in bad.stdout and "mirror.toml" in bad.stdout
