@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from mirror.apps import AppSpec, load_app
+from mirror.apps import AppRules, AppSpec, load_app
+from mirror.apps.locks import MANAGER_FILES
 from mirror.credentials import Credentials, expand
 from mirror.apps.reqfile import ReqLine
-from mirror.errors import InputError, MirrorError, ResolutionError
+from mirror.errors import InputError, IntegrityError, MirrorError, ResolutionError
 from mirror.fetch import Downloads, FetchItem, unknown_host
 from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
 from mirror.resolve.lockfile import render_requirements_lock
 from mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, is_deterministic, memo_key
-from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, pick_files, select_files, uv_compile, uv_version
+from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, pick_files, select_files, uv_binary, uv_compile, uv_env, uv_version
 from mirror.store import CatalogFile, Store
 from mirror.store.snapshots import Snapshot
 from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
@@ -76,6 +77,10 @@ class SyncOptions:
     # Apps of the store's current snapshot that this sync does not name: kept as they were (False),
     # or removed (True: `--prune`).
     prune: bool = False
+    # The package-manager files the platform reads, in its order, and whether the first present
+    # wins over refusing several (mirror.toml [apps] package-managers, package-manager-first-wins).
+    package_managers: tuple[str, ...] = tuple(MANAGER_FILES)
+    package_manager_first_wins: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -88,6 +93,10 @@ class AppResult:
     warnings: list[str] = field(default_factory=list)
     kept_previous: bool = False
     conda_not_mirrored: list[str] = field(default_factory=list)
+    # How the platform reads the app: its package-manager file, its Python and where that came from.
+    package_manager: str | None = None
+    python: str | None = None
+    python_from: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -128,7 +137,8 @@ class SyncResult:
             "kept_apps": self.kept_apps, "removed_apps": self.removed_apps,
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
-                 "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored}
+                 "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored,
+                 "package_manager": a.package_manager, "python": a.python, "python_from": a.python_from}
                 for a in self.apps
             ],
         }
@@ -146,6 +156,11 @@ class _Job:
     only_binary: tuple[str, ...] = ()
     prefer_binary: bool = False
     direct: Mapping[str, tuple[PinnedFile, ...]] = field(default_factory=dict)
+    # A lock's pins: taken as they are (uv's --no-deps: nothing re-resolved), each file checked
+    # against the hashes the lock lists for its project (normalized name → sha256s).
+    no_deps: bool = False
+    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    lock: str = ""
 
 
 def _app_index(app: AppSpec, base: IndexConfig) -> IndexConfig:
@@ -314,6 +329,7 @@ def _memo_fields(job: _Job) -> dict[str, Any]:
         "trusted_hosts": list(idx.trusted_hosts), "prerelease": job.prerelease,
         "no_binary": list(job.no_binary), "only_binary": list(job.only_binary),
         **({"prefer_binary": True} if job.prefer_binary else {}),
+        **({"no_deps": True} if job.no_deps else {}),
     }
 
 
@@ -325,6 +341,14 @@ def _sdist_only(pins: list[Pin]) -> list[str]:
 def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
     """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
     pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct)
+    for pin in pins:  # a lock is the truth: never another file under a locked name
+        allowed = job.hashes.get(canonicalize_name(pin.name))
+        for f in pin.files if allowed else ():
+            if f.sha256 not in allowed and not f.origin:
+                raise IntegrityError(
+                    f"{job.key[0]} for {job.target.id}: the index's {f.filename} has sha256 {f.sha256}, which "
+                    f"{job.lock} does not list for {pin.name} {pin.version}: not mirrored (the index serves another file "
+                    "under that name, or the lock was made against another index: relock against the one mirrored)")
     return _portable_pylock(pylock, pins, job.direct), pins
 
 
@@ -405,7 +429,7 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
         return uv_compile(
             list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
             cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=only_binary, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
+            only_binary=only_binary, no_deps=job.no_deps, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
             on_select=early.hearing(job), on_start=on_wait,
         )
 
@@ -685,6 +709,9 @@ def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str
                 only_binary=tuple(dict.fromkeys((*opts.only_binary, *app.options.only_binary))),
                 prefer_binary=opts.prefer_binary or app.options.prefer_binary,
                 direct=direct_files,
+                no_deps=app.locked, lock=app.package_manager or "",
+                hashes={canonicalize_name(line.requirement.name): frozenset(h.split(":", 1)[-1] for h in line.hashes)
+                        for line in app.requirements if app.locked and line.requirement is not None and line.hashes},
             ))
     return jobs
 
@@ -826,14 +853,37 @@ def _solved_python(app: AppSpec, opts: SyncOptions, store: Store) -> AppSpec:
     return app
 
 
+def _check_requires_python(app: AppSpec, targets: list[PythonTarget]) -> None:
+    """A lock whose requires-python does not admit a target's Python fails the app, as its install
+    would fail inside."""
+    if not app.requires_python:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        spec = SpecifierSet(app.requires_python)
+    except InvalidSpecifier:
+        return
+    for t in targets:
+        if not spec.contains(t.python, prereleases=True):
+            source = f"{app.python_from}: {app.python}" if app.python_from else "the site's default"
+            raise InputError(f"{app.path / (app.package_manager or '')}: requires-python {app.requires_python} does not "
+                             f"admit Python {t.python} ({source}): the install would fail on that target; name a Python "
+                             "it admits in .python-version, or relock")
+
+
 def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
     """Step 1: each app folder read (its own error if it cannot be), with its targets."""
     results: dict[str, AppResult] = {}
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
+    rules = AppRules(managers=opts.package_managers, first_wins=opts.package_manager_first_wins, uv=uv_binary(),
+                     uv_env=uv_env(opts.index, store.cache / "uv"))
     for path in opts.apps:
         try:
-            app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside), opts, store)
+            app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside, rules=rules),
+                                 opts, store)
             targets = _app_targets(app, opts) if app.has_python else []
+            _check_requires_python(app, targets)
         except MirrorError as exc:
             name = Path(path).resolve().name
             results[name] = AppResult(name=name, path=str(path), ok=False, error=redact_text(str(exc)))
@@ -847,7 +897,10 @@ def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], l
             continue
         conda_side = bool(app.conda_packages or app.conda_specs) and _conda_side(opts)  # the conda plug-in mirrors them
         result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
-                                               conda_not_mirrored=[] if conda_side else list(app.conda_packages))
+                                               conda_not_mirrored=[] if conda_side else list(app.conda_packages),
+                                               package_manager=app.package_manager, python=app.python,
+                                               python_from=app.python_from if app.python else None)
+        result.warnings.extend(app.notes)
         if app.conda_packages and not conda_side:
             result.warnings.append(
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section): "

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from mirror.apps.appfiles import AppFileError, read_app_file
 from mirror.errors import InputError, RequirementsError
+from mirror.apps.locks import MANAGER_FILES, choose_manager, python_request, read_lock
 from mirror.apps.reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
 
-__all__ = ["AppSpec", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
+__all__ = ["AppSpec", "AppRules", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 
 REQUIREMENT_FILES = ("requirements.txt", "private-requirements.txt")
 APT_FILES = ("Aptfile", "packages.txt")
@@ -46,6 +47,14 @@ class AppSpec:
     apt_files: tuple[Path, ...] = ()
     sources: tuple[Path, ...] = ()
     procfile: bool = False
+    # The package-manager file that decides the app (requirements.txt, uv.lock, ...), None for an
+    # app of Aptfile or environment.yml alone; a lock's pins are `locked` (never re-resolved).
+    package_manager: str | None = None
+    locked: bool = False
+    requires_python: str | None = None
+    # Where `python` came from (runtime.txt, .python-version, Pipfile.lock, environment.yml).
+    python_from: str | None = None
+    notes: tuple[str, ...] = ()  # warnings about the folder (a misspelt .python-version ...)
 
     @property
     def has_python(self) -> bool:
@@ -125,17 +134,39 @@ def _runtime(path: Path, root: Path | None) -> str:
     return m.group(1) + (f".{m.group(2)}" if m.group(2) and m.group(2).isdigit() else "")
 
 
-def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bool = False) -> AppSpec:
-    """Read an app folder (its platform's requirements files, then `extra_files` where present).
-    Raises InputError (with file and line) on anything malformed; every file it reads lies inside
-    the folder unless `allow_outside`."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppRules:
+    """How the platform reads an app folder (mirror.toml's [apps]): the package-manager files it
+    knows, in its order, and whether the first present wins over refusing several; the uv binary
+    and environment that read a uv.lock (its indexes, no user config)."""
+
+    managers: tuple[str, ...] = tuple(MANAGER_FILES)
+    first_wins: bool = False
+    uv: str = "uv"
+    uv_env: dict[str, str] | None = None
+
+
+def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bool = False,
+             rules: AppRules | None = None) -> AppSpec:
+    """Read an app folder as its platform does: its one package-manager file (requirements.txt, or
+    a lock read as pins), private-requirements.txt and `extra_files` where present, runtime.txt /
+    .python-version. Raises InputError (with file and line) on anything malformed; every file it
+    reads lies inside the folder unless `allow_outside`."""
     path = Path(path).absolute()  # uv builds and file URLs run elsewhere
     if not path.is_dir():
         raise InputError(f"app folder {path} does not exist or is not a folder")
+    rules = rules or AppRules()
     root = None if allow_outside else path
     collector = RequirementsCollector(root=root, app_dir=path)
+    manager = choose_manager(path, rules.managers, first_wins=rules.first_wins)
+    locked = None
+    if manager is not None and manager != "requirements.txt":
+        locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env)
+        parse_requirements_text(locked.text, path / manager, into=collector)
     for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
+        if locked is not None:
+            continue  # the lock is the app: a requirements file beside it is not installed
         if os.path.lexists(f):  # a FIFO or a dangling link named requirements.txt is an error, not absent
             parse_requirements_text(_read(f, root), f, into=collector)
     conda: tuple[str, ...] = ()
@@ -146,9 +177,11 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         if os.path.lexists(f):
             conda, conda_specs, channels = _environment_yml(f, collector)
             break
-    python = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
+    runtime = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
+    python, python_from, notes = python_request(path, root, runtime)
     if python is None:  # environment.yml's `python=3.10` picks the Python its pip: list is for
         python = next((m.group(1) for spec in conda_specs if (m := _CONDA_PYTHON.fullmatch(spec.strip().lower()))), None)
+        python_from = "environment.yml" if python else None
     parsed = collector.result()
     return AppSpec(
         name=path.resolve().name,
@@ -163,4 +196,7 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         apt_files=tuple(path / n for n in APT_FILES if os.path.lexists(path / n)),
         sources=tuple(dict.fromkeys(parsed.files)),
         procfile=(path / "Procfile").is_file(),
+        package_manager=manager, locked=locked is not None,
+        requires_python=locked.requires_python if locked else None,
+        python_from=python_from, notes=tuple(notes),
     )

@@ -211,6 +211,8 @@ def sync(
             extensions=_extension_options(cfg, plugin_options, refresh=refresh,
                                           allow_outside=allow_outside_app or cfg.allow_outside),
             prune=prune,
+            **({"package_managers": cfg.package_managers} if cfg.package_managers else {}),
+            package_manager_first_wins=cfg.package_manager_first_wins,
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
@@ -225,7 +227,8 @@ def sync(
     else:
         for a in result.apps:
             mark = "[green]ok[/]" if a.ok else "[red]FAILED[/]"
-            console.print(f"{mark} {a.name}: {', '.join(a.targets) or '-'}", highlight=False)
+            how = ", ".join(filter(None, [a.package_manager, f"Python {a.python} from {a.python_from}" if a.python_from else None]))
+            console.print(f"{mark} {a.name}: {', '.join(a.targets) or '-'}" + (f" ({how})" if how else ""), highlight=False)
             for w in a.warnings:
                 console.print(f"   [yellow]warning:[/] {escape(redact_text(w))}", highlight=False)
             if a.error:

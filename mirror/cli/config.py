@@ -32,6 +32,12 @@ paths = ["apps/*"]
 # An app names only files inside its own folder (-r includes, local wheels and sdists); a line
 # reaching outside (`-r ../shared.txt`, `/opt/wheels/x.whl`, a symlink out) is refused unless:
 allow-outside = false
+# The platform's rules (Heroku's Python buildpack): an app is installed from exactly one of these
+# files, several is that app's error; the Python from runtime.txt, else .python-version, else
+# Pipfile.lock, else [python] versions below. A platform that reads fewer files, or takes the first
+# one present, says so here:
+# package-managers = ["requirements.txt", "Pipfile.lock", "poetry.lock", "uv.lock", "pylock.toml"]
+# package-manager-first-wins = false
 
 [python]
 # The machines inside the gap, never this one: every version x every platform is a target.
@@ -131,6 +137,8 @@ class Config:
     pip_env: bool = False
     requirement_files: tuple[str, ...] = ()
     allow_outside: bool = False
+    package_managers: tuple[str, ...] = ()
+    package_manager_first_wins: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
     serve_url: str | None = None
@@ -219,6 +227,8 @@ def load_config(path: Path | None) -> Config:
             pip_env=bool(py_t.get("pip-env", False)),
             requirement_files=_list(apps_t.get("requirement-files", []), "apps.requirement-files", path),
             allow_outside=bool(apps_t.get("allow-outside", False)),
+            package_managers=_managers(apps_t.get("package-managers", []), path),
+            package_manager_first_wins=bool(apps_t.get("package-manager-first-wins", False)),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=int(serve_t.get("port", 8080)),
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,
@@ -234,3 +244,14 @@ def load_config(path: Path | None) -> Config:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _managers(value: object, path: Path) -> tuple[str, ...]:
+    from mirror.apps.locks import MANAGER_FILES
+
+    names = _list(value, "apps.package-managers", path)
+    unknown = [n for n in names if n not in MANAGER_FILES]
+    if unknown:
+        raise ConfigError(f"{path}: [apps] package-managers: {', '.join(unknown)} is not a package-manager file "
+                          f"(known: {', '.join(MANAGER_FILES)})")
+    return tuple(names)

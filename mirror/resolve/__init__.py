@@ -160,6 +160,7 @@ def uv_compile(
     prerelease: bool = False,
     no_binary: tuple[str, ...] = (),
     only_binary: tuple[str, ...] = (),
+    no_deps: bool = False,
     label: str = "",
     refresh: bool = False,
     on_page: Callable[[str], None] | None = None,
@@ -200,6 +201,8 @@ def uv_compile(
             cmd += ["--no-binary", nb]
         for ob in only_binary:
             cmd += ["--only-binary", ob]
+        if no_deps:  # a lock's pins, each already there: none re-resolved, none added
+            cmd += ["--no-deps"]
         env = uv_env(index, cache_dir)
         # -v logs only the URLs uv reads (the memo's pages) and, when asked, the versions it picks.
         env["RUST_LOG"] = "uv_client::cached_client=debug" + (",uv_resolver::resolver=debug" if on_select else "")

@@ -1,0 +1,389 @@
+"""An app as its platform reads it: which package-manager file decides it, which Python it runs,
+and a lock file's pins as requirements (markers kept, hashes kept, nothing re-resolved).
+
+The rules are those of Heroku's Python buildpack (lib/package_manager.sh, lib/python_version.sh),
+which Dash Enterprise-style platforms follow: exactly one of requirements.txt, Pipfile.lock,
+poetry.lock, uv.lock (and PEP 751's pylock.toml); the Python from runtime.txt, else
+.python-version, else Pipfile.lock, else the site's default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirror.apps.appfiles import AppFileError, read_app_file
+from mirror.errors import InputError, RequirementsError
+
+__all__ = ["MANAGER_FILES", "LockedApp", "choose_manager", "python_request", "read_lock"]
+
+# File → the tool that installs from it, in the buildpack's order of listing.
+MANAGER_FILES = {"Pipfile.lock": "pipenv", "requirements.txt": "pip", "poetry.lock": "poetry", "uv.lock": "uv",
+                 "pylock.toml": "pip (pylock.toml)"}
+_LOCKS = ("Pipfile.lock", "poetry.lock", "uv.lock", "pylock.toml")
+# .python-version misspelt as seen in the wild (the buildpack's list): the platform fails such an
+# app; we say so at sync time, not inside the gap.
+_MISSPELT = (" .python-version", ". python-version", ".python_version.txt", ".python_version", ".python-version ",
+             ",python-version", ".python-version.", ".python-version.py", ".python-version.rtf", ".python-version.txt",
+             ".python-version.TXT", ".Python-version", ".python.version", ".pythonversion", "'.python-version'",
+             "python_version.txt", "python_version", "python-version.", "python-version.txt", "python-version")
+_VERSION = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))?")
+_MAX_LOCK = 32 << 20
+
+
+def choose_manager(path: Path, allowed: tuple[str, ...] = tuple(MANAGER_FILES), *, first_wins: bool = False) -> str | None:
+    """The one package-manager file of the app folder (a name of MANAGER_FILES), or None when it has
+    none (an app of Aptfile or environment.yml alone). `allowed` is the platform's list, in its order;
+    `first_wins` takes the first present instead of refusing several (a platform with that rule)."""
+    present = [f for f in allowed if (path / f).is_file()]
+    if (path / "Pipfile").is_file() and not (path / "Pipfile.lock").is_file() and "Pipfile.lock" in allowed:
+        raise InputError(f"{path / 'Pipfile'}: a Pipfile without its Pipfile.lock: the platform refuses to install "
+                         "unpinned versions; run `pipenv lock` and commit Pipfile.lock (or replace the Pipfile by a "
+                         "requirements.txt or uv.lock)")
+    if len(present) > 1 and not first_wins:
+        raise InputError(f"{path}: several package-manager files ({', '.join(f'{f} ({MANAGER_FILES[f]})' for f in present)});"
+                         " the platform installs an app from exactly one: delete the others, or set "
+                         "`package-manager-first-wins = true` under [apps] in mirror.toml if your platform picks the first")
+    if present:
+        return present[0]
+    if (path / "pyproject.toml").is_file() and _declares_dependencies(path / "pyproject.toml"):
+        raise InputError(f"{path / 'pyproject.toml'}: a project with dependencies but no lock file: the platform "
+                         "installs from uv.lock or poetry.lock; run `uv lock` (or `poetry lock`) and commit the lock")
+    if (path / "setup.py").is_file():
+        raise InputError(f"{path / 'setup.py'}: a setup.py alone is no package-manager file (the platform no longer "
+                         "guesses): add a requirements.txt holding `--editable .`, or a uv.lock")
+    return None
+
+
+def _declares_dependencies(pyproject: Path) -> bool:
+    import tomllib
+
+    try:
+        doc = tomllib.loads(pyproject.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return False
+    project, poetry = doc.get("project") or {}, (doc.get("tool") or {}).get("poetry") or {}
+    return bool(isinstance(project, dict) and project.get("dependencies")) or bool(
+        isinstance(poetry, dict) and set(poetry.get("dependencies") or {}) - {"python"})
+
+
+def python_request(path: Path, root: Path | None, runtime: str | None) -> tuple[str | None, str | None, list[str]]:
+    """(the Python the app asks for, the file it came from, warnings): runtime.txt (`runtime`,
+    already read), else .python-version, else Pipfile.lock's python_full_version / python_version."""
+    warnings = []
+    if runtime is not None:
+        if (path / ".python-version").is_file():
+            warnings.append("runtime.txt and .python-version both name a Python: the platform takes runtime.txt "
+                            "(deprecated); keep .python-version alone")
+        return runtime, "runtime.txt", warnings
+    for name in _MISSPELT:
+        if (path / name).is_file() and not (path / ".python-version").is_file():
+            warnings.append(f"{path / name}: a misspelt .python-version, which the platform refuses: rename it "
+                            "to .python-version")
+    pv = path / ".python-version"
+    if pv.is_file():
+        try:
+            text = read_app_file(pv, root=root).decode("utf-8-sig", errors="replace")
+        except AppFileError as exc:
+            raise RequirementsError(pv, 0, str(exc)) from exc
+        found = []
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            if not _VERSION.fullmatch(line):
+                raise RequirementsError(pv, n, f"{line[:40]!r} is not a Python version",
+                                        "write the version alone, as 3.12 or 3.12.4 (no 'python-' prefix, no other text)")
+            found.append((n, line))
+        if len({v for _, v in found}) > 1:
+            raise RequirementsError(pv, found[1][0], "more than one Python version", "keep one line, e.g. 3.12")
+        if not found:
+            raise RequirementsError(pv, 1, "no Python version in it", "write the version, e.g. 3.12")
+        return found[0][1], ".python-version", warnings
+    lock = path / "Pipfile.lock"
+    if lock.is_file():
+        requires = (_pipfile_lock(lock, root).get("_meta") or {}).get("requires") or {}
+        for key in ("python_full_version", "python_version"):
+            value = requires.get(key)
+            if isinstance(value, str) and _VERSION.fullmatch(value.strip()):
+                return value.strip(), f"Pipfile.lock ({key})", warnings
+    return None, None, warnings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockedApp:
+    """A lock file read as requirements text: each package on the line its lock declares it at
+    (`name==version ; marker --hash=sha256:...`, or a direct reference), index options after."""
+
+    path: Path
+    text: str
+    requires_python: str | None = None
+    # The lock names where its packages come from: its indexes, in order (credentials as written).
+    indexes: tuple[str, ...] = ()
+
+
+def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None) -> LockedApp:
+    """The lock file `path` (uv.lock, poetry.lock, Pipfile.lock or pylock.toml) as requirements: its
+    main dependencies (no dev groups, as the platform installs), every marker and hash kept."""
+    name = path.name
+    if name == "uv.lock":
+        return _uv_lock(path, root, uv or "uv", env)
+    if name == "Pipfile.lock":
+        return _from_pipfile_lock(path, root)
+    if name == "poetry.lock":
+        return _poetry_lock(path, root)
+    return _pylock(path, root)
+
+
+def _text(path: Path, root: Path | None) -> str:
+    try:
+        return read_app_file(path, root=root, limit=_MAX_LOCK).decode("utf-8-sig", errors="replace")
+    except AppFileError as exc:
+        raise RequirementsError(path, 0, str(exc)) from exc
+
+
+def _toml(path: Path, root: Path | None) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(_text(path, root))
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise RequirementsError(path, int(m.group(1)) if m else 0, f"not valid TOML: {exc}",
+                                "regenerate the lock with its tool") from exc
+
+
+def _placed(entries: list[tuple[int, str]], options: list[str]) -> str:
+    """Requirement lines each on its own line number (errors name the lock's line), then options."""
+    last = max((n for n, _ in entries), default=0)
+    lines = [""] * last
+    for n, entry in entries:
+        lines[n - 1] = f"{lines[n - 1]} {entry}".strip() if lines[n - 1] else entry
+    return "\n".join([*lines, *options]) + "\n"
+
+
+def _line_of(text: str) -> dict[str, int]:
+    """Package name → the line its `name = "..."` is declared on (TOML locks)."""
+    out: dict[str, int] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r'\s*name\s*=\s*"([^"]+)"', line)
+        if m:
+            out.setdefault(_norm(m.group(1)), n)
+    return out
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None) -> LockedApp:
+    """uv's own reading of its lock (`uv export --locked`: a stale lock fails as the platform's
+    `uv sync --locked` would), main dependencies only (`--no-default-groups`), the project itself left out."""
+    text = _text(path, root)
+    doc = _toml(path, root)
+    proc = subprocess.run(
+        [uv, "export", "--locked", "--no-default-groups", "--no-emit-project", "--no-header", "--no-annotate",
+         "--format", "requirements.txt", "--no-config", "--directory", str(path.parent)],
+        capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("Using ", "Resolved "))]
+        why = " ".join(lines)[:400] or f"uv export exited {proc.returncode}"
+        fix = ("run `uv lock` and commit uv.lock (the platform's `uv sync --locked` refuses it as it is)"
+               if "needs to be updated" in why or "No solution" in why else "check the lock with `uv lock --check`")
+        raise RequirementsError(path, 0, f"uv cannot install from it: {why}", fix)
+    at = _line_of(text)
+    entries = []
+    for logical in _joined(proc.stdout):
+        m = re.match(r"(-e\s+)?([A-Za-z0-9][A-Za-z0-9._-]*)", logical)
+        key = _norm(m.group(2)) if m else ""
+        entries.append((at.get(key, 1), logical))
+    indexes = []
+    for pkg in doc.get("package") or []:
+        registry = ((pkg or {}).get("source") or {}).get("registry") if isinstance(pkg, dict) else None
+        if isinstance(registry, str) and registry.startswith(("http://", "https://")) and registry not in indexes:
+            indexes.append(registry)
+    return LockedApp(path=path, text=_placed(entries, []), requires_python=doc.get("requires-python"),
+                     indexes=tuple(indexes))
+
+
+def _joined(export: str) -> list[str]:
+    """requirements.txt text as logical lines (continuations joined, comments dropped)."""
+    out, cur = [], ""
+    for line in export.splitlines():
+        line = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        if line.endswith("\\"):
+            cur += line[:-1].strip() + " "
+            continue
+        out.append((cur + line.strip()).strip())
+        cur = ""
+    return out
+
+
+def _pipfile_lock(path: Path, root: Path | None) -> dict[str, Any]:
+    try:
+        doc = json.loads(_text(path, root))
+    except ValueError as exc:
+        raise RequirementsError(path, getattr(exc, "lineno", 0), f"not valid JSON: {exc}", "run `pipenv lock` again") from exc
+    if not isinstance(doc, dict):
+        raise RequirementsError(path, 1, "not a Pipfile.lock (no JSON object)", "run `pipenv lock` again")
+    return doc
+
+
+def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
+    """Pipfile.lock's `default` section (what `pipenv install --deploy` installs), each package with
+    its markers, hashes and the index it names."""
+    text = _text(path, root)
+    doc = _pipfile_lock(path, root)
+    sources = {s.get("name"): s.get("url") for s in ((doc.get("_meta") or {}).get("sources") or [])
+               if isinstance(s, dict) and isinstance(s.get("url"), str)}
+    order = [u for u in sources.values() if isinstance(u, str)]
+    lines_at = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        m = re.match(r'\s{8}"([^"]+)":\s*\{', line)  # a package's key, at the depth pipenv writes it
+        if m:
+            lines_at.setdefault(_norm(m.group(1)), n)
+    entries = []
+    default = doc.get("default") or {}
+    if not isinstance(default, dict):
+        raise RequirementsError(path, 1, "its `default` section is not a table of packages", "run `pipenv lock` again")
+    for name, spec in default.items():
+        if not isinstance(spec, dict):
+            continue
+        marker = spec.get("markers")
+        tail = f" ; {marker}" if isinstance(marker, str) and marker.strip() else ""
+        extras = f"[{','.join(spec['extras'])}]" if isinstance(spec.get("extras"), list) and spec["extras"] else ""
+        if isinstance(spec.get("git"), str):
+            ref = spec.get("ref")
+            req = f"{name}{extras} @ git+{spec['git']}" + (f"@{ref}" if isinstance(ref, str) else "") + tail
+        elif isinstance(spec.get("path"), str) or isinstance(spec.get("file"), str):
+            where = spec.get("path") or spec.get("file")
+            req = ("-e " if spec.get("editable") else "") + str(where)
+        else:
+            version = spec.get("version")
+            if not isinstance(version, str) or not version.startswith("=="):
+                raise RequirementsError(path, lines_at.get(_norm(name), 0), f"{name} has no pinned version",
+                                        "run `pipenv lock` again")
+            hashes = " ".join(f"--hash={h}" for h in spec.get("hashes") or [] if isinstance(h, str))
+            req = f"{name}{extras}{version}{tail} {hashes}".strip()
+        entries.append((lines_at.get(_norm(name), 1), req))
+    options = [f"--index-url {order[0]}"] + [f"--extra-index-url {u}" for u in order[1:]] if order else []
+    requires = (doc.get("_meta") or {}).get("requires") or {}
+    rp = requires.get("python_version")
+    return LockedApp(path=path, text=_placed(entries, options), indexes=tuple(order),
+                     requires_python=f"=={rp}.*" if isinstance(rp, str) and _VERSION.fullmatch(rp) else None)
+
+
+def _poetry_lock(path: Path, root: Path | None) -> LockedApp:
+    """poetry.lock's packages of the `main` group (what `poetry sync --only main` installs), each with
+    the marker Poetry recorded for it and the hashes of its files. Lock format 2.1 (Poetry 2) records
+    both; 1.x records the group as `category`; 2.0 records neither, so it is refused with the fix."""
+    text = _text(path, root)
+    doc = _toml(path, root)
+    meta = doc.get("metadata") or {}
+    version = str(meta.get("lock-version", ""))
+    at = _line_of(text)
+    entries, indexes = [], []
+    for pkg in doc.get("package") or []:
+        if not isinstance(pkg, dict) or not isinstance(pkg.get("name"), str):
+            continue
+        name, line = pkg["name"], at.get(_norm(pkg["name"]), 1)
+        if "groups" in pkg:
+            groups = pkg.get("groups") or []
+            if "main" not in groups:
+                continue
+            marker = pkg.get("markers")
+            marker = marker.get("main") if isinstance(marker, dict) else marker
+        elif "category" in pkg:
+            if pkg.get("category") != "main":
+                continue
+            marker = None
+        else:
+            raise RequirementsError(path, line, f"lock-version {version or '?'} records no group for its packages",
+                                    "relock with Poetry 2 (`poetry lock`), which records groups and markers")
+        tail = f" ; {marker}" if isinstance(marker, str) and marker.strip() else ""
+        source = pkg.get("source") or {}
+        kind = source.get("type") if isinstance(source, dict) else None
+        if kind == "git":
+            ref = source.get("resolved_reference") or source.get("reference")
+            req = f"{name} @ git+{source.get('url')}" + (f"@{ref}" if ref else "") + (
+                f"#subdirectory={source['subdirectory']}" if source.get("subdirectory") else "") + tail
+        elif kind in ("directory", "file"):
+            req = ("-e " if pkg.get("develop") else "") + str(source.get("url"))
+        elif kind == "url":
+            req = f"{name} @ {source.get('url')}{tail}"
+        else:
+            if kind == "legacy" and isinstance(source.get("url"), str) and source["url"] not in indexes:
+                indexes.append(source["url"])
+            hashes = " ".join(f"--hash={f['hash']}" for f in pkg.get("files") or []
+                              if isinstance(f, dict) and isinstance(f.get("hash"), str))
+            req = f"{name}=={pkg.get('version')}{tail} {hashes}".strip()
+        entries.append((line, req))
+    options = [f"--extra-index-url {u}" for u in indexes]
+    pv = meta.get("python-versions")
+    return LockedApp(path=path, text=_placed(entries, options), indexes=tuple(indexes),
+                     requires_python=_poetry_constraint(pv) if isinstance(pv, str) else None)
+
+
+def _poetry_constraint(text: str) -> str | None:
+    """Poetry's version constraint (`^3.11`, `~3.10`, `>=3.9,<4.0`, `*`) as a PEP 440 specifier;
+    None for what PEP 440 cannot say (`||`) or allows everything."""
+    if "||" in text:
+        return None
+    out = []
+    for part in re.split(r"[,\s]+(?=[\^~<>=!*\d])", text.strip()):
+        part = part.strip().rstrip(",")
+        m = re.fullmatch(r"([\^~])\s*(\d+)(?:\.(\d+))?(?:\.\d+)?", part)
+        if m:
+            major, minor = int(m.group(2)), int(m.group(3) or 0)
+            low = part[1:].strip()
+            if m.group(1) == "^":
+                high = f"{major + 1}.0" if major > 0 else f"0.{minor + 1}"
+            else:
+                high = f"{major}.{minor + 1}" if m.group(3) else f"{major + 1}.0"
+            out += [f">={low}", f"<{high}"]
+        elif part and part != "*":
+            out.append(part if part[0] in "<>=!~" else f"=={part}")
+    return ",".join(out) or None
+
+
+def _pylock(path: Path, root: Path | None) -> LockedApp:
+    """PEP 751's pylock.toml (packaging's reader checks it): each package with its marker, its
+    files' hashes and its index."""
+    from packaging.pylock import Pylock, PylockValidationError
+
+    text = _text(path, root)
+    doc = _toml(path, root)
+    try:
+        lock = Pylock.from_dict(doc)
+    except PylockValidationError as exc:
+        raise RequirementsError(path, 0, f"not a valid pylock.toml: {exc}", "regenerate it (`pip lock`, `uv export --format pylock.toml`)") from exc
+    at = _line_of(text)
+    entries, indexes = [], []
+    for pkg in lock.packages:
+        tail = f" ; {pkg.marker}" if pkg.marker else ""
+        line = at.get(_norm(pkg.name), 1)
+        if pkg.vcs is not None:
+            ref = pkg.vcs.commit_id or pkg.vcs.requested_revision
+            req = f"{pkg.name} @ git+{pkg.vcs.url}" + (f"@{ref}" if ref else "") + tail
+        elif pkg.directory is not None:
+            req = ("-e " if pkg.directory.editable else "") + pkg.directory.path
+        elif pkg.archive is not None and pkg.archive.url:
+            req = f"{pkg.name} @ {pkg.archive.url}{tail}"
+        else:
+            hashes = [f"--hash=sha256:{w.hashes['sha256']}" for w in (pkg.wheels or []) if "sha256" in w.hashes]
+            if pkg.sdist is not None and "sha256" in pkg.sdist.hashes:
+                hashes.append(f"--hash=sha256:{pkg.sdist.hashes['sha256']}")
+            if pkg.version is None:
+                raise RequirementsError(path, line, f"{pkg.name} has no version", "regenerate the lock")
+            req = f"{pkg.name}=={pkg.version}{tail} {' '.join(hashes)}".strip()
+            if pkg.index and pkg.index not in indexes:
+                indexes.append(pkg.index)
+        entries.append((line, req))
+    return LockedApp(path=path, text=_placed(entries, []), indexes=tuple(indexes),
+                     requires_python=str(lock.requires_python) if lock.requires_python else None)
