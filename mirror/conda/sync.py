@@ -17,12 +17,13 @@ import json
 import os
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
 from mirror.credentials import Credentials, expand
-from mirror.errors import MirrorError
+from mirror.errors import InputError, MirrorError
 from mirror.fetch import FetchItem
 from mirror.interfaces import ExtensionOutcome, SyncContext
 from mirror.urls import redact_text, strip_credentials
@@ -60,6 +61,37 @@ def _gateway(store: Any, channels: Iterable[str]) -> Any:
 # pip: list's target) is not run again by the sync.
 _SOLVES: dict[tuple[Any, ...], list[Any]] = {}
 _SOLVES_LOCK = threading.Lock()
+
+
+def _specs(app: Any) -> tuple[str, ...]:
+    """environment.yml's conda specs as the solver reads them: `conda env export` writes
+    `name=version=build` (`ca-certificates=2020.10.14=0`), which rattler's solver refuses as written
+    but its lenient reader takes (as conda does); a spec neither reads is the app's error, naming
+    file and line."""
+    import rattler
+
+    out = []
+    for spec in app.conda_specs:
+        try:
+            out.append(str(rattler.MatchSpec(spec)))
+        except Exception as exc:  # noqa: BLE001 (rattler's InvalidMatchSpecError and kin)
+            where = _spec_line(app.path, spec)
+            raise InputError(f"{app.name} ({where}) → {spec!r}: not a conda package spec ({exc}); write it as "
+                             "`name`, `name=1.2`, `name>=1.2` or `name=1.2.3=build`") from exc
+    return tuple(out)
+
+
+def _spec_line(folder: Path, spec: str) -> str:
+    for name in ("environment.yml", "environment.yaml"):
+        try:
+            lines = (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for n, line in enumerate(lines, 1):
+            if spec in line:
+                return f"{name}:{n}"
+        return name
+    return "environment.yml"
 
 
 def _solve(gateway: Any, channels: list[str], specs: tuple[str, ...], target: CondaTarget) -> list[Any]:
@@ -126,7 +158,7 @@ class CondaSync:
                         for u in _channels(app.conda_channels, str(options.get("channel-alias") or DEFAULT_ALIAS))]
             target = conda_target(PythonTarget.parse(DEFAULT_PYTHON, platform), str(options["cuda"]) if options.get("cuda") else None)
             _clean_host_config()
-            records = _solve(_gateway(store, channels), channels, tuple(app.conda_specs), target)
+            records = _solve(_gateway(store, channels), channels, _specs(app), target)
         except Exception:  # noqa: BLE001 (MirrorError, ValueError, and rattler's own classes: the sync says it)
             return None
         python = next((r for r in records if r.name.normalized == "python"), None)
@@ -172,7 +204,10 @@ class CondaSync:
             for target in targets:
                 ctx.reporter.advance()
                 try:
-                    records = _solve(gateway, channels, tuple(app.conda_specs), target)
+                    records = _solve(gateway, channels, _specs(app), target)
+                except InputError as exc:
+                    out.app_errors[app.name] = str(exc)
+                    break
                 except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
                     first = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
                     out.app_errors[app.name] = (f"{app.name} (environment.yml) for conda {target.id}: {first}"

@@ -228,3 +228,30 @@ def test_a_private_channel_with_credentials_from_the_environment(forge, upstream
         assert not failed["ok"] and "CONDA_USER" in failed["error"] and "CONDA_PASS" in failed["error"]
     finally:
         private.stop()
+
+
+def test_an_environment_yml_as_conda_env_export_writes_it(forge, upstream, tmp_path):
+    """`conda env export` pins `name=version=build` (builds like `0` or `h7f98852_0`): read as conda
+    reads it; a spec nothing can read fails the app naming environment.yml and its line."""
+    import hashlib
+
+    _, channel, _ = forge
+    build = f"h{hashlib.sha1(b'tool2.0linux-64').hexdigest()[:7]}_0"
+    app = tmp_path / "apps" / "exported"
+    app.mkdir(parents=True)
+    (app / "environment.yml").write_text(
+        f"name: exported\nchannels:\n  - {channel}\n  - nodefaults\ndependencies:\n"
+        f"  - python=3.11.7\n  - tool=2.0={build}\n  - libz=1.2=*_0\n")
+    proc = run_mirror("sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86, "--installers", "",
+                      "--index-url", upstream.url + "/simple", "--json", check=False)
+    (result,) = json.loads(proc.stdout)["apps"]
+    assert result["ok"], result
+    snap = json.loads(next((tmp_path / "s" / "store-v1" / "snapshots").glob("*.json")).read_text())
+    (entry,) = snap["apps"]["exported"]["conda"].values()
+    packages = {n: (v, b) for n, v, b in entry["packages"]}
+    assert packages["tool"] == ("2.0", build) and packages["libz"][0] == "1.2"
+    (app / "environment.yml").write_text(f"channels: [{channel}]\ndependencies:\n  - python=3.11\n  - tool===2\n")
+    proc = run_mirror("sync", str(app), "--store", str(tmp_path / "s"), "--platform", X86, "--installers", "",
+                      "--index-url", upstream.url + "/simple", "--json", check=False)
+    (result,) = json.loads(proc.stdout)["apps"]
+    assert not result["ok"] and "environment.yml:4" in result["error"] and "'tool===2'" in result["error"], result
