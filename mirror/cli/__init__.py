@@ -717,6 +717,8 @@ def verify(
                 console.print(f"removed corrupt blob {line}", highlight=False)
             for name in fixed.refetched + fixed.restored_from_cache:
                 console.print(f"[green]restored[/] {name}", highlight=False)
+            for name in fixed.relinked:
+                console.print(f"[green]put back in the published tree[/] {name}", highlight=False)
             again = _reporter(rep.enabled)
             with again:
                 again.phase("verifying again", total or None)

@@ -62,10 +62,14 @@ def current_tree(store: Store) -> Path | None:
 
 def published_snapshot(store: Store) -> str | None:
     tree = current_tree(store)
-    if tree is None:
-        return None
-    with contextlib.suppress(FileNotFoundError, json.JSONDecodeError, KeyError):
-        return json.loads((tree / "snapshot.json").read_text())["id"]
+    return tree_snapshot(tree) if tree is not None else None
+
+
+def tree_snapshot(tree: "os.PathLike[str]") -> str | None:
+    """The id of the snapshot a published tree was built from (its snapshot.json), None if unreadable."""
+    with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
+        sid = json.loads((Path(tree) / "snapshot.json").read_text())["id"]
+        return sid if isinstance(sid, str) else None
     return None
 
 

@@ -96,8 +96,84 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
     return report
 
 
+def _tree_files(tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, str]]:
+    """(path, sha256) of every distribution file of `snapshot` that the published `tree` holds,
+    Python's, APT's and conda's alike: found by file name (a Python file's folder is its sha256)."""
+    files = snapshot.files()
+    by_name: dict[str, list[str]] = {}
+    for sha, meta in files.items():
+        name = meta.get("filename") if isinstance(meta, dict) else None
+        if isinstance(name, str):
+            by_name.setdefault(name, []).append(sha)
+    out = []
+    for folder, _dirs, names in os.walk(tree):
+        for name in names:
+            shas = by_name.get(name)
+            if not shas:
+                continue
+            here = os.path.basename(folder)
+            sha = here if here in shas else shas[0] if len(shas) == 1 else None
+            if sha is not None:
+                out.append((os.path.join(folder, name), sha))
+    return out
+
+
+def _damaged_copies(store: Store, tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, str]]:
+    """(path, sha256) of the tree's files that are not their blob's bytes: the blob's own inode is
+    whole once the blob is (verify hashes it); a file with another inode (a copy, or the inode of a
+    blob since replaced) is hashed."""
+    files = snapshot.files()
+    bad = []
+    for path, sha in _tree_files(tree, snapshot):
+        try:
+            st = os.stat(path)
+        except OSError:
+            bad.append((path, sha))
+            continue
+        try:
+            bst = store.blob_path(sha).stat()
+            if (st.st_dev, st.st_ino) == (bst.st_dev, bst.st_ino):
+                continue
+        except OSError:
+            pass
+        size = files[sha].get("size")
+        if (size is not None and st.st_size != size) or _hash_file(path)[0] != sha:
+            bad.append((path, sha))
+    return bad
+
+
+def relink_published(store: Store) -> list[str]:
+    """Every published tree's copy of a file that is not its blob's bytes, put back from the blob
+    (hard link, else copy; renamed over the old one): what `verify --repair` does once the blobs are
+    whole, so what clients get is whole too. The paths mended, relative to the published folder."""
+    from mirror.publish import link_or_copy
+
+    mended = []
+    trees = store.published / "trees"
+    for tree in sorted(trees.iterdir()) if trees.is_dir() else []:
+        sid = _tree_snapshot(tree)
+        if sid is None or not (store.snapshots / f"{sid}.json").is_file():
+            continue
+        for path, sha in _damaged_copies(store, tree, store.snapshot(sid)):
+            if not store.has_blob(sha):
+                continue
+            tmp = f"{path}.relink-{os.getpid()}"
+            link_or_copy(store.blob_path(sha), type(store.blob_path(sha))(tmp))
+            os.replace(tmp, path)
+            mended.append(os.path.relpath(path, store.published))
+    return mended
+
+
+def _tree_snapshot(tree: os.PathLike[str]) -> str | None:
+    """The snapshot a published tree was built from, as publish records it."""
+    from mirror.publish import tree_snapshot
+
+    return tree_snapshot(tree)
+
+
 def _check_published(store: Store, report: VerifyReport) -> None:
-    """The served tree: it names an existing snapshot, and holds each of its Python files whole."""
+    """The served tree: it names an existing snapshot, and holds each of its files whole (Python,
+    APT and conda files: by inode where it links the blob, else by hash)."""
     from mirror.publish import current_tree, published_snapshot
 
     link = store.published / "current"
@@ -112,18 +188,14 @@ def _check_published(store: Store, report: VerifyReport) -> None:
         return
     if sid in report.bad_snapshots:
         return
-    bad = []
-    for sha, meta in store.snapshot(sid).python.get("files", {}).items():
-        try:
-            st = (tree / "packages" / sha[:2] / sha / meta["filename"]).stat()
-        except OSError:
-            bad.append(meta["filename"])
-            continue
-        if st.st_size != meta.get("size", st.st_size):
-            bad.append(meta["filename"])
+    snap = store.snapshot(sid)
+    bad = [os.path.basename(p) for p, _ in _damaged_copies(store, tree, snap)]
+    held = {sha for _, sha in _tree_files(tree, snap)}
+    bad += [str(m.get("filename")) for sha, m in snap.python.get("files", {}).items() if sha not in held]
     if bad:
         report.problems.append(f"the published tree of snapshot {sid[:16]} lacks or has a damaged copy of {len(bad)} "
-                               f"files ({', '.join(sorted(bad)[:3])}{', ...' if len(bad) > 3 else ''}): run `mirror publish`")
+                               f"files ({', '.join(sorted(bad)[:3])}{', ...' if len(bad) > 3 else ''}): "
+                               "`mirror verify --repair` puts them back from the store")
 
 
 @dataclass(slots=True)
@@ -205,6 +277,7 @@ class RepairReport:
     refetched: list[str] = field(default_factory=list)
     restored_from_cache: list[str] = field(default_factory=list)
     removed_corrupt: list[str] = field(default_factory=list)
+    relinked: list[str] = field(default_factory=list)  # published copies put back from their blob
     advice: list[str] = field(default_factory=list)  # what a human must do for the rest
 
     @property
@@ -213,7 +286,7 @@ class RepairReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "refetched": self.refetched, "restored_from_cache": self.restored_from_cache,
-                "removed_corrupt": self.removed_corrupt, "advice": self.advice}
+                "removed_corrupt": self.removed_corrupt, "relinked": self.relinked, "advice": self.advice}
 
 
 def _file_records(store: Store) -> dict[str, dict[str, Any]]:
@@ -255,6 +328,7 @@ def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) ->
         rep.removed_corrupt.append(sha)
     wanted = list(dict.fromkeys([*report.corrupt, *report.missing]))
     if not wanted:
+        rep.relinked = relink_published(store)
         return rep
     records = _file_records(store)
     items: list[FetchItem] = []
@@ -263,7 +337,8 @@ def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) ->
         if meta is None:
             bundles = _importing_bundles(store, sha)
             rep.advice.append(f"{sha[:16]}: a lock or metadata file; " + (
-                f"re-import {bundles[-1]}" if bundles else "run `mirror sync` to record it again"))
+                f"re-import {bundles[0]}, the first bundle that brought it: `mirror bundle import BUNDLE`"
+                if bundles else "run `mirror sync` to record it again"))
             continue
         url = str(meta.get("url") or "")
         if url.startswith(("http://", "https://")) and not _importing_bundles(store, sha):
@@ -276,7 +351,8 @@ def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) ->
             continue
         bundles = _importing_bundles(store, sha)
         rep.advice.append(f"{meta.get('filename')} ({sha[:16]}): " + (
-            f"re-import {bundles[-1]} with `mirror bundle import`" if bundles
+            f"re-import {bundles[0]}, the first bundle that brought it (a later delta does not carry it again):"
+            " `mirror bundle import BUNDLE`" if bundles
             else f"its source ({url or 'unknown'}) cannot be fetched again here: re-run `mirror sync` for its app"))
     if items:
         result = fetch_all(items, store, concurrency=concurrency)
@@ -284,4 +360,5 @@ def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) ->
             (rep.restored_from_cache if item.url.startswith("file:") else rep.refetched).append(item.filename)
         for item, exc in result.failed:
             rep.advice.append(f"{item.filename} ({item.sha256[:16]}): re-fetch failed: {exc}")
+    rep.relinked = relink_published(store)  # the served trees still hold the damaged inode: put the blob back there
     return rep
