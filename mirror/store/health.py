@@ -234,6 +234,12 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
             needed.update(store.snapshot(sid).blobs())
     report.kept_snapshots = sorted(keep_ids)
     gone_snaps = [sid for sid in snaps if sid not in keep_ids]
+    # Snapshot files the catalog does not name (a gc or a sync killed half-way left them): nothing
+    # serves or bundles them, and kept they would name blobs this gc removes, failing verify for good.
+    with store.db() as db:
+        catalogued = {r[0] for r in db.execute("SELECT id FROM snapshots").fetchall()}
+    gone_snaps += [p.stem for p in sorted(store.snapshots.glob("*.json"))
+                   if p.stem not in catalogued and p.stem not in keep_ids and p.stem not in gone_snaps]
     report.removed_snapshots = gone_snaps
     doomed = []
     present: set[str] = set()
@@ -244,9 +250,14 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
             report.removed_bytes += path.stat().st_size
             doomed.append(path)
     if not dry_run:
-        # The catalog forgets first, in one transaction; the files go after. A kill at any point
-        # leaves only files the catalog does not name, which the next gc removes (files removed
-        # first left rows that named missing blobs, and `verify` failed for good).
+        # Crash-safe at every step: (1) the snapshot files go first: killed here, the catalog still
+        # names them but they are gone, and the next gc forgets those rows; their blobs are all still
+        # there. (2) The catalog forgets snapshots and blobs in one transaction. (3) The blob files go
+        # last: killed here, only files the catalog does not name are left, which the next gc removes.
+        # (The catalog forgot first and a kill before the snapshot files went left snapshots naming
+        # blobs the next gc removed: `verify` failed for good.)
+        for sid in gone_snaps:
+            (store.snapshots / f"{sid}.json").unlink(missing_ok=True)
         with store.db() as db:
             db.executemany("DELETE FROM snapshots WHERE id = ?", [(sid,) for sid in gone_snaps])
             db.executemany("DELETE FROM snapshots WHERE id = ?",
@@ -257,8 +268,6 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
                       if r[0] not in present and r[0] not in needed]  # rows a killed gc left behind
             db.executemany("DELETE FROM blobs WHERE sha256 = ?", names)
             db.executemany("DELETE FROM pyfiles WHERE sha256 = ?", names)
-        for sid in gone_snaps:
-            (store.snapshots / f"{sid}.json").unlink(missing_ok=True)
         for path in doomed:
             path.unlink(missing_ok=True)
     for tmp in store.tmp.iterdir():  # leftovers of killed runs (the lock guarantees no writer is active)
