@@ -170,14 +170,18 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
     files, nbytes = snap.counts()  # the same count the sync outside recorded
     summary = {"apps": len(snap.apps), "targets": len(snap.target_ids()), "files": files, "bytes": nbytes,
                "bundle": manifest.bundle_id}
-    store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=current,
+    # The tree it serves is built (and switched in) before `current` moves and the sequence is
+    # used: a snapshot that cannot be published leaves both as they were.
+    store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=False,
                        created=manifest.created)
-    if done is None:
-        state.record_import(bundle_id=manifest.bundle_id, signer=signer.id_hex, sequence=manifest.sequence,
-                            snapshot_id=manifest.snapshot_id, current=current, site=manifest.site)
     if publish and current:
         from mirror.publish import publish as do_publish
 
         do_publish(store, manifest.snapshot_id)
+    if current:
+        store.set_ref("current", manifest.snapshot_id)
+    if done is None:
+        state.record_import(bundle_id=manifest.bundle_id, signer=signer.id_hex, sequence=manifest.sequence,
+                            snapshot_id=manifest.snapshot_id, current=current, site=manifest.site)
     return ImportResult(manifest=manifest, signer=signer.id_hex, current=current, blobs_written=sink.written,
                         blobs_present=sink.present, already_imported=done is not None)

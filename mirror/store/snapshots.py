@@ -60,6 +60,8 @@ def unsafe_names(snapshot: Mapping[str, Any]) -> list[str]:
         for sha, meta in (py.get("files") or {}).items():
             yield "sha256", sha
             yield "file", (meta or {}).get("filename") if isinstance(meta, Mapping) else meta
+            if isinstance(meta, Mapping) and "project" in meta:  # /simple/PROJECT/ is a folder of the tree
+                yield "project", meta["project"]
         for app, entry in (snapshot.get("apps") or {}).items():
             yield "app", app
             if isinstance(entry, Mapping):

@@ -132,6 +132,12 @@ SIGNED_BUT_BAD = {
     "filename-nul": (lambda d: _first_file(d).update(filename="a\0.whl"), "no safe file name"),
     "filename-long": (lambda d: _first_file(d).update(filename="a" * 300 + ".whl"), "no safe file name"),
     "app-dotdot": (lambda d: d["snapshot"]["apps"].update({"../../x": {"targets": {}}}), "no safe file name"),
+    # /simple/PROJECT/ is a folder of the published tree: each of these moved `current`, used the
+    # sequence and then failed to publish, and `mirror serve` would not start until the next bundle.
+    "project-absolute": (lambda d: _first_file(d).update(project="/etc/x"), "no safe file name"),
+    "project-nul": (lambda d: _first_file(d).update(project="a\0b"), "no safe file name"),
+    "project-long": (lambda d: _first_file(d).update(project="p" * 300), "no safe file name"),
+    "project-not-a-string": (lambda d: _first_file(d).update(project=["x"]), "no safe file name"),
     "target-slash": (lambda d: d["snapshot"]["apps"]["app"]["targets"].update({"cp311/../..": {}}), "no safe file name"),
     "full-missing-blob": (lambda d: (d["blobs"].remove(next(b for b in d["blobs"] if b[0] != d["sbom"])),
                                      d.update(blob_bytes=sum(n for _, n in d["blobs"]))), "lacks"),
@@ -248,3 +254,33 @@ def test_anything_after_the_zstd_frame_is_refused(tmp_path):
     last.write_bytes(last.read_bytes()[: -len(skippable)] + zstandard.ZstdCompressor().compress(b"more"))
     with pytest.raises(BundleFormatError, match="follow the bundle's zstd frame"):
         verify_bundle([out], [key.public])
+
+
+def test_a_bundle_whose_tree_cannot_be_published_leaves_current_and_the_sequence_as_they_were(tmp_path, monkeypatch):
+    """The tree is built before `current` moves and the sequence is used: a publish that fails
+    (here made to, as a full disk would) leaves the store serving what it served, and the same
+    bundle imports once the cause is gone."""
+    import mirror.publish
+    from bundles.state import BundleState
+
+    outside, key = Store(tmp_path / "outside").create(), generate()
+    first, second = tmp_path / "first.bundle", tmp_path / "second.bundle"
+    snapshot_of(outside, [b"one" * 100])
+    create_bundle(outside, key, first, sequence=1)
+    snapshot_of(outside, [b"one" * 100, b"two" * 100])
+    create_bundle(outside, key, second, sequence=2)
+    inside = Store(tmp_path / "inside").create()
+    import_bundle(inside, [first], [key.public])
+    before = inside.ref("current")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mirror.publish, "publish", full_disk)
+    with pytest.raises(OSError):
+        import_bundle(inside, [second], [key.public])
+    assert inside.ref("current") == before
+    assert BundleState(inside).last_sequence(key.public.id_hex) == 1
+    monkeypatch.undo()
+    result = import_bundle(inside, [second], [key.public])
+    assert result.current and inside.ref("current") != before
