@@ -162,6 +162,8 @@ def register(app: typer.Typer) -> None:
         sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
         snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file [default: current].")] = None,
         level: Annotated[int, typer.Option("--level", help=f"zstd level, {MIN_LEVEL} (fastest) to {MAX_LEVEL} (smallest); what a bundle carries is mostly compressed already.")] = DEFAULT_LEVEL,
+        force: Annotated[bool, typer.Option("--force", help="With --sequence: reuse a sequence this key already exported (the site imports it with --allow-older).")] = False,
+        allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Write a delta even when the site already has the snapshot.")] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Pack a snapshot into a signed bundle for a site (full, or a delta with --since / --since-receipt).
@@ -194,13 +196,14 @@ def register(app: typer.Typer) -> None:
             with progress, st.lock("bundle create", wait=5):
                 result = create_bundle(st, secret, out, since=since, split=parse_size(split) if split else None,
                                        sequence=sequence, snapshot_id=sid, level=level, on_bytes=advance,
-                                       site=site, receipt=receipt)
+                                       site=site, receipt=receipt, force=force, allow_empty=allow_empty)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
             console.print(
                 f"bundle {result.bundle_id} for site {result.site} ({'delta on ' + result.base_snapshot[:16] if result.base_snapshot else 'full'}),"
-                f" sequence {result.sequence}, key {result.signer}: {result.blobs} files, {result.blob_bytes / 1e6:.1f} MB"
+                f" sequence {result.sequence}, key {result.signer}: {result.dist_files} files ({result.blobs} blobs with"
+                f" locks and metadata), {result.blob_bytes / 1e6:.1f} MB"
                 f" → {result.bundle_bytes / 1e6:.1f} MB in {len(result.files)} file(s)", highlight=False)
             for f in result.files:
                 print(f)

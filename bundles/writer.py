@@ -67,11 +67,14 @@ class CreateResult:
     blobs: int = 0
     blob_bytes: int = 0
     bundle_bytes: int = 0
+    # Of the blobs, the snapshot's distribution files: the count `sync`, `diff` and `snapshots` show
+    # (the rest are locks, .metadata files and the SBOM).
+    dist_files: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {"bundle_id": self.bundle_id, "sequence": self.sequence, "signer": self.signer,
                 "snapshot": self.snapshot_id, "base": self.base_snapshot, "site": self.site, "sbom": self.sbom, "files": [str(p) for p in self.files],
-                "signatures": [str(p) for p in self.signatures], "blobs": self.blobs,
+                "signatures": [str(p) for p in self.signatures], "blobs": self.blobs, "dist_files": self.dist_files,
                 "blob_bytes": self.blob_bytes, "bundle_bytes": self.bundle_bytes}
 
 
@@ -290,6 +293,7 @@ def _resolve_base(store: Store, since: str | None) -> str | None:
 def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
                   sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
                   threads: int | None = None, site: str = DEFAULT_SITE, receipt: "Receipt | None" = None,
+                  force: bool = False, allow_empty: bool = False,
                   on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
     """Write the bundle of a snapshot (the current one by default) for a site; returns what was written.
 
@@ -321,6 +325,9 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         base = _resolve_base(store, since)
         needed = snap.minus(store.snapshot(base) if base is not None else None)
         requires = [base] if base else []
+    if base == sid and not allow_empty:
+        raise InputError(f"nothing to carry: the site already has snapshot {sid[:16]} (the base of this delta); "
+                         "sync first, or pass --allow-empty to send it again")
     from mirror.sbom import sbom_blob
 
     created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -336,6 +343,11 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     seq = sequence if sequence is not None else state.next_sequence(signer)
     if not 0 < seq < 2**53:
         raise InputError(f"--sequence {seq}: a bundle sequence runs from 1 to 2**53")
+    if sequence is not None and seq < state.next_sequence(signer) and not force:
+        raise InputError(f"--sequence {seq}: key {signer} has already exported a bundle with sequence "
+                         f"{state.next_sequence(signer) - 1}; inside it is refused as a replay. Leave --sequence out "
+                         f"(the next is {state.next_sequence(signer)}), or pass --force for a one-off the site imports "
+                         "with --allow-older")
     manifest = build_manifest(snapshot=snapshot, snapshot_id=sid, created=created, signer=signer, sequence=seq,
                               blobs=blobs, base_snapshot=base, site=site, requires=requires, sbom=sbom)
     import json
@@ -378,7 +390,8 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         raise
     result = CreateResult(bundle_id=bundle_id, sequence=seq, signer=signer, snapshot_id=sid, base_snapshot=base,
                           site=site, sbom=sbom,
-                          blobs=len(blobs) - 1, blob_bytes=sum(n for s, n in blobs if s != sbom), bundle_bytes=sink.total)
+                          blobs=len(blobs) - 1, blob_bytes=sum(n for s, n in blobs if s != sbom), bundle_bytes=sink.total,
+                          dist_files=len(set(needed) & set(snap.files())))
     # Detached signatures of every part, and of the whole stream, for `minisign -V` at the transfer station.
     sigs: list[tuple[Path, bytes]] = []
     for i, (path, digest) in enumerate(parts, start=1):

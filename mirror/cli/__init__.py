@@ -667,6 +667,10 @@ def diff(
         print(json.dumps(d.to_dict(), indent=2))
         return
     print(f"{d.old[:16]} → {d.new[:16]}")
+    for label, names in (("apps added", d.apps_added), ("apps removed", d.apps_removed),
+                         ("targets added", d.targets_added), ("targets removed", d.targets_removed)):
+        if names:
+            print(f"{label}: {', '.join(names)}")
     for app_name, per in d.changes.items():
         print(f"{app_name}:")
         for tid, c in per.items():
@@ -677,9 +681,9 @@ def diff(
                 print(f"    - {n} {v}")
             for n, a, b in c.get("changed", []):
                 print(f"    ~ {n} {a} → {b}")
-    if not d.changes:
-        print("no package changes")
-    print(f"a delta bundle carries {d.files_to_carry} files, {d.bytes_to_carry / 1e6:.1f} MB")
+    if d.empty:
+        print("no changes")
+    print(f"a delta bundle carries {d.files_to_carry} files, {d.bytes_to_carry / 1e6:.1f} MB (with locks and metadata)")
 
 
 @app.command()

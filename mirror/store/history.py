@@ -90,18 +90,31 @@ class SnapshotDiff:
     new: str
     changes: dict[str, dict[str, dict[str, list[Any]]]] = field(default_factory=dict)  # app → target → kind → items
     bytes_to_carry: int = 0
-    files_to_carry: int = 0
+    files_to_carry: int = 0  # distribution files (the count every command shows), not locks or metadata
+    apps_added: list[str] = field(default_factory=list)
+    apps_removed: list[str] = field(default_factory=list)
+    targets_added: list[str] = field(default_factory=list)
+    targets_removed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"old": self.old, "new": self.new, "apps": self.changes, "bytes_to_carry": self.bytes_to_carry,
-                "files_to_carry": self.files_to_carry}
+                "files_to_carry": self.files_to_carry, "apps_added": self.apps_added, "apps_removed": self.apps_removed,
+                "targets_added": self.targets_added, "targets_removed": self.targets_removed}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.changes or self.apps_added or self.apps_removed or self.targets_added or self.targets_removed)
 
 
 def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
     """Per app and target: Python and Debian packages added, removed, changed (old → new version)."""
     old, new = store.snapshot(old_id), store.snapshot(new_id)
-    diff = SnapshotDiff(old=old_id, new=new_id, changes=new.diff(old))
+    diff = SnapshotDiff(old=old_id, new=new_id, changes=new.diff(old),
+                        apps_added=sorted(set(new.apps) - set(old.apps)), apps_removed=sorted(set(old.apps) - set(new.apps)),
+                        targets_added=sorted(set(new.target_ids()) - set(old.target_ids())),
+                        targets_removed=sorted(set(old.target_ids()) - set(new.target_ids())))
+    files = new.files()
     for sha, size in new.minus(old).items():
-        diff.files_to_carry += 1
+        diff.files_to_carry += sha in files
         diff.bytes_to_carry += size if size is not None else (store.blob_size(sha) if store.has_blob(sha) else 0)
     return diff

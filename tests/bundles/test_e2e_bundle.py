@@ -60,7 +60,7 @@ def test_bundles_are_what_was_synced(gap):
     # What an admin reviews before carrying the delta: exactly the upstream change, nothing else.
     changes = gap["diff"]["apps"]
     assert changes == {"shop": {t: {"changed": [["beta", "2.0", "3.0"]]} for t in changes["shop"]}} and changes["shop"]
-    assert gap["diff"]["files_to_carry"] == gap["delta"]["blobs"]
+    assert gap["diff"]["files_to_carry"] == gap["delta"]["dist_files"] == 1  # one count: the distribution files (beta 3.0)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,8 @@ def test_delta_then_replay(gap, inside, tmp_path):
     work = gap["work"]
     old = work / "media" / "old.bundle"
     run_mirror("bundle", "create", "--store", str(work / "outside"), "--key", str(work / "keys" / "site.key"),
-               "-o", str(old), "--sequence", "1", "--snapshot", gap["first"]["snapshot"], "--since", gap["first"]["snapshot"])
+               "-o", str(old), "--sequence", "1", "--snapshot", gap["first"]["snapshot"], "--since", gap["first"]["snapshot"],
+               "--force", "--allow-empty")  # (refused without them: see below)
     replay = run_mirror("bundle", "import", str(old), "--store", str(store), check=False)
     assert replay.returncode == 5 and "refused as a replay" in replay.stderr
     assert (store / "store-v1" / "refs" / "current").read_text().strip() == gap["second"]["snapshot"]
@@ -211,3 +212,39 @@ def test_nightly_bundles_the_apps_that_synced_when_one_is_broken(upstream, tmp_p
     (tmp_path / "mirror.toml").write_text("[python\n")
     bad = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 1 and "FAILED" in bad.stdout and "mirror.toml" in bad.stdout
+
+
+def test_bundle_create_refuses_a_reused_sequence_and_an_empty_delta(tmp_path):
+    """A sequence this key already exported is a replay inside, and a delta on the very snapshot it
+    brings carries nothing: both are refused outside, naming the flag that asks for them anyway."""
+    from mirror.store import Store
+    from tests.builders.bundles import snapshot_of
+
+    store = Store(tmp_path / "s").create()
+    sid = snapshot_of(store, [b"one" * 50])
+    run_mirror("keygen", "--out", str(tmp_path / "k"))
+    base = ["bundle", "create", "--store", str(store.root), "--key", str(tmp_path / "k.key")]
+    first = json.loads(run_mirror(*base, "-o", str(tmp_path / "1.bundle"), "--json").stdout)
+    assert first["sequence"] == 1 and first["dist_files"] == 1 and first["blobs"] == 1
+    reused = run_mirror(*base, "-o", str(tmp_path / "2.bundle"), "--sequence", "1", check=False)
+    assert reused.returncode == 2 and "already exported" in reused.stderr and "the next is 2" in reused.stderr
+    assert not (tmp_path / "2.bundle").exists()
+    empty = run_mirror(*base, "-o", str(tmp_path / "3.bundle"), "--since", sid, check=False)
+    assert empty.returncode == 2 and "nothing to carry" in empty.stderr and not (tmp_path / "3.bundle").exists()
+    assert json.loads(run_mirror(*base, "-o", str(tmp_path / "4.bundle"), "--since", sid, "--allow-empty",
+                                 "--json").stdout)["sequence"] == 2
+
+
+def test_diff_names_apps_and_targets_added_and_removed(tmp_path):
+    from mirror.store import Store
+
+    store = Store(tmp_path / "s").create()
+    doc = {"format_version": 1, "targets": {"cp311-x": {}}, "python": {"files": {}, "installers": {}, "build": {}},
+           "apps": {"a": {"targets": {"cp311-x": {"packages": [], "files": []}}}, "gone": {"targets": {}}}}
+    old = store.put_snapshot(doc, origin="sync")
+    doc = {**doc, "targets": {"cp312-x": {}}, "apps": {"a": {"targets": {"cp312-x": {"packages": [], "files": []}}},
+                                                        "new": {"targets": {}}}}
+    new = store.put_snapshot(doc, origin="sync")
+    out = run_mirror("diff", old, new, "--store", str(store.root)).stdout
+    assert "apps added: new" in out and "apps removed: gone" in out
+    assert "targets added: cp312-x" in out and "targets removed: cp311-x" in out and "no changes" not in out
