@@ -54,8 +54,8 @@ def _app(root: Path, name: str, requirements: str, aptfile: str | None = None) -
     return app
 
 
-def _sync(store: Path, config: Path, upstream, *apps: Path) -> dict:
-    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), "--config", str(config), "--store", str(store),
+def _sync(store: Path, config: Path, upstream, *apps: Path, prune: bool = False) -> dict:
+    proc = subprocess.run([*MIRROR, "sync", *map(str, apps), *(["--prune"] if prune else []), "--config", str(config), "--store", str(store),
                            "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple",
                            "--installers", "pip,setuptools", "--json"], capture_output=True, text=True, env=clean_env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -231,7 +231,7 @@ def test_an_update_sends_only_what_changed_and_old_files_stay_for_the_grace_peri
 
     shop_state = json.loads(s3.client().get_object(Bucket="mirror", Key="upd/.airgap-mirror/state.json")["Body"].read())
     old_wheel = next(k for k in shop_state["objects"] if "/alpha-1.0-" in k)
-    _sync(store, bucket["config"], upstream, bucket["tools"])  # the shop app is gone, tools is new
+    _sync(store, bucket["config"], upstream, bucket["tools"], prune=True)  # the shop app is gone, tools is new
     update = publish()
     assert 0 < update["uploaded"] < first["uploaded"] and update["retired"] > 0 and update["deleted"] == 0
     base = s3.http_url("mirror", "upd")
