@@ -15,22 +15,28 @@ from mirror.interfaces import SbomHook, SyncOptionHook
 __all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
 
-def client_config(base: str, store) -> str | None:  # noqa: ANN001  (mirror.store.Store)
+def client_config(base: str, store, app: str | None = None) -> str | None:  # noqa: ANN001  (mirror.store.Store)
     """`mirror client-config`'s apt part: a deb822 .sources entry for every suite the published tree
-    holds, and how to fetch the key (the `airgap_mirror.client_config` hook)."""
+    holds, and how to fetch the key (the `airgap_mirror.client_config` hook). For an `app` whose
+    Aptfile names its own repository or .deb URLs, its component too (and only that app's)."""
     from mirror.publish import current_tree
+
+    from .publish import app_component
 
     tree = current_tree(store)
     dists = tree / "debian" / "dists" if tree else None
     suites = sorted(p.name for p in dists.iterdir()) if dists and dists.is_dir() else []
     if not suites:
         return None
+    components = ["main"]
+    if app is not None and any((dists / s / app_component(app)).is_dir() for s in suites):  # type: ignore[operator]
+        components.append(app_component(app))
     return f"""# apt: the signing key, then /etc/apt/sources.list.d/airgap-mirror.sources
 #   curl -fsSL {base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
 Types: deb
 URIs: {base}/debian
 Suites: {' '.join(suites)}
-Components: main
+Components: {' '.join(components)}
 Signed-By: /etc/apt/keyrings/airgap-mirror.asc
 """ + (f"""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store)
 Acquire::https::CaInfo "/etc/ssl/certs/airgap-mirror-ca.pem";

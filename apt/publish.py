@@ -2,8 +2,13 @@
 
     debian/dists/SUITE/{InRelease,Release,Release.gpg}
     debian/dists/SUITE/main/binary-ARCH/Packages{,.gz,.xz} and by-hash/SHA256/<hex>
+    debian/dists/SUITE/app-APP/binary-ARCH/...     what APP's own `:repo:` lines and .deb URLs brought
     debian/pool/main/<ab>/<sha256>/<file>.deb      hard-linked from the store
     debian/airgap-mirror.{asc,gpg}                 the public key clients put in Signed-By
+
+Debian's packages are in `main`; a third-party package (an app's `:repo:` line or `.deb` URL) is
+only in that app's own component, so it is never apt's candidate on a machine that lists `main`
+alone: one app's `libfoo 9.9` cannot shadow Debian's `libfoo` for every other app.
 
 Stanzas are upstream's text with only `Filename` rewritten. by-hash files of the tree being
 replaced are carried into the new one, so a client that read the old InRelease still finds what
@@ -29,14 +34,14 @@ from mirror.store.snapshots import Snapshot
 
 from .gpg import SigningKey
 
-__all__ = ["publish_apt", "signing_key", "KEY_NAME", "LAYOUT"]
+__all__ = ["publish_apt", "signing_key", "app_component", "KEY_NAME", "LAYOUT"]
 
 # What the paths above are, for caching and for the order of an upload to object storage: the pool
 # and by-hash files first (content-named), then Packages, then the signed Release files that name them.
 LAYOUT = TreeLayout((
     Rule("debian/pool/**", Stage.FILES, immutable=True),
-    Rule("debian/dists/*/main/binary-*/by-hash/**", Stage.SIDECARS, immutable=True),
-    Rule("debian/dists/*/main/binary-*/Packages*", Stage.INDEXES),
+    Rule("debian/dists/*/*/binary-*/by-hash/**", Stage.SIDECARS, immutable=True),
+    Rule("debian/dists/*/*/binary-*/Packages*", Stage.INDEXES),
     Rule("debian/dists/*/Release", Stage.ROOTS),
     Rule("debian/dists/*/Release.gpg", Stage.ROOTS),
     Rule("debian/dists/*/InRelease", Stage.ROOTS),
@@ -44,6 +49,11 @@ LAYOUT = TreeLayout((
 
 KEY_NAME = "airgap-mirror"
 _FILENAME = re.compile(r"^Filename:.*$", re.M)
+
+
+def app_component(app: str) -> str:
+    """The component that holds an app's third-party packages (apt's component names: no spaces or slashes)."""
+    return "app-" + re.sub(r"[^A-Za-z0-9._+-]", "-", app).lower()
 
 
 def signing_key(store: Store) -> SigningKey:
@@ -71,7 +81,7 @@ def _previous_by_hash(store: Store, distro: str) -> list[Path]:
     if tree is None:
         return []
     d = tree / "debian" / "dists" / distro
-    return [p for p in d.glob("main/binary-*/by-hash/SHA256/*") if p.is_file()]
+    return [p for p in d.glob("*/binary-*/by-hash/SHA256/*") if p.is_file()]
 
 
 def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
@@ -83,25 +93,31 @@ def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
     if not key.exists():
         key.generate()
     repo = root / "debian"
-    by_target: dict[str, set[str]] = {tid: set() for tid in section.get("targets", {})}
-    for app in snapshot.apps.values():
+    # target → component → files: Debian's in main, each app's third-party ones in its own.
+    by_target: dict[str, dict[str, set[str]]] = {tid: {"main": set()} for tid in section.get("targets", {})}
+    for name, app in snapshot.apps.items():
         for tid, entry in (app.get("apt") or {}).items():
-            by_target.setdefault(tid, set()).update(s for s in entry.get("files", []) if s in files)
+            comps = by_target.setdefault(tid, {"main": set()})
+            for s in entry.get("files", []):
+                if s in files:
+                    comps.setdefault(app_component(name) if files[s].get("third_party") else "main", set()).add(s)
     for sha, meta in files.items():
         link_or_copy(store.blob_path(sha), safe_join(repo, *_pool_path(sha, meta["filename"]).split("/")))
 
-    distros: dict[str, dict[str, set[str]]] = {}
-    for tid, shas in by_target.items():
+    distros: dict[str, dict[str, dict[str, set[str]]]] = {}
+    for tid, comps in by_target.items():
         t = section["targets"].get(tid) or {}
         distro, arch = t.get("distro") or tid.rsplit("-", 1)[0], t.get("arch") or tid.rsplit("-", 1)[1]
-        distros.setdefault(distro, {}).setdefault(arch, set()).update(shas)
+        for comp, shas in comps.items():
+            distros.setdefault(distro, {}).setdefault(arch, {}).setdefault(comp, set()).update(shas)
 
     for distro, arches in sorted(distros.items()):
         dist = safe_join(repo, "dists", distro)
         listed: list[tuple[str, bytes]] = []
-        for arch, shas in sorted(arches.items()):
+        components = sorted({c for comps in arches.values() for c in comps}, key=lambda c: (c != "main", c))
+        for arch, comp, shas in sorted((a, c, arches[a].get(c, set())) for a in arches for c in components):
             text = _packages_text(files, shas).encode("utf-8")
-            rel = f"main/binary-{arch}"
+            rel = f"{comp}/binary-{arch}"
             variants = {"Packages": text, "Packages.gz": gzip.compress(text, 9, mtime=0),
                         "Packages.xz": lzma.compress(text, preset=6)}
             for name, data in variants.items():
@@ -117,7 +133,7 @@ def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
             dest = dist / old.relative_to(old.parents[4])
             if not dest.exists():
                 link_or_copy(old, dest)
-        release = _release(distro, sorted(arches), listed)
+        release = _release(distro, sorted(arches), components, listed)
         (dist / "Release").write_bytes(release)
         inrelease, detached = key.sign_release(release)
         (dist / "InRelease").write_bytes(inrelease)
@@ -126,7 +142,7 @@ def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
     (repo / f"{KEY_NAME}.gpg").write_bytes(key.export(armor=False))
 
 
-def _release(distro: str, arches: list[str], listed: list[tuple[str, bytes]]) -> bytes:
+def _release(distro: str, arches: list[str], components: list[str], listed: list[tuple[str, bytes]]) -> bytes:
     lines = [
         "Origin: airgap-mirror",
         "Label: airgap-mirror",
@@ -134,7 +150,7 @@ def _release(distro: str, arches: list[str], listed: list[tuple[str, bytes]]) ->
         f"Codename: {distro}",
         f"Date: {email.utils.formatdate(usegmt=True)}",
         f"Architectures: {' '.join(arches)}",
-        "Components: main",
+        f"Components: {' '.join(components)}",
         "Acquire-By-Hash: yes",
         "Description: airgap-mirror snapshot",
         "MD5Sum:",

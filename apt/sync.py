@@ -316,6 +316,7 @@ class AptSync:
                                 keyrings=(Path(r.signed_by),) if r.signed_by else sources[0].keyrings,
                                 trusted=r.trusted) for r in repos]
         all_sources = [*sources, *extra_sources]
+        third_party = {src.url for src in extra_sources} - {src.url for src in sources}
         for r, src in zip(repos, extra_sources):
             try:
                 release(src)
@@ -330,7 +331,7 @@ class AptSync:
                      for _, st in app_debs if st.architecture in (target.arch, "all")]
         base_opt = str(opts.get("base") or "required")
         key_doc = {
-            "v": 1, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
+            "v": 2, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
             "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
                          for s in all_sources],
             "debs": sorted(sha for sha, _ in app_debs), "recommends": bool(opts.get("with_recommends")),
@@ -367,6 +368,10 @@ class AptSync:
                           "url": strip_credentials(url), "stanza": s.raw}
             if "X-Url" in s.fields:
                 metas[sha]["from_url"] = True
+            if "X-Url" in s.fields or s.fields.get("X-Origin") in third_party:
+                # The app's own :repo: or .deb URL: published in the app's own component, never
+                # where another app's machines could take it for a Debian package.
+                metas[sha]["third_party"] = True
         entry = {
             "requested": sorted({r.name + (f"={r.version}" if r.version else "") for r in requests}),
             "packages": [[s.package, s.version, s.architecture] for s in stanzas],

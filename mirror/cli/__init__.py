@@ -471,7 +471,7 @@ def client_config(
             cfg, root = config_and_store(config, store)
             print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
         if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt", "environment.yml", "environment.yaml")):
-            _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store)
+            _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store, app=app_dir.resolve().name)
         return
     base = url.rstrip("/")
     if base.endswith("/simple"):
@@ -516,7 +516,7 @@ default = true
     _plugin_client_config(base, config, store)
 
 
-def _plugin_client_config(base: str, config: Path | None, store: Path | None) -> None:
+def _plugin_client_config(base: str, config: Path | None, store: Path | None, app: str | None = None) -> None:
     """What each plug-in adds to `client-config` (the APT side: a deb822 .sources entry)."""
     from mirror.interfaces import client_config_hooks
     from mirror.store import Store
@@ -526,7 +526,7 @@ def _plugin_client_config(base: str, config: Path | None, store: Path | None) ->
     except MirrorError:
         return
     for hook in client_config_hooks():
-        text = hook(base, Store(root))
+        text = hook(base, Store(root), app=app) if app is not None else hook(base, Store(root))
         if text:
             print(text)
 

@@ -39,12 +39,13 @@ def apt_mirror(debian_upstream, tmp_path_factory):
     served.stop()
 
 
-def _apt(tmp_path: Path, served: Served, arch: str = "amd64") -> AptRoot:
+def _apt(tmp_path: Path, served: Served, arch: str = "amd64", components: str = "main app-sysapp") -> AptRoot:
+    """An apt root of sysapp's machines: main and the app's own component, as `client-config --app` says."""
     apt = AptRoot(tmp_path / f"root-{arch}", arch=arch)
     key = tmp_path / "airgap-mirror.asc"
     with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:  # served beside the repo
         key.write_bytes(resp.read())
-    apt.add_source(served.base + "/debian", "fixture", key)
+    apt.add_source(served.base + "/debian", "fixture", key, components=components)
     apt.set_status(BASE_STATUS.format(arch=arch))
     return apt
 
@@ -83,8 +84,26 @@ def test_apt_get_installs_from_our_repository_alone(apt_mirror, tmp_path, arch):
 
 def test_client_config_prints_a_deb822_entry(apt_mirror):
     out = run_mirror("client-config", "--url", "http://mirror.internal:8080", "--config", apt_mirror["config"]).stdout
-    assert "URIs: http://mirror.internal:8080/debian\nSuites: fixture\n" in out
+    assert "URIs: http://mirror.internal:8080/debian\nSuites: fixture\nComponents: main\n" in out
     assert "Signed-By: /etc/apt/keyrings/airgap-mirror.asc" in out
+    app = run_mirror("client-config", "--url", "http://mirror.internal:8080", "--config", apt_mirror["config"],
+                     "--app", str(apt_mirror["work"] / "apps" / "sysapp")).stdout
+    assert "Components: main app-sysapp\n" in app
+
+
+def test_an_apps_own_repository_is_never_another_apps_candidate(apt_mirror, tmp_path):
+    """sysapp's :repo: (vendor-tool) and .deb URL (urltool) are in its own component: a machine of
+    another app, listing main alone, cannot install them or take them for Debian's packages; the
+    Debian packages they need are in main for everyone."""
+    other = _apt(tmp_path, apt_mirror["served"], components="main")
+    other.run("update")
+    assert other.run("install", "--download-only", "vendor-tool", check=False).returncode != 0
+    assert other.run("install", "--download-only", "urltool", check=False).returncode != 0
+    other.run("install", "--download-only", "app-tool", "libbar")
+    release = (apt_mirror["store"] / "published" / "current" / "debian" / "dists" / "fixture" / "Release").read_text()
+    assert "Components: main app-sysapp\n" in release
+    main = (apt_mirror["store"] / "published" / "current" / "debian" / "dists" / "fixture" / "main" / "binary-amd64" / "Packages").read_text()
+    assert "Package: vendor-tool" not in main and "Package: urltool" not in main and "Package: libfoo" in main
 
 
 def test_apt_refuses_an_altered_inrelease(apt_mirror, tmp_path):
@@ -147,7 +166,7 @@ def test_republish_keeps_previous_by_hash_files(apt_mirror):
     original = aptfile.read_bytes()
     dist = lambda: store / "published" / "current" / "debian" / "dists" / "fixture"  # noqa: E731
     old_release = (dist() / "Release").read_text()
-    old_hashes = {line.split()[0] for line in old_release.split("SHA256:")[1].splitlines() if "binary-amd64/Packages" in line}
+    old_hashes = {line.split()[0] for line in old_release.split("SHA256:")[1].splitlines() if "main/binary-amd64/Packages" in line}
     try:
         aptfile.write_text("app-tool\n")  # a smaller closure: different Packages files
         run_mirror("sync", "--config", cfg, "--installers", "")
@@ -156,7 +175,7 @@ def test_republish_keeps_previous_by_hash_files(apt_mirror):
         assert new_release != old_release
         after = {p.name for p in dist().glob("main/binary-amd64/by-hash/SHA256/*")}
         assert old_hashes <= after
-        new_hashes = {line.split()[0] for line in new_release.split("SHA256:")[1].splitlines() if "binary-amd64/Packages" in line}
+        new_hashes = {line.split()[0] for line in new_release.split("SHA256:")[1].splitlines() if "main/binary-amd64/Packages" in line}
         assert new_hashes <= after and new_hashes != old_hashes
     finally:
         aptfile.write_bytes(original)

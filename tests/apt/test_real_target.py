@@ -82,7 +82,12 @@ def test_apt_get_installs_the_aptfile_inside_a_real_minbase(bookworm_slice, vend
         key = tmp_path / "airgap-mirror.asc"
         with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
             key.write_bytes(resp.read())
-        root.add_source(served.base + "/debian", realtarget.SUITE, key)
+        # The components the app's machines list, as `client-config --app` prints them: main and the
+        # app's own (its :repo: and .deb URL packages live there, apart from Debian's).
+        advice = run_mirror("client-config", "--url", served.base, "--config", config, "--app", str(app)).stdout
+        components = next(line.split(":", 1)[1].strip() for line in advice.splitlines() if line.startswith("Components:"))
+        assert components == "main app-cows"
+        root.add_source(served.base + "/debian", realtarget.SUITE, key, components=components)
         update = root.run("apt-get", "update")
         assert "Err:" not in update.stdout, update.stdout
         install = root.run("apt-get", "install", "-y", "--no-install-recommends",

@@ -130,10 +130,10 @@ class AptRoot:
     def set_status(self, text: str) -> None:
         (self.root / "var/lib/dpkg/status").write_text(text)
 
-    def add_source(self, url: str, suites: str, keyring: Path | None, name: str = "test") -> None:
+    def add_source(self, url: str, suites: str, keyring: Path | None, name: str = "test", components: str = "main") -> None:
         signed = f"Signed-By: {keyring}\n" if keyring else "Trusted: yes\n"
         (self.root / "etc/apt/sources.list.d" / f"{name}.sources").write_text(
-            f"Types: deb\nURIs: {url}\nSuites: {suites}\nComponents: main\n{signed}")
+            f"Types: deb\nURIs: {url}\nSuites: {suites}\nComponents: {components}\n{signed}")
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(["apt-get", "-q", "-y", *args], env=self.env, capture_output=True, text=True)
