@@ -226,3 +226,77 @@ def test_gc_killed_at_every_file_removal_leaves_a_store_that_verifies(tmp_path: 
         _verify_ok(store)
         assert store_state(Store(store)) == expected, limit
         shutil.rmtree(store)
+
+
+_PUBLISH_CHILD = r"""
+import os, sys
+from mirror.publish import publish
+from mirror.store import Store
+
+limit, seen = int(sys.argv[2]), [0]
+WRITES = {"os.link", "os.rename", "os.symlink", "os.remove", "os.mkdir"}
+
+def hook(event, args):
+    # Die as SIGKILL would at the Nth change to the file system (a file opened for writing counts).
+    if event in WRITES or (event == "open" and isinstance(args[1], str) and set(args[1]) & set("wax+")):
+        seen[0] += 1
+        if seen[0] == limit:
+            os._exit(137)
+
+store = Store(sys.argv[1])
+sys.addaudithook(hook)
+with store.lock("publish"):
+    publish(store)
+print(seen[0])
+"""
+
+
+def test_publish_killed_at_sampled_writes_leaves_the_old_tree_or_the_new_one_served(upstream, debian_upstream,
+                                                                                  tmp_path: Path) -> None:
+    """publish builds the tree aside and switches it in: killed at any of its writes (sampled over
+    all of them, the APT repository's signing included), what is served is whole (verify checks the
+    served copies), and a rerun publishes the current snapshot."""
+    import shutil
+
+    from mirror.publish import published_snapshot
+    from tests.builders.upstreams import apt_config
+
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("alpha==1.0\n")
+    (app / "Aptfile").write_text("libbar\n")
+    config = tmp_path / "mirror.toml"
+    config.write_text(f'[store]\npath = "base"\n[apps]\npaths = ["apps/*"]\n[python]\nindex-url = "{upstream.url}/simple"\n'
+                      f'versions = ["3.11"]\nplatforms = ["{X86}"]\ninstallers = []\n'
+                      + apt_config(debian_upstream.url, debian_upstream.keyring))
+    run_mirror("sync", "--config", str(config))
+    run_mirror("publish", "--config", str(config))
+    (app / "requirements.txt").write_text("alpha==1.0\ngamma==1.0\n")
+    (app / "Aptfile").write_text("libbar\napp-tool\n")
+    run_mirror("sync", "--config", str(config))
+    base = tmp_path / "base"
+    current = Store(base).ref("current")
+
+    def child(store: Path, limit: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _PUBLISH_CHILD, str(store), str(limit)], env=clean_env(),
+                              capture_output=True, text=True)
+
+    whole = tmp_path / "whole"
+    shutil.copytree(base, whole, symlinks=True)
+    done = child(whole, 10**9)
+    assert done.returncode == 0, done.stderr
+    writes = int(done.stdout)
+    assert writes > 20
+    rng = random.Random(20261207)
+    for limit in sorted({1, writes, *rng.sample(range(1, writes + 1), min(10, writes))}):
+        store = tmp_path / f"p{limit}"
+        shutil.copytree(base, store, symlinks=True)
+        killed = child(store, limit)
+        assert killed.returncode == 137, killed.stderr
+        _verify_ok(store)
+        assert published_snapshot(Store(store)) is not None   # an old tree or the new one, never none
+        again = child(store, 10**9)
+        assert again.returncode == 0, again.stderr
+        _verify_ok(store)
+        assert published_snapshot(Store(store)) == current
+        shutil.rmtree(store)
