@@ -77,6 +77,9 @@ class SyncOptions:
     # Apps of the store's current snapshot that this sync does not name: kept as they were (False),
     # or removed (True: `--prune`).
     prune: bool = False
+    # This run names its targets (flags on the command line): the synced apps' other targets are
+    # kept as they were, as apps not named are (unless prune).
+    narrowed: bool = False
     # The package-manager files the platform reads, in its order, and whether the first present
     # wins over refusing several (mirror.toml [apps] package-managers, package-manager-first-wins).
     package_managers: tuple[str, ...] = tuple(MANAGER_FILES)
@@ -117,6 +120,7 @@ class SyncResult:
     # The store's apps this sync did not name: kept as they were, or removed with --prune.
     kept_apps: list[str] = field(default_factory=list)
     removed_apps: list[str] = field(default_factory=list)
+    kept_targets: dict[str, list[str]] = field(default_factory=dict)  # app → its targets this run did not name
 
     @property
     def changed(self) -> bool:
@@ -134,7 +138,7 @@ class SyncResult:
             "bytes_fetched": self.bytes_fetched, "fetch_errors": self.fetch_errors, "warnings": self.warnings,
             "resolutions": {"run": self.resolutions_run, "reused": self.resolutions_reused},
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "kept_apps": self.kept_apps, "removed_apps": self.removed_apps,
+            "kept_apps": self.kept_apps, "removed_apps": self.removed_apps, "kept_targets": self.kept_targets,
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
                  "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored,
@@ -1048,10 +1052,28 @@ def _merge_extension(name: str, outcome: ExtensionOutcome, part: _PythonPart, re
         results[app].warnings.extend(warns)
 
 
+def _kept_targets(part: _PythonPart, previous: Snapshot | None) -> dict[str, set[str]]:
+    """Of each synced app, the targets of its previous entry that this sync did not make (Python
+    target ids, a plug-in's as SECTION:TARGET): a run that names its targets keeps the others."""
+    out: dict[str, set[str]] = {}
+    for name, entry in part.apps.items():
+        old = previous.apps.get(name) if previous is not None else None
+        if not old or entry is old:
+            continue
+        keep = {t for t in old.get("targets") or {} if t not in (entry.get("targets") or {})}
+        keep |= {f"{sec}:{t}" for sec in (previous.sections if previous else {}) for t in (old.get(sec) or {})
+                 if t not in (entry.get(sec) or {})}
+        if keep:
+            out[name] = keep
+    return out
+
+
 def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, Any]], all_targets: list[PythonTarget],
-              previous: Snapshot | None, any_app: bool, kept: Sequence[str]) -> tuple[str | None, list[str], int]:
+              previous: Snapshot | None, any_app: bool, kept: Sequence[str],
+              kept_targets: Mapping[str, set[str]]) -> tuple[str | None, list[str], int]:
     """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count.
-    The apps `kept` (of the store, not named by this sync) come over from `previous` as they were."""
+    The apps `kept` (of the store, not named by this sync) come over from `previous` as they were,
+    and so do the `kept_targets` of the apps synced."""
     target_map = {t.id: t.to_dict() for t in all_targets}
     for app_entry in part.apps.values():
         for tid in app_entry.get("targets", {}):
@@ -1060,8 +1082,8 @@ def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, 
     snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps,
                     python={"files": part.files, "installers": part.installers, "build": part.build},
                     sections={name: section for name, section in sections.items() if section}, extra={})
-    if kept and previous is not None:
-        snap = snap.merged_over(previous.restricted_to(kept))
+    if (kept or kept_targets) and previous is not None:
+        snap = snap.merged_over(previous.restricted_to([*kept, *kept_targets], kept_targets))
     files, nbytes = snap.counts()
     sid: str | None = None
     if part.apps or kept or not any_app:
@@ -1137,10 +1159,12 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     # 6. The snapshot, with the store's other apps as they were (unless pruned).
     others = sorted(set(previous.apps) - set(results)) if previous else []
     kept = [] if opts.prune else others
-    sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results), kept)
+    kept_targets = _kept_targets(part, previous) if opts.narrowed and not opts.prune else {}
+    sid, targets, files_total = _snapshot(store, part, sections, all_targets, previous, bool(results), kept, kept_targets)
     clock.lap("snapshot")
     return SyncResult(
         kept_apps=kept, removed_apps=others if opts.prune else [],
+        kept_targets={a: sorted(t) for a, t in sorted(kept_targets.items())},
         snapshot_id=sid, previous_id=previous_id, apps=list(results.values()), targets=targets,
         files_total=files_total, files_fetched=got.fetched, files_present=got.present, bytes_fetched=got.bytes,
         fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,

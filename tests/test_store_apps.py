@@ -96,3 +96,23 @@ def test_sync_with_no_folder_named_syncs_the_stores_apps(tmp_path, upstream, deb
     again = _sync(config)   # mirror.toml lists no [apps] paths: the folders the store knows
     assert {a["name"] for a in again["apps"]} == {"a", "b"}
     assert _snap(store, again["snapshot"])["apps"]["b"]["targets"][f"cp311-{X86}"]["packages"] == [["beta", "2.0"]]
+
+
+def test_a_sync_for_one_target_keeps_the_apps_other_targets(tmp_path, upstream, debian_upstream):
+    """A run that names its targets (a one-off for another machine) keeps the others as they were,
+    Python and APT alike; --prune makes the run's targets the app's only ones."""
+    apps, store, config = _setup(tmp_path, upstream, debian_upstream)
+    full = _sync(config, str(apps / "b"))
+    before = _snap(store, full["snapshot"])["apps"]["b"]
+    one = _sync(config, str(apps / "b"), "--python", "3.12", "--distro", "fixture", "--arch", "arm64")
+    assert one["kept_targets"] == {"b": [f"apt:fixture-amd64", f"cp311-{X86}"]}, one
+    after = _snap(store, one["snapshot"])
+    entry = after["apps"]["b"]
+    assert set(entry["targets"]) == {f"cp311-{X86}", f"cp312-{X86}"}
+    assert entry["targets"][f"cp311-{X86}"] == before["targets"][f"cp311-{X86}"]
+    assert set(entry["apt"]) == {"fixture-amd64", "fixture-arm64"} and entry["apt"]["fixture-amd64"] == before["apt"]["fixture-amd64"]
+    assert {f"cp311-{X86}", f"cp312-{X86}"} <= set(after["targets"]) and set(after["apt"]["targets"]) == {"fixture-amd64", "fixture-arm64"}
+    run_mirror("verify", "--config", config)
+    pruned = _sync(config, str(apps / "b"), "--python", "3.12", "--distro", "fixture", "--arch", "arm64", "--prune")
+    entry = _snap(store, pruned["snapshot"])["apps"]["b"]
+    assert set(entry["targets"]) == {f"cp312-{X86}"} and set(entry["apt"]) == {"fixture-arm64"}

@@ -169,6 +169,8 @@ def sync(
 
     Apps belong to the store: `mirror sync apps/new-app` adds or updates that app and keeps every
     other app as it was; `--prune` (or `mirror apps remove NAME`) removes what is no longer named.
+    Targets too: a run with --python / --platform / --target / --distro / --arch keeps the apps'
+    other targets as they were (unless --prune).
 
     An app's Aptfile / packages.txt is mirrored for every --distro x --arch, with the packages the
     target already has (--apt-base) left out.
@@ -211,6 +213,8 @@ def sync(
             extensions=_extension_options(cfg, plugin_options, refresh=refresh,
                                           allow_outside=allow_outside_app or cfg.allow_outside),
             prune=prune,
+            narrowed=bool(python or platform or target
+                          or any(plugin_options.get(k) for k in ("distro", "arch"))),
             **({"package_managers": cfg.package_managers} if cfg.package_managers else {}),
             package_manager_first_wins=cfg.package_manager_first_wins,
         )
@@ -243,6 +247,9 @@ def sync(
                           "`mirror sync --prune` or `mirror apps remove NAME` removes an app", highlight=False)
         if result.removed_apps:
             console.print(f"removed (--prune): {', '.join(result.removed_apps)}", highlight=False)
+        for name, tids in result.kept_targets.items():
+            console.print(f"{name}: targets kept as they were (not named by this sync; --prune removes them): "
+                          f"{', '.join(tids)}", highlight=False)
         console.print(
             f"{len(result.apps)} apps, {len(result.targets)} targets, {result.files_total} files: "
             f"{result.files_fetched} fetched ({result.bytes_fetched / 1e6:.1f} MB), {result.files_present} already present; "

@@ -169,13 +169,20 @@ class Snapshot:
                 out[app] = per
         return out
 
-    def restricted_to(self, names: Iterable[str]) -> "Snapshot":
+    def restricted_to(self, names: Iterable[str], targets: Mapping[str, set[str]] | None = None) -> "Snapshot":
         """This snapshot with only the apps `names` and what they use: their Python targets with those
         targets' installers and build requirements, the files all of these name, and each plug-in
         section's targets and files that the apps' entries name (a plug-in's part of an app is
         {target: {"files": [sha256, ...], ...}}). What `mirror apps remove` keeps, and what a sync of
-        other apps carries over of these."""
+        other apps carries over of these. With `targets`, an app named there keeps only those of its
+        targets (Python target ids, and a plug-in's as `SECTION:TARGET`)."""
         apps = {n: self.apps[n] for n in names if n in self.apps}
+        for n, keep in (targets or {}).items():
+            if n in apps:
+                entry = apps[n]
+                apps[n] = {k: ({t: v for t, v in entry[k].items() if (t if k == "targets" else f"{k}:{t}") in keep}
+                               if isinstance(entry[k], Mapping) and (k == "targets" or k in self.sections) else entry[k])
+                           for k in entry}
         tids = {tid for entry in apps.values() for tid in (entry.get("targets") or {})}
         installers = {t: v for t, v in (self.python.get("installers") or {}).items() if t in tids}
         build = {t: v for t, v in (self.python.get("build") or {}).items() if t in tids}
@@ -221,7 +228,13 @@ class Snapshot:
             sections[name] = dict(old) | dict(new) | {
                 "targets": dict(old.get("targets") or {}) | dict(new.get("targets") or {}),
                 "files": dict(old.get("files") or {}) | dict(new.get("files") or {})}
-        return Snapshot(format_version=self.format_version, kind=self.kind, apps=dict(base.apps) | dict(self.apps),
+        apps = dict(base.apps) | dict(self.apps)
+        for name in set(base.apps) & set(self.apps):  # the app's targets of both, this snapshot's winning
+            old, new = base.apps[name], self.apps[name]
+            apps[name] = dict(old) | dict(new) | {
+                k: dict(old[k]) | dict(new[k]) for k in set(old) & set(new)
+                if isinstance(old[k], Mapping) and isinstance(new[k], Mapping) and (k == "targets" or k in sections)}
+        return Snapshot(format_version=self.format_version, kind=self.kind, apps=apps,
                         targets=dict(base.targets) | dict(self.targets), python=python, sections=sections,
                         extra=dict(base.extra) | dict(self.extra))
 
