@@ -154,6 +154,9 @@ class Base:
     versions: dict[str, str] = field(default_factory=dict)
     provides: dict[str, list[str | None]] = field(default_factory=dict)
     label: str = "nothing"
+    # The target's own installed versions (its dpkg status), not a model of a minimal system: a
+    # model has names, but an image older than the suite has older versions of them.
+    exact: bool = False
 
     @classmethod
     def of(cls, stanzas: Iterable[Stanza], label: str) -> "Base":
@@ -169,7 +172,9 @@ class Base:
     def from_status(cls, text: str, label: str) -> "Base":
         """A dpkg status file (/var/lib/dpkg/status of the target image): its installed packages."""
         installed = [s for s in parse_packages(text) if s.get("Status", "").endswith(" installed")]
-        return cls.of(installed, label)
+        base = cls.of(installed, label)
+        base.exact = True
+        return base
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +189,9 @@ class Request:
 class Closure:
     packages: dict[str, Stanza] = field(default_factory=dict)
     why: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Of the packages, the base packages carried because a versioned dependency names them: what an
+    # image older than the suite upgrades (apt on an image as new as the suite installs none of them).
+    base_upgrades: set[str] = field(default_factory=set)
 
 
 def suggest(name: str, names: Iterable[str]) -> list[str]:
@@ -268,9 +276,27 @@ def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base,
 
     deferred: list[tuple[Stanza, tuple[str, ...], str, list[dict[str, Any]]]] = []
 
+    def base_upgrade(alts: list[dict[str, Any]]) -> Stanza | None:
+        """A versioned dependency on a package the model of the base has (perl on `perl-base (=
+        5.36.0-7+deb12u3)`): an image older than the suite has an older version, and apt must upgrade
+        it from the mirror, so the suite's version is carried. Not for the target's own dpkg status,
+        whose versions are known."""
+        if base.exact or len(alts) != 1 or not alts[0].get("version"):
+            return None
+        name = alts[0]["name"]
+        if name not in base.versions or name in result.packages:
+            return None
+        cand = universe.candidate(name)
+        return cand if cand is not None and _version_ok(cand.version, alts[0]["version"]) else None
+
     def choose(stanza: Stanza, chain: tuple[str, ...], fname: str, alts: list[dict[str, Any]]) -> Stanza | None:
         if any(satisfied(rel) for rel in alts):
-            return None
+            upgrade = base_upgrade(alts)
+            if upgrade is not None:
+                result.packages[upgrade.package] = upgrade
+                result.why[upgrade.package] = chain + (upgrade.package,)
+                result.base_upgrades.add(upgrade.package)
+            return upgrade
         options = [c for c in (installable(rel) for rel in alts) if c is not None]
         pick = next((c for c in options if not conflicts(c)), options[0] if options else None)
         if pick is None:

@@ -331,7 +331,7 @@ class AptSync:
                      for _, st in app_debs if st.architecture in (target.arch, "all")]
         base_opt = str(opts.get("base") or "required")
         key_doc = {
-            "v": 2, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
+            "v": 3, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
             "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
                          for s in all_sources],
             "debs": sorted(sha for sha, _ in app_debs), "recommends": bool(opts.get("with_recommends")),

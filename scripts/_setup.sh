@@ -45,7 +45,7 @@ fi
 # Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
 # a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
 # and the pip and uv wheels of the client matrix (tests/clients.py).
-if [ ! -f .cache/targets/bookworm-slice/complete ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ]; then
+if [ ! -f .cache/targets/bookworm-slice/complete-v2 ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ]; then
   echo "setup: building a debootstrap minbase bookworm root and a bookworm slice in .cache/targets" >&2
 fi
 .venv/bin/python -m tests.builders.realtarget build

@@ -64,7 +64,8 @@ def test_snapshot_records_closure_per_target(apt_mirror):
     per = snap["apps"]["sysapp"]["apt"]
     amd = {n for n, _, _ in per["fixture-amd64"]["packages"]}
     assert {"app-tool", "libbar", "urltool", "vendor-tool", "libfoo", "postfix-fix", "pyish", "data-all"} <= amd
-    assert not amd & {"base-req", "libc-fix", "fallback-mta", "docs-extra"}
+    assert not amd & {"base-req", "fallback-mta", "docs-extra"}
+    assert "libc-fix" in amd  # libbar pre-depends on libc-fix (>= 1.0): an older image may have an older one
     arm = {n for n, _, a in per["fixture-arm64"]["packages"]}
     assert {"app-tool", "vendor-tool"} <= arm and "urltool" not in arm  # the URL names an amd64 .deb
     assert snap["apt"]["targets"]["fixture-amd64"]["base"] == "the suite's required packages"

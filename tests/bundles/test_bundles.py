@@ -40,21 +40,21 @@ def outside(tmp_path: Path):
 def bundle(outside, tmp_path: Path) -> Path:
     store, _, key, _ = outside
     out = tmp_path / "b" / "full.bundle"
-    create_bundle(store, key, out, sequence=5)
+    create_bundle(store, key, out, sequence=5, force=True)
     return out
 
 
 def test_deterministic_bytes(outside, tmp_path: Path) -> None:
     store, _, key, _ = outside
-    a = create_bundle(store, key, tmp_path / "a.bundle", sequence=1)
-    b = create_bundle(store, key, tmp_path / "b.bundle", sequence=1)
+    a = create_bundle(store, key, tmp_path / "a.bundle", sequence=1, force=True)
+    b = create_bundle(store, key, tmp_path / "b.bundle", sequence=1, force=True)
     assert (tmp_path / "a.bundle").read_bytes() == (tmp_path / "b.bundle").read_bytes()
     assert a.bundle_id == b.bundle_id
-    c = create_bundle(store, key, tmp_path / "c.bundle", sequence=2)
+    c = create_bundle(store, key, tmp_path / "c.bundle", sequence=2, force=True)
     assert c.bundle_id != a.bundle_id
     # Above level 9 zstd's workers compress: how many there are (the machine's cores) changes nothing.
-    one = create_bundle(store, key, tmp_path / "w1.bundle", sequence=1, level=12, threads=1)
-    four = create_bundle(store, key, tmp_path / "w4.bundle", sequence=1, level=12, threads=4)
+    one = create_bundle(store, key, tmp_path / "w1.bundle", sequence=1, force=True, level=12, threads=1)
+    four = create_bundle(store, key, tmp_path / "w4.bundle", sequence=1, force=True, level=12, threads=4)
     assert (tmp_path / "w1.bundle").read_bytes() == (tmp_path / "w4.bundle").read_bytes()
     assert one.bundle_id == four.bundle_id == a.bundle_id   # the id names the content, not its compression
 
@@ -86,7 +86,7 @@ def test_delta_carries_only_new_blobs(outside, bundle: Path, tmp_path: Path) -> 
     new = [os.urandom(50_000)]
     sid2 = snapshot_of(store, blobs[:3] + new, tag="second")
     delta = tmp_path / "delta.bundle"
-    res = create_bundle(store, key, delta, since=sid1[:12], sequence=6)
+    res = create_bundle(store, key, delta, since=sid1[:12], sequence=6, force=True)
     assert res.blobs == 1 and res.base_snapshot == sid1
     assert delta.stat().st_size < bundle.stat().st_size / 5
     inside = Store(tmp_path / "inside").create()
@@ -99,7 +99,8 @@ def test_delta_carries_only_new_blobs(outside, bundle: Path, tmp_path: Path) -> 
     assert inside.load_snapshot(sid2) == store.load_snapshot(sid2)
     # --since an earlier bundle file, and last-exported, pick the same base
     assert create_bundle(store, key, tmp_path / "d2.bundle", since=str(bundle), sequence=7).base_snapshot == sid1
-    assert create_bundle(store, key, tmp_path / "d3.bundle", since="last-exported", sequence=8).base_snapshot == sid2
+    assert create_bundle(store, key, tmp_path / "d3.bundle", since="last-exported", sequence=8, force=True,
+                         allow_empty=True).base_snapshot == sid2  # (the site has sid2 already: an empty delta, asked for)
 
 
 def test_split_parts_and_stock_minisign(outside, tmp_path: Path) -> None:
@@ -107,7 +108,7 @@ def test_split_parts_and_stock_minisign(outside, tmp_path: Path) -> None:
     keyfile = tmp_path / "k.pub"
     keyfile.write_text(key.public.to_text())
     out = tmp_path / "split.bundle"
-    res = create_bundle(store, key, out, split=1 << 20, sequence=1)
+    res = create_bundle(store, key, out, split=1 << 20, sequence=1, force=True)
     assert [p.name for p in res.files] == ["split.bundle.001", "split.bundle.002"]
     assert res.files[0].stat().st_size == 1 << 20
     for f in [*res.files, out]:
@@ -138,7 +139,7 @@ def test_untrusted_and_replay(outside, bundle: Path, tmp_path: Path) -> None:
         import_bundle(inside, [bundle], [], publish=False)
     assert store_state(inside) == (set(), set(), None)
     newer = tmp_path / "newer.bundle"
-    create_bundle(store, key, newer, sequence=9)
+    create_bundle(store, key, newer, sequence=9, force=True)
     import_bundle(inside, [newer], [key.public], publish=False)
     before = store_state(inside)
     with pytest.raises(ReplayError, match="sequence 5 .* not newer than 9"):

@@ -148,7 +148,7 @@ def test_verify_checks_the_published_tree(upstream, tmp_path: Path) -> None:
     served = next((store.published / "current" / "packages").rglob("alpha-*.whl"))
     served.unlink()
     report = verify_store(store)
-    assert not report.ok and any(served.name in p and "mirror publish" in p for p in report.problems)
+    assert not report.ok and any(served.name in p and "mirror verify --repair" in p for p in report.problems)
     assert run_mirror("verify", "--store", str(store_dir), check=False).returncode != 0
     run_mirror("publish", "--store", str(store_dir))
     assert verify_store(store).ok
