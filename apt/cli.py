@@ -103,6 +103,7 @@ def _collect(values: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, A
         "with_recommends": bool(values.get("with_recommends")) or bool(table.get("with-recommends", False)),
         "base": str(status) if status else (base or table.get("base") or "required"),
         "sources": table.get("sources") or [],
+        "patch_base": (not values.get("no_apt_patch_base")) and bool(table.get("patch-base", True)),
     }
 
 
@@ -116,6 +117,7 @@ SYNC_OPTIONS = SyncOptionHook(extension="apt", collect=_collect, parameters=(
     _option("with_recommends", Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")], False),
     _option("apt_base", Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (a lower bound of a minimal system of the suite) or 'none' (mirror the complete closure).")], None),
     _option("apt_base_status", Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image (`docker run --rm IMAGE cat /var/lib/dpkg/status`): its packages are not mirrored.")], None),
+    _option("no_apt_patch_base", Annotated[bool, typer.Option("--no-apt-patch-base", help="Do not carry the base's updates (by default the newer versions the updates and security suites have of the target's base packages are mirrored, so `apt-get upgrade` patches the image inside).")], False),
 ))
 
 

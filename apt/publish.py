@@ -94,7 +94,9 @@ def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
         key.generate()
     repo = root / "debian"
     # target → component → files: Debian's in main, each app's third-party ones in its own.
-    by_target: dict[str, dict[str, set[str]]] = {tid: {"main": set()} for tid in section.get("targets", {})}
+    by_target: dict[str, dict[str, set[str]]] = {
+        tid: {"main": {s for s in (t.get("base_updates") or {}).get("files", []) if s in files}}
+        for tid, t in (section.get("targets") or {}).items()}
     for name, app in snapshot.apps.items():
         for tid, entry in (app.get("apt") or {}).items():
             comps = by_target.setdefault(tid, {"main": set()})

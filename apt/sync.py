@@ -262,6 +262,27 @@ class AptSync:
                     items.append(FetchItem(url=meta["url"], sha256=sha, filename=meta["filename"], size=meta["size"]))
                 out.app_entries.setdefault(app.name, {})[target.id] = entry
 
+        # The base's updates, per target (what `apt-get upgrade` inside takes from the mirror).
+        patches: dict[str, list[str]] = {}
+        if opts.get("patch_base", True) and str(opts.get("base") or "required") != "none":
+            for tid, t in list(section_targets.items()):
+                target = AptTarget(distro=t["distro"], arch=t["arch"])
+                if not any(tid in e for e in out.app_entries.values()) or "sources" not in t:
+                    continue
+                sources = [src for src in _sources(opts, target.distro) if src.label not in left_out.get(tid, {})]
+                try:
+                    entry, metas = _patch_closure(target, sources, opts, release, suite, universe, base, cache)
+                except (MirrorError, KeyError) as exc:
+                    warning = f"apt {tid}: the base's updates are not mirrored ({exc})"
+                    if warning not in out.warnings:
+                        out.warnings.append(warning)
+                    continue
+                section_targets[tid] = {**t, "base_updates": entry}
+                patches[tid] = entry["files"]
+                files.update(metas)
+                items.extend(FetchItem(url=m["url"], sha256=sha, filename=m["filename"], size=m["size"])
+                             for sha, m in metas.items())
+
         # Download what is new; a failure fails the apps that need the file.
         out.fetch(ctx, items, "downloading .debs", started=start_cache_writes)  # (marshal holds the lock: after the starts)
         finish_cache_writes()
@@ -274,7 +295,15 @@ class AptSync:
                 out.kept_previous.add(name)
                 for tid, entry in old.items():
                     restore(name, tid, entry, {})
+        bad = {s for s in (i.sha256 for i in items) if not ctx.store.has_blob(s)}
+        for tid, t in list(section_targets.items()):
+            shas = (t.get("base_updates") or {}).get("files", [])
+            files.update((s, prev[s]) for s in shas if s not in files and s in prev)  # a target kept as it was
+            if bad & set(shas) or any(s not in files for s in shas):  # left out, with a warning
+                section_targets[tid] = {k: v for k, v in t.items() if k != "base_updates"}
+                out.warnings.append(f"apt {tid}: the base's updates are not mirrored (a file could not be fetched)")
         used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
+        used |= {s for t in section_targets.values() for s in (t.get("base_updates") or {}).get("files", [])}
         out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
                        "files": {s: files[s] for s in sorted(used) if s in files}}
         return out
@@ -357,21 +386,7 @@ class AptSync:
                 atomic_write(cached, json.dumps({"error": str(exc)}).encode())
             raise
         stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
-        metas: dict[str, dict[str, Any]] = {}
-        for s in stanzas:
-            sha = s.fields.get("SHA256")
-            if not sha:
-                raise IntegrityError(f"{s.package} {s.version}: its index gives no SHA256, so it cannot be verified")
-            url = s.fields.get("X-Url") or f"{s.fields['X-Origin']}/{s.fields['Filename']}"
-            metas[sha] = {"package": s.package, "version": s.version, "architecture": s.architecture,
-                          "size": int(s.fields.get("Size", 0)), "filename": s.fields["Filename"].rsplit("/", 1)[-1],
-                          "url": strip_credentials(url), "stanza": s.raw}
-            if "X-Url" in s.fields:
-                metas[sha]["from_url"] = True
-            if "X-Url" in s.fields or s.fields.get("X-Origin") in third_party:
-                # The app's own :repo: or .deb URL: published in the app's own component, never
-                # where another app's machines could take it for a Debian package.
-                metas[sha]["third_party"] = True
+        metas = _file_metas(stanzas, third_party)
         entry = {
             "requested": sorted({r.name + (f"={r.version}" if r.version else "") for r in requests}),
             "packages": [[s.package, s.version, s.architecture] for s in stanzas],
@@ -380,6 +395,61 @@ class AptSync:
         if cacheable():
             atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
         return entry, metas
+
+
+def _patch_closure(target: AptTarget, sources: Sequence[Source], opts: Mapping[str, Any], release: Any,
+                   suite: Callable[[Source, str], list[PackagesIndex]], universe: Callable[..., Universe],
+                   base: Callable[..., Base], cache: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The base's updates for one target: the newer versions the suites have of the packages the
+    target's base has (the image's own, from its dpkg status, or those of a minimal system of the
+    first suite, as released), with what they need: what `apt-get upgrade` inside takes from the
+    mirror. Cached under the signed Releases and the base, as the closures are."""
+    from debian.debian_support import version_compare
+
+    base_opt = str(opts.get("base") or "required")
+    key_doc = {"v": 1, "patch": target.id, "base": base_opt if base_opt in ("required", "none") else
+               hashlib.sha256(Path(base_opt).read_bytes()).hexdigest() if Path(base_opt).is_file() else base_opt,
+               "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
+                            for s in sources]}
+    cached = cache / "closures" / f"{hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()}.json"
+    if cached.is_file() and not opts.get("refresh"):
+        try:
+            data = json.loads(cached.read_text())
+            return data["entry"], data["files"]
+        except (OSError, ValueError, KeyError):
+            cached.unlink(missing_ok=True)
+    uni = universe(target, sources)
+    have = base(target, sources)
+    if not have.exact:  # the versions a minimal system of the suite had as released
+        have = minimal_system(Universe(suite(sources[0], target.arch), target.arch, searched=[sources[0].label]))
+    newer = [n for n, v in sorted(have.versions.items())
+             if (c := uni.candidate(n)) is not None and version_compare(c.version, v) > 0]
+    closure = resolve_closure(uni, [Request(name=n, origin=f"base updates of {target.id}") for n in newer], have)
+    stanzas = sorted(closure.packages.values(), key=lambda s: s.package)
+    metas = _file_metas(stanzas, set())
+    entry = {"packages": [[s.package, s.version, s.architecture] for s in stanzas], "files": sorted(metas)}
+    atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
+    return entry, metas
+
+
+def _file_metas(stanzas: Sequence[Stanza], third_party: set[str]) -> dict[str, dict[str, Any]]:
+    """What the snapshot says of each .deb of a closure, by sha256."""
+    metas: dict[str, dict[str, Any]] = {}
+    for s in stanzas:
+        sha = s.fields.get("SHA256")
+        if not sha:
+            raise IntegrityError(f"{s.package} {s.version}: its index gives no SHA256, so it cannot be verified")
+        url = s.fields.get("X-Url") or f"{s.fields['X-Origin']}/{s.fields['Filename']}"
+        metas[sha] = {"package": s.package, "version": s.version, "architecture": s.architecture,
+                      "size": int(s.fields.get("Size", 0)), "filename": s.fields["Filename"].rsplit("/", 1)[-1],
+                      "url": strip_credentials(url), "stanza": s.raw}
+        if "X-Url" in s.fields:
+            metas[sha]["from_url"] = True
+        if "X-Url" in s.fields or s.fields.get("X-Origin") in third_party:
+            # The app's own :repo: or .deb URL: published in the app's own component, never
+            # where another app's machines could take it for a Debian package.
+            metas[sha]["third_party"] = True
+    return metas
 
 
 def _base_label(opts: Mapping[str, Any]) -> str:

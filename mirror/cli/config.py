@@ -86,6 +86,10 @@ with-recommends = false
 # can lack is left out. "none": mirror the complete closure. Most precise: the path of the target
 # image's dpkg status file, taken with `docker run --rm IMAGE cat /var/lib/dpkg/status > status`.
 base = "required"
+# The base's updates: the newer versions the updates and security suites have of the target's base
+# packages are mirrored too (about 17 MB for bookworm amd64), so `apt-get upgrade` patches an image
+# inside from the mirror alone.
+patch-base = true
 # Upstream archives ({{distro}} is replaced); keyrings verify their InRelease files.
 [[apt.sources]]
 url = "http://deb.debian.org/debian"

@@ -198,6 +198,11 @@ class Snapshot:
             sec_used = {s for part in parts for t in part.values() if isinstance(t, Mapping) for s in t.get("files", [])}
             if not sec_tids:
                 continue
+            # A plug-in's target may name files of its own (APT: the base's updates).
+            for t in sec_tids:
+                entry = (section.get("targets") or {}).get(t)
+                if isinstance(entry, Mapping):
+                    sec_used.update(s for v in entry.values() if isinstance(v, Mapping) for s in v.get("files", []))
             files = section.get("files") or {}
             sections[name] = dict(section) | {
                 "targets": {t: v for t, v in (section.get("targets") or {}).items() if t in sec_tids},

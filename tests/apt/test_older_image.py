@@ -73,3 +73,56 @@ def test_an_image_older_than_the_suite_installs_a_package_that_needs_a_newer_bas
     finally:
         server.stop()
         key.stop()
+
+
+def test_apt_get_upgrade_inside_takes_the_bases_security_updates_from_the_mirror(tmp_path: Path):
+    """A root built from the suite as released (its dpkg status has the release's versions) gets
+    every update the -security suite has for its base from our repository alone, though no app asks
+    for those packages (`[apt] patch-base`, on by default)."""
+    key = GpgKey.create(tmp_path / "gnupg")
+    debs = tmp_path / "debs"
+    archive = tmp_path / "archive"
+    write_archive(archive, "fixture", [make_deb(debs, "baselib", "1.0", priority="required", essential="yes"),
+                                       make_deb(debs, "other-base", "1.0", priority="required"),
+                                       make_deb(debs, "tool", "1.0")], key, arches="amd64")
+    write_archive(archive, "fixture-updates", [], key, arches="amd64")
+    write_archive(archive, "fixture-security", [make_deb(debs, "other-base", "1.0+deb1", priority="required",
+                                                         depends="baselib (>= 1.0)")], key, arches="amd64")
+    server = StaticServer(archive)
+    try:
+        app = tmp_path / "apps" / "a"
+        app.mkdir(parents=True)
+        (app / "Aptfile").write_text("tool\n")
+        ring = key.export(tmp_path / "ring.gpg")
+        config = tmp_path / "mirror.toml"
+        config.write_text('[store]\npath = "store"\n' + apt_config(server.url, ring, architectures=["amd64"]).replace(
+            'suites = ["{distro}", "{distro}-updates"]', 'suites = ["{distro}", "{distro}-updates", "{distro}-security"]'))
+        summary = json.loads(run_mirror("sync", str(app), "--config", str(config), "--installers", "", "--json").stdout)
+        assert summary["ok"], summary
+        snap = json.loads((tmp_path / "store" / "store-v1" / "snapshots" / f"{summary['snapshot']}.json").read_text())
+        updates = snap["apt"]["targets"]["fixture-amd64"]["base_updates"]["packages"]
+        assert updates == [["baselib", "1.0", "amd64"], ["other-base", "1.0+deb1", "amd64"]]
+        assert {n for n, _, _ in snap["apps"]["a"]["apt"]["fixture-amd64"]["packages"]} == {"tool"}
+        run_mirror("publish", "--config", str(config))
+        served = Served(tmp_path / "store")
+        try:
+            apt = AptRoot(tmp_path / "root")
+            asc = tmp_path / "airgap-mirror.asc"
+            with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+                asc.write_bytes(resp.read())
+            apt.add_source(served.base + "/debian", "fixture", asc)
+            apt.set_status(OLD_STATUS)  # the release's versions
+            apt.run("update")
+            apt.run("upgrade", "--download-only")
+            got = {p.name for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
+            assert got == {"other-base_1.0+deb1_amd64.deb"}
+        finally:
+            served.stop()
+        # --no-apt-patch-base: no updates carried
+        plain = json.loads(run_mirror("sync", str(app), "--config", str(config), "--installers", "", "--json",
+                                      "--no-apt-patch-base").stdout)
+        snap = json.loads((tmp_path / "store" / "store-v1" / "snapshots" / f"{plain['snapshot']}.json").read_text())
+        assert "base_updates" not in snap["apt"]["targets"]["fixture-amd64"]
+    finally:
+        server.stop()
+        key.stop()
