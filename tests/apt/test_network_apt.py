@@ -5,6 +5,7 @@ status, and apt installs from our repository."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,41 @@ def test_mirror_inits_config_syncs_an_aptfile_against_debians_archives(tmp_path)
     sources = snap["apt"]["targets"]["bookworm-amd64"]["sources"]
     assert {s["suite"] for s in sources} == {"bookworm", "bookworm-updates", "bookworm-security"}
     assert "cowsay" in {n for n, _, _ in snap["apps"]["a"]["apt"]["bookworm-amd64"]["packages"]}
+
+
+def test_a_minbase_root_upgrades_from_our_repository_alone(tmp_path):
+    """The real debootstrap minbase root (bookworm main as built) against a mirror of `mirror init`'s
+    config: `apt-get upgrade` takes every update the updates and security suites have for it, from
+    our repository alone (what apt itself would take from Debian's three suites)."""
+    from debian.debian_support import version_compare
+
+    run_mirror("init", str(tmp_path / "mirror.toml"))
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text("cowsay\n")
+    config = str(tmp_path / "mirror.toml")
+    summary = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
+    assert summary["ok"], summary
+    run_mirror("publish", "--config", config)
+    root = realtarget.Chroot(tmp_path / "root")
+    # What apt would upgrade from Debian itself: each installed package's newest version in the suites.
+    installed = Base.from_status(_real_status(), "root").versions
+    keyring = (Path("/usr/share/keyrings/debian-archive-keyring.gpg"),)
+    indexes = []
+    for url, suite in ((DEBIAN, "bookworm"), (DEBIAN, "bookworm-updates"), ("http://deb.debian.org/debian-security", "bookworm-security")):
+        indexes += load_suite(Source(url=url, suite=suite, keyrings=keyring), ["amd64"], tmp_path / "cache").indexes
+    universe = Universe(indexes, "amd64")
+    expected = {n for n, v in installed.items()
+                if (c := universe.candidate(n)) is not None and version_compare(c.version, v) > 0}
+    served = Served(tmp_path / "mirror-store")
+    try:
+        key = tmp_path / "airgap-mirror.asc"
+        with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+            key.write_bytes(resp.read())
+        root.add_source(served.base + "/debian", "bookworm", key)
+        root.run("apt-get", "update")
+        sim = root.run("apt-get", "-s", "upgrade").stdout
+        upgraded = {line.split()[1] for line in sim.splitlines() if line.startswith("Inst ")}
+        assert upgraded == expected and expected, (upgraded, expected)
+    finally:
+        served.stop()
