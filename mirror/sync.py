@@ -876,6 +876,28 @@ def _check_requires_python(app: AppSpec, targets: list[PythonTarget]) -> None:
                              "it admits in .python-version, or relock")
 
 
+def _correct_sdist_facts(store: Store) -> None:
+    """Once per store: the catalog's .zip sdists read again by their content (the reader took a
+    blob for a tar by its name, and recorded the legacy build requirements for every .zip sdist)."""
+    from mirror.store.distinfo import read_sdist
+
+    flag = store.base / "migrations" / "sdists-by-content-v1"
+    if flag.exists():
+        return
+    with store.db() as db:
+        rows = db.execute("SELECT sha256, filename FROM pyfiles WHERE kind = 'sdist' AND lower(filename) LIKE '%.zip'"
+                          ).fetchall()
+    for sha, filename in rows:
+        known = store.pyfile(sha, filename)
+        if known is None or not store.has_blob(sha):
+            continue
+        info = read_sdist(store.blob_path(sha))
+        store.record_pyfile(dataclasses.replace(known, requires_python=known.requires_python or info.requires_python,
+                                                build_requires=info.build_requires))
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text("the catalog's .zip sdists were read again by their content\n")
+
+
 def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
     """Step 1: each app folder read (its own error if it cannot be), with its targets."""
     results: dict[str, AppResult] = {}
@@ -1103,6 +1125,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     preload = _Preload(("httpx", "packaging.pylock", "tomllib"))
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
+    _correct_sdist_facts(store)
     results, apps = _load_apps(opts, store)
     all_targets = sorted({t for _, ts in apps for t in ts}, key=lambda t: t.id)
     clock.lap("apps")

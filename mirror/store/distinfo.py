@@ -138,9 +138,13 @@ def _metadata_member(path: Path) -> bytes | None:
 def _sdist_members(path: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
     """Top-level files of an sdist (inside its one root folder) by base name."""
     found: dict[str, bytes] = {}
-    name = path.name.lower()
     try:
-        if name.endswith(".zip"):
+        # By content, not name: the store names a blob by its hash (a .zip sdist read as a tar lost
+        # its pyproject.toml, and with it its build requirements). tarfile finds gzip, bzip2, xz or
+        # a plain tar by itself.
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head in (b"PK\x03\x04", b"PK\x05\x06"):
             with zipfile.ZipFile(path) as zf:
                 for info in zf.infolist():
                     parts = info.filename.strip("/").split("/")

@@ -158,3 +158,54 @@ def test_an_sdist_is_read_up_to_the_last_file_wanted(tmp_path):
     (tmp_path / "legacy-1.0.tar.gz").write_bytes(bytes(legacy))
     got = distinfo.read_sdist(tmp_path / "legacy-1.0.tar.gz")
     assert got.requires_python == ">=3.9" and got.build_requires == distinfo.LEGACY_BUILD_REQUIRES
+
+
+@pytest.mark.parametrize("form", ["zip", "tar.gz", "tar.bz2", "tar.xz", "tar"])
+def test_an_sdist_is_read_by_its_content_whatever_its_name(tmp_path, form):
+    """The store names a blob by its sha256: a .zip sdist (numpy-1.20.1.zip) was read as a tar and
+    its real build requirements lost."""
+    import io
+    import tarfile
+    import zipfile
+
+    files = {"pkg-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\nRequires-Python: >=3.7\n",
+             "pkg-1.0/pyproject.toml": b'[build-system]\nrequires = ["setuptools<49.2.0", "Cython>=0.29.21,<3.0"]\n'}
+    blob = tmp_path / ("ab" * 32)  # as the store names it: no suffix
+    if form == "zip":
+        with zipfile.ZipFile(blob, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+    else:
+        mode = {"tar.gz": "w:gz", "tar.bz2": "w:bz2", "tar.xz": "w:xz", "tar": "w"}[form]
+        with tarfile.open(blob, mode) as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    info = distinfo.read_sdist(blob)
+    assert info.build_requires == ("setuptools<49.2.0", "Cython>=0.29.21,<3.0") and info.requires_python == ">=3.7"
+
+
+def test_a_stores_zip_sdists_are_read_again_once(tmp_path):
+    """A store synced before: its catalog holds the legacy build requirements for every .zip sdist;
+    the next sync reads them again by content, once."""
+    import zipfile
+
+    from mirror.store import CatalogFile, open_store
+    from mirror.sync import _correct_sdist_facts
+
+    store = open_store(tmp_path / "s", create=True)
+    src = tmp_path / "numpy-1.20.1.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        zf.writestr("numpy-1.20.1/PKG-INFO", "Metadata-Version: 2.1\nName: numpy\nVersion: 1.20.1\n")
+        zf.writestr("numpy-1.20.1/pyproject.toml", '[build-system]\nrequires = ["setuptools<49.2.0", "wheel<=0.35.1"]\n')
+    sha = store.put_file(src)
+    store.record_pyfile(CatalogFile(sha256=sha, filename=src.name, project="numpy", version="1.20.1", kind="sdist",
+                                    size=src.stat().st_size, url="https://example.invalid/" + src.name,
+                                    build_requires=distinfo.LEGACY_BUILD_REQUIRES))
+    _correct_sdist_facts(store)
+    assert store.pyfile(sha, src.name).build_requires == ("setuptools<49.2.0", "wheel<=0.35.1")
+    store.record_pyfile(CatalogFile(sha256=sha, filename=src.name, project="numpy", version="1.20.1", kind="sdist",
+                                    size=src.stat().st_size, build_requires=("x",)))
+    _correct_sdist_facts(store)  # done once: the flag is set
+    assert store.pyfile(sha, src.name).build_requires == ("x",)
