@@ -45,8 +45,8 @@ fi
 # Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
 # a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
 # and the pip and uv wheels of the client matrix (tests/clients.py).
-if [ ! -f .cache/targets/bookworm-slice/complete-v2 ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ]; then
-  echo "setup: building a debootstrap minbase bookworm root and a bookworm slice in .cache/targets" >&2
+if [ ! -f .cache/targets/bookworm-slice/complete-v2 ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ] || [ ! -f .cache/targets/trixie-amd64-minbase.tar ]; then
+  echo "setup: building debootstrap minbase bookworm and trixie roots and a bookworm slice in .cache/targets" >&2
 fi
 .venv/bin/python -m tests.builders.realtarget build
 .venv/bin/python -m tests.builders.clients fetch

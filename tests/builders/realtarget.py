@@ -33,6 +33,8 @@ DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 
 
 ROOT_TAR = CACHE / f"{SUITE}-{ARCH}-minbase.tar"
+# Debian 13, stable since August 2025 (python:3.x-slim images are trixie): apt 3 checks signatures with sqv.
+TRIXIE_TAR = CACHE / f"trixie-{ARCH}-minbase.tar"
 
 
 SLICE = CACHE / f"{SUITE}-slice"
@@ -60,10 +62,10 @@ def skip_reason() -> str | None:
 class Chroot:
     """A fresh copy of the cached minbase root; apt-get and dpkg-query run inside it."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, tar_path: Path = ROOT_TAR) -> None:
         self.root = dest
         dest.mkdir(parents=True)
-        with tarfile.open(ROOT_TAR) as tar:
+        with tarfile.open(tar_path) as tar:
             tar.extractall(dest, filter="fully_trusted")
         # Downloads are run as root inside (no _apt sandbox user switching in a plain chroot).
         (dest / "etc/apt/apt.conf.d/99airgap-test").write_text('APT::Sandbox::User "root";\n')
@@ -103,16 +105,17 @@ def _download(url: str, dest: Path, sha256: str | None = None) -> None:
     tmp.replace(dest)
 
 
-def build_root() -> None:
-    if ROOT_TAR.is_file():
+def build_root(suite: str = SUITE, tar_path: Path = ROOT_TAR) -> None:
+    """A `debootstrap --variant=minbase` root of `suite`, kept as a tar (27 s for trixie here)."""
+    if tar_path.is_file():
         return
-    work = CACHE / "root.build"
+    work = CACHE / f"{suite}-root.build"
     shutil.rmtree(work, ignore_errors=True)
-    subprocess.run(["debootstrap", "--variant=minbase", f"--arch={ARCH}", SUITE, str(work), DEBIAN],
+    subprocess.run(["debootstrap", "--variant=minbase", f"--arch={ARCH}", suite, str(work), DEBIAN],
                    check=True, stdout=subprocess.DEVNULL)
-    tmp = ROOT_TAR.with_suffix(".tar.part")
+    tmp = tar_path.with_suffix(".tar.part")
     subprocess.run(["tar", "-C", str(work), "--numeric-owner", "-cf", str(tmp), "."], check=True)
-    tmp.replace(ROOT_TAR)
+    tmp.replace(tar_path)
     shutil.rmtree(work)
 
 
@@ -153,4 +156,5 @@ if __name__ == "__main__":
         raise SystemExit("usage: python -m tests.builders.realtarget build")
     CACHE.mkdir(parents=True, exist_ok=True)
     build_root()
+    build_root("trixie", TRIXIE_TAR)
     build_slice()
