@@ -22,8 +22,9 @@ import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from mirror.interfaces import publishers
 from mirror.store.names import UnsafePath, safe_join
@@ -109,12 +110,33 @@ def base_url(store: Store, given: str | None = None) -> str | None:
     return None
 
 
+def _upstream_path(meta: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """Where the file's upstream served it, when under /packages/ (files.pythonhosted.org's layout,
+    and most mirrors'): the tree holds it there too (a hard link), so a site that points the
+    upstream's host names at the mirror installs from its apps' locks unchanged (uv.lock, pylock.toml
+    name those URLs). None when the URL is elsewhere or its path is not one of plain components."""
+    url = meta.get("url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    parts = tuple(unquote(p) for p in urlsplit(url).path.strip("/").split("/"))
+    if len(parts) < 3 or parts[0] != "packages" or parts[-1] != meta.get("filename"):
+        return None
+    if any(not p or p in (".", "..") or "/" in p or "\\" in p or "\0" in p for p in parts):
+        return None
+    return parts
+
+
 def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
     files = snapshot.python.get("files", {})
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
         rel = ("packages", sha[:2], sha, meta["filename"])
         link_or_copy(store.blob_path(sha), safe_join(root, *rel))
+        upstream = _upstream_path(meta)
+        if upstream is not None and upstream != rel:
+            dest = safe_join(root, *upstream)
+            if not dest.exists():
+                link_or_copy(store.blob_path(sha), dest)
         if meta.get("metadata_sha256"):
             link_or_copy(store.blob_path(meta["metadata_sha256"]), safe_join(root, *rel[:-1], meta["filename"] + ".metadata"))
         by_project.setdefault(meta["project"], []).append(IndexFile(
