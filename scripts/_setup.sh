@@ -9,6 +9,9 @@ for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-
             dpkg-scanpackages:dpkg-dev zstd:zstd git:git debootstrap:debootstrap chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
+# arm64 targets run here for real under qemu (tests/apt/test_arm64_target.py).
+[ -x /usr/bin/qemu-aarch64-static ] || need_apt+=(qemu-user-static)
+command -v update-binfmts >/dev/null 2>&1 || need_apt+=(binfmt-support)
 # Debian's archive keys: the default upstream for Aptfiles is verified with them.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -42,11 +45,18 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# qemu-aarch64 registered with the kernel's binfmt_misc (mounted first where it is not yet).
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+fi
+
 # Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
 # a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
 # and the pip and uv wheels of the client matrix (tests/clients.py).
-if [ ! -f .cache/targets/bookworm-slice/complete-v2 ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ] || [ ! -f .cache/targets/trixie-amd64-minbase.tar ]; then
-  echo "setup: building debootstrap minbase bookworm and trixie roots and a bookworm slice in .cache/targets" >&2
+if [ ! -f .cache/targets/bookworm-slice/complete-v2 ] || [ ! -f .cache/targets/bookworm-amd64-minbase.tar ] \
+   || [ ! -f .cache/targets/trixie-amd64-minbase.tar ] || [ ! -f .cache/targets/bookworm-arm64-minbase.tar ]; then
+  echo "setup: building debootstrap minbase roots (bookworm and trixie amd64, bookworm arm64 under qemu) and a bookworm slice in .cache/targets" >&2
 fi
 .venv/bin/python -m tests.builders.realtarget build
 .venv/bin/python -m tests.builders.clients fetch
