@@ -879,14 +879,14 @@ def _check_requires_python(app: AppSpec, targets: list[PythonTarget]) -> None:
 def _correct_sdist_facts(store: Store) -> None:
     """Once per store: the catalog's .zip sdists read again by their content (the reader took a
     blob for a tar by its name, and recorded the legacy build requirements for every .zip sdist)."""
-    from mirror.store.distinfo import read_sdist
-
     flag = store.base / "migrations" / "sdists-by-content-v1"
     if flag.exists():
         return
     with store.db() as db:
         rows = db.execute("SELECT sha256, filename FROM pyfiles WHERE kind = 'sdist' AND lower(filename) LIKE '%.zip'"
                           ).fetchall()
+    if rows:  # (the reader loaded only then: not on every sync's way to uv)
+        from mirror.store.distinfo import read_sdist
     for sha, filename in rows:
         known = store.pyfile(sha, filename)
         if known is None or not store.has_blob(sha):

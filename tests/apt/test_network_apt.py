@@ -134,3 +134,94 @@ def test_a_minbase_root_upgrades_from_our_repository_alone(tmp_path):
         assert upgraded == expected and expected, (upgraded, expected)
     finally:
         served.stop()
+
+
+def test_a_root_older_than_the_suite_installs_perl_from_our_repository(tmp_path):
+    """The real minbase root, its dpkg status rewound to an older perl-base (as an image made before
+    the last point release has it): perl depends on perl-base of exactly the suite's version, which
+    the mirror carries, so apt upgrades it from our repository and installs perl."""
+    run_mirror("init", str(tmp_path / "mirror.toml"))
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True)
+    (app / "Aptfile").write_text("perl\n")
+    config = str(tmp_path / "mirror.toml")
+    summary = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
+    assert summary["ok"], summary
+    snap = json.loads((tmp_path / "mirror-store" / "store-v1" / "snapshots" / f"{summary['snapshot']}.json").read_text())
+    closure = {n: v for n, v, _ in snap["apps"]["a"]["apt"]["bookworm-amd64"]["packages"]}
+    assert "perl-base" in closure
+    run_mirror("publish", "--config", config)
+    root = realtarget.Chroot(tmp_path / "root")
+    status = root.root / "var/lib/dpkg/status"
+    paragraphs = status.read_text().split("\n\n")
+    i = next(i for i, p in enumerate(paragraphs) if p.startswith("Package: perl-base\n"))
+    current = paragraphs[i].split("\nVersion: ")[1].split("\n")[0]
+    older = current.rsplit("+deb12u", 1)[0] + "+deb12u0" if "+deb12u" in current else current + "~old"
+    paragraphs[i] = paragraphs[i].replace(f"\nVersion: {current}\n", f"\nVersion: {older}\n")
+    status.write_text("\n\n".join(paragraphs))
+    served = Served(tmp_path / "mirror-store")
+    try:
+        key = tmp_path / "airgap-mirror.asc"
+        with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+            key.write_bytes(resp.read())
+        root.add_source(served.base + "/debian", "bookworm", key)
+        root.run("apt-get", "update")
+        install = root.run("apt-get", "install", "-y", "--no-install-recommends", "perl")
+        assert "perl-base" in install.stdout and "perl" in root.installed()
+        assert root.run("perl", "-e", "print 6*7").stdout == "42"
+    finally:
+        served.stop()
+
+
+@pytest.mark.skipif(not realtarget.TRIXIE_TAR.is_file(), reason="no cached trixie root (scripts/test set-up builds it)")
+def test_the_corpus_aptfiles_install_into_a_trixie_root(tmp_path):
+    """Every corpus Aptfile that trixie can satisfy, mirrored for trixie (its -updates and -security
+    too, as `mirror init` writes them), is installable by apt 3 in a real trixie minbase root from our
+    repository alone (apt-get -s), after an update with no warning."""
+    import shutil
+
+    run_mirror("init", str(tmp_path / "mirror.toml"))
+    config = tmp_path / "mirror.toml"
+    config.write_text(config.read_text().replace('distros = ["bookworm"]', 'distros = ["trixie"]'))
+    wanted: dict[str, list[str]] = {}
+    for folder in sorted(CORPUS.iterdir()):
+        for name in ("Aptfile", "packages.txt"):
+            if (folder / name).is_file():
+                (tmp_path / "apps" / folder.name).mkdir(parents=True)
+                shutil.copy(folder / name, tmp_path / "apps" / folder.name / name)
+                try:
+                    wanted[folder.name] = [p.name for p in read_aptfile(folder / name).packages]
+                except Exception:  # noqa: BLE001 (a corpus file that does not read is that app's sync error)
+                    wanted[folder.name] = []
+                break
+    (tmp_path / "apps" / "zz-cows").mkdir(parents=True)
+    (tmp_path / "apps" / "zz-cows" / "Aptfile").write_text("cowsay\n")  # installed for real below
+    wanted["zz-cows"] = ["cowsay"]
+    proc = run_mirror("sync", "--config", str(config), "--installers", "", "--json", check=False)
+    summary = json.loads(proc.stdout)
+    synced = [a["name"] for a in summary["apps"] if a["ok"]]
+    assert "zz-cows" in synced
+    assert len(synced) >= 20, [(a["name"], (a["error"] or "")[:120]) for a in summary["apps"] if not a["ok"]]
+    run_mirror("publish", "--config", str(config))
+    served = Served(tmp_path / "mirror-store")
+    try:
+        root = realtarget.Chroot(tmp_path / "root", realtarget.TRIXIE_TAR)
+        key = tmp_path / "airgap-mirror.asc"
+        with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+            key.write_bytes(resp.read())
+        release = (tmp_path / "mirror-store" / "published" / "current" / "debian" / "dists" / "trixie" / "Release").read_text()
+        components = next(line.split(":", 1)[1].strip() for line in release.splitlines() if line.startswith("Components:"))
+        root.add_source(served.base + "/debian", "trixie", key, components=components)
+        update = root.run("apt-get", "update")
+        assert "W:" not in update.stdout + update.stderr, update.stdout + update.stderr
+        failed = {}
+        for name in synced:
+            if wanted.get(name):
+                sim = root.run("apt-get", "-s", "install", "--no-install-recommends", *wanted[name], check=False)
+                if sim.returncode != 0:
+                    failed[name] = sim.stdout[-400:] + sim.stderr[-400:]
+        assert not failed, failed
+        root.run("apt-get", "install", "-y", "--no-install-recommends", "cowsay")
+        assert "moo" in root.run("/usr/games/cowsay", "moo").stdout
+    finally:
+        served.stop()
