@@ -51,6 +51,16 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
 fi
 
+# The package managers lock apps install with (tests/e2e/test_upstream_names.py): Poetry and pipenv
+# from PyPI, in a venv of their own (.cache/tools), pinned.
+if [ ! -x .cache/tools/bin/poetry ] || [ ! -x .cache/tools/bin/pipenv ]; then
+  echo "setup: installing Poetry and pipenv into .cache/tools" >&2
+  "$PY" -m venv .cache/tools
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    .cache/tools/bin/python -m pip install --isolated -q --disable-pip-version-check \
+      --index-url https://pypi.org/simple "poetry==2.5.1" "pipenv==2026.10.3"
+fi
+
 # Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
 # a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
 # and the pip and uv wheels of the client matrix (tests/clients.py).

@@ -126,6 +126,44 @@ def _upstream_path(meta: Mapping[str, Any]) -> tuple[str, ...] | None:
     return parts
 
 
+def _write_json_api(store: Store, files: Mapping[str, Any], root: Path, base: str | None) -> None:
+    """PyPI's JSON API for each release (`/pypi/PROJECT/VERSION/json`), as Poetry reads it to find a
+    locked release's files: its `urls` name each file where the upstream served it (a site points
+    the upstream's names at the mirror, which serves those paths too), else at the mirror's base URL."""
+    from email.parser import BytesHeaderParser
+
+    from packaging.utils import canonicalize_name
+
+    releases: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
+    for sha, meta in files.items():
+        releases.setdefault((canonicalize_name(meta["project"]), meta["version"]), []).append((sha, meta))
+    for (project, version), entries in releases.items():
+        urls, requires_dist, requires_python = [], None, None
+        for sha, meta in sorted(entries, key=lambda e: e[1]["filename"]):
+            upstream = _upstream_path(meta)
+            if upstream is not None:
+                url = str(meta["url"])
+            elif base:
+                url = f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta['filename'])}"
+            else:
+                continue
+            urls.append({"filename": meta["filename"], "url": url, "digests": {"sha256": sha}, "size": meta.get("size"),
+                         "packagetype": "bdist_wheel" if meta.get("kind") == "wheel" else "sdist",
+                         "requires_python": meta.get("requires_python"), "yanked": bool(meta.get("yanked")),
+                         "yanked_reason": meta.get("yanked") if isinstance(meta.get("yanked"), str) else None,
+                         "upload_time_iso_8601": meta.get("upload_time")})
+            requires_python = requires_python or meta.get("requires_python")
+            if requires_dist is None and meta.get("metadata_sha256") and store.has_blob(meta["metadata_sha256"]):
+                head = BytesHeaderParser().parsebytes(store.blob_path(meta["metadata_sha256"]).read_bytes())
+                requires_dist = head.get_all("Requires-Dist") or []
+        if not urls:
+            continue
+        doc = {"info": {"name": entries[0][1]["project"], "version": version, "summary": "",
+                        "requires_dist": requires_dist, "requires_python": requires_python, "yanked": False},
+               "urls": urls, "last_serial": 0}
+        write_text(safe_join(root, "pypi", project, version) / "json", json.dumps(doc, sort_keys=True))
+
+
 def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
     files = snapshot.python.get("files", {})
     by_project: dict[str, list[IndexFile]] = {}
@@ -144,6 +182,7 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
             requires_python=meta.get("requires_python"), yanked=meta.get("yanked"),
             upload_time=meta.get("upload_time"), metadata_sha256=meta.get("metadata_sha256"),
         ))
+    _write_json_api(store, files, root, base)
     simple = root / "simple"
     write_text(simple / "index.html", render_root_html(list(by_project)), gz=True)
     write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)

@@ -361,7 +361,8 @@ class App:
         if not os.path.isfile(path):
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
         if not content_type:
-            content_type = _CONTENT_TYPES.get(Path(target.name).suffix, "application/octet-stream")
+            content_type = ("application/json" if parts[:1] == ["pypi"] and target.name == "json"  # PyPI's JSON API
+                            else _CONTENT_TYPES.get(Path(target.name).suffix, "application/octet-stream"))
         elif content_type == "text/html":
             content_type = "text/html; charset=utf-8"
         immutable = layout.immutable(target.relative_to(tree).as_posix())

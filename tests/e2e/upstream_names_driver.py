@@ -27,22 +27,60 @@ NAMES = ("pypi.org", "files.pythonhosted.org")
 
 
 def upstream_tree(files: Path, root: Path) -> None:
-    """PyPI's layout: /simple/PROJECT/ pages whose links are files.pythonhosted.org/packages/... URLs."""
-    by_project: dict[str, list[str]] = {}
+    """PyPI's layout: /simple/PROJECT/ pages (HTML, and PEP 691 JSON) whose links are
+    files.pythonhosted.org/packages/... URLs, and the JSON API (/pypi/PROJECT/VERSION/json) Poetry reads."""
+    import email.parser
+    import zipfile
+
+    by_project: dict[str, list[tuple[str, str, str]]] = {}
+    releases: dict[tuple[str, str], dict] = {}
     for f in sorted(files.glob("*.whl")):
         sha = hashlib.sha256(f.read_bytes()).hexdigest()
         rel = f"packages/{sha[:2]}/{sha[2:4]}/{sha[4:]}/{f.name}"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f, root / rel)
-        by_project.setdefault(canonicalize_name(parse_wheel_filename(f.name)[0]), []).append(
-            f'<a href="https://files.pythonhosted.org/{rel}#sha256={sha}">{f.name}</a><br>')
+        name, version, *_ = parse_wheel_filename(f.name)
+        project = canonicalize_name(name)
+        url = f"https://files.pythonhosted.org/{rel}"
+        by_project.setdefault(project, []).append((f.name, url, sha))
+        with zipfile.ZipFile(f) as zf:
+            meta = email.parser.BytesHeaderParser().parsebytes(zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))))
+        doc = releases.setdefault((project, str(version)), {"info": {"name": project, "version": str(version), "summary": "",
+                                                                     "requires_dist": meta.get_all("Requires-Dist") or None,
+                                                                     "requires_python": None, "yanked": False}, "urls": []})
+        doc["urls"].append({"filename": f.name, "url": url, "digests": {"sha256": sha}, "packagetype": "bdist_wheel"})
     for project, links in by_project.items():
         (root / "simple" / project).mkdir(parents=True, exist_ok=True)
-        (root / "simple" / project / "index.html").write_text("<!DOCTYPE html><html><body>" + "".join(links) + "</body></html>")
+        (root / "simple" / project / "index.html").write_text("<!DOCTYPE html><html><body>" + "".join(
+            f'<a href="{u}#sha256={h}">{n}</a><br>' for n, u, h in links) + "</body></html>")
+        (root / "simple" / project / "index.json").write_text(json.dumps({
+            "meta": {"api-version": "1.1"}, "name": project,
+            "versions": sorted({str(parse_wheel_filename(n)[1]) for n, _, _ in links}),
+            "files": [{"filename": n, "url": u, "hashes": {"sha256": h}} for n, u, h in links]}))
+    for (project, version), doc in releases.items():
+        (root / "pypi" / project / version).mkdir(parents=True, exist_ok=True)
+        (root / "pypi" / project / version / "json").write_text(json.dumps(doc))
+
+
+class _Upstream(http.server.SimpleHTTPRequestHandler):
+    """PyPI as clients see it: a project page in JSON to a client that asks for it (PEP 691)."""
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        if self.path.startswith("/simple/") and "json" in (self.headers.get("Accept") or ""):
+            self.path = self.path.rstrip("/") + "/index.json"
+        return super().send_head()
+
+    def guess_type(self, path):  # type: ignore[no-untyped-def]
+        if str(path).endswith(("index.json", "/json")):
+            return "application/vnd.pypi.simple.v1+json" if "/simple/" in str(path) else "application/json"
+        return super().guess_type(path)
+
+    def log_message(self, *args):  # type: ignore[no-untyped-def]
+        pass
 
 
 def serve_tls(directory: Path, cert: Path, key: Path) -> http.server.ThreadingHTTPServer:
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(directory))  # noqa: E731
+    handler = lambda *a: _Upstream(*a, directory=str(directory))  # noqa: E731
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 443), handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -59,7 +97,7 @@ def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> str:
 
 
 def main() -> None:
-    work, files, pip_python = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    work, files, pip_python, tools = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     (work / "hosts").write_text("127.0.0.1 localhost " + " ".join(NAMES) + "\n")
     subprocess.run(["mount", "--bind", str(work / "hosts"), "/etc/hosts"], check=True)
@@ -67,7 +105,11 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "VIRTUAL_ENV", "SSL_CERT"))}
     env.update(SSL_CERT_FILE=str(ca), PIP_CERT=str(ca), PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1",
                UV_PYTHON_DOWNLOADS="never", UV_PYTHON=sys.executable, PIP_DISABLE_PIP_VERSION_CHECK="1",
-               UV_CACHE_DIR=str(work / "uv-cache"))
+               UV_CACHE_DIR=str(work / "uv-cache"), REQUESTS_CA_BUNDLE=str(ca), HOME=str(work / "home"),
+               POETRY_CACHE_DIR=str(work / "poetry-cache"), POETRY_VIRTUALENVS_IN_PROJECT="true",
+               POETRY_NO_INTERACTION="1", PIPENV_VENV_IN_PROJECT="1", PIPENV_NOSPIN="1", PIPENV_YES="1",
+               PIPENV_CACHE_DIR=str(work / "pipenv-cache"), PIPENV_IGNORE_VIRTUALENVS="1", PIPENV_VERBOSITY="-1")
+    env["PATH"] = f"{tools / 'bin'}:{env.get('PATH', '')}"
     mirror = [sys.executable, "-m", "mirror.cli"]
 
     # Outside the gap: the upstream under its own names; the apps lock against it with their tools.
@@ -82,13 +124,25 @@ def main() -> None:
     pipapp.mkdir(parents=True)
     run([pip_python, "-m", "pip", "lock", "--isolated", "--cert", str(ca), "alpha==1.0", "-o", str(pipapp / "pylock.toml")],
         env)
-    locks = {p: p.read_bytes() for p in (uvapp / "uv.lock", pipapp / "pylock.toml")}
+    poetryapp = work / "apps" / "poetryapp"
+    poetryapp.mkdir(parents=True)
+    (poetryapp / "pyproject.toml").write_text('[project]\nname = "poetryapp"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+                                              'dependencies = ["alpha==1.0"]\n[tool.poetry]\npackage-mode = false\n')
+    run([str(tools / "bin" / "poetry"), "lock"], env, cwd=poetryapp)
+    pipenvapp = work / "apps" / "pipenvapp"
+    pipenvapp.mkdir(parents=True)
+    (pipenvapp / "Pipfile").write_text('[[source]]\nurl = "https://pypi.org/simple"\nverify_ssl = true\nname = "pypi"\n\n'
+                                       '[packages]\nalpha = "==1.0"\n\n[requires]\npython_version = "3.11"\n')
+    run([str(tools / "bin" / "pipenv"), "--python", sys.executable, "lock"], env, cwd=pipenvapp)
+    shutil.rmtree(pipenvapp / ".venv", ignore_errors=True)  # (made by pipenv lock: not part of the app)
+    locks = {p: p.read_bytes() for p in (uvapp / "uv.lock", pipapp / "pylock.toml", poetryapp / "poetry.lock",
+                                          pipenvapp / "Pipfile.lock")}
     assert b"https://pypi.org/simple" in locks[uvapp / "uv.lock"]
     assert b"https://files.pythonhosted.org/packages/" in locks[uvapp / "uv.lock"]
     assert b"https://files.pythonhosted.org/packages/" in locks[pipapp / "pylock.toml"]
     store = work / "store"
-    sync = json.loads(run([*mirror, "sync", str(uvapp), str(pipapp), "--store", str(store), "--python", "3.11",
-                           "--installers", "", "--json"], env))  # the default upstream: https://pypi.org/simple
+    sync = json.loads(run([*mirror, "sync", str(uvapp), str(pipapp), str(poetryapp), str(pipenvapp), "--store", str(store),
+                           "--python", "3.11", "--installers", "", "--json"], env))  # the default upstream: pypi.org
     assert sync["ok"], sync
     run([*mirror, "publish", "--store", str(store)], env)
     upstream.shutdown()
@@ -111,12 +165,21 @@ def main() -> None:
         run([pip_python, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--isolated", "--cert", str(ca),
              "-r", str(inside / "pipapp" / "pylock.toml")], env)
         pip_installed = run([pip_python, "-m", "pip", "--python", str(venv / "bin" / "python"), "list", "--format", "json"], env)
+        run([str(tools / "bin" / "poetry"), "sync", "--only", "main"], env, cwd=inside / "poetryapp")
+        poetry_installed = run([str(inside / "poetryapp" / ".venv" / "bin" / "python"), "-c",
+                                "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version "
+                                "for d in m.distributions()}))"], env)
+        run([str(tools / "bin" / "pipenv"), "--python", sys.executable, "install", "--deploy"], env, cwd=inside / "pipenvapp")
+        pipenv_installed = run([str(inside / "pipenvapp" / ".venv" / "bin" / "python"), "-c",
+                                "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version "
+                                "for d in m.distributions()}))"], env)
         unchanged = all((inside / p.relative_to(work / "apps")).read_bytes() == data for p, data in locks.items())
     finally:
         serve.terminate()
         serve.wait(timeout=10)
     print(json.dumps({"uv": {p["name"]: p["version"] for p in json.loads(uv_installed)},
                       "pip": {p["name"]: p["version"] for p in json.loads(pip_installed)},
+                      "poetry": json.loads(poetry_installed), "pipenv": json.loads(pipenv_installed),
                       "locks_unchanged": unchanged}))
 
 
