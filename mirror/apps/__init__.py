@@ -142,7 +142,7 @@ class AppRules:
 
     managers: tuple[str, ...] = tuple(MANAGER_FILES)
     first_wins: bool = False
-    uv: str = "uv"
+    uv: str | None = None  # None: the uv our install ships (else one on PATH)
     uv_env: dict[str, str] | None = None
 
 

@@ -131,7 +131,11 @@ def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict
     main dependencies (no dev groups, as the platform installs), every marker and hash kept."""
     name = path.name
     if name == "uv.lock":
-        return _uv_lock(path, root, uv or "uv", env)
+        if uv is None:
+            from mirror.resolve import uv_binary  # (the sync passes its own: this is for client-config)
+
+            uv = uv_binary()
+        return _uv_lock(path, root, uv, env)
     if name == "Pipfile.lock":
         return _from_pipfile_lock(path, root)
     if name == "poetry.lock":

@@ -46,6 +46,36 @@ def choose_target(snap: Snapshot, app_dir: Path, python: str | None, platform: s
     return tid, chosen[tid]
 
 
+_LOCK_COMMANDS = {
+    "uv.lock": "uv sync --locked --no-default-groups",
+    "poetry.lock": "poetry sync --only main",
+    "Pipfile.lock": "pipenv install --deploy",
+    "pylock.toml": "pip install -r pylock.toml   # pip >= 26.1",
+}
+
+
+def _lock_advice(name: str, lock: str, base: str) -> str:
+    """How a lock app installs inside with its own tool and its lock unchanged: the mirror answers
+    under the names the lock records (pypi.org, files.pythonhosted.org)."""
+    host = base.split("://", 1)[-1].split("/", 1)[0]
+    out = [f"# {name}: installed from {lock} by its own tool, the lock unchanged.",
+           "# The lock names pypi.org and files.pythonhosted.org; the mirror answers under those names",
+           "# (the simple API, PyPI's JSON API for Poetry, and each file at its files.pythonhosted.org path):",
+           f"#   1. DNS inside the gap: pypi.org and files.pythonhosted.org resolve to the mirror ({host}),",
+           "#      e.g. /etc/hosts on the build machine:  MIRROR-IP pypi.org files.pythonhosted.org",
+           "#   2. TLS: the mirror's certificate (mirror serve --tls-cert) names both hosts, from your CA;",
+           "#      the build machine trusts that CA: SSL_CERT_FILE=/path/ca.pem (uv, pip), REQUESTS_CA_BUNDLE (Poetry, pipenv)",
+           "#   3. then, as the platform runs it:",
+           f"{_LOCK_COMMANDS.get(lock, lock)}"]
+    if lock == "Pipfile.lock":
+        out += ["# Without DNS: pipenv rewrites pypi.org to a mirror given in the environment:",
+                f"#   PIPENV_PYPI_MIRROR={base}/simple pipenv install --deploy"]
+    if lock == "pylock.toml":
+        out += ["# Without DNS: the mirror publishes each app's lock pointed at itself, hashes unchanged:",
+                f"#   pip install -r {base}/locks/{name}/TARGET/pylock.toml"]
+    return "\n".join(out)
+
+
 def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str, ...] = ()) -> str:
     """What to change in an app so it installs from the mirror alone, line by line."""
     base = url.rstrip("/").removesuffix("/simple")
@@ -61,6 +91,8 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
             _, entry = _app_entry(store.snapshot(current), app_dir)
         except InputError:
             entry = {}
+    if app.locked:
+        return _lock_advice(app.name, app.package_manager or "", base)
     mirrored = {d["line"]: d for d in entry.get("direct", [])}
     out = [f"# {app.name}: installing from the mirror at {simple}",
            "# The one line to set where the app is installed (pip reads it; requirements files stay as they are):",

@@ -193,3 +193,15 @@ def test_the_corpus_apps_with_a_python_version_file_get_their_python():
     for name, python in want.items():
         app = load_app(corpus / name, allow_outside=True)
         assert (app.python, app.python_from) == (python, ".python-version"), name
+
+
+def test_client_config_tells_a_lock_app_how_it_installs_unchanged(upstream, tmp_path):
+    from tests.builders.cli import run_mirror
+
+    app = tmp_path / "uvapp"
+    _uv_project(app, upstream, ["alpha==1.0"])
+    open_store(tmp_path / "s", create=True)
+    out = run_mirror("client-config", "--url", "https://mirror.internal", "--store", str(tmp_path / "s"),
+                     "--app", str(app)).stdout
+    assert "uv sync --locked --no-default-groups" in out and "pypi.org and files.pythonhosted.org" in out
+    assert "PIP_INDEX_URL" not in out  # the lock names its index: pip's settings are not the way
