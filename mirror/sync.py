@@ -161,9 +161,9 @@ class _Job:
     prefer_binary: bool = False
     direct: Mapping[str, tuple[PinnedFile, ...]] = field(default_factory=dict)
     # A lock's pins: taken as they are (uv's --no-deps: nothing re-resolved), each file checked
-    # against the hashes the lock lists for its project (normalized name → sha256s).
+    # against the hashes the lock lists for that release.
     no_deps: bool = False
-    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    hashes: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (name, version) → sha256s
     lock: str = ""
 
 
@@ -346,7 +346,7 @@ def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
     """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
     pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct)
     for pin in pins:  # a lock is the truth: never another file under a locked name
-        allowed = job.hashes.get(canonicalize_name(pin.name))
+        allowed = job.hashes.get((canonicalize_name(pin.name), str(Version(str(pin.version)))))
         for f in pin.files if allowed else ():
             if f.sha256 not in allowed and not f.origin:
                 raise IntegrityError(
@@ -685,6 +685,20 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
     return prepared
 
 
+def _locked_hashes(app: AppSpec) -> dict[tuple[str, str], frozenset[str]]:
+    """A lock's hashes by (project, version): a lock may pin two versions of one project (uv's forks
+    for two Python ranges), each with its own files."""
+    out: dict[tuple[str, str], frozenset[str]] = {}
+    for line in app.requirements:
+        req = line.requirement
+        pinned = [sp.version for sp in req.specifier if sp.operator in ("==", "===")] if req is not None else []
+        if req is None or not line.hashes or not pinned:
+            continue
+        key = (canonicalize_name(req.name), str(Version(pinned[0])))
+        out[key] = out.get(key, frozenset()) | frozenset(h.split(":", 1)[-1] for h in line.hashes)
+    return out
+
+
 def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]],
               results: dict[str, AppResult], opts: SyncOptions) -> list[_Job]:
     """One resolution per prepared app and target; direct references point uv at the files we built."""
@@ -714,8 +728,7 @@ def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str
                 prefer_binary=opts.prefer_binary or app.options.prefer_binary,
                 direct=direct_files,
                 no_deps=app.locked, lock=app.package_manager or "",
-                hashes={canonicalize_name(line.requirement.name): frozenset(h.split(":", 1)[-1] for h in line.hashes)
-                        for line in app.requirements if app.locked and line.requirement is not None and line.hashes},
+                hashes=_locked_hashes(app) if app.locked else {},
             ))
     return jobs
 

@@ -663,10 +663,57 @@ def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, togg
     shutil.rmtree(work, ignore_errors=True)
 
 
+def bench_locked(app: Path, python: str, platform: str) -> None:
+    """A lock app (uv.lock made now by the real uv from the app's requirements.txt): nothing to
+    resolve, so its cold sync against curl --parallel fetching the same files (aim: within 1.2x)."""
+    from mirror.resolve import uv_binary
+    from mirror.store import Store
+
+    work = Path(tempfile.mkdtemp(prefix="bench-locked-"))
+    locked = work / "apps" / f"{app.name}-uv"
+    locked.mkdir(parents=True)
+    reqs = [ln.split("#")[0].strip() for ln in (app / "requirements.txt").read_text().splitlines()]
+    reqs = [r for r in reqs if r and not r.startswith("-")]
+    (locked / "pyproject.toml").write_text(
+        f'[project]\nname = "locked-bench"\nversion = "0.1"\nrequires-python = ">={python}"\n'
+        f"dependencies = {json.dumps(reqs)}\n[tool.uv]\npackage = false\n")
+    (locked / ".python-version").write_text(python + "\n")
+    made = subprocess.run([uv_binary(), "lock", "--no-config", "--default-index", "https://pypi.org/simple", "-q"],
+                          cwd=locked, env=clean_env(), capture_output=True, text=True)
+    if made.returncode != 0:
+        print("uv lock failed:", made.stderr[-300:])
+        return
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    results = []
+    for i in range(RUNS):
+        store = work / f"store-{i}"
+        t, c = timed(mirror + ["sync", str(locked), "--store", str(store), "--platform", platform, "--installers", "", "--json"])
+        if c.returncode != 0:
+            print("sync failed:", c.stdout[-300:], c.stderr[-300:])
+            return
+        st = Store(store)
+        urls = [f["url"] for f in st.snapshot(st.ref("current")).python.get("files", {}).values()]
+        dest = work / f"curl-{i}"
+        dest.mkdir()
+        config = work / f"curl-{i}.cfg"
+        config.write_text("".join(f'url = "{u}"\noutput = "{dest / str(n)}"\n' for n, u in enumerate(urls)))
+        t_curl, cc = timed(["curl", "-sSf", "--parallel", "--parallel-max", "16", "-K", str(config)])
+        if cc.returncode != 0:
+            print("curl failed:", cc.stderr[-300:])
+            return
+        results.append((t, t_curl, len(urls), sum(p.stat().st_size for p in dest.iterdir())))
+    t, t_curl, n, size = min(results)
+    best_curl = min(r[1] for r in results)
+    print(f"locked app ({app.name}'s requirements as uv.lock, {n} files, {size / 1e6:.1f} MB), best of {RUNS}:")
+    print(f"mirror sync cold                       : {t:6.2f} s")
+    print(f"curl --parallel 16 of the same files    : {best_curl:6.2f} s")
+    print(f"ratio ours / curl                       : {t / best_curl:5.2f}x  (aim: 1.2x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle", "serve"],
-                    help="python, apt, bundle, serve; corpus (the whole corpus cold and no-op, and verify: long); "
+                    help="python, apt, bundle, serve, locked (a uv.lock app against curl); corpus (the whole corpus cold and no-op, and verify: long); "
                          "publish (the corpus tree to SeaweedFS vs rclone: long, needs rclone)")
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/apps")
     ap.add_argument("--corpus-exclude", default="torch|tensorflow", help="regex of apps to leave out ('' for none)")
@@ -694,6 +741,8 @@ def main() -> None:
         bench_bundle(args.wheels, args.bundle_gb)
     if "python" in args.sections:
         bench_python(args.app, args.python, args.platform)
+    if "locked" in args.sections:
+        bench_locked(args.app, args.python, args.platform)
     if "serve" in args.sections:
         bench_serve(args.app, args.python, args.platform)
     if "publish" in args.sections:

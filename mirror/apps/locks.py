@@ -162,12 +162,18 @@ def _toml(path: Path, root: Path | None) -> dict[str, Any]:
 
 
 def _placed(entries: list[tuple[int, str]], options: list[str]) -> str:
-    """Requirement lines each on its own line number (errors name the lock's line), then options."""
+    """Requirement lines each on its own line number (errors name the lock's line), then options.
+    A second entry for the same line (a lock's two versions of one package, for two markers) goes
+    after the last line."""
     last = max((n for n, _ in entries), default=0)
     lines = [""] * last
+    extra = []
     for n, entry in entries:
-        lines[n - 1] = f"{lines[n - 1]} {entry}".strip() if lines[n - 1] else entry
-    return "\n".join([*lines, *options]) + "\n"
+        if lines[n - 1]:
+            extra.append(entry)
+        else:
+            lines[n - 1] = entry
+    return "\n".join([*lines, *extra, *options]) + "\n"
 
 
 def _line_of(text: str) -> dict[str, int]:

@@ -205,3 +205,15 @@ def test_client_config_tells_a_lock_app_how_it_installs_unchanged(upstream, tmp_
                      "--app", str(app)).stdout
     assert "uv sync --locked --no-default-groups" in out and "pypi.org and files.pythonhosted.org" in out
     assert "PIP_INDEX_URL" not in out  # the lock names its index: pip's settings are not the way
+
+
+def test_a_lock_with_two_versions_of_one_project_gives_each_target_its_own(upstream, tmp_path):
+    """uv forks a resolution by Python version: one lock, beta 1.0 below 3.12 and beta 2.0 from it,
+    each with its own files and hashes."""
+    app = tmp_path / "forked"
+    _uv_project(app, upstream, ["beta==1.0 ; python_version < '3.12'", "beta==2.0 ; python_version >= '3.12'"])
+    assert (app / "uv.lock").read_text().count('[[package]]\nname = "beta"') == 2
+    store = open_store(tmp_path / "s", create=True)
+    result = run_sync(store, _opts(app, upstream, pythons=("3.11", "3.12")))
+    assert result.ok, result.apps
+    assert _packages(store, result, "forked") == {f"cp311-{X86}": {"beta": "1.0"}, f"cp312-{X86}": {"beta": "2.0"}}
