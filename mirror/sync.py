@@ -163,6 +163,9 @@ class _Job:
     # A lock's pins: taken as they are (uv's --no-deps: nothing re-resolved), each file checked
     # against the hashes the lock lists for that release.
     no_deps: bool = False
+    # The app's own lock as PEP 751 (its uv.lock as uv exports it, or its pylock.toml), for every
+    # environment: its files are taken as they are, markers evaluated for the target; uv does not run.
+    prelocked: bytes | None = None
     hashes: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (name, version) → sha256s
     lock: str = ""
 
@@ -344,7 +347,7 @@ def _sdist_only(pins: list[Pin]) -> list[str]:
 
 def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
     """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
-    pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct)
+    pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct, evaluate_markers=job.prelocked is not None)
     for pin in pins:  # a lock is the truth: never another file under a locked name
         allowed = job.hashes.get((canonicalize_name(pin.name), str(Version(str(pin.version)))))
         for f in pin.files if allowed else ():
@@ -426,6 +429,13 @@ def _resolve_jobs(jobs: list[_Job], store: Store, opts: SyncOptions, reporter: R
     run uv (4 at a time), and the files of the versions it picks start downloading (`early`).
     `on_wait()` is called when this thread first waits, on uv or on the memo's page reads."""
     out: dict[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError] = {}
+    for job in [j for j in jobs if j.prelocked is not None]:  # a lock's files, as they are: no uv, no pages
+        try:
+            out[job.key] = _finish(job, job.prelocked)  # type: ignore[arg-type]
+        except MirrorError as exc:
+            out[job.key] = exc
+        reporter.advance()
+    jobs = [j for j in jobs if j.prelocked is None]
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
 
@@ -728,6 +738,7 @@ def _app_jobs(apps: list[tuple[AppSpec, list[PythonTarget]]], prepared: dict[str
                 prefer_binary=opts.prefer_binary or app.options.prefer_binary,
                 direct=direct_files,
                 no_deps=app.locked, lock=app.package_manager or "",
+                prelocked=app.lock_pylock if app.lock_pylock is not None and not dists else None,
                 hashes=_locked_hashes(app) if app.locked else {},
             ))
     return jobs
@@ -759,9 +770,14 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
     fetched = present = nbytes = 0
     used: dict[str, tuple[Pin, PinnedFile]] = {}
     pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
+    # A lock's own files from the public index alone: no page to read for them (its lock gives
+    # their hashes and upload times; what they need is read from the files).
+    no_pages: set[int] = set()
     for job in jobs:
         res = resolved[job.key]
         if isinstance(res, tuple):
+            if job.prelocked is not None and all(u == opts.index.index_url for u in job.index.search_order):
+                no_pages.add(len(pending))
             pending.append((job.key[0], job.target, res[1], job.index))
     public = opts.index.index_url
     confusion: dict[str, list[str]] = {}
@@ -791,7 +807,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         # what it could not give is read after.
         def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
                      records: list[_Record] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
-            wanted = _page_requests(pending, public, store)
+            wanted = _page_requests([p for i, p in enumerate(pending) if i not in no_pages], public, store)
             recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
             if recording is not None:
                 with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
@@ -840,7 +856,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
             break
         reporter.phase("resolving build requirements", len(next_jobs))
         build_res, records = _resolve_jobs(next_jobs, store, opts, reporter, memo, early)
-        pending = []
+        pending, no_pages = [], set()
         for job in next_jobs:
             res = build_res[job.key]
             if isinstance(res, tuple):

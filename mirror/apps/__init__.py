@@ -51,6 +51,7 @@ class AppSpec:
     # app of Aptfile or environment.yml alone; a lock's pins are `locked` (never re-resolved).
     package_manager: str | None = None
     locked: bool = False
+    lock_pylock: bytes | None = None  # the lock as PEP 751, for every environment, when it names its files
     requires_python: str | None = None
     # Where `python` came from (runtime.txt, .python-version, Pipfile.lock, environment.yml).
     python_from: str | None = None
@@ -196,7 +197,7 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         apt_files=tuple(path / n for n in APT_FILES if os.path.lexists(path / n)),
         sources=tuple(dict.fromkeys(parsed.files)),
         procfile=(path / "Procfile").is_file(),
-        package_manager=manager, locked=locked is not None,
+        package_manager=manager, locked=locked is not None, lock_pylock=locked.pylock if locked else None,
         requires_python=locked.requires_python if locked else None,
         python_from=python_from, notes=tuple(notes),
     )

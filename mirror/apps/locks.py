@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,9 @@ class LockedApp:
     requires_python: str | None = None
     # The lock names where its packages come from: its indexes, in order (credentials as written).
     indexes: tuple[str, ...] = ()
+    # The lock as PEP 751 (for every environment) when it names its files: the sync takes them as
+    # they are, with no resolver run.
+    pylock: bytes | None = None
 
 
 def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None) -> LockedApp:
@@ -191,13 +195,15 @@ def _norm(name: str) -> str:
 
 
 def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None) -> LockedApp:
-    """uv's own reading of its lock (`uv export --locked`: a stale lock fails as the platform's
-    `uv sync --locked` would), main dependencies only (`--no-default-groups`), the project itself left out."""
+    """uv's own reading of its lock (`uv export --locked --format pylock.toml`: a stale lock fails as
+    the platform's `uv sync --locked` would), main dependencies only (`--no-default-groups`), the
+    project itself left out: PEP 751, every file with its URL and hash, markers for every environment."""
     text = _text(path, root)
     doc = _toml(path, root)
     proc = subprocess.run(
-        [uv, "export", "--locked", "--no-default-groups", "--no-emit-project", "--no-header", "--no-annotate",
-         "--format", "requirements.txt", "--no-config", "--directory", str(path.parent)],
+        [uv, "export", "--locked", "--no-default-groups", "--no-emit-project", "--no-header",
+         "--format", "pylock.toml", "--no-config", "--directory", str(path.parent),
+         "--python", sys.executable],  # (any interpreter will do: found, it is 0.2 s of every sync)
         capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("Using ", "Resolved "))]
@@ -205,19 +211,9 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
         fix = ("run `uv lock` and commit uv.lock (the platform's `uv sync --locked` refuses it as it is)"
                if "needs to be updated" in why or "No solution" in why else "check the lock with `uv lock --check`")
         raise RequirementsError(path, 0, f"uv cannot install from it: {why}", fix)
-    at = _line_of(text)
-    entries = []
-    for logical in _joined(proc.stdout):
-        m = re.match(r"(-e\s+)?([A-Za-z0-9][A-Za-z0-9._-]*)", logical)
-        key = _norm(m.group(2)) if m else ""
-        entries.append((at.get(key, 1), logical))
-    indexes = []
-    for pkg in doc.get("package") or []:
-        registry = ((pkg or {}).get("source") or {}).get("registry") if isinstance(pkg, dict) else None
-        if isinstance(registry, str) and registry.startswith(("http://", "https://")) and registry not in indexes:
-            indexes.append(registry)
-    return LockedApp(path=path, text=_placed(entries, []), requires_python=doc.get("requires-python"),
-                     indexes=tuple(indexes))
+    exported = _pylock_from(path, proc.stdout, _line_of(text))
+    return LockedApp(path=path, text=exported.text, requires_python=doc.get("requires-python"),
+                     indexes=exported.indexes, pylock=proc.stdout.encode("utf-8"))
 
 
 def _joined(export: str) -> list[str]:
@@ -363,17 +359,22 @@ def _poetry_constraint(text: str) -> str | None:
 
 
 def _pylock(path: Path, root: Path | None) -> LockedApp:
-    """PEP 751's pylock.toml (packaging's reader checks it): each package with its marker, its
-    files' hashes and its index."""
+    """PEP 751's pylock.toml: each package with its marker, its files' hashes and its index."""
+    text = _text(path, root)
+    return _pylock_from(path, text, _line_of(text))
+
+
+def _pylock_from(path: Path, text: str, at: dict[str, int]) -> LockedApp:
+    """A PEP 751 lock's text (packaging's reader checks it) as requirements; `at` names the line of
+    each package in the file the user wrote (errors point there)."""
+    import tomllib
+
     from packaging.pylock import Pylock, PylockValidationError
 
-    text = _text(path, root)
-    doc = _toml(path, root)
     try:
-        lock = Pylock.from_dict(doc)
-    except PylockValidationError as exc:
-        raise RequirementsError(path, 0, f"not a valid pylock.toml: {exc}", "regenerate it (`pip lock`, `uv export --format pylock.toml`)") from exc
-    at = _line_of(text)
+        lock = Pylock.from_dict(tomllib.loads(text))
+    except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
+        raise RequirementsError(path, 0, f"not a valid lock: {exc}", "regenerate it (`pip lock`, `uv lock`)") from exc
     entries, indexes = [], []
     for pkg in lock.packages:
         tail = f" ; {pkg.marker}" if pkg.marker else ""
@@ -395,5 +396,7 @@ def _pylock(path: Path, root: Path | None) -> LockedApp:
             if pkg.index and pkg.index not in indexes:
                 indexes.append(pkg.index)
         entries.append((line, req))
+    names_files = all(pkg.wheels or pkg.sdist for pkg in lock.packages)
     return LockedApp(path=path, text=_placed(entries, []), indexes=tuple(indexes),
-                     requires_python=str(lock.requires_python) if lock.requires_python else None)
+                     requires_python=str(lock.requires_python) if lock.requires_python else None,
+                     pylock=text.encode("utf-8") if names_files else None)

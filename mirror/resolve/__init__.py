@@ -280,11 +280,13 @@ def _time(value: object) -> str | None:
 
 
 def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
-                 direct: Mapping[str, Sequence[PinnedFile]] | None = None) -> list[Pin]:
+                 direct: Mapping[str, Sequence[PinnedFile]] | None = None, evaluate_markers: bool = False) -> list[Pin]:
     """Every wheel the target accepts for each pin, or the sdist when none fits.
 
     `direct` gives the files of projects the app names by git URL, path or URL (by canonical
     name): the lock then says only which version, and the files are the ones we built or copied.
+    `evaluate_markers`: the lock is for every environment (an app's own uv.lock or pylock.toml, not
+    uv's answer for this target): a package whose marker the target does not meet is left out.
     """
     # Loaded here, once uv has run: packaging's pylock module and tomllib are 10-20 ms of a start.
     from packaging.pylock import Pylock, PylockValidationError
@@ -299,6 +301,8 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
         raise ResolutionError(f"{label}: uv wrote a pylock.toml we cannot read: {exc}") from exc
     pins: list[Pin] = []
     for pkg in lock.packages:
+        if evaluate_markers and pkg.marker is not None and not target.evaluate(pkg.marker):
+            continue
         if pkg.version is None:
             raise ResolutionError(f"{label}: {pkg.name} has no pinned version in the lock")
         own = (direct or {}).get(canonicalize_name(str(pkg.name)))

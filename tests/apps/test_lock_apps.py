@@ -76,8 +76,10 @@ def test_a_file_whose_hash_the_lock_does_not_list_fails_the_app(upstream, tmp_pa
     store = open_store(tmp_path / "s", create=True)
     result = run_sync(store, _opts(app, upstream))
     (a,) = result.apps
-    assert not a.ok and f"has sha256 {real}" in a.error and "uv.lock does not list" in a.error, a.error
-    assert result.snapshot_id is None  # nothing recorded: the file is served under no name
+    assert not a.ok, a
+    # the lock's files are fetched by the lock's own hashes: the index's bytes are refused
+    assert any(real in e and "0" * 64 in e for e in result.fetch_errors), result.fetch_errors
+    assert result.snapshot_id is None and not store.has_blob("0" * 64)  # nothing recorded, served under no name
 
 
 def test_a_pylock_made_by_pip_lock_is_mirrored(upstream, tmp_path):
@@ -117,6 +119,11 @@ def test_a_pipfile_lock_gives_its_python_markers_and_hashes(upstream, tmp_path):
     assert result.ok, result.apps
     assert (result.apps[0].python, result.apps[0].python_from) == ("3.12", "Pipfile.lock (python_version)")
     assert _packages(store, result, "pipenvapp") == {f"cp312-{X86}": {"alpha": "1.0", "beta": "1.0"}}
+    # A file whose hash the lock does not list (a lock that names no files: the index's are checked)
+    real = _sha(upstream, "beta-1.0-py3-none-any.whl")
+    (app / "Pipfile.lock").write_text((app / "Pipfile.lock").read_text().replace(real, "1" * 64))
+    failed = run_sync(store, _opts(app, upstream)).apps[0]
+    assert not failed.ok and f"has sha256 {real}, which Pipfile.lock does not list for beta 1.0" in failed.error
 
 
 def test_a_poetry_lock_takes_the_main_group_with_its_markers(upstream, tmp_path):
