@@ -10,6 +10,7 @@ poetry.lock, uv.lock (and PEP 751's pylock.toml); the Python from runtime.txt, e
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -200,11 +201,16 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
     project itself left out: PEP 751, every file with its URL and hash, markers for every environment."""
     text = _text(path, root)
     doc = _toml(path, root)
-    proc = subprocess.run(
-        [uv, "export", "--locked", "--no-default-groups", "--no-emit-project", "--no-header",
-         "--format", "pylock.toml", "--no-config", "--directory", str(path.parent),
-         "--python", sys.executable],  # (any interpreter will do: found, it is 0.2 s of every sync)
-        capture_output=True, text=True, env=env, timeout=300)
+    cmd = [uv, "export", "--no-default-groups", "--no-emit-project", "--no-header", "--format", "pylock.toml",
+           "--no-config", "--directory", str(path.parent)]
+    env = {**(env if env is not None else os.environ), "UV_PYTHON_DOWNLOADS": "never"}
+    # (any interpreter will do for --locked, named: found, it is 0.2 s of every sync)
+    proc = subprocess.run([*cmd, "--locked", "--python", sys.executable], capture_output=True, text=True, env=env, timeout=300)
+    if proc.returncode != 0 and ("Python requirement" in proc.stderr or "No interpreter found" in proc.stderr):
+        # uv's own check needs an interpreter the project admits (a 3.14 app on a 3.11 machine):
+        # the lock read as it is, and checked against pyproject.toml here.
+        _check_uv_lock_fresh(path, doc)
+        proc = subprocess.run([*cmd, "--frozen"], capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("Using ", "Resolved "))]
         why = " ".join(lines)[:400] or f"uv export exited {proc.returncode}"
@@ -214,6 +220,49 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
     exported = _pylock_from(path, proc.stdout, _line_of(text))
     return LockedApp(path=path, text=exported.text, requires_python=doc.get("requires-python"),
                      indexes=exported.indexes, pylock=proc.stdout.encode("utf-8"))
+
+
+def _check_uv_lock_fresh(path: Path, lock: dict[str, Any]) -> None:
+    """What `uv sync --locked` checks first, without an interpreter: the lock records the project's
+    requires-python and dependencies (and groups) as pyproject.toml had them when it was made."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    pyproject = path.parent / "pyproject.toml"
+    try:
+        project = _toml(pyproject, None).get("project") or {}
+    except RequirementsError:
+        return
+    root = next((p for p in lock.get("package") or [] if isinstance(p, dict)
+                 and ((p.get("source") or {}).get("virtual") == "." or (p.get("source") or {}).get("editable") == ".")), None)
+    if root is None:
+        return
+    meta = root.get("metadata") or {}
+
+    def norm(reqs: object) -> set[str]:
+        out = set()
+        for r in reqs if isinstance(reqs, list) else []:
+            try:
+                if isinstance(r, str):
+                    req = Requirement(r)
+                elif isinstance(r, dict):
+                    req = Requirement(str(r.get("name")) + str(r.get("specifier") or "")
+                                      + (f"; {r['marker']}" if r.get("marker") else ""))
+                else:
+                    continue
+            except InvalidRequirement:
+                continue
+            out.add(f"{_norm(req.name)}{sorted(req.extras)}{req.specifier}{req.marker or ''}")
+        return out
+
+    stale = []
+    if str(lock.get("requires-python") or "") != str(project.get("requires-python") or lock.get("requires-python") or ""):
+        stale.append("requires-python")
+    if norm(meta.get("requires-dist")) != norm(project.get("dependencies")):
+        stale.append("dependencies")
+    if stale:
+        raise RequirementsError(path, 0, f"the lock does not match pyproject.toml ({', '.join(stale)} changed since "
+                                "locking): the platform's `uv sync --locked` refuses it",
+                                "run `uv lock` and commit uv.lock")
 
 
 def _joined(export: str) -> list[str]:

@@ -224,3 +224,19 @@ def test_a_lock_with_two_versions_of_one_project_gives_each_target_its_own(upstr
     result = run_sync(store, _opts(app, upstream, pythons=("3.11", "3.12")))
     assert result.ok, result.apps
     assert _packages(store, result, "forked") == {f"cp311-{X86}": {"beta": "1.0"}, f"cp312-{X86}": {"beta": "2.0"}}
+
+
+def test_a_stale_lock_of_a_python_this_machine_lacks_fails_too(tmp_path):
+    """uv's own --locked check needs an interpreter the project admits; for a 3.14 app on a machine
+    without 3.14 the lock is read as it is and checked against pyproject.toml here (Heroku's real
+    uv_basic fixture, its dependencies changed after locking)."""
+    import shutil
+
+    app = tmp_path / "uv_basic"
+    shutil.copytree(Path(__file__).parents[1] / "data" / "heroku-fixtures" / "uv_basic", app)
+    assert load_app(app).python == "3.14"  # reads as it is
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"typing-extensions",', '"typing-extensions",\n    "six",'))
+    with pytest.raises(RequirementsError, match=r"does not match pyproject.toml \(dependencies changed") as exc:
+        load_app(app)
+    assert "uv.lock" in str(exc.value) and "run `uv lock`" in str(exc.value)
