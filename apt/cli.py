@@ -38,7 +38,7 @@ URIs: {base}/debian
 Suites: {' '.join(suites)}
 Components: {' '.join(components)}
 Signed-By: /etc/apt/keyrings/airgap-mirror.asc
-""" + (f"""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store)
+""" + ("""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store)
 Acquire::https::CaInfo "/etc/ssl/certs/airgap-mirror-ca.pem";
 """ if base.startswith("https://") else "")
 
