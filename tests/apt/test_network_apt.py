@@ -83,15 +83,23 @@ def test_apt_installs_unixodbc_from_our_repository(tmp_path):
         served.stop()
 
 
-def test_mirror_inits_config_syncs_an_aptfile_against_debians_archives(tmp_path):
-    """`mirror init`'s own config (bookworm, -updates and -security, whose Release names a binary-all
-    index it does not have) syncs an Aptfile with no warning: the indexes read are the ones apt reads."""
+def _init_mirror(tmp_path: Path, aptfile: str) -> tuple[str, dict]:
+    """`mirror init`'s own config, one app with this Aptfile, synced: (config path, summary)."""
     run_mirror("init", str(tmp_path / "mirror.toml"))
     app = tmp_path / "apps" / "a"
     app.mkdir(parents=True)
-    (app / "Aptfile").write_text("cowsay\n")
-    summary = json.loads(run_mirror("sync", "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json").stdout)
-    assert summary["ok"] and not summary["warnings"], summary
+    (app / "Aptfile").write_text(aptfile)
+    config = str(tmp_path / "mirror.toml")
+    summary = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
+    assert summary["ok"], summary
+    return config, summary
+
+
+def test_mirror_inits_config_syncs_an_aptfile_against_debians_archives(tmp_path):
+    """`mirror init`'s own config (bookworm, -updates and -security, whose Release names a binary-all
+    index it does not have) syncs an Aptfile with no warning: the indexes read are the ones apt reads."""
+    _, summary = _init_mirror(tmp_path, "cowsay\n")
+    assert not summary["warnings"], summary
     snap = json.loads(next((tmp_path / "mirror-store" / "store-v1" / "snapshots").glob("*.json")).read_text())
     sources = snap["apt"]["targets"]["bookworm-amd64"]["sources"]
     assert {s["suite"] for s in sources} == {"bookworm", "bookworm-updates", "bookworm-security"}
@@ -104,13 +112,7 @@ def test_a_minbase_root_upgrades_from_our_repository_alone(tmp_path):
     our repository alone (what apt itself would take from Debian's three suites)."""
     from debian.debian_support import version_compare
 
-    run_mirror("init", str(tmp_path / "mirror.toml"))
-    app = tmp_path / "apps" / "a"
-    app.mkdir(parents=True)
-    (app / "Aptfile").write_text("cowsay\n")
-    config = str(tmp_path / "mirror.toml")
-    summary = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
-    assert summary["ok"], summary
+    config, _ = _init_mirror(tmp_path, "cowsay\n")
     run_mirror("publish", "--config", config)
     root = realtarget.Chroot(tmp_path / "root")
     # What apt would upgrade from Debian itself: each installed package's newest version in the suites.
@@ -140,13 +142,7 @@ def test_a_root_older_than_the_suite_installs_perl_from_our_repository(tmp_path)
     """The real minbase root, its dpkg status rewound to an older perl-base (as an image made before
     the last point release has it): perl depends on perl-base of exactly the suite's version, which
     the mirror carries, so apt upgrades it from our repository and installs perl."""
-    run_mirror("init", str(tmp_path / "mirror.toml"))
-    app = tmp_path / "apps" / "a"
-    app.mkdir(parents=True)
-    (app / "Aptfile").write_text("perl\n")
-    config = str(tmp_path / "mirror.toml")
-    summary = json.loads(run_mirror("sync", "--config", config, "--installers", "", "--json").stdout)
-    assert summary["ok"], summary
+    config, summary = _init_mirror(tmp_path, "perl\n")
     snap = json.loads((tmp_path / "mirror-store" / "store-v1" / "snapshots" / f"{summary['snapshot']}.json").read_text())
     closure = {n: v for n, v, _ in snap["apps"]["a"]["apt"]["bookworm-amd64"]["packages"]}
     assert "perl-base" in closure

@@ -29,6 +29,18 @@ Architecture: amd64
 """
 
 
+def _old_root(tmp_path: Path, served: Served) -> AptRoot:
+    """An apt root whose dpkg status has the release's versions, pointed at our repository alone."""
+    apt = AptRoot(tmp_path / "root")
+    ring = tmp_path / "airgap-mirror.asc"
+    with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+        ring.write_bytes(resp.read())
+    apt.add_source(served.base + "/debian", "fixture", ring)
+    apt.set_status(OLD_STATUS)
+    apt.run("update")
+    return apt
+
+
 def test_an_image_older_than_the_suite_installs_a_package_that_needs_a_newer_base(tmp_path: Path):
     key = GpgKey.create(tmp_path / "gnupg")
     debs = tmp_path / "debs"
@@ -58,13 +70,7 @@ def test_an_image_older_than_the_suite_installs_a_package_that_needs_a_newer_bas
         run_mirror("publish", "--config", config)
         served = Served(tmp_path / "store")
         try:
-            apt = AptRoot(tmp_path / "root")
-            ring = tmp_path / "airgap-mirror.asc"
-            with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
-                ring.write_bytes(resp.read())
-            apt.add_source(served.base + "/debian", "fixture", ring)
-            apt.set_status(OLD_STATUS)
-            apt.run("update")
+            apt = _old_root(tmp_path, served)
             apt.run("install", "--download-only", "app-pkg", "unversioned-user")
             got = {p.name for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
             assert got == {"app-pkg_1.0_amd64.deb", "baselib_2.0_amd64.deb", "unversioned-user_1.0_amd64.deb"}
@@ -106,13 +112,7 @@ def test_apt_get_upgrade_inside_takes_the_bases_security_updates_from_the_mirror
         run_mirror("publish", "--config", str(config))
         served = Served(tmp_path / "store")
         try:
-            apt = AptRoot(tmp_path / "root")
-            asc = tmp_path / "airgap-mirror.asc"
-            with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
-                asc.write_bytes(resp.read())
-            apt.add_source(served.base + "/debian", "fixture", asc)
-            apt.set_status(OLD_STATUS)  # the release's versions
-            apt.run("update")
+            apt = _old_root(tmp_path, served)  # the release's versions
             apt.run("upgrade", "--download-only")
             got = {p.name for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
             assert got == {"other-base_1.0+deb1_amd64.deb"}
