@@ -200,7 +200,6 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
     the platform's `uv sync --locked` would), main dependencies only (`--no-default-groups`), the
     project itself left out: PEP 751, every file with its URL and hash, markers for every environment."""
     text = _text(path, root)
-    doc = _toml(path, root)
     cmd = [uv, "export", "--no-default-groups", "--no-emit-project", "--no-header", "--format", "pylock.toml",
            "--no-config", "--directory", str(path.parent)]
     env = {**(env if env is not None else os.environ), "UV_PYTHON_DOWNLOADS": "never"}
@@ -209,7 +208,7 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
     if proc.returncode != 0 and ("Python requirement" in proc.stderr or "No interpreter found" in proc.stderr):
         # uv's own check needs an interpreter the project admits (a 3.14 app on a 3.11 machine):
         # the lock read as it is, and checked against pyproject.toml here.
-        _check_uv_lock_fresh(path, doc)
+        _check_uv_lock_fresh(path, _toml(path, root))
         proc = subprocess.run([*cmd, "--frozen"], capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("Using ", "Resolved "))]
@@ -218,7 +217,9 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
                if "needs to be updated" in why or "No solution" in why else "check the lock with `uv lock --check`")
         raise RequirementsError(path, 0, f"uv cannot install from it: {why}", fix)
     exported = _pylock_from(path, proc.stdout, _line_of(text))
-    return LockedApp(path=path, text=exported.text, requires_python=doc.get("requires-python"),
+    # (uv.lock's own requires-python, read from its text: a TOML parse of a large lock is 50 ms)
+    m = re.search(r'^requires-python = "([^"\n]*)"$', text, re.M)
+    return LockedApp(path=path, text=exported.text, requires_python=m.group(1) if m else None,
                      indexes=exported.indexes, pylock=proc.stdout.encode("utf-8"))
 
 

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
@@ -34,6 +35,9 @@ from mirror.urls import redact_text
 __all__ = ["IndexConfig", "PinnedFile", "Pin", "UvResolution", "uv_compile", "select_files", "uv_binary", "uv_version", "clean_env", "uv_env"]
 
 from mirror.defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
+
+if TYPE_CHECKING:
+    from packaging.pylock import Pylock
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +283,19 @@ def _time(value: object) -> str | None:
     return iso().replace("+00:00", "Z") if iso else str(value)
 
 
+@functools.lru_cache(maxsize=64)
+def _read_pylock(data: bytes) -> "Pylock":
+    """A pylock.toml read once: an app's own lock serves each of its targets (a TOML parse of a
+    large lock is 50 ms)."""
+    from packaging.pylock import Pylock
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    return Pylock.from_dict(tomllib.loads(data.decode("utf-8")))
+
+
 def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
                  direct: Mapping[str, Sequence[PinnedFile]] | None = None, evaluate_markers: bool = False) -> list[Pin]:
     """Every wheel the target accepts for each pin, or the sdist when none fits.
@@ -289,14 +306,14 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
     uv's answer for this target): a package whose marker the target does not meet is left out.
     """
     # Loaded here, once uv has run: packaging's pylock module and tomllib are 10-20 ms of a start.
-    from packaging.pylock import Pylock, PylockValidationError
+    from packaging.pylock import PylockValidationError
 
     try:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:
-        lock = Pylock.from_dict(tomllib.loads(pylock_bytes.decode("utf-8")))
+        lock = _read_pylock(pylock_bytes)
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
         raise ResolutionError(f"{label}: uv wrote a pylock.toml we cannot read: {exc}") from exc
     pins: list[Pin] = []
