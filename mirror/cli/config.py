@@ -197,17 +197,30 @@ def load_config(path: Path | None) -> Config:
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
     try:
+        if Path(path).stat().st_size > _MAX_CONFIG:
+            raise ConfigError(f"{path}: over {_MAX_CONFIG // 1024} KiB: not a mirror.toml (`mirror init` writes one)")
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} does not exist (create one with `mirror init`)") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses into nested arrays and tables
+        raise ConfigError(f"{path}: nested too deep to be a mirror.toml") from exc
     base = Path(path).parent
-    store_t = data.get("store", {})
-    apps_t = data.get("apps", {})
-    py_t = data.get("python", {})
-    serve_t = data.get("serve", {})
-    publish_t = data.get("publish", {})
+
+    def table(name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: `{name}` must be a table ([{name}]), not {type(value).__name__}")
+        return value
+
+    store_t, apps_t, py_t, serve_t, publish_t = (table(n) for n in ("store", "apps", "python", "serve", "publish"))
+    for key, t in (("store.path", store_t.get("path")), ("serve.host", serve_t.get("host"))):
+        if t is not None and not isinstance(t, str):
+            raise ConfigError(f"{path}: `{key}` must be a string, not {type(t).__name__} ({str(t)[:40]})")
+    port = serve_t.get("port", 8080)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"{path}: `serve.port` must be a port number from 0 to 65535, not {str(port)[:40]}")
     apps: list[Path] = []
     for pattern in _list(apps_t.get("paths", []), "apps.paths", path):
         matches = sorted(glob.glob(str(base / pattern)))
@@ -234,7 +247,7 @@ def load_config(path: Path | None) -> Config:
             package_managers=_managers(apps_t.get("package-managers", []), path),
             package_manager_first_wins=bool(apps_t.get("package-manager-first-wins", False)),
             host=str(serve_t.get("host", "127.0.0.1")),
-            port=int(serve_t.get("port", 8080)),
+            port=port,
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,
             tls_cert=base / serve_t["tls-cert"] if serve_t.get("tls-cert") else None,
             tls_key=base / serve_t["tls-key"] if serve_t.get("tls-key") else None,
@@ -248,6 +261,9 @@ def load_config(path: Path | None) -> Config:
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+_MAX_CONFIG = 1 << 20  # a mirror.toml is a few KiB
 
 
 def _managers(value: object, path: Path) -> tuple[str, ...]:
