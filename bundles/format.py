@@ -151,6 +151,8 @@ class Manifest:
             doc = json.loads(raw)
         except ValueError as exc:
             raise BundleFormatError(f"manifest is not JSON: {exc}") from exc
+        except RecursionError as exc:  # json's C decoder stops a deep nesting itself, safely
+            raise BundleFormatError("manifest is nested too deep to be one this tool wrote") from exc
         if not isinstance(doc, dict) or doc.get("kind") != KIND:
             raise BundleFormatError("not an airgap-mirror bundle manifest")
         if doc.get("format_version") != FORMAT_VERSION:

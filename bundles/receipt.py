@@ -11,6 +11,7 @@ refuses a receipt of that site signed by any other key afterwards (or a receipt 
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -93,7 +94,10 @@ def read_receipt(path: Path, state: BundleState, *, site: str | None = None) -> 
     if len(data) > MAX_RECEIPT_BYTES:
         raise SignatureError(f"receipt {path} is over {MAX_RECEIPT_BYTES >> 20} MiB: not a receipt this tool wrote")
     try:
-        outer = json.loads(data)
+        try:
+            outer = json.loads(data)
+        except RecursionError as exc:  # json's C decoder stops a deep nesting itself, safely
+            raise ValueError("nested too deep") from exc
         doc, sig_text = outer["receipt"], outer["signature"]
         if not isinstance(doc, dict) or doc.get("kind") != KIND or not isinstance(sig_text, str):
             raise ValueError("not a receipt")
@@ -102,7 +106,8 @@ def read_receipt(path: Path, state: BundleState, *, site: str | None = None) -> 
         verify([key], body, parse_signature(sig_text))
         rsite = check_site(str(doc["site"]))
         snapshots = doc["snapshots"]
-        if not (isinstance(snapshots, list) and all(isinstance(s, str) and len(s) == 64 for s in snapshots)):
+        if not (isinstance(snapshots, list) and all(isinstance(s, str) and re.fullmatch(r"[0-9a-f]{64}", s)
+                                                    for s in snapshots)):
             raise ValueError("snapshots is not a list of ids")
         if doc.get("current") is not None and doc["current"] not in snapshots:
             raise ValueError("its current snapshot is not among its snapshots")

@@ -284,3 +284,44 @@ def test_a_bundle_whose_tree_cannot_be_published_leaves_current_and_the_sequence
     monkeypatch.undo()
     result = import_bundle(inside, [second], [key.public])
     assert result.current and inside.ref("current") != before
+
+
+def test_a_deeply_nested_manifest_is_refused_in_one_line_everywhere(tmp_path):
+    """An unsigned 'bundle' whose manifest nests 100,000 arrays deep: every command that reads a
+    manifest says what it is in one line (a RecursionError traceback in bundle show, diff and
+    bundle create --since before)."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in ((MANIFEST, deep), (SIGNATURE, b"untrusted comment: x\nnot a signature\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    bad = tmp_path / "deep.bundle"
+    bad.write_bytes(zstandard.ZstdCompressor().compress(buf.getvalue()))
+    store = Store(tmp_path / "s").create()
+    snapshot_of(store, [b"x" * 100])
+    for cmd in (["bundle", "show", str(bad)], ["diff", str(bad), "current", "--store", str(store.root)]):
+        proc = subprocess.run([sys.executable, "-m", "mirror.cli", *cmd], capture_output=True, text=True, env=clean_env())
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
+
+
+def test_a_signed_receipt_whose_snapshot_ids_are_not_hex_is_refused_in_one_line(tmp_path):
+    """Checked for length alone, `/../../` plus 57 letters passed as a snapshot id and ended in a
+    ValueError traceback when used."""
+    from bundles.receipt import KIND as RECEIPT_KIND
+
+    key = generate()
+    doc = {"kind": RECEIPT_KIND, "public_key": key.public.to_text(), "site": "plant-b",
+           "snapshots": ["/../../" + "z" * 57], "current": None, "created": "2026-12-07T00:00:00+00:00"}
+    receipt = tmp_path / "evil.receipt"
+    receipt.write_text(json.dumps({"receipt": doc, "signature": sign(key, canonical_json(doc), "x").to_text()}))
+    store = Store(tmp_path / "s").create()
+    snapshot_of(store, [b"x" * 100])
+    subprocess.run([sys.executable, "-m", "mirror.cli", "keygen", "--out", str(tmp_path / "k")], check=True,
+                   capture_output=True, env=clean_env())
+    proc = subprocess.run([sys.executable, "-m", "mirror.cli", "bundle", "create", "--store", str(store.root), "--key",
+                           str(tmp_path / "k.key"), "-o", str(tmp_path / "b.bundle"), "--since-receipt", str(receipt)],
+                          capture_output=True, text=True, env=clean_env())
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr and "not a receipt this tool wrote" in proc.stderr, proc.stderr
