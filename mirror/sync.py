@@ -956,6 +956,12 @@ def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], l
                                                package_manager=app.package_manager, python=app.python,
                                                python_from=app.python_from if app.python else None)
         result.warnings.extend(app.notes)
+        if app.python and app.python_from and targets and not any(
+                t.python == app.python or t.python.startswith(app.python + ".") or app.python.startswith(t.python + ".")
+                for t in targets):
+            result.warnings.append(f"{app.python_from} asks for Python {app.python}, but the targets are named "
+                                   f"({', '.join(t.id for t in targets)}): the app is not mirrored for its own Python; "
+                                   "add it to [[targets]] (or --target), or drop the file")
         if app.conda_packages and not conda_side:
             result.warnings.append(
                 f"{len(app.conda_packages)} conda packages in environment.yml are not mirrored (only its pip: section): "

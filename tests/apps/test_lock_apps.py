@@ -240,3 +240,17 @@ def test_a_stale_lock_of_a_python_this_machine_lacks_fails_too(tmp_path):
     with pytest.raises(RequirementsError, match=r"does not match pyproject.toml \(dependencies changed") as exc:
         load_app(app)
     assert "uv.lock" in str(exc.value) and "run `uv lock`" in str(exc.value)
+
+
+def test_an_apps_python_that_the_named_targets_leave_out_is_warned_of(upstream, tmp_path):
+    app = tmp_path / "a"
+    app.mkdir()
+    (app / "requirements.txt").write_text("beta==1.0\n")
+    (app / ".python-version").write_text("3.12\n")
+    store = open_store(tmp_path / "s", create=True)
+    result = run_sync(store, _opts(app, upstream, targets=(("3.11", X86),), cross_product=False))
+    (a,) = result.apps
+    assert a.ok and a.targets == [f"cp311-{X86}"]
+    assert any(".python-version asks for Python 3.12, but the targets are named" in w for w in a.warnings), a.warnings
+    same = run_sync(store, _opts(app, upstream, targets=(("3.12", X86),), cross_product=False))
+    assert not any("asks for Python" in w for w in same.apps[0].warnings)
