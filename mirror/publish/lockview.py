@@ -86,9 +86,12 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
         raise InputError(f"cannot read the app: {exc}") from exc
     current = store.ref("current")
     entry: dict[str, Any] = {}
+    targets: dict[str, Any] = {}
     if current:
         try:
-            _, entry = _app_entry(store.snapshot(current), app_dir)
+            snap = store.snapshot(current)
+            _, entry = _app_entry(snap, app_dir)
+            targets = {tid: snap.targets.get(tid) or {} for tid in entry.get("targets", {})}
         except InputError:
             entry = {}
     if app.locked:
@@ -135,6 +138,12 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
         out.append("# Nothing in the app needs to change.")
     out.append("#")
     out.append("# Or install exactly what was mirrored, with hashes:")
-    out.append(f"#   mirror lock {app_dir} -o requirements.lock")
-    out.append(f"#   pip install --require-hashes -r requirements.lock --index-url {simple}")
+    if len(targets) > 1:  # (`mirror lock` needs the target then: one line per target, each as it works)
+        for tid, t in sorted(targets.items()):
+            out.append(f"#   mirror lock {app_dir} --python {t.get('python', '?')} --platform {t.get('platform', '?')}"
+                       f" -o requirements-{tid}.lock")
+        out.append(f"#   pip install --require-hashes -r requirements-TARGET.lock --index-url {simple}")
+    else:
+        out.append(f"#   mirror lock {app_dir} -o requirements.lock")
+        out.append(f"#   pip install --require-hashes -r requirements.lock --index-url {simple}")
     return "\n".join(out)

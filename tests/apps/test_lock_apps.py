@@ -254,3 +254,26 @@ def test_an_apps_python_that_the_named_targets_leave_out_is_warned_of(upstream, 
     assert any(".python-version asks for Python 3.12, but the targets are named" in w for w in a.warnings), a.warnings
     same = run_sync(store, _opts(app, upstream, targets=(("3.12", X86),), cross_product=False))
     assert not any("asks for Python" in w for w in same.apps[0].warnings)
+
+
+def test_every_mirror_lock_line_client_config_prints_works_as_printed(upstream, tmp_path):
+    """For an app with two targets, `mirror lock APP -o requirements.lock` exits 2 (which target?):
+    client-config prints one line per target, and each runs as printed."""
+    import shlex
+
+    from tests.builders.cli import run_mirror
+
+    app = tmp_path / "a"
+    app.mkdir()
+    (app / "requirements.txt").write_text("alpha==1.0\n")
+    store = tmp_path / "s"
+    run_mirror("sync", str(app), "--store", str(store), "--python", "3.11", "--python", "3.12", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "")
+    out = run_mirror("client-config", "--url", "http://mirror.internal", "--store", str(store), "--app", str(app)).stdout
+    lines = [ln.strip("# ").strip() for ln in out.splitlines() if ln.strip("# ").startswith("mirror lock ")]
+    assert len(lines) == 2, out
+    for line in lines:
+        args = shlex.split(line)[1:]
+        run_mirror(*args, "--store", str(store), cwd=tmp_path)
+        written = tmp_path / args[args.index("-o") + 1]
+        assert "alpha==1.0" in written.read_text() and "--hash=sha256:" in written.read_text()
