@@ -38,8 +38,9 @@ URIs: {base}/debian
 Suites: {' '.join(suites)}
 Components: {' '.join(components)}
 Signed-By: /etc/apt/keyrings/airgap-mirror.asc
-""" + ("""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store)
-Acquire::https::CaInfo "/etc/ssl/certs/airgap-mirror-ca.pem";
+""" + ("""# apt over https: /etc/apt/apt.conf.d/50airgap-mirror (unless the CA is in the system store); the CA
+# certificate beside the key, in a folder every apt has (a minbase image has no /etc/ssl/certs)
+Acquire::https::CaInfo "/etc/apt/keyrings/airgap-mirror-ca.pem";
 """ if base.startswith("https://") else "")
 
 

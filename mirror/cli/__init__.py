@@ -505,7 +505,8 @@ default = true
     if base.startswith("https://"):
         print(f"""# TLS: the mirror's certificate comes from your CA; copy the CA certificate to {ca_cert}
 #   (or add it to the system store: cp CA.pem /usr/local/share/ca-certificates/airgap-mirror.crt && update-ca-certificates)
-# pip: in pip.conf [global]  cert = {ca_cert}   (or export PIP_CERT={ca_cert})
+# pip: in pip.conf [global]  cert = {ca_cert}   (or export PIP_CERT={ca_cert}; where REQUESTS_CA_BUNDLE
+#      is set, as on many managed machines, pip takes that instead: point it at the same file)
 # uv:  export SSL_CERT_FILE={ca_cert}   (or, with the CA in the system store, uv --native-tls / UV_NATIVE_TLS=1)
 """)
     if user:
