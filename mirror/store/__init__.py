@@ -27,6 +27,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -143,16 +144,21 @@ class Store:
         self.base.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.base / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait
+        said = False
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
                     if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
                         raise StoreError(f"the store at {self.root} is busy: {holder} holds its lock;"
                                          f" `mirror {what}` did not start (run it again when that finishes)") from None
+                    if not said:  # (a wait of many seconds, saying nothing, looked like a hang)
+                        print(f"waiting up to {wait:.0f} s for the store's lock: {holder} holds it", file=sys.stderr,
+                              flush=True)
+                        said = True
                     time.sleep(0.2)
             info = f"`mirror {what}` (pid {os.getpid()}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')})"
             os.ftruncate(fd, 0)

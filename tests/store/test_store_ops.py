@@ -88,6 +88,14 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
         proc = run_mirror("gc", "--store", str(store.root), check=False)
         assert proc.returncode == 6
         assert "is busy: `mirror sync` (pid" in proc.stderr
+        # A writer that waits for the lock says so at once, naming the holder (publish waits 60 s).
+        waiter = subprocess.Popen([sys.executable, "-c", (
+            "import sys; from mirror.store import Store; s = Store(sys.argv[1]);\n"
+            "with s.lock('publish', wait=1.5): pass"), str(store.root)],
+            stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[2])
+        said = waiter.stderr.readline()
+        assert "waiting up to 2 s for the store's lock: `mirror sync` (pid" in said, said
+        waiter.wait(timeout=30)
     finally:
         holder.kill()
         holder.wait()
