@@ -71,11 +71,22 @@ def fail_with(exc: MirrorError) -> typer.Exit:
 
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Wrap a command's work: a MirrorError becomes its message and exit code, nothing else changes."""
+    """Wrap a command's work: a MirrorError becomes its message and exit code, and so does a full
+    disk wherever it is met (exit 7, as a store write's own says it), nothing else changes."""
+    import errno
+
     try:
         yield
     except MirrorError as exc:
         raise fail_with(exc) from exc
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        from mirror.errors import DiskFullError
+
+        where = f" writing {exc.filename}" if exc.filename else ""
+        raise fail_with(DiskFullError(f"no space left on the device{where}: free space (`mirror gc` removes what no "
+                                      "kept snapshot needs) and run the command again")) from exc
 
 
 def config_and_store(config: Path | None = None, store: Path | None = None) -> tuple[Config, Path]:

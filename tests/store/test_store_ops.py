@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from mirror.store.health import collect_garbage, verify_store
 from mirror.store.history import diff_snapshots, list_snapshots, resolve_snapshot
 from mirror.store import Store
@@ -209,3 +211,23 @@ def test_catalogued_answers_as_pyfile_does_for_many_files_at_once(tmp_path: Path
     assert store.catalogued(asked) == expect
     assert len(expect) == 800 and (files[1][0], "another-name.whl") not in expect
     assert store.catalogued([]) == set()
+
+
+def test_publish_onto_a_full_disk_is_exit_7_in_one_line(tmp_path: Path) -> None:
+    """The published folder on a 64 KiB tmpfs of its own (a mount namespace: nothing of this machine's
+    mounts changes): publish meets ENOSPC copying files across devices; one line, exit 7, the tree
+    being built left behind nowhere in sight of clients."""
+    import shutil
+
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare (util-linux)")
+    store = Store(tmp_path / "s").create()
+    snapshot_of(store, [os.urandom(40_000), os.urandom(40_000)])
+    (store.root / "published").mkdir(exist_ok=True)
+    script = (f"mount -t tmpfs -o size=64k tmpfs {store.root / 'published'} && "
+              f"exec {sys.executable} -m mirror.cli publish --store {store.root}")
+    proc = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, env=clean_env(),
+                          cwd=Path(__file__).parents[2])
+    assert proc.returncode == 7, proc.stderr[-800:]
+    assert "Traceback" not in proc.stderr and "no space left on the device" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
