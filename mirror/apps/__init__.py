@@ -22,6 +22,7 @@ __all__ = ["AppSpec", "AppRules", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 
 REQUIREMENT_FILES = ("requirements.txt", "private-requirements.txt")
 APT_FILES = ("Aptfile", "packages.txt")
+MAX_REQUIREMENTS = 5_000
 # Heroku's `python-3.11.4`, and what people also write: `python-3.9.x`, `Python 3.10.2`, `3.11`.
 _RUNTIME = re.compile(r"(?:python[-\s]?)?(\d+\.\d+)(?:\.(\d+|x|\*))?")
 
@@ -80,6 +81,15 @@ def _environment_yml(path: Path, into: RequirementsCollector) -> tuple[tuple[str
     import yaml  # (18 ms to import: only for an app with an environment.yml)
 
     text = _read(path, into.root)
+    # An alias expands to its anchor's whole node wherever it is used: 465 bytes of nested aliases
+    # grew past 3 GB (a "billion laughs"). conda's own files never use them: refused, naming the line.
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, yaml.AliasToken):
+                raise RequirementsError(path, token.start_mark.line + 1, "a YAML alias (*name): not read here",
+                                        "write the values out (conda's environment files have no aliases)")
+    except yaml.YAMLError:
+        pass  # (compose below says what is wrong, with its line)
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -184,6 +194,11 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         python = next((m.group(1) for spec in conda_specs if (m := _CONDA_PYTHON.fullmatch(spec.strip().lower()))), None)
         python_from = "environment.yml" if python else None
     parsed = collector.result()
+    if len(parsed.requirements) > MAX_REQUIREMENTS:  # one app's files never keep the others' sync busy
+        first = parsed.requirements[MAX_REQUIREMENTS]
+        raise RequirementsError(first.source, first.lineno, f"{len(parsed.requirements):,} requirements: over the "
+                                f"{MAX_REQUIREMENTS:,} one app may name (the largest real apps name a few hundred)",
+                                "split the app, or check the file is what the app installs")
     return AppSpec(
         name=path.resolve().name,
         path=path,

@@ -99,6 +99,13 @@ def _chain(n: int) -> dict[str, str]:
     return files
 
 
+def _alias_bomb() -> str:
+    """Nine levels of nine aliases each of the level below: 9**10 strings once expanded."""
+    lines = ["dependencies:", "  - pip", "  - pip: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  - l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
 CRASHERS = {
     "nul-include": ({"requirements.txt": b"-r \x00\n"}, "requirements.txt:1"),
     "utf16-odd": ({"requirements.txt": b"\xff\xfea\x00\x00\xd8"}, "requirements.txt"),
@@ -110,6 +117,11 @@ CRASHERS = {
     "apt-deb-ipv6": ({"Aptfile": "http://[::1/a.deb\n"}, "Aptfile:1"),
     "apt-utf16-odd": ({"Aptfile": b"\xff\xfea\x00\x00\xd8"}, "Aptfile"),
     "apt-nul": ({"Aptfile": b"curl\x00\n"}, "Aptfile:1"),
+    # 465 bytes of nested YAML aliases grew past 3 GB: aliases are refused, naming their line.
+    "yaml-alias-bomb": ({"environment.yml": _alias_bomb()}, "environment.yml:4: a YAML alias"),
+    # 150,000 names kept the whole sync busy past 100 s: one app names at most 5,000.
+    "150000-names": ({"requirements.txt": "".join(f"pkg{i}==1.0\n" for i in range(150_000))},
+                     "requirements.txt:5001: 150,000 requirements: over the 5,000"),
 }
 
 
