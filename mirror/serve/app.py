@@ -243,8 +243,8 @@ class App:
                               extra=[("Allow", "GET, HEAD")])
         split = urlsplit(target)
         raw_path = unquote(split.path)
-        if raw_path == "/health":
-            return self._health()
+        if raw_path == "/health":  # for load balancers, without credentials: the details only with them
+            return self._health(detail=self.auth is None or self.auth.check(headers.get("authorization")) is not None)
         user = "-"
         if self.auth is not None:
             who = self.auth.check(headers.get("authorization"))
@@ -274,12 +274,14 @@ class App:
         return Response(int(status), [("Content-Type", ctype), ("Cache-Control", cache), *(extra or [])], body,
                         route=route)
 
-    def _health(self) -> Response:
+    def _health(self, *, detail: bool = True) -> Response:
+        """Whether the tree is served whole; with `detail` (no auth configured, or the request's
+        credentials), what it serves: snapshot, times, the last import (its bundle, signer, site)."""
         tree, status, intact = self.served()
         now = time.time()
         doc: dict[str, Any] = {"status": "ok" if intact else "unavailable", "tree": "intact" if intact else
                                ("missing" if tree is None else "broken")}
-        if status is not None:
+        if status is not None and detail:
             doc.update(snapshot=status["id"], snapshot_created=status.get("created"), published=status.get("published"),
                        last_import=status.get("last_import"))
             created = _epoch(status.get("created"))

@@ -104,7 +104,12 @@ def test_auth_lets_the_right_users_in_and_never_logs_a_secret(site, tmp_path):
         # Without credentials: 401 with both schemes offered; /health needs none.
         r = httpx.get(srv.simple)
         assert r.status_code == 401 and "Basic" in r.headers["www-authenticate"]
-        assert httpx.get(srv.base + "/health").status_code == 200
+        # /health needs none, and without them says only whether the tree is served whole: what it
+        # serves (snapshot, the last bundle's signer, sequence and site) needs credentials.
+        anonymous = httpx.get(srv.base + "/health")
+        assert anonymous.status_code == 200 and set(anonymous.json()) == {"status", "tree"}
+        detailed = httpx.get(srv.base + "/health", headers={"Authorization": "Bearer tok-0123456789abcdef0123"})
+        assert "snapshot" in detailed.json()
         bearer = httpx.get(srv.simple + "alpha/", headers={"Authorization": "Bearer tok-0123456789abcdef0123"})
         assert bearer.status_code == 200 and bearer.headers["cache-control"].startswith("private")
         # The file is re-read when it changes: a new user works without a restart, the old one is gone.
