@@ -301,7 +301,9 @@ class App:
         tree, status, _ = self.served()
         base = self.url or (f"{scheme}://{host}" if host else "")
         page = _front_page(status, base, tree, self.published.parent)
-        return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE)
+        # Built from the request's Host when no URL is configured: a cache must key it by Host too.
+        return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE,
+                          extra=[] if self.url else [("Vary", "Host")])
 
     def _tree_path(self, raw_path: str, query: str, headers: Mapping[str, str]) -> Response:
         tree = self.tree()

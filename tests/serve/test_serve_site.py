@@ -132,6 +132,8 @@ def test_health_metrics_and_caching_headers(site, tmp_path):
 
     srv = Server(site["store"])
     try:
+        front = httpx.get(srv.base + "/", headers={"Host": "mirror.example"})
+        assert "mirror.example" in front.text and front.headers["vary"] == "Host"  # built from Host: keyed by it
         health = httpx.get(srv.base + "/health")
         doc = health.json()
         assert health.status_code == 200 and doc["status"] == "ok" and doc["tree"] == "intact"
