@@ -1,17 +1,23 @@
-# Sourced by scripts/test and scripts/demo: installs what the project needs on a fresh Debian
-# machine (as root), and a .venv with the project and its test extras, from PyPI only: this
+# Sourced by scripts/test, scripts/bench and scripts/demo: installs what the project needs on a fresh
+# Debian machine (as root), and a .venv with the project and its test extras, from PyPI only: this
 # machine's pip.conf and PIP_* settings are shut out so what runs is what a site would get.
+# SETUP_FOR=demo (scripts/demo) stops at what the tool itself runs with; the rest (real targets,
+# real clients, a browser, qemu, Poetry and pipenv) is for the tests and benchmarks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SETUP_FOR=${SETUP_FOR:-test}
 
 need_apt=()
-for tool in gpg:gnupg gpgv:gpgv minisign:minisign apt-ftparchive:apt-utils dpkg-deb:dpkg-dev xz:xz-utils gpgconf:gpgconf \
-            dpkg-scanpackages:dpkg-dev zstd:zstd git:git debootstrap:debootstrap chromium:chromium; do
+tools="gpg:gnupg gpgv:gpgv minisign:minisign xz:xz-utils gpgconf:gpgconf zstd:zstd git:git"
+if [ "$SETUP_FOR" != demo ]; then
+  tools="$tools apt-ftparchive:apt-utils dpkg-deb:dpkg-dev dpkg-scanpackages:dpkg-dev debootstrap:debootstrap chromium:chromium"
+  # arm64 targets run here for real under qemu (tests/apt/test_arm64_target.py).
+  [ -x /usr/bin/qemu-aarch64-static ] || need_apt+=(qemu-user-static)
+  command -v update-binfmts >/dev/null 2>&1 || need_apt+=(binfmt-support)
+fi
+for tool in $tools; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
-# arm64 targets run here for real under qemu (tests/apt/test_arm64_target.py).
-[ -x /usr/bin/qemu-aarch64-static ] || need_apt+=(qemu-user-static)
-command -v update-binfmts >/dev/null 2>&1 || need_apt+=(binfmt-support)
 # Debian's archive keys: the default upstream for Aptfiles is verified with them.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -21,6 +27,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+if [ "$SETUP_FOR" != demo ]; then
 # nginx, to test and bench scripts/nginx.conf: Debian's binary unpacked under .tools/ (installing the
 # package would start a system service on port 80).
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x .tools/nginx/usr/sbin/nginx ]; then
@@ -29,6 +36,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x .tools/nginx/usr/sbin/nginx ]; t
   (cd .tools/debs && { apt-get download nginx nginx-common >/dev/null 2>&1 \
       || { apt-get update -qq >/dev/null && apt-get download nginx nginx-common >/dev/null 2>&1; }; })
   for deb in .tools/debs/*.deb; do dpkg-deb -x "$deb" .tools/nginx; done
+fi
 fi
 
 PY=${PYTHON:-python3}
@@ -44,6 +52,8 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+
+[ "$SETUP_FOR" = demo ] && return 0  # (sourced: the demo has what it runs with)
 
 # qemu-aarch64 registered with the kernel's binfmt_misc (mounted first where it is not yet).
 if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
