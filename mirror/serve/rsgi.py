@@ -69,8 +69,18 @@ class RsgiApp:
         headers = _Headers(scope.headers)
         app.metrics.begin()
         resp, sent = None, 0
+        def handle() -> Any:
+            return app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"))
+
         try:
-            resp = app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"))
+            if app.auth is not None and (headers.get("authorization") or "")[:6].lower() == "basic ":
+                # A password may need bcrypt (tens to hundreds of ms): on a thread, never on the event
+                # loop, which every other request of this worker (/health too) waits on.
+                import asyncio
+
+                resp = await asyncio.get_running_loop().run_in_executor(None, handle)
+            else:
+                resp = handle()
         except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
             from .app import Response
 
