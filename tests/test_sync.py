@@ -309,3 +309,24 @@ def test_other_requirements_files_are_named_and_can_be_added(upstream, tmp_path:
     store = open_store(tmp_path / "s")
     pins = dict(map(tuple, store.load_snapshot(second["snapshot"])["apps"]["predeploy"]["targets"][f"cp311-{X86}"]["packages"]))
     assert pins == {"alpha": "1.0", "beta": "2.0"}
+
+
+def test_each_warning_is_said_once_per_change_and_failures_come_last_counted(apps: Path, upstream, tmp_path: Path):
+    """A nightly printed the same long warnings every night and its one FAILED line drowned: a
+    warning the last sync printed is counted, not printed again (`--all-warnings` prints it); failed
+    apps come after the others, and a last line counts them."""
+    (apps / "shop" / "requirements-dev.txt").write_text("pytest\n")  # not installed by the platform: warned
+    bad = apps / "broken"
+    bad.mkdir()
+    (bad / "requirements.txt").write_text("alpha==1.0\nbeta = 2\n")
+    cmd = [sys.executable, "-m", "mirror.cli", "sync", str(bad), str(apps / "shop"), "--store", str(tmp_path / "s"),
+           "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", ""]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=clean_env()).stderr
+    assert "requirements-dev.txt not mirrored" in first
+    lines = [ln for ln in first.splitlines() if ln.strip()]
+    assert lines[-1].startswith("FAILED: 1 of 2 apps (broken)")
+    assert first.index("ok shop") < first.index("FAILED broken")
+    again = subprocess.run(cmd, capture_output=True, text=True, env=clean_env()).stderr
+    assert "requirements-dev.txt not mirrored" not in again and "1 warnings unchanged since the last sync" in again
+    everything = subprocess.run([*cmd, "--all-warnings"], capture_output=True, text=True, env=clean_env()).stderr
+    assert "requirements-dev.txt not mirrored" in everything

@@ -5,6 +5,7 @@ The way in. Also here: config (mirror.toml).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -114,6 +115,24 @@ def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip
                        trusted_hosts=tuple(os.environ.get("PIP_TRUSTED_HOST", "").split()) if pip_env else ())
 
 
+def _warnings_seen(st: Any) -> set[str]:
+    """The warnings the last sync printed (keys of them), kept beside the store's state."""
+    try:
+        data = json.loads((st.base / "warnings-seen.json").read_text())
+        return {k for k in data if isinstance(k, str)} if isinstance(data, list) else set()
+    except (OSError, ValueError):
+        return set()
+
+
+def _remember_warnings(st: Any, keys: set[str]) -> None:
+    from mirror.store import atomic_write
+
+    try:
+        atomic_write(st.base / "warnings-seen.json", json.dumps(sorted(keys)).encode())
+    except OSError:  # (only what is printed next time depends on it)
+        pass
+
+
 def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> None:
     """Bad input is exit 2 before anything runs: app folders named on the command line that do not
     exist (with the closest names beside them), and target versions and platforms."""
@@ -157,6 +176,7 @@ def sync(
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove the store's apps that this sync does not name (without it they are kept as they were, and the summary lists them).")] = False,
+    all_warnings: Annotated[bool, typer.Option("--all-warnings", help="Print every warning, also those the last sync printed (by default they are counted).")] = False,
     as_json: JsonOpt = False,
     **plugin_options: Any,
 ) -> None:
@@ -229,19 +249,39 @@ def sync(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     else:
-        for a in result.apps:
+        # Each warning once per change: what the last sync already said is counted, not said again
+        # (a nightly printed the same 23 long warnings every night, and its one failure drowned);
+        # failures come last, counted.
+        seen = _warnings_seen(st)
+        said: set[str] = set()
+        quiet = 0
+
+        def warn(prefix: str, where: str, text: str) -> None:
+            nonlocal quiet
+            key = hashlib.sha256(f"{where}\0{text}".encode()).hexdigest()[:24]
+            said.add(key)
+            if key in seen and not all_warnings:
+                quiet += 1
+            else:
+                console.print(f"{prefix}[yellow]warning:[/] {escape(redact_text(text))}", highlight=False)
+
+        for a in sorted(result.apps, key=lambda a: not a.ok):
             mark = "[green]ok[/]" if a.ok else "[red]FAILED[/]"
             how = ", ".join(filter(None, [a.package_manager, f"Python {a.python} from {a.python_from}" if a.python_from else None]))
             console.print(f"{mark} {a.name}: {', '.join(a.targets) or '-'}" + (f" ({how})" if how else ""), highlight=False)
             for w in a.warnings:
-                console.print(f"   [yellow]warning:[/] {escape(redact_text(w))}", highlight=False)
+                warn("   ", a.name, w)
             if a.error:
                 console.print(f"   [red]{escape(redact_text(a.error))}[/]" + (" (previous lock kept)" if a.kept_previous else ""),
                               highlight=False, markup=True)
+        for w in result.warnings:
+            warn("", "", w)
         for e in result.fetch_errors:
             console.print(f"[red]fetch error:[/] {e}", highlight=False)
-        for w in result.warnings:
-            console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        if quiet:
+            console.print(f"{quiet} warnings unchanged since the last sync (`mirror sync --all-warnings` shows them)",
+                          highlight=False)
+        _remember_warnings(st, said)
         if result.kept_apps:
             console.print(f"kept as they were (not named by this sync): {', '.join(result.kept_apps)}; "
                           "`mirror sync --prune` or `mirror apps remove NAME` removes an app", highlight=False)
@@ -257,6 +297,9 @@ def sync(
             f"snapshot {(result.snapshot_id or '-')[:16]}" + (" (unchanged)" if not result.changed and result.snapshot_id else ""),
             highlight=False,
         )
+        failed = [a.name for a in result.apps if not a.ok]
+        if failed:  # the last line: what a reader of a nightly's log must not miss
+            console.print(f"[red]FAILED: {len(failed)} of {len(result.apps)} apps[/] ({', '.join(failed)})", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
     raise typer.Exit((2 if result.changed else 0) if detailed_exit_code else 0)
