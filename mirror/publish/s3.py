@@ -135,7 +135,13 @@ def _transport(target: Target, exc: Exception) -> TransportError:
     """One line for a fault of the object store, with what to do where the cause is known (obstore's
     message names it only in its debug part)."""
     full = str(exc) or type(exc).__name__
-    text = full.splitlines()[0][:300]
+    # Never the endpoint's response body (one that echoes the request's headers would print the
+    # session token), and never a credential of this process, wherever it shows.
+    text = re.split(r"(?i)\b(?:response\s+)?body\b\s*[:=]", full.splitlines()[0])[0].rstrip(" ,:(")[:300]
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+        secret = os.environ.get(name)
+        if secret and len(secret) >= 8:
+            text = text.replace(secret, f"<{name}>")
     if m := re.search(r"InvalidCertificate\(\s*(\w+)", full):
         text += (f"; the server's TLS certificate is not trusted ({m[1]}): set AWS_CA_BUNDLE to the PEM file of "
                  "the CA that signed it")

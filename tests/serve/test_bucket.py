@@ -21,7 +21,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from tests.builders.cli import MIRROR, check_installed, make_venv
+from tests.builders.cli import MIRROR, check_installed, make_venv, run_mirror
 from tests.builders.debs import AptRoot
 from tests.builders.nginx import Nginx
 from tests.builders.seaweed import SeaweedFS, SlowLink, weed_binary
@@ -403,3 +403,43 @@ def test_publish_over_tls_trusts_the_sites_ca_and_refuses_an_unknown_one(site, t
         trusted = subprocess.run(args, capture_output=True, text=True, env=dict(env, AWS_CA_BUNDLE=str(ca)), timeout=300)
         assert trusted.returncode == 0, trusted.stderr
         assert json.loads(trusted.stdout)["buckets"][0]["snapshot"] == site["snapshot"]
+
+
+def test_an_endpoint_that_echoes_the_request_never_gets_a_credential_printed(tmp_path, store_with_files):
+    """An S3 endpoint whose error body echoes the request's headers (the session token among them):
+    the error names the target and the fault in one line, never the body or a credential."""
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def _echo(self) -> None:
+            body = ("<Error><Code>InvalidRequest</Code><Message>" + " ".join(f"{k}={v}" for k, v in self.headers.items())
+                    + "</Message></Error>").encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = do_HEAD = _echo
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store, _, _ = store_with_files
+    run_mirror("publish", "--store", str(store.root))
+    token, secret = "TOKEN-echoed-0123456789abcdef", "SECRET-echoed-0123456789abcdef"
+    env = clean_env(AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.server_address[1]}", AWS_ACCESS_KEY_ID="AKIAECHOTEST",
+                    AWS_SECRET_ACCESS_KEY=secret, AWS_SESSION_TOKEN=token, AWS_DEFAULT_REGION="us-east-1")
+    try:
+        proc = subprocess.run([*MIRROR, "publish", "--store", str(store.root), "--to", "s3://echo/site"],
+                              capture_output=True, text=True, env=env, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert token not in said and secret not in said and "Traceback" not in said, said
+    assert "s3://echo/site" in said
