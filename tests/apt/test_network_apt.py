@@ -95,6 +95,16 @@ def _init_mirror(tmp_path: Path, aptfile: str) -> tuple[str, dict]:
     return config, summary
 
 
+def _point_at(root: "realtarget.Chroot", served: Served, tmp_path: Path, suite: str = "bookworm",
+              components: str = "main") -> None:
+    """The root's apt pointed at our repository alone (its key fetched from it), lists updated."""
+    key = tmp_path / "airgap-mirror.asc"
+    with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
+        key.write_bytes(resp.read())
+    root.add_source(served.base + "/debian", suite, key, components=components)
+    root.run("apt-get", "update")
+
+
 def test_mirror_inits_config_syncs_an_aptfile_against_debians_archives(tmp_path):
     """`mirror init`'s own config (bookworm, -updates and -security, whose Release names a binary-all
     index it does not have) syncs an Aptfile with no warning: the indexes read are the ones apt reads."""
@@ -126,11 +136,7 @@ def test_a_minbase_root_upgrades_from_our_repository_alone(tmp_path):
                 if (c := universe.candidate(n)) is not None and version_compare(c.version, v) > 0}
     served = Served(tmp_path / "mirror-store")
     try:
-        key = tmp_path / "airgap-mirror.asc"
-        with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
-            key.write_bytes(resp.read())
-        root.add_source(served.base + "/debian", "bookworm", key)
-        root.run("apt-get", "update")
+        _point_at(root, served, tmp_path)
         sim = root.run("apt-get", "-s", "upgrade").stdout
         upgraded = {line.split()[1] for line in sim.splitlines() if line.startswith("Inst ")}
         assert upgraded == expected and expected, (upgraded, expected)
@@ -157,11 +163,7 @@ def test_a_root_older_than_the_suite_installs_perl_from_our_repository(tmp_path)
     status.write_text("\n\n".join(paragraphs))
     served = Served(tmp_path / "mirror-store")
     try:
-        key = tmp_path / "airgap-mirror.asc"
-        with urllib.request.urlopen(served.base + "/debian/airgap-mirror.asc") as resp:
-            key.write_bytes(resp.read())
-        root.add_source(served.base + "/debian", "bookworm", key)
-        root.run("apt-get", "update")
+        _point_at(root, served, tmp_path)
         install = root.run("apt-get", "install", "-y", "--no-install-recommends", "perl")
         assert "perl-base" in install.stdout and "perl" in root.installed()
         assert root.run("perl", "-e", "print 6*7").stdout == "42"
