@@ -263,7 +263,6 @@ class AptSync:
                 out.app_entries.setdefault(app.name, {})[target.id] = entry
 
         # The base's updates, per target (what `apt-get upgrade` inside takes from the mirror).
-        patches: dict[str, list[str]] = {}
         if opts.get("patch_base", True) and str(opts.get("base") or "required") != "none":
             for tid, t in list(section_targets.items()):
                 target = AptTarget(distro=t["distro"], arch=t["arch"])
@@ -278,7 +277,6 @@ class AptSync:
                         out.warnings.append(warning)
                     continue
                 section_targets[tid] = {**t, "base_updates": entry}
-                patches[tid] = entry["files"]
                 files.update(metas)
                 items.extend(FetchItem(url=m["url"], sha256=sha, filename=m["filename"], size=m["size"])
                              for sha, m in metas.items())
@@ -358,25 +356,14 @@ class AptSync:
                     for af in aptfiles for p in af.packages]
         requests += [Request(name=st.package, version=st.version, origin=f"{app} ({redact(st.fields['X-Url'])})")
                      for _, st in app_debs if st.architecture in (target.arch, "all")]
-        base_opt = str(opts.get("base") or "required")
-        key_doc = {
+        cached, data = _cached_closure(cache, opts, {
             "v": 3, "target": target.id, "requests": [[r.name, r.version, r.arch, r.origin] for r in requests],
-            "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
-                         for s in all_sources],
-            "debs": sorted(sha for sha, _ in app_debs), "recommends": bool(opts.get("with_recommends")),
-            "base": base_opt if base_opt in ("required", "none") else hashlib.sha256(Path(base_opt).read_bytes()).hexdigest()
-            if Path(base_opt).is_file() else base_opt,
-        }
-        key = hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()
-        cached = cache / "closures" / f"{key}.json"
-        if cached.is_file() and not opts.get("refresh"):
-            try:
-                data = json.loads(cached.read_text())
-                if "error" in data:  # the same archive and requests fail the same way
-                    raise UnsatisfiableError(data["error"])
-                return data["entry"], data["files"]
-            except (OSError, ValueError, KeyError):
-                cached.unlink(missing_ok=True)
+            "releases": _release_keys(all_sources, release), "debs": sorted(sha for sha, _ in app_debs),
+            "recommends": bool(opts.get("with_recommends"))})
+        if data is not None and "error" in data:  # the same archive and requests fail the same way
+            raise UnsatisfiableError(data["error"])
+        if data is not None and "entry" in data and "files" in data:
+            return data["entry"], data["files"]
 
         uni = universe(target, all_sources, tuple(st for _, st in app_debs))
         try:
@@ -406,18 +393,9 @@ def _patch_closure(target: AptTarget, sources: Sequence[Source], opts: Mapping[s
     mirror. Cached under the signed Releases and the base, as the closures are."""
     from debian.debian_support import version_compare
 
-    base_opt = str(opts.get("base") or "required")
-    key_doc = {"v": 1, "patch": target.id, "base": base_opt if base_opt in ("required", "none") else
-               hashlib.sha256(Path(base_opt).read_bytes()).hexdigest() if Path(base_opt).is_file() else base_opt,
-               "releases": [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()]
-                            for s in sources]}
-    cached = cache / "closures" / f"{hashlib.sha256(json.dumps(key_doc, sort_keys=True).encode()).hexdigest()}.json"
-    if cached.is_file() and not opts.get("refresh"):
-        try:
-            data = json.loads(cached.read_text())
-            return data["entry"], data["files"]
-        except (OSError, ValueError, KeyError):
-            cached.unlink(missing_ok=True)
+    cached, data = _cached_closure(cache, opts, {"v": 1, "patch": target.id, "releases": _release_keys(sources, release)})
+    if data is not None and "entry" in data and "files" in data:
+        return data["entry"], data["files"]
     uni = universe(target, sources)
     have = base(target, sources)
     if not have.exact:  # the versions a minimal system of the suite had as released
@@ -430,6 +408,32 @@ def _patch_closure(target: AptTarget, sources: Sequence[Source], opts: Mapping[s
     entry = {"packages": [[s.package, s.version, s.architecture] for s in stanzas], "files": sorted(metas)}
     atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
     return entry, metas
+
+
+def _release_keys(sources: Sequence[Source], release: Callable[[Source], ReleaseFile]) -> list[list[Any]]:
+    """Each suite of a closure by its signed Release (a new Release is a new closure)."""
+    return [[s.url, s.suite, list(s.components), hashlib.sha256(release(s).raw.encode()).hexdigest()] for s in sources]
+
+
+def _cached_closure(cache: Path, opts: Mapping[str, Any], key_doc: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+    """Where a closure of everything in `key_doc` (and the base) is cached, and what is cached there:
+    None when nothing is, when `--refresh` says to compute it again, or when it does not read (then
+    removed)."""
+    base_opt = str(opts.get("base") or "required")
+    base = (base_opt if base_opt in ("required", "none") or not Path(base_opt).is_file()
+            else hashlib.sha256(Path(base_opt).read_bytes()).hexdigest())
+    key = hashlib.sha256(json.dumps({**key_doc, "base": base}, sort_keys=True).encode()).hexdigest()
+    cached = cache / "closures" / f"{key}.json"
+    if not cached.is_file() or opts.get("refresh"):
+        return cached, None
+    try:
+        data = json.loads(cached.read_text())
+        if isinstance(data, dict):
+            return cached, data
+    except (OSError, ValueError):
+        pass
+    cached.unlink(missing_ok=True)
+    return cached, None
 
 
 def _file_metas(stanzas: Sequence[Stanza], third_party: set[str]) -> dict[str, dict[str, Any]]:

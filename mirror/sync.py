@@ -772,12 +772,11 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
     pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
     # A lock's own files from the public index alone: no page to read for them (its lock gives
     # their hashes and upload times; what they need is read from the files).
-    no_pages: set[int] = set()
+    no_pages = {(job.key[0], job.target.id) for job in jobs
+                if job.prelocked is not None and all(u == opts.index.index_url for u in job.index.search_order)}
     for job in jobs:
         res = resolved[job.key]
         if isinstance(res, tuple):
-            if job.prelocked is not None and all(u == opts.index.index_url for u in job.index.search_order):
-                no_pages.add(len(pending))
             pending.append((job.key[0], job.target, res[1], job.index))
     public = opts.index.index_url
     confusion: dict[str, list[str]] = {}
@@ -807,7 +806,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
         # what it could not give is read after.
         def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
                      records: list[_Record] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
-            wanted = _page_requests([p for i, p in enumerate(pending) if i not in no_pages], public, store)
+            wanted = _page_requests([p for p in pending if (p[0], p[1].id) not in no_pages], public, store)
             recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
             if recording is not None:
                 with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
@@ -856,7 +855,7 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
             break
         reporter.phase("resolving build requirements", len(next_jobs))
         build_res, records = _resolve_jobs(next_jobs, store, opts, reporter, memo, early)
-        pending, no_pages = [], set()
+        pending = []
         for job in next_jobs:
             res = build_res[job.key]
             if isinstance(res, tuple):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from mirror.apps.appfiles import AppFileError, read_app_file
 from mirror.errors import InputError, RequirementsError
 
@@ -187,12 +189,8 @@ def _line_of(text: str) -> dict[str, int]:
     for n, line in enumerate(text.splitlines(), 1):
         m = re.match(r'\s*name\s*=\s*"([^"]+)"', line)
         if m:
-            out.setdefault(_norm(m.group(1)), n)
+            out.setdefault(canonicalize_name(m.group(1)), n)
     return out
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None) -> LockedApp:
@@ -252,7 +250,7 @@ def _check_uv_lock_fresh(path: Path, lock: dict[str, Any]) -> None:
                     continue
             except InvalidRequirement:
                 continue
-            out.add(f"{_norm(req.name)}{sorted(req.extras)}{req.specifier}{req.marker or ''}")
+            out.add(f"{canonicalize_name(req.name)}{sorted(req.extras)}{req.specifier}{req.marker or ''}")
         return out
 
     stale = []
@@ -264,21 +262,6 @@ def _check_uv_lock_fresh(path: Path, lock: dict[str, Any]) -> None:
         raise RequirementsError(path, 0, f"the lock does not match pyproject.toml ({', '.join(stale)} changed since "
                                 "locking): the platform's `uv sync --locked` refuses it",
                                 "run `uv lock` and commit uv.lock")
-
-
-def _joined(export: str) -> list[str]:
-    """requirements.txt text as logical lines (continuations joined, comments dropped)."""
-    out, cur = [], ""
-    for line in export.splitlines():
-        line = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
-        if not line.strip():
-            continue
-        if line.endswith("\\"):
-            cur += line[:-1].strip() + " "
-            continue
-        out.append((cur + line.strip()).strip())
-        cur = ""
-    return out
 
 
 def _pipfile_lock(path: Path, root: Path | None) -> dict[str, Any]:
@@ -303,7 +286,7 @@ def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
     for n, line in enumerate(text.splitlines(), 1):
         m = re.match(r'\s{8}"([^"]+)":\s*\{', line)  # a package's key, at the depth pipenv writes it
         if m:
-            lines_at.setdefault(_norm(m.group(1)), n)
+            lines_at.setdefault(canonicalize_name(m.group(1)), n)
     entries = []
     default = doc.get("default") or {}
     if not isinstance(default, dict):
@@ -323,11 +306,11 @@ def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
         else:
             version = spec.get("version")
             if not isinstance(version, str) or not version.startswith("=="):
-                raise RequirementsError(path, lines_at.get(_norm(name), 0), f"{name} has no pinned version",
+                raise RequirementsError(path, lines_at.get(canonicalize_name(name), 0), f"{name} has no pinned version",
                                         "run `pipenv lock` again")
             hashes = " ".join(f"--hash={h}" for h in spec.get("hashes") or [] if isinstance(h, str))
             req = f"{name}{extras}{version}{tail} {hashes}".strip()
-        entries.append((lines_at.get(_norm(name), 1), req))
+        entries.append((lines_at.get(canonicalize_name(name), 1), req))
     options = [f"--index-url {order[0]}"] + [f"--extra-index-url {u}" for u in order[1:]] if order else []
     requires = (doc.get("_meta") or {}).get("requires") or {}
     rp = requires.get("python_version")
@@ -348,7 +331,7 @@ def _poetry_lock(path: Path, root: Path | None) -> LockedApp:
     for pkg in doc.get("package") or []:
         if not isinstance(pkg, dict) or not isinstance(pkg.get("name"), str):
             continue
-        name, line = pkg["name"], at.get(_norm(pkg["name"]), 1)
+        name, line = pkg["name"], at.get(canonicalize_name(pkg["name"]), 1)
         if "groups" in pkg:
             groups = pkg.get("groups") or []
             if "main" not in groups:
@@ -428,7 +411,7 @@ def _pylock_from(path: Path, text: str, at: dict[str, int]) -> LockedApp:
     entries, indexes = [], []
     for pkg in lock.packages:
         tail = f" ; {pkg.marker}" if pkg.marker else ""
-        line = at.get(_norm(pkg.name), 1)
+        line = at.get(canonicalize_name(pkg.name), 1)
         if pkg.vcs is not None:
             ref = pkg.vcs.commit_id or pkg.vcs.requested_revision
             req = f"{pkg.name} @ git+{pkg.vcs.url}" + (f"@{ref}" if ref else "") + tail

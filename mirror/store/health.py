@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mirror.resolve.memo import expired_records
@@ -118,13 +119,13 @@ def _tree_files(tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, s
     return out
 
 
-def _damaged_copies(store: Store, tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, str]]:
-    """(path, sha256) of the tree's files that are not their blob's bytes: the blob's own inode is
-    whole once the blob is (verify hashes it); a file with another inode (a copy, or the inode of a
-    blob since replaced) is hashed."""
+def _damaged_copies(store: Store, copies: list[tuple[str, str]], snapshot: Snapshot) -> list[tuple[str, str]]:
+    """Of a tree's `copies` (`_tree_files`), those that are not their blob's bytes: the blob's own
+    inode is whole once the blob is (verify hashes it); a file with another inode (a copy, or the
+    inode of a blob since replaced) is hashed."""
     files = snapshot.files()
     bad = []
-    for path, sha in _tree_files(tree, snapshot):
+    for path, sha in copies:
         try:
             st = os.stat(path)
         except OSError:
@@ -146,29 +147,23 @@ def relink_published(store: Store) -> list[str]:
     """Every published tree's copy of a file that is not its blob's bytes, put back from the blob
     (hard link, else copy; renamed over the old one): what `verify --repair` does once the blobs are
     whole, so what clients get is whole too. The paths mended, relative to the published folder."""
-    from mirror.publish import link_or_copy
+    from mirror.publish import link_or_copy, tree_snapshot
 
     mended = []
     trees = store.published / "trees"
     for tree in sorted(trees.iterdir()) if trees.is_dir() else []:
-        sid = _tree_snapshot(tree)
+        sid = tree_snapshot(tree)
         if sid is None or not (store.snapshots / f"{sid}.json").is_file():
             continue
-        for path, sha in _damaged_copies(store, tree, store.snapshot(sid)):
+        snap = store.snapshot(sid)
+        for path, sha in _damaged_copies(store, _tree_files(tree, snap), snap):
             if not store.has_blob(sha):
                 continue
-            tmp = f"{path}.relink-{os.getpid()}"
-            link_or_copy(store.blob_path(sha), type(store.blob_path(sha))(tmp))
+            tmp = Path(f"{path}.relink-{os.getpid()}")
+            link_or_copy(store.blob_path(sha), tmp)
             os.replace(tmp, path)
             mended.append(os.path.relpath(path, store.published))
     return mended
-
-
-def _tree_snapshot(tree: os.PathLike[str]) -> str | None:
-    """The snapshot a published tree was built from, as publish records it."""
-    from mirror.publish import tree_snapshot
-
-    return tree_snapshot(tree)
 
 
 def _check_published(store: Store, report: VerifyReport) -> None:
@@ -189,8 +184,9 @@ def _check_published(store: Store, report: VerifyReport) -> None:
     if sid in report.bad_snapshots:
         return
     snap = store.snapshot(sid)
-    bad = [os.path.basename(p) for p, _ in _damaged_copies(store, tree, snap)]
-    held = {sha for _, sha in _tree_files(tree, snap)}
+    copies = _tree_files(tree, snap)  # (one walk of the tree for both questions)
+    bad = [os.path.basename(p) for p, _ in _damaged_copies(store, copies, snap)]
+    held = {sha for _, sha in copies}
     bad += [str(m.get("filename")) for sha, m in snap.python.get("files", {}).items() if sha not in held]
     if bad:
         report.problems.append(f"the published tree of snapshot {sid[:16]} lacks or has a damaged copy of {len(bad)} "
