@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders.upstreams import apt_config
+from tests.builders.upstreams import apt_config, aptfile_app
 from tests.builders.debs import AptRoot
 from tests.builders.cli import Served, run_mirror
 from tests.builders.debs import BASE_STATUS
@@ -198,11 +198,8 @@ def test_an_unsatisfiable_closure_is_remembered_until_the_archive_changes(tmp_pa
     write_archive(archive, "fixture-updates", [], key, arches="amd64")
     server = StaticServer(archive)
     try:
-        app = tmp_path / "apps" / "a"
-        app.mkdir(parents=True)
-        (app / "Aptfile").write_text("late-tool\n")
-        (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(server.url, key.export(tmp_path / "k.gpg")))
-        sync = ["sync", str(app), "--config", str(tmp_path / "mirror.toml"), "--installers", "", "--json"]
+        app, config = aptfile_app(tmp_path, "late-tool\n", server.url, key.export(tmp_path / "k.gpg"))
+        sync = ["sync", str(app), "--config", config, "--installers", "", "--json"]
         first = json.loads(run_mirror(*sync, check=False).stdout)["apps"][0]
         again = json.loads(run_mirror(*sync, check=False).stdout)["apps"][0]
         assert "no package named 'late-tool'" in first["error"] and again["error"] == first["error"]

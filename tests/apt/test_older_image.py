@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.builders.cli import Served, run_mirror
 from tests.builders.debs import AptRoot, GpgKey, make_deb, write_archive
-from tests.builders.upstreams import StaticServer, apt_config
+from tests.builders.upstreams import StaticServer, apt_config, aptfile_app
 
 # The image was made when the suite had baselib 1.0; a point release brought 2.0 (in -updates).
 OLD_STATUS = """Package: baselib
@@ -55,12 +55,8 @@ def test_an_image_older_than_the_suite_installs_a_package_that_needs_a_newer_bas
     ], key, arches="amd64")
     server = StaticServer(archive)
     try:
-        app = tmp_path / "apps" / "a"
-        app.mkdir(parents=True)
-        (app / "Aptfile").write_text("app-pkg\nunversioned-user\n")
-        (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(
-            server.url, key.export(tmp_path / "ring.gpg"), architectures=["amd64"]))
-        config = str(tmp_path / "mirror.toml")
+        app, config = aptfile_app(tmp_path, "app-pkg\nunversioned-user\n", server.url, key.export(tmp_path / "ring.gpg"),
+                                  architectures=["amd64"])
         summary = json.loads(run_mirror("sync", str(app), "--config", config, "--installers", "", "--json").stdout)
         assert summary["ok"], summary
         snap = json.loads((tmp_path / "store" / "store-v1" / "snapshots" / f"{summary['snapshot']}.json").read_text())

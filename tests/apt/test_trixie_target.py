@@ -13,7 +13,7 @@ import pytest
 from tests.builders import realtarget
 from tests.builders.cli import Served, run_mirror
 from tests.builders.debs import GpgKey, make_deb, write_archive
-from tests.builders.upstreams import StaticServer, apt_config
+from tests.builders.upstreams import StaticServer, aptfile_app
 
 pytestmark = pytest.mark.skipif(not realtarget.TRIXIE_TAR.is_file(),
                                 reason="no cached trixie root (scripts/test set-up builds it)")
@@ -29,12 +29,8 @@ def test_a_trixie_root_installs_from_our_repository_with_no_warning(tmp_path: Pa
     write_archive(archive, "fixture-updates", [], key, arches="amd64")
     server = StaticServer(archive)
     try:
-        app = tmp_path / "apps" / "a"
-        app.mkdir(parents=True)
-        (app / "Aptfile").write_text("hello-tool\n")
-        (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(
-            server.url, key.export(tmp_path / "ring.gpg"), architectures=["amd64"]))
-        config = str(tmp_path / "mirror.toml")
+        app, config = aptfile_app(tmp_path, "hello-tool\n", server.url, key.export(tmp_path / "ring.gpg"),
+                                  architectures=["amd64"])
         assert json.loads(run_mirror("sync", str(app), "--config", config, "--installers", "", "--json").stdout)["ok"]
         run_mirror("publish", "--config", config)
     finally:

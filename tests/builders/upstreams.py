@@ -149,6 +149,16 @@ def apt_config(upstream_url: str, keyring: Path, **extra: object) -> str:
     return "\n".join(lines) + "\n"
 
 
+def aptfile_app(tmp_path: Path, aptfile: str, upstream_url: str, keyring: Path, **extra: object) -> tuple[Path, str]:
+    """An app folder `apps/a` holding this Aptfile, and a mirror.toml (store `store`) whose [apt]
+    points at a fixture archive: (the app, the config's path)."""
+    app = tmp_path / "apps" / "a"
+    app.mkdir(parents=True, exist_ok=True)
+    (app / "Aptfile").write_text(aptfile)
+    (tmp_path / "mirror.toml").write_text('[store]\npath = "store"\n' + apt_config(upstream_url, keyring, **extra))
+    return app, str(tmp_path / "mirror.toml")
+
+
 PRIVATE_USER = "mirror-bot-7f3a"
 
 
