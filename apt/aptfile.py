@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mirror.apps.appfiles import AppFileError, read_app_file
-from mirror.apps.reqfile import decode_like_pip
-from mirror.urls import redact
+from airgap_mirror.apps.appfiles import AppFileError, read_app_file
+from airgap_mirror.apps.reqfile import decode_like_pip
+from airgap_mirror.urls import redact
 
 from .errors import AptfileError
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirror.errors import IntegrityError, TransportError
-from mirror.fetch import get_bytes, get_streaming
-from mirror.store import atomic_write
-from mirror.urls import redact
+from airgap_mirror.errors import IntegrityError, TransportError
+from airgap_mirror.fetch import get_bytes, get_streaming
+from airgap_mirror.store import atomic_write
+from airgap_mirror.urls import redact
 
 from .gpg import verify_clearsigned, verify_detached
 from .index import IndexEntry, PackagesIndex, ReleaseFile, Stanza, decoded_names, parse_release, scan_lines
@@ -160,7 +160,7 @@ def _download_index(src: Source, release: ReleaseFile, entry: IndexEntry) -> tup
     raise last  # type: ignore[misc]
 
 
-def _decompressor(path: str) -> "zlib._Decompress | lzma.LZMADecompressor | None":
+def _decompressor(path: str) -> zlib._Decompress | lzma.LZMADecompressor | None:
     if path.endswith(".gz"):
         return zlib.decompressobj(wbits=31)
     if path.endswith(".xz"):
@@ -183,11 +183,12 @@ class _Inflater:
         if self.state is None:
             return chunk
         out = []
-        while chunk:
-            out.append(self.state.decompress(chunk))
-            if not self.state.eof:
+        while chunk and self.state is not None:
+            state = self.state
+            out.append(state.decompress(chunk))
+            if not state.eof:
                 break
-            chunk = self.state.unused_data  # a next gzip member
+            chunk = state.unused_data  # a next gzip member
             if chunk:
                 self.state = _decompressor(self.path)
         return b"".join(out)
@@ -207,6 +208,7 @@ class _IndexReader:
     def __init__(self, path: str, origin: str) -> None:
         self.path, self.origin = path, origin
         self._inbox: queue.SimpleQueue[bytes | None] | None = None
+        self._outbox: queue.SimpleQueue[object] | None = None
 
     def fresh(self) -> Callable[[bytes], None]:
         """A new start (each download attempt): the consumer of this attempt's chunks."""
@@ -220,13 +222,15 @@ class _IndexReader:
         self._inflater = _Inflater(self.path)
         self._ended = False
         if self._inflater.state is not None:
-            self._inbox, self._outbox = queue.SimpleQueue(), queue.SimpleQueue()
-            threading.Thread(target=self._inflating, args=(self._inflater, self._inbox, self._outbox),
+            inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+            outbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+            self._inbox, self._outbox = inbox, outbox
+            threading.Thread(target=self._inflating, args=(self._inflater, inbox, outbox),
                              name="apt-index-inflate", daemon=True).start()
         return self.feed
 
     @staticmethod
-    def _inflating(inflater: _Inflater, inbox: "queue.SimpleQueue[bytes | None]", outbox: "queue.SimpleQueue[object]") -> None:
+    def _inflating(inflater: _Inflater, inbox: queue.SimpleQueue[bytes | None], outbox: queue.SimpleQueue[object]) -> None:
         # Always ends its outbox (`finish` waits for that): on any failure the whole file is
         # decompressed again at the end, where a real error is raised in the caller's thread.
         ended = _FAILED
@@ -251,9 +255,10 @@ class _IndexReader:
 
     def _drain(self, *, wait: bool) -> None:
         """Parse what has been decompressed (`wait`: all of it, to the end)."""
-        while not self._ended:
+        outbox = self._outbox
+        while not self._ended and outbox is not None:
             try:
-                piece = self._outbox.get() if wait else self._outbox.get_nowait()
+                piece = outbox.get() if wait else outbox.get_nowait()
             except queue.Empty:
                 return
             if piece is _END or piece is _FAILED:
@@ -301,8 +306,11 @@ def start_cache_writes() -> None:
     if _PENDING:
         pending = list(_PENDING)
         _PENDING.clear()
-        writer = threading.Thread(target=lambda: [_write_cache(*item) for item in pending], name="apt-cache",
-                                  daemon=True)
+        def write_all() -> None:
+            for item in pending:
+                _write_cache(*item)
+
+        writer = threading.Thread(target=write_all, name="apt-cache", daemon=True)
         writer.start()
         _WRITERS.append(writer)
 

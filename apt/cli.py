@@ -5,21 +5,24 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mirror.cli.common import StoreOpt, cli_errors, config_and_store, console
-from mirror.interfaces import SbomHook, SyncOptionHook
+from airgap_mirror.cli.common import StoreOpt, cli_errors, config_and_store, console
+from airgap_mirror.interfaces import SbomHook, SyncOptionHook
+
+if TYPE_CHECKING:
+    from airgap_mirror.store import Store
 
 __all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
 
-def client_config(base: str, store, app: str | None = None) -> str | None:  # noqa: ANN001  (mirror.store.Store)
+def client_config(base: str, store: Store, app: str | None = None) -> str | None:
     """`mirror client-config`'s apt part: a deb822 .sources entry for every suite the published tree
     holds, and how to fetch the key (the `airgap_mirror.client_config` hook). For an `app` whose
     Aptfile names its own repository or .deb URLs, its component too (and only that app's)."""
-    from mirror.publish import current_tree
+    from airgap_mirror.publish import current_tree
 
     from .publish import app_component
 
@@ -56,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror apt-key generate --store /srv/mirror-store`
         """
-        from mirror.store import open_store
+        from airgap_mirror.store import open_store
 
         from .publish import signing_key
 
@@ -68,14 +71,14 @@ def register(app: typer.Typer) -> None:
     @keys.command("export")
     def export(
         store: StoreOpt = None,
-        out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
         binary: Annotated[bool, typer.Option("--binary", help="Binary keyring (.gpg) instead of ASCII armor.")] = False,
     ) -> None:
         """Print the public key clients name in `Signed-By`.
 
         Example: `mirror apt-key export -o /usr/share/keyrings/airgap-mirror.asc`
         """
-        from mirror.store import open_store
+        from airgap_mirror.store import open_store
 
         from .publish import signing_key
 
@@ -92,7 +95,7 @@ def register(app: typer.Typer) -> None:
 
 def _collect(values: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
     """The APT side's sync options: flags first, then mirror.toml's [apt] table, then defaults."""
-    from mirror.errors import ConfigError
+    from airgap_mirror.errors import ConfigError
 
     base = values.get("apt_base")
     if base is not None and base not in ("required", "none"):
@@ -113,11 +116,11 @@ def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 SYNC_OPTIONS = SyncOptionHook(extension="apt", collect=_collect, parameters=(
-    _option("distro", Annotated[Optional[list[str]], typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")], None),
-    _option("arch", Annotated[Optional[list[str]], typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")], None),
+    _option("distro", Annotated[list[str] | None, typer.Option("--distro", help="Target Debian suite for Aptfiles; repeatable [default: bookworm].")], None),
+    _option("arch", Annotated[list[str] | None, typer.Option("--arch", help="Target Debian architecture; repeatable [default: amd64].")], None),
     _option("with_recommends", Annotated[bool, typer.Option("--with-recommends", help="Also mirror Recommends of APT packages.")], False),
-    _option("apt_base", Annotated[Optional[str], typer.Option("--apt-base", help="What the target already has: 'required' (a lower bound of a minimal system of the suite) or 'none' (mirror the complete closure).")], None),
-    _option("apt_base_status", Annotated[Optional[Path], typer.Option("--apt-base-status", help="A dpkg status file from the target image (`docker run --rm IMAGE cat /var/lib/dpkg/status`): its packages are not mirrored.")], None),
+    _option("apt_base", Annotated[str | None, typer.Option("--apt-base", help="What the target already has: 'required' (a lower bound of a minimal system of the suite) or 'none' (mirror the complete closure).")], None),
+    _option("apt_base_status", Annotated[Path | None, typer.Option("--apt-base-status", help="A dpkg status file from the target image (`docker run --rm IMAGE cat /var/lib/dpkg/status`): its packages are not mirrored.")], None),
     _option("no_apt_patch_base", Annotated[bool, typer.Option("--no-apt-patch-base", help="Do not carry the base's updates (by default the newer versions the updates and security suites have of the target's base packages are mirrored, so `apt-get upgrade` patches the image inside).")], False),
 ))
 

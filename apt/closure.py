@@ -35,7 +35,7 @@ def _version_ok(have: str | None, constraint: tuple[str, str] | None) -> bool:
     if have is None:  # an unversioned Provides never satisfies a versioned dependency
         return False
     op, want = constraint
-    return _OPS[op](version_compare(have, want))
+    return bool(_OPS[op](version_compare(have, want)))
 
 
 class Universe:
@@ -159,7 +159,7 @@ class Base:
     exact: bool = False
 
     @classmethod
-    def of(cls, stanzas: Iterable[Stanza], label: str) -> "Base":
+    def of(cls, stanzas: Iterable[Stanza], label: str) -> Base:
         base = cls(label=label)
         for s in stanzas:
             base.versions[s.package] = s.version
@@ -169,9 +169,9 @@ class Base:
         return base
 
     @classmethod
-    def from_status(cls, text: str, label: str) -> "Base":
+    def from_status(cls, text: str, label: str) -> Base:
         """A dpkg status file (/var/lib/dpkg/status of the target image): its installed packages."""
-        installed = [s for s in parse_packages(text) if s.get("Status", "").endswith(" installed")]
+        installed = [s for s in parse_packages(text) if (s.get("Status") or "").endswith(" installed")]
         base = cls.of(installed, label)
         base.exact = True
         return base

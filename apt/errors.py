@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from mirror.errors import IntegrityError, RequirementsError, ResolutionError
+from airgap_mirror.errors import IntegrityError, RequirementsError, ResolutionError
 
 __all__ = ["AptfileError", "UnsatisfiableError", "ArchiveSignatureError"]
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mirror.errors import InputError, StoreError
+from airgap_mirror.errors import InputError, StoreError
 
 from .errors import ArchiveSignatureError
 

@@ -211,8 +211,8 @@ class PackagesIndex:
             start = m.end()
         if start in self._made:
             return self._made[start]
-        m = _SEP.search(data, line)
-        para = bytes(data[start:m.start() if m else len(data)]).strip(b"\n").decode("utf-8", "replace")
+        end = _SEP.search(data, line)
+        para = bytes(data[start:end.start() if end else len(data)]).strip(b"\n").decode("utf-8", "replace")
         package, version = _value(para, "Package"), _value(para, "Version")
         stanza = None
         if package and version:
@@ -255,7 +255,7 @@ def parse_packages(data: bytes | str, origin: str | None = None) -> list[Stanza]
     return list(PackagesIndex(data, origin))
 
 
-def parse_relations(text: str | None) -> list[list[dict[str, Any]]]:
+def parse_relations(text: str | None) -> list[list[Any]]:
     """`a (>= 1) | b, c:any` → [[{name, version, arch, archqual}, ...], ...] (python-debian's form)."""
     if not text:
         return []

@@ -26,11 +26,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mirror.store.names import safe_join
-from mirror.publish import current_tree, link_or_copy
-from mirror.publish.layout import Rule, Stage, TreeLayout
-from mirror.store import Store
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.publish import current_tree, link_or_copy
+from airgap_mirror.publish.layout import Rule, Stage, TreeLayout
+from airgap_mirror.store import Store
+from airgap_mirror.store.names import safe_join
+from airgap_mirror.store.snapshots import Snapshot
 
 from .gpg import SigningKey
 

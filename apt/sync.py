@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
-from mirror.interfaces import ExtensionOutcome, SyncContext
-from mirror.fetch import FetchItem, get_bytes
-from mirror.store import atomic_write
-from mirror.urls import redact, strip_credentials
+from airgap_mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
+from airgap_mirror.fetch import FetchItem, get_bytes
+from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
+from airgap_mirror.store import atomic_write
+from airgap_mirror.urls import redact, strip_credentials
 
-from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes, load_suite, start_cache_writes
 from .aptfile import Aptfile, read_aptfile
+from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes, load_suite, start_cache_writes
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .errors import UnsatisfiableError
 from .index import PackagesIndex, ReleaseFile, Stanza, parse_packages
@@ -73,7 +73,7 @@ def _sources(options: Mapping[str, Any], distro: str) -> list[Source]:
 
 def _deb_stanza(path: Path, url: str, sha256: str, size: int) -> Stanza:
     """A Packages stanza for a .deb named by URL: its control fields plus where and what it is."""
-    from debian.debfile import DebFile, DebError
+    from debian.debfile import DebError, DebFile
 
     try:
         control = DebFile(str(path)).debcontrol()
@@ -238,7 +238,7 @@ class AptSync:
                 try:
                     entry, metas = self._app_target(app.name, parsed[app.name], target, sources, debs, opts,
                                                     release, universe, base, cache,
-                                                    cacheable=lambda: target.id not in left_out)
+                                                    cacheable=lambda: target.id not in left_out)  # noqa: B023 (called in this iteration)
                 except (_ArchiveFault, TransportError) as exc:
                     upstream_fault(app.name, target, exc)
                     continue
@@ -344,7 +344,7 @@ class AptSync:
                                 trusted=r.trusted) for r in repos]
         all_sources = [*sources, *extra_sources]
         third_party = {src.url for src in extra_sources} - {src.url for src in sources}
-        for r, src in zip(repos, extra_sources):
+        for r, src in zip(repos, extra_sources, strict=False):
             try:
                 release(src)
             except IntegrityError as exc:

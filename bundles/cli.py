@@ -6,17 +6,17 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from bundles import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
-from mirror.cli.common import JsonOpt, StoreOpt, byte_progress, cli_errors, config_and_store, console, interactive
+from airgap_bundles import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
+from airgap_mirror.cli.common import JsonOpt, StoreOpt, byte_progress, cli_errors, config_and_store, console, interactive
 
 __all__ = ["register"]
 
 PASSWORD_ENV = "MIRROR_KEY_PASSWORD"
-TrustOpt = Annotated[Optional[list[Path]], typer.Option("--trust", help="A trusted public key (.pub) for this command; repeatable.")]
+TrustOpt = Annotated[list[Path] | None, typer.Option("--trust", help="A trusted public key (.pub) for this command; repeatable.")]
 
 
 def _store_root(store: Path | None) -> Path:
@@ -32,8 +32,8 @@ def _blob_bytes(files: list[Path], shown: bool) -> int | None:
     """The bytes a bundle carries, for a progress bar's total (read before verification: display only)."""
     if not shown:
         return None
-    from bundles.reader import read_manifest_unverified
-    from mirror.errors import MirrorError
+    from airgap_bundles.reader import read_manifest_unverified
+    from airgap_mirror.errors import MirrorError
 
     try:
         return read_manifest_unverified(files).blob_bytes
@@ -42,8 +42,8 @@ def _blob_bytes(files: list[Path], shown: bool) -> int | None:
 
 
 def _load_secret(path: Path):  # type: ignore[no-untyped-def]
-    from bundles.errors import KeyFormatError
-    from bundles.keys import SecretKey
+    from airgap_bundles.errors import KeyFormatError
+    from airgap_bundles.keys import SecretKey
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -59,8 +59,8 @@ def _load_secret(path: Path):  # type: ignore[no-untyped-def]
 
 
 def _trusted(store_root: Path | None, extra: list[Path] | None):  # type: ignore[no-untyped-def]
-    from bundles.state import BundleState, read_public_key
-    from mirror.store import Store
+    from airgap_bundles.state import BundleState, read_public_key
+    from airgap_mirror.store import Store
 
     keys = [read_public_key(p) for p in extra or []]
     st = Store(_store_root(store_root))
@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror keygen --out /secure/site-bundles --protect`, then give site-bundles.pub to the inside.
         """
-        from bundles.keys import generate
+        from airgap_bundles.keys import generate
 
         secret, public = out.with_name(out.name + ".key"), out.with_name(out.name + ".pub")
         if not force and (secret.exists() or public.exists()):
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         if protect:
             password = os.environ.get(PASSWORD_ENV) or typer.prompt("password", hide_input=True, confirmation_prompt=True)
         key = generate()
-        from mirror.store import atomic_write
+        from airgap_mirror.store import atomic_write
 
         atomic_write(secret, key.to_text(password).encode(), durable=True, private=True)
         public.write_text(key.public.to_text())
@@ -105,8 +105,8 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror trust add site-bundles.pub --store /srv/mirror-store`
         """
-        from bundles.state import BundleState
-        from mirror.store import open_store
+        from airgap_bundles.state import BundleState
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             pk = BundleState(open_store(_store_root(store), create=True)).trust(key, replace=replace)
@@ -118,8 +118,8 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror trust list --store /srv/mirror-store`
         """
-        from bundles.state import BundleState
-        from mirror.store import open_store
+        from airgap_bundles.state import BundleState
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             state = BundleState(open_store(_store_root(store)))
@@ -138,8 +138,8 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror trust remove 1A2B3C4D5E6F7A8B`
         """
-        from bundles.state import BundleState
-        from mirror.store import open_store
+        from airgap_bundles.state import BundleState
+        from airgap_mirror.store import open_store
 
         if not BundleState(open_store(_store_root(store))).untrust(key_id):
             console.print(f"[red]error:[/] key {key_id} is not trusted")
@@ -155,12 +155,12 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (OUT.001, OUT.002 ... with --split).")],
         key: Annotated[Path, typer.Option("--key", help="Secret key (NAME.key from `mirror keygen`).")],
         store: StoreOpt = None,
-        since: Annotated[Optional[str], typer.Option("--since", help="Delta on a snapshot the site has: an id or prefix, an earlier bundle file, `last-exported` (this site's).")] = None,
+        since: Annotated[str | None, typer.Option("--since", help="Delta on a snapshot the site has: an id or prefix, an earlier bundle file, `last-exported` (this site's).")] = None,
         site: Annotated[str, typer.Option("--site", help="The destination: each site's chain of deltas is its own.")] = "default",
-        since_receipt: Annotated[Optional[Path], typer.Option("--since-receipt", help="Delta with exactly what the site lacks, from its receipt (`mirror bundle receipt` inside).")] = None,
-        split: Annotated[Optional[str], typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
-        sequence: Annotated[Optional[int], typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
-        snapshot: Annotated[Optional[str], typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file [default: current].")] = None,
+        since_receipt: Annotated[Path | None, typer.Option("--since-receipt", help="Delta with exactly what the site lacks, from its receipt (`mirror bundle receipt` inside).")] = None,
+        split: Annotated[str | None, typer.Option("--split", help="Split into parts of this size (4G, 700M ...).")] = None,
+        sequence: Annotated[int | None, typer.Option("--sequence", help="Sequence number [default: one more than this key's last].")] = None,
+        snapshot: Annotated[str | None, typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file [default: current].")] = None,
         level: Annotated[int, typer.Option("--level", help=f"zstd level, {MIN_LEVEL} (fastest) to {MAX_LEVEL} (smallest); what a bundle carries is mostly compressed already.")] = DEFAULT_LEVEL,
         force: Annotated[bool, typer.Option("--force", help="With --sequence: reuse a sequence this key already exported (the site imports it with --allow-older).")] = False,
         allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Write a delta even when the site already has the snapshot.")] = False,
@@ -173,15 +173,15 @@ def register(app: typer.Typer) -> None:
         `--since last-exported` is the last bundle made for that --site (or what its last receipt says it
         holds): a one-off bundle for another site never moves it.
         """
-        from bundles.receipt import read_receipt
-        from bundles.state import BundleState, check_site
-        from bundles.writer import create_bundle, parse_size
-        from mirror.store import open_store
+        from airgap_bundles.receipt import read_receipt
+        from airgap_bundles.state import BundleState, check_site
+        from airgap_bundles.writer import create_bundle, parse_size
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             st = open_store(_store_root(store))
             secret = _load_secret(key)
-            from mirror.store.history import resolve_snapshot
+            from airgap_mirror.maintenance.history import resolve_snapshot
 
             check_site(site)
             if since == "last-exported":
@@ -221,7 +221,7 @@ def register(app: typer.Typer) -> None:
 
         Exit code 0 only if everything holds.
         """
-        from bundles.importer import verify_bundle
+        from airgap_bundles.importer import verify_bundle
 
         with cli_errors():
             keys = _trusted(store, trust)
@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror bundle show /media/usb/mirror.bundle`
         """
-        from bundles.reader import read_manifest_unverified
+        from airgap_bundles.reader import read_manifest_unverified
 
         with cli_errors():
             manifest = read_manifest_unverified(files)
@@ -256,8 +256,8 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror bundle import /media/usb/mirror.bundle --store /srv/mirror-store`
         """
-        from bundles.importer import import_bundle
-        from mirror.store import open_store
+        from airgap_bundles.importer import import_bundle
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             st = open_store(_store_root(store), create=True)
@@ -269,12 +269,14 @@ def register(app: typer.Typer) -> None:
             cfg = config_and_store(None, store)[0]
             buckets = []
             if result.current and not no_publish and cfg.publish_targets:  # the fleet's bucket follows the import
-                from mirror.cli.common import push_to_buckets
-                from mirror.publish import current_tree
+                from airgap_mirror.cli.common import push_to_buckets
+                from airgap_mirror.publish import current_tree
 
                 with st.lock("publish", wait=60):
-                    buckets = push_to_buckets(current_tree(st), cfg.publish_targets, cfg.publish_grace,
-                                              shown=interactive(as_json))
+                    tree = current_tree(st)
+                    if tree is not None:  # (the import published it)
+                        buckets = push_to_buckets(tree, cfg.publish_targets, cfg.publish_grace,
+                                                  shown=interactive(as_json))
         if as_json:
             print(json.dumps({**result.to_dict(), **({"buckets": buckets} if buckets else {})}, indent=2))
         else:
@@ -288,7 +290,7 @@ def register(app: typer.Typer) -> None:
     def receipt_cmd(
         out: Annotated[Path, typer.Option("--out", "-o", help="Receipt file to write (carry it out of the gap).")],
         store: StoreOpt = None,
-        site: Annotated[Optional[str], typer.Option("--site", help="This store's site name [default: the site its bundles were made for].")] = None,
+        site: Annotated[str | None, typer.Option("--site", help="This store's site name [default: the site its bundles were made for].")] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Inside: write a signed receipt of the snapshots and bundles this store holds.
@@ -299,8 +301,8 @@ def register(app: typer.Typer) -> None:
         Signed with this store's own key (made on first use under site-key/ in the store); the outside
         pins that key for the site the first time it reads a receipt.
         """
-        from bundles.receipt import make_receipt
-        from mirror.store import atomic_write, open_store
+        from airgap_bundles.receipt import make_receipt
+        from airgap_mirror.store import atomic_write, open_store
 
         with cli_errors():
             st = open_store(_store_root(store))
@@ -324,8 +326,8 @@ def register(app: typer.Typer) -> None:
         """
         if ctx.invoked_subcommand is not None:
             return
-        from bundles.state import BundleState
-        from mirror.store import open_store
+        from airgap_bundles.state import BundleState
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             state = BundleState(open_store(_store_root(store)))
@@ -353,8 +355,8 @@ def register(app: typer.Typer) -> None:
 
         Example: `mirror bundle sites forget-key plant-b`
         """
-        from bundles.state import BundleState
-        from mirror.store import open_store
+        from airgap_bundles.state import BundleState
+        from airgap_mirror.store import open_store
 
         with cli_errors():
             state = BundleState(open_store(_store_root(store)))
@@ -369,8 +371,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _report(manifest, signer: str, as_json: bool, *, verified: bool) -> None:  # type: ignore[no-untyped-def]
-    from mirror.sbom import components
-    from mirror.store.snapshots import Snapshot
+    from airgap_mirror.sbom import components
+    from airgap_mirror.store.snapshots import Snapshot
 
     snap = Snapshot.from_dict(manifest.snapshot, id=manifest.snapshot_id)
     files, nbytes = snap.counts()

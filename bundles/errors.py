@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from mirror.errors import InputError, IntegrityError
+from airgap_mirror.errors import InputError, IntegrityError
 
 
 class KeyFormatError(InputError):

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.store.canonical import canonical_json
-from mirror.store.snapshots import Snapshot, unsafe_names
+from airgap_mirror.store.canonical import canonical_json
+from airgap_mirror.store.snapshots import Snapshot, unsafe_names
 
 from .errors import BundleFormatError
 
@@ -143,7 +143,7 @@ class Manifest:
     sbom: str | None = None
 
     @classmethod
-    def parse(cls, raw: bytes) -> "Manifest":
+    def parse(cls, raw: bytes) -> Manifest:
         """Check the structure of (already signature-checked) manifest bytes."""
         import json
 

@@ -13,9 +13,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from mirror.errors import StoreError
-from mirror.store.snapshots import Snapshot
-from mirror.store import Ingest, Store
+from airgap_mirror.errors import StoreError
+from airgap_mirror.store import Ingest, Store
+from airgap_mirror.store.snapshots import Snapshot
 
 from .errors import BaseMissingError, ReplayError
 from .format import Manifest
@@ -175,7 +175,7 @@ def import_bundle(store: Store, paths: Sequence[Path], trusted: Sequence[PublicK
     store.put_snapshot(manifest.snapshot, origin="import", summary=summary, make_current=False,
                        created=manifest.created)
     if publish and current:
-        from mirror.publish import publish as do_publish
+        from airgap_mirror.publish import publish as do_publish
 
         do_publish(store, manifest.snapshot_id)
     if current:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from .errors import KeyFormatError, SignatureError
 
@@ -50,7 +50,7 @@ class PublicKey:
                 + base64.b64encode(_SIG_ALG + self.key_id + self.raw).decode() + "\n")
 
     @classmethod
-    def from_text(cls, text: str) -> "PublicKey":
+    def from_text(cls, text: str) -> PublicKey:
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         b64 = lines[-1] if lines else ""
         if len(lines) == 1 and not lines[0].startswith("untrusted comment:"):
@@ -92,7 +92,7 @@ class SecretKey:
         return f"untrusted comment: {comment}\n" + base64.b64encode(blob).decode() + "\n"
 
     @classmethod
-    def from_text(cls, text: str, password: str | None = None) -> "SecretKey":
+    def from_text(cls, text: str, password: str | None = None) -> SecretKey:
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         try:
             data = base64.b64decode(lines[-1], validate=True)
@@ -136,7 +136,7 @@ class Signature:
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b))
+    return bytes(x ^ y for x, y in zip(a, b, strict=False))
 
 
 def _scrypt(password: str, salt: bytes, opslimit: int, memlimit: int, length: int) -> bytes:

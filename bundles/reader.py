@@ -12,19 +12,21 @@ from __future__ import annotations
 import hashlib
 import io
 import queue
-import threading
 import tarfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 import zstandard
 
-from mirror.errors import InputError
+from airgap_mirror.errors import InputError
 
 from .errors import BundleFormatError, SignatureError
-from .format import (MANIFEST, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, MAX_WINDOW_SIZE, SIGNATURE, Manifest,
-                     blob_member)
+from .format import MANIFEST, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, MAX_WINDOW_SIZE, SIGNATURE, Manifest, blob_member
 from .keys import PublicKey, parse_signature, verify
 
 __all__ = ["BlobSink", "NullSink", "read_bundle", "read_manifest_unverified", "bundle_parts"]
@@ -94,12 +96,12 @@ def bundle_parts(paths: Sequence[Path]) -> list[Path]:
 class _Concat(io.RawIOBase):
     def __init__(self, paths: Sequence[Path]) -> None:
         self.paths = list(paths)
-        self.fh: BinaryIO | None = None
+        self.fh: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buf: WriteableBuffer, /) -> int:
         while True:
             if self.fh is None:
                 if not self.paths:
@@ -120,19 +122,20 @@ class _Concat(io.RawIOBase):
 class _Bounded(io.RawIOBase):
     """The decompressed stream, refusing to yield more than `limit` bytes (raised once the manifest is known)."""
 
-    def __init__(self, raw: BinaryIO, limit: int) -> None:
+    def __init__(self, raw: zstandard.ZstdDecompressionReader, limit: int) -> None:
         self.raw, self.limit, self.used = raw, limit, 0
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buf: WriteableBuffer, /) -> int:
         room = self.limit - self.used
         if room <= 0:
             if self.raw.read(1):
                 raise BundleFormatError("the bundle holds more data than its signed manifest accounts for")
             return 0
-        view = memoryview(buf)[: min(len(buf), room)]
+        view = memoryview(buf)
+        view = view[: min(len(view), room)]
         try:
             n = self.raw.readinto(view)
         except zstandard.ZstdError as exc:
@@ -207,7 +210,7 @@ class _Tar:
     def small(self, info: tarfile.TarInfo) -> bytes:
         return b"".join(self.chunks(info))
 
-    def prefetch(self) -> "_Prefetch":
+    def prefetch(self) -> _Prefetch:
         """From here on, decompress ahead on a thread of its own (the caller hashes meanwhile). Only
         once the signed manifest has set the stream's bound, which the thread then reads up to."""
         raw = _Prefetch(self.stream)
@@ -244,7 +247,7 @@ class _Prefetch(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buf: WriteableBuffer, /) -> int:
         while not self._chunk:
             if self._done:
                 return 0
@@ -256,8 +259,9 @@ class _Prefetch(io.RawIOBase):
                 self._done = True
                 raise item
             self._chunk = item
-        n = min(len(buf), len(self._chunk))
-        buf[:n] = self._chunk[:n]
+        view = memoryview(buf).cast("B")
+        n = min(len(view), len(self._chunk))
+        view[:n] = self._chunk[:n]
         self._chunk = self._chunk[n:]
         return n
 
@@ -283,7 +287,7 @@ def _one_zstd_frame(parts: Sequence[Path]) -> None:
 
     def read(offset: int, n: int) -> bytes:
         out = b""
-        for i, (part, size) in enumerate(zip(parts, sizes)):
+        for i, (part, size) in enumerate(zip(parts, sizes, strict=False)):
             if offset >= size:
                 offset -= size
                 continue
@@ -330,10 +334,10 @@ def _open(paths: Sequence[Path]) -> tuple[_Concat, _Bounded, _Tar]:
     concat = _Concat(parts)
     dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
     try:
-        zr = dctx.stream_reader(concat, read_across_frames=True, read_size=_CHUNK)
+        zr = dctx.stream_reader(cast(BinaryIO, concat), read_across_frames=True, read_size=_CHUNK)
     except zstandard.ZstdError as exc:
         raise BundleFormatError(f"not a zstd stream ({exc})") from exc
-    bounded = _Bounded(zr, MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 4 * _BLOCK)  # type: ignore[arg-type]
+    bounded = _Bounded(zr, MAX_MANIFEST_BYTES + MAX_SIGNATURE_BYTES + 4 * _BLOCK)
     return concat, bounded, _Tar(io.BufferedReader(bounded, _CHUNK))
 
 

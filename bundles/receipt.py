@@ -11,17 +11,17 @@ refuses a receipt of that site signed by any other key afterwards (or a receipt 
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mirror.errors import InputError
-from mirror.store import Store, atomic_write
-from mirror.store.canonical import canonical_json
-from mirror.store.history import list_snapshots
+from airgap_mirror.errors import InputError
+from airgap_mirror.maintenance.history import list_snapshots
+from airgap_mirror.store import Store, atomic_write
+from airgap_mirror.store.canonical import canonical_json
 
 from .errors import KeyFormatError, SignatureError
 from .keys import PublicKey, SecretKey, generate, parse_signature, sign, verify
@@ -64,7 +64,7 @@ def make_receipt(store: Store, site: str | None = None) -> tuple[bytes, Receipt]
     key = site_key(store)
     doc: dict[str, Any] = {
         "kind": KIND, "format_version": 1, "site": site,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "current": store.ref("current"),
         "snapshots": sorted(s["id"] for s in list_snapshots(store)),
         "imports": [{k: r[k] for k in ("bundle_id", "signer", "sequence", "snapshot")} for r in state.import_log()],

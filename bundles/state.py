@@ -10,11 +10,11 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from mirror.errors import InputError
-from mirror.store import Store
+from airgap_mirror.errors import InputError
+from airgap_mirror.store import Store
 
 from .errors import KeyFormatError
 from .keys import PublicKey
@@ -216,11 +216,11 @@ def read_public_key(path: Path) -> PublicKey:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Ledger:
-    """The bundle side's answer to the core's `BundleLedger` interface (mirror.interfaces)."""
+    """The bundle side's answer to the core's `BundleLedger` interface (airgap_mirror.interfaces)."""
 
     def last_exported(self, store: Store, site: str | None = None) -> str | None:
         return BundleState(store).last_exported(check_site(site) if site else DEFAULT_SITE)

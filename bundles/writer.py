@@ -10,23 +10,23 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
-import queue
-import threading
 import os
+import queue
 import re
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import zstandard
 
-from mirror.errors import InputError, StoreError
-from mirror.store import Store
-from mirror.store.history import resolve_snapshot
+from airgap_mirror.errors import InputError, StoreError
+from airgap_mirror.maintenance.history import resolve_snapshot
+from airgap_mirror.store import Store
 
 from . import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
@@ -181,7 +181,7 @@ class _PartWriter:
                 used += len(piece)
         return step
 
-    def _run(self, q: "queue.Queue[bytes | None]", step: Callable[[bytes | None], None]) -> None:
+    def _run(self, q: queue.Queue[bytes | None], step: Callable[[bytes | None], None]) -> None:
         while True:
             data = q.get()
             if self._error is None:
@@ -205,7 +205,7 @@ class _PartWriter:
         pass
 
     def _stop(self) -> None:
-        for q, t in zip(self._queues, self._threads):
+        for q, t in zip(self._queues, self._threads, strict=False):
             if t.is_alive():
                 q.put(None)
         for t in self._threads:
@@ -222,7 +222,7 @@ class _PartWriter:
             self._open(1)
             assert self._fh is not None
             self._fh.close()
-        return list(zip(self.paths, self.digests))
+        return list(zip(self.paths, self.digests, strict=False))
 
     def abort(self) -> None:
         self._error = self._error or RuntimeError("aborted")
@@ -292,7 +292,7 @@ def _resolve_base(store: Store, since: str | None) -> str | None:
 
 def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None = None, split: int | None = None,
                   sequence: int | None = None, snapshot_id: str | None = None, level: int = DEFAULT_LEVEL,
-                  threads: int | None = None, site: str = DEFAULT_SITE, receipt: "Receipt | None" = None,
+                  threads: int | None = None, site: str = DEFAULT_SITE, receipt: Receipt | None = None,
                   force: bool = False, allow_empty: bool = False,
                   on_bytes: Callable[[int], None] = lambda n: None) -> CreateResult:
     """Write the bundle of a snapshot (the current one by default) for a site; returns what was written.
@@ -328,9 +328,9 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     if base == sid and not allow_empty:
         raise InputError(f"nothing to carry: the site already has snapshot {sid[:16]} (the base of this delta); "
                          "sync first, or pass --allow-empty to send it again")
-    from mirror.sbom import sbom_blob
+    from airgap_mirror.sbom import sbom_blob
 
-    created = store.snapshot_created(sid) or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = store.snapshot_created(sid) or datetime.now(UTC).isoformat(timespec="seconds")
     sbom = sbom_blob(store, snap, created=created)
     needed[sbom] = None
     blobs: list[tuple[str, int]] = []

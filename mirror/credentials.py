@@ -4,7 +4,7 @@ Requirements files name credentials as `${VAR}` (pip's syntax) or leave them to 
 `expand` puts the values in for the one process that needs them; `Credentials` answers "what
 authorises this URL" by host, as pip and uv do, so file URLs on an index's host get the index's
 credentials without the file URL ever carrying them. Anything recorded or printed goes through
-`mirror.urls.strip_credentials` / `redact` first.
+`airgap_mirror.urls.strip_credentials` / `redact` first.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
-from mirror.errors import InputError
-from mirror.urls import redact, remember_secrets
+from airgap_mirror.errors import InputError
+from airgap_mirror.urls import redact, remember_secrets
 
 __all__ = ["expand", "Credentials", "ENV_VAR", "secret_values"]
 
@@ -66,7 +66,7 @@ class Credentials:
     use_netrc: bool = True
 
     @classmethod
-    def from_urls(cls, urls: Iterable[str]) -> "Credentials":
+    def from_urls(cls, urls: Iterable[str]) -> Credentials:
         creds = cls()
         for url in urls:
             parts = urlsplit(url)
@@ -74,7 +74,7 @@ class Credentials:
                 creds.by_origin.setdefault(_origin(url), (unquote(parts.username), unquote(parts.password or "")))
         return creds
 
-    def merged(self, other: "Credentials") -> "Credentials":
+    def merged(self, other: Credentials) -> Credentials:
         out = Credentials(dict(other.by_origin), self.use_netrc and other.use_netrc)
         out.by_origin.update(self.by_origin)
         return out

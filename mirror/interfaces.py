@@ -9,7 +9,7 @@ The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through
     airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
     airgap_mirror.client_config   ClientConfigHook: `(base_url, store, app=None) -> text or None` for `client-config`
     airgap_mirror.sync_options    SyncOptionHook: the flags a sync extension adds to `mirror sync`
-    airgap_mirror.tree_layout     TreeLayout (mirror.publish.layout): what the paths a publisher writes are
+    airgap_mirror.tree_layout     TreeLayout (airgap_mirror.publish.layout): what the paths a publisher writes are
                                   (cache lifetime, upload stage)
 
 A plug-in that cannot be loaded is reported once on stderr (and by `plugin_errors()`), never
@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from pathlib import Path  # noqa: F401  (in the Publisher alias)
 
-    from mirror.apps import AppSpec
-    from mirror.store.snapshots import Snapshot
-    from mirror.store import Store
+    from airgap_mirror.apps import AppSpec
+    from airgap_mirror.store import Store
+    from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
            "BundleLedger", "ClientConfigHook", "SyncOptionHook", "SbomHook", "sbom_hooks", "plugins", "sync_option_hooks", "plugin_errors", "sync_extensions", "publishers", "tree_layouts",
@@ -42,7 +42,7 @@ class Reporter(Protocol):
     def phase(self, name: str, total: int | None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
     def note(self, message: str) -> None: ...
-    def lane(self) -> "Reporter": ...
+    def lane(self) -> Reporter: ...
 
 
 class QuietReporter:
@@ -57,15 +57,15 @@ class QuietReporter:
     def note(self, message: str) -> None:
         pass
 
-    def lane(self) -> "QuietReporter":
+    def lane(self) -> QuietReporter:
         return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SyncContext:
-    store: "Store"
-    apps: list["AppSpec"]
-    previous: "Snapshot | None"
+    store: Store
+    apps: list[AppSpec]
+    previous: Snapshot | None
     options: Mapping[str, Any]
     reporter: Reporter
     concurrency: int = 16
@@ -90,12 +90,12 @@ class ExtensionOutcome:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-    def fetch(self, ctx: "SyncContext", items: "Iterable[Any]", phase: str, credentials: Any = None,
+    def fetch(self, ctx: SyncContext, items: Iterable[Any], phase: str, credentials: Any = None,
               started: Callable[[], None] = lambda: None) -> None:
-        """Download what is new of `items` (mirror.fetch.FetchItem) into the store, with a progress
+        """Download what is new of `items` (airgap_mirror.fetch.FetchItem) into the store, with a progress
         phase; count it, and fail every app whose entries name a file that could not be fetched.
         `started()` is called once every download is started (work to do while they run)."""
-        from mirror.fetch import fetch_all
+        from airgap_mirror.fetch import fetch_all
 
         items = list(items)
         total = sum(i.size or 0 for i in items)
@@ -145,19 +145,19 @@ class SbomHook:
 class BundleLedger(Protocol):
     """What the bundle side records, as the core's history and health checks need it."""
 
-    def last_exported(self, store: "Store", site: str | None = None) -> str | None:
+    def last_exported(self, store: Store, site: str | None = None) -> str | None:
         """The snapshot id a destination site has (the base of its next delta), if any; the default site if None."""
 
-    def delta_bases(self, store: "Store") -> list[str]:
+    def delta_bases(self, store: Store) -> list[str]:
         """Every snapshot the next delta of some site is based on (gc keeps them)."""
 
-    def bundle_snapshot(self, path: "Path") -> str | None:
+    def bundle_snapshot(self, path: Path) -> str | None:
         """The snapshot id a bundle file brings (its manifest, unverified), or None if `path` is not a bundle."""
 
-    def imported(self, store: "Store") -> list[tuple[str, str, str]]:
+    def imported(self, store: Store) -> list[tuple[str, str, str]]:
         """(bundle id, snapshot id, when) of every bundle imported, oldest first."""
 
-    def last_import(self, store: "Store") -> "dict[str, Any] | None":
+    def last_import(self, store: Store) -> dict[str, Any] | None:
         """The last bundle imported: bundle_id, signer, sequence, snapshot, imported, site; None if none."""
 
 
@@ -226,4 +226,5 @@ def bundle_ledger() -> BundleLedger | None:
     if not found:
         return None
     obj = found[0]
-    return obj() if isinstance(obj, type) else obj
+    ledger: BundleLedger = obj() if isinstance(obj, type) else obj
+    return ledger

@@ -12,12 +12,12 @@ from __future__ import annotations
 import email.parser
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from mirror.store import Store
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.store import Store
+from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["components", "build_sbom", "sbom_blob", "SBOM_MEDIA_TYPE"]
 
@@ -34,7 +34,7 @@ def components(snap: Snapshot) -> list[dict[str, Any]]:
     """Every package file of the snapshot, sorted by purl: {purl, name, version, sha256, size, kind,
     needed_by: [APP/TARGET, APP/apt:TARGET, installers/TARGET, build/TARGET ...], metadata_sha256}.
     What both the SBOM and `bundle show` list."""
-    from mirror.interfaces import sbom_hooks
+    from airgap_mirror.interfaces import sbom_hooks
 
     needed: dict[str, set[str]] = {}
     for app, entry in snap.apps.items():
@@ -87,19 +87,19 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
     try:
         from cyclonedx.contrib.license.factories import LicenseFactory
     except ImportError:  # cyclonedx-python-lib before 11.6
-        from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef]
+        from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef, unused-ignore]
+    import json
+
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
 
-    from mirror.store.canonical import canonical_json
-
-    import json
+    from airgap_mirror.store.canonical import canonical_json
 
     bom = Bom(serial_number=uuid.uuid5(_NS, snap.id or "unnamed"))
-    bom.metadata.timestamp = (datetime.fromisoformat(created) if created else datetime(1970, 1, 1, tzinfo=timezone.utc))
+    bom.metadata.timestamp = (datetime.fromisoformat(created) if created else datetime(1970, 1, 1, tzinfo=UTC))
     root = Component(name="airgap-mirror snapshot", version=(snap.id or "")[:16], type=ComponentType.APPLICATION,
                      bom_ref=f"snapshot:{snap.id}")
     bom.metadata.component = root
@@ -122,7 +122,7 @@ def sbom_blob(store: Store, snap: Snapshot, *, created: str | None) -> str:
     """The SBOM of a snapshot as a blob in the store (its sha256), built once per snapshot: what it
     says depends on the snapshot and its immutable files only, so a bundle per site of the same
     snapshot reuses it (`cache/sbom/ID`; a blob gc removed is built again)."""
-    from mirror.store import atomic_write
+    from airgap_mirror.store import atomic_write
 
     record = store.cache / "sbom" / f"{snap.id}"
     if snap.id:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import dataclasses
+import functools
 import importlib
+import sys
 import threading
 import time
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,29 +23,42 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
-from mirror.apps import AppRules, AppSpec, load_app
-from mirror.apps.locks import MANAGER_FILES
-from mirror.credentials import Credentials, expand
-from mirror.apps.reqfile import ReqLine
-from mirror.errors import InputError, IntegrityError, MirrorError, ResolutionError
-from mirror.fetch import Downloads, FetchItem, unknown_host
-from mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
-from mirror.resolve.lockfile import render_requirements_lock
-from mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, is_deterministic, memo_key
-from mirror.resolve import IndexConfig, Pin, PinnedFile, UvResolution, pick_files, select_files, uv_binary, uv_compile, uv_env, uv_version
-from mirror.store import CatalogFile, Store
-from mirror.store.snapshots import Snapshot
-from mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
-from mirror.resolve.upstream import FileStatus, page_digests, page_url, project_pages
-from mirror.urls import redact_text, strip_credentials
+from airgap_mirror.apps import AppRules, AppSpec, load_app
+from airgap_mirror.apps.locks import MANAGER_FILES
+from airgap_mirror.apps.reqfile import ReqLine
+from airgap_mirror.credentials import Credentials, expand
+from airgap_mirror.errors import InputError, IntegrityError, MirrorError, ResolutionError
+from airgap_mirror.fetch import Downloads, FetchItem, unknown_host
+from airgap_mirror.fetch.client import load_httpx
+from airgap_mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
+from airgap_mirror.resolve import (
+    IndexConfig,
+    Pin,
+    PinnedFile,
+    UvResolution,
+    pick_files,
+    select_files,
+    uv_binary,
+    uv_compile,
+    uv_env,
+    uv_version,
+)
+from airgap_mirror.resolve.lockfile import render_requirements_lock
+from airgap_mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, is_deterministic, memo_key
+from airgap_mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
+from airgap_mirror.resolve.upstream import FileStatus, page_digests, page_url, project_pages
+from airgap_mirror.store import CatalogFile, Store
+from airgap_mirror.store.snapshots import Snapshot
+from airgap_mirror.urls import redact_text, strip_credentials
 
 if TYPE_CHECKING:
-    from mirror.apps.direct import DirectDist
+    from airgap_mirror.apps.direct import DirectDist
 
 __all__ = ["SyncOptions", "SyncResult", "AppResult", "run_sync", "Reporter", "SNAPSHOT_FORMAT"]
 
 SNAPSHOT_FORMAT = 1
-from mirror.defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
+from airgap_mirror.defaults import DEFAULT_INSTALLERS  # noqa: E402  (re-exported)
+
 _MAX_BUILD_DEPTH = 8
 
 
@@ -349,7 +363,7 @@ def _finish(job: _Job, pylock: bytes) -> tuple[bytes, list[Pin]]:
     """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
     pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct, evaluate_markers=job.prelocked is not None)
     for pin in pins:  # a lock is the truth: never another file under a locked name
-        allowed = job.hashes.get((canonicalize_name(pin.name), str(Version(str(pin.version)))))
+        allowed = job.hashes.get((canonicalize_name(pin.name), str(Version(str(pin.version))))) or frozenset()
         for f in pin.files if allowed else ():
             if f.sha256 not in allowed and not f.origin:
                 raise IntegrityError(
@@ -516,7 +530,7 @@ _Facts = tuple["str | None", "str | None", "tuple[str, ...] | None"]  # requires
 def _file_facts(store: Store, f: PinnedFile) -> _Facts:
     """What a stored file says of itself: a wheel's METADATA (kept as a blob, for PEP 658) and its
     Requires-Python; an sdist's Requires-Python and build requirements."""
-    from mirror.store.distinfo import read_sdist, read_wheel  # (after the downloads: not on the way to uv)
+    from airgap_mirror.store.distinfo import read_sdist, read_wheel  # (after the downloads: not on the way to uv)
 
     path = store.blob_path(f.sha256)
     if f.kind == "wheel":
@@ -568,7 +582,7 @@ class _Early:
                 sha = self._catalogued().get(url, "")  # a file the store has had: by its hash (skipped if there)
                 filename = url.rsplit("/", 1)[-1]
                 f = PinnedFile(filename=filename, url=url, sha256=sha, kind="wheel" if filename.endswith(".whl") else "sdist")
-                self.downloads.add(FetchItem(url=url, sha256=sha, filename=filename), on_done=lambda i, f=f: self.landed(f, i))
+                self.downloads.add(FetchItem(url=url, sha256=sha, filename=filename), on_done=functools.partial(self.landed, f))
             with self._lock:
                 if key in self._seen:
                     return
@@ -596,7 +610,7 @@ class _Early:
                 if files:
                     for f in pick_files(files, target):
                         self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
-                                           on_done=lambda i, f=f: self.landed(f, i))
+                                           on_done=functools.partial(self.landed, f))
                     return
 
     def landed(self, f: PinnedFile, item: FetchItem) -> None:
@@ -659,7 +673,7 @@ def _prepare_apps(apps: list[tuple[AppSpec, list[PythonTarget]]], results: dict[
     prepared: dict[str, tuple[IndexConfig, dict[int, DirectDist]]] = {}
     direct_count = sum(1 for app, _ in apps for r in app.requirements if r.direct is not None)
     if direct_count:
-        from mirror.apps.direct import materialise  # (git, tarfile, zipfile: only for apps that name such packages)
+        from airgap_mirror.apps.direct import materialise  # (git, tarfile, zipfile: only for apps that name such packages)
 
         reporter.phase("building git and local packages", direct_count)
     for app, _ in apps:
@@ -819,7 +833,12 @@ def _fetch_with_build_requirements(jobs: list[_Job], resolved: Mapping[tuple[str
             pages_future = side.submit(pages_of)
             if total_size:  # what arrived while uv resolved, then the rest as it comes
                 reporter.advance(sum(downloads.received_for(i) for i in items))
-            downloads.on_bytes = lambda n: (reporter.advance(n) if total_size else None, on_bytes(n))
+            def counted(n: int) -> None:
+                if total_size:  # noqa: B023 (this batch's, read while it downloads)
+                    reporter.advance(n)
+                on_bytes(n)
+
+            downloads.on_bytes = counted
             report = downloads.wait(items, on_done=lambda item: early.landed(used[item.sha256][1], item))
             pages = pages_future.result()
         if depth == 0:
@@ -914,7 +933,7 @@ def _correct_sdist_facts(store: Store) -> None:
         rows = db.execute("SELECT sha256, filename FROM pyfiles WHERE kind = 'sdist' AND lower(filename) LIKE '%.zip'"
                           ).fetchall()
     if rows:  # (the reader loaded only then: not on every sync's way to uv)
-        from mirror.store.distinfo import read_sdist
+        from airgap_mirror.store.distinfo import read_sdist
     for sha, filename in rows:
         known = store.pyfile(sha, filename)
         if known is None or not store.has_blob(sha):
@@ -1156,7 +1175,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     # The HTTP client's modules (and the lock's) load once uv is running, beside it: a tenth of a
     # second that would otherwise wait in front of the first page or file, and that on the way to
     # uv only slowed the main thread (the import thread took the interpreter lock from it).
-    preload = _Preload(("httpx", "packaging.pylock", "tomllib"))
+    preload = _Preload((load_httpx, "packaging.pylock", "tomllib"))
     previous_id = store.ref("current")
     previous = store.snapshot(previous_id) if previous_id else None
     _correct_sdist_facts(store)
@@ -1232,7 +1251,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
 class _Preload:
     """Modules a sync will want, imported on a thread of their own once `start` is called (again: no-op)."""
 
-    def __init__(self, names: Sequence[str]) -> None:
+    def __init__(self, names: Sequence[str | Callable[[], object]]) -> None:
         self._names = tuple(names)
         self._started = False
         self._lock = threading.Lock()
@@ -1247,7 +1266,7 @@ class _Preload:
     def _run(self) -> None:
         for name in self._names:
             with contextlib.suppress(ImportError):
-                importlib.import_module(name)
+                name() if callable(name) else importlib.import_module(name)
 
 
 class _Clock:

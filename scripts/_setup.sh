@@ -14,6 +14,9 @@ if [ "$SETUP_FOR" != demo ]; then
   # arm64 targets run here for real under qemu (tests/apt/test_arm64_target.py).
   [ -x /usr/bin/qemu-aarch64-static ] || need_apt+=(qemu-user-static)
   command -v update-binfmts >/dev/null 2>&1 || need_apt+=(binfmt-support)
+  # Debian's python3-apt (`import apt`, as unattended-upgrades runs it): our wheel installs beside it
+  # (tests/test_installed_names.py).
+  [ -d /usr/lib/python3/dist-packages/apt ] || need_apt+=(python3-apt python3-venv)
 fi
 for tool in $tools; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mirror.resolve.targets import PythonTarget  # noqa: E402
+from airgap_mirror.resolve.targets import PythonTarget  # noqa: E402
 
 
 def clean_env() -> dict[str, str]:
@@ -71,8 +71,8 @@ def timed_peak(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess[str],
 def _limit(store: Path, reqs: Path, target: PythonTarget, work: Path) -> tuple[float, float, int] | None:
     """The physical limit of a cold sync here: uv resolving the requirements with no cache, plus curl
     fetching the very files the sync fetched (16 at a time, one process), measured now."""
-    from mirror.resolve import uv_binary
-    from mirror.store import Store
+    from airgap_mirror.resolve import uv_binary
+    from airgap_mirror.store import Store
 
     work.mkdir(parents=True, exist_ok=True)
     st = Store(store)
@@ -171,7 +171,7 @@ def _print_profile(label: str, proc: subprocess.CompletedProcess[str], total: fl
 
 def bench_apt(app: Path, distro: str, arch: str) -> None:
     """Cold Aptfile sync (index, closure, download) against aptly's filtered mirror of the same set."""
-    from apt.aptfile import read_aptfile
+    from airgap_apt.aptfile import read_aptfile
 
     aptfile = next(app / n for n in ("Aptfile", "packages.txt") if (app / n).is_file())
     names = [p.name for p in read_aptfile(aptfile).packages]
@@ -195,7 +195,7 @@ def bench_apt(app: Path, distro: str, arch: str) -> None:
 
     def theirs(i: int) -> tuple[float | None, int]:
         conf = work / f"aptly-{i}.conf"
-        conf.write_text('{"rootDir": "%s", "downloadConcurrency": 16, "architectures": ["%s"]}' % (work / f"aptly-{i}", arch))
+        conf.write_text('{{"rootDir": "{}", "downloadConcurrency": 16, "architectures": ["{}"]}}'.format(work / f"aptly-{i}", arch))
         base_cmd = [aptly, f"-config={conf}"]
         os.sync()
         t0 = time.perf_counter()
@@ -255,8 +255,8 @@ def _index_on_slow_links(packages_gz: Path) -> None:
     import http.server
     import threading
 
-    from apt.archive import _IndexReader, parse_whole
-    from mirror.fetch import get_bytes, get_streaming
+    from airgap_apt.archive import _IndexReader, parse_whole
+    from airgap_mirror.fetch import get_bytes, get_streaming
 
     data = packages_gz.read_bytes()
     rate = [0.0]
@@ -297,7 +297,7 @@ def _index_on_slow_links(packages_gz: Path) -> None:
 
 def _wheel_store(work: Path, wheels: list[Path], limit: float) -> tuple[Path, int, int]:
     """A store whose one snapshot holds real wheels (1-150 MB each, by name) up to `limit` bytes."""
-    from mirror.store import Store
+    from airgap_mirror.store import Store
 
     store = Store(work / "store").create()
     meta, total = {}, 0
@@ -666,8 +666,8 @@ def bench_publish(apps_dir: Path, exclude: str, python: str, platform: str, togg
 def bench_locked(app: Path, python: str, platform: str) -> None:
     """A lock app (uv.lock made now by the real uv from the app's requirements.txt): nothing to
     resolve, so its cold sync against curl --parallel fetching the same files (aim: within 1.2x)."""
-    from mirror.resolve import uv_binary
-    from mirror.store import Store
+    from airgap_mirror.resolve import uv_binary
+    from airgap_mirror.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench-locked-"))
     locked = work / "apps" / f"{app.name}-uv"

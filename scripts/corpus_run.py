@@ -32,16 +32,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mirror.apps import REQUIREMENT_FILES  # noqa: E402
+from airgap_mirror.apps import REQUIREMENT_FILES  # noqa: E402
 
 # What the corpus's Dash Enterprise 4 apps install from an app.json predeploy script besides an empty
 # requirements.txt (the scripts are not in the corpus; the file names say it): read by the sync
 # (--requirements-file) and by the online reference alike.
 EXTRA_FILES = ("requirements-predeploy.txt", "requirements-real.txt")
-from mirror.resolve import clean_env, uv_binary  # noqa: E402
+from airgap_mirror.resolve import clean_env, uv_binary  # noqa: E402
 from tests.builders.cli import Served  # noqa: E402  (mirror serve on a free port, as the tests start it)
 
-MIRROR = [sys.executable, "-m", "mirror.cli"]
+MIRROR = [sys.executable, "-m", "airgap_mirror.cli"]
 PLATFORM = "manylinux_2_28_x86_64"
 UNREACHABLE = re.compile(r"github\.com|gitlab|bitbucket|dash-playground|Could not resolve host|"
                          r"Failed to connect|Connection refused|ConnectError|dns error|Network is unreachable|"
@@ -92,8 +92,8 @@ def sync(store: Path, apps: list[Path], python: str, log: Path) -> dict:
 
 
 def _runtime_python(app: Path) -> str:
-    from mirror.apps import load_app
-    from mirror.resolve.targets import DEFAULT_PYTHON
+    from airgap_mirror.apps import load_app
+    from airgap_mirror.resolve.targets import DEFAULT_PYTHON
 
     try:
         found = load_app(app, EXTRA_FILES).python

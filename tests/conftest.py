@@ -11,10 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from mirror.store import open_store
+from airgap_mirror.store import open_store
 from tests.builders import make_wheel, write_simple_index
-from tests.builders.upstreams import (DATA, GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, AuthServer, GitHttpServer, GitRepo,
-                                      StaticServer, build_debian_upstream, build_private_files, build_upstream_files)
+from tests.builders.upstreams import (
+    DATA,
+    GIT_TOKEN,
+    PRIVATE_PASSWORD,
+    PRIVATE_USER,
+    AuthServer,
+    GitHttpServer,
+    GitRepo,
+    StaticServer,
+    build_debian_upstream,
+    build_private_files,
+    build_upstream_files,
+)
 
 
 @pytest.fixture(scope="session")

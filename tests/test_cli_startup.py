@@ -16,11 +16,11 @@ HEAVY = ("pydantic", "granian", "cyclonedx", "httpx", "prometheus_client", "bcry
 
 
 def test_a_simple_command_imports_no_heavy_library(tmp_path):
-    from mirror.store import Store
+    from airgap_mirror.store import Store
 
     Store(tmp_path / "s").create()
     code = ("import sys, json; sys.argv = ['mirror', 'snapshots', '--store', sys.argv[1], '--json'];"
-            "from mirror.cli import run\ntry:\n    run()\nexcept SystemExit:\n    pass\n"
+            "from airgap_mirror.cli import run\ntry:\n    run()\nexcept SystemExit:\n    pass\n"
             f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True,
                           env=clean_env(), timeout=60)
@@ -30,14 +30,14 @@ def test_a_simple_command_imports_no_heavy_library(tmp_path):
 
 
 def test_the_command_leaves_with_its_status_its_output_and_its_exit_handlers(tmp_path):
-    """`mirror` ends without the interpreter's teardown (see mirror.cli._leave): still with the
+    """`mirror` ends without the interpreter's teardown (see airgap_mirror.cli._leave): still with the
     command's exit status, all it wrote to a pipe, and the atexit handlers run."""
-    from mirror.store import Store
+    from airgap_mirror.store import Store
 
     store = tmp_path / "s"
     Store(store).create()
     mark = tmp_path / "atexit-ran"
-    code = ("import atexit, pathlib, sys; from mirror.cli import main;"
+    code = ("import atexit, pathlib, sys; from airgap_mirror.cli import main;"
             f"atexit.register(pathlib.Path({str(mark)!r}).touch); sys.argv = ['mirror', *sys.argv[1:]]; main();"
             "print('not reached')")
 
@@ -58,11 +58,11 @@ def test_the_command_leaves_with_its_status_its_output_and_its_exit_handlers(tmp
 
 
 def test_a_command_alone_is_the_command_of_the_whole_command_line():
-    """`mirror NAME ...` builds only NAME's command (mirror.cli._this_command): the same options,
+    """`mirror NAME ...` builds only NAME's command (airgap_mirror.cli._this_command): the same options,
     the plug-ins' included, as in the whole command line; a name that is no command still gets the
     whole line's suggestion."""
     def mirror(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "mirror.cli", *args], capture_output=True, text=True,
+        return subprocess.run([sys.executable, "-m", "airgap_mirror.cli", *args], capture_output=True, text=True,
                               env={**clean_env(), "COLUMNS": "200"}, timeout=60)
 
     synced = mirror("sync", "--help")
@@ -81,7 +81,7 @@ def test_a_sync_starts_uv_before_it_loads_what_only_follows_uv(apps, upstream, t
     and files that uv names) and the readers of wheels and git / local packages (for what lands, and
     for apps that name such packages) are loaded once uv runs, beside it, not on the way to it: at
     the moment the real uv is started, none of them is loaded (the same sync then finishes)."""
-    later = ("httpx", "httpcore", "mirror.store.distinfo", "mirror.apps.direct", "packaging.pylock")
+    later = ("httpx", "httpcore", "airgap_mirror.store.distinfo", "airgap_mirror.apps.direct", "packaging.pylock")
     seen = tmp_path / "loaded-when-uv-started.json"
     code = ("import json, os, sys\n"
             "out = sys.argv[1]\n"
@@ -90,7 +90,7 @@ def test_a_sync_starts_uv_before_it_loads_what_only_follows_uv(apps, upstream, t
             f"        open(out, 'w').write(json.dumps(sorted(m for m in {later!r} if m in sys.modules)))\n"
             "sys.addaudithook(hook)\n"
             "sys.argv = ['mirror', *sys.argv[2:]]\n"
-            "from mirror.cli import main\n"
+            "from airgap_mirror.cli import main\n"
             "main()\n")
     proc = subprocess.run([sys.executable, "-c", code, str(seen), "sync", str(apps / "shop"), "--store", str(tmp_path / "s"),
                            "--python", "3.11", "--platform", "manylinux_2_28_x86_64", "--index-url", upstream.url + "/simple",

@@ -1,4 +1,4 @@
-"""Downloads read what a connection has received in one go (mirror.fetch's network backend), over
+"""Downloads read what a connection has received in one go (airgap_mirror.fetch's network backend), over
 real TLS (a throwaway CA) and plain TCP from a local server: the same bytes, responses one after
 another on one kept-alive connection, and reads of more than one TLS record each."""
 
@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from mirror import fetch
+from airgap_mirror.fetch import client as fetch
 from tests.builders.tls import ca_and_cert
 
 BIG = os.urandom(5 << 20)
@@ -103,11 +103,16 @@ def test_the_shared_clients_use_that_backend_and_still_the_environments_proxies(
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "mirror.internal")
+    import socket
+
+    lookup = socket.getaddrinfo
     client = fetch._make_client()  # noqa: SLF001
+    assert socket.getaddrinfo is lookup  # nothing of the process changed: our lookups are our clients'
     try:
         assert client._transport._pool._network_backend is fetch._coalescing_backend()  # noqa: SLF001
         via = client._transport_for_url(httpx.URL("https://pypi.org/simple/"))  # noqa: SLF001
         assert via is not client._transport and "proxy.internal" in repr(via._pool._proxy_url)  # noqa: SLF001
+        assert via._pool._network_backend is fetch._coalescing_backend()  # (name lookups kept for the proxy too)  # noqa: SLF001
         assert client._transport_for_url(httpx.URL("https://mirror.internal/simple/")) is client._transport  # noqa: SLF001
     finally:
         client.close()

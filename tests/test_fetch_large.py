@@ -1,4 +1,4 @@
-"""Large files download a few at a time (mirror.fetch.LARGE, `large_at_once`), small ones as many
+"""Large files download a few at a time (airgap_mirror.fetch.LARGE, `large_at_once`), small ones as many
 at once as the concurrency allows: from a real HTTP server on loopback that counts the large bodies
 it is sending at each moment, with the files' sizes known from the lock or only from the response's
 Content-Length (a response that finds every slot taken is given back and asked for again)."""
@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from mirror import fetch
-from mirror.fetch import Downloads, FetchItem
-from mirror.store import open_store
+from airgap_mirror.fetch import Downloads, FetchItem
+from airgap_mirror.fetch import downloads as fetch
+from airgap_mirror.store import open_store
 
 LARGE = {f"/large-{i}.whl": os.urandom(fetch.LARGE + 4096) for i in range(8)}
 SMALL = {f"/small-{i}.whl": os.urandom(600) for i in range(6)}

@@ -6,19 +6,19 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 
-from mirror.credentials import Credentials
-from mirror.fetch import _SHARDS, _shard_client
+from airgap_mirror.credentials import Credentials
+from airgap_mirror.fetch.client import SHARDS, shard_client
 
 
 def test_worker_threads_are_dealt_every_shard_and_keep_theirs():
     creds = Credentials()
-    barrier = threading.Barrier(2 * _SHARDS)  # every thread alive at once: no ident reused
+    barrier = threading.Barrier(2 * SHARDS)  # every thread alive at once: no ident reused
 
     def clients() -> tuple[int, int]:
         barrier.wait()
-        return id(_shard_client(creds)), id(_shard_client(creds))
+        return id(shard_client(creds)), id(shard_client(creds))
 
-    with cf.ThreadPoolExecutor(max_workers=2 * _SHARDS) as pool:
-        got = list(pool.map(lambda _: clients(), range(2 * _SHARDS)))
+    with cf.ThreadPoolExecutor(max_workers=2 * SHARDS) as pool:
+        got = list(pool.map(lambda _: clients(), range(2 * SHARDS)))
     assert all(first == again for first, again in got)  # a thread keeps its client
-    assert len({first for first, _ in got}) == _SHARDS   # and the threads use all of them
+    assert len({first for first, _ in got}) == SHARDS   # and the threads use all of them

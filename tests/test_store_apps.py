@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mirror.store import open_store
+from airgap_mirror.store import open_store
 from tests.builders.cli import run_mirror
 from tests.builders.upstreams import X86, apt_config
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mirror.fetch import Downloads, FetchItem, fetch_all
-from mirror.resolve import IndexConfig
-from mirror.store import open_store
-from mirror.sync import SyncOptions, run_sync
-from tests.builders.upstreams import StaticServer, X86, clean_env
+from airgap_mirror.fetch import Downloads, FetchItem, fetch_all
+from airgap_mirror.resolve import IndexConfig
+from airgap_mirror.store import open_store
+from airgap_mirror.sync import SyncOptions, run_sync
+from tests.builders.upstreams import X86, StaticServer, clean_env
 
 
 def _opts(apps: list[Path], upstream) -> SyncOptions:
@@ -28,7 +28,7 @@ def test_one_bad_app_does_not_stop_the_others(apps: Path, upstream, tmp_path: Pa
     bad.mkdir()
     (bad / "requirements.txt").write_text("alpha==1.0\nbeta = 2\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "mirror.cli", "sync", str(apps / "shop"), str(bad), "--store", str(tmp_path / "s"),
+        [sys.executable, "-m", "airgap_mirror.cli", "sync", str(apps / "shop"), str(bad), "--store", str(tmp_path / "s"),
          "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", ""],
         capture_output=True, text=True, env=clean_env(),
     )
@@ -121,9 +121,9 @@ def test_a_resolution_that_backtracks_stops_downloading_ahead(upstream, tmp_path
     """Each version uv picks starts downloading before the lock is known; once uv picks a second
     version of a project (backtracking, which can run through dozens of versions), that resolution
     starts nothing more ahead: what it dropped stays at the first pick. Another resolution goes on."""
-    from mirror.resolve.memo import ResolutionMemo
-    from mirror.resolve.targets import PythonTarget
-    from mirror.sync import _Early, _Job
+    from airgap_mirror.resolve.memo import ResolutionMemo
+    from airgap_mirror.resolve.targets import PythonTarget
+    from airgap_mirror.sync import _Early, _Job
 
     files = Path(upstream.root) / "files"
 
@@ -185,17 +185,17 @@ def test_upstream_changes_make_a_new_snapshot(tmp_path: Path):
 
 
 def test_json_summary_and_help():
-    out = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", "--help"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "sync", "--help"], capture_output=True, text=True,
                          env=clean_env())
     assert out.returncode == 0 and "Example" in out.stdout
     for cmd in ("publish", "serve", "client-config", "init"):
-        h = subprocess.run([sys.executable, "-m", "mirror.cli", cmd, "--help"], capture_output=True, text=True,
+        h = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", cmd, "--help"], capture_output=True, text=True,
                            env=clean_env())
         assert h.returncode == 0 and "Example" in h.stdout, cmd
 
 
 def test_client_config():
-    out = subprocess.run([sys.executable, "-m", "mirror.cli", "client-config", "--url", "http://mirror.internal:8080"],
+    out = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "client-config", "--url", "http://mirror.internal:8080"],
                          capture_output=True, text=True, env=clean_env()).stdout
     assert "index-url = http://mirror.internal:8080/simple/" in out
     assert "UV_DEFAULT_INDEX=http://mirror.internal:8080/simple/" in out
@@ -204,15 +204,15 @@ def test_client_config():
 
 
 def test_init_writes_a_config_that_loads(tmp_path: Path):
-    from mirror.cli.config import load_config
+    from airgap_mirror.cli.config import load_config
 
-    subprocess.run([sys.executable, "-m", "mirror.cli", "init", str(tmp_path / "mirror.toml")], check=True,
+    subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "init", str(tmp_path / "mirror.toml")], check=True,
                    env=clean_env(), capture_output=True)
     (tmp_path / "apps" / "one").mkdir(parents=True)
     cfg = load_config(tmp_path / "mirror.toml")
     assert cfg.apps == (tmp_path / "apps" / "one",)
     assert cfg.platforms == ("manylinux_2_28_x86_64",) and cfg.pythons == ("3.11",)
-    from mirror.defaults import DEFAULT_INSTALLERS
+    from airgap_mirror.defaults import DEFAULT_INSTALLERS
 
     assert cfg.installers == tuple(DEFAULT_INSTALLERS) and cfg.installers  # the list is TOML, not Python repr
     assert "platform's own" in (tmp_path / "mirror.toml").read_text()  # apostrophes kept in the comments
@@ -264,7 +264,7 @@ def test_retries_transient_errors_then_succeeds(tmp_path: Path):
 
 
 def test_yanked_flag_and_requires_python_come_from_the_index(tmp_path: Path):
-    from mirror.publish import publish
+    from airgap_mirror.publish import publish
     from tests.builders import make_wheel, write_simple_index
 
     root = tmp_path / "up"
@@ -298,11 +298,11 @@ def test_other_requirements_files_are_named_and_can_be_added(upstream, tmp_path:
     (app / "requirements-predeploy.txt").write_text("alpha\n")
     base = ["sync", str(app), "--store", str(tmp_path / "s"), "--python", "3.11", "--platform", X86,
             "--index-url", upstream.url + "/simple", "--installers", "", "--json"]
-    first = json.loads(subprocess.run([sys.executable, "-m", "mirror.cli", *base], capture_output=True, text=True,
+    first = json.loads(subprocess.run([sys.executable, "-m", "airgap_mirror.cli", *base], capture_output=True, text=True,
                                       env=clean_env()).stdout)["apps"][0]
     assert first["targets"] == [] and any("requirements-predeploy.txt not mirrored" in w for w in first["warnings"])
     (tmp_path / "mirror.toml").write_text('[apps]\nrequirement-files = ["requirements-predeploy.txt"]\n')
-    second = json.loads(subprocess.run([sys.executable, "-m", "mirror.cli", *base, "--config", str(tmp_path / "mirror.toml")],
+    second = json.loads(subprocess.run([sys.executable, "-m", "airgap_mirror.cli", *base, "--config", str(tmp_path / "mirror.toml")],
                                        capture_output=True, text=True, env=clean_env()).stdout)
     entry = second["apps"][0]
     assert entry["ok"] and entry["targets"] == [f"cp311-{X86}"] and not entry["warnings"]
@@ -319,7 +319,7 @@ def test_each_warning_is_said_once_per_change_and_failures_come_last_counted(app
     bad = apps / "broken"
     bad.mkdir()
     (bad / "requirements.txt").write_text("alpha==1.0\nbeta = 2\n")
-    cmd = [sys.executable, "-m", "mirror.cli", "sync", str(bad), str(apps / "shop"), "--store", str(tmp_path / "s"),
+    cmd = [sys.executable, "-m", "airgap_mirror.cli", "sync", str(bad), str(apps / "shop"), "--store", str(tmp_path / "s"),
            "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", ""]
     first = subprocess.run(cmd, capture_output=True, text=True, env=clean_env()).stderr
     assert "requirements-dev.txt not mirrored" in first

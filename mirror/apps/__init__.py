@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from mirror.apps.appfiles import AppFileError, read_app_file
-from mirror.errors import InputError, RequirementsError
-from mirror.apps.locks import MANAGER_FILES, choose_manager, python_request, read_lock
-from mirror.apps.reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
+from airgap_mirror.apps.appfiles import AppFileError, read_app_file
+from airgap_mirror.apps.locks import MANAGER_FILES, choose_manager, python_request, read_lock
+from airgap_mirror.apps.reqfile import ReqLine, ReqOptions, RequirementsCollector, decode_like_pip, parse_requirements_text
+from airgap_mirror.errors import InputError, RequirementsError
 
 __all__ = ["AppSpec", "AppRules", "load_app", "REQUIREMENT_FILES", "APT_FILES"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mirror.errors import InputError
+from airgap_mirror.errors import InputError
 
 __all__ = ["AppFileError", "MAX_TEXT", "MAX_ARCHIVE", "confine", "open_regular", "read_app_file"]
 

@@ -34,15 +34,15 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from mirror.apps import git
-from mirror.apps.appfiles import MAX_ARCHIVE, AppFileError, confine, open_regular
-from mirror.credentials import expand, secret_values
-from mirror.store.distinfo import read_pkg_info
-from mirror.errors import InputError, IntegrityError, MirrorError, TransportError
-from mirror.apps.reqfile import DirectRef
-from mirror.resolve import IndexConfig, PinnedFile, pick_files, uv_binary, uv_env
-from mirror.resolve.targets import PythonTarget
-from mirror.urls import redact_text, strip_credentials
+from airgap_mirror.apps import git
+from airgap_mirror.apps.appfiles import MAX_ARCHIVE, AppFileError, confine, open_regular
+from airgap_mirror.apps.reqfile import DirectRef
+from airgap_mirror.credentials import expand, secret_values
+from airgap_mirror.errors import InputError, IntegrityError, MirrorError, TransportError
+from airgap_mirror.resolve import IndexConfig, PinnedFile, pick_files, uv_binary, uv_env
+from airgap_mirror.resolve.targets import PythonTarget
+from airgap_mirror.store.distinfo import read_pkg_info
+from airgap_mirror.urls import redact_text, strip_credentials
 
 __all__ = ["DirectDist", "materialise", "DirectError"]
 
@@ -81,7 +81,7 @@ class DirectDist:
                 "files": [{"filename": f.filename, "sha256": f.sha256, "kind": f.kind, "size": f.size} for f in self.files]}
 
     @classmethod
-    def from_cache(cls, folder: Path) -> "DirectDist | None":
+    def from_cache(cls, folder: Path) -> DirectDist | None:
         try:
             data = json.loads((folder / "dist.json").read_text(encoding="utf-8"))
             if data.get("format") != _FORMAT:
@@ -322,7 +322,7 @@ def _local_folder(path: Path, ref: DirectRef, where: str, cache: Path, builder: 
 
 
 def _url(ref: DirectRef, where: str, cache: Path, builder: _Builder, refresh: bool) -> DirectDist:
-    from mirror.fetch import get_to_file
+    from airgap_mirror.fetch import get_to_file
 
     url = expand(ref.url, where=where)
     origin = strip_credentials(url)

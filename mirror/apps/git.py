@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from mirror.errors import TransportError
-from mirror.urls import redact, redact_text, strip_credentials
+from airgap_mirror.errors import TransportError
+from airgap_mirror.urls import redact, redact_text, strip_credentials
 
 __all__ = ["git_env", "resolve_ref", "checkout", "commit_time", "is_commit"]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from mirror.apps.appfiles import AppFileError, read_app_file
-from mirror.errors import InputError, RequirementsError
+from airgap_mirror.apps.appfiles import AppFileError, read_app_file
+from airgap_mirror.errors import InputError, RequirementsError
 
 __all__ = ["MANAGER_FILES", "LockedApp", "choose_manager", "python_request", "read_lock"]
 
@@ -139,7 +139,7 @@ def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict
     name = path.name
     if name == "uv.lock":
         if uv is None:
-            from mirror.resolve import uv_binary  # (the sync passes its own: this is for client-config)
+            from airgap_mirror.resolve import uv_binary  # (the sync passes its own: this is for client-config)
 
             uv = uv_binary()
         return _uv_lock(path, root, uv, env)
@@ -282,7 +282,7 @@ def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
     sources = {s.get("name"): s.get("url") for s in ((doc.get("_meta") or {}).get("sources") or [])
                if isinstance(s, dict) and isinstance(s.get("url"), str)}
     order = [u for u in sources.values() if isinstance(u, str)]
-    lines_at = {}
+    lines_at: dict[str, int] = {}
     for n, line in enumerate(text.splitlines(), 1):
         m = re.match(r'\s{8}"([^"]+)":\s*\{', line)  # a package's key, at the depth pipenv writes it
         if m:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from mirror.apps.appfiles import AppFileError, confine, read_app_file
-from mirror.errors import NotYetSupported, RequirementsError
+from airgap_mirror.apps.appfiles import AppFileError, confine, read_app_file
+from airgap_mirror.errors import NotYetSupported, RequirementsError
 
 __all__ = [
     "DirectRef",
@@ -201,7 +201,8 @@ class RequirementsCollector:
         # Includes must lie inside `root` (the app folder); None: anywhere (--allow-outside-app).
         self.root = root
         # Errors in a file outside the app folder never quote its lines (it may be /proc/self/environ).
-        self.app_dir = (app_dir or root).resolve() if (app_dir or root) else None
+        folder = app_dir or root
+        self.app_dir = folder.resolve() if folder else None
         self.requirements: list[ReqLine] = []
         self.constraints: list[ReqLine] = []
         self.files: list[Path] = []
@@ -450,8 +451,8 @@ def parse_requirements_text(
     """Parse requirements text that was read from `path` (used for errors and relative includes)."""
     collector = into or RequirementsCollector()
     if "\0" in text:
-        line = text[: text.index("\0")].count("\n") + 1
-        raise RequirementsError(path, line, "a NUL byte: this is not a text file", "save it as UTF-8 text")
+        at = text[: text.index("\0")].count("\n") + 1
+        raise RequirementsError(path, at, "a NUL byte: this is not a text file", "save it as UTF-8 text")
     lines = _logical_lines(text, path)
     if _looks_like_conda_export(lines, text):
         first = next((n for n, line in lines if _CONDA_LINE.match(line)), 1)

@@ -10,19 +10,29 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mirror.cli.common import ConfigOpt, JsonOpt, StoreOpt, cli_errors, config_and_store, console, escape, fail_with, interactive
-from mirror.cli.config import EXAMPLE_CONFIG, Config
-from mirror.errors import ConfigError, InputError, MirrorError, StoreError
-from mirror.store import open_store
-from mirror.urls import redact_text
+from airgap_mirror.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    StoreOpt,
+    cli_errors,
+    config_and_store,
+    console,
+    escape,
+    fail_with,
+    interactive,
+)
+from airgap_mirror.cli.config import EXAMPLE_CONFIG, Config
+from airgap_mirror.errors import ConfigError, InputError, MirrorError, StoreError
+from airgap_mirror.store import open_store
+from airgap_mirror.urls import redact_text
 
 if TYPE_CHECKING:
-    from mirror.resolve import IndexConfig
-    from mirror.sync import SyncOptions
+    from airgap_mirror.resolve import IndexConfig
+    from airgap_mirror.sync import SyncOptions
 
 app = typer.Typer(
     name="mirror",
@@ -57,13 +67,13 @@ class _PlainReporter:
 
     enabled = False
 
-    def __enter__(self) -> "_PlainReporter":
+    def __enter__(self) -> _PlainReporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def lane(self) -> "_PlainReporter":
+    def lane(self) -> _PlainReporter:
         return self
 
     def phase(self, name: str, total: int | None) -> None:
@@ -80,7 +90,7 @@ def _reporter(enabled: bool) -> Any:
     """Progress bars on a terminal (rich's, loaded only then: 13 ms); nothing otherwise."""
     if not enabled:
         return _PlainReporter()
-    from mirror.cli.progress import RichReporter
+    from airgap_mirror.cli.progress import RichReporter
 
     return RichReporter()
 
@@ -101,10 +111,10 @@ def init(
     console.print(f"wrote {path}")
 
 
-def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip_env: bool) -> "IndexConfig":
+def _base_index(index_url: str | None, extra: list[str] | None, cfg: Config, pip_env: bool) -> IndexConfig:
     """The site's upstream indexes: flags, else PIP_* (with --pip-env), else mirror.toml; ${VAR} expanded."""
-    from mirror.credentials import expand
-    from mirror.resolve import IndexConfig
+    from airgap_mirror.credentials import expand
+    from airgap_mirror.resolve import IndexConfig
 
     env_index = os.environ.get("PIP_INDEX_URL") if pip_env else None
     env_extra = os.environ.get("PIP_EXTRA_INDEX_URL", "").split() if pip_env else []
@@ -125,7 +135,7 @@ def _warnings_seen(st: Any) -> set[str]:
 
 
 def _remember_warnings(st: Any, keys: set[str]) -> None:
-    from mirror.store import atomic_write
+    from airgap_mirror.store import atomic_write
 
     try:
         atomic_write(st.base / "warnings-seen.json", json.dumps(sorted(keys)).encode())
@@ -133,13 +143,13 @@ def _remember_warnings(st: Any, keys: set[str]) -> None:
         pass
 
 
-def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> None:
+def _check_sync_input(opts: SyncOptions, *, named_apps: tuple[Path, ...]) -> None:
     """Bad input is exit 2 before anything runs: app folders named on the command line that do not
     exist (with the closest names beside them), and target versions and platforms."""
     import difflib
 
-    from mirror.errors import InputError
-    from mirror.resolve.targets import PythonTarget
+    from airgap_mirror.errors import InputError
+    from airgap_mirror.resolve.targets import PythonTarget
 
     for folder in named_apps:
         if not Path(folder).is_dir():
@@ -157,24 +167,24 @@ def _check_sync_input(opts: "SyncOptions", *, named_apps: tuple[Path, ...]) -> N
 
 @app.command()
 def sync(
-    apps: Annotated[Optional[list[Path]], typer.Argument(help="App folders to sync; the store's other apps are kept as they were (default: [apps] paths in mirror.toml, else the folders earlier syncs named).")] = None,
+    apps: Annotated[list[Path] | None, typer.Argument(help="App folders to sync; the store's other apps are kept as they were (default: [apps] paths in mirror.toml, else the folders earlier syncs named).")] = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    python: Annotated[Optional[list[str]], typer.Option("--python", help="Target Python X.Y[.Z]; repeatable [default: runtime.txt, else 3.11].")] = None,
-    platform: Annotated[Optional[list[str]], typer.Option("--platform", help="Target platform tag (pip's vocabulary); repeatable [default: manylinux_2_28_x86_64].")] = None,
-    target: Annotated[Optional[list[str]], typer.Option("--target", help="One target as PYTHON:PLATFORM (3.12:manylinux2014_aarch64); repeatable; two give two targets, not the --python x --platform product.")] = None,
-    index_url: Annotated[Optional[str], typer.Option("--index-url", help="Upstream index [default: https://pypi.org/simple].")] = None,
-    extra_index_url: Annotated[Optional[list[str]], typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Parallel downloads [default 16; files of 4 MiB or more: 4 at a time].")] = None,
-    installers: Annotated[Optional[str], typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
+    python: Annotated[list[str] | None, typer.Option("--python", help="Target Python X.Y[.Z]; repeatable [default: runtime.txt, else 3.11].")] = None,
+    platform: Annotated[list[str] | None, typer.Option("--platform", help="Target platform tag (pip's vocabulary); repeatable [default: manylinux_2_28_x86_64].")] = None,
+    target: Annotated[list[str] | None, typer.Option("--target", help="One target as PYTHON:PLATFORM (3.12:manylinux2014_aarch64); repeatable; two give two targets, not the --python x --platform product.")] = None,
+    index_url: Annotated[str | None, typer.Option("--index-url", help="Upstream index [default: https://pypi.org/simple].")] = None,
+    extra_index_url: Annotated[list[str] | None, typer.Option("--extra-index-url", help="Extra upstream index; repeatable.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Parallel downloads [default 16; files of 4 MiB or more: 4 at a time].")] = None,
+    installers: Annotated[str | None, typer.Option("--installers", help="Comma-separated installer packages mirrored per target ('' for none) [default pip,setuptools,wheel].")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Re-resolve every app with uv and revalidate every cached page and Release (default: reuse a resolution none of whose index pages changed).")] = False,
     detailed_exit_code: Annotated[bool, typer.Option("--detailed-exit-code", help="Exit 0 unchanged, 2 changed, 1 failed (for nightly jobs).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail an app whose private-index project also exists on the public index with other files (dependency confusion).")] = False,
     pip_env: Annotated[bool, typer.Option("--pip-env", help="Take the upstream index from PIP_INDEX_URL / PIP_EXTRA_INDEX_URL, as pip on this machine would.")] = False,
-    only_binary: Annotated[Optional[list[str]], typer.Option("--only-binary", help="Wheels only for these projects (comma-separated, ':all:' for every one), as pip's flag: a target with no wheel fails instead of getting an sdist to build inside.")] = None,
+    only_binary: Annotated[list[str] | None, typer.Option("--only-binary", help="Wheels only for these projects (comma-separated, ':all:' for every one), as pip's flag: a target with no wheel fails instead of getting an sdist to build inside.")] = None,
     allow_outside_app: Annotated[bool, typer.Option("--allow-outside-app", help="Let apps name files outside their own folder (-r ../shared.txt, /opt/wheels/x.whl); off, such a line is refused.")] = False,
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
-    requirements_file: Annotated[Optional[list[str]], typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
+    requirements_file: Annotated[list[str] | None, typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove the store's apps that this sync does not name (without it they are kept as they were, and the summary lists them).")] = False,
     all_warnings: Annotated[bool, typer.Option("--all-warnings", help="Print every warning, also those the last sync printed (by default they are counted).")] = False,
     as_json: JsonOpt = False,
@@ -205,9 +215,9 @@ def sync(
         if not app_dirs:
             console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
             raise typer.Exit(2)
-        from mirror.sync import SyncOptions, run_sync
-
-        from mirror.resolve.targets import parse_target_pair
+        from airgap_mirror.apps.locks import MANAGER_FILES
+        from airgap_mirror.resolve.targets import parse_target_pair
+        from airgap_mirror.sync import SyncOptions, run_sync
 
         # --target pairs (else [[targets]]) are the targets; --python / --platform add their product,
         # and given alone they replace the config's pairs.
@@ -235,7 +245,7 @@ def sync(
             prune=prune,
             narrowed=bool(python or platform or target
                           or any(plugin_options.get(k) for k in ("distro", "arch"))),
-            **({"package_managers": cfg.package_managers} if cfg.package_managers else {}),
+            package_managers=cfg.package_managers or tuple(MANAGER_FILES),
             package_manager_first_wins=cfg.package_manager_first_wins,
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
@@ -309,9 +319,9 @@ def sync(
 def publish(
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="The URL clients reach the mirror at (default: [serve] url, else the last one given); published pylock.toml files point there.")] = None,
-    to: Annotated[Optional[list[str]], typer.Option("--to", help="Also upload the tree to object storage, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets]. Endpoint, region and credentials from AWS_* variables or ~/.aws.")] = None,
-    grace: Annotated[Optional[str], typer.Option("--grace", help="How long an object the new tree no longer has stays in the bucket before it is deleted (1d, 12h, 0) [default: [publish] grace, else 1d].")] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="The URL clients reach the mirror at (default: [serve] url, else the last one given); published pylock.toml files point there.")] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Also upload the tree to object storage, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets]. Endpoint, region and credentials from AWS_* variables or ~/.aws.")] = None,
+    grace: Annotated[str | None, typer.Option("--grace", help="How long an object the new tree no longer has stays in the bucket before it is deleted (1d, 12h, 0) [default: [publish] grace, else 1d].")] = None,
     local_only: Annotated[bool, typer.Option("--local-only", help="Publish the local tree only, not to [publish] targets.")] = False,
     check: Annotated[bool, typer.Option("--check", help="With --to: list the bucket instead of trusting the last publish's record of it (puts back objects removed behind our back).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="With --to: uploads at once.")] = 32,
@@ -324,9 +334,9 @@ def publish(
     Example: `mirror publish --store /srv/mirror-store --base-url https://pypi.internal.example`;
     `AWS_ENDPOINT_URL=https://s3.internal:9000 mirror publish --to s3://pypi-mirror/prod`
     """
-    from mirror.cli.common import push_to_buckets
-    from mirror.publish import current_tree, published_snapshot
-    from mirror.publish import publish as do_publish
+    from airgap_mirror.cli.common import push_to_buckets
+    from airgap_mirror.publish import current_tree, published_snapshot
+    from airgap_mirror.publish import publish as do_publish
 
     with cli_errors():
         cfg, root = config_and_store(config, store)
@@ -334,10 +344,10 @@ def publish(
         st = open_store(root)
         with st.lock("publish", wait=60):
             tree = current_tree(st)
-            if not (to and base_url is None and tree is not None and published_snapshot(st) == st.ref("current")):
+            if tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
                 tree = do_publish(st, url=base_url or cfg.serve_url)
                 if not as_json:
-                    console.print(f"published snapshot {st.ref('current')[:16]} at {st.published / 'current'}")
+                    console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
             buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check,
                                       concurrency=jobs)
     if as_json:
@@ -348,15 +358,15 @@ def publish(
 def status(
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    to: Annotated[Optional[list[str]], typer.Option("--to", help="Also say what this bucket holds, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets].")] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Also say what this bucket holds, s3://BUCKET/PREFIX (repeatable) [default: [publish] targets].")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which snapshot is current, which is published, and which each object-storage target holds.
 
     Example: `mirror status`; `mirror status --to s3://pypi-mirror/prod --json`
     """
-    from mirror.publish import published_snapshot
-    from mirror.publish.s3 import Target, bucket_state
+    from airgap_mirror.publish import published_snapshot
+    from airgap_mirror.publish.s3 import Target, bucket_state
 
     with cli_errors():
         cfg, root = config_and_store(config, store)
@@ -392,14 +402,14 @@ def status(
 def serve(
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    host: Annotated[Optional[str], typer.Option("--host", help="Address to bind [default 127.0.0.1].")] = None,
-    port: Annotated[Optional[int], typer.Option("--port", help="Port [default 8080; 0 picks a free one].")] = None,
-    tls_cert: Annotated[Optional[Path], typer.Option("--tls-cert", help="TLS certificate (PEM, with its chain); serves HTTPS.")] = None,
-    tls_key: Annotated[Optional[Path], typer.Option("--tls-key", help="TLS private key (PEM).")] = None,
-    htpasswd: Annotated[Optional[Path], typer.Option("--htpasswd", help="Require HTTP basic auth from this htpasswd file (bcrypt: `htpasswd -B`).")] = None,
-    tokens: Annotated[Optional[Path], typer.Option("--tokens", help="Accept bearer tokens from this file (NAME:TOKEN per line).")] = None,
-    access_log: Annotated[Optional[str], typer.Option("--access-log", help="Log every request in combined format to this file, or - for stdout.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Worker processes [default: one per core]; 0 serves from one process with Python's own HTTP server (for debugging).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to bind [default 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port [default 8080; 0 picks a free one].")] = None,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM, with its chain); serves HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")] = None,
+    htpasswd: Annotated[Path | None, typer.Option("--htpasswd", help="Require HTTP basic auth from this htpasswd file (bcrypt: `htpasswd -B`).")] = None,
+    tokens: Annotated[Path | None, typer.Option("--tokens", help="Accept bearer tokens from this file (NAME:TOKEN per line).")] = None,
+    access_log: Annotated[str | None, typer.Option("--access-log", help="Log every request in combined format to this file, or - for stdout.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes [default: one per core]; 0 serves from one process with Python's own HTTP server (for debugging).")] = None,
 ) -> None:
     """Serve the published tree (PEP 503/691 index, APT repository, /health, /metrics, a front page),
     publishing first if missing or stale.
@@ -410,10 +420,10 @@ def serve(
     Auth is off by default and read-only always; /health answers without it. The htpasswd and
     tokens files are re-read when they change.
     """
-    from mirror.publish import publish as do_publish
-    from mirror.publish import published_snapshot
-    from mirror.serve import make_server, tls_context
-    from mirror.serve.auth import Auth
+    from airgap_mirror.publish import publish as do_publish
+    from airgap_mirror.publish import published_snapshot
+    from airgap_mirror.serve import make_server, tls_context
+    from airgap_mirror.serve.auth import Auth
 
     log = None
     try:
@@ -441,7 +451,7 @@ def serve(
         bind_host, bind_port = host or cfg.host, cfg.port if port is None else port
         n_workers = (os.cpu_count() or 1) if workers is None else workers
         if n_workers > 0:
-            from mirror.serve.rsgi import serve as serve_rsgi
+            from airgap_mirror.serve.rsgi import serve as serve_rsgi
 
             if log is not None and log is not sys.stdout:
                 log.close()
@@ -449,7 +459,7 @@ def serve(
             settings = {"htpasswd": str(pw) if pw else None, "tokens": str(tok) if tok else None, "url": cfg.serve_url,
                         "access_log": os.path.abspath(where) if where and where != "-" else where}
             serve_rsgi(st.published, bind_host, bind_port, workers=n_workers, settings=settings,
-                       tls=(cert, key) if tls is not None else None,
+                       tls=(cert, key) if cert is not None and key is not None else None,
                        on_ready=lambda url: print(f"serving {st.published / 'current'} at {url}/simple/", flush=True))
             return
         server = make_server(st.published, bind_host, bind_port, access_log=log, tls=tls, auth=auth, url=cfg.serve_url)
@@ -474,9 +484,9 @@ def lock(
     app_dir: Annotated[Path, typer.Argument(help="The app folder (its name is the app's name in the mirror).")],
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    python: Annotated[Optional[str], typer.Option("--python", help="Target Python X.Y (needed when the app has several targets).")] = None,
-    platform: Annotated[Optional[str], typer.Option("--platform", help="Target platform tag (needed when the app has several).")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the lock here [default: stdout].")] = None,
+    python: Annotated[str | None, typer.Option("--python", help="Target Python X.Y (needed when the app has several targets).")] = None,
+    platform: Annotated[str | None, typer.Option("--platform", help="Target platform tag (needed when the app has several).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the lock here [default: stdout].")] = None,
     snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file.")] = "current",
 ) -> None:
     """Write the app's air-gap requirements: every package pinned with --hash, git / path / URL lines as name==version.
@@ -484,8 +494,8 @@ def lock(
     Example: `mirror lock apps/dash-app --python 3.11 -o requirements.lock`, then inside the gap
     `pip install --require-hashes -r requirements.lock --index-url http://mirror.internal:8080/simple/`
     """
-    from mirror.store.history import resolve_snapshot
-    from mirror.publish.lockview import choose_target
+    from airgap_mirror.maintenance.history import resolve_snapshot
+    from airgap_mirror.publish.lockview import choose_target
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -505,9 +515,9 @@ def client_config(
     url: Annotated[str, typer.Option("--url", help="The mirror's base URL as clients reach it.")],
     store: StoreOpt = None,
     config: ConfigOpt = None,
-    app_dir: Annotated[Optional[Path], typer.Option("--app", help="Also say what, if anything, to change in this app folder.")] = None,
+    app_dir: Annotated[Path | None, typer.Option("--app", help="Also say what, if anything, to change in this app folder.")] = None,
     ca_cert: Annotated[str, typer.Option("--ca-cert", help="Where clients keep the CA certificate of an https:// mirror.")] = "/etc/ssl/certs/airgap-mirror-ca.pem",
-    user: Annotated[Optional[str], typer.Option("--user", help="The mirror asks for credentials: show how each client passes them for this user.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="The mirror asks for credentials: show how each client passes them for this user.")] = None,
 ) -> None:
     """Print how pip, uv, requirements files and apt point at the mirror (and, for https:// or
     --user, how each trusts its CA and passes credentials).
@@ -515,7 +525,7 @@ def client_config(
     Example: `mirror client-config --url https://mirror.internal --user ci --app apps/dash-app`
     """
     if app_dir is not None:
-        from mirror.publish.lockview import app_advice
+        from airgap_mirror.publish.lockview import app_advice
 
         with cli_errors():
             cfg, root = config_and_store(config, store)
@@ -569,8 +579,8 @@ default = true
 
 def _plugin_client_config(base: str, config: Path | None, store: Path | None, app: str | None = None) -> None:
     """What each plug-in adds to `client-config` (the APT side: a deb822 .sources entry)."""
-    from mirror.interfaces import client_config_hooks
-    from mirror.store import Store
+    from airgap_mirror.interfaces import client_config_hooks
+    from airgap_mirror.store import Store
 
     try:
         _, root = config_and_store(config, store)
@@ -601,7 +611,7 @@ def apps_list(ctx: typer.Context, store: StoreOpt = None, config: ConfigOpt = No
         sid = st.ref("current")
         snap = st.snapshot(sid) if sid else None
         folders = st.app_folders()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, entry in sorted((snap.apps if snap else {}).items()):
         targets = sorted({*(entry.get("targets") or {}),
                           *(f"{k}:{t}" for k, v in entry.items() if k != "targets" and isinstance(v, dict) for t in v)})
@@ -659,7 +669,7 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
 
     Example: `mirror snapshots --store /srv/mirror-store`
     """
-    from mirror.store.history import list_snapshots
+    from airgap_mirror.maintenance.history import list_snapshots
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -676,15 +686,15 @@ def snapshots(store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt
 def sbom(
     snapshot: Annotated[str, typer.Argument(help="Snapshot: an id or unique prefix, current, previous, last-exported[:SITE] or a bundle file.")] = "current",
     store: StoreOpt = None, config: ConfigOpt = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Write the SBOM here [default: stdout].")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the SBOM here [default: stdout].")] = None,
 ) -> None:
     """Print the CycloneDX 1.6 SBOM of a snapshot: every Python distribution and Debian package with
     purl, version, sha256, licence where its metadata names one, and the apps and targets that need it.
 
     Example: `mirror sbom current -o mirror.cdx.json` (the same bytes every bundle of it carries)
     """
-    from mirror.sbom import build_sbom
-    from mirror.store.history import resolve_snapshot
+    from airgap_mirror.maintenance.history import resolve_snapshot
+    from airgap_mirror.sbom import build_sbom
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -708,7 +718,7 @@ def diff(
 
     Example: `mirror diff last-exported current` (review before `mirror bundle create --since last-exported`)
     """
-    from mirror.store.history import diff_snapshots, resolve_snapshot
+    from airgap_mirror.maintenance.history import diff_snapshots, resolve_snapshot
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -741,7 +751,7 @@ def diff(
 def verify(
     store: StoreOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False,
     repair: Annotated[bool, typer.Option("--repair", help="Re-fetch corrupt or missing files from upstream (outside), or say which bundle to re-import (inside).")] = False,
-    to: Annotated[Optional[list[str]], typer.Option("--to", help="Check this object-storage target instead of the store, s3://BUCKET/PREFIX (repeatable): every object there, re-hashed, against its snapshot.")] = None,
+    to: Annotated[list[str] | None, typer.Option("--to", help="Check this object-storage target instead of the store, s3://BUCKET/PREFIX (repeatable): every object there, re-hashed, against its snapshot.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="With --to: compare sizes from one listing, do not download and re-hash.")] = False,
 ) -> None:
     """Re-hash every blob (in parallel) and check catalog, snapshots and the published tree agree.
@@ -750,7 +760,7 @@ def verify(
     `mirror verify --repair` puts back what it can and verifies again;
     `mirror verify --to s3://pypi-mirror/prod` checks what the bucket serves.
     """
-    from mirror.store.health import repair_store, verify_store
+    from airgap_mirror.maintenance.health import repair_store, verify_store
 
     if to:
         _verify_buckets(store, config, to, quick=quick, as_json=as_json)
@@ -798,9 +808,9 @@ def verify(
 
 
 def _verify_buckets(store: Path | None, config: Path | None, targets: list[str], *, quick: bool, as_json: bool) -> None:
-    from mirror.cli.common import byte_progress
-    from mirror.errors import StoreError
-    from mirror.publish.s3 import Target, verify_bucket
+    from airgap_mirror.cli.common import byte_progress
+    from airgap_mirror.errors import StoreError
+    from airgap_mirror.publish.s3 import Target, verify_bucket
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -852,7 +862,7 @@ def gc(
 
     Example: `mirror gc --keep 10 --dry-run`
     """
-    from mirror.store.health import collect_garbage
+    from airgap_mirror.maintenance.health import collect_garbage
 
     with cli_errors():
         _, root = config_and_store(config, store)
@@ -870,7 +880,7 @@ def gc(
 
 def _extension_options(cfg: Config, values: dict[str, Any], *, refresh: bool, allow_outside: bool) -> dict[str, Any]:
     """Each sync extension's options: its plug-in's flags and mirror.toml table, plus the core's own."""
-    from mirror.interfaces import sync_option_hooks
+    from airgap_mirror.interfaces import sync_option_hooks
 
     out: dict[str, Any] = {}
     for hook in sync_option_hooks():
@@ -884,7 +894,7 @@ def _add_plugin_sync_options() -> None:
     """`mirror sync` takes the flags plug-ins declare (the APT side's --distro, --arch, ...)."""
     import inspect
 
-    from mirror.interfaces import sync_option_hooks
+    from airgap_mirror.interfaces import sync_option_hooks
 
     sig = inspect.signature(sync, eval_str=True)  # typer reads a set __signature__ as it is
     extra = [p for hook in sync_option_hooks() for p in hook.parameters]
@@ -895,8 +905,8 @@ def _add_plugin_sync_options() -> None:
 
 def _register_extensions() -> None:
     """Plug-in commands (bundle, trust, keygen, apt-key), added when the command line runs, not when
-    this module is imported: a plug-in's CLI imports mirror.cli.common, which imports this package."""
-    from mirror.interfaces import command_registrars
+    this module is imported: a plug-in's CLI imports airgap_mirror.cli.common, which imports this package."""
+    from airgap_mirror.interfaces import command_registrars
 
     for register in command_registrars():
         register(app)
@@ -925,7 +935,8 @@ def _this_command(first: list[str]) -> typer.Typer:
         return app
     commands = [c for c in app.registered_commands
                 if (c.name or get_command_name(c.callback.__name__ if c.callback else "")) == first[0]]
-    groups = [g for g in app.registered_groups if (g.name or g.typer_instance.info.name) == first[0]]
+    groups = [g for g in app.registered_groups
+              if (g.name or (g.typer_instance.info.name if g.typer_instance else None)) == first[0]]
     if not commands and not groups:
         return app
     one = copy.copy(app)
@@ -952,11 +963,15 @@ def _leave(code: object) -> NoReturn:
     after the command printed its answer, about one `mirror status --to s3://...` in thirty here, and
     an exit status a nightly's monitoring reads as a failure. So: what the interpreter's own exit does
     for us (wait for non-daemon threads, run atexit handlers, flush stdout and stderr), then
-    `os._exit`. Skipping the teardown also skips its collection of every object the command made.
+    `os._exit`. Only a run that loaded one of those libraries leaves that way (it needs the
+    interpreter's private `threading._shutdown` and `atexit._run_exitfuncs`); every other run exits
+    as any Python program does.
     """
     import atexit
     import threading
 
+    if not {"obstore", "rattler"} & sys.modules.keys():
+        raise SystemExit(code)
     if code is None:
         status = 0
     elif isinstance(code, int):

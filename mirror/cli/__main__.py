@@ -1,6 +1,6 @@
-"""`python -m mirror.cli`: the same as the `mirror` command."""
+"""`python -m airgap_mirror.cli`: the same as the `mirror` command."""
 
-from mirror.cli import main
+from airgap_mirror.cli import main
 
 if __name__ == "__main__":  # not again in a spawned worker process (mirror serve's), which imports this as __mp_main__
     main()

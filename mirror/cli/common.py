@@ -1,7 +1,7 @@
 """What every command of every CLI shares (the core's and the plug-ins'): the console, the common
 options, config and store lookup, and the one wrapper that maps errors to exit codes and messages.
 
-Plug-in CLIs (bundles/, apt/) import this module, never `mirror.cli` itself, so no import cycle
+Plug-in CLIs (bundles/, apt/) import this module, never `airgap_mirror.cli` itself, so no import cycle
 runs through the command line.
 """
 
@@ -11,13 +11,13 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mirror.cli.config import Config, load_config
-from mirror.errors import MirrorError
-from mirror.urls import redact_text
+from airgap_mirror.cli.config import Config, load_config
+from airgap_mirror.errors import MirrorError
+from airgap_mirror.urls import redact_text
 
 __all__ = ["console", "escape", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with", "cli_errors", "config_and_store", "interactive",
            "push_to_buckets", "byte_progress"]
@@ -37,7 +37,7 @@ class _LazyConsole:
         self._real: Console | None = None
 
     @property
-    def real(self) -> "Console":
+    def real(self) -> Console:
         if self._real is None:
             from rich.console import Console
 
@@ -48,7 +48,13 @@ class _LazyConsole:
         return getattr(self.real, name)
 
 
-console: "Console" = _LazyConsole()  # type: ignore[assignment]
+_LAZY = _LazyConsole()
+console: Console = _LAZY  # type: ignore[assignment]  # (it is one, made on first use)
+
+
+def rich_console() -> Console:
+    """The Console itself, for rich's own classes (a Progress takes the real one)."""
+    return _LAZY.real
 
 
 def escape(text: str) -> str:
@@ -58,8 +64,8 @@ def escape(text: str) -> str:
     return rich_escape(text)
 
 
-StoreOpt = Annotated[Optional[Path], typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="Store folder [env: MIRROR_STORE; else [store] path in mirror.toml; default ./mirror-store].")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="mirror.toml to read [default: ./mirror.toml if present].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
@@ -82,7 +88,7 @@ def cli_errors() -> Iterator[None]:
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
-        from mirror.errors import DiskFullError
+        from airgap_mirror.errors import DiskFullError
 
         where = f" writing {exc.filename}" if exc.filename else ""
         raise fail_with(DiskFullError(f"no space left on the device{where}: free space (`mirror gc` removes what no "
@@ -106,16 +112,16 @@ def byte_progress(enabled: bool, total: int | None, label: str):  # type: ignore
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
 
     progress = Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
-                        console=console.real, transient=True, disable=not enabled)
+                        console=rich_console(), transient=True, disable=not enabled)
     task = progress.add_task(label, total=total)
     return progress, lambda n: progress.advance(task, n), lambda n: progress.update(task, total=n)
 
 
 def push_to_buckets(tree: Path, targets: list[str] | tuple[str, ...], grace: str, *, shown: bool,
-                    concurrency: int = 32, check: bool = False) -> list[dict]:
-    """Upload a published tree to each object-storage target (mirror.publish.s3), with a progress bar
+                    concurrency: int = 32, check: bool = False) -> list[dict[str, Any]]:
+    """Upload a published tree to each object-storage target (airgap_mirror.publish.s3), with a progress bar
     on a terminal; one line each on stderr; the reports as dicts."""
-    from mirror.publish.s3 import Target, parse_grace, publish_tree
+    from airgap_mirror.publish.s3 import Target, parse_grace, publish_tree
 
     parsed = [Target.parse(t) for t in targets]
     keep = parse_grace(grace)

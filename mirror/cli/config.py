@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirror.errors import ConfigError
-from mirror.defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
+from airgap_mirror.defaults import DEFAULT_INSTALLERS, DEFAULT_PLATFORM, DEFAULT_PYTHON, PUBLIC_INDEX
+from airgap_mirror.errors import ConfigError
 
 __all__ = ["Config", "load_config", "store_root", "EXAMPLE_CONFIG", "DEFAULT_STORE"]
 
@@ -166,7 +166,7 @@ def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
 
 
 def _target_tables(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
-    from mirror.resolve.targets import parse_target_pair
+    from airgap_mirror.resolve.targets import parse_target_pair
 
     if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
         raise ConfigError(f"{path}: `targets` must be [[targets]] tables with python = \"3.12\" and platform = \"...\"")
@@ -192,10 +192,7 @@ def load_config(path: Path | None) -> Config:
             env_store = os.environ.get("MIRROR_STORE")
             return Config(store=Path(env_store)) if env_store else Config()
         path = candidate
-    try:  # (loaded here: most runs have no mirror.toml)
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    import tomllib  # (loaded here: most runs have no mirror.toml)
     try:
         if Path(path).stat().st_size > _MAX_CONFIG:
             raise ConfigError(f"{path}: over {_MAX_CONFIG // 1024} KiB: not a mirror.toml (`mirror init` writes one)")
@@ -267,7 +264,7 @@ _MAX_CONFIG = 1 << 20  # a mirror.toml is a few KiB
 
 
 def _managers(value: object, path: Path) -> tuple[str, ...]:
-    from mirror.apps.locks import MANAGER_FILES
+    from airgap_mirror.apps.locks import MANAGER_FILES
 
     names = _list(value, "apps.package-managers", path)
     unknown = [n for n in names if n not in MANAGER_FILES]

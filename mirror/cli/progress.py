@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from rich.console import RenderableType
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeElapsedColumn)
+from typing import Any
 
-from mirror.cli.common import console
+from rich.console import RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from airgap_mirror.cli.common import rich_console
 
 __all__ = ["RichReporter"]
 
@@ -30,19 +41,19 @@ class RichReporter:
     def __init__(self, progress: Progress | None = None) -> None:
         self.progress = progress or Progress(
             TextColumn("{task.description:<30}"), BarColumn(), _AmountColumn(),
-            TimeElapsedColumn(), console=console.real, transient=True,
+            TimeElapsedColumn(), console=rich_console(), transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
-    def lane(self) -> "RichReporter":
+    def lane(self) -> RichReporter:
         """Bars of their own on the same display, for work running alongside (the APT side)."""
         return RichReporter(self.progress)
 
-    def __enter__(self) -> "RichReporter":
+    def __enter__(self) -> RichReporter:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
     def phase(self, name: str, total: int | None) -> None:

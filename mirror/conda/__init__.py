@@ -1,8 +1,8 @@
 """The conda side of an app: environment.yml's conda packages solved for each target, stored as
 blobs, published as static channels. A plug-in (entry points), so the core never imports py-rattler.
 
-    sync       mirror.conda.sync.CondaSync      the `conda` snapshot section
-    publish    mirror.conda.publish             conda/CHANNEL/SUBDIR/{packages, repodata.json(.zst)}
+    sync       airgap_mirror.conda.sync.CondaSync      the `conda` snapshot section
+    publish    airgap_mirror.conda.publish             conda/CHANNEL/SUBDIR/{packages, repodata.json(.zst)}
 
 A target is an app's Python target seen as conda sees a machine: the subdir (`linux-64`,
 `linux-aarch64`, `osx-arm64`, ...) and the virtual packages it has (`__glibc` from the manylinux
@@ -13,7 +13,12 @@ host's.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airgap_mirror.interfaces import SbomHook
 
 __all__ = ["CondaTarget", "conda_target", "channel_url", "channel_folder"]
 
@@ -35,7 +40,7 @@ class CondaTarget:
 
 
 def conda_target(python_target: object, cuda: str | None = None) -> CondaTarget:
-    """The conda subdir and virtual packages of a Python target (mirror.resolve.targets.PythonTarget)."""
+    """The conda subdir and virtual packages of a Python target (airgap_mirror.resolve.targets.PythonTarget)."""
     family, arch, version = python_target._parsed_platform  # type: ignore[attr-defined]
     if family == "manylinux":
         subdir = {"x86_64": "linux-64", "aarch64": "linux-aarch64", "ppc64le": "linux-ppc64le",
@@ -71,7 +76,7 @@ def channel_folder(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", last)
 
 
-def _describe(meta: "dict") -> tuple[str, str, str]:
+def _describe(meta: Mapping[str, Any]) -> tuple[str, str, str]:
     """A conda package as an SBOM component: (name, version, purl `pkg:conda/NAME@VERSION?build=...`),
     the purl spec's conda type with its build, channel and subdir qualifiers."""
     from urllib.parse import quote
@@ -82,8 +87,8 @@ def _describe(meta: "dict") -> tuple[str, str, str]:
     return name, version, f"pkg:conda/{quote(name)}@{quote(version, safe='')}" + (f"?{qualifiers}" if qualifiers else "")
 
 
-def _sbom_hook():  # noqa: ANN202
-    from mirror.interfaces import SbomHook
+def _sbom_hook() -> SbomHook:
+    from airgap_mirror.interfaces import SbomHook
 
     return SbomHook(section="conda", describe=_describe)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-from mirror.interfaces import SyncOptionHook
+from airgap_mirror.interfaces import SyncOptionHook
 
 __all__ = ["SYNC_OPTIONS"]
 
@@ -29,6 +29,6 @@ def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 SYNC_OPTIONS = SyncOptionHook(extension="conda", collect=_collect, parameters=(
-    _option("conda", Annotated[Optional[bool], typer.Option("--conda/--no-conda", help="Mirror environment.yml's conda packages (on by default; off: its pip: list only, the conda packages reported) [[conda] enabled].")], None),
-    _option("conda_cuda", Annotated[Optional[str], typer.Option("--conda-cuda", help="The CUDA version the targets' machines have (the __cuda virtual package), e.g. 12.2 [[conda] cuda].")], None),
+    _option("conda", Annotated[bool | None, typer.Option("--conda/--no-conda", help="Mirror environment.yml's conda packages (on by default; off: its pip: list only, the conda packages reported) [[conda] enabled].")], None),
+    _option("conda_cuda", Annotated[str | None, typer.Option("--conda-cuda", help="The CUDA version the targets' machines have (the __cuda virtual package), e.g. 12.2 [[conda] cuda].")], None),
 ))

@@ -18,12 +18,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mirror.conda import channel_folder
-from mirror.publish import base_url, link_or_copy
-from mirror.publish.layout import Rule, Stage, TreeLayout
-from mirror.store import Store
-from mirror.store.names import safe_join
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.conda import channel_folder
+from airgap_mirror.publish import base_url, link_or_copy
+from airgap_mirror.publish.layout import Rule, Stage, TreeLayout
+from airgap_mirror.store import Store
+from airgap_mirror.store.names import safe_join
+from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["publish_conda", "LAYOUT", "folders"]
 
@@ -79,9 +79,9 @@ def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
         for tid, t in (entry.get("conda") or {}).items():
             lines = [f"# {app} for {tid}: conda create --name {app} --file conda-explicit.txt", "@EXPLICIT"]
             for sha in t.get("files", []):
-                meta = files.get(sha)
-                if meta is not None:
-                    lines.append(f"{prefix}/{where[meta['channel']]}/{meta['subdir']}/{meta['filename']}#{sha}")
+                rec = files.get(sha)
+                if rec is not None:
+                    lines.append(f"{prefix}/{where[rec['channel']]}/{rec['subdir']}/{rec['filename']}#{sha}")
             d = safe_join(root, "locks", app, tid)
             d.mkdir(parents=True, exist_ok=True)
             (d / "conda-explicit.txt").write_text("\n".join(lines) + "\n")
@@ -91,7 +91,7 @@ def client_config(base: str, store: Store, app: str | None = None) -> str | None
     """`mirror client-config`'s conda part (the `airgap_mirror.client_config` hook): a .condarc that
     reaches every published channel through the mirror alone, and how to build an app's environment
     from its explicit lock."""
-    from mirror.publish import current_tree
+    from airgap_mirror.publish import current_tree
 
     tree = current_tree(store)
     conda = tree / "conda" if tree else None

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
-from mirror.credentials import Credentials, expand
-from mirror.errors import InputError, MirrorError
-from mirror.fetch import FetchItem
-from mirror.interfaces import ExtensionOutcome, SyncContext
-from mirror.urls import redact_text, strip_credentials
+from airgap_mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
+from airgap_mirror.credentials import Credentials, expand
+from airgap_mirror.errors import InputError, MirrorError
+from airgap_mirror.fetch import FetchItem
+from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
+from airgap_mirror.urls import redact_text, strip_credentials
 
 __all__ = ["CondaSync", "SECTION_FORMAT"]
 
@@ -107,7 +107,7 @@ def _solve(gateway: Any, channels: list[str], specs: tuple[str, ...], target: Co
 
     records = asyncio.run(rattler.solve(
         sources=[strip_credentials(c) for c in channels], specs=list(specs), gateway=gateway,
-        platforms=[target.subdir, "noarch"], virtual_packages=virtual, channel_priority=rattler.ChannelPriority.Strict))
+        platforms=[rattler.Subdir(target.subdir), "noarch"], virtual_packages=virtual, channel_priority=rattler.ChannelPriority.Strict))
     with _SOLVES_LOCK:
         _SOLVES[key] = records
     return records
@@ -151,7 +151,7 @@ class CondaSync:
         when it cannot be told now (the sync reports why)."""
         if not app.conda_specs or not options.get("enabled", True):
             return None
-        from mirror.resolve.targets import DEFAULT_PYTHON, PythonTarget
+        from airgap_mirror.resolve.targets import DEFAULT_PYTHON, PythonTarget
 
         try:
             channels = [expand(u, where=f"{app.name} (environment.yml)")

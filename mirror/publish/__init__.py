@@ -7,7 +7,7 @@ snapshot).
     published/trees/<snapshot-id>.<n>/   a finished tree (files hard-linked from the store)
     published/current -> trees/...       the one symlink clients follow; replaced atomically
 
-Plug-ins (the APT side) add their part of the tree as `airgap_mirror.publishers` (mirror.interfaces),
+Plug-ins (the APT side) add their part of the tree as `airgap_mirror.publishers` (airgap_mirror.interfaces),
 so this module needs to know nothing of them.
 """
 
@@ -20,17 +20,25 @@ import json
 import os
 import re
 import shutil
-from dataclasses import replace
-from pathlib import Path
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from mirror.interfaces import publishers
-from mirror.store.names import UnsafePath, safe_join
-from mirror.publish.simple import IndexFile, render_find_links, render_project_html, render_project_json, render_root_html, render_root_json
-from mirror.store import Store
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.interfaces import publishers
+from airgap_mirror.publish.simple import (
+    IndexFile,
+    render_find_links,
+    render_project_html,
+    render_project_json,
+    render_root_html,
+    render_root_json,
+)
+from airgap_mirror.store import Store
+from airgap_mirror.store.names import UnsafePath, safe_join
+from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["publish", "published_snapshot", "current_tree", "served_pylock", "base_url"]
 
@@ -66,7 +74,7 @@ def published_snapshot(store: Store) -> str | None:
     return tree_snapshot(tree) if tree is not None else None
 
 
-def tree_snapshot(tree: "os.PathLike[str]") -> str | None:
+def tree_snapshot(tree: os.PathLike[str]) -> str | None:
     """The id of the snapshot a published tree was built from (its snapshot.json), None if unreadable."""
     with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
         sid = json.loads((Path(tree) / "snapshot.json").read_text())["id"]
@@ -99,7 +107,7 @@ def base_url(store: Store, given: str | None = None) -> str | None:
     kept = store.published / "base-url"
     if given:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", given):
-            from mirror.errors import ConfigError
+            from airgap_mirror.errors import ConfigError
 
             raise ConfigError(f"base URL {given!r}: write it as http(s)://HOST[:PORT][/PATH], as clients reach the mirror")
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +219,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     `url`: the base URL clients reach the mirror at (kept for later publishes)."""
     sid = snapshot_id or store.ref("current")
     if sid is None:
-        from mirror.errors import StoreError
+        from airgap_mirror.errors import StoreError
 
         raise StoreError(f"the store at {store.root} has no snapshot yet: run `mirror sync` first")
     snapshot = store.snapshot(sid)
@@ -231,7 +239,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
         os.replace(partial, final)
     except UnsafePath as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        from mirror.errors import IntegrityError
+        from airgap_mirror.errors import IntegrityError
 
         raise IntegrityError(f"snapshot {sid[:16]} names a path that is not safe to publish ({exc}); nothing was "
                              "published: the served tree is unchanged") from exc
@@ -251,9 +259,9 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
 def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
     """What the server says of this tree (/health, the front page): read from the tree itself, so
     serving needs nothing of the store but the published folder."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from mirror.interfaces import bundle_ledger
+    from airgap_mirror.interfaces import bundle_ledger
 
     files, nbytes = snapshot.counts()
     ledger = bundle_ledger()
@@ -264,7 +272,7 @@ def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
         others = {k: sorted(v) for k, v in entry.items() if k != "targets" and isinstance(v, dict) and v}
         apps[app] = {"python": python, **others}
     return {"id": sid, "created": store.snapshot_created(sid),
-            "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "published": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files, "bytes": nbytes, "targets": snapshot.target_ids(), "apps": apps,
             "last_import": last}
 

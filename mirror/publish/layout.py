@@ -1,5 +1,5 @@
 """What each path of a published tree is: how long it may be cached, its content type, and in which
-stage it goes up when a tree is uploaded to object storage (mirror.publish.s3).
+stage it goes up when a tree is uploaded to object storage (airgap_mirror.publish.s3).
 
 Stages are the order that keeps clients safe while a tree changes under them: what is named by
 something is written before what names it.
@@ -89,7 +89,7 @@ def _translate(pattern: str) -> str:
 
 @cache
 def _compiled() -> tuple[re.Pattern[str], tuple[Rule, ...]]:
-    from mirror.interfaces import tree_layouts
+    from airgap_mirror.interfaces import tree_layouts
 
     rules = tuple(r for layout in (*tree_layouts(), CORE) for r in layout.rules)
     alternatives = "|".join(f"(?P<r{i}>{_translate(r.pattern)})" for i, r in enumerate(rules))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mirror.apps import load_app
-from mirror.errors import InputError, MirrorError
-from mirror.store import Store
-from mirror.store.snapshots import Snapshot
-from mirror.resolve.targets import parse_python_version
+from airgap_mirror.apps import load_app
+from airgap_mirror.errors import InputError, MirrorError
+from airgap_mirror.resolve.targets import parse_python_version
+from airgap_mirror.store import Store
+from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["choose_target", "app_advice"]
 

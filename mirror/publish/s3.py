@@ -2,7 +2,7 @@
 
     mirror publish --to s3://BUCKET/PREFIX
 
-uploads the tree `mirror publish` built, in stages (mirror.publish.layout): distributions and
+uploads the tree `mirror publish` built, in stages (airgap_mirror.publish.layout): distributions and
 .debs first (content-named, never overwritten), then .metadata and by-hash files, then project
 pages and locks, then the /simple/ root and APT Packages, then the signed Release files, and
 snapshot.json last. A client never reads a page before every file it names is there. Only what
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,12 +36,15 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mirror.errors import ConfigError, IntegrityError, TransportError
-from mirror.publish.layout import Stage, cache_control, classify, content_type
+from airgap_mirror.errors import ConfigError, IntegrityError, TransportError
+from airgap_mirror.publish.layout import Stage, cache_control, classify, content_type
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
 
 __all__ = ["Target", "parse_grace", "publish_tree", "bucket_state", "verify_bucket", "PublishReport",
            "BucketReport", "STATE_KEY"]
@@ -60,7 +64,7 @@ class Target:
     prefix: str = ""  # no leading or trailing slash
 
     @classmethod
-    def parse(cls, url: str) -> "Target":
+    def parse(cls, url: str) -> Target:
         m = re.fullmatch(r"s3://([^/]+)(?:/(.*))?", url.strip())
         if not m or not _BUCKET.fullmatch(m[1]):
             raise ConfigError(f"publish target {url!r}: write it as s3://BUCKET or s3://BUCKET/PREFIX "
@@ -91,9 +95,8 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
     config; anonymous (unsigned) when there are no credentials and none are needed."""
     import boto3
     import botocore.exceptions
-    from obstore.store import S3Store
-
     from botocore.configprovider import ConfiguredEndpointProvider
+    from obstore.store import S3Store
 
     try:
         session = boto3.session.Session()
@@ -105,14 +108,14 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
         credentials = session.get_credentials()
     except botocore.exceptions.BotoCoreError as exc:
         raise ConfigError(f"{target}: the AWS configuration is not usable: {exc}") from exc
-    config: dict[str, Any] = {"region": session.region_name or "us-east-1"}
+    config: S3Config = {"region": session.region_name or "us-east-1"}
     style = (scoped.get("s3") or {}).get("addressing_style")
     if endpoint:  # S3-compatible servers are reached path-style unless the profile says virtual
         config["endpoint"] = endpoint
         config["virtual_hosted_style_request"] = style == "virtual"
     else:  # AWS itself: virtual-hosted, as boto3 does for a DNS-safe bucket name
         config["virtual_hosted_style_request"] = style != "path"
-    client_options: dict[str, Any] = {"allow_http": str(endpoint or "").startswith("http://"), "timeout": "300s",
+    client_options: ClientConfig = {"allow_http": str(endpoint or "").startswith("http://"), "timeout": "300s",
                                       "connect_timeout": "10s"}
     ca_bundle = core.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE or ca_bundle in ~/.aws/config, as boto3 reads it
     if ca_bundle and not str(endpoint or "").startswith("http://"):
@@ -211,7 +214,7 @@ def _hash_all(entries: list[_Local]) -> None:
 # -- the state in the bucket ------------------------------------------------------------------------
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 async def _read_state(store: Any, target: Target) -> dict[str, Any] | None:
@@ -224,7 +227,7 @@ async def _read_state(store: Any, target: Target) -> dict[str, Any] | None:
     except (NotFoundError, FileNotFoundError):
         return None
     try:
-        state = json.loads(data)
+        state: dict[str, Any] = json.loads(data)
         if state.get("format") != _STATE_FORMAT or not isinstance(state.get("objects"), dict):
             raise ValueError("unknown format")
         return state
@@ -279,7 +282,7 @@ class PublishReport:
     stages: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def publish_tree(tree: Path, target: Target, *, grace: timedelta = timedelta(days=1), concurrency: int = 32,
@@ -311,7 +314,7 @@ async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency:
         # The state of a publish that completed is what is there; anything else (a first publish, one
         # cut off, --check) is found out by listing the prefix.
         report.listed = check or state is None or bool(state.get("interrupted"))
-        if report.listed:
+        if report.listed or state is None:
             remote = await _listing(store, target)
         else:
             remote = {rel: (rec[1], rec[2]) for rel, rec in state["objects"].items()}
@@ -364,7 +367,7 @@ async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency:
         if on_bytes:
             on_bytes(entry.size)
 
-    def put_all(batch: list[_Local]) -> "asyncio.Future[list[None]]":
+    def put_all(batch: list[_Local]) -> asyncio.Future[list[None]]:
         return asyncio.gather(*(put(e) for e in sorted(batch, key=lambda e: -e.size)))  # the long ones first
 
     # The first stage's files (content-named, new) need no page read: they go up while the pages are
@@ -483,7 +486,7 @@ class BucketReport:
         return not (self.missing or self.mismatched or self.not_carried or self.problems)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in self.__slots__}, "ok": self.ok}  # type: ignore[attr-defined]
+        return {**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, "ok": self.ok}
 
 
 def verify_bucket(target: Target, expected_blobs: Callable[[str], dict[str, int | None] | None], *,
@@ -518,7 +521,7 @@ def verify_bucket(target: Target, expected_blobs: Callable[[str], dict[str, int 
         else:
             held = {rec[0] for rec in objects.values()}
             report.not_carried = sorted(sha for sha in blobs if sha not in held)
-        for rel, (sha, size, _etag) in objects.items():
+        for rel, (_sha, size, _etag) in objects.items():
             there = remote.get(rel)
             if there is None:
                 report.missing.append(rel)

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from mirror.errors import ResolutionError
-from mirror.resolve.targets import PythonTarget
-from mirror.credentials import secret_values
-from mirror.resolve.memo import pages_read
-from mirror.urls import redact_text
+from airgap_mirror.credentials import secret_values
+from airgap_mirror.errors import ResolutionError
+from airgap_mirror.resolve.memo import pages_read
+from airgap_mirror.resolve.targets import PythonTarget
+from airgap_mirror.urls import redact_text
 
 __all__ = ["IndexConfig", "PinnedFile", "Pin", "UvResolution", "uv_compile", "select_files", "uv_binary", "uv_version", "clean_env", "uv_env"]
 
-from mirror.defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
+from airgap_mirror.defaults import PUBLIC_INDEX  # noqa: E402  (re-exported)
 
 if TYPE_CHECKING:
     from packaging.pylock import Pylock
@@ -284,15 +284,12 @@ def _time(value: object) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _read_pylock(data: bytes) -> "Pylock":
+def _read_pylock(data: bytes) -> Pylock:
     """A pylock.toml read once: an app's own lock serves each of its targets (a TOML parse of a
     large lock is 50 ms)."""
-    from packaging.pylock import Pylock
+    import tomllib
 
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from packaging.pylock import Pylock
     return Pylock.from_dict(tomllib.loads(data.decode("utf-8")))
 
 
@@ -306,12 +303,9 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
     uv's answer for this target): a package whose marker the target does not meet is left out.
     """
     # Loaded here, once uv has run: packaging's pylock module and tomllib are 10-20 ms of a start.
-    from packaging.pylock import PylockValidationError
+    import tomllib
 
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    from packaging.pylock import PylockValidationError
     try:
         lock = _read_pylock(pylock_bytes)
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
@@ -340,15 +334,15 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
             if target.accepts_wheel(fname):
                 wheels.append(PinnedFile(filename=fname, url=w.url, sha256=w.hashes["sha256"], kind="wheel",
                                          size=w.size, upload_time=_time(w.upload_time)))
-        files = wheels
+        files = tuple(wheels)
         if not files and pkg.archive is not None:
             raise ResolutionError(f"{label}: {pkg.name} comes from a direct reference the mirror did not build "
                                   "(a dependency named by URL?): name it in the app's requirements too")
         if not files and pkg.sdist is not None and pkg.sdist.url and "sha256" in pkg.sdist.hashes:
             fname = pkg.sdist.name or pkg.sdist.url.rsplit("/", 1)[-1]
             parse_sdist_filename(fname)
-            files = [PinnedFile(filename=fname, url=pkg.sdist.url, sha256=pkg.sdist.hashes["sha256"], kind="sdist",
-                                size=pkg.sdist.size, upload_time=_time(pkg.sdist.upload_time))]
+            files = (PinnedFile(filename=fname, url=pkg.sdist.url, sha256=pkg.sdist.hashes["sha256"], kind="sdist",
+                                size=pkg.sdist.size, upload_time=_time(pkg.sdist.upload_time)),)
         if not files:
             raise ResolutionError(
                 f"{label}: {pkg.name}=={pkg.version} has no wheel for {target.id} and no sdist: "

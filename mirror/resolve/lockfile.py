@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 from packaging.utils import canonicalize_name
 
-from mirror.resolve import Pin
-from mirror.resolve.targets import PythonTarget
+from airgap_mirror.resolve import Pin
+from airgap_mirror.resolve.targets import PythonTarget
 
 __all__ = ["render_requirements_lock"]
 

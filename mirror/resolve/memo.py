@@ -29,14 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mirror.store.canonical import canonical_json
-from mirror.store import atomic_write
-from mirror.resolve.upstream import FileStatus, Validated, Validator, parse_project_page
-from mirror.urls import strip_credentials
+from airgap_mirror.resolve.upstream import FileStatus, Validated, Validator, parse_project_page
+from airgap_mirror.store import atomic_write
+from airgap_mirror.store.canonical import canonical_json
+from airgap_mirror.urls import strip_credentials
 
 __all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
            "expired_records"]
@@ -99,7 +99,7 @@ class Recorded:
                 "error": self.error, "pages": dict(sorted(self.pages.items()))}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Recorded":
+    def from_dict(cls, d: Mapping[str, Any]) -> Recorded:
         return cls(created=d["created"], pylock=d.get("pylock"), error=d.get("error"), pages=dict(d["pages"]))
 
 
@@ -116,7 +116,7 @@ class ResolutionMemo:
         self.root = cache / "resolutions"
         self._validators_file = cache / "pages.json"
         self._read_pages = read_pages
-        self._now = now or datetime.now(timezone.utc)
+        self._now = now or datetime.now(UTC)
         self._validators: dict[str, Validator] | None = None
         self.current: dict[str, str | None] = {}  # digests read in this run
         self.reused = 0  # resolutions answered from the memo in this run
@@ -177,7 +177,7 @@ class ResolutionMemo:
                 got: Mapping[str, Validator] = {}
                 try:
                     known = {u: (None, None, None) if u in bodies else validators.get(u, (None, None, None)) for u in todo}
-                    got = (self._read_pages(known, on_body=lambda u, b, t: self._keep(u, b, t) if u in bodies else None)
+                    got = (self._read_pages(known, on_body=lambda u, b, t: self._keep(u, b, t) if u in bodies else None)  # noqa: B023 (read in this iteration)
                            if bodies else self._read_pages(known))
                 finally:
                     with self._lock:
@@ -230,7 +230,7 @@ class ResolutionMemo:
         return self.parsed.get(url)
 
     def record_later(self, done: Sequence[tuple[str, bytes | None, str | None, Sequence[str]]],
-                     parse: Iterable[str] = ()) -> "cf.Future[None] | None":
+                     parse: Iterable[str] = ()) -> cf.Future[None] | None:
         """Read the pages of these (key, pylock, error, pages), and those in `parse` in full, and
         `record` each, in a thread of its own, so the sync downloads meanwhile; `finish` waits for
         it, and so does the returned future."""
@@ -297,7 +297,7 @@ class ResolutionMemo:
 
 def expired_records(cache: Path, now: datetime | None = None) -> list[Path]:
     """Records no sync will use again (older than MAX_AGE, or unreadable): what `mirror gc` removes."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out = []
     for path in sorted((cache / "resolutions").glob("??/*.json")):
         try:

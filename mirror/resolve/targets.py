@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from packaging import tags as ptags
 from packaging.markers import Marker
 
-from mirror.errors import ConfigError
+from airgap_mirror.errors import ConfigError
 
 __all__ = ["PythonTarget", "parse_python_version", "parse_target_pair", "DEFAULT_PYTHON", "DEFAULT_PLATFORM"]
 
-from mirror.defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
+from airgap_mirror.defaults import DEFAULT_PLATFORM, DEFAULT_PYTHON  # noqa: E402  (re-exported)
 
 _MANYLINUX = re.compile(r"manylinux_(\d+)_(\d+)_([a-z0-9_]+)")
 _LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
@@ -62,7 +62,7 @@ class PythonTarget:
         _parse_platform(self.platform)  # validates
 
     @classmethod
-    def parse(cls, python: str, platform: str) -> "PythonTarget":
+    def parse(cls, python: str, platform: str) -> PythonTarget:
         return cls(python=python.strip(), platform=platform.strip().replace("-", "_").replace(".", "_"))
 
     @property
@@ -188,7 +188,7 @@ def _unknown_platform(platform: str, why: str) -> ConfigError:
     return ConfigError(f"unknown target platform {platform!r} ({why}): {hint}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse_platform(platform: str) -> tuple[str, str, tuple[int, int]]:
     """(family, arch, version) of a pip platform tag; an unknown tag or architecture is a ConfigError
     that names the closest real tags (before any resolver runs)."""
@@ -211,6 +211,6 @@ def _parse_platform(platform: str) -> tuple[str, str, tuple[int, int]]:
     return found
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tag_set(target: PythonTarget) -> frozenset[ptags.Tag]:
     return frozenset(target.tags())

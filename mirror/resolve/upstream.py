@@ -13,16 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urljoin
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from packaging.utils import canonicalize_name
 
-from mirror.errors import MirrorError
-from mirror.urls import index_project_url, strip_credentials
+from airgap_mirror.errors import MirrorError
+from airgap_mirror.urls import index_project_url, strip_credentials
 
 if TYPE_CHECKING:
-    from mirror.credentials import Credentials
+    from airgap_mirror.credentials import Credentials
 
 __all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests", "page_url"]
 
@@ -98,7 +98,8 @@ def parse_project_page(body: bytes, content_type: str, base: str = "") -> dict[s
         return out
     parser = _links_parser()(base)
     parser.feed(body.decode("utf-8", "replace"))
-    return parser.files
+    found: dict[str, FileStatus] = parser.files
+    return found
 
 
 def page_url(index_url: str, project: str) -> str:
@@ -107,7 +108,7 @@ def page_url(index_url: str, project: str) -> str:
 
 
 def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
-                  credentials: "Credentials | None" = None,
+                  credentials: Credentials | None = None,
                   known: Mapping[str, dict[str, FileStatus]] | None = None) -> dict[tuple[str, str], dict[str, FileStatus]]:
     """Fetch (index_url, project) pages in parallel, but those `known` by URL; a page that cannot be
     had is left out.
@@ -133,7 +134,7 @@ def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
         except (Exception, MirrorError):  # best effort: the lock already pins the file
             pass
 
-    from mirror.fetch import for_each_url
+    from airgap_mirror.fetch import for_each_url
 
     for_each_url(list(by_url), one, concurrency=concurrency, credentials=credentials)
     return out
@@ -148,7 +149,7 @@ class Validated(tuple):  # type: ignore[type-arg]
 
     fresh_until: float | None
 
-    def __new__(cls, value: Validator, fresh_until: float | None) -> "Validated":
+    def __new__(cls, value: Validator, fresh_until: float | None) -> Validated:
         obj = super().__new__(cls, value)
         obj.fresh_until = fresh_until
         return obj
@@ -187,7 +188,7 @@ def _settled(modified: str | None, date: str | None) -> str | None:
 
 
 def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
-                 credentials: "Credentials | None" = None,
+                 credentials: Credentials | None = None,
                  on_body: Callable[[str, bytes, str], None] | None = None) -> dict[str, Validator]:
     """Read each page URL, conditionally when a validator is known; → (etag, last-modified, digest).
 
@@ -225,7 +226,7 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
         else:
             out[url] = (None, None, None)
 
-    from mirror.fetch import for_each_url
+    from airgap_mirror.fetch import for_each_url
 
     for_each_url(list(requests), one, concurrency=concurrency, credentials=credentials)
     return out

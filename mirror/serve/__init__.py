@@ -3,7 +3,7 @@ gzip, TLS, read-only auth, /health, /metrics, a front page and an access log.
 
 Step 6 of the flow.
 
-What is answered lives in `mirror.serve.app` (routes, auth, caching headers); this module moves the
+What is answered lives in `airgap_mirror.serve.app` (routes, auth, caching headers); this module moves the
 bytes: a thread per connection, HTTP/1.1 keep-alive, sendfile for files, TLS when given a
 certificate and key. It serves whatever `published/current` points at when each request arrives,
 so a republish is picked up without a restart and a request in flight finishes on the tree it
@@ -30,12 +30,12 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes: with Nagle's algorithm the body of a small page
     # waits for the client's delayed ACK of the headers (40 ms on Linux) on a kept-alive connection.
     disable_nagle_algorithm = True
-    server: "MirrorServer"
+    server: MirrorServer
 
     def setup(self) -> None:
         # An idle or stalled connection is closed after the server's idle timeout, freeing its thread.
-        self.timeout = self.server.idle_timeout
         super().setup()
+        self.connection.settimeout(self.server.idle_timeout)
 
     def handle(self) -> None:
         if isinstance(self.connection, ssl.SSLSocket):
@@ -97,7 +97,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return len(resp.body)
             with open(resp.file, "rb") as fh:
                 self.wfile.flush()
-                return self.connection.sendfile(fh, offset=resp.start, count=resp.length)
+                sent: int = self.connection.sendfile(fh, offset=resp.start, count=resp.length)
+                return sent
         except (BrokenPipeError, ConnectionResetError, FileNotFoundError, ssl.SSLError):
             self.close_connection = True
             return 0
@@ -140,12 +141,12 @@ class MirrorServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"{self.scheme}://{host}:{port}"
+        return f"{self.scheme}://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
 
 def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """A server context from PEM files (the certificate with its chain, and the key); TLS 1.2 at least."""
-    from mirror.errors import ConfigError
+    from airgap_mirror.errors import ConfigError
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -1,6 +1,6 @@
 """What the server answers, apart from how bytes reach the socket: routes, PEP 691 negotiation,
 auth, caching headers, /health, /metrics and the front page. `App.handle` turns a request into a
-`Response` (a body, or a file with a byte range); the HTTP layer (mirror.serve) sends it.
+`Response` (a body, or a file with a byte range); the HTTP layer (airgap_mirror.serve) sends it.
 
 Caching: project pages, the APT indexes that change (Release, InRelease, Packages) and locks get a
 short `Cache-Control` (30 s, so a client sees a new import within a minute; pip 26.2 caches simple
@@ -18,9 +18,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
-from mirror.publish import layout
-from mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
-from mirror.publish.simple import HTML_TYPE, JSON_TYPE
-from mirror.store.names import UnsafePath, safe_join
+from airgap_mirror.publish import layout
+from airgap_mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
+from airgap_mirror.publish.simple import HTML_TYPE, JSON_TYPE
+from airgap_mirror.store.names import UnsafePath, safe_join
 
 from .auth import REALM, Auth
 
@@ -163,12 +163,12 @@ class _Metrics:
             from prometheus_client import multiprocess
 
             counters = CollectorRegistry()
-            multiprocess.MultiProcessCollector(counters)
+            multiprocess.MultiProcessCollector(counters)  # type: ignore[no-untyped-call]  # (untyped in prometheus_client)
         else:
             counters = self.registry
 
         class Tree:
-            def collect(self):  # noqa: ANN202
+            def collect(self) -> Iterator[GaugeMetricFamily]:
                 yield GaugeMetricFamily("airgap_mirror_tree_intact", "1 when the published tree is present and whole",
                                         value=1 if intact else 0)
                 if status is not None:
@@ -336,7 +336,7 @@ class App:
         return entry.response(headers)
 
     def _resolve(self, tree: Path, parts: list[str], raw_path: str, route: str, content_type: str | None,
-                 gzip_ok: bool) -> "_Entry | Response":
+                 gzip_ok: bool) -> _Entry | Response:
         """What a path is in a tree: a file with its headers, or a redirect or 404 (not kept)."""
         try:
             target = safe_join(tree, *parts) if parts else tree
@@ -447,7 +447,7 @@ def access_line(client: str, user: str, request: str, status: int, sent: int, re
     """One access-log line in combined format; request fields cleaned (no quotes, no control
     characters: a forged line cannot be written), the user a name only, never a credential."""
     def clean(text: str) -> str:
-        return "".join(c if c.isprintable() and c != '"' else "\\x%02x" % ord(c) for c in text[:2000])
+        return "".join(c if c.isprintable() and c != '"' else f"\\x{ord(c):02x}" for c in text[:2000])
 
     return (f'{client} - {user} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] "{clean(request)}" {status} {sent}'
             f' "{clean(referer or "-")}" "{clean(agent or "-")}"\n')
@@ -480,7 +480,7 @@ def _epoch(stamp: object) -> float | None:
         dt = datetime.fromisoformat(stamp)
     except ValueError:
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
 
 
 def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None, store_root: Path) -> str:
@@ -535,8 +535,8 @@ def _plugin_setup(base: str, tree: Path | None, store_root: Path) -> str:
     `mirror client-config` prints it."""
     if tree is None:
         return ""
-    from mirror.interfaces import client_config_hooks
-    from mirror.store import Store
+    from airgap_mirror.interfaces import client_config_hooks
+    from airgap_mirror.store import Store
 
     store = Store(store_root)
     out = []

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import secrets
 import functools
+import hashlib
 import os
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mirror.errors import ConfigError
+from airgap_mirror.errors import ConfigError
 
 __all__ = ["Auth", "REALM"]
 

@@ -126,13 +126,13 @@ def _pkcs8(key: Path, folder: Path) -> Path:
         return key
     from cryptography.hazmat.primitives import serialization
 
-    from mirror.errors import ConfigError
+    from airgap_mirror.errors import ConfigError
 
     try:
         loaded = serialization.load_pem_private_key(text, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"TLS key {key}: not a PEM private key without a password ({exc})") from exc
-    from mirror.store import atomic_write
+    from airgap_mirror.store import atomic_write
 
     out = folder / "key.pem"
     atomic_write(out, loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -167,7 +167,7 @@ def serve(published: Path, host: str, port: int, *, workers: int, settings: dict
         # granian's own log (start, workers, errors) to stderr: stdout is the "serving ..." line.
         to_stderr = {name: {"formatter": fmt, "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
                      for name, fmt in (("console", "generic"), ("access", "access"))}
-        server = Granian("mirror.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI, workers=workers,
+        server = Granian("airgap_mirror.serve.rsgi:app", address=host, port=port, interface=Interfaces.RSGI, workers=workers,
                          backlog=4096, log_enabled=True, log_dictconfig={"handlers": to_stderr}, **kw)
 
         def ready() -> None:

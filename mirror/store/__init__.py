@@ -18,26 +18,24 @@ Layout (versioned, append-only):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import contextlib
 import errno
 import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from mirror.store.canonical import canonical_json
-from mirror.errors import DiskFullError, IntegrityError, StoreError
-from mirror.store.names import Sha256
+from airgap_mirror.errors import DiskFullError, IntegrityError, StoreError
+from airgap_mirror.store.canonical import canonical_json
+from airgap_mirror.store.names import Sha256
 
 __all__ = ["Store", "CatalogFile", "open_store", "atomic_write"]
 
@@ -106,7 +104,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = False, private: boo
 
 
 if TYPE_CHECKING:
-    from mirror.store.snapshots import Snapshot
+    from airgap_mirror.store.snapshots import Snapshot
 
 
 class Store:
@@ -125,7 +123,7 @@ class Store:
         self._db_lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def create(self) -> "Store":
+    def create(self) -> Store:
         for d in (self.blobs, self.tmp, self.snapshots, self.refs, self.published, self.cache):
             d.mkdir(parents=True, exist_ok=True)
         with self.db() as db:
@@ -160,7 +158,7 @@ class Store:
                               flush=True)
                         said = True
                     time.sleep(0.2)
-            info = f"`mirror {what}` (pid {os.getpid()}, since {datetime.now(timezone.utc).isoformat(timespec='seconds')})"
+            info = f"`mirror {what}` (pid {os.getpid()}, since {datetime.now(UTC).isoformat(timespec='seconds')})"
             os.ftruncate(fd, 0)
             os.pwrite(fd, info.encode(), 0)
             yield
@@ -170,7 +168,7 @@ class Store:
     def exists(self) -> bool:
         return (self.base / "catalog.sqlite").is_file()
 
-    def require(self) -> "Store":
+    def require(self) -> Store:
         if not self.exists():
             raise StoreError(f"no store at {self.root}: run `mirror sync` first, or pass --store / set MIRROR_STORE")
         return self
@@ -223,7 +221,7 @@ class Store:
         return os.path.isfile(f"{self.blobs}/{sha[:2]}/{sha}")
 
     def ingest(self, *, expect: str | None = None, max_size: int | None = None, what: str = "a file",
-               source: str = "the expected", hashed_by_caller: bool = False) -> "Ingest":
+               source: str = "the expected", hashed_by_caller: bool = False) -> Ingest:
         """The one way a blob enters the store (downloads, local files, builds, bundle import):
         `with store.ingest(expect=SHA, max_size=N, what=NAME) as blob: blob.write(...); blob.commit()`.
         Hashed while written, bounded in size, fsynced and renamed to its content address only when
@@ -261,7 +259,7 @@ class Store:
         with self.db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO blobs(sha256, size, added) VALUES (?,?,?)",
-                (sha256, size, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                (sha256, size, datetime.now(UTC).isoformat(timespec="seconds")),
             )
 
     def blob_size(self, sha256: str) -> int:
@@ -328,7 +326,7 @@ class Store:
         with self.db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO snapshots(id, created, origin, summary) VALUES (?,?,?,?)",
-                (sid, created or datetime.now(timezone.utc).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
+                (sid, created or datetime.now(UTC).isoformat(timespec="seconds"), origin, json.dumps(summary or {})),
             )
         if make_current:
             self.set_ref("current", sid)
@@ -347,11 +345,12 @@ class Store:
             raise StoreError(f"snapshot {sid} not found in {self.snapshots}") from exc
         if hashlib.sha256(data).hexdigest() != sid:
             raise IntegrityError(f"snapshot {sid} does not match its id: the store is damaged (run `mirror verify`)")
-        return json.loads(data)
+        doc: dict[str, Any] = json.loads(data)
+        return doc
 
-    def snapshot(self, sid: str) -> "Snapshot":
+    def snapshot(self, sid: str) -> Snapshot:
         """The snapshot `sid` as a typed value (its document checked against its id)."""
-        from mirror.store.snapshots import Snapshot
+        from airgap_mirror.store.snapshots import Snapshot
 
         return Snapshot.from_dict(self.load_snapshot(sid), id=sid)
 
@@ -377,7 +376,7 @@ class Store:
         folders = data.get("folders") if isinstance(data, dict) else None
         return {k: v for k, v in folders.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(folders, dict) else {}
 
-    def remember_app_folders(self, folders: "dict[str, str]", *, forget: Iterable[str] = ()) -> None:
+    def remember_app_folders(self, folders: dict[str, str], *, forget: Iterable[str] = ()) -> None:
         """Record these apps' folders (absolute paths) beside the ones known, less the apps `forget`."""
         known = self.app_folders() | folders
         for name in forget:
@@ -399,7 +398,7 @@ class Ingest:
         self._fh: IO[bytes] | None = None
         self.sha256: str | None = None
 
-    def __enter__(self) -> "Ingest":
+    def __enter__(self) -> Ingest:
         with self.store.writing("creating a temp file"):
             fd, name = tempfile.mkstemp(dir=self.store.tmp, prefix="in-")
         self._path, self._fh = Path(name), os.fdopen(fd, "wb")

@@ -21,7 +21,7 @@ class Sha256(str):
 
     __slots__ = ()
 
-    def __new__(cls, value: str) -> "Sha256":
+    def __new__(cls, value: str) -> Sha256:
         value = str(value).lower()
         if not _HEX64.fullmatch(value):
             raise ValueError(f"not a sha256 hex digest: {value!r}")

@@ -45,7 +45,7 @@ def _bad_component(name: object) -> bool:
             or any(c in name for c in "/\\\0") or any(ord(c) < 32 or ord(c) == 127 for c in name))
 
 
-def unsafe_names(snapshot: Mapping[str, Any]) -> list[str]:
+def unsafe_names(snapshot: object) -> list[str]:
     """Every name in a snapshot that publishing would turn into a path and that is not one safe
     path component (`../x`, `a/b`, NUL, over 255 bytes), or a blob key that is not a sha256: an
     imported snapshot is checked before anything is written or made current."""
@@ -89,6 +89,7 @@ def unsafe_names(snapshot: Mapping[str, Any]) -> list[str]:
     return out
 
 
+SNAPSHOT_KIND = "airgap-mirror/snapshot"
 _KNOWN = ("format_version", "kind", "targets", "apps", "python")
 
 
@@ -106,15 +107,15 @@ class Snapshot:
     python: Mapping[str, Any]
     sections: Mapping[str, Mapping[str, Any]]  # plug-in parts with files (apt): name → section
     extra: Mapping[str, Any]  # any other field, kept as it was
-    kind: str = "airgap-mirror/snapshot"
+    kind: str = SNAPSHOT_KIND
     id: str | None = None
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None) -> "Snapshot":  # noqa: A002
+    def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None) -> Snapshot:  # noqa: A002
         sections = {k: v for k, v in doc.items()
                     if k not in _KNOWN and isinstance(v, Mapping) and isinstance(v.get("files"), Mapping)}
         extra = {k: v for k, v in doc.items() if k not in _KNOWN and k not in sections}
-        return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", cls.kind)),
+        return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", SNAPSHOT_KIND)),
                    targets=doc.get("targets") or {}, apps=doc.get("apps") or {}, python=doc.get("python") or {},
                    sections=sections, extra=extra, id=id)
 
@@ -146,7 +147,7 @@ class Snapshot:
         """Every target: Python targets and each plug-in's (apt's distro-arch)."""
         return sorted({*self.targets, *(t for s in self.sections.values() for t in s.get("targets", {}))})
 
-    def diff(self, older: "Snapshot") -> dict[str, dict[str, dict[str, list[Any]]]]:
+    def diff(self, older: Snapshot) -> dict[str, dict[str, dict[str, list[Any]]]]:
         """What changed since `older`, per app and target (a plug-in's targets as `apt:TARGET`):
         packages added [name, version], removed [name, version], changed [name, old, new]."""
         out: dict[str, dict[str, dict[str, list[Any]]]] = {}
@@ -169,7 +170,7 @@ class Snapshot:
                 out[app] = per
         return out
 
-    def restricted_to(self, names: Iterable[str], targets: Mapping[str, set[str]] | None = None) -> "Snapshot":
+    def restricted_to(self, names: Iterable[str], targets: Mapping[str, set[str]] | None = None) -> Snapshot:
         """This snapshot with only the apps `names` and what they use: their Python targets with those
         targets' installers and build requirements, the files all of these name, and each plug-in
         section's targets and files that the apps' entries name (a plug-in's part of an app is
@@ -211,7 +212,7 @@ class Snapshot:
                         targets={t: v for t, v in self.targets.items() if t in tids}, python=python,
                         sections=sections, extra=self.extra)
 
-    def merged_over(self, base: "Snapshot") -> "Snapshot":
+    def merged_over(self, base: Snapshot) -> Snapshot:
         """`base`'s apps (and what they use) with this snapshot's over them: where both have an app,
         a target or a section's target, this snapshot's wins. A Python target both use gets the union
         of their build requirements (which app's sdists need which is not recorded: more kept, never
@@ -243,7 +244,7 @@ class Snapshot:
                         targets=dict(base.targets) | dict(self.targets), python=python, sections=sections,
                         extra=dict(base.extra) | dict(self.extra))
 
-    def minus(self, other: "Snapshot | None") -> dict[str, int | None]:
+    def minus(self, other: Snapshot | None) -> dict[str, int | None]:
         """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""
         have = other.blobs() if other is not None else {}
         return {sha: size for sha, size in self.blobs().items() if sha not in have}

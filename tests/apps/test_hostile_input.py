@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_sdist, write_simple_index
-from tests.builders.upstreams import AuthServer, X86, build_private_files, clean_env
+from tests.builders.upstreams import X86, AuthServer, build_private_files, clean_env
 
 SPECIAL_USER = "bot"
 SPECIAL_PASSWORD = "Sp3c/ial@Pa#ss:wd"
@@ -24,7 +24,7 @@ OTHER_TOKEN = "tok-other-app-91b7c4e2"  # another app's secret, in the sync's en
 def _sync(tmp_path: Path, apps: list[Path], upstream, *extra: str, env: dict[str, str] | None = None,
           timeout: float = 120, store: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mirror.cli", "sync", *map(str, apps), "--store", store or str(tmp_path / "store"),
+        [sys.executable, "-m", "airgap_mirror.cli", "sync", *map(str, apps), "--store", store or str(tmp_path / "store"),
          "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple", "--installers", "", "--json",
          *extra], capture_output=True, text=True, env=clean_env(**(env or {})), timeout=timeout, cwd=cwd)
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from mirror.apps import load_app
-from mirror.errors import InputError, RequirementsError
-from mirror.resolve import uv_binary
-from mirror.store import open_store
-from mirror.sync import SyncOptions, run_sync
-from mirror.resolve import IndexConfig
+from airgap_mirror.apps import load_app
+from airgap_mirror.errors import InputError, RequirementsError
+from airgap_mirror.resolve import IndexConfig, uv_binary
+from airgap_mirror.store import open_store
+from airgap_mirror.sync import SyncOptions, run_sync
 from tests.builders.upstreams import X86, clean_env
 
 

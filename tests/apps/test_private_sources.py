@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.builders import make_project, make_sdist, make_wheel
-from tests.builders.upstreams import GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, X86, clean_env
 from tests.builders.cli import Served
+from tests.builders.upstreams import GIT_TOKEN, PRIVATE_PASSWORD, PRIVATE_USER, X86, clean_env
 
-MIRROR = [sys.executable, "-m", "mirror.cli"]
+MIRROR = [sys.executable, "-m", "airgap_mirror.cli"]
 PY = f"{sys.version_info[0]}.{sys.version_info[1]}"
 TARGET = f"cp{sys.version_info[0]}{sys.version_info[1]}-{X86}"
 SECRETS = (PRIVATE_USER, PRIVATE_PASSWORD, GIT_TOKEN)
@@ -168,8 +168,8 @@ def test_dependency_confusion_strict_fails_the_app(upstream, private_index, tmp_
 
 
 def test_literal_password_in_requirements_is_refused(tmp_path):
-    from mirror.errors import RequirementsError
-    from mirror.apps.reqfile import parse_requirements_file
+    from airgap_mirror.apps.reqfile import parse_requirements_file
+    from airgap_mirror.errors import RequirementsError
 
     f = tmp_path / "requirements.txt"
     f.write_text("--extra-index-url https://bob:hunter2hunter2@pkgs.example.invalid/simple\nx\n")
@@ -312,7 +312,7 @@ def test_bad_local_package_names_the_line(upstream, tmp_path):
     ],
 )
 def test_direct_reference_forms(tmp_path, line, kind, fields):
-    from mirror.apps.reqfile import parse_requirements_file
+    from airgap_mirror.apps.reqfile import parse_requirements_file
 
     f = tmp_path / "requirements.txt"
     f.write_text(line + "\n")
@@ -325,8 +325,8 @@ def test_direct_reference_forms(tmp_path, line, kind, fields):
 
 
 def test_hg_is_refused_with_a_fix(tmp_path):
-    from mirror.errors import NotYetSupported
-    from mirror.apps.reqfile import parse_requirements_file
+    from airgap_mirror.apps.reqfile import parse_requirements_file
+    from airgap_mirror.errors import NotYetSupported
 
     f = tmp_path / "requirements.txt"
     f.write_text("hg+https://host.invalid/repo#egg=x\n")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mirror.apps import load_app
-from mirror.errors import NotYetSupported, RequirementsError
-from mirror.apps.reqfile import parse_requirements_file
+from airgap_mirror.apps import load_app
+from airgap_mirror.apps.reqfile import parse_requirements_file
+from airgap_mirror.errors import NotYetSupported, RequirementsError
 
 TEXT = 'alpha==1.0\r\nbeta[x,y]>=2 ; python_version < "3.12"  # why\r\n\r\n# comment\r\ngamma \\\r\n  ==3.0\r\n'
 

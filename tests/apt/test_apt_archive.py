@@ -8,8 +8,8 @@ import lzma
 
 import pytest
 
-from apt.archive import _decompress, _IndexReader
-from apt.index import IndexEntry, PackagesIndex, ReleaseFile, parse_packages
+from airgap_apt.archive import _decompress, _IndexReader
+from airgap_apt.index import IndexEntry, PackagesIndex, ReleaseFile, parse_packages
 
 TEXT = b"Package: a\nVersion: 1\n\nPackage: b\nVersion: 2\n"
 FORMS = [

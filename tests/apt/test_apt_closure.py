@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from apt.archive import Source, load_suite
-from apt.closure import Base, Request, Universe, minimal_system, resolve_closure, suggest
-from apt.errors import ArchiveSignatureError, UnsatisfiableError
+from airgap_apt.archive import Source, load_suite
+from airgap_apt.closure import Base, Request, Universe, minimal_system, resolve_closure, suggest
+from airgap_apt.errors import ArchiveSignatureError, UnsatisfiableError
 from tests.builders.debs import AptRoot, status_text
 
 REQUESTS = ["app-tool", "libbar", "needs-api"]
@@ -89,7 +89,7 @@ def test_close_names_are_difflibs_answer_found_faster() -> None:
     import difflib
     import random
 
-    from apt.closure import _close_matches
+    from airgap_apt.closure import _close_matches
 
     rng = random.Random(7)
     parts = ["lib", "python3", "dev", "gl", "mesa", "ssl", "x11", "qt5", "gtk", "odbc", "png", "jpeg", "z", "v8", "1", "0"]
@@ -135,7 +135,7 @@ def test_a_universe_over_whole_indexes_answers_as_over_their_stanzas() -> None:
     """A universe reads a name's paragraphs from the indexes only when asked (a closure visits a few
     of bookworm's 63k): its answers are those of the same stanzas given one by one, across two
     suites, architectures, versions listed twice, Provides and the required set."""
-    from apt.index import PackagesIndex
+    from airgap_apt.index import PackagesIndex
 
     main = PackagesIndex(
         "Package: tool\nVersion: 1.0\nArchitecture: amd64\nDepends: libc6, mail-transport-agent\n\n"

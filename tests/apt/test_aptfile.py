@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from apt.aptfile import parse_aptfile, read_aptfile
-from apt.errors import AptfileError
+from airgap_apt.aptfile import parse_aptfile, read_aptfile
+from airgap_apt.errors import AptfileError
 
 
 def test_names_versions_arches_urls_and_repos(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_rpm_style_names_parse_and_are_left_to_the_closure(tmp_path: Path) -> No
 
 
 def test_a_repo_line_comment_is_not_a_component():
-    from apt.aptfile import parse_aptfile
+    from airgap_apt.aptfile import parse_aptfile
 
     af = parse_aptfile(":repo:deb [trusted=yes] http://h/debian stable main  # our vendor\n", "Aptfile")
     assert af.repos[0].components == ("main",)

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders.upstreams import apt_config, aptfile_app
-from tests.builders.debs import AptRoot
 from tests.builders.cli import Served, run_mirror
-from tests.builders.debs import BASE_STATUS
+from tests.builders.debs import BASE_STATUS, AptRoot
+from tests.builders.upstreams import apt_config, aptfile_app
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +186,8 @@ def test_republish_keeps_previous_by_hash_files(apt_mirror):
 def test_an_unsatisfiable_closure_is_remembered_until_the_archive_changes(tmp_path):
     """A nightly resync does not recompute a known failure (suggestions scan every name), yet a new
     Release that adds the package is picked up at once."""
-    from tests.builders.upstreams import StaticServer
     from tests.builders.debs import GpgKey, make_deb, write_archive
+    from tests.builders.upstreams import StaticServer
 
     key = GpgKey.create(tmp_path / "gnupg")
     debs = tmp_path / "debs"
@@ -230,8 +229,8 @@ def test_an_index_that_does_not_match_its_release_fails_only_that_target(debian_
     import hashlib
     import shutil
 
-    from tests.builders.upstreams import StaticServer, X86
     from tests.builders.debs import GpgKey
+    from tests.builders.upstreams import X86, StaticServer
 
     archive = tmp_path / "archive"
     shutil.copytree(debian_upstream.root, archive)

@@ -12,16 +12,16 @@ from tests.builders.upstreams import clean_env
 _PROBE = """
 import json, sys
 from pathlib import Path
-from mirror.apps import load_app
-from mirror.interfaces import QuietReporter, SyncContext, sync_extensions
-from mirror.store import Store
+from airgap_mirror.apps import load_app
+from airgap_mirror.interfaces import QuietReporter, SyncContext, sync_extensions
+from airgap_mirror.store import Store
 
 store = Store(Path(sys.argv[1]) / "store").create()
 app = load_app(Path(sys.argv[2]))
 apt = next(e for e in sync_extensions() if e.name == "apt")
-loaded_with_the_extension = "apt.sync" in sys.modules
+loaded_with_the_extension = "airgap_apt.sync" in sys.modules
 out = apt.sync(SyncContext(store=store, apps=[app], previous=None, options={}, reporter=QuietReporter()))
-print(json.dumps({"at_load": loaded_with_the_extension, "after_sync": "apt.sync" in sys.modules,
+print(json.dumps({"at_load": loaded_with_the_extension, "after_sync": "airgap_apt.sync" in sys.modules,
                   "section": out.section, "errors": out.app_errors}))
 """
 

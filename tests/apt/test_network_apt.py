@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from apt.archive import Source, load_suite
-from apt.aptfile import read_aptfile
-from apt.closure import Request, Universe, minimal_system, resolve_closure
-from apt.closure import Base
+from airgap_apt.aptfile import read_aptfile
+from airgap_apt.archive import Source, load_suite
+from airgap_apt.closure import Base, Request, Universe, minimal_system, resolve_closure
 from tests.builders import realtarget
 from tests.builders.cli import Served, run_mirror
 from tests.builders.debs import AptRoot
@@ -95,7 +94,7 @@ def _init_mirror(tmp_path: Path, aptfile: str) -> tuple[str, dict]:
     return config, summary
 
 
-def _point_at(root: "realtarget.Chroot", served: Served, tmp_path: Path, suite: str = "bookworm",
+def _point_at(root: realtarget.Chroot, served: Served, tmp_path: Path, suite: str = "bookworm",
               components: str = "main") -> None:
     """The root's apt pointed at our repository alone (its key fetched from it), lists updated."""
     key = tmp_path / "airgap-mirror.asc"

@@ -12,9 +12,9 @@ import urllib.request
 import pytest
 
 from tests.builders import realtarget
-from tests.builders.upstreams import StaticServer
-from tests.builders.debs import GpgKey, make_deb, write_archive
 from tests.builders.cli import Served, run_mirror
+from tests.builders.debs import GpgKey, make_deb, write_archive
+from tests.builders.upstreams import StaticServer
 
 pytestmark = pytest.mark.skipif(realtarget.skip_reason() is not None, reason=str(realtarget.skip_reason()))
 
@@ -32,8 +32,8 @@ def root_packages(tmp_path_factory) -> set[str]:
 
 
 def test_default_base_is_a_lower_bound_of_a_real_minbase(bookworm_slice, root_packages, tmp_path):
-    from apt.archive import Source, load_suite
-    from apt.closure import Universe, minimal_system
+    from airgap_apt.archive import Source, load_suite
+    from airgap_apt.closure import Universe, minimal_system
 
     src = Source(url=bookworm_slice.url, suite=realtarget.SUITE, keyrings=(realtarget.DEBIAN_KEYRING,))
     universe = Universe(load_suite(src, [realtarget.ARCH], tmp_path / "cache").indexes, realtarget.ARCH,

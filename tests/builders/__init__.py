@@ -17,7 +17,6 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import zstandard
 
-from bundles.keys import generate
-from bundles.writer import create_bundle
-from mirror.store import Store
+from airgap_bundles.keys import generate
+from airgap_bundles.writer import create_bundle
+from airgap_mirror.store import Store
 
 
 def snapshot_of(store: Store, blobs: list[bytes], tag: str = "") -> str:
@@ -77,8 +77,8 @@ def assert_refused(bad: Path, key, message: str, inside: Store) -> None:  # noqa
     """`bad` is refused by verify and by import with `message`, and the inside store is unchanged."""
     import pytest
 
-    from bundles.errors import BundleFormatError, SignatureError
-    from bundles.importer import import_bundle, verify_bundle
+    from airgap_bundles.errors import BundleFormatError, SignatureError
+    from airgap_bundles.importer import import_bundle, verify_bundle
 
     with pytest.raises((BundleFormatError, SignatureError), match=message):
         verify_bundle([bad], [key.public])

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from tests.builders.upstreams import clean_env
 
-
-MIRROR = [sys.executable, "-m", "mirror.cli"]
+MIRROR = [sys.executable, "-m", "airgap_mirror.cli"]
 
 
 def run_mirror(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-
 _ARCH = {"linux-64": ("linux", "x86_64"), "linux-aarch64": ("linux", "aarch64"), "osx-arm64": ("osx", "arm64"),
          "win-64": ("win", "x86_64")}
 

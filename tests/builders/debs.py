@@ -38,7 +38,7 @@ class GpgKey:
     fingerprint: str = ""
 
     @classmethod
-    def create(cls, home: Path, name: str = "Fixture Archive") -> "GpgKey":
+    def create(cls, home: Path, name: str = "Fixture Archive") -> GpgKey:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = cls(home)
         key.gpg("--passphrase", "", "--quick-generate-key", f"{name} <archive@example.invalid>", "ed25519", "sign", "never")

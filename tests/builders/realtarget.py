@@ -13,7 +13,6 @@ import sys
 import tarfile
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -136,8 +135,8 @@ def build_slice(arch: str = ARCH, packages: tuple[str, ...] = (*SLICE_PACKAGES, 
     """Debian's InRelease and the arch's Packages byte for byte, and the .debs of `packages`' closure
     over our default base, at their Filename paths: a tiny Debian mirror to serve (amd64 and arm64
     share it, as they share Debian's archive)."""
-    from apt.archive import Source, load_suite
-    from apt.closure import Request, Universe, minimal_system, resolve_closure
+    from airgap_apt.archive import Source, load_suite
+    from airgap_apt.closure import Request, Universe, minimal_system, resolve_closure
 
     if done.is_file():
         return

@@ -58,7 +58,7 @@ class SeaweedFS:
         self.tls = tls
         self.https_port = 0
 
-    def __enter__(self) -> "SeaweedFS":
+    def __enter__(self) -> SeaweedFS:
         self.start()
         return self
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from tests.builders import make_sdist, make_wheel
 
-
 DATA = Path(__file__).parents[1] / "data"
 
 X86 = "manylinux_2_28_x86_64"

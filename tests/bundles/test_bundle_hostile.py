@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundles.errors import BundleFormatError
-from bundles.format import MANIFEST, SIGNATURE
-from bundles.importer import import_bundle, verify_bundle
-from bundles.keys import generate, sign
-from bundles.writer import create_bundle
-from mirror.store.canonical import canonical_json
-from mirror.store import Store
-from tests.builders.upstreams import clean_env
+from airgap_bundles.errors import BundleFormatError
+from airgap_bundles.format import MANIFEST, SIGNATURE
+from airgap_bundles.importer import import_bundle, verify_bundle
+from airgap_bundles.keys import generate, sign
+from airgap_bundles.writer import create_bundle
+from airgap_mirror.store import Store
+from airgap_mirror.store.canonical import canonical_json
 from tests.builders.bundles import assert_refused, small_bundle, snapshot_of, store_state
+from tests.builders.upstreams import clean_env
 
 HUGE = 250 << 20
 
@@ -74,7 +74,7 @@ def test_a_huge_claim_before_the_signature_costs_no_memory(tmp_path, kind):
          "p = subprocess.run(sys.argv[1:], capture_output=True, text=True);"
          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024);"
          "print(p.returncode); sys.stdout.write(p.stderr)",
-         sys.executable, "-m", "mirror.cli", "bundle", "verify", str(bundle), "--trust", str(pub)],
+         sys.executable, "-m", "airgap_mirror.cli", "bundle", "verify", str(bundle), "--trust", str(pub)],
         capture_output=True, text=True, env=clean_env(), timeout=300)
     rss_mb, code, *err = probe.stdout.splitlines()
     assert int(code) != 0
@@ -191,9 +191,9 @@ def test_a_skippable_frame_before_the_stream_is_refused(tmp_path):
 
 
 def test_two_trusted_keys_with_one_id_are_both_tried_and_trust_add_never_replaces_silently(tmp_path):
-    from bundles.keys import PublicKey
-    from bundles.state import BundleState
-    from bundles.errors import KeyFormatError
+    from airgap_bundles.errors import KeyFormatError
+    from airgap_bundles.keys import PublicKey
+    from airgap_bundles.state import BundleState
 
     _, real, out = small_bundle(tmp_path)
     other = generate()
@@ -260,8 +260,8 @@ def test_a_bundle_whose_tree_cannot_be_published_leaves_current_and_the_sequence
     """The tree is built before `current` moves and the sequence is used: a publish that fails
     (here made to, as a full disk would) leaves the store serving what it served, and the same
     bundle imports once the cause is gone."""
-    import mirror.publish
-    from bundles.state import BundleState
+    import airgap_mirror.publish
+    from airgap_bundles.state import BundleState
 
     outside, key = Store(tmp_path / "outside").create(), generate()
     first, second = tmp_path / "first.bundle", tmp_path / "second.bundle"
@@ -276,7 +276,7 @@ def test_a_bundle_whose_tree_cannot_be_published_leaves_current_and_the_sequence
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(mirror.publish, "publish", full_disk)
+    monkeypatch.setattr(airgap_mirror.publish, "publish", full_disk)
     with pytest.raises(OSError):
         import_bundle(inside, [second], [key.public])
     assert inside.ref("current") == before
@@ -302,7 +302,7 @@ def test_a_deeply_nested_manifest_is_refused_in_one_line_everywhere(tmp_path):
     store = Store(tmp_path / "s").create()
     snapshot_of(store, [b"x" * 100])
     for cmd in (["bundle", "show", str(bad)], ["diff", str(bad), "current", "--store", str(store.root)]):
-        proc = subprocess.run([sys.executable, "-m", "mirror.cli", *cmd], capture_output=True, text=True, env=clean_env())
+        proc = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", *cmd], capture_output=True, text=True, env=clean_env())
         assert proc.returncode != 0 and "Traceback" not in proc.stderr and "RecursionError" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr
 
@@ -310,7 +310,7 @@ def test_a_deeply_nested_manifest_is_refused_in_one_line_everywhere(tmp_path):
 def test_a_signed_receipt_whose_snapshot_ids_are_not_hex_is_refused_in_one_line(tmp_path):
     """Checked for length alone, `/../../` plus 57 letters passed as a snapshot id and ended in a
     ValueError traceback when used."""
-    from bundles.receipt import KIND as RECEIPT_KIND
+    from airgap_bundles.receipt import KIND as RECEIPT_KIND
 
     key = generate()
     doc = {"kind": RECEIPT_KIND, "public_key": key.public.to_text(), "site": "plant-b",
@@ -319,9 +319,9 @@ def test_a_signed_receipt_whose_snapshot_ids_are_not_hex_is_refused_in_one_line(
     receipt.write_text(json.dumps({"receipt": doc, "signature": sign(key, canonical_json(doc), "x").to_text()}))
     store = Store(tmp_path / "s").create()
     snapshot_of(store, [b"x" * 100])
-    subprocess.run([sys.executable, "-m", "mirror.cli", "keygen", "--out", str(tmp_path / "k")], check=True,
+    subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "keygen", "--out", str(tmp_path / "k")], check=True,
                    capture_output=True, env=clean_env())
-    proc = subprocess.run([sys.executable, "-m", "mirror.cli", "bundle", "create", "--store", str(store.root), "--key",
+    proc = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "bundle", "create", "--store", str(store.root), "--key",
                            str(tmp_path / "k.key"), "-o", str(tmp_path / "b.bundle"), "--since-receipt", str(receipt)],
                           capture_output=True, text=True, env=clean_env())
     assert proc.returncode != 0 and "Traceback" not in proc.stderr and "not a receipt this tool wrote" in proc.stderr, proc.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bundles.errors import KeyFormatError, SignatureError
-from bundles.keys import PublicKey, SecretKey, generate, parse_signature, sign, verify
+from airgap_bundles.errors import KeyFormatError, SignatureError
+from airgap_bundles.keys import PublicKey, SecretKey, generate, parse_signature, sign, verify
 
 minisign = shutil.which("minisign")
 needs_minisign = pytest.mark.skipif(minisign is None, reason="minisign not installed (scripts/test installs it)")

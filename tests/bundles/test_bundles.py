@@ -15,16 +15,25 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from bundles.errors import BaseMissingError, BundleFormatError, ReplayError, SignatureError
-from bundles.format import blob_member
-from bundles.importer import import_bundle, verify_bundle
-from bundles.keys import generate
-from bundles.reader import bundle_parts
-from bundles.writer import create_bundle
-from mirror.errors import InputError
-from mirror.store import Store
+from airgap_bundles.errors import BaseMissingError, BundleFormatError, ReplayError, SignatureError
+from airgap_bundles.format import blob_member
+from airgap_bundles.importer import import_bundle, verify_bundle
+from airgap_bundles.keys import generate
+from airgap_bundles.reader import bundle_parts
+from airgap_bundles.writer import create_bundle
+from airgap_mirror.errors import InputError
+from airgap_mirror.store import Store
+from tests.builders.bundles import (
+    assert_refused,
+    bundle_members,
+    raw_tar,
+    rebuild,
+    recompress,
+    signed_bundle,
+    snapshot_of,
+    store_state,
+)
 from tests.builders.upstreams import clean_env
-from tests.builders.bundles import assert_refused, bundle_members, raw_tar, rebuild, recompress, signed_bundle, snapshot_of, store_state
 
 
 @pytest.fixture
@@ -247,7 +256,7 @@ def test_tampering_is_refused_and_the_store_is_unchanged(outside, bundle: Path, 
 def test_import_killed_midway_leaves_store_consistent_and_rerun_finishes(tmp_path: Path) -> None:
     sid, out, pub = signed_bundle(tmp_path, 120, 1 << 20)
     inside_root = tmp_path / "inside"
-    cmd = [sys.executable, "-m", "mirror.cli", "bundle", "import", str(out), "--store", str(inside_root),
+    cmd = [sys.executable, "-m", "airgap_mirror.cli", "bundle", "import", str(out), "--store", str(inside_root),
            "--trust", str(pub), "--no-publish"]
     proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     blobs_dir = inside_root / "store-v1" / "blobs"

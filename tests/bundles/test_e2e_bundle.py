@@ -5,16 +5,15 @@ served → real pip and real apt-get install the apps from the inside server alo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tests.builders.upstreams import DATA, StaticServer, X86, apt_config, clean_env
-from tests.builders.debs import AptRoot
-from tests.builders.debs import BASE_STATUS
 from tests.builders.cli import Served, check_installed, make_venv, run_mirror
+from tests.builders.debs import BASE_STATUS, AptRoot
+from tests.builders.upstreams import DATA, X86, StaticServer, apt_config, clean_env
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +131,7 @@ def test_nightly_job(upstream, tmp_path):
         f'[apps]\npaths = ["apps/*"]\n[python]\nindex-url = "{upstream.url}/simple"\nplatforms = ["{X86}"]\ninstallers = []\n')
     run_mirror("keygen", "--out", str(tmp_path / "site"))
     env = clean_env(MIRROR_STORE=str(tmp_path / "store"), MIRROR_KEY=str(tmp_path / "site.key"), MIRROR_OUT=str(tmp_path / "out"),
-                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m mirror.cli")
+                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m airgap_mirror.cli")
     script = str(Path(__file__).parents[2] / "scripts" / "nightly")
     first = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -159,7 +158,7 @@ def test_bundle_create_takes_every_snapshot_name_and_refuses_a_bad_one_in_one_li
     takes a snapshot takes the same names: an id or unique prefix, current, previous, last-exported."""
     import time
 
-    from mirror.store import Store
+    from airgap_mirror.store import Store
     from tests.builders.bundles import snapshot_of
 
     store = Store(tmp_path / "s").create()
@@ -194,7 +193,7 @@ def test_nightly_bundles_the_apps_that_synced_when_one_is_broken(upstream, tmp_p
     run_mirror("keygen", "--out", str(tmp_path / "site"))
     out = tmp_path / "out"
     env = clean_env(MIRROR_STORE=str(tmp_path / "store"), MIRROR_KEY=str(tmp_path / "site.key"), MIRROR_OUT=str(out),
-                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m mirror.cli")
+                    MIRROR_CONFIG=str(tmp_path / "mirror.toml"), MIRROR_BIN=f"{sys.executable} -m airgap_mirror.cli")
     script = str(Path(__file__).parents[2] / "scripts" / "nightly")
     first = subprocess.run([script], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 3, first.stdout + first.stderr
@@ -217,7 +216,7 @@ def test_nightly_bundles_the_apps_that_synced_when_one_is_broken(upstream, tmp_p
 def test_bundle_create_refuses_a_reused_sequence_and_an_empty_delta(tmp_path):
     """A sequence this key already exported is a replay inside, and a delta on the very snapshot it
     brings carries nothing: both are refused outside, naming the flag that asks for them anyway."""
-    from mirror.store import Store
+    from airgap_mirror.store import Store
     from tests.builders.bundles import snapshot_of
 
     store = Store(tmp_path / "s").create()
@@ -236,7 +235,7 @@ def test_bundle_create_refuses_a_reused_sequence_and_an_empty_delta(tmp_path):
 
 
 def test_diff_names_apps_and_targets_added_and_removed(tmp_path):
-    from mirror.store import Store
+    from airgap_mirror.store import Store
 
     store = Store(tmp_path / "s").create()
     doc = {"format_version": 1, "targets": {"cp311-x": {}}, "python": {"files": {}, "installers": {}, "build": {}},

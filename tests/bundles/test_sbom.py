@@ -10,9 +10,9 @@ import tarfile
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from mirror.sbom import _licence, build_sbom, components
-from mirror.store import Store
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.sbom import _licence, build_sbom, components
+from airgap_mirror.store import Store
+from airgap_mirror.store.snapshots import Snapshot
 from tests.builders.bundles import raw_tar
 from tests.builders.cli import run_mirror
 from tests.builders.upstreams import DATA, X86
@@ -92,9 +92,9 @@ def test_debian_packages_and_licences(tmp_path):
 
 def test_a_snapshot_s_sbom_is_built_once_and_again_after_gc(tmp_path, monkeypatch):
     """Bundles for several sites of one snapshot reuse its SBOM blob; one gc removed is built again."""
-    import mirror.sbom as sbom_mod
-    from bundles.keys import generate
-    from bundles.writer import create_bundle
+    import airgap_mirror.sbom as sbom_mod
+    from airgap_bundles.keys import generate
+    from airgap_bundles.writer import create_bundle
     from tests.builders.bundles import snapshot_of
 
     store = Store(tmp_path / "s").create()

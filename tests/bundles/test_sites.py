@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.store import Store
+from airgap_mirror.store import Store
 from tests.builders.bundles import snapshot_of
 from tests.builders.cli import run_mirror
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import clients
-from tests.builders import make_wheel, write_simple_index
-from tests.builders.upstreams import StaticServer, X86, build_upstream_files, clean_env
+from tests.builders import clients, make_wheel, write_simple_index
 from tests.builders.cli import Served, run_mirror
+from tests.builders.upstreams import X86, StaticServer, build_upstream_files, clean_env
 
 MATRIX = clients.matrix()
 PYTHONS = sorted({c.python_version for c in MATRIX if c.python}, key=lambda v: tuple(map(int, v.split("."))))

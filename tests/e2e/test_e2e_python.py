@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders.upstreams import ARM, X86, clean_env
 from tests.builders.cli import Served, check_installed, make_venv, run_mirror
+from tests.builders.upstreams import ARM, X86, clean_env
 
 T311 = f"cp311-{X86}"
 T39 = f"cp39-{ARM}"
@@ -114,7 +114,7 @@ def test_pip_installs_from_mirror_alone(mirror, tmp_path):
 
 
 def test_uv_installs_from_mirror_alone(mirror, tmp_path):
-    from mirror.resolve import uv_binary
+    from airgap_mirror.resolve import uv_binary
 
     venv = make_venv(tmp_path)
     proc = subprocess.run(
@@ -130,7 +130,7 @@ def test_uv_installs_from_mirror_alone(mirror, tmp_path):
 def test_scripts_nginx_conf_serves_the_published_tree_to_pip_and_uv(mirror, tmp_path):
     """The same tree behind nginx with scripts/nginx.conf: PEP 691 negotiation, and real pip and uv
     install the app from it alone."""
-    from mirror.resolve import uv_binary
+    from airgap_mirror.resolve import uv_binary
     from tests.builders.nginx import Nginx
 
     ngx = Nginx(mirror["store"] / "published", tmp_path / "nginx")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders.upstreams import X86, clean_env
 from tests.builders.cli import Served, run_mirror
+from tests.builders.upstreams import X86, clean_env
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "apps"
 

@@ -32,8 +32,8 @@ RUNTIME_APPS = ("dsa-avs-explorer", "dsa-airfoil-design", "apt-wasteclassificati
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_default_base_is_within_debootstraps_minbase(arch, tmp_path):
-    from apt.archive import Source, load_suite
-    from apt.closure import Universe, minimal_system
+    from airgap_apt.archive import Source, load_suite
+    from airgap_apt.closure import Universe, minimal_system
 
     proc = subprocess.run(["debootstrap", "--print-debs", "--variant=minbase", f"--arch={arch}", realtarget.SUITE,
                            str(tmp_path / "root"), realtarget.DEBIAN], capture_output=True, text=True, timeout=600)
@@ -47,7 +47,7 @@ def test_default_base_is_within_debootstraps_minbase(arch, tmp_path):
 
 
 def _aptfile_names(app: Path) -> list[str]:
-    from apt.aptfile import read_aptfile
+    from airgap_apt.aptfile import read_aptfile
 
     return [p.name for p in read_aptfile(app / "Aptfile").packages]
 

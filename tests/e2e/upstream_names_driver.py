@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from mirror.resolve import uv_binary
+from airgap_mirror.resolve import uv_binary
 from tests.builders.tls import ca_and_cert
 
 NAMES = ("pypi.org", "files.pythonhosted.org")
@@ -110,7 +110,7 @@ def main() -> None:
                POETRY_NO_INTERACTION="1", PIPENV_VENV_IN_PROJECT="1", PIPENV_NOSPIN="1", PIPENV_YES="1",
                PIPENV_CACHE_DIR=str(work / "pipenv-cache"), PIPENV_IGNORE_VIRTUALENVS="1", PIPENV_VERBOSITY="-1")
     env["PATH"] = f"{tools / 'bin'}:{env.get('PATH', '')}"
-    mirror = [sys.executable, "-m", "mirror.cli"]
+    mirror = [sys.executable, "-m", "airgap_mirror.cli"]
 
     # Outside the gap: the upstream under its own names; the apps lock against it with their tools.
     upstream_tree(files, work / "upstream")

@@ -35,7 +35,7 @@ def _sync(index, tmp_path, reqs: str, *flags: str) -> tuple[int, dict]:
     app = tmp_path / "apps" / "app"
     app.mkdir(parents=True, exist_ok=True)
     (app / "requirements.txt").write_text(reqs)
-    proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", str(app), "--store", str(tmp_path / "s"),
+    proc = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "sync", str(app), "--store", str(tmp_path / "s"),
                            "--target", ARM311, "--index-url", index.url + "/simple", "--installers", "", "--json",
                            *flags], capture_output=True, text=True, env=clean_env())
     summary = json.loads(proc.stdout)

@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from mirror.resolve.memo import MAX_AGE, ResolutionMemo, is_deterministic, pages_read
-from mirror.resolve import IndexConfig, uv_compile
-from mirror.store import open_store
-from mirror.sync import SyncOptions, run_sync
-from mirror.resolve.targets import PythonTarget
-from mirror.resolve.upstream import page_digests
+from airgap_mirror.resolve import IndexConfig, uv_compile
+from airgap_mirror.resolve.memo import MAX_AGE, ResolutionMemo, is_deterministic, pages_read
+from airgap_mirror.resolve.targets import PythonTarget
+from airgap_mirror.resolve.upstream import page_digests
+from airgap_mirror.store import open_store
+from airgap_mirror.sync import SyncOptions, run_sync
 from tests.builders import make_sdist, make_wheel, write_simple_index
-from tests.builders.upstreams import StaticServer, X86
+from tests.builders.upstreams import X86, StaticServer
 
 TARGET = f"cp311-{X86}"
 
@@ -208,7 +208,7 @@ def _reader(pages: dict[str, str | None], calls: list[dict[str, tuple]]):
 def test_memo_core(tmp_path: Path):
     pages: dict[str, str | None] = {"https://i/simple/a/": "sha256:1", "https://i/simple/b/": "sha256:2"}
     calls: list[dict[str, tuple]] = []
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     memo = ResolutionMemo(tmp_path, _reader(pages, calls), now=now)
     memo.read(pages)
     assert memo.record("k", pylock=b"lock", error=None, pages=list(pages))
@@ -275,11 +275,11 @@ def test_pages_read_parses_uv_log():
 
 
 def test_gc_removes_expired_records(tmp_path: Path):
-    from mirror.store.health import collect_garbage
-    from mirror.resolve.memo import expired_records
+    from airgap_mirror.maintenance.health import collect_garbage
+    from airgap_mirror.resolve.memo import expired_records
 
     store = open_store(tmp_path / "s", create=True)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     pages = {"https://i/simple/a/": "sha256:1"}
     for key, when in (("a" * 64, now - MAX_AGE - timedelta(hours=1)), ("b" * 64, now)):
         memo = ResolutionMemo(store.cache, _reader(pages, []), now=when)

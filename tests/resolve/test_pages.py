@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mirror.resolve.upstream import FileStatus, parse_project_page
+from airgap_mirror.resolve.upstream import FileStatus, parse_project_page
 
 PAGE = "https://pkgs.example.com/simple/demo/"
 

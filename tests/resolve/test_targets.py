@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from packaging.markers import Marker
 
-from mirror.errors import ConfigError
-from mirror.resolve.targets import PythonTarget
+from airgap_mirror.errors import ConfigError
+from airgap_mirror.resolve.targets import PythonTarget
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_target_pairs_are_targets_not_a_product(apps, upstream, tmp_path):
     from tests.builders.upstreams import ARM, X86, clean_env
 
     def sync(*args: str) -> list[str]:
-        proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", *args, "--store", str(tmp_path / "s"),
+        proc = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "sync", *args, "--store", str(tmp_path / "s"),
                                "--index-url", upstream.url + "/simple", "--installers", "", "--json"],
                               capture_output=True, text=True, env=clean_env(), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
@@ -102,8 +102,8 @@ def test_target_pairs_are_targets_not_a_product(apps, upstream, tmp_path):
 
 @pytest.mark.parametrize("bad", ["3.12", "manylinux2014_aarch64", "3.12:", "2.7:manylinux2014_aarch64", "3.12:windows95"])
 def test_a_bad_target_pair_is_a_one_line_error(bad):
-    from mirror.errors import ConfigError
-    from mirror.resolve.targets import parse_target_pair
+    from airgap_mirror.errors import ConfigError
+    from airgap_mirror.resolve.targets import parse_target_pair
 
     with pytest.raises(ConfigError, match="target|Python|platform"):
         parse_target_pair(bad)
@@ -118,7 +118,7 @@ def test_a_module_name_in_requirements_gets_the_project_name(apps, upstream, tmp
     from tests.builders.upstreams import X86, clean_env
 
     (apps / "shop" / "requirements.txt").write_text("alpha==1.0\nyaml\n")
-    proc = subprocess.run([sys.executable, "-m", "mirror.cli", "sync", str(apps / "shop"), "--store", str(tmp_path / "s"),
+    proc = subprocess.run([sys.executable, "-m", "airgap_mirror.cli", "sync", str(apps / "shop"), "--store", str(tmp_path / "s"),
                            "--python", "3.11", "--platform", X86, "--index-url", upstream.url + "/simple",
                            "--installers", "", "--json"], capture_output=True, text=True, env=clean_env())
     error = json.loads(proc.stdout)["apps"][0]["error"]

@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-import mirror.resolve as resolve
+import airgap_mirror.resolve as resolve
 
 
 @pytest.fixture(autouse=True)

@@ -99,7 +99,7 @@ def _pip(venv: Path, *index_args: str, requirements: Path) -> subprocess.Complet
 
 
 def _uv(venv: Path, cache: Path, *index_args: str, requirements: Path) -> subprocess.CompletedProcess:
-    from mirror.resolve import uv_binary
+    from airgap_mirror.resolve import uv_binary
 
     return subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
                            "--cache-dir", str(cache), *index_args, "-r", str(requirements)],

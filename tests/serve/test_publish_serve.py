@@ -11,9 +11,9 @@ import threading
 import httpx
 import pytest
 
-from mirror.publish import current_tree, publish
-from mirror.serve import make_server, negotiate
-from mirror.publish.simple import JSON_TYPE, IndexFile, render_project_html
+from airgap_mirror.publish import current_tree, publish
+from airgap_mirror.publish.simple import JSON_TYPE, IndexFile, render_project_html
+from airgap_mirror.serve import make_server, negotiate
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_html_is_escaped():
 def test_served_pylock_points_at_the_mirror():
     """uv's lock names upstream URLs; the published one names our tree, by URL or by a path relative
     to /locks/APP/TARGET/pylock.toml; a file the snapshot lacks keeps its reference."""
-    from mirror.publish import served_pylock
+    from airgap_mirror.publish import served_pylock
 
     sha, other = "ab" * 32, "cd" * 32
     lock = (f'[[packages]]\nname = "a"\nwheels = [{{ name = "a-1.0-py3-none-any.whl", url = "https://up/a.whl", '

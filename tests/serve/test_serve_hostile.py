@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from mirror.publish import current_tree, publish
-from mirror.serve import make_server
+from airgap_mirror.publish import current_tree, publish
+from airgap_mirror.serve import make_server
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def _pip(venv: Path, index: str, *extra: str, env: dict | None = None) -> subpro
 
 
 def _uv(venv: Path, index: str, cache: Path, env: dict) -> subprocess.CompletedProcess:
-    from mirror.resolve import uv_binary
+    from airgap_mirror.resolve import uv_binary
 
     return subprocess.run([uv_binary(), "pip", "install", "--no-config", "--python", str(venv / "bin" / "python"),
                            "--index-url", index, "--cache-dir", str(cache),
@@ -86,7 +86,7 @@ def test_auth_lets_the_right_users_in_and_never_logs_a_secret(site, tmp_path):
         right = _pip(venv, srv.with_user("alice", "wonder land".replace(" ", "%20")))
         assert right.returncode == 0, right.stdout + right.stderr
         # uv with its per-index credentials from the environment; the token as the password.
-        from mirror.resolve import uv_binary
+        from airgap_mirror.resolve import uv_binary
 
         uv_venv = make_venv(tmp_path / "uv")
 
@@ -168,7 +168,7 @@ def test_health_metrics_and_caching_headers(site, tmp_path):
 
 
 def test_health_says_503_when_the_tree_is_gone(tmp_path):
-    from mirror.store import Store
+    from airgap_mirror.store import Store
 
     store = Store(tmp_path / "empty").create()
     srv = Server(store.root)
@@ -309,7 +309,7 @@ def test_password_checks_never_hold_up_other_requests_or_tell_which_users_exist(
 
     import bcrypt
 
-    from mirror.serve.auth import Auth
+    from airgap_mirror.serve.auth import Auth
 
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(f"alice:{bcrypt.hashpw(b'right', bcrypt.gensalt(rounds=13)).decode()}\n")

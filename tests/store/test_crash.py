@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror.store import Store
-from tests.builders.upstreams import DATA, X86, clean_env
+from airgap_mirror.store import Store
 from tests.builders.bundles import signed_bundle
 from tests.builders.cli import run_mirror
+from tests.builders.upstreams import DATA, X86, clean_env
 
-MIRROR = [sys.executable, "-m", "mirror.cli"]
+MIRROR = [sys.executable, "-m", "airgap_mirror.cli"]
 
 
 def _kill_after(cmd: list[str], delay: float) -> bool:
@@ -163,8 +163,8 @@ def test_a_catalog_killed_before_its_tables_is_mended(tmp_path: Path) -> None:
 
 _GC_CHILD = r"""
 import os, sys
-from mirror.store import Store
-from mirror.store.health import collect_garbage
+from airgap_mirror.store import Store
+from airgap_mirror.maintenance.health import collect_garbage
 
 limit, seen = int(sys.argv[2]), [0]
 
@@ -230,8 +230,8 @@ def test_gc_killed_at_every_file_removal_leaves_a_store_that_verifies(tmp_path: 
 
 _PUBLISH_CHILD = r"""
 import os, sys
-from mirror.publish import publish
-from mirror.store import Store
+from airgap_mirror.publish import publish
+from airgap_mirror.store import Store
 
 limit, seen = int(sys.argv[2]), [0]
 WRITES = {"os.link", "os.rename", "os.symlink", "os.remove", "os.mkdir"}
@@ -258,7 +258,7 @@ def test_publish_killed_at_sampled_writes_leaves_the_old_tree_or_the_new_one_ser
     served copies), and a rerun publishes the current snapshot."""
     import shutil
 
-    from mirror.publish import published_snapshot
+    from airgap_mirror.publish import published_snapshot
     from tests.builders.upstreams import apt_config
 
     app = tmp_path / "apps" / "a"

@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 
-from mirror.store import distinfo
-from mirror.store.distinfo import read_wheel
+from airgap_mirror.store import distinfo
+from airgap_mirror.store.distinfo import read_wheel
 
 METADATA = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nRequires-Python: >=3.9\n\nA description.\n"
 
@@ -191,8 +191,8 @@ def test_a_stores_zip_sdists_are_read_again_once(tmp_path):
     the next sync reads them again by content, once."""
     import zipfile
 
-    from mirror.store import CatalogFile, open_store
-    from mirror.sync import _correct_sdist_facts
+    from airgap_mirror.store import CatalogFile, open_store
+    from airgap_mirror.sync import _correct_sdist_facts
 
     store = open_store(tmp_path / "s", create=True)
     src = tmp_path / "numpy-1.20.1.zip"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from mirror.store.snapshots import Snapshot
+from airgap_mirror.store.snapshots import Snapshot
 from tests.builders.cli import run_mirror
 from tests.builders.upstreams import DATA, X86
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mirror.store.health import collect_garbage, verify_store
-from mirror.store.history import diff_snapshots, list_snapshots, resolve_snapshot
-from mirror.store import Store
-from tests.builders.upstreams import clean_env
+from airgap_mirror.maintenance.health import collect_garbage, verify_store
+from airgap_mirror.maintenance.history import diff_snapshots, list_snapshots, resolve_snapshot
+from airgap_mirror.store import Store
 from tests.builders.bundles import snapshot_of
 from tests.builders.cli import run_mirror
+from tests.builders.upstreams import clean_env
 
 
 def _pins(store: Store, sid: str, pins: dict[str, str]) -> str:
@@ -82,7 +82,7 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
     store = Store(tmp_path / "s").create()
     snapshot_of(store, [b"x"])
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from mirror.store import Store; s = Store(sys.argv[1]);\n"
+        "import sys, time; from airgap_mirror.store import Store; s = Store(sys.argv[1]);\n"
         "with s.lock('sync'):\n print('locked', flush=True); time.sleep(30)"), str(store.root)],
         stdout=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[2])
     try:
@@ -92,7 +92,7 @@ def test_writer_lock_refuses_a_second_writer(tmp_path: Path) -> None:
         assert "is busy: `mirror sync` (pid" in proc.stderr
         # A writer that waits for the lock says so at once, naming the holder (publish waits 60 s).
         waiter = subprocess.Popen([sys.executable, "-c", (
-            "import sys; from mirror.store import Store; s = Store(sys.argv[1]);\n"
+            "import sys; from airgap_mirror.store import Store; s = Store(sys.argv[1]);\n"
             "with s.lock('publish', wait=1.5): pass"), str(store.root)],
             stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=Path(__file__).parents[2])
         said = waiter.stderr.readline()
@@ -134,7 +134,7 @@ def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None
 
 
 def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> None:
-    from mirror.store.snapshots import referenced_blobs
+    from airgap_mirror.store.snapshots import referenced_blobs
     from tests.builders.bundles import signed_bundle
 
     sid, bundle, pub = signed_bundle(tmp_path, blobs=3, blob_size=1000)
@@ -179,7 +179,7 @@ def test_gc_killed_at_any_point_leaves_a_store_the_rerun_finishes(tmp_path: Path
         db.execute("INSERT INTO blobs (sha256, size, added) VALUES (?, ?, ?)", ("e" * 64, 1, "2026-01-01T00:00:00Z"))
     rng = random.Random(7)
     for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-m", "mirror.cli", "gc", "--keep", "1", "--store", str(store.root)],
+        proc = subprocess.Popen([sys.executable, "-m", "airgap_mirror.cli", "gc", "--keep", "1", "--store", str(store.root)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=clean_env())
         time.sleep(rng.uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)
@@ -193,9 +193,9 @@ def test_gc_killed_at_any_point_leaves_a_store_the_rerun_finishes(tmp_path: Path
 
 
 def test_catalogued_answers_as_pyfile_does_for_many_files_at_once(tmp_path: Path) -> None:
-    """One lookup for a sync's files (mirror.sync asks which are new to the catalog): the same answer
+    """One lookup for a sync's files (airgap_mirror.sync asks which are new to the catalog): the same answer
     as asking `pyfile` for each: a file is known with its name and its blob, under any count."""
-    from mirror.store import CatalogFile
+    from airgap_mirror.store import CatalogFile
 
     store = Store(tmp_path / "s").create()
     files = []
@@ -225,7 +225,7 @@ def test_publish_onto_a_full_disk_is_exit_7_in_one_line(tmp_path: Path) -> None:
     snapshot_of(store, [os.urandom(40_000), os.urandom(40_000)])
     (store.root / "published").mkdir(exist_ok=True)
     script = (f"mount -t tmpfs -o size=64k tmpfs {store.root / 'published'} && "
-              f"exec {sys.executable} -m mirror.cli publish --store {store.root}")
+              f"exec {sys.executable} -m airgap_mirror.cli publish --store {store.root}")
     proc = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, env=clean_env(),
                           cwd=Path(__file__).parents[2])
     assert proc.returncode == 7, proc.stderr[-800:]

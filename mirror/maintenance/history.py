@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mirror.errors import InputError, MirrorError
-from mirror.store import Store
+from airgap_mirror.errors import InputError, MirrorError
+from airgap_mirror.store import Store
 
 __all__ = ["SNAPSHOT_NAMES", "list_snapshots", "resolve_snapshot", "last_exported", "diff_snapshots", "SnapshotDiff"]
 
@@ -14,7 +14,7 @@ __all__ = ["SNAPSHOT_NAMES", "list_snapshots", "resolve_snapshot", "last_exporte
 def last_exported(store: Store, site: str | None = None) -> str | None:
     """The snapshot a destination site was last sent or holds (the base of its next delta), if any,
     as the bundle side's ledger records it."""
-    from mirror.interfaces import bundle_ledger
+    from airgap_mirror.interfaces import bundle_ledger
 
     ledger = bundle_ledger()
     return ledger.last_exported(store, site) if ledger is not None else None
@@ -39,7 +39,7 @@ def resolve_snapshot(store: Store, name: str) -> str:
     holds), or a bundle file (the snapshot it brings). A bad name is an InputError (one line, exit 2)."""
     from pathlib import Path
 
-    from mirror.interfaces import bundle_ledger
+    from airgap_mirror.interfaces import bundle_ledger
 
     name = name.strip()
     if name == "current":
@@ -48,7 +48,7 @@ def resolve_snapshot(store: Store, name: str) -> str:
             raise InputError("the store has no snapshot yet: run `mirror sync` (or import a bundle) first")
         return sid
     if name == "previous":
-        ids = [s["id"] for s in list_snapshots(store)]
+        ids: list[str] = [s["id"] for s in list_snapshots(store)]
         cur = store.ref("current")
         before = ids[: ids.index(cur)] if cur in ids else ids[:-1]
         if not before:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirror.resolve.memo import expired_records
-from mirror.store.snapshots import Snapshot
-from mirror.store import Store
+from airgap_mirror.resolve.memo import expired_records
+from airgap_mirror.store import Store
+from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport", "repair_store", "RepairReport"]
 
@@ -39,7 +39,7 @@ class VerifyReport:
                 "problems": self.problems}
 
 
-def _hash_file(path: os.PathLike[str]) -> tuple[str, int]:
+def _hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0
     with open(path, "rb", buffering=0) as fh:
@@ -68,7 +68,7 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
     workers = jobs or min(8, (os.cpu_count() or 2))
     # hashlib releases the GIL on large updates: threads hash files in parallel.
     with cf.ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, (digest, size) in zip(blobs, pool.map(_hash_file, blobs)):
+        for path, (digest, size) in zip(blobs, pool.map(_hash_file, blobs), strict=False):
             report.blobs_checked += 1
             report.bytes_checked += size
             on_bytes(size)
@@ -113,9 +113,9 @@ def _tree_files(tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, s
             if not shas:
                 continue
             here = os.path.basename(folder)
-            sha = here if here in shas else shas[0] if len(shas) == 1 else None
-            if sha is not None:
-                out.append((os.path.join(folder, name), sha))
+            found = here if here in shas else shas[0] if len(shas) == 1 else None
+            if found is not None:
+                out.append((os.path.join(folder, name), found))
     return out
 
 
@@ -147,7 +147,7 @@ def relink_published(store: Store) -> list[str]:
     """Every published tree's copy of a file that is not its blob's bytes, put back from the blob
     (hard link, else copy; renamed over the old one): what `verify --repair` does once the blobs are
     whole, so what clients get is whole too. The paths mended, relative to the published folder."""
-    from mirror.publish import link_or_copy, tree_snapshot
+    from airgap_mirror.publish import link_or_copy, tree_snapshot
 
     mended = []
     trees = store.published / "trees"
@@ -169,7 +169,7 @@ def relink_published(store: Store) -> list[str]:
 def _check_published(store: Store, report: VerifyReport) -> None:
     """The served tree: it names an existing snapshot, and holds each of its files whole (Python,
     APT and conda files: by inode where it links the blob, else by hash)."""
-    from mirror.publish import current_tree, published_snapshot
+    from airgap_mirror.publish import current_tree, published_snapshot
 
     link = store.published / "current"
     if link.is_symlink() and current_tree(store) is None:
@@ -214,9 +214,9 @@ def collect_garbage(store: Store, *, keep: int = 5, dry_run: bool = False) -> Gc
     """Keep the newest `keep` snapshots, the current one, the published one and each site's last exported one;
     remove every other snapshot, every blob none of the kept ones references, and leftover temp files.
     Call with the store lock held."""
-    from mirror.interfaces import bundle_ledger
-    from mirror.store.history import list_snapshots
-    from mirror.publish import published_snapshot
+    from airgap_mirror.interfaces import bundle_ledger
+    from airgap_mirror.maintenance.history import list_snapshots
+    from airgap_mirror.publish import published_snapshot
 
     report = GcReport(dry_run=dry_run)
     snaps = [s["id"] for s in list_snapshots(store)]
@@ -310,7 +310,7 @@ def _file_records(store: Store) -> dict[str, dict[str, Any]]:
 
 def _importing_bundles(store: Store, sha: str) -> list[str]:
     """Imported bundles whose snapshot needs `sha`, as the bundle side's ledger records them."""
-    from mirror.interfaces import bundle_ledger
+    from airgap_mirror.interfaces import bundle_ledger
 
     ledger = bundle_ledger()
     rows = ledger.imported(store) if ledger is not None else []
@@ -325,7 +325,7 @@ def _importing_bundles(store: Store, sha: str) -> list[str]:
 def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) -> RepairReport:
     """Put back what verify found corrupt or missing: from upstream (a synced store), from the build
     cache (git and local packages), else say which bundle to re-import. Call with the store lock held."""
-    from mirror.fetch import FetchItem, fetch_all
+    from airgap_mirror.fetch import FetchItem, fetch_all
 
     rep = RepairReport()
     for sha in report.corrupt:
