@@ -14,6 +14,7 @@ from airgap_mirror.interfaces import SbomHook, SyncOptionHook
 
 if TYPE_CHECKING:
     from airgap_mirror.store import Store
+    from airgap_mirror.store.model import SectionFile
 
 __all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
@@ -125,7 +126,7 @@ SYNC_OPTIONS = SyncOptionHook(extension="apt", collect=_collect, parameters=(
 ))
 
 
-def _describe(meta: Mapping[str, Any]) -> tuple[str, str, str]:
+def _describe(meta: SectionFile) -> tuple[str, str, str]:
     """A .deb as an SBOM component: (package, version, purl `pkg:deb/debian/NAME@VERSION?arch=ARCH`)."""
     from urllib.parse import quote
 

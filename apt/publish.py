@@ -24,11 +24,11 @@ import lzma
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from airgap_mirror.publish import current_tree, link_or_copy
 from airgap_mirror.publish.layout import Rule, Stage, TreeLayout
 from airgap_mirror.store import Store
+from airgap_mirror.store.model import SectionFile, SectionTarget
 from airgap_mirror.store.names import safe_join
 from airgap_mirror.store.snapshots import Snapshot
 
@@ -64,13 +64,15 @@ def _pool_path(sha: str, filename: str) -> str:
     return f"pool/main/{sha[:2]}/{sha}/{filename}"
 
 
-def _packages_text(files: Mapping[str, Mapping[str, Any]], shas: set[str]) -> str:
-    entries = sorted((files[s]["package"], files[s]["version"], files[s]["architecture"], s) for s in shas)
+def _packages_text(files: Mapping[str, SectionFile], shas: set[str]) -> str:
+    """The Packages index of these .debs: each one's stanza (the plug-in's own field) with its pool path."""
+    entries = sorted((str(files[s].get("package")), str(files[s].get("version")), str(files[s].get("architecture")), s)
+                     for s in shas)
     out = []
     for _, _, _, sha in entries:
         meta = files[sha]
-        raw = meta["stanza"].strip("\n")
-        new = f"Filename: {_pool_path(sha, meta['filename'])}"
+        raw = str(meta.get("stanza", "")).strip("\n")
+        new = f"Filename: {_pool_path(sha, meta.filename or sha)}"
         raw = _FILENAME.sub(new, raw, count=1) if _FILENAME.search(raw) else raw + "\n" + new
         out.append(raw)
     return "\n\n".join(out) + "\n" if out else ""
@@ -85,8 +87,8 @@ def _previous_by_hash(store: Store, distro: str) -> list[Path]:
 
 
 def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
-    section = snapshot.sections.get("apt") or {}
-    files = section.get("files") or {}
+    section = snapshot.section("apt")
+    files = section.files
     if not files:
         return
     key = signing_key(store)
@@ -95,21 +97,21 @@ def publish_apt(store: Store, snapshot: Snapshot, root: Path) -> None:
     repo = root / "debian"
     # target → component → files: Debian's in main, each app's third-party ones in its own.
     by_target: dict[str, dict[str, set[str]]] = {
-        tid: {"main": {s for s in (t.get("base_updates") or {}).get("files", []) if s in files}}
-        for tid, t in (section.get("targets") or {}).items()}
-    for name, app in snapshot.apps.items():
-        for tid, entry in (app.get("apt") or {}).items():
+        tid: {"main": {s for s in t.files() if s in files}}  # (its parts: the base's updates)
+        for tid, t in section.targets.items()}
+    for name in snapshot.apps:
+        for tid, entry in snapshot.app_part(name, "apt").items():
             comps = by_target.setdefault(tid, {"main": set()})
-            for s in entry.get("files", []):
+            for s in entry.files:
                 if s in files:
                     comps.setdefault(app_component(name) if files[s].get("third_party") else "main", set()).add(s)
     for sha, meta in files.items():
-        link_or_copy(store.blob_path(sha), safe_join(repo, *_pool_path(sha, meta["filename"]).split("/")))
+        link_or_copy(store.blob_path(sha), safe_join(repo, *_pool_path(sha, meta.filename or sha).split("/")))
 
     distros: dict[str, dict[str, dict[str, set[str]]]] = {}
     for tid, comps in by_target.items():
-        t = section["targets"].get(tid) or {}
-        distro, arch = t.get("distro") or tid.rsplit("-", 1)[0], t.get("arch") or tid.rsplit("-", 1)[1]
+        t = section.targets.get(tid) or SectionTarget()
+        distro, arch = str(t.get("distro") or tid.rsplit("-", 1)[0]), str(t.get("arch") or tid.rsplit("-", 1)[1])
         for comp, shas in comps.items():
             distros.setdefault(distro, {}).setdefault(arch, {}).setdefault(comp, set()).update(shas)
 

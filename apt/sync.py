@@ -21,6 +21,7 @@ from airgap_mirror.errors import ConfigError, InputError, IntegrityError, Mirror
 from airgap_mirror.fetch import FetchItem, get_bytes
 from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
 from airgap_mirror.store import atomic_write
+from airgap_mirror.store.model import AppTarget, Section
 from airgap_mirror.urls import redact, strip_credentials
 
 from .aptfile import Aptfile, read_aptfile
@@ -100,9 +101,9 @@ class AptSync:
         targets = [AptTarget(distro=d, arch=a) for d in (opts.get("distros") or [DEFAULT_DISTRO])
                    for a in (opts.get("architectures") or [DEFAULT_ARCH])]
         cache = store.cache / "apt"
-        prev_section = ctx.previous.sections.get("apt", {}) if ctx.previous else {}
-        prev = prev_section.get("files", {})
-        prev_by_url = {m["url"]: (sha, m) for sha, m in prev.items() if m.get("from_url")}
+        prev_section = ctx.previous.section("apt") if ctx.previous else Section()
+        prev = prev_section.files
+        prev_by_url = {str(m.get("url")): (sha, m.to_dict()) for sha, m in prev.items() if m.get("from_url")}
 
         # Aptfiles, and .debs named by URL (downloaded once; a URL is taken as immutable, like a pin).
         parsed: dict[str, list[Aptfile]] = {}
@@ -174,20 +175,22 @@ class AptSync:
                 bases[target.id] = self._base(opts, lambda: universe(target, sources))
             return bases[target.id]
 
-        prev_apps = ctx.previous.apps if ctx.previous else {}
-        prev_targets = prev_section.get("targets", {})
+        prev_targets = prev_section.targets
 
-        def restore(app: str, tid: str, old: Mapping[str, Any], target_default: Mapping[str, Any]) -> None:
+        def prev_part(app: str) -> Mapping[str, AppTarget]:
+            return ctx.previous.app_part(app, "apt") if ctx.previous else {}
+
+        def restore(app: str, tid: str, old: AppTarget, target_default: Mapping[str, Any]) -> None:
             """`app`'s previous closure for `tid` kept as it was, with its files and its target."""
-            out.app_entries.setdefault(app, {})[tid] = old
-            files.update((s, prev[s]) for s in old.get("files", []) if s in prev)
-            section_targets.setdefault(tid, prev_targets.get(tid, target_default))
+            out.app_entries.setdefault(app, {})[tid] = old.to_dict()
+            files.update((s, f.to_dict()) for s, f in prev_section.files_of(old.files).items())
+            section_targets.setdefault(tid, prev_targets[tid].to_dict() if tid in prev_targets else dict(target_default))
 
         def upstream_fault(app: str, target: AptTarget, exc: MirrorError) -> None:
             """An archive that fails verification fails only this app's target: it keeps its previous
             closure (with a warning naming suite and file), and the app's other targets go on."""
-            old = prev_apps.get(app, {}).get("apt", {}).get(target.id)
-            if old is None or any(s not in prev for s in old.get("files", [])):
+            old = prev_part(app).get(target.id)
+            if old is None or not prev_section.has_files(old):
                 out.app_errors.setdefault(app, f"apt {target.id}: {exc}")
                 return
             restore(app, target.id, old, {"distro": target.distro, "arch": target.arch})
@@ -250,8 +253,8 @@ class AptSync:
                         out.app_errors[app.name] = str(exc)
                     continue
                 if target.id in left_out:
-                    old = prev_apps.get(app.name, {}).get("apt", {}).get(target.id)
-                    if old is not None and all(s in prev for s in old.get("files", [])):
+                    old = prev_part(app.name).get(target.id)
+                    if old is not None and prev_section.has_files(old):
                         # Never a closure older than the one mirrored, for want of a suite.
                         upstream_fault(app.name, target, _ArchiveFault("; ".join(
                             f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))))
@@ -285,18 +288,18 @@ class AptSync:
         out.fetch(ctx, items, "downloading .debs", started=start_cache_writes)  # (marshal holds the lock: after the starts)
         finish_cache_writes()
 
-        # Failed apps keep what the previous snapshot had for them.
+        # Failed apps keep what the previous snapshot had for them (each target whose files it still has).
         for name in out.app_errors:
             out.app_entries.pop(name, None)
-            old = prev_apps.get(name, {}).get("apt")
-            if old:
+            kept = {tid: t for tid, t in prev_part(name).items() if prev_section.carry({tid: t}) is not None}
+            if kept:
                 out.kept_previous.add(name)
-                for tid, entry in old.items():
-                    restore(name, tid, entry, {})
+                for tid, old in kept.items():
+                    restore(name, tid, old, {})
         bad = {s for s in (i.sha256 for i in items) if not ctx.store.has_blob(s)}
         for tid, t in list(section_targets.items()):
             shas = (t.get("base_updates") or {}).get("files", [])
-            files.update((s, prev[s]) for s in shas if s not in files and s in prev)  # a target kept as it was
+            files.update((s, prev[s].to_dict()) for s in shas if s not in files and s in prev)  # a target kept as it was
             if bad & set(shas) or any(s not in files for s in shas):  # left out, with a warning
                 section_targets[tid] = {k: v for k, v in t.items() if k != "base_updates"}
                 out.warnings.append(f"apt {tid}: the base's updates are not mirrored (a file could not be fetched)")

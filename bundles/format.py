@@ -51,7 +51,9 @@ def blob_member(sha: str) -> str:
 def build_manifest(*, snapshot: Mapping[str, Any], snapshot_id: str, created: str, signer: str, sequence: int,
                    blobs: list[tuple[str, int]], base_snapshot: str | None, site: str = "default",
                    requires: list[str] | None = None, sbom: str | None = None) -> bytes:
-    """The canonical manifest bytes; the same inputs give the same bytes (and bundle id)."""
+    """The canonical manifest bytes; the same inputs give the same bytes (and bundle id). `snapshot` is
+    the document as stored (its sha256 is `snapshot_id`): carried as it is."""
+    snap = Snapshot.from_dict(snapshot)
     doc: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -67,13 +69,7 @@ def build_manifest(*, snapshot: Mapping[str, Any], snapshot_id: str, created: st
         "snapshot": snapshot,
         "blobs": [[sha, size] for sha, size in blobs],
         "blob_bytes": sum(size for _, size in blobs),
-        "summary": {
-            "apps": sorted(snapshot.get("apps", {})),
-            "targets": sorted([*snapshot.get("targets", {}),
-                               *(t for sec in snapshot.values() if isinstance(sec, Mapping)
-                                 for t in (sec.get("targets", {}) if "files" in sec else {}))]),
-            "files": len(blobs),
-        },
+        "summary": {"apps": sorted(snap.apps), "targets": snap.target_ids(), "files": len(blobs)},
     }
     doc["bundle_id"] = hashlib.sha256(canonical_json(doc)).hexdigest()[:32]
     return canonical_json(doc)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from airgap_mirror.apps import AppSpec
     from airgap_mirror.store import Store
+    from airgap_mirror.store.model import SectionFile
     from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["Reporter", "QuietReporter", "SyncContext", "ExtensionOutcome", "SyncExtension", "Publisher",
@@ -139,7 +140,7 @@ class SbomHook:
     (name, version, purl) for one of the section's files."""
 
     section: str
-    describe: Callable[[Mapping[str, Any]], tuple[str, str, str]]
+    describe: Callable[[SectionFile], tuple[str, str, str]]
 
 
 class BundleLedger(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.parser
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -38,29 +37,26 @@ def components(snap: Snapshot) -> list[dict[str, Any]]:
 
     needed: dict[str, set[str]] = {}
     for app, entry in snap.apps.items():
-        for tid, t in (entry.get("targets") or {}).items():
-            for sha in t.get("files", []):
+        for tid, t in entry.all_targets():  # Python's by id, a plug-in's as SECTION:TARGET
+            for sha in t.files:
                 needed.setdefault(sha, set()).add(f"{app}/{tid}")
-        for key, part in entry.items():
-            if key != "targets" and isinstance(part, Mapping):
-                for tid, t in part.items():
-                    for sha in (t.get("files", []) if isinstance(t, Mapping) else []):
-                        needed.setdefault(sha, set()).add(f"{app}/{key}:{tid}")
-    for role in ("installers", "build"):  # per target: pip/setuptools for the target, sdists' build requirements
-        for tid, shas in (snap.python.get(role) or {}).items():
+    # per target: pip/setuptools for the target, sdists' build requirements
+    for role, groups in (("installers", snap.python.installers), ("build", snap.python.build)):
+        for tid, shas in groups.items():
             for sha in shas:
                 needed.setdefault(sha, set()).add(f"{role}/{tid}")
     out = []
-    for sha, meta in snap.python.get("files", {}).items():
-        out.append({"purl": _pypi_purl(meta["project"], meta["version"], meta["filename"]), "name": meta["project"],
-                    "version": meta["version"], "sha256": sha, "size": meta.get("size"), "kind": "python",
-                    "needed_by": sorted(needed.get(sha, ())), "metadata_sha256": meta.get("metadata_sha256")})
+    for sha, meta in snap.python.files.items():
+        project, version = meta.project or "", meta.version or ""
+        out.append({"purl": _pypi_purl(project, version, meta.filename), "name": project,
+                    "version": version, "sha256": sha, "size": meta.size, "kind": "python",
+                    "needed_by": sorted(needed.get(sha, ())), "metadata_sha256": meta.metadata_sha256})
     hooks = {h.section: h for h in sbom_hooks()}
     for name, section in snap.sections.items():
         hook = hooks.get(name)
-        for sha, meta in section.get("files", {}).items():
-            pname, version, purl = hook.describe(meta) if hook else (meta.get("filename", sha), "", f"pkg:generic/{sha}")
-            out.append({"purl": purl, "name": pname, "version": version, "sha256": sha, "size": meta.get("size"),
+        for sha, f in section.files.items():
+            pname, pversion, purl = hook.describe(f) if hook else (f.filename or sha, "", f"pkg:generic/{sha}")
+            out.append({"purl": purl, "name": pname, "version": pversion, "sha256": sha, "size": f.size,
                         "kind": name, "needed_by": sorted(needed.get(sha, ())), "metadata_sha256": None})
     return sorted(out, key=lambda c: (c["purl"], c["sha256"]))
 

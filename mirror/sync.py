@@ -48,6 +48,7 @@ from airgap_mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, 
 from airgap_mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON, PythonTarget
 from airgap_mirror.resolve.upstream import FileStatus, page_digests, page_url, project_pages
 from airgap_mirror.store import CatalogFile, Store
+from airgap_mirror.store.model import AppEntry, AppTarget, DirectRef, PythonFile, PythonPart, Section, TargetEntry
 from airgap_mirror.store.snapshots import Snapshot
 from airgap_mirror.urls import redact_text, strip_credentials
 
@@ -404,12 +405,13 @@ def _sdist_pages(previous: Snapshot | None, jobs: list[_Job]) -> set[str]:
     if previous is None:
         return set()
     kinds: dict[tuple[str, str], set[str]] = {}
-    for f in previous.python.get("files", {}).values():
-        kinds.setdefault((canonicalize_name(f.get("project", "")), f.get("version", "")), set()).add(f.get("kind", ""))
+    for f in previous.python.files.values():
+        kinds.setdefault((canonicalize_name(f.project or ""), f.version or ""), set()).add(f.kind or "")
     out: set[str] = set()
     for job in jobs:
-        entry = previous.apps.get(job.key[0], {}).get("targets", {}).get(job.target.id, {})
-        for name, version, *_ in entry.get("packages", []):
+        app = previous.apps.get(job.key[0])
+        entry = app.targets.get(job.target.id) if app is not None else None
+        for name, version in (entry.package_versions() if entry is not None else {}).items():
             if kinds.get((canonicalize_name(name), version)) == {"sdist"}:
                 out.update(page_url(u, name) for u in job.index.search_order)
     return out
@@ -1000,34 +1002,34 @@ def _load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], l
 class _PythonPart:
     """Step 4's result: the Python side of the snapshot."""
 
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    apps: dict[str, Any] = field(default_factory=dict)
-    installers: dict[str, list[str]] = field(default_factory=dict)
-    build: dict[str, list[str]] = field(default_factory=dict)
+    files: dict[str, PythonFile] = field(default_factory=dict)
+    apps: dict[str, AppEntry] = field(default_factory=dict)
+    installers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    build: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def add_files(self, store: Store, pins: list[Pin]) -> list[str]:
+    def add_files(self, store: Store, pins: list[Pin]) -> tuple[str, ...]:
         """Record each pin's files as the snapshot describes them; their sha256s, sorted."""
         shas = []
         for pin in pins:
             for f in pin.files:
                 entry = _catalog(store, pin, f)
-                self.files[f.sha256] = {
-                    "filename": entry.filename, "project": entry.project, "version": entry.version,
-                    "kind": entry.kind, "size": entry.size, "url": entry.url,
-                    "requires_python": entry.requires_python, "yanked": entry.yanked,
-                    "upload_time": entry.upload_time, "metadata_sha256": entry.metadata_sha256,
-                }
-                if entry.metadata_sha256:
-                    self.files[f.sha256]["metadata_size"] = store.blob_size(entry.metadata_sha256)
+                self.files[f.sha256] = PythonFile.new(
+                    filename=entry.filename, project=entry.project, version=entry.version, kind=entry.kind,
+                    size=entry.size, url=entry.url, requires_python=entry.requires_python, yanked=entry.yanked,
+                    upload_time=entry.upload_time, metadata_sha256=entry.metadata_sha256,
+                    metadata_size=store.blob_size(entry.metadata_sha256) if entry.metadata_sha256 else None)
                 shas.append(f.sha256)
-        return sorted(shas)
+        return tuple(sorted(shas))
+
+    def python(self) -> PythonPart:
+        return PythonPart(files=self.files, installers=self.installers, build=self.build)
 
 
 def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: AppResult, part: _PythonPart,
                resolved: Mapping[tuple[str, str], tuple[bytes, list[Pin]] | MirrorError], got: _Fetched,
-               dists: Mapping[int, DirectDist], served: dict[str, str]) -> dict[str, Any] | None:
+               dists: Mapping[int, DirectDist], served: dict[str, str]) -> AppEntry | None:
     """One app's snapshot entry (locks and files per target), or None with `result` failed."""
-    entry_targets: dict[str, Any] = {}
+    entry_targets: dict[str, AppTarget] = {}
     failed_here: list[str] = []
     for t in targets:
         res = resolved.get((app.name, t.id))
@@ -1050,19 +1052,18 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
         origins = {d.key: f"{d.origin} ({Path(app.requirements[i].source).name}:{app.requirements[i].lineno})"
                    for i, d in dists.items()}
         req_lock = render_requirements_lock(app.name, t, pins, origins).encode("utf-8")
-        entry_targets[t.id] = {"pylock": store.put_bytes(pylock), "requirements_lock": store.put_bytes(req_lock),
-                               "packages": [[p.name, p.version] for p in pins], "files": part.add_files(store, pins)}
+        entry_targets[t.id] = AppTarget.new(
+            pylock=store.put_bytes(pylock), requirements_lock=store.put_bytes(req_lock),
+            packages=tuple((p.name, str(p.version)) for p in pins), files=part.add_files(store, pins))
     if failed_here:
         result.ok, result.error = False, "\n".join(failed_here)
         return None
-    entry: dict[str, Any] = {"targets": entry_targets, "conda_not_mirrored": sorted(result.conda_not_mirrored)}
-    if dists:
-        entry["direct"] = [
-            {"line": f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
-             "ref": app.requirements[i].direct.display, "project": d.name, "version": d.version,  # type: ignore[union-attr]
-             "origin": d.origin, "commit": d.commit}
-            for i, d in sorted(dists.items())]
-    return entry
+    direct = tuple(
+        DirectRef(line=f"{Path(app.requirements[i].source).name}:{app.requirements[i].lineno}",
+                  ref=ref.display if (ref := app.requirements[i].direct) is not None else None,
+                  project=d.name, version=d.version, origin=d.origin, commit=d.commit)
+        for i, d in sorted(dists.items()))
+    return AppEntry.new(targets=entry_targets, conda_not_mirrored=tuple(sorted(result.conda_not_mirrored)), direct=direct)
 
 
 def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list[PythonTarget]]],
@@ -1086,14 +1087,12 @@ def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list
         if entry is not None:
             part.apps[app.name] = entry
     # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
-    old_apps = previous.apps if previous else {}
-    old_files = previous.python.get("files", {}) if previous else {}
     for name, result in results.items():
-        if not result.ok and name not in part.apps and name in old_apps:
-            part.apps[name] = old_apps[name]
+        kept = previous.kept_app(name) if previous is not None and not result.ok and name not in part.apps else None
+        if kept is not None:
+            part.apps[name], files = kept
+            part.files.update(files)
             result.kept_previous = True
-            for t in old_apps[name].get("targets", {}).values():
-                part.files.update((s, old_files[s]) for s in t.get("files", []) if s in old_files)
     for t in all_targets:
         res = resolved.get(("installers", t.id))
         if isinstance(res, tuple) and not any(f.sha256 in got.bad_files for p in res[1] for f in p.files):
@@ -1102,7 +1101,7 @@ def _python_part(store: Store, opts: SyncOptions, apps: list[tuple[AppSpec, list
             got.errors.append(f"installers for {t.id}: {res}")
     for tid, pins in got.build_pins.items():
         good = [p for p in pins if all(f.sha256 not in got.bad_files for f in p.files)]
-        part.build[tid] = sorted(set(part.add_files(store, good)))
+        part.build[tid] = tuple(sorted(set(part.add_files(store, good))))
     return part
 
 
@@ -1116,7 +1115,7 @@ def _merge_extension(name: str, outcome: ExtensionOutcome, part: _PythonPart, re
     warnings.extend(outcome.warnings)
     for app, entry in outcome.app_entries.items():
         if app in part.apps:
-            part.apps[app][name] = entry
+            part.apps[app] = part.apps[app].with_part(name, {tid: AppTarget.from_dict(t) for tid, t in entry.items()})
         results[app].targets.extend(t for t in entry if t not in results[app].targets)
     for app, msg in outcome.app_errors.items():
         r = results[app]
@@ -1133,30 +1132,27 @@ def _kept_targets(part: _PythonPart, previous: Snapshot | None) -> dict[str, set
     out: dict[str, set[str]] = {}
     for name, entry in part.apps.items():
         old = previous.apps.get(name) if previous is not None else None
-        if not old or entry is old:
+        if old is None or entry is old:
             continue
-        keep = {t for t in old.get("targets") or {} if t not in (entry.get("targets") or {})}
-        keep |= {f"{sec}:{t}" for sec in (previous.sections if previous else {}) for t in (old.get(sec) or {})
-                 if t not in (entry.get(sec) or {})}
+        keep = {tid for tid, _t in old.all_targets()} - {tid for tid, _t in entry.all_targets()}
         if keep:
             out[name] = keep
     return out
 
 
-def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, dict[str, Any]], all_targets: list[PythonTarget],
+def _snapshot(store: Store, part: _PythonPart, sections: Mapping[str, Section], all_targets: list[PythonTarget],
               previous: Snapshot | None, any_app: bool, kept: Sequence[str],
               kept_targets: Mapping[str, set[str]]) -> tuple[str | None, list[str], int]:
     """Step 6: the snapshot recorded (when some app has an entry): its id, targets and file count.
     The apps `kept` (of the store, not named by this sync) come over from `previous` as they were,
     and so do the `kept_targets` of the apps synced."""
-    target_map = {t.id: t.to_dict() for t in all_targets}
+    target_map = {t.id: TargetEntry(id=t.id, python=t.python, platform=t.platform) for t in all_targets}
     for app_entry in part.apps.values():
-        for tid in app_entry.get("targets", {}):
+        for tid in app_entry.targets:
             if tid not in target_map and previous:
-                target_map[tid] = previous.targets.get(tid, {"id": tid})
-    snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps,
-                    python={"files": part.files, "installers": part.installers, "build": part.build},
-                    sections={name: section for name, section in sections.items() if section}, extra={})
+                target_map[tid] = previous.targets.get(tid) or TargetEntry(id=tid, absent=frozenset({"python", "platform"}))
+    snap = Snapshot(format_version=SNAPSHOT_FORMAT, targets=target_map, apps=part.apps, python=part.python(),
+                    sections=dict(sections))
     if (kept or kept_targets) and previous is not None:
         snap = snap.merged_over(previous.restricted_to([*kept, *kept_targets], kept_targets))
     files, nbytes = snap.counts()
@@ -1224,12 +1220,13 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         # 4. Locks and files; 5. each extension's part, once it is done.
         part = _python_part(store, opts, apps, all_targets, results, resolved, prepared, got, previous)
         clock.lap("catalog")
-        sections: dict[str, dict[str, Any]] = {}
+        sections: dict[str, Section] = {}
         warnings: list[str] = []
         for ext, future in extensions.result():
             outcome, took = future.result()
             clock.note(f"{ext.name} (alongside)", took)
-            sections[ext.name] = outcome.section
+            if outcome.section:  # (a plug-in with nothing mirrored has no section)
+                sections[ext.name] = Section.from_dict(outcome.section)
             _merge_extension(ext.name, outcome, part, results, got, warnings)
         clock.lap("wait for extensions")
     # 6. The snapshot, with the store's other apps as they were (unless pruned).

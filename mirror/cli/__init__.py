@@ -28,6 +28,7 @@ from airgap_mirror.cli.common import (
 from airgap_mirror.cli.config import EXAMPLE_CONFIG, Config
 from airgap_mirror.errors import ConfigError, InputError, MirrorError, StoreError
 from airgap_mirror.store import open_store
+from airgap_mirror.store.model import PythonFile
 from airgap_mirror.urls import redact_text
 
 if TYPE_CHECKING:
@@ -501,8 +502,10 @@ def lock(
         _, root = config_and_store(config, store)
         st = open_store(root)
         snap = st.snapshot(resolve_snapshot(st, snapshot))
-        tid, entry = choose_target(snap, app_dir, python, platform)
-        data = st.blob_path(entry["requirements_lock"]).read_bytes()
+        tid, part = choose_target(snap, app_dir, python, platform)
+        if not part.requirements_lock:
+            raise InputError(f"{tid}: the snapshot has no requirements lock for this target")
+        data = st.blob_path(part.requirements_lock).read_bytes()
     if output is None:
         sys.stdout.write(data.decode("utf-8"))
     else:
@@ -613,12 +616,8 @@ def apps_list(ctx: typer.Context, store: StoreOpt = None, config: ConfigOpt = No
         folders = st.app_folders()
     rows: list[dict[str, Any]] = []
     for name, entry in sorted((snap.apps if snap else {}).items()):
-        targets = sorted({*(entry.get("targets") or {}),
-                          *(f"{k}:{t}" for k, v in entry.items() if k != "targets" and isinstance(v, dict) for t in v)})
-        files = {s for t in (entry.get("targets") or {}).values() for s in t.get("files", [])}
-        files |= {s for k, v in entry.items() if k != "targets" and isinstance(v, dict)
-                  for t in v.values() if isinstance(t, dict) for s in t.get("files", [])}
-        rows.append({"name": name, "targets": targets, "files": len(files), "folder": folders.get(name)})
+        targets = sorted(tid for tid, _t in entry.all_targets())
+        rows.append({"name": name, "targets": targets, "files": len(entry.files()), "folder": folders.get(name)})
     if as_json:
         print(json.dumps({"snapshot": sid, "apps": rows}, indent=2))
         return
@@ -822,8 +821,9 @@ def _verify_buckets(store: Path | None, config: Path | None, targets: list[str],
                 files = st.snapshot(sid).files()
             except (StoreError, FileNotFoundError, ValueError):
                 return None
-            out: dict[str, int | None] = {sha: m.get("size") for sha, m in files.items()}
-            out.update((m["metadata_sha256"], None) for m in files.values() if m.get("metadata_sha256"))
+            out: dict[str, int | None] = {sha: m.size for sha, m in files.items()}
+            out.update((m.metadata_sha256, None) for m in files.values()
+                       if isinstance(m, PythonFile) and m.metadata_sha256)
             return out
 
         reports = []

@@ -13,12 +13,12 @@ host's.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airgap_mirror.interfaces import SbomHook
+    from airgap_mirror.store.model import SectionFile
 
 __all__ = ["CondaTarget", "conda_target", "channel_url", "channel_folder"]
 
@@ -76,13 +76,13 @@ def channel_folder(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", last)
 
 
-def _describe(meta: Mapping[str, Any]) -> tuple[str, str, str]:
+def _describe(meta: SectionFile) -> tuple[str, str, str]:
     """A conda package as an SBOM component: (name, version, purl `pkg:conda/NAME@VERSION?build=...`),
     the purl spec's conda type with its build, channel and subdir qualifiers."""
     from urllib.parse import quote
 
     name, version = str(meta.get("name", "")), str(meta.get("version", ""))
-    qualifiers = "&".join(f"{k}={quote(str(meta[src]), safe='')}" for k, src in
+    qualifiers = "&".join(f"{k}={quote(str(meta.get(src)), safe='')}" for k, src in
                           (("build", "build"), ("channel", "channel"), ("subdir", "subdir")) if meta.get(src))
     return name, version, f"pkg:conda/{quote(name)}@{quote(version, safe='')}" + (f"?{qualifiers}" if qualifiers else "")
 

@@ -48,19 +48,18 @@ def folders(channels: set[str]) -> dict[str, str]:
 
 
 def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
-    section = snapshot.sections.get("conda") or {}
-    files: dict[str, dict[str, Any]] = section.get("files") or {}
+    files = snapshot.section("conda").files  # each file's channel, subdir and repodata record are the plug-in's own
     if not files:
         return
-    where = folders({m["channel"] for m in files.values()})
+    where = folders({str(m.get("channel")) for m in files.values()})
     repodata: dict[tuple[str, str], dict[str, Any]] = {}
     for sha, meta in files.items():
-        folder, subdir, name = where[meta["channel"]], meta["subdir"], meta["filename"]
+        folder, subdir, name = where[str(meta.get("channel"))], str(meta.get("subdir")), meta.filename or sha
         link_or_copy(store.blob_path(sha), safe_join(root, "conda", folder, subdir, name))
         key = "packages.conda" if name.endswith(".conda") else "packages"
         doc = repodata.setdefault((folder, subdir), {"info": {"subdir": subdir}, "packages": {}, "packages.conda": {},
                                                      "removed": [], "repodata_version": 1})
-        doc[key][name] = meta["record"]
+        doc[key][name] = meta.get("record")
     for folder in set(where.values()):
         repodata.setdefault((folder, "noarch"), {"info": {"subdir": "noarch"}, "packages": {}, "packages.conda": {},
                                                  "removed": [], "repodata_version": 1})
@@ -75,13 +74,13 @@ def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
 
     base = base_url(store)
     prefix = f"{base}/conda" if base else "../../../conda"
-    for app, entry in snapshot.apps.items():
-        for tid, t in (entry.get("conda") or {}).items():
+    for app in snapshot.apps:
+        for tid, t in snapshot.app_part(app, "conda").items():
             lines = [f"# {app} for {tid}: conda create --name {app} --file conda-explicit.txt", "@EXPLICIT"]
-            for sha in t.get("files", []):
+            for sha in t.files:
                 rec = files.get(sha)
                 if rec is not None:
-                    lines.append(f"{prefix}/{where[rec['channel']]}/{rec['subdir']}/{rec['filename']}#{sha}")
+                    lines.append(f"{prefix}/{where[str(rec.get('channel'))]}/{rec.get('subdir')}/{rec.filename}#{sha}")
             d = safe_join(root, "locks", app, tid)
             d.mkdir(parents=True, exist_ok=True)
             (d / "conda-explicit.txt").write_text("\n".join(lines) + "\n")

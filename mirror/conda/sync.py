@@ -26,6 +26,7 @@ from airgap_mirror.credentials import Credentials, expand
 from airgap_mirror.errors import InputError, MirrorError
 from airgap_mirror.fetch import FetchItem
 from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
+from airgap_mirror.store.model import Section
 from airgap_mirror.urls import redact_text, strip_credentials
 
 __all__ = ["CondaSync", "SECTION_FORMAT"]
@@ -236,16 +237,16 @@ class CondaSync:
                     "packages": sorted([files[s]["name"], files[s]["version"], files[s]["build"]] for s in entry_files)}
 
         out.fetch(ctx, items.values(), "downloading conda packages", credentials)
-        for name in out.app_errors:
+        previous = ctx.previous.section("conda") if ctx.previous else Section()
+        for name in out.app_errors:  # a failed app keeps its previous part, with its files and targets
             out.app_entries.pop(name, None)
-            old = (ctx.previous.apps.get(name, {}).get("conda") if ctx.previous else None)
-            prev_files = (ctx.previous.sections.get("conda", {}).get("files", {}) if ctx.previous else {})
-            if old and all(s in prev_files for t in old.values() for s in t.get("files", [])):
+            old = ctx.previous.app_part(name, "conda") if ctx.previous else {}
+            kept = previous.carry(old)
+            if kept is not None:
                 out.kept_previous.add(name)
-                out.app_entries[name] = old
-                files.update((s, prev_files[s]) for t in old.values() for s in t.get("files", []))
-                prev_targets = ctx.previous.sections.get("conda", {}).get("targets", {})  # type: ignore[union-attr]
-                section_targets.update((tid, prev_targets[tid]) for tid in old if tid in prev_targets)
+                out.app_entries[name] = {tid: t.to_dict() for tid, t in old.items()}
+                files.update((s, f.to_dict()) for s, f in kept.files.items())
+                section_targets.update((tid, t.to_dict()) for tid, t in kept.targets.items())
         used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
         out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
                        "files": {s: files[s] for s in sorted(used) if s in files}}

@@ -15,6 +15,7 @@ from typing import Any
 
 from airgap_mirror.resolve.memo import expired_records
 from airgap_mirror.store import Store
+from airgap_mirror.store.model import PythonFile, SectionFile
 from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["verify_store", "VerifyReport", "collect_garbage", "GcReport", "repair_store", "RepairReport"]
@@ -51,15 +52,10 @@ def _hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _users(snapshot: dict[str, Any], sha: str) -> list[str]:
-    apps = []
-    for name, app in snapshot.get("apps", {}).items():
-        for section in app.values():
-            if isinstance(section, dict):
-                for t in section.values():
-                    if isinstance(t, dict) and (sha in t.get("files", []) or sha in (t.get("pylock"), t.get("requirements_lock"))):
-                        apps.append(name)
-    return sorted(set(apps))
+def _users(snapshot: Snapshot, sha: str) -> list[str]:
+    """The apps whose files or locks include `sha`."""
+    return sorted(name for name, app in snapshot.apps.items()
+                  if any(sha in t.files or sha in (t.pylock, t.requirements_lock) for _tid, t in app.all_targets()))
 
 
 def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None] = lambda n: None) -> VerifyReport:
@@ -81,8 +77,12 @@ def verify_store(store: Store, *, jobs: int = 0, on_bytes: Callable[[int], None]
         if hashlib.sha256(data).hexdigest() != sid:
             report.bad_snapshots.append(sid)
             continue
-        snapshot = json.loads(data)
-        for sha in Snapshot.from_dict(snapshot).blobs():
+        try:
+            snapshot = Snapshot.from_dict(json.loads(data))
+        except ValueError as exc:
+            report.problems.append(f"snapshot {sid[:16]} is not one this version can read ({exc})")
+            continue
+        for sha in snapshot.blobs():
             if sha not in present:
                 report.missing.setdefault(sha, []).append(f"{sid[:16]} ({', '.join(_users(snapshot, sha)) or 'shared'})")
     cur = store.ref("current")
@@ -103,9 +103,8 @@ def _tree_files(tree: os.PathLike[str], snapshot: Snapshot) -> list[tuple[str, s
     files = snapshot.files()
     by_name: dict[str, list[str]] = {}
     for sha, meta in files.items():
-        name = meta.get("filename") if isinstance(meta, dict) else None
-        if isinstance(name, str):
-            by_name.setdefault(name, []).append(sha)
+        if meta.filename:
+            by_name.setdefault(meta.filename, []).append(sha)
     out = []
     for folder, _dirs, names in os.walk(tree):
         for name in names:
@@ -137,7 +136,7 @@ def _damaged_copies(store: Store, copies: list[tuple[str, str]], snapshot: Snaps
                 continue
         except OSError:
             pass
-        size = files[sha].get("size")
+        size = files[sha].size
         if (size is not None and st.st_size != size) or _hash_file(path)[0] != sha:
             bad.append((path, sha))
     return bad
@@ -187,7 +186,7 @@ def _check_published(store: Store, report: VerifyReport) -> None:
     copies = _tree_files(tree, snap)  # (one walk of the tree for both questions)
     bad = [os.path.basename(p) for p, _ in _damaged_copies(store, copies, snap)]
     held = {sha for _, sha in copies}
-    bad += [str(m.get("filename")) for sha, m in snap.python.get("files", {}).items() if sha not in held]
+    bad += [m.filename for sha, m in snap.python.files.items() if sha not in held]
     if bad:
         report.problems.append(f"the published tree of snapshot {sid[:16]} lacks or has a damaged copy of {len(bad)} "
                                f"files ({', '.join(sorted(bad)[:3])}{', ...' if len(bad) > 3 else ''}): "
@@ -294,17 +293,14 @@ class RepairReport:
                 "removed_corrupt": self.removed_corrupt, "relinked": self.relinked, "advice": self.advice}
 
 
-def _file_records(store: Store) -> dict[str, dict[str, Any]]:
-    """sha → what some snapshot says of the file (filename, size, upstream url), newest snapshot last."""
-    out: dict[str, dict[str, Any]] = {}
+def _file_records(store: Store) -> dict[str, PythonFile | SectionFile]:
+    """sha → what some snapshot says of the file (filename, size, upstream url), the newest snapshot's."""
+    out: dict[str, PythonFile | SectionFile] = {}
     for snap_path in sorted(store.snapshots.glob("*.json"), key=lambda p: p.stat().st_mtime):
         try:
-            snap = json.loads(snap_path.read_bytes())
+            out.update(Snapshot.from_dict(json.loads(snap_path.read_bytes())).files())
         except ValueError:
             continue
-        for section in snap.values():
-            if isinstance(section, dict) and isinstance(section.get("files"), dict):
-                out.update((sha, meta) for sha, meta in section["files"].items() if isinstance(meta, dict))
     return out
 
 
@@ -345,17 +341,18 @@ def repair_store(store: Store, report: VerifyReport, *, concurrency: int = 8) ->
                 f"re-import {bundles[0]}, the first bundle that brought it: `mirror bundle import BUNDLE`"
                 if bundles else "run `mirror sync` to record it again"))
             continue
-        url = str(meta.get("url") or "")
+        url = str((meta.url if isinstance(meta, PythonFile) else meta.get("url")) or "")
+        filename = meta.filename or sha
         if url.startswith(("http://", "https://")) and not _importing_bundles(store, sha):
-            items.append(FetchItem(url=url, sha256=sha, filename=str(meta["filename"]), size=meta.get("size")))
+            items.append(FetchItem(url=url, sha256=sha, filename=filename, size=meta.size))
             continue
-        cached = next((p for p in (store.cache / "built").glob(f"*/{meta.get('filename')}")
+        cached = next((p for p in (store.cache / "built").glob(f"*/{filename}")
                        if p.is_file() and _hash_file(p)[0] == sha), None)
         if cached is not None:
-            items.append(FetchItem(url=cached.as_uri(), sha256=sha, filename=str(meta["filename"]), size=meta.get("size")))
+            items.append(FetchItem(url=cached.as_uri(), sha256=sha, filename=filename, size=meta.size))
             continue
         bundles = _importing_bundles(store, sha)
-        rep.advice.append(f"{meta.get('filename')} ({sha[:16]}): " + (
+        rep.advice.append(f"{filename} ({sha[:16]}): " + (
             f"re-import {bundles[0]}, the first bundle that brought it (a later delta does not carry it again):"
             " `mirror bundle import BUNDLE`" if bundles
             else f"its source ({url or 'unknown'}) cannot be fetched again here: re-run `mirror sync` for its app"))

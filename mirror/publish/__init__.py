@@ -37,6 +37,7 @@ from airgap_mirror.publish.simple import (
     render_root_json,
 )
 from airgap_mirror.store import Store
+from airgap_mirror.store.model import PythonFile
 from airgap_mirror.store.names import UnsafePath, safe_join
 from airgap_mirror.store.snapshots import Snapshot
 
@@ -85,7 +86,7 @@ def tree_snapshot(tree: os.PathLike[str]) -> str | None:
 _DIST_REF = re.compile(r'\b(?:url|path) = "(?:[^"\\]|\\.)*"(?P<rest>[^{}]*?hashes = \{ sha256 = "(?P<sha>[0-9a-f]{64})" \})')
 
 
-def served_pylock(data: bytes, files: dict[str, Any], base_url: str | None) -> bytes:
+def served_pylock(data: bytes, files: Mapping[str, PythonFile], base_url: str | None) -> bytes:
     """A lock's file references pointed at this mirror, hashes unchanged: `url = BASE/packages/...`
     when the served base URL is known, else a `path` relative to /locks/APP/TARGET/pylock.toml
     (pip >= 26.1 joins it to the lock's own URL). Files the snapshot lacks keep their reference."""
@@ -94,7 +95,7 @@ def served_pylock(data: bytes, files: dict[str, Any], base_url: str | None) -> b
         meta = files.get(m["sha"])
         if meta is None:
             return m[0]
-        rel = "/".join(("packages", m["sha"][:2], m["sha"], quote(meta["filename"])))
+        rel = "/".join(("packages", m["sha"][:2], m["sha"], quote(meta.filename)))
         ref = f'url = "{base_url.rstrip("/")}/{rel}"' if base_url else f'path = "../../../{rel}"'
         return ref + m["rest"]
 
@@ -118,23 +119,23 @@ def base_url(store: Store, given: str | None = None) -> str | None:
     return None
 
 
-def _upstream_path(meta: Mapping[str, Any]) -> tuple[str, ...] | None:
+def _upstream_path(meta: PythonFile) -> tuple[str, ...] | None:
     """Where the file's upstream served it, when under /packages/ (files.pythonhosted.org's layout,
     and most mirrors'): the tree holds it there too (a hard link), so a site that points the
     upstream's host names at the mirror installs from its apps' locks unchanged (uv.lock, pylock.toml
     name those URLs). None when the URL is elsewhere or its path is not one of plain components."""
-    url = meta.get("url")
+    url = meta.url
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         return None
     parts = tuple(unquote(p) for p in urlsplit(url).path.strip("/").split("/"))
-    if len(parts) < 3 or parts[0] != "packages" or parts[-1] != meta.get("filename"):
+    if len(parts) < 3 or parts[0] != "packages" or parts[-1] != meta.filename:
         return None
     if any(not p or p in (".", "..") or "/" in p or "\\" in p or "\0" in p for p in parts):
         return None
     return parts
 
 
-def _write_json_api(store: Store, files: Mapping[str, Any], root: Path, base: str | None) -> None:
+def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, base: str | None) -> None:
     """PyPI's JSON API for each release (`/pypi/PROJECT/VERSION/json`), as Poetry reads it to find a
     locked release's files: its `urls` name each file where the upstream served it (a site points
     the upstream's names at the mirror, which serves those paths too), else at the mirror's base URL."""
@@ -142,53 +143,53 @@ def _write_json_api(store: Store, files: Mapping[str, Any], root: Path, base: st
 
     from packaging.utils import canonicalize_name
 
-    releases: dict[tuple[str, str], list[tuple[str, Mapping[str, Any]]]] = {}
+    releases: dict[tuple[str, str], list[tuple[str, PythonFile]]] = {}
     for sha, meta in files.items():
-        releases.setdefault((canonicalize_name(meta["project"]), meta["version"]), []).append((sha, meta))
+        releases.setdefault((canonicalize_name(meta.project or ""), meta.version or ""), []).append((sha, meta))
     for (project, version), entries in releases.items():
         urls, requires_dist, requires_python = [], None, None
-        for sha, meta in sorted(entries, key=lambda e: e[1]["filename"]):
+        for sha, meta in sorted(entries, key=lambda e: e[1].filename):
             upstream = _upstream_path(meta)
             if upstream is not None:
-                url = str(meta["url"])
+                url = str(meta.url)
             elif base:
-                url = f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta['filename'])}"
+                url = f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta.filename)}"
             else:
                 continue
-            urls.append({"filename": meta["filename"], "url": url, "digests": {"sha256": sha}, "size": meta.get("size"),
-                         "packagetype": "bdist_wheel" if meta.get("kind") == "wheel" else "sdist",
-                         "requires_python": meta.get("requires_python"), "yanked": bool(meta.get("yanked")),
-                         "yanked_reason": meta.get("yanked") if isinstance(meta.get("yanked"), str) else None,
-                         "upload_time_iso_8601": meta.get("upload_time")})
-            requires_python = requires_python or meta.get("requires_python")
-            if requires_dist is None and meta.get("metadata_sha256") and store.has_blob(meta["metadata_sha256"]):
-                head = BytesHeaderParser().parsebytes(store.blob_path(meta["metadata_sha256"]).read_bytes())
+            urls.append({"filename": meta.filename, "url": url, "digests": {"sha256": sha}, "size": meta.size,
+                         "packagetype": "bdist_wheel" if meta.kind == "wheel" else "sdist",
+                         "requires_python": meta.requires_python, "yanked": bool(meta.yanked),
+                         "yanked_reason": meta.yanked if isinstance(meta.yanked, str) else None,
+                         "upload_time_iso_8601": meta.upload_time})
+            requires_python = requires_python or meta.requires_python
+            if requires_dist is None and meta.metadata_sha256 and store.has_blob(meta.metadata_sha256):
+                head = BytesHeaderParser().parsebytes(store.blob_path(meta.metadata_sha256).read_bytes())
                 requires_dist = head.get_all("Requires-Dist") or []
         if not urls:
             continue
-        doc = {"info": {"name": entries[0][1]["project"], "version": version, "summary": "",
+        doc = {"info": {"name": entries[0][1].project, "version": version, "summary": "",
                         "requires_dist": requires_dist, "requires_python": requires_python, "yanked": False},
                "urls": urls, "last_serial": 0}
         write_text(safe_join(root, "pypi", project, version) / "json", json.dumps(doc, sort_keys=True))
 
 
 def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
-    files = snapshot.python.get("files", {})
+    files = snapshot.python.files
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
-        rel = ("packages", sha[:2], sha, meta["filename"])
+        rel = ("packages", sha[:2], sha, meta.filename)
         link_or_copy(store.blob_path(sha), safe_join(root, *rel))
         upstream = _upstream_path(meta)
         if upstream is not None and upstream != rel:
             dest = safe_join(root, *upstream)
             if not dest.exists():
                 link_or_copy(store.blob_path(sha), dest)
-        if meta.get("metadata_sha256"):
-            link_or_copy(store.blob_path(meta["metadata_sha256"]), safe_join(root, *rel[:-1], meta["filename"] + ".metadata"))
-        by_project.setdefault(meta["project"], []).append(IndexFile(
-            filename=meta["filename"], url="../../" + "/".join(rel), sha256=sha, size=meta["size"],
-            requires_python=meta.get("requires_python"), yanked=meta.get("yanked"),
-            upload_time=meta.get("upload_time"), metadata_sha256=meta.get("metadata_sha256"),
+        if meta.metadata_sha256:
+            link_or_copy(store.blob_path(meta.metadata_sha256), safe_join(root, *rel[:-1], meta.filename + ".metadata"))
+        by_project.setdefault(meta.project or "", []).append(IndexFile(
+            filename=meta.filename, url="../../" + "/".join(rel), sha256=sha, size=meta.size or 0,
+            requires_python=meta.requires_python, yanked=meta.yanked,
+            upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256,
         ))
     _write_json_api(store, files, root, base)
     simple = root / "simple"
@@ -204,13 +205,13 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
         write_text(d / "index.json", render_project_json(project, pfiles), gz=True)
     # Locks, so an admin inside can fetch an app's lock from the mirror itself.
     for app, entry in snapshot.apps.items():
-        for tid, t in entry.get("targets", {}).items():
+        for tid, t in entry.targets.items():
             d = safe_join(root, "locks", app, tid)
-            if t.get("pylock"):
+            if t.pylock:
                 d.mkdir(parents=True, exist_ok=True)
-                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t["pylock"]).read_bytes(), files, base))
-            if t.get("requirements_lock"):
-                link_or_copy(store.blob_path(t["requirements_lock"]), d / "requirements.lock")
+                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t.pylock).read_bytes(), files, base))
+            if t.requirements_lock:
+                link_or_copy(store.blob_path(t.requirements_lock), d / "requirements.lock")
     return len(by_project)
 
 
@@ -268,9 +269,7 @@ def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
     last = ledger.last_import(store) if ledger is not None else None
     apps = {}
     for app, entry in sorted(snapshot.apps.items()):
-        python = sorted(entry.get("targets", {}))
-        others = {k: sorted(v) for k, v in entry.items() if k != "targets" and isinstance(v, dict) and v}
-        apps[app] = {"python": python, **others}
+        apps[app] = {"python": sorted(entry.targets), **{k: sorted(v) for k, v in entry.parts.items() if v}}
     return {"id": sid, "created": store.snapshot_created(sid),
             "published": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files, "bytes": nbytes, "targets": snapshot.target_ids(), "apps": apps,

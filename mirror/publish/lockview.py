@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from airgap_mirror.apps import load_app
 from airgap_mirror.errors import InputError, MirrorError
 from airgap_mirror.resolve.targets import parse_python_version
 from airgap_mirror.store import Store
+from airgap_mirror.store.model import AppEntry, AppTarget, TargetEntry
 from airgap_mirror.store.snapshots import Snapshot
 
 __all__ = ["choose_target", "app_advice"]
 
 
-def _app_entry(snap: Snapshot, app_dir: Path) -> tuple[str, dict[str, Any]]:
+def _app_entry(snap: Snapshot, app_dir: Path) -> tuple[str, AppEntry]:
     name = Path(app_dir).resolve().name
     apps = snap.apps
     if name not in apps:
@@ -24,10 +24,10 @@ def _app_entry(snap: Snapshot, app_dir: Path) -> tuple[str, dict[str, Any]]:
 
 
 def choose_target(snap: Snapshot, app_dir: Path, python: str | None, platform: str | None
-                  ) -> tuple[str, dict[str, Any]]:
-    """The app's (target id, entry) for --python / --platform, or its only target."""
+                  ) -> tuple[str, AppTarget]:
+    """The app's (target id, its part for that target) for --python / --platform, or its only target."""
     name, entry = _app_entry(snap, app_dir)
-    targets: dict[str, Any] = entry.get("targets", {})
+    targets = entry.targets
     if not targets:
         raise InputError(f"app {name!r} has no Python targets in the snapshot (nothing to lock)")
     chosen = dict(targets)
@@ -85,18 +85,18 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
     except MirrorError as exc:
         raise InputError(f"cannot read the app: {exc}") from exc
     current = store.ref("current")
-    entry: dict[str, Any] = {}
-    targets: dict[str, Any] = {}
+    entry = AppEntry()
+    targets: dict[str, TargetEntry] = {}
     if current:
         try:
             snap = store.snapshot(current)
             _, entry = _app_entry(snap, app_dir)
-            targets = {tid: snap.targets.get(tid) or {} for tid in entry.get("targets", {})}
+            targets = {tid: snap.targets.get(tid) or TargetEntry(id=tid) for tid in entry.targets}
         except InputError:
-            entry = {}
+            entry = AppEntry()
     if app.locked:
         return _lock_advice(app.name, app.package_manager or "", base)
-    mirrored = {d["line"]: d for d in entry.get("direct", [])}
+    mirrored = {d.line: d for d in entry.direct}
     out = [f"# {app.name}: installing from the mirror at {simple}",
            "# The one line to set where the app is installed (pip reads it; requirements files stay as they are):",
            f"export PIP_INDEX_URL={simple}"]
@@ -119,7 +119,7 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
             continue
         key = f"{Path(line.source).name}:{line.lineno}"
         got = mirrored.get(key)
-        pin = f"{got['project']}=={got['version']}" if got else "NAME==VERSION (sync the app first)"
+        pin = f"{got.project}=={got.version}" if got else "NAME==VERSION (sync the app first)"
         if ref.kind == "path" and not ref.url.startswith("/"):
             notes.append(f"{line.where}: {ref.display} is in the app folder; pip installs it from there unchanged "
                          f"(its dependencies come from the mirror). Nothing to change.")
@@ -129,7 +129,7 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
         else:
             notes.append(f"{line.where}: {ref.display} cannot be fetched inside the gap; replace the line with "
                          f"`{pin}` (the mirror serves it), or install from `mirror lock`"
-                         + (f" ({got['origin']})" if got else "") + ".")
+                         + (f" ({got.origin})" if got else "") + ".")
     if notes:
         out.append("#")
         out.append("# Lines to look at:")
@@ -140,7 +140,7 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
     out.append("# Or install exactly what was mirrored, with hashes:")
     if len(targets) > 1:  # (`mirror lock` needs the target then: one line per target, each as it works)
         for tid, t in sorted(targets.items()):
-            out.append(f"#   mirror lock {app_dir} --python {t.get('python', '?')} --platform {t.get('platform', '?')}"
+            out.append(f"#   mirror lock {app_dir} --python {t.python or '?'} --platform {t.platform or '?'}"
                        f" -o requirements-{tid}.lock")
         out.append(f"#   pip install --require-hashes -r requirements-TARGET.lock --index-url {simple}")
     else:

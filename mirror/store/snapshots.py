@@ -1,42 +1,24 @@
-"""What a snapshot needs from the store: every blob it references, with its size where recorded.
-
-Used by bundles (what to carry), gc (what to keep) and verify (what must be present). Sections
-added by extensions (`apt`) reference blobs through their `files` mapping, keyed by sha256.
+"""The snapshot as every part reads it: a frozen value over the canonical-JSON document, typed all the
+way down (its levels are in `model`), and what is asked of it: the blobs it uses (bundles carry them,
+gc keeps them, verify checks them), what changed since another, the part of it some apps use, one
+laid over another. The document stays the stored form (its sha256 is the snapshot id).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Snapshot", "referenced_blobs", "unsafe_names"]
+from airgap_mirror.store.model import AppEntry, AppTarget, PythonFile, PythonPart, Section, SectionFile, TargetEntry
+
+__all__ = ["SNAPSHOT_KIND", "Snapshot", "unsafe_names"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-def referenced_blobs(snapshot: Mapping[str, Any]) -> dict[str, int | None]:
-    """sha256 → size (None where the snapshot does not record one) of every blob the snapshot uses."""
-    out: dict[str, int | None] = {}
-    py = snapshot.get("python", {})
-    for sha, meta in py.get("files", {}).items():
-        out[sha] = meta.get("size")
-        if meta.get("metadata_sha256"):
-            out[meta["metadata_sha256"]] = meta.get("metadata_size")
-    for app in snapshot.get("apps", {}).values():
-        for t in app.get("targets", {}).values():
-            for key in ("pylock", "requirements_lock"):
-                if t.get(key):
-                    out.setdefault(t[key], None)
-    for name, section in snapshot.items():
-        if name in ("python", "apps", "targets") or not isinstance(section, Mapping):
-            continue
-        files = section.get("files")
-        if isinstance(files, Mapping):
-            for sha, meta in files.items():
-                out[sha] = meta.get("size") if isinstance(meta, Mapping) else None
-    return out
+SNAPSHOT_KIND = "airgap-mirror/snapshot"
+_KNOWN = ("format_version", "kind", "targets", "apps", "python")
 
 
 def _bad_component(name: object) -> bool:
@@ -90,127 +72,126 @@ def unsafe_names(snapshot: object) -> list[str]:
 
 
 SNAPSHOT_KIND = "airgap-mirror/snapshot"
-_KNOWN = ("format_version", "kind", "targets", "apps", "python")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
-    """A snapshot as every part reads it: a frozen value over the canonical-JSON document.
-
-    The document stays the stored form (its sha256 is the snapshot id); this type gives its parts
-    names, and keeps what this version does not know (`extra`, a plug-in's section) so a snapshot
-    written by a newer version round-trips unchanged through `from_dict` / `to_dict`."""
+    """A snapshot: its Python targets, apps, Python part and plug-in sections, each typed (see
+    `model`); any other field kept as it was (`unrecognized`), so a snapshot written by a newer
+    version round-trips unchanged through `from_dict` / `to_dict`."""
 
     format_version: int
-    targets: Mapping[str, Any]
-    apps: Mapping[str, Any]
-    python: Mapping[str, Any]
-    sections: Mapping[str, Mapping[str, Any]]  # plug-in parts with files (apt): name → section
-    extra: Mapping[str, Any]  # any other field, kept as it was
+    targets: Mapping[str, TargetEntry] = field(default_factory=dict)
+    apps: Mapping[str, AppEntry] = field(default_factory=dict)
+    python: PythonPart = field(default_factory=PythonPart)
+    sections: Mapping[str, Section] = field(default_factory=dict)  # plug-in parts with files (apt, conda)
+    unrecognized: Mapping[str, Any] = field(default_factory=dict)
     kind: str = SNAPSHOT_KIND
+    absent: frozenset[str] = frozenset()  # of format_version, kind, targets, apps, python: not in the document
     id: str | None = None
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None) -> Snapshot:  # noqa: A002
-        sections = {k: v for k, v in doc.items()
-                    if k not in _KNOWN and isinstance(v, Mapping) and isinstance(v.get("files"), Mapping)}
-        extra = {k: v for k, v in doc.items() if k not in _KNOWN and k not in sections}
-        return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", SNAPSHOT_KIND)),
-                   targets=doc.get("targets") or {}, apps=doc.get("apps") or {}, python=doc.get("python") or {},
-                   sections=sections, extra=extra, id=id)
+        """The snapshot a document holds; ValueError when it is not one (a part of the wrong shape)."""
+        if not isinstance(doc, Mapping):
+            raise ValueError(f"a snapshot is an object, not {type(doc).__name__}")
+        sections = {k: v for k, v in doc.items() if k not in _KNOWN and Section.is_section(v)}
+        try:
+            return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", SNAPSHOT_KIND)),
+                       targets={t: TargetEntry.from_dict(v) for t, v in _mapping(doc.get("targets")).items()},
+                       apps={a: AppEntry.from_dict(v, sections) for a, v in _mapping(doc.get("apps")).items()},
+                       python=PythonPart.from_dict(_mapping(doc.get("python"))),
+                       sections={k: Section.from_dict(v) for k, v in sections.items()},
+                       unrecognized={k: v for k, v in doc.items() if k not in _KNOWN and k not in sections},
+                       absent=frozenset(k for k in _KNOWN if k not in doc), id=id)
+        except (TypeError, AttributeError) as exc:
+            raise ValueError(f"not a snapshot: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        """The document again, field for field (unknown fields included)."""
-        doc: dict[str, Any] = {"format_version": self.format_version, "kind": self.kind, "targets": dict(self.targets),
-                               "apps": dict(self.apps), "python": dict(self.python)}
-        doc.update(self.sections)
-        doc.update(self.extra)
+        """The document again, field for field (unknown fields included, absent ones left out)."""
+        doc: dict[str, Any] = {"format_version": self.format_version, "kind": self.kind,
+                               "targets": {t: v.to_dict() for t, v in self.targets.items()},
+                               "apps": {a: v.to_dict() for a, v in self.apps.items()},
+                               "python": self.python.to_dict()}
+        for k in self.absent:
+            doc.pop(k, None)
+        doc.update({k: v.to_dict() for k, v in self.sections.items()})
+        doc.update(self.unrecognized)
         return doc
 
     def blobs(self) -> dict[str, int | None]:
-        """sha256 → size (None where not recorded) of every blob the snapshot uses."""
-        return referenced_blobs(self.to_dict())
-
-    def files(self) -> dict[str, Mapping[str, Any]]:
-        """sha256 → what the snapshot says of each distribution file: Python files and every plug-in's."""
-        out: dict[str, Mapping[str, Any]] = dict(self.python.get("files", {}))
+        """sha256 → size (None where not recorded) of every blob the snapshot uses: distribution
+        files, their metadata sidecars, the apps' locks and every plug-in's files."""
+        out: dict[str, int | None] = {}
+        for sha, meta in self.python.files.items():
+            out[sha] = meta.size
+            if meta.metadata_sha256:
+                out[meta.metadata_sha256] = meta.metadata_size
+        for app in self.apps.values():
+            for t in app.targets.values():
+                for lock in (t.pylock, t.requirements_lock):
+                    if lock:
+                        out.setdefault(lock, None)
         for section in self.sections.values():
-            out.update(section.get("files", {}))
+            for sha, f in section.files.items():
+                out[sha] = f.size
+        return out
+
+    def files(self) -> dict[str, PythonFile | SectionFile]:
+        """sha256 → what the snapshot says of each distribution file: Python files and every plug-in's."""
+        out: dict[str, PythonFile | SectionFile] = dict(self.python.files)
+        for section in self.sections.values():
+            out.update(section.files)
         return out
 
     def counts(self) -> tuple[int, int]:
         """(files, bytes) of the distribution files: the one count every command shows."""
         files = self.files()
-        return len(files), sum(int(m.get("size") or 0) for m in files.values())
+        return len(files), sum(m.size or 0 for m in files.values())
 
     def target_ids(self) -> list[str]:
         """Every target: Python targets and each plug-in's (apt's distro-arch)."""
-        return sorted({*self.targets, *(t for s in self.sections.values() for t in s.get("targets", {}))})
+        return sorted({*self.targets, *(t for s in self.sections.values() for t in s.targets)})
 
     def diff(self, older: Snapshot) -> dict[str, dict[str, dict[str, list[Any]]]]:
-        """What changed since `older`, per app and target (a plug-in's targets as `apt:TARGET`):
+        """What changed since `older`, per app and target (a plug-in's targets as `SECTION:TARGET`):
         packages added [name, version], removed [name, version], changed [name, old, new]."""
         out: dict[str, dict[str, dict[str, list[Any]]]] = {}
+        empty = AppEntry()
         for app in sorted(set(older.apps) | set(self.apps)):
-            o, n = older.apps.get(app, {}), self.apps.get(app, {})
+            o, n = dict(older.apps.get(app, empty).all_targets()), dict(self.apps.get(app, empty).all_targets())
             per: dict[str, dict[str, list[Any]]] = {}
-            for tid in sorted(set(o.get("targets", {})) | set(n.get("targets", {}))):
-                c = _compare(_packages(o.get("targets", {}).get(tid, {})), _packages(n.get("targets", {}).get(tid, {})))
+            for tid in sorted(set(o) | set(n)):
+                c = _compare(o[tid].package_versions() if tid in o else {}, n[tid].package_versions() if tid in n else {})
                 if c:
                     per[tid] = c
-            # A plug-in's part of an app is {target: entry}; other keys (direct, conda_not_mirrored) are notes.
-            for section in sorted(k for k in set(o) | set(n) if k != "targets"
-                                  and isinstance(o.get(k, n.get(k)), dict) and isinstance(n.get(k, o.get(k)), dict)):
-                osec, nsec = o.get(section, {}) or {}, n.get(section, {}) or {}
-                for tid in sorted(set(osec) | set(nsec)):
-                    c = _compare(_packages(osec.get(tid, {})), _packages(nsec.get(tid, {})))
-                    if c:
-                        per[f"{section}:{tid}"] = c
             if per:
                 out[app] = per
         return out
 
-    def restricted_to(self, names: Iterable[str], targets: Mapping[str, set[str]] | None = None) -> Snapshot:
+    def restricted_to(self, names: Iterable[str], targets: Mapping[str, Collection[str]] | None = None) -> Snapshot:
         """This snapshot with only the apps `names` and what they use: their Python targets with those
         targets' installers and build requirements, the files all of these name, and each plug-in
-        section's targets and files that the apps' entries name (a plug-in's part of an app is
-        {target: {"files": [sha256, ...], ...}}). What `mirror apps remove` keeps, and what a sync of
-        other apps carries over of these. With `targets`, an app named there keeps only those of its
-        targets (Python target ids, and a plug-in's as `SECTION:TARGET`)."""
+        section's targets and files that the apps' parts name. What `mirror apps remove` keeps, and
+        what a sync of other apps carries over of these. With `targets`, an app named there keeps
+        only those of its targets (Python target ids, and a plug-in's as `SECTION:TARGET`)."""
         apps = {n: self.apps[n] for n in names if n in self.apps}
         for n, keep in (targets or {}).items():
             if n in apps:
-                entry = apps[n]
-                apps[n] = {k: ({t: v for t, v in entry[k].items() if (t if k == "targets" else f"{k}:{t}") in keep}
-                               if isinstance(entry[k], Mapping) and (k == "targets" or k in self.sections) else entry[k])
-                           for k in entry}
-        tids = {tid for entry in apps.values() for tid in (entry.get("targets") or {})}
-        installers = {t: v for t, v in (self.python.get("installers") or {}).items() if t in tids}
-        build = {t: v for t, v in (self.python.get("build") or {}).items() if t in tids}
-        used = {s for entry in apps.values() for t in (entry.get("targets") or {}).values() for s in t.get("files", [])}
+                apps[n] = apps[n].only(keep)
+        tids = {tid for entry in apps.values() for tid in entry.targets}
+        py = self.python
+        installers = {t: v for t, v in py.installers.items() if t in tids}
+        build = {t: v for t, v in py.build.items() if t in tids}
+        used = {s for entry in apps.values() for t in entry.targets.values() for s in t.files}
         used.update(s for group in (installers, build) for shas in group.values() for s in shas)
-        py_files = self.python.get("files") or {}
-        python = dict(self.python) | {"files": {s: py_files[s] for s in sorted(used) if s in py_files},
-                                      "installers": installers, "build": build}
+        python = dataclasses.replace(py, files={s: py.files[s] for s in sorted(used) if s in py.files},
+                                     installers=installers, build=build)
         sections = {}
         for name, section in self.sections.items():
-            parts = [entry.get(name) for entry in apps.values() if isinstance(entry.get(name), Mapping)]
-            sec_tids = {tid for part in parts for tid in part}
-            sec_used = {s for part in parts for t in part.values() if isinstance(t, Mapping) for s in t.get("files", [])}
-            if not sec_tids:
-                continue
-            # A plug-in's target may name files of its own (APT: the base's updates).
-            for t in sec_tids:
-                entry = (section.get("targets") or {}).get(t)
-                if isinstance(entry, Mapping):
-                    sec_used.update(s for v in entry.values() if isinstance(v, Mapping) for s in v.get("files", []))
-            files = section.get("files") or {}
-            sections[name] = dict(section) | {
-                "targets": {t: v for t, v in (section.get("targets") or {}).items() if t in sec_tids},
-                "files": {s: files[s] for s in sorted(sec_used) if s in files}}
-        return Snapshot(format_version=self.format_version, kind=self.kind, apps=apps,
-                        targets={t: v for t, v in self.targets.items() if t in tids}, python=python,
-                        sections=sections, extra=self.extra)
+            parts = [entry.parts[name] for entry in apps.values() if name in entry.parts]
+            if any(parts):
+                sections[name] = section.used_by(parts)
+        return dataclasses.replace(self, apps=apps, targets={t: v for t, v in self.targets.items() if t in tids},
+                                   python=python, sections=sections, id=None)
 
     def merged_over(self, base: Snapshot) -> Snapshot:
         """`base`'s apps (and what they use) with this snapshot's over them: where both have an app,
@@ -218,40 +199,53 @@ class Snapshot:
         of their build requirements (which app's sdists need which is not recorded: more kept, never
         fewer); its installers are this snapshot's."""
         py_base, py_new = base.python, self.python
-        build = {t: list(v) for t, v in (py_base.get("build") or {}).items()}
-        for t, v in (py_new.get("build") or {}).items():
-            build[t] = sorted(set(build.get(t, [])) | set(v))
-        python = dict(py_base) | dict(py_new) | {
-            "files": dict(py_base.get("files") or {}) | dict(py_new.get("files") or {}),
-            "installers": dict(py_base.get("installers") or {}) | dict(py_new.get("installers") or {}),
-            "build": build}
-        sections = {}
-        for name in sorted(set(base.sections) | set(self.sections)):
-            old, new = base.sections.get(name) or {}, self.sections.get(name) or {}
-            if not old or not new:
-                sections[name] = old or new
-                continue
-            sections[name] = dict(old) | dict(new) | {
-                "targets": dict(old.get("targets") or {}) | dict(new.get("targets") or {}),
-                "files": dict(old.get("files") or {}) | dict(new.get("files") or {})}
-        apps = dict(base.apps) | dict(self.apps)
+        build = dict(py_base.build)
+        for t, v in py_new.build.items():
+            build[t] = tuple(sorted(set(build.get(t, ())) | set(v)))
+        python = dataclasses.replace(py_new, files={**py_base.files, **py_new.files},
+                                     installers={**py_base.installers, **py_new.installers}, build=build,
+                                     unrecognized={**py_base.unrecognized, **py_new.unrecognized})
+        sections = {name: (self.sections[name].over(base.sections[name])
+                           if name in self.sections and name in base.sections
+                           else self.sections.get(name) or base.sections[name])
+                    for name in sorted(set(base.sections) | set(self.sections))}
+        apps = {**base.apps, **self.apps}
         for name in set(base.apps) & set(self.apps):  # the app's targets of both, this snapshot's winning
-            old, new = base.apps[name], self.apps[name]
-            apps[name] = dict(old) | dict(new) | {
-                k: dict(old[k]) | dict(new[k]) for k in set(old) & set(new)
-                if isinstance(old[k], Mapping) and isinstance(new[k], Mapping) and (k == "targets" or k in sections)}
-        return Snapshot(format_version=self.format_version, kind=self.kind, apps=apps,
-                        targets=dict(base.targets) | dict(self.targets), python=python, sections=sections,
-                        extra=dict(base.extra) | dict(self.extra))
+            apps[name] = self.apps[name].over(base.apps[name])
+        return dataclasses.replace(self, apps=apps, targets={**base.targets, **self.targets}, python=python,
+                                   sections=sections, unrecognized={**base.unrecognized, **self.unrecognized},
+                                   id=None)
 
     def minus(self, other: Snapshot | None) -> dict[str, int | None]:
         """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""
         have = other.blobs() if other is not None else {}
         return {sha: size for sha, size in self.blobs().items() if sha not in have}
 
+    def kept_app(self, name: str) -> tuple[AppEntry, dict[str, PythonFile]] | None:
+        """What a failed app keeps of this (previous) snapshot: its entry and its Python files (its
+        plug-in parts' files stay with their sections, which keep their own: `Section.carry`)."""
+        entry = self.apps.get(name)
+        if entry is None:
+            return None
+        shas = {s for t in entry.targets.values() for s in t.files}
+        return entry, {s: self.python.files[s] for s in sorted(shas) if s in self.python.files}
 
-def _packages(entry: Mapping[str, Any]) -> dict[str, str]:
-    return {p[0]: p[1] for p in entry.get("packages", [])}
+    def section(self, name: str) -> Section:
+        """A plug-in's section (empty when the snapshot has none)."""
+        return self.sections.get(name) or Section()
+
+    def app_part(self, app: str, section: str) -> Mapping[str, AppTarget]:
+        """An app's part of a plug-in's section, by target (empty when it has none)."""
+        entry = self.apps.get(app)
+        return entry.parts.get(section, {}) if entry is not None else {}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"an object was expected, not {type(value).__name__}")
+    return value
 
 
 def _compare(old: dict[str, str], new: dict[str, str]) -> dict[str, list[Any]]:

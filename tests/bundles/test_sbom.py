@@ -31,13 +31,13 @@ def test_the_sbom_travels_in_the_bundle_and_agrees_inside(upstream, tmp_path):
     outside_sbom = run_mirror("sbom", "--store", str(out)).stdout.strip().encode()
     doc = _valid(outside_sbom)
     snap = Store(out).snapshot(Store(out).ref("current"))
-    files = snap.python["files"]
+    files = snap.python.files
     comps = {c["hashes"][0]["content"]: c for c in doc["components"]}
     assert set(comps) == set(files)                      # every distribution file, nothing else
     for sha, meta in files.items():
         c = comps[sha]
-        assert c["purl"].startswith(f"pkg:pypi/{meta['project'].lower()}@{meta['version']}?file_name=")
-        assert c["version"] == meta["version"]
+        assert c["purl"].startswith(f"pkg:pypi/{(meta.project or '').lower()}@{meta.version}?file_name=")
+        assert c["version"] == meta.version
         needed = {p["value"] for p in c["properties"] if p["name"] == "airgap-mirror:needed-by"}
         assert needed and all(n.startswith(("shop/cp311", "build/cp311")) for n in needed), needed
 

@@ -22,12 +22,87 @@ DOC = {
 def test_round_trip_keeps_unknown_fields_and_counts_once():
     snap = Snapshot.from_dict(DOC, id="x")
     assert snap.to_dict() == DOC
-    assert set(snap.sections) == {"apt"} and snap.extra == {"from_the_future": {"kept": True}}
+    assert set(snap.sections) == {"apt"} and snap.unrecognized == {"from_the_future": {"kept": True}}
     assert snap.counts() == (2, 12)                      # distribution files only: not metadata or locks
     assert snap.target_ids() == ["bookworm-amd64", "cp311-x"]
     assert set(snap.blobs()) == {"a" * 64, "b" * 64, "c" * 64, "d" * 64}
     older = Snapshot.from_dict({**DOC, "apt": {"targets": {}, "files": {}}})
     assert set(snap.minus(older)) == {"b" * 64} and set(snap.minus(None)) == set(snap.blobs())
+
+
+# A document as a newer version (or a plug-in) might write it: an unknown field at every level, and a
+# document of this version with the optional fields missing at every level.
+FULL = {
+    "format_version": 1, "kind": "airgap-mirror/snapshot", "new_top": 1,
+    "targets": {"cp311-x": {"id": "cp311-x", "python": "3.11", "platform": "x", "new_target": [1]}},
+    "apps": {"shop": {
+        "targets": {"cp311-x": {"pylock": "c" * 64, "requirements_lock": "e" * 64, "packages": [["a", "1.0"]],
+                                "files": ["a" * 64], "new_app_target": {"x": 1}}},
+        "conda_not_mirrored": ["cudatoolkit"], "new_app": "kept",
+        "direct": [{"line": "requirements.txt:3", "ref": "git+https://h/r", "project": "a", "version": "1.0",
+                    "origin": "https://h/r", "commit": "f" * 40, "new_direct": True}],
+        "apt": {"bookworm-amd64": {"packages": [["libx", "1", "amd64"]], "files": ["b" * 64], "new_part": 0}}}},
+    "python": {"files": {"a" * 64: {"filename": "a-1.0-py3-none-any.whl", "project": "a", "version": "1.0",
+                                    "kind": "wheel", "size": 5, "url": "https://f/a.whl", "requires_python": None,
+                                    "yanked": None, "upload_time": None, "metadata_sha256": "d" * 64,
+                                    "metadata_size": 2, "new_file": "x"}},
+               "installers": {"cp311-x": []}, "build": {"cp311-x": []}, "new_python": {}},
+    "apt": {"format_version": 2, "new_section": [],
+            "targets": {"bookworm-amd64": {"distro": "bookworm", "arch": "amd64",
+                                           "base_updates": {"packages": [], "files": ["g" * 64]}}},
+            "files": {"b" * 64: {"filename": "b_1_amd64.deb", "size": 7, "package": "libx", "stanza": "Package: libx"},
+                      "g" * 64: {"filename": "g_1_amd64.deb", "size": 3}}},
+}
+SPARSE = {  # what an older version wrote: no kind, no installers, files with only a name, no locks
+    "format_version": 1,
+    "targets": {"cp311-x": {"id": "cp311-x"}},
+    "apps": {"shop": {"targets": {"cp311-x": {"files": ["a" * 64]}}}},
+    "python": {"files": {"a" * 64: {"filename": "a-1.0.tar.gz"}}},
+    "apt": {"files": {}},
+}
+
+
+def test_every_level_round_trips_unknown_and_missing_fields():
+    import hashlib
+
+    from airgap_mirror.store import canonical_json
+
+    for doc in (FULL, SPARSE, DOC):
+        snap = Snapshot.from_dict(doc)
+        assert snap.to_dict() == doc
+        assert hashlib.sha256(canonical_json(snap.to_dict())).digest() == hashlib.sha256(canonical_json(doc)).digest()
+    snap = Snapshot.from_dict(FULL)
+    entry = snap.apps["shop"]
+    assert entry.unrecognized == {"new_app": "kept"} and entry.direct[0].commit == "f" * 40
+    assert entry.targets["cp311-x"].unrecognized == {"new_app_target": {"x": 1}}
+    assert entry.parts["apt"]["bookworm-amd64"].packages == (("libx", "1", "amd64"),)
+    assert snap.python.files["a" * 64].metadata_size == 2 and snap.python.unrecognized == {"new_python": {}}
+    apt = snap.sections["apt"]
+    assert apt.files["b" * 64].get("package") == "libx" and apt.targets["bookworm-amd64"].get("arch") == "amd64"
+    assert apt.targets["bookworm-amd64"].files() == {"g" * 64}   # a target's own part (APT's base updates)
+    assert snap.kind == "airgap-mirror/snapshot" and Snapshot.from_dict(SPARSE).kind == "airgap-mirror/snapshot"
+    assert sorted(t for t, _ in entry.all_targets()) == ["apt:bookworm-amd64", "cp311-x"]
+    assert entry.files() == {"a" * 64, "b" * 64}
+
+
+def test_a_snapshot_of_the_wrong_shape_is_refused():
+    import pytest
+
+    for bad in ({"apps": {"shop": []}}, {"apps": []}, {"python": {"files": {"a" * 64: "x"}}}, [1]):
+        with pytest.raises(ValueError):
+            Snapshot.from_dict(bad)  # type: ignore[arg-type]
+
+
+def test_restricting_and_merging_keep_what_the_apps_use():
+    snap = Snapshot.from_dict(FULL)
+    none = snap.restricted_to([])
+    assert none.apps == {} and none.python.files == {} and none.sections == {} and none.blobs() == {}
+    same = snap.restricted_to(["shop"])
+    assert same.blobs() == snap.blobs()  # (the base update's file stays with its target)
+    only_py = snap.restricted_to(["shop"], {"shop": {"cp311-x"}})
+    assert set(only_py.blobs()) == {"a" * 64, "c" * 64, "d" * 64, "e" * 64}
+    assert snap.merged_over(none).to_dict() == snap.to_dict()
+    assert none.merged_over(snap).apps == snap.apps
 
 
 def test_files_and_bytes_agree_outside_and_inside(upstream, tmp_path):

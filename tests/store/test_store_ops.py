@@ -134,14 +134,14 @@ def test_verify_repair_refetches_from_upstream(upstream, tmp_path: Path) -> None
 
 
 def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> None:
-    from airgap_mirror.store.snapshots import referenced_blobs
+    from airgap_mirror.store.snapshots import Snapshot
     from tests.builders.bundles import signed_bundle
 
     sid, bundle, pub = signed_bundle(tmp_path, blobs=3, blob_size=1000)
     inside = Store(tmp_path / "inside").create()
     run_mirror("trust", "add", str(pub), "--store", str(inside.root))
     run_mirror("bundle", "import", str(bundle), "--store", str(inside.root), "--no-publish")
-    victim = sorted(referenced_blobs(inside.load_snapshot(sid)))[0]
+    victim = sorted(Snapshot.from_dict(inside.load_snapshot(sid)).blobs())[0]
     inside.blob_path(victim).unlink()
     proc = run_mirror("verify", "--repair", "--store", str(inside.root), "--json", check=False)
     assert proc.returncode == 5
