@@ -123,21 +123,22 @@ def test_a_resolution_that_backtracks_stops_downloading_ahead(upstream, tmp_path
     starts nothing more ahead: what it dropped stays at the first pick. Another resolution goes on."""
     from airgap_mirror.resolve.memo import ResolutionMemo
     from airgap_mirror.resolve.targets import PythonTarget
-    from airgap_mirror.sync import _Early, _Job
+    from airgap_mirror.sync.early import EarlyDownloads
+    from airgap_mirror.sync.jobs import Job
 
     files = Path(upstream.root) / "files"
 
     def url(pattern: str) -> str:
         return f"{upstream.url}/files/{next(files.glob(pattern)).name}"
 
-    def job(name: str) -> _Job:
-        return _Job(key=(name, f"cp311-{X86}"), target=PythonTarget.parse("3.11", X86),
+    def job(name: str) -> Job:
+        return Job(key=(name, f"cp311-{X86}"), target=PythonTarget.parse("3.11", X86),
                     index=IndexConfig(index_url=upstream.url + "/simple"), requirements=("alpha",))
 
     store = open_store(tmp_path / "s", create=True)
     upstream.requests.clear()  # (the server is shared with the other tests)
     with Downloads(store) as downloads:
-        early = _Early(store, ResolutionMemo(tmp_path / "cache", lambda *a, **k: {}), downloads)
+        early = EarlyDownloads(store, ResolutionMemo(tmp_path / "cache", lambda *a, **k: {}), downloads)
         one, other = early.hearing(job("one")), early.hearing(job("other"))
         one("beta", "2.0", url("beta-2.0-*.whl"), ())
         one("alpha", "1.0", url("alpha-1.0-*.whl"), ())

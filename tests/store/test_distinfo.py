@@ -192,7 +192,7 @@ def test_a_stores_zip_sdists_are_read_again_once(tmp_path):
     import zipfile
 
     from airgap_mirror.store import CatalogFile, open_store
-    from airgap_mirror.sync import _correct_sdist_facts
+    from airgap_mirror.sync.downloads import correct_sdist_facts
 
     store = open_store(tmp_path / "s", create=True)
     src = tmp_path / "numpy-1.20.1.zip"
@@ -203,9 +203,9 @@ def test_a_stores_zip_sdists_are_read_again_once(tmp_path):
     store.record_pyfile(CatalogFile(sha256=sha, filename=src.name, project="numpy", version="1.20.1", kind="sdist",
                                     size=src.stat().st_size, url="https://example.invalid/" + src.name,
                                     build_requires=distinfo.LEGACY_BUILD_REQUIRES))
-    _correct_sdist_facts(store)
+    correct_sdist_facts(store)
     assert store.pyfile(sha, src.name).build_requires == ("setuptools<49.2.0", "wheel<=0.35.1")
     store.record_pyfile(CatalogFile(sha256=sha, filename=src.name, project="numpy", version="1.20.1", kind="sdist",
                                     size=src.stat().st_size, build_requires=("x",)))
-    _correct_sdist_facts(store)  # done once: the flag is set
+    correct_sdist_facts(store)  # done once: the flag is set
     assert store.pyfile(sha, src.name).build_requires == ("x",)

@@ -1,0 +1,182 @@
+"""Fetching what was chosen (the fetch policy): files start downloading while uv still resolves
+(`EarlyDownloads`), then the rest with the build requirements of the sdists, each recorded in the catalog.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airgap_mirror.fetch import FetchItem
+from airgap_mirror.resolve import (
+    IndexConfig,
+    Pin,
+    PinnedFile,
+)
+from airgap_mirror.resolve.memo import ResolutionMemo
+from airgap_mirror.resolve.targets import PythonTarget
+from airgap_mirror.resolve.upstream import FileStatus, page_url, project_pages
+from airgap_mirror.store import Store
+from airgap_mirror.sync.checks import compiled_sdists, confusion_warnings, page_requests, source_index
+from airgap_mirror.sync.early import EarlyDownloads, catalog_entry
+from airgap_mirror.sync.jobs import Job, MemoRecord, Resolved, resolve_jobs
+from airgap_mirror.sync.options import MAX_BUILD_DEPTH
+from airgap_mirror.sync.state import SyncRun
+
+if TYPE_CHECKING:
+    pass
+
+
+
+@dataclass(slots=True, kw_only=True)
+class Fetched:
+    """What step 3 of a sync leaves for the locks and the snapshot."""
+
+    errors: list[str]
+    fetched: int
+    present: int
+    bytes: int
+    confusion: dict[str, list[str]]  # app → dependency-confusion warnings
+    compiled: dict[str, list[str]]  # app → sdists with compiled code a target gets (built inside)
+    build_pins: dict[str, list[Pin]]  # target id → build requirements of its sdists
+    bad_files: set[str]  # sha256 of files that could not be fetched
+
+
+def fetch_with_build_requirements(run: SyncRun, memo: ResolutionMemo, early: EarlyDownloads) -> Fetched:
+    """Fetch every resolved file into the store (or wait for those started while uv resolved) and
+    catalog it; then resolve and fetch the build requirements of every sdist, level by level, until
+    none are new."""
+    jobs, resolved, records, results = run.jobs, run.resolved, run.records, run.results
+    store, opts, reporter, credentials, on_bytes = run.store, run.opts, run.reporter, run.credentials, run.on_bytes
+    downloads = early.downloads
+    fetch_errors: list[str] = []
+    fetched = present = nbytes = 0
+    used: dict[str, tuple[Pin, PinnedFile]] = {}
+    pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
+    # A lock's own files from the public index alone: no page to read for them (its lock gives
+    # their hashes and upload times; what they need is read from the files).
+    no_pages = {(job.key[0], job.target.id) for job in jobs
+                if job.prelocked is not None and all(u == opts.index.index_url for u in job.index.search_order)}
+    for job in jobs:
+        res = resolved[job.key]
+        if isinstance(res, Resolved):
+            pending.append((job.key[0], job.target, res.pins, job.index))
+    public = opts.index.index_url
+    confusion: dict[str, list[str]] = {}
+    compiled: dict[str, list[str]] = {}
+    compiled_known: dict[tuple[str, str], bool] = {}
+    seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+    build_pins: dict[str, list[Pin]] = {}
+    bad_files: set[str] = set()
+    for depth in range(MAX_BUILD_DEPTH + 1):
+        items: list[FetchItem] = []
+        for _, _, pins, _ in pending:
+            for pin in pins:
+                for f in pin.files:
+                    if f.sha256 not in used:
+                        used[f.sha256] = (pin, f)
+                        items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
+        total_size = sum(i.size or 0 for i in items)
+        reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
+        # What the store has is found before any page is read: alongside a page-reading thread each
+        # of the corpus's 2,170 stat calls waited for the interpreter lock (1.2 s).
+        present_before = {i.sha256 for i in items if not downloads.started(i) and store.has_blob(i.sha256)}
+        items = [i for i in items if i.sha256 not in present_before]
+        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+        # with private indexes where each project is also on the public index: read while the files
+        # download (found out there too: the catalog lookups wait on the downloads' writes), and once:
+        # the memo reads the pages uv read (their digests make its records) and, in full, these too;
+        # what it could not give is read after.
+        def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
+                     records: list[MemoRecord] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
+            wanted = page_requests([p for p in pending if (p[0], p[1].id) not in no_pages], public, store)
+            recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
+            if recording is not None:
+                with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
+                    recording.result()
+            return project_pages(wanted, concurrency=opts.concurrency, credentials=credentials, known=memo.parsed)
+
+        records = []
+
+        with cf.ThreadPoolExecutor(max_workers=1) as side:
+            pages_future = side.submit(pages_of)
+            if total_size:  # what arrived while uv resolved, then the rest as it comes
+                reporter.advance(sum(downloads.received_for(i) for i in items))
+            def counted(n: int) -> None:
+                if total_size:  # noqa: B023 (this batch's, read while it downloads)
+                    reporter.advance(n)
+                on_bytes(n)
+
+            downloads.on_bytes = counted
+            report = downloads.wait(items, on_done=lambda item: early.landed(used[item.sha256][1], item))
+            pages = pages_future.result()
+        if depth == 0:
+            for owner, target, pins, idx in pending:
+                if owner in results:
+                    confusion.setdefault(owner, [])
+                    confusion[owner] += [w for w in confusion_warnings(pins, idx, public, pages) if w not in confusion[owner]]
+                    compiled.setdefault(owner, []).extend(compiled_sdists(target, pins, idx, pages, compiled_known))
+        fetched += len(report.fetched)
+        present += len(report.present) + len(present_before)
+        nbytes += report.bytes_fetched
+        for item, exc in report.failed:
+            fetch_errors.append(str(exc))
+            bad_files.add(item.sha256)
+        # Build requirements of sdists, per target.
+        next_jobs: list[Job] = []
+        for _, target, pins, idx in pending:
+            for pin in pins:
+                source = source_index(pages, idx, pin.name)
+                for f in pin.files:
+                    if f.sha256 in bad_files:
+                        continue
+                    entry = catalog_entry(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None,
+                                     early.facts.get(f.sha256))
+                    if entry.kind == "sdist" and entry.build_requires is not None:
+                        reqs = tuple(sorted(set(entry.build_requires)))
+                        if not reqs or (target.id, reqs, idx.search_order) in seen_build:
+                            continue
+                        seen_build.add((target.id, reqs, idx.search_order))
+                        next_jobs.append(Job(key=("build:" + " ".join(reqs), target.id), target=target,
+                                              index=idx, requirements=reqs))
+        if not next_jobs:
+            break
+        reporter.phase("resolving build requirements", len(next_jobs))
+        build_res, records = resolve_jobs(next_jobs, run, memo, early)
+        pending = []
+        for job in next_jobs:
+            res = build_res[job.key]
+            if isinstance(res, Resolved):
+                pending.append((job.key[0], job.target, res.pins, job.index))
+                build_pins.setdefault(job.target.id, []).extend(res.pins)
+            else:
+                fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
+    # (builds deeper than MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
+    memo.record_later(records)
+    return Fetched(errors=fetch_errors, fetched=fetched, present=present, bytes=nbytes, confusion=confusion,
+                    compiled=compiled, build_pins=build_pins, bad_files=bad_files)
+
+
+def correct_sdist_facts(store: Store) -> None:
+    """Once per store: the catalog's .zip sdists read again by their content (the reader took a
+    blob for a tar by its name, and recorded the legacy build requirements for every .zip sdist)."""
+    flag = store.base / "migrations" / "sdists-by-content-v1"
+    if flag.exists():
+        return
+    with store.db() as db:
+        rows = db.execute("SELECT sha256, filename FROM pyfiles WHERE kind = 'sdist' AND lower(filename) LIKE '%.zip'"
+                          ).fetchall()
+    if rows:  # (the reader loaded only then: not on every sync's way to uv)
+        from airgap_mirror.store.distinfo import read_sdist
+    for sha, filename in rows:
+        known = store.pyfile(sha, filename)
+        if known is None or not store.has_blob(sha):
+            continue
+        info = read_sdist(store.blob_path(sha))
+        store.record_pyfile(dataclasses.replace(known, requires_python=known.requires_python or info.requires_python,
+                                                build_requires=info.build_requires))
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.write_text("the catalog's .zip sdists were read again by their content\n")
