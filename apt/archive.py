@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airgap_mirror import logs
 from airgap_mirror.errors import IntegrityError, TransportError
 from airgap_mirror.fetch import get_bytes, get_streaming
 from airgap_mirror.store import atomic_write
@@ -24,6 +25,8 @@ from airgap_mirror.urls import redact
 
 from .gpg import verify_clearsigned, verify_detached
 from .index import IndexEntry, PackagesIndex, ReleaseFile, Stanza, decoded_names, parse_release, scan_lines
+
+_log = logs.get(__name__)
 
 __all__ = ["Source", "SuiteIndex", "load_suite", "fetch_release"]
 
@@ -238,8 +241,8 @@ class _IndexReader:
             while (chunk := inbox.get()) is not None:
                 outbox.put(inflater.decompress(chunk))
             ended = _END
-        except Exception:  # noqa: BLE001, S110
-            pass
+        except Exception:  # noqa: BLE001  (the whole file is decompressed again at the end)
+            _log.debug("decompressing an index while it downloads failed", exc_info=True)
         finally:
             outbox.put(ended)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airgap_mirror import logs
 from airgap_mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
 from airgap_mirror.fetch import FetchItem, get_bytes
 from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
@@ -29,6 +30,8 @@ from .archive import DEBIAN_KEYRING, Source, fetch_release, finish_cache_writes,
 from .closure import Base, Request, Universe, minimal_system, resolve_closure
 from .errors import UnsatisfiableError
 from .index import PackagesIndex, ReleaseFile, Stanza, parse_packages
+
+_log = logs.get(__name__)
 
 __all__ = ["AptSync", "AptTarget", "DEFAULT_SOURCES", "SECTION_FORMAT"]
 
@@ -433,8 +436,8 @@ def _cached_closure(cache: Path, opts: Mapping[str, Any], key_doc: dict[str, Any
         data = json.loads(cached.read_text())
         if isinstance(data, dict):
             return cached, data
-    except (OSError, ValueError):
-        pass
+    except (OSError, ValueError) as exc:
+        _log.debug("cache entry %s unreadable (%s): made again", cached.name, exc)
     cached.unlink(missing_ok=True)
     return cached, None
 

@@ -59,7 +59,7 @@ def test_the_core_imports_no_plugin_and_knows_none_of_their_tables(rel):
 # loop it would close is the point (the CLI's lazy loading is at the top anyway).
 LAYERS = [
     {"errors", "urls", "defaults"},
-    {"credentials"},
+    {"credentials", "logs"},
     {"store"},
     {"fetch"},
     {"resolve"},

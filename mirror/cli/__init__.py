@@ -59,8 +59,19 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="Log what the run passes over on stderr (-v: info, -vv: debug).")] = 0,
+    log_file: Annotated[Path | None, typer.Option("--log-file", help="Append a debug log to this file.",
+                                                  dir_okay=False)] = None,
 ) -> None:
-    """airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap."""
+    """airgap-mirror: resolve, fetch, bundle and serve every dependency of your apps across an air gap.
+
+    Example: `mirror -v sync apps/dash-app` (what a quiet run passes over, on stderr);
+    `mirror --log-file /var/log/airgap-mirror.log sync` for the nightly.
+    """
+    from airgap_mirror import logs
+
+    logs.configure(verbose, log_file)
 
 
 class _PlainReporter:

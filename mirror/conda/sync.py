@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from airgap_mirror import logs
 from airgap_mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
 from airgap_mirror.credentials import Credentials, expand
 from airgap_mirror.errors import InputError, MirrorError
@@ -28,6 +29,8 @@ from airgap_mirror.fetch import FetchItem
 from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
 from airgap_mirror.store.model import Section
 from airgap_mirror.urls import redact_text, strip_credentials
+
+_log = logs.get(__name__)
 
 __all__ = ["CondaSync", "SECTION_FORMAT"]
 
@@ -161,6 +164,7 @@ class CondaSync:
             _clean_host_config()
             records = _solve(_gateway(store, channels), channels, _specs(app), target)
         except Exception:  # noqa: BLE001 (MirrorError, ValueError, and rattler's own classes: the sync says it)
+            _log.debug("the conda side's Python for %s is not known", app.name, exc_info=True)
             return None
         python = next((r for r in records if r.name.normalized == "python"), None)
         return ".".join(str(python.version).split(".")[:2]) if python is not None else None

@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING
 
-from airgap_mirror import __version__
+from airgap_mirror import __version__, logs
 from airgap_mirror.credentials import Credentials
 
 if TYPE_CHECKING:
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import httpx
 
 from airgap_mirror.fetch.dns import resolve
+
+_log = logs.get(__name__)
 
 USER_AGENT = f"airgap-mirror/{__version__}"
 
@@ -263,8 +265,10 @@ def shard_client(creds: Credentials) -> "httpx.Client":
 def _close_pools() -> None:
     with _POOLS_LOCK:
         for client in _POOLS.values():
-            with contextlib.suppress(Exception):
+            try:
                 client.close()
+            except Exception:  # noqa: BLE001  (at exit: nothing more to do with it)
+                _log.debug("closing an HTTP client at exit failed", exc_info=True)
         _POOLS.clear()
 
 

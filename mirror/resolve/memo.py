@@ -33,10 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airgap_mirror import logs
 from airgap_mirror.resolve.upstream import FileStatus, Validated, Validator, parse_project_page
 from airgap_mirror.store import atomic_write
 from airgap_mirror.store.canonical import canonical_json
 from airgap_mirror.urls import strip_credentials
+
+_log = logs.get(__name__)
 
 __all__ = ["MEMO_FORMAT", "MAX_AGE", "Recorded", "ResolutionMemo", "memo_key", "pages_read", "is_deterministic",
            "expired_records"]
@@ -207,8 +210,10 @@ class ResolutionMemo:
             self._prefetcher.submit(self._quietly, url, unknown)
 
     def _quietly(self, url: str, body: bool) -> None:
-        with contextlib.suppress(Exception):  # a page that cannot be read now is read again when needed
+        try:  # a page that cannot be read now is read again when needed
             self.read([url], [url] if body else [])
+        except Exception:  # noqa: BLE001
+            _log.debug("reading %s ahead failed; it is read again when needed", url, exc_info=True)
 
     def _keep(self, url: str, body: bytes, content_type: str) -> None:
         with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):  # unreadable: left out

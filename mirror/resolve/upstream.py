@@ -18,11 +18,13 @@ from urllib.parse import urljoin
 
 from packaging.utils import canonicalize_name
 
-from airgap_mirror.errors import MirrorError
+from airgap_mirror import logs
 from airgap_mirror.urls import index_project_url, strip_credentials
 
 if TYPE_CHECKING:
     from airgap_mirror.credentials import Credentials
+
+_log = logs.get(__name__)
 
 __all__ = ["FileStatus", "parse_project_page", "project_pages", "page_digests", "page_url"]
 
@@ -131,8 +133,8 @@ def project_pages(requests: list[tuple[str, str]], *, concurrency: int = 16,
             if resp.status_code == 200:
                 files = parse_project_page(resp.content, resp.headers.get("content-type", ""), url)
                 out.update((key, files) for key in by_url[url])
-        except (Exception, MirrorError):  # best effort: the lock already pins the file
-            pass
+        except Exception:  # noqa: BLE001  (best effort: the lock already pins the file)
+            _log.debug("the page %s for a lock's upload times could not be read", url, exc_info=True)
 
     from airgap_mirror.fetch import for_each_url
 
@@ -209,7 +211,8 @@ def page_digests(requests: Mapping[str, Validator], *, concurrency: int = 32,
             headers["If-Modified-Since"] = modified
         try:
             resp = client.get(url, headers=headers)
-        except (Exception, MirrorError):
+        except Exception:  # noqa: BLE001  (unknown: the resolution that read it runs again)
+            _log.debug("revalidating %s failed", url, exc_info=True)
             out[url] = (None, None, None)
             return
         fresh = fresh_until(resp.headers, time.time())

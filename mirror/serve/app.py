@@ -28,12 +28,15 @@ from urllib.parse import quote, unquote, urlsplit
 
 from packaging.utils import canonicalize_name
 
+from airgap_mirror import logs
 from airgap_mirror.publish import layout
 from airgap_mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
 from airgap_mirror.publish.simple import HTML_TYPE, JSON_TYPE
 from airgap_mirror.store.names import UnsafePath, safe_join
 
 from .auth import REALM, Auth
+
+_log = logs.get(__name__)
 
 __all__ = ["App", "Response", "access_line", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
 
@@ -544,6 +547,7 @@ def _plugin_setup(base: str, tree: Path | None, store_root: Path) -> str:
         try:
             text = hook(base, store)
         except Exception:  # noqa: BLE001  (a front page never fails for a plug-in's text)
+            _log.warning("a plug-in's client set-up text failed", exc_info=True)
             text = None
         if text:
             out.append("\n" + text)

@@ -12,6 +12,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from airgap_mirror import logs
+
+_log = logs.get(__name__)
+
 __all__ = ["WheelInfo", "SdistInfo", "read_wheel", "read_sdist", "read_pkg_info", "LEGACY_BUILD_REQUIRES"]
 
 # pip's fallback for an sdist without pyproject.toml [build-system].
@@ -163,8 +167,8 @@ def _sdist_members(path: Path, wanted: tuple[str, ...]) -> dict[str, bytes]:
                                 # 1.35 GB, read in 12.9 s, not 16.4 s; the rest is gzip, and a legacy sdist
                                 # without pyproject.toml is still read to its end).
                                 break
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error):
-        pass
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        _log.info("%s cannot be read as an archive (%s): its metadata is not known", path.name, exc)
     return found
 
 

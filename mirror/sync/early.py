@@ -5,7 +5,6 @@ from its log), and what the catalog records of each file that lands.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import dataclasses
 import functools
 import threading
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import Version
 
+from airgap_mirror import logs
 from airgap_mirror.fetch import Downloads, FetchItem
 from airgap_mirror.resolve import (
     Pin,
@@ -29,6 +29,8 @@ from airgap_mirror.urls import strip_credentials
 
 if TYPE_CHECKING:
     from airgap_mirror.sync.jobs import Job
+
+_log = logs.get(__name__)
 
 
 
@@ -72,8 +74,10 @@ class EarlyDownloads:
     def hearing(self, job: Job) -> Callable[[str, str, str | None, Sequence[str]], None]:
         """uv_compile's on_select for `job`: start the files of each version uv picks."""
         def heard(name: str, version: str, file_url: str | None, pages: Sequence[str]) -> None:
-            with contextlib.suppress(Exception):  # called from uv's log loop: a head start never stops a resolution
+            try:  # called from uv's log loop: a head start never stops a resolution
                 start(name, version, file_url, pages)
+            except Exception:  # noqa: BLE001
+                _log.debug("no early download for %s %s", name, version, exc_info=True)
 
         def start(name: str, version: str, file_url: str | None, pages: Sequence[str]) -> None:
             key = (job.target.id, canonicalize_name(name), version, job.index.search_order)
@@ -110,16 +114,21 @@ class EarlyDownloads:
             return self._urls
 
     def _start(self, target: PythonTarget, name: str, version: str, candidates: list[str]) -> None:
-        with contextlib.suppress(Exception):  # a guess that cannot be made costs only the wait for the lock
-            want = Version(version)
-            for url in candidates:  # as uv's first-index: the first page that has the version
-                files = [f for filename, st in (self.memo.page_files(url) or {}).items()  # (a cheap test first:
-                         if version in filename and (f := page_file(filename, st, name, want)) is not None]  # 4,415 on numpy's)
-                if files:
-                    for f in pick_files(files, target):
-                        self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
-                                           on_done=functools.partial(self.landed, f))
-                    return
+        try:  # a guess that cannot be made costs only the wait for the lock
+            self._guess(target, name, version, candidates)
+        except Exception:  # noqa: BLE001
+            _log.debug("no early guess for %s %s", name, version, exc_info=True)
+
+    def _guess(self, target: PythonTarget, name: str, version: str, candidates: list[str]) -> None:
+        want = Version(version)
+        for url in candidates:  # as uv's first-index: the first page that has the version
+            files = [f for filename, st in (self.memo.page_files(url) or {}).items()  # (a cheap test first:
+                     if version in filename and (f := page_file(filename, st, name, want)) is not None]  # 4,415 on numpy's)
+            if files:
+                for f in pick_files(files, target):
+                    self.downloads.add(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size),
+                                       on_done=functools.partial(self.landed, f))
+                return
 
     def landed(self, f: PinnedFile, item: FetchItem) -> None:
         """In the download's thread, as soon as a new file is in (`item`, with its sha256): read what it

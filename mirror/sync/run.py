@@ -8,7 +8,6 @@ previous locks are kept.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import importlib
 import threading
 import time
@@ -33,6 +32,9 @@ from airgap_mirror.sync.state import SyncRun
 
 if TYPE_CHECKING:
     pass
+from airgap_mirror import logs
+
+_log = logs.get(__name__)
 
 
 
@@ -48,6 +50,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     previous_id = store.ref("current")
     run = SyncRun(store=store, opts=opts, reporter=reporter, on_bytes=on_bytes,
                   previous=store.snapshot(previous_id) if previous_id else None)
+    _log.info("sync of %d app folders; indexes: %s", len(opts.apps), ", ".join(opts.index.search_order))
     correct_sdist_facts(store)
     # 1. The app folders read.
     run.results, run.apps = load_apps(opts, store)
@@ -141,8 +144,10 @@ class _Preload:
 
     def _run(self) -> None:
         for name in self._names:
-            with contextlib.suppress(ImportError):
+            try:
                 name() if callable(name) else importlib.import_module(name)
+            except ImportError:
+                _log.debug("preloading %s failed (loaded when first used)", name, exc_info=True)
 
 
 class _Clock:
@@ -156,9 +161,11 @@ class _Clock:
         now = time.perf_counter()
         self.laps[name] = now - self._last
         self._last = now
+        _log.info("sync step %s: %.2f s", name, self.laps[name])
 
     def note(self, name: str, seconds: float) -> None:
         self.laps[name] = seconds
+        _log.info("sync step %s: %.2f s", name, seconds)
 
 
 def _timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
