@@ -10,7 +10,7 @@ from importlib.metadata import version
 
 import pytest
 
-import airgap_mirror.resolve as resolve
+import airgap_mirror.resolve.uv as resolve
 
 
 @pytest.fixture(autouse=True)

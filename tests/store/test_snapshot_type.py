@@ -65,7 +65,7 @@ SPARSE = {  # what an older version wrote: no kind, no installers, files with on
 def test_every_level_round_trips_unknown_and_missing_fields():
     import hashlib
 
-    from airgap_mirror.store import canonical_json
+    from airgap_mirror.store.canonical import canonical_json
 
     for doc in (FULL, SPARSE, DOC):
         snap = Snapshot.from_dict(doc)

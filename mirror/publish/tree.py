@@ -1,0 +1,274 @@
+"""Publishing a snapshot as a static tree (PEP 503/691 pages, the files, PyPI's JSON API, the apps'
+locks, each plug-in's part), built aside and switched in whole; which tree is current."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import json
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from airgap_mirror.interfaces import publishers
+from airgap_mirror.publish.simple import (
+    IndexFile,
+    render_find_links,
+    render_project_html,
+    render_project_json,
+    render_root_html,
+    render_root_json,
+)
+from airgap_mirror.store import Store
+from airgap_mirror.store.model import PythonFile
+from airgap_mirror.store.names import UnsafePath, safe_join
+from airgap_mirror.store.snapshots import Snapshot
+
+_KEEP_TREES = 2
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+            raise
+        shutil.copyfile(src, dst)
+
+
+def write_text(path: Path, text: str, *, gz: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    if gz:
+        # Precompressed beside the page, so servers (ours, nginx gzip_static) send it as is.
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
+
+
+def current_tree(store: Store) -> Path | None:
+    link = store.published / "current"
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def published_snapshot(store: Store) -> str | None:
+    tree = current_tree(store)
+    return tree_snapshot(tree) if tree is not None else None
+
+
+def tree_snapshot(tree: os.PathLike[str]) -> str | None:
+    """The id of the snapshot a published tree was built from (its snapshot.json), None if unreadable."""
+    with contextlib.suppress(OSError, json.JSONDecodeError, KeyError, TypeError):
+        sid = json.loads((Path(tree) / "snapshot.json").read_text())["id"]
+        return sid if isinstance(sid, str) else None
+    return None
+
+
+_DIST_REF = re.compile(r'\b(?:url|path) = "(?:[^"\\]|\\.)*"(?P<rest>[^{}]*?hashes = \{ sha256 = "(?P<sha>[0-9a-f]{64})" \})')
+
+
+def served_pylock(data: bytes, files: Mapping[str, PythonFile], base_url: str | None) -> bytes:
+    """A lock's file references pointed at this mirror, hashes unchanged: `url = BASE/packages/...`
+    when the served base URL is known, else a `path` relative to /locks/APP/TARGET/pylock.toml
+    (pip >= 26.1 joins it to the lock's own URL). Files the snapshot lacks keep their reference."""
+
+    def swap(m: re.Match[str]) -> str:
+        meta = files.get(m["sha"])
+        if meta is None:
+            return m[0]
+        rel = "/".join(("packages", m["sha"][:2], m["sha"], quote(meta.filename)))
+        ref = f'url = "{base_url.rstrip("/")}/{rel}"' if base_url else f'path = "../../../{rel}"'
+        return ref + m["rest"]
+
+    return _DIST_REF.sub(swap, data.decode("utf-8")).encode("utf-8")
+
+
+def base_url(store: Store, given: str | None = None) -> str | None:
+    """The URL clients reach the mirror at: the one given (kept for later publishes, by import and
+    serve too), else the one kept."""
+    kept = store.published / "base-url"
+    if given:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", given):
+            from airgap_mirror.errors import ConfigError
+
+            raise ConfigError(f"base URL {given!r}: write it as http(s)://HOST[:PORT][/PATH], as clients reach the mirror")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(given.rstrip("/") + "\n")
+        return given.rstrip("/")
+    with contextlib.suppress(FileNotFoundError):
+        return kept.read_text().strip() or None
+    return None
+
+
+def _upstream_path(meta: PythonFile) -> tuple[str, ...] | None:
+    """Where the file's upstream served it, when under /packages/ (files.pythonhosted.org's layout,
+    and most mirrors'): the tree holds it there too (a hard link), so a site that points the
+    upstream's host names at the mirror installs from its apps' locks unchanged (uv.lock, pylock.toml
+    name those URLs). None when the URL is elsewhere or its path is not one of plain components."""
+    url = meta.url
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        return None
+    parts = tuple(unquote(p) for p in urlsplit(url).path.strip("/").split("/"))
+    if len(parts) < 3 or parts[0] != "packages" or parts[-1] != meta.filename:
+        return None
+    if any(not p or p in (".", "..") or "/" in p or "\\" in p or "\0" in p for p in parts):
+        return None
+    return parts
+
+
+def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, base: str | None) -> None:
+    """PyPI's JSON API for each release (`/pypi/PROJECT/VERSION/json`), as Poetry reads it to find a
+    locked release's files: its `urls` name each file where the upstream served it (a site points
+    the upstream's names at the mirror, which serves those paths too), else at the mirror's base URL."""
+    from email.parser import BytesHeaderParser
+
+    from packaging.utils import canonicalize_name
+
+    releases: dict[tuple[str, str], list[tuple[str, PythonFile]]] = {}
+    for sha, meta in files.items():
+        releases.setdefault((canonicalize_name(meta.project or ""), meta.version or ""), []).append((sha, meta))
+    for (project, version), entries in releases.items():
+        urls, requires_dist, requires_python = [], None, None
+        for sha, meta in sorted(entries, key=lambda e: e[1].filename):
+            upstream = _upstream_path(meta)
+            if upstream is not None:
+                url = str(meta.url)
+            elif base:
+                url = f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta.filename)}"
+            else:
+                continue
+            urls.append({"filename": meta.filename, "url": url, "digests": {"sha256": sha}, "size": meta.size,
+                         "packagetype": "bdist_wheel" if meta.kind == "wheel" else "sdist",
+                         "requires_python": meta.requires_python, "yanked": bool(meta.yanked),
+                         "yanked_reason": meta.yanked if isinstance(meta.yanked, str) else None,
+                         "upload_time_iso_8601": meta.upload_time})
+            requires_python = requires_python or meta.requires_python
+            if requires_dist is None and meta.metadata_sha256 and store.has_blob(meta.metadata_sha256):
+                head = BytesHeaderParser().parsebytes(store.blob_path(meta.metadata_sha256).read_bytes())
+                requires_dist = head.get_all("Requires-Dist") or []
+        if not urls:
+            continue
+        doc = {"info": {"name": entries[0][1].project, "version": version, "summary": "",
+                        "requires_dist": requires_dist, "requires_python": requires_python, "yanked": False},
+               "urls": urls, "last_serial": 0}
+        write_text(safe_join(root, "pypi", project, version) / "json", json.dumps(doc, sort_keys=True))
+
+
+def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
+    files = snapshot.python.files
+    by_project: dict[str, list[IndexFile]] = {}
+    for sha, meta in files.items():
+        rel = ("packages", sha[:2], sha, meta.filename)
+        link_or_copy(store.blob_path(sha), safe_join(root, *rel))
+        upstream = _upstream_path(meta)
+        if upstream is not None and upstream != rel:
+            dest = safe_join(root, *upstream)
+            if not dest.exists():
+                link_or_copy(store.blob_path(sha), dest)
+        if meta.metadata_sha256:
+            link_or_copy(store.blob_path(meta.metadata_sha256), safe_join(root, *rel[:-1], meta.filename + ".metadata"))
+        by_project.setdefault(meta.project or "", []).append(IndexFile(
+            filename=meta.filename, url="../../" + "/".join(rel), sha256=sha, size=meta.size or 0,
+            requires_python=meta.requires_python, yanked=meta.yanked,
+            upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256,
+        ))
+    _write_json_api(store, files, root, base)
+    simple = root / "simple"
+    write_text(simple / "index.html", render_root_html(list(by_project)), gz=True)
+    write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)
+    from packaging.utils import canonicalize_name
+
+    write_text(root / "find-links.html", render_find_links(
+        [replace(f, url=f.url.removeprefix("../../")) for pfiles in by_project.values() for f in pfiles]), gz=True)
+    for project, pfiles in by_project.items():
+        d = safe_join(simple, canonicalize_name(project))
+        write_text(d / "index.html", render_project_html(project, pfiles), gz=True)
+        write_text(d / "index.json", render_project_json(project, pfiles), gz=True)
+    # Locks, so an admin inside can fetch an app's lock from the mirror itself.
+    for app, entry in snapshot.apps.items():
+        for tid, t in entry.targets.items():
+            d = safe_join(root, "locks", app, tid)
+            if t.pylock:
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t.pylock).read_bytes(), files, base))
+            if t.requirements_lock:
+                link_or_copy(store.blob_path(t.requirements_lock), d / "requirements.lock")
+    return len(by_project)
+
+
+def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None) -> Path:
+    """Build the tree of a snapshot (the current one by default) and switch it in atomically.
+    `url`: the base URL clients reach the mirror at (kept for later publishes)."""
+    sid = snapshot_id or store.ref("current")
+    if sid is None:
+        from airgap_mirror.errors import StoreError
+
+        raise StoreError(f"the store at {store.root} has no snapshot yet: run `mirror sync` first")
+    snapshot = store.snapshot(sid)
+    trees = store.published / "trees"
+    trees.mkdir(parents=True, exist_ok=True)
+    n = 0
+    while (trees / f"{sid[:16]}.{n}").exists() or (trees / f".{sid[:16]}.{n}.partial").exists():
+        n += 1
+    partial = trees / f".{sid[:16]}.{n}.partial"
+    final = trees / f"{sid[:16]}.{n}"
+    try:
+        partial.mkdir()
+        _write_python(store, snapshot, partial, base_url(store, url))
+        for fn in publishers():
+            fn(store, snapshot, partial)
+        (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
+        os.replace(partial, final)
+    except UnsafePath as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        from airgap_mirror.errors import IntegrityError
+
+        raise IntegrityError(f"snapshot {sid[:16]} names a path that is not safe to publish ({exc}); nothing was "
+                             "published: the served tree is unchanged") from exc
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    link = store.published / "current"
+    tmp_link = store.published / ".current.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        tmp_link.unlink()
+    os.symlink(os.path.relpath(final, store.published), tmp_link)
+    os.replace(tmp_link, link)
+    _prune(trees, keep=final)
+    return final
+
+
+def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
+    """What the server says of this tree (/health, the front page): read from the tree itself, so
+    serving needs nothing of the store but the published folder."""
+    from datetime import datetime
+
+    from airgap_mirror.interfaces import bundle_ledger
+
+    files, nbytes = snapshot.counts()
+    ledger = bundle_ledger()
+    last = ledger.last_import(store) if ledger is not None else None
+    apps = {}
+    for app, entry in sorted(snapshot.apps.items()):
+        apps[app] = {"python": sorted(entry.targets), **{k: sorted(v) for k, v in entry.parts.items() if v}}
+    return {"id": sid, "created": store.snapshot_created(sid),
+            "published": datetime.now(UTC).isoformat(timespec="seconds"),
+            "files": files, "bytes": nbytes, "targets": snapshot.target_ids(), "apps": apps,
+            "last_import": last}
+
+
+def _prune(trees: Path, keep: Path) -> None:
+    """Remove old trees, keeping the newest few for clients mid-download; and leftover partials."""
+    done = sorted((p for p in trees.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+    for old in done[:-_KEEP_TREES]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for partial in trees.glob(".*.partial"):
+        shutil.rmtree(partial, ignore_errors=True)
