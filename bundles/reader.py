@@ -18,9 +18,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
-
 import zstandard
 
 from airgap_mirror.errors import InputError
@@ -28,6 +25,9 @@ from airgap_mirror.errors import InputError
 from .errors import BundleFormatError, SignatureError
 from .format import MANIFEST, MAX_MANIFEST_BYTES, MAX_SIGNATURE_BYTES, MAX_WINDOW_SIZE, SIGNATURE, Manifest, blob_member
 from .keys import PublicKey, parse_signature, verify
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = ["BlobSink", "NullSink", "read_bundle", "read_manifest_unverified", "bundle_parts"]
 

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING
 
 from airgap_mirror import __version__, logs
 from airgap_mirror.credentials import Credentials
+from airgap_mirror.fetch.dns import resolve
 
 if TYPE_CHECKING:
     import httpcore
     import httpx
-
-from airgap_mirror.fetch.dns import resolve
 
 _log = logs.get(__name__)
 

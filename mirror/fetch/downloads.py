@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING
 
 from airgap_mirror.credentials import Credentials
 from airgap_mirror.errors import DiskFullError, MirrorError, TransportError
+from airgap_mirror.fetch.client import shard_client
+from airgap_mirror.fetch.retry import _check_status, _retrying
 from airgap_mirror.store import Store
 
 if TYPE_CHECKING:
     import httpx
-
-from airgap_mirror.fetch.client import shard_client
-from airgap_mirror.fetch.retry import _check_status, _retrying
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,16 +2,11 @@
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from airgap_mirror.errors import IntegrityError
-from airgap_mirror.urls import redact
-
-if TYPE_CHECKING:
-    pass
-
 from airgap_mirror.fetch.client import pooled_client
 from airgap_mirror.fetch.retry import _check_status, _retrying
+from airgap_mirror.urls import redact
 
 
 def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int = 64 << 20,

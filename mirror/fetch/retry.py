@@ -6,16 +6,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from airgap_mirror.errors import TransportError
-from airgap_mirror.urls import redact
-
-if TYPE_CHECKING:
-    pass
-
 from airgap_mirror.fetch.client import load_httpx
 from airgap_mirror.fetch.dns import resolve
+from airgap_mirror.urls import redact
 
 T = TypeVar("T")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}

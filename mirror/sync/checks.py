@@ -5,7 +5,7 @@ package's name on the public index) and sdists that need compiling for the targe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airgap_mirror.resolve import (
     IndexConfig,
@@ -14,10 +14,6 @@ from airgap_mirror.resolve import (
 from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.store import Store
 from airgap_mirror.urls import strip_credentials
-
-if TYPE_CHECKING:
-    pass
-
 
 
 def page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]], public: str,

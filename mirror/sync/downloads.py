@@ -8,7 +8,6 @@ import concurrent.futures as cf
 import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from airgap_mirror.fetch import FetchItem
 from airgap_mirror.resolve import (
@@ -25,10 +24,6 @@ from airgap_mirror.sync.early import EarlyDownloads, catalog_entry
 from airgap_mirror.sync.jobs import Job, MemoRecord, Resolved, resolve_jobs
 from airgap_mirror.sync.options import MAX_BUILD_DEPTH
 from airgap_mirror.sync.state import SyncRun
-
-if TYPE_CHECKING:
-    pass
-
 
 
 @dataclass(slots=True, kw_only=True)

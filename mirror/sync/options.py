@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airgap_mirror.apps.locks import MANAGER_FILES
 from airgap_mirror.defaults import DEFAULT_INSTALLERS
@@ -15,11 +15,6 @@ from airgap_mirror.resolve import (
 )
 from airgap_mirror.resolve.targets import DEFAULT_PLATFORM, DEFAULT_PYTHON
 from airgap_mirror.urls import redact_text
-
-if TYPE_CHECKING:
-    pass
-
-
 
 SNAPSHOT_FORMAT = 1
 

@@ -12,8 +12,9 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from airgap_mirror import logs
 from airgap_mirror.credentials import Credentials
 from airgap_mirror.fetch import Downloads
 from airgap_mirror.fetch.client import load_httpx
@@ -29,10 +30,6 @@ from airgap_mirror.sync.jobs import Job, app_jobs, resolve_jobs
 from airgap_mirror.sync.load import app_targets, load_apps, prepare_apps
 from airgap_mirror.sync.options import SyncOptions, SyncResult
 from airgap_mirror.sync.state import SyncRun
-
-if TYPE_CHECKING:
-    pass
-from airgap_mirror import logs
 
 _log = logs.get(__name__)
 
