@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap_mirror import logs
+from airgap_mirror.apps import AppSpec
 from airgap_mirror.errors import ConfigError, InputError, IntegrityError, MirrorError, TransportError
 from airgap_mirror.fetch import FetchItem, get_bytes
 from airgap_mirror.interfaces import ExtensionOutcome, SyncContext
@@ -96,221 +97,18 @@ class AptSync:
     name = "apt"
 
     def sync(self, ctx: SyncContext) -> ExtensionOutcome:
-        out = ExtensionOutcome()
-        store, opts = ctx.store, ctx.options
         wanted = [a for a in ctx.apps if a.apt_files]
         if not wanted:
-            return out
-        targets = [AptTarget(distro=d, arch=a) for d in (opts.get("distros") or [DEFAULT_DISTRO])
-                   for a in (opts.get("architectures") or [DEFAULT_ARCH])]
-        cache = store.cache / "apt"
-        prev_section = ctx.previous.section("apt") if ctx.previous else Section()
-        prev = prev_section.files
-        prev_by_url = {str(m.get("url")): (sha, m.to_dict()) for sha, m in prev.items() if m.get("from_url")}
-
-        # Aptfiles, and .debs named by URL (downloaded once; a URL is taken as immutable, like a pin).
-        parsed: dict[str, list[Aptfile]] = {}
-        debs: dict[str, tuple[str, Stanza]] = {}
-        for app in wanted:
-            try:
-                parsed[app.name] = [read_aptfile(p, root=None if opts.get("allow_outside") else True)
-                                    for p in app.apt_files]
-                for af in parsed[app.name]:
-                    for d in af.debs:
-                        if d.url not in debs:
-                            debs[d.url] = self._deb(store, d.url, prev_by_url, bool(opts.get("refresh")))
-            except MirrorError as exc:
-                out.app_errors[app.name] = str(exc)
-            except Exception as exc:  # noqa: BLE001  (one app's Aptfile never stops the others)
-                out.app_errors[app.name] = (f"{app.name}: its Aptfile could not be read ({type(exc).__name__}); this is a "
-                                            "bug in airgap-mirror, please report it with the file's shape (not its content)")
-
-        files: dict[str, dict[str, Any]] = {}
-        section_targets: dict[str, Any] = {}
-        items: list[FetchItem] = []
-        releases: dict[tuple[str, str], ReleaseFile] = {}
-        suites_cache: dict[tuple[str, str, str], list[PackagesIndex] | _ArchiveFault] = {}
-        universes: dict[tuple[Any, ...], Universe] = {}
-        bases: dict[str, Base] = {}
-
-        def release(src: Source) -> ReleaseFile:
-            if (src.url, src.suite) not in releases:
-                releases[(src.url, src.suite)] = fetch_release(src)
-            return releases[(src.url, src.suite)]
-
-        def suite(src: Source, arch: str) -> list[PackagesIndex]:
-            key = (src.url, src.suite, arch)
-            if key not in suites_cache:
-                if "debian.deb822" not in sys.modules:  # for the closures' relations: loads while the index downloads
-                    threading.Thread(target=importlib.import_module, args=("debian.deb822",), name="apt-imports",
-                                     daemon=True).start()
-                try:
-                    suites_cache[key] = load_suite(src, [arch], cache, release=release(src)).indexes
-                except (IntegrityError, TransportError) as exc:  # read once per sync, failed once
-                    suites_cache[key] = _ArchiveFault(str(exc))
-            got = suites_cache[key]
-            if isinstance(got, _ArchiveFault):
-                raise got
-            return got
-
-        # A suite whose index cannot be read is left out of the target's universe, as apt-get update
-        # ignores it with a warning: one bad index never takes the other suites down.
-        left_out: dict[str, dict[str, str]] = {}  # target id -> suite label -> why
-
-        def universe(target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
-            key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
-            if key not in universes:
-                indexes: list[PackagesIndex] = []
-                searched = []
-                for src in sources:
-                    try:
-                        indexes += suite(src, target.arch)
-                        searched.append(src.label)
-                    except _ArchiveFault as exc:
-                        left_out.setdefault(target.id, {})[src.label] = str(exc)
-                if not searched:
-                    raise _ArchiveFault("; ".join(left_out[target.id].values()))
-                universes[key] = Universe([*indexes, *extra], target.arch, searched=searched)
-            return universes[key]
-
-        def base(target: AptTarget, sources: Sequence[Source]) -> Base:
-            if target.id not in bases:
-                bases[target.id] = self._base(opts, lambda: universe(target, sources))
-            return bases[target.id]
-
-        prev_targets = prev_section.targets
-
-        def prev_part(app: str) -> Mapping[str, AppTarget]:
-            return ctx.previous.app_part(app, "apt") if ctx.previous else {}
-
-        def restore(app: str, tid: str, old: AppTarget, target_default: Mapping[str, Any]) -> None:
-            """`app`'s previous closure for `tid` kept as it was, with its files and its target."""
-            out.app_entries.setdefault(app, {})[tid] = old.to_dict()
-            files.update((s, f.to_dict()) for s, f in prev_section.files_of(old.files).items())
-            section_targets.setdefault(tid, prev_targets[tid].to_dict() if tid in prev_targets else dict(target_default))
-
-        def upstream_fault(app: str, target: AptTarget, exc: MirrorError) -> None:
-            """An archive that fails verification fails only this app's target: it keeps its previous
-            closure (with a warning naming suite and file), and the app's other targets go on."""
-            old = prev_part(app).get(target.id)
-            if old is None or not prev_section.has_files(old):
-                out.app_errors.setdefault(app, f"apt {target.id}: {exc}")
-                return
-            restore(app, target.id, old, {"distro": target.distro, "arch": target.arch})
-            warning = f"apt {target.id}: {exc}; the previous closure for {target.id} is kept"
-            out.app_warnings.setdefault(app, []).append(warning)
-            if warning not in out.warnings:
-                out.warnings.append(warning)
-
-        def suite_warning(app: str, target: AptTarget) -> None:
-            for label, why in sorted(left_out.get(target.id, {}).items()):
-                warning = (f"apt {target.id}: {label} is left out ({why}); what it alone has (security updates, "
-                           "say) is missing until a sync that reads it")
-                out.app_warnings.setdefault(app, []).append(warning)
-                if warning not in out.warnings:
-                    out.warnings.append(warning)
-
-        ctx.reporter.phase("apt closures", len(targets) * len(wanted))
-        for target in targets:
-            try:
-                configured = _sources(opts, target.distro)
-                sources = []
-                for src in configured:
-                    try:
-                        release(src)  # verified before anything else is read
-                        sources.append(src)
-                    except (IntegrityError, TransportError) as exc:
-                        left_out.setdefault(target.id, {})[src.label] = str(exc)
-                if not sources:
-                    raise _ArchiveFault("; ".join(left_out[target.id].values()))
-            except (IntegrityError, TransportError) as exc:
-                for app in wanted:
-                    if app.name in parsed and app.name not in out.app_errors:
-                        upstream_fault(app.name, target, exc)
-                ctx.reporter.advance(len(wanted))
-                continue
-            except MirrorError as exc:
-                for app in wanted:
-                    out.app_errors.setdefault(app.name, str(exc))
-                out.errors.append(f"apt {target.id}: {exc}")
-                ctx.reporter.advance(len(wanted))
-                continue
-            section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
-                                          "sources": [s.to_dict() for s in configured], "base": _base_label(opts)}
-            for app in wanted:
-                ctx.reporter.advance()
-                if app.name not in parsed or app.name in out.app_errors:
-                    continue
-                try:
-                    entry, metas = self._app_target(app.name, parsed[app.name], target, sources, debs, opts,
-                                                    release, universe, base, cache,
-                                                    cacheable=lambda: target.id not in left_out)  # noqa: B023 (called in this iteration)
-                except (_ArchiveFault, TransportError) as exc:
-                    upstream_fault(app.name, target, exc)
-                    continue
-                except MirrorError as exc:
-                    if target.id in left_out:  # perhaps only the suite left out has what it needs
-                        why = "; ".join(f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))
-                        upstream_fault(app.name, target, _ArchiveFault(f"{exc} (with {why} left out)"))
-                    else:
-                        out.app_errors[app.name] = str(exc)
-                    continue
-                if target.id in left_out:
-                    old = prev_part(app.name).get(target.id)
-                    if old is not None and prev_section.has_files(old):
-                        # Never a closure older than the one mirrored, for want of a suite.
-                        upstream_fault(app.name, target, _ArchiveFault("; ".join(
-                            f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))))
-                        continue
-                    suite_warning(app.name, target)
-                files.update(metas)
-                for sha, meta in metas.items():
-                    items.append(FetchItem(url=meta["url"], sha256=sha, filename=meta["filename"], size=meta["size"]))
-                out.app_entries.setdefault(app.name, {})[target.id] = entry
-
-        # The base's updates, per target (what `apt-get upgrade` inside takes from the mirror).
-        if opts.get("patch_base", True) and str(opts.get("base") or "required") != "none":
-            for tid, t in list(section_targets.items()):
-                target = AptTarget(distro=t["distro"], arch=t["arch"])
-                if not any(tid in e for e in out.app_entries.values()) or "sources" not in t:
-                    continue
-                sources = [src for src in _sources(opts, target.distro) if src.label not in left_out.get(tid, {})]
-                try:
-                    entry, metas = _patch_closure(target, sources, opts, release, suite, universe, base, cache)
-                except (MirrorError, KeyError) as exc:
-                    warning = f"apt {tid}: the base's updates are not mirrored ({exc})"
-                    if warning not in out.warnings:
-                        out.warnings.append(warning)
-                    continue
-                section_targets[tid] = {**t, "base_updates": entry}
-                files.update(metas)
-                items.extend(FetchItem(url=m["url"], sha256=sha, filename=m["filename"], size=m["size"])
-                             for sha, m in metas.items())
-
+            return ExtensionOutcome()
+        run = _Run(self, ctx, wanted)
+        run.read_aptfiles()
+        run.closures()
+        run.base_updates()
         # Download what is new; a failure fails the apps that need the file.
-        out.fetch(ctx, items, "downloading .debs", started=start_cache_writes)  # (marshal holds the lock: after the starts)
+        run.out.fetch(ctx, run.items, "downloading .debs", started=start_cache_writes)  # (marshal holds the lock: after the starts)
         finish_cache_writes()
-
-        # Failed apps keep what the previous snapshot had for them (each target whose files it still has).
-        for name in out.app_errors:
-            out.app_entries.pop(name, None)
-            kept = {tid: t for tid, t in prev_part(name).items() if prev_section.carry({tid: t}) is not None}
-            if kept:
-                out.kept_previous.add(name)
-                for tid, old in kept.items():
-                    restore(name, tid, old, {})
-        bad = {s for s in (i.sha256 for i in items) if not ctx.store.has_blob(s)}
-        for tid, t in list(section_targets.items()):
-            shas = (t.get("base_updates") or {}).get("files", [])
-            files.update((s, prev[s].to_dict()) for s in shas if s not in files and s in prev)  # a target kept as it was
-            if bad & set(shas) or any(s not in files for s in shas):  # left out, with a warning
-                section_targets[tid] = {k: v for k, v in t.items() if k != "base_updates"}
-                out.warnings.append(f"apt {tid}: the base's updates are not mirrored (a file could not be fetched)")
-        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
-        used |= {s for t in section_targets.values() for s in (t.get("base_updates") or {}).get("files", [])}
-        out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
-                       "files": {s: files[s] for s in sorted(used) if s in files}}
-        return out
+        run.carry_failed()
+        return run.finish()
 
     # -- pieces --------------------------------------------------------------------------------
     def _deb(self, store: Any, url: str, prev_by_url: Mapping[str, tuple[str, Mapping[str, Any]]],
@@ -388,6 +186,250 @@ class AptSync:
         if cacheable():
             atomic_write(cached, json.dumps({"entry": entry, "files": metas}).encode())
         return entry, metas
+
+
+
+class _Run:
+    """One APT sync: the apps' Aptfiles read, a closure per app and target, the base's updates, the
+    downloads, and the section. The archives' Release files, suites, universes and bases are read
+    once per run and shared by every app and target."""
+
+    def __init__(self, ext: AptSync, ctx: SyncContext, wanted: list[AppSpec]) -> None:
+        self.ext, self.ctx, self.wanted = ext, ctx, wanted
+        self.out = ExtensionOutcome()
+        self.store, self.opts = ctx.store, ctx.options
+        self.targets = [AptTarget(distro=d, arch=a) for d in (self.opts.get("distros") or [DEFAULT_DISTRO])
+                        for a in (self.opts.get("architectures") or [DEFAULT_ARCH])]
+        self.cache = self.store.cache / "apt"
+        self.prev_section = ctx.previous.section("apt") if ctx.previous else Section()
+        self.parsed: dict[str, list[Aptfile]] = {}
+        self.debs: dict[str, tuple[str, Stanza]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        self.section_targets: dict[str, Any] = {}
+        self.items: list[FetchItem] = []
+        self._releases: dict[tuple[str, str], ReleaseFile] = {}
+        self._suites: dict[tuple[str, str, str], list[PackagesIndex] | _ArchiveFault] = {}
+        self._universes: dict[tuple[Any, ...], Universe] = {}
+        self._bases: dict[str, Base] = {}
+        # A suite whose index cannot be read is left out of the target's universe, as apt-get update
+        # ignores it with a warning: one bad index never takes the other suites down.
+        self.left_out: dict[str, dict[str, str]] = {}  # target id -> suite label -> why
+
+    # -- the archives, read once per run ---------------------------------------------------------
+    def release(self, src: Source) -> ReleaseFile:
+        if (src.url, src.suite) not in self._releases:
+            self._releases[(src.url, src.suite)] = fetch_release(src)
+        return self._releases[(src.url, src.suite)]
+
+    def suite(self, src: Source, arch: str) -> list[PackagesIndex]:
+        key = (src.url, src.suite, arch)
+        if key not in self._suites:
+            if "debian.deb822" not in sys.modules:  # for the closures' relations: loads while the index downloads
+                threading.Thread(target=importlib.import_module, args=("debian.deb822",), name="apt-imports",
+                                 daemon=True).start()
+            try:
+                self._suites[key] = load_suite(src, [arch], self.cache, release=self.release(src)).indexes
+            except (IntegrityError, TransportError) as exc:  # read once per sync, failed once
+                self._suites[key] = _ArchiveFault(str(exc))
+        got = self._suites[key]
+        if isinstance(got, _ArchiveFault):
+            raise got
+        return got
+
+    def universe(self, target: AptTarget, sources: Sequence[Source], extra: tuple[Stanza, ...] = ()) -> Universe:
+        key = (target.id, *sources, *(st.fields.get("SHA256") for st in extra))
+        if key not in self._universes:
+            indexes: list[PackagesIndex] = []
+            searched = []
+            for src in sources:
+                try:
+                    indexes += self.suite(src, target.arch)
+                    searched.append(src.label)
+                except _ArchiveFault as exc:
+                    self.left_out.setdefault(target.id, {})[src.label] = str(exc)
+            if not searched:
+                raise _ArchiveFault("; ".join(self.left_out[target.id].values()))
+            self._universes[key] = Universe([*indexes, *extra], target.arch, searched=searched)
+        return self._universes[key]
+
+    def base(self, target: AptTarget, sources: Sequence[Source]) -> Base:
+        if target.id not in self._bases:
+            self._bases[target.id] = self.ext._base(self.opts, lambda: self.universe(target, sources))
+        return self._bases[target.id]
+
+    # -- what the previous snapshot had ------------------------------------------------------------
+    def prev_part(self, app: str) -> Mapping[str, AppTarget]:
+        return self.ctx.previous.app_part(app, "apt") if self.ctx.previous else {}
+
+    def restore(self, app: str, tid: str, old: AppTarget, target_default: Mapping[str, Any]) -> None:
+        """`app`'s previous closure for `tid` kept as it was, with its files and its target."""
+        prev_targets = self.prev_section.targets
+        self.out.app_entries.setdefault(app, {})[tid] = old.to_dict()
+        self.files.update((s, f.to_dict()) for s, f in self.prev_section.files_of(old.files).items())
+        self.section_targets.setdefault(tid, prev_targets[tid].to_dict() if tid in prev_targets else dict(target_default))
+
+    def upstream_fault(self, app: str, target: AptTarget, exc: MirrorError) -> None:
+        """An archive that fails verification fails only this app's target: it keeps its previous
+        closure (with a warning naming suite and file), and the app's other targets go on."""
+        old = self.prev_part(app).get(target.id)
+        if old is None or not self.prev_section.has_files(old):
+            self.out.app_errors.setdefault(app, f"apt {target.id}: {exc}")
+            return
+        self.restore(app, target.id, old, {"distro": target.distro, "arch": target.arch})
+        self._warn(app, f"apt {target.id}: {exc}; the previous closure for {target.id} is kept")
+
+    def suite_warning(self, app: str, target: AptTarget) -> None:
+        for label, why in sorted(self.left_out.get(target.id, {}).items()):
+            self._warn(app, f"apt {target.id}: {label} is left out ({why}); what it alone has (security updates, "
+                            "say) is missing until a sync that reads it")
+
+    def _warn(self, app: str, warning: str) -> None:
+        self.out.app_warnings.setdefault(app, []).append(warning)
+        if warning not in self.out.warnings:
+            self.out.warnings.append(warning)
+
+    # -- the phases ----------------------------------------------------------------------------------
+    def read_aptfiles(self) -> None:
+        """Aptfiles, and .debs named by URL (downloaded once; a URL is taken as immutable, like a pin)."""
+        prev = self.prev_section.files
+        prev_by_url = {str(m.get("url")): (sha, m.to_dict()) for sha, m in prev.items() if m.get("from_url")}
+        for app in self.wanted:
+            try:
+                self.parsed[app.name] = [read_aptfile(p, root=None if self.opts.get("allow_outside") else True)
+                                         for p in app.apt_files]
+                for af in self.parsed[app.name]:
+                    for d in af.debs:
+                        if d.url not in self.debs:
+                            self.debs[d.url] = self.ext._deb(self.store, d.url, prev_by_url, bool(self.opts.get("refresh")))
+            except MirrorError as exc:
+                self.out.app_errors[app.name] = str(exc)
+            except Exception as exc:  # noqa: BLE001  (one app's Aptfile never stops the others)
+                self.out.app_errors[app.name] = (
+                    f"{app.name}: its Aptfile could not be read ({type(exc).__name__}); this is a "
+                    "bug in airgap-mirror, please report it with the file's shape (not its content)")
+
+    def closures(self) -> None:
+        """Each app's closure for each target."""
+        self.ctx.reporter.phase("apt closures", len(self.targets) * len(self.wanted))
+        for target in self.targets:
+            sources = self._verified_sources(target)
+            if sources is not None:
+                for app in self.wanted:
+                    self.ctx.reporter.advance()
+                    if app.name in self.parsed and app.name not in self.out.app_errors:
+                        self._app_closure(app.name, target, sources)
+
+    def _verified_sources(self, target: AptTarget) -> list[Source] | None:
+        """The target's suites whose Release verifies (recorded in the section), or None when none
+        does: each app then keeps its previous closure, or fails."""
+        try:
+            configured = _sources(self.opts, target.distro)
+            sources = []
+            for src in configured:
+                try:
+                    self.release(src)  # verified before anything else is read
+                    sources.append(src)
+                except (IntegrityError, TransportError) as exc:
+                    self.left_out.setdefault(target.id, {})[src.label] = str(exc)
+            if not sources:
+                raise _ArchiveFault("; ".join(self.left_out[target.id].values()))
+        except (IntegrityError, TransportError) as exc:
+            for app in self.wanted:
+                if app.name in self.parsed and app.name not in self.out.app_errors:
+                    self.upstream_fault(app.name, target, exc)
+            self.ctx.reporter.advance(len(self.wanted))
+            return None
+        except MirrorError as exc:
+            for app in self.wanted:
+                self.out.app_errors.setdefault(app.name, str(exc))
+            self.out.errors.append(f"apt {target.id}: {exc}")
+            self.ctx.reporter.advance(len(self.wanted))
+            return None
+        self.section_targets[target.id] = {"distro": target.distro, "arch": target.arch,
+                                           "sources": [s.to_dict() for s in configured], "base": _base_label(self.opts)}
+        return sources
+
+    def _app_closure(self, app: str, target: AptTarget, sources: list[Source]) -> None:
+        left_out = self.left_out
+        try:
+            entry, metas = self.ext._app_target(app, self.parsed[app], target, sources, self.debs, self.opts,
+                                                self.release, self.universe, self.base, self.cache,
+                                                cacheable=lambda: target.id not in left_out)
+        except (_ArchiveFault, TransportError) as exc:
+            self.upstream_fault(app, target, exc)
+            return
+        except MirrorError as exc:
+            if target.id in left_out:  # perhaps only the suite left out has what it needs
+                why = "; ".join(f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))
+                self.upstream_fault(app, target, _ArchiveFault(f"{exc} (with {why} left out)"))
+            else:
+                self.out.app_errors[app] = str(exc)
+            return
+        if target.id in left_out:
+            old = self.prev_part(app).get(target.id)
+            if old is not None and self.prev_section.has_files(old):
+                # Never a closure older than the one mirrored, for want of a suite.
+                self.upstream_fault(app, target, _ArchiveFault("; ".join(
+                    f"{k}: {v}" for k, v in sorted(left_out[target.id].items()))))
+                return
+            self.suite_warning(app, target)
+        self._add(metas)
+        self.out.app_entries.setdefault(app, {})[target.id] = entry
+
+    def _add(self, metas: Mapping[str, dict[str, Any]]) -> None:
+        self.files.update(metas)
+        self.items.extend(FetchItem(url=m["url"], sha256=sha, filename=m["filename"], size=m["size"])
+                          for sha, m in metas.items())
+
+    def base_updates(self) -> None:
+        """The base's updates, per target (what `apt-get upgrade` inside takes from the mirror)."""
+        opts = self.opts
+        if not opts.get("patch_base", True) or str(opts.get("base") or "required") == "none":
+            return
+        for tid, t in list(self.section_targets.items()):
+            target = AptTarget(distro=t["distro"], arch=t["arch"])
+            if not any(tid in e for e in self.out.app_entries.values()) or "sources" not in t:
+                continue
+            sources = [src for src in _sources(opts, target.distro) if src.label not in self.left_out.get(tid, {})]
+            try:
+                entry, metas = _patch_closure(target, sources, opts, self.release, self.suite, self.universe, self.base,
+                                              self.cache)
+            except (MirrorError, KeyError) as exc:
+                warning = f"apt {tid}: the base's updates are not mirrored ({exc})"
+                if warning not in self.out.warnings:
+                    self.out.warnings.append(warning)
+                continue
+            self.section_targets[tid] = {**t, "base_updates": entry}
+            self._add(metas)
+
+    def carry_failed(self) -> None:
+        """Failed apps keep what the previous snapshot had for them (each target whose files it still
+        has); a target's base updates whose files are not all here are left out, with a warning."""
+        out, prev_section = self.out, self.prev_section
+        for name in out.app_errors:
+            out.app_entries.pop(name, None)
+            kept = {tid: t for tid, t in self.prev_part(name).items() if prev_section.carry({tid: t}) is not None}
+            if kept:
+                out.kept_previous.add(name)
+                for tid, old in kept.items():
+                    self.restore(name, tid, old, {})
+        prev = prev_section.files
+        bad = {s for s in (i.sha256 for i in self.items) if not self.store.has_blob(s)}
+        for tid, t in list(self.section_targets.items()):
+            shas = (t.get("base_updates") or {}).get("files", [])
+            self.files.update((s, prev[s].to_dict()) for s in shas if s not in self.files and s in prev)  # kept as it was
+            if bad & set(shas) or any(s not in self.files for s in shas):  # left out, with a warning
+                self.section_targets[tid] = {k: v for k, v in t.items() if k != "base_updates"}
+                out.warnings.append(f"apt {tid}: the base's updates are not mirrored (a file could not be fetched)")
+
+    def finish(self) -> ExtensionOutcome:
+        """The section: its targets and the files the apps' closures and the targets' updates use."""
+        out = self.out
+        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
+        used |= {s for t in self.section_targets.values() for s in (t.get("base_updates") or {}).get("files", [])}
+        out.section = {"format_version": SECTION_FORMAT, "targets": self.section_targets,
+                       "files": {s: self.files[s] for s in sorted(used) if s in self.files}}
+        return out
 
 
 def _patch_closure(target: AptTarget, sources: Sequence[Source], opts: Mapping[str, Any], release: Any,
