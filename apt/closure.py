@@ -227,151 +227,162 @@ def _close_matches(word: str, pool: Iterable[str], n: int = 4, cutoff: float = 0
 def resolve_closure(universe: Universe, requests: Sequence[Request], base: Base, *,
                     with_recommends: bool = False) -> Closure:
     """The packages to mirror so that `apt-get install` of every request succeeds on top of `base`."""
-    result = Closure()
-    searched = ", ".join(universe.searched) or "the configured suites"
+    closure = _Closure(universe, base, with_recommends)
+    for req in requests:
+        closure.request(req)
+    closure.settle()
+    return closure.result
 
-    def fail(chain: Sequence[str], what: str) -> UnsatisfiableError:
-        return UnsatisfiableError(f"{' → '.join(chain)}: {what} (searched {searched}, {universe.arch})")
 
-    def arch_ok(rel: dict[str, Any]) -> bool:
+class _Closure:
+    """One closure in the making: apt's choices, in apt's order (a request marked, its plain
+    dependencies marked before descending, `a | b` groups settled once the plain ones are in)."""
+
+    def __init__(self, universe: Universe, base: Base, with_recommends: bool) -> None:
+        self.universe, self.base, self.with_recommends = universe, base, with_recommends
+        self.result = Closure()
+        self.searched = ", ".join(universe.searched) or "the configured suites"
+        self.deferred: list[tuple[Stanza, tuple[str, ...], str, list[dict[str, Any]]]] = []
+
+    def fail(self, chain: Sequence[str], what: str) -> UnsatisfiableError:
+        return UnsatisfiableError(f"{' → '.join(chain)}: {what} (searched {self.searched}, {self.universe.arch})")
+
+    def arch_ok(self, rel: dict[str, Any]) -> bool:
         if rel.get("arch"):
             enabled = [r.arch for r in rel["arch"] if r.enabled]
             disabled = [r.arch for r in rel["arch"] if not r.enabled]
-            if enabled and universe.arch not in enabled:
+            if enabled and self.universe.arch not in enabled:
                 return False
-            if universe.arch in disabled:
+            if self.universe.arch in disabled:
                 return False
-        return rel.get("archqual") in (None, "any", "native", universe.arch)
+        return rel.get("archqual") in (None, "any", "native", self.universe.arch)
 
-    def satisfied(rel: dict[str, Any]) -> bool:
+    def satisfied(self, rel: dict[str, Any]) -> bool:
         name, constraint = rel["name"], rel.get("version")
-        chosen = result.packages.get(name)
+        chosen = self.result.packages.get(name)
         if chosen is not None and _version_ok(chosen.version, constraint):
             return True
-        if name in base.versions and _version_ok(base.versions[name], constraint):
+        if name in self.base.versions and _version_ok(self.base.versions[name], constraint):
             return True
-        if any(_version_ok(v, constraint) for v in base.provides.get(name, ())):
+        if any(_version_ok(v, constraint) for v in self.base.provides.get(name, ())):
             return True
-        return any(s.package in result.packages and _version_ok(v, constraint)
-                   for s, v in universe.providers(name))
+        return any(s.package in self.result.packages and _version_ok(v, constraint)
+                   for s, v in self.universe.providers(name))
 
-    def installable(rel: dict[str, Any]) -> Stanza | None:
+    def installable(self, rel: dict[str, Any]) -> Stanza | None:
         name, constraint = rel["name"], rel.get("version")
-        cand = universe.candidate(name)
+        cand = self.universe.candidate(name)
         if cand is not None and _version_ok(cand.version, constraint):
             return cand
-        provs = [s for s, v in universe.providers(name) if _version_ok(v, constraint)]
+        provs = [s for s, v in self.universe.providers(name) if _version_ok(v, constraint)]
         if not provs:
             return None
-        return min(provs, key=lambda s: (s.package not in result.packages and s.package not in base.versions,
+        return min(provs, key=lambda s: (s.package not in self.result.packages and s.package not in self.base.versions,
                                          s.get("Essential") != "yes",
                                          _PRIORITY.get(s.get("Priority") or "optional", 3)))
 
-    def conflicts(stanza: Stanza) -> bool:
+    def conflicts(self, stanza: Stanza) -> bool:
         """Whether choosing `stanza` would clash with the selection (apt skips such alternatives)."""
         def hits(a: Stanza, b: Stanza) -> bool:
             return any(rel["name"] == b.package and _version_ok(b.version, rel.get("version"))
                        for f in ("Conflicts", "Breaks") for group in a.relations(f) for rel in group)
-        return any(hits(stanza, other) or hits(other, stanza) for other in result.packages.values())
+        return any(hits(stanza, other) or hits(other, stanza) for other in self.result.packages.values())
 
-    deferred: list[tuple[Stanza, tuple[str, ...], str, list[dict[str, Any]]]] = []
-
-    def base_upgrade(alts: list[dict[str, Any]]) -> Stanza | None:
+    def base_upgrade(self, alts: list[dict[str, Any]]) -> Stanza | None:
         """A versioned dependency on a package the model of the base has (perl on `perl-base (=
         5.36.0-7+deb12u3)`): an image older than the suite has an older version, and apt must upgrade
         it from the mirror, so the suite's version is carried. Not for the target's own dpkg status,
         whose versions are known."""
-        if base.exact or len(alts) != 1 or not alts[0].get("version"):
+        if self.base.exact or len(alts) != 1 or not alts[0].get("version"):
             return None
         name = alts[0]["name"]
-        if name not in base.versions or name in result.packages:
+        if name not in self.base.versions or name in self.result.packages:
             return None
-        cand = universe.candidate(name)
+        cand = self.universe.candidate(name)
         return cand if cand is not None and _version_ok(cand.version, alts[0]["version"]) else None
 
-    def choose(stanza: Stanza, chain: tuple[str, ...], fname: str, alts: list[dict[str, Any]]) -> Stanza | None:
-        if any(satisfied(rel) for rel in alts):
-            upgrade = base_upgrade(alts)
+    def choose(self, stanza: Stanza, chain: tuple[str, ...], fname: str, alts: list[dict[str, Any]]) -> Stanza | None:
+        if any(self.satisfied(rel) for rel in alts):
+            upgrade = self.base_upgrade(alts)
             if upgrade is not None:
-                result.packages[upgrade.package] = upgrade
-                result.why[upgrade.package] = chain + (upgrade.package,)
-                result.base_upgrades.add(upgrade.package)
+                self.result.packages[upgrade.package] = upgrade
+                self.result.why[upgrade.package] = chain + (upgrade.package,)
+                self.result.base_upgrades.add(upgrade.package)
             return upgrade
-        options = [c for c in (installable(rel) for rel in alts) if c is not None]
-        pick = next((c for c in options if not conflicts(c)), options[0] if options else None)
+        options = [c for c in (self.installable(rel) for rel in alts) if c is not None]
+        pick = next((c for c in options if not self.conflicts(c)), options[0] if options else None)
         if pick is None:
             if fname == "Recommends":
                 return None
             text = " | ".join(rel["name"] + (f" ({rel['version'][0]} {rel['version'][1]})" if rel.get("version") else "")
                               for rel in alts)
-            raise fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
-        if pick.package in result.packages:
+            raise self.fail(chain, f"{stanza.package} {stanza.version} {fname.lower()} on {text}, which no suite provides")
+        if pick.package in self.result.packages:
             return None
-        result.packages[pick.package] = pick
-        result.why[pick.package] = chain + (pick.package,)
+        self.result.packages[pick.package] = pick
+        self.result.why[pick.package] = chain + (pick.package,)
         return pick
 
-    def expand(stanza: Stanza, chain: tuple[str, ...]) -> None:
+    def expand(self, stanza: Stanza, chain: tuple[str, ...]) -> None:
         # Like apt's MarkInstall: every plain dependency is marked before descending, and `a | b`
         # groups wait until the plain ones are in, so a package pulled in anyway can meet them.
         picked: list[Stanza] = []
-        fields = ["Pre-Depends", "Depends"] + (["Recommends"] if with_recommends else [])
+        fields = ["Pre-Depends", "Depends"] + (["Recommends"] if self.with_recommends else [])
         for fname in fields:
             for group in stanza.relations(fname):
-                alts = [rel for rel in group if arch_ok(rel)]
+                alts = [rel for rel in group if self.arch_ok(rel)]
                 if not alts:
                     continue
                 if len(alts) > 1:
-                    deferred.append((stanza, chain, fname, alts))
+                    self.deferred.append((stanza, chain, fname, alts))
                     continue
-                pick = choose(stanza, chain, fname, alts)
+                pick = self.choose(stanza, chain, fname, alts)
                 if pick is not None:
                     picked.append(pick)
         for pick in picked:
-            expand(pick, result.why[pick.package])
+            self.expand(pick, self.result.why[pick.package])
 
-    def settle() -> None:
-        while deferred:
-            stanza, chain, fname, alts = deferred.pop(0)
-            pick = choose(stanza, chain, fname, alts)
+    def settle(self) -> None:
+        while self.deferred:
+            stanza, chain, fname, alts = self.deferred.pop(0)
+            pick = self.choose(stanza, chain, fname, alts)
             if pick is not None:
-                expand(pick, result.why[pick.package])
+                self.expand(pick, self.result.why[pick.package])
 
-    def mark(stanza: Stanza, chain: tuple[str, ...]) -> None:
-        if stanza.package in result.packages:
+    def mark(self, stanza: Stanza, chain: tuple[str, ...]) -> None:
+        if stanza.package in self.result.packages:
             return
-        result.packages[stanza.package] = stanza
-        result.why[stanza.package] = chain
-        expand(stanza, chain)
+        self.result.packages[stanza.package] = stanza
+        self.result.why[stanza.package] = chain
+        self.expand(stanza, chain)
 
-    for req in requests:
+    def request(self, req: Request) -> None:
+        """Mark one request (an Aptfile line) and what it needs."""
         chain = (req.origin, req.name)
-        if req.arch not in (None, universe.arch, "any", "native"):
-            continue  # asked for another architecture: that closure handles it
+        if req.arch not in (None, self.universe.arch, "any", "native"):
+            return  # asked for another architecture: that closure handles it
         if req.version:
-            stanza = universe.version(req.name, req.version)
+            stanza = self.universe.version(req.name, req.version)
             if stanza is None:
-                have = sorted({s.version for s in universe.versions(req.name)})
-                raise fail(chain, f"version {req.version} of {req.name} is not in the suites"
+                have = sorted({s.version for s in self.universe.versions(req.name)})
+                raise self.fail(chain, f"version {req.version} of {req.name} is not in the suites"
                            + (f" (they have {', '.join(have)})" if have else ""))
         else:
-            stanza = universe.candidate(req.name)
+            stanza = self.universe.candidate(req.name)
             if stanza is None:
-                provs = sorted({s.package for s, _ in universe.providers(req.name)})
+                provs = sorted({s.package for s, _ in self.universe.providers(req.name)})
                 if len(provs) == 1:
-                    stanza = universe.candidate(provs[0])
+                    stanza = self.universe.candidate(provs[0])
                 elif provs:
-                    raise fail(chain, f"{req.name} is a virtual package provided by {', '.join(provs)}: name one of them")
+                    raise self.fail(chain, f"{req.name} is a virtual package provided by {', '.join(provs)}: name one of them")
                 else:
-                    close = [n for n in suggest(req.name, universe.names()) if universe.candidate(n) is not None]
-                    raise fail(chain, f"no package named {req.name!r}"
+                    close = [n for n in suggest(req.name, self.universe.names()) if self.universe.candidate(n) is not None]
+                    raise self.fail(chain, f"no package named {req.name!r}"
                                + (f"; did you mean {', '.join(close)}?" if close else ""))
         assert stanza is not None
-        if base.versions.get(stanza.package) == stanza.version:
-            continue  # already the newest version on the target
-        mark(stanza, chain)
-    settle()
-    return result
+        if self.base.versions.get(stanza.package) == stanza.version:
+            return  # already the newest version on the target
+        self.mark(stanza, chain)
 
 
 def minimal_system(universe: Universe) -> Base:
