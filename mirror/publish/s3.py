@@ -299,137 +299,157 @@ def publish_tree(tree: Path, target: Target, *, grace: timedelta = timedelta(day
 async def _publish(tree: Path, target: Target, *, grace: timedelta, concurrency: int, check: bool,
                    on_bytes: Callable[[int], None] | None, on_total: Callable[[int], None] | None,
                    now: datetime) -> PublishReport:
-    import obstore
-
     started = time.monotonic()
     try:
         snapshot = json.loads((tree / "snapshot.json").read_text())["id"]
     except (OSError, ValueError, KeyError) as exc:
         raise IntegrityError(f"{tree} is not a published tree (no snapshot.json): run `mirror publish` first") from exc
-    local = _walk(tree)
-    store = _store(target, need_credentials=True)
-    report = PublishReport(target=str(target), snapshot=snapshot, objects=len(local))
-    try:
-        state = await _read_state(store, target)
-        # The state of a publish that completed is what is there; anything else (a first publish, one
-        # cut off, --check) is found out by listing the prefix.
-        report.listed = check or state is None or bool(state.get("interrupted"))
-        if report.listed or state is None:
-            remote = await _listing(store, target)
-        else:
-            remote = {rel: (rec[1], rec[2]) for rel, rec in state["objects"].items()}
-            remote.update((rel, (-1, None)) for rel in state.get("retired", {}) if rel not in remote)
-    except (IntegrityError, ConfigError):
-        raise
-    except Exception as exc:  # noqa: BLE001 (obstore raises its own classes for every transport fault)
-        raise _transport(target, exc) from exc
-    report.stages["plan"] = round(time.monotonic() - started, 3)
-    known: dict[str, list[Any]] = (state or {}).get("objects", {})
-    remote.pop(STATE_KEY, None)
-
-    loop = asyncio.get_running_loop()
-    todo: list[_Local] = []
-    records: dict[str, list[Any]] = {}
-    hashing: list[_Local] = []
-    for rel, entry in local.items():
-        there = remote.get(rel)
-        if entry.immutable and (there is None or there[0] != entry.size):
-            todo.append(entry)  # content-named and not there yet (a size that differs: a cut-off upload)
-        else:
-            hashing.append(entry)
-
-    sem = asyncio.Semaphore(concurrency)
-    budget = _Budget(_IN_FLIGHT)
-    marked = False
-
-    async def mark() -> None:
-        """Marked before anything changes: a publish cut off after this is listed in full next time."""
-        nonlocal marked
-        if not marked:
-            marked = True
-            await _write_state(store, target, {**(state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {},
-                                                              "retired": {}}), "interrupted": now.isoformat()})
-
-    async def put(entry: _Local) -> None:
-        sha = await loop.run_in_executor(None, _sha256, entry) if entry.sha256 is None else entry.sha256
-        attributes = {"Content-Type": content_type(entry.rel), "Cache-Control": cache_control(entry.rel), "sha256": sha}
-        held = min(entry.size, _CHUNK * 8 if entry.size > _MULTIPART else entry.size)
-        async with sem, budget.hold(held):
-            try:
-                result = await obstore.put_async(store, target.key(entry.rel), Path(entry.path), attributes=attributes,
-                                                 use_multipart=entry.size > _MULTIPART, chunk_size=_CHUNK,
-                                                 max_concurrency=8)
-            except Exception as exc:  # noqa: BLE001
-                raise _transport(target, exc) from exc
-        records[entry.rel] = [sha, entry.size, result.get("e_tag")]
-        report.uploaded += 1
-        report.uploaded_bytes += entry.size
-        if on_bytes:
-            on_bytes(entry.size)
-
-    def put_all(batch: list[_Local]) -> asyncio.Future[list[None]]:
-        return asyncio.gather(*(put(e) for e in sorted(batch, key=lambda e: -e.size)))  # the long ones first
-
+    up = _Upload(tree, target, snapshot, concurrency=concurrency, on_bytes=on_bytes, now=now)
+    await up.plan(check)
+    up.report.stages["plan"] = round(time.monotonic() - started, 3)
     # The first stage's files (content-named, new) need no page read: they go up while the pages are
     # hashed (a publish of one changed app: its wheels are most of the time).
     first = next(iter(Stage))
-    early = [e for e in todo if e.stage == first]
-    sent_early = {id(e) for e in early}
+    early = [e for e in up.todo if e.stage == first]
     t_first = time.monotonic()
     if early:
-        await mark()
-    sending = put_all(early)
-    # Known by name for content-named files, read for the rest (pages are small: in one thread, as
-    # four were slower by their switching).
-    await loop.run_in_executor(None, _hash_all, hashing)
-    for entry in hashing:
-        rel = entry.rel
-        there, before = remote[rel] if rel in remote else None, known.get(rel)
-        if entry.immutable:  # there with its size: the same content, under its own name
-            records[rel] = [entry.sha256, entry.size, there[1] if there else None]
-        elif (there is not None and before is not None and before[0] == entry.sha256 and there[0] == entry.size
-              and (before[2] is None or before[2] == there[1])):
-            records[rel] = before
-        else:
-            todo.append(entry)
-    report.unchanged = len(local) - len(todo)
+        await up.mark()
+    sending = up.put_all(early)
+    await up.sort_hashed()
     if on_total:
-        on_total(sum(e.size for e in todo))
-    if todo or report.listed or set(remote) - set(local):
-        await mark()
-
+        on_total(sum(e.size for e in up.todo))
+    if up.todo or up.report.listed or set(up.remote) - set(up.local):
+        await up.mark()
+    sent_early = {id(e) for e in early}
     for stage in Stage:
         t0 = t_first if stage == first and early else time.monotonic()
         if stage == first:
             await sending
-        batch = [e for e in todo if e.stage == stage and id(e) not in sent_early]
+        batch = [e for e in up.todo if e.stage == stage and id(e) not in sent_early]
         if batch:
-            await put_all(batch)
-        report.stages[stage.name.lower()] = round(time.monotonic() - t0, 3)
+            await up.put_all(batch)
+        up.report.stages[stage.name.lower()] = round(time.monotonic() - t0, 3)
+    await up.finish(grace)
+    up.report.seconds = round(time.monotonic() - started, 3)
+    return up.report
 
-    # Retire what the tree no longer has; delete what has been retired for the grace period.
-    retired: dict[str, str] = {}
-    due: list[str] = []
-    for rel in remote:
-        if rel in local:
-            continue
-        since = (state or {}).get("retired", {}).get(rel) or now.isoformat()
-        if now - datetime.fromisoformat(since) >= grace:
-            due.append(rel)
-        else:
-            retired[rel] = since
-    report.retired = len(retired)
-    new_state = {"format": _STATE_FORMAT, "snapshot": snapshot, "published": now.isoformat(),
-                 "objects": dict(sorted(records.items())), "retired": dict(sorted(retired.items()))}
-    try:
-        await _write_state(store, target, new_state)
-        for i in range(0, len(due), 1000):
-            await obstore.delete_async(store, [target.key(rel) for rel in due[i:i + 1000]])
-            report.deleted += len(due[i:i + 1000])
-    except Exception as exc:  # noqa: BLE001
-        raise _transport(target, exc) from exc
-    report.seconds = round(time.monotonic() - started, 3)
-    return report
+
+class _Upload:
+    """One publish to a bucket: what is there (the last complete publish's state, else a listing),
+    the uploads stage by stage, and the state written last."""
+
+    def __init__(self, tree: Path, target: Target, snapshot: str, *, concurrency: int,
+                 on_bytes: Callable[[int], None] | None, now: datetime) -> None:
+        self.target, self.snapshot, self.on_bytes, self.now = target, snapshot, on_bytes, now
+        self.local = _walk(tree)
+        self.store = _store(target, need_credentials=True)
+        self.report = PublishReport(target=str(target), snapshot=snapshot, objects=len(self.local))
+        self.state: dict[str, Any] | None = None
+        self.remote: dict[str, tuple[int, str | None]] = {}
+        self.todo: list[_Local] = []
+        self.hashing: list[_Local] = []
+        self.records: dict[str, list[Any]] = {}
+        self._sem = asyncio.Semaphore(concurrency)
+        self._budget = _Budget(_IN_FLIGHT)
+        self._marked = False
+
+    async def plan(self, check: bool) -> None:
+        """What the bucket holds, and which files go up for sure (content-named and not there)."""
+        try:
+            self.state = state = await _read_state(self.store, self.target)
+            # The state of a publish that completed is what is there; anything else (a first publish, one
+            # cut off, --check) is found out by listing the prefix.
+            self.report.listed = check or state is None or bool(state.get("interrupted"))
+            if self.report.listed or state is None:
+                self.remote = await _listing(self.store, self.target)
+            else:
+                self.remote = {rel: (rec[1], rec[2]) for rel, rec in state["objects"].items()}
+                self.remote.update((rel, (-1, None)) for rel in state.get("retired", {}) if rel not in self.remote)
+        except (IntegrityError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 (obstore raises its own classes for every transport fault)
+            raise _transport(self.target, exc) from exc
+        self.remote.pop(STATE_KEY, None)
+        for rel, entry in self.local.items():
+            there = self.remote.get(rel)
+            if entry.immutable and (there is None or there[0] != entry.size):
+                self.todo.append(entry)  # content-named and not there yet (a size that differs: a cut-off upload)
+            else:
+                self.hashing.append(entry)
+
+    async def sort_hashed(self) -> None:
+        """The rest: known by name for content-named files, read for the others (pages are small: in
+        one thread, as four were slower by their switching); what changed joins `todo`."""
+        await asyncio.get_running_loop().run_in_executor(None, _hash_all, self.hashing)
+        known: dict[str, list[Any]] = (self.state or {}).get("objects", {})
+        for entry in self.hashing:
+            rel = entry.rel
+            there, before = self.remote[rel] if rel in self.remote else None, known.get(rel)
+            if entry.immutable:  # there with its size: the same content, under its own name
+                self.records[rel] = [entry.sha256, entry.size, there[1] if there else None]
+            elif (there is not None and before is not None and before[0] == entry.sha256 and there[0] == entry.size
+                  and (before[2] is None or before[2] == there[1])):
+                self.records[rel] = before
+            else:
+                self.todo.append(entry)
+        self.report.unchanged = len(self.local) - len(self.todo)
+
+    async def mark(self) -> None:
+        """Marked before anything changes: a publish cut off after this is listed in full next time."""
+        if not self._marked:
+            self._marked = True
+            await _write_state(self.store, self.target, {
+                **(self.state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {}, "retired": {}}),
+                "interrupted": self.now.isoformat()})
+
+    async def put(self, entry: _Local) -> None:
+        import obstore
+
+        loop = asyncio.get_running_loop()
+        sha = await loop.run_in_executor(None, _sha256, entry) if entry.sha256 is None else entry.sha256
+        attributes = {"Content-Type": content_type(entry.rel), "Cache-Control": cache_control(entry.rel), "sha256": sha}
+        held = min(entry.size, _CHUNK * 8 if entry.size > _MULTIPART else entry.size)
+        async with self._sem, self._budget.hold(held):
+            try:
+                result = await obstore.put_async(self.store, self.target.key(entry.rel), Path(entry.path),
+                                                 attributes=attributes, use_multipart=entry.size > _MULTIPART,
+                                                 chunk_size=_CHUNK, max_concurrency=8)
+            except Exception as exc:  # noqa: BLE001
+                raise _transport(self.target, exc) from exc
+        self.records[entry.rel] = [sha, entry.size, result.get("e_tag")]
+        self.report.uploaded += 1
+        self.report.uploaded_bytes += entry.size
+        if self.on_bytes:
+            self.on_bytes(entry.size)
+
+    def put_all(self, batch: list[_Local]) -> asyncio.Future[list[None]]:
+        return asyncio.gather(*(self.put(e) for e in sorted(batch, key=lambda e: -e.size)))  # the long ones first
+
+    async def finish(self, grace: timedelta) -> None:
+        """Retire what the tree no longer has; delete what has been retired for the grace period; the
+        new state written."""
+        import obstore
+
+        retired: dict[str, str] = {}
+        due: list[str] = []
+        for rel in self.remote:
+            if rel in self.local:
+                continue
+            since = (self.state or {}).get("retired", {}).get(rel) or self.now.isoformat()
+            if self.now - datetime.fromisoformat(since) >= grace:
+                due.append(rel)
+            else:
+                retired[rel] = since
+        self.report.retired = len(retired)
+        new_state = {"format": _STATE_FORMAT, "snapshot": self.snapshot, "published": self.now.isoformat(),
+                     "objects": dict(sorted(self.records.items())), "retired": dict(sorted(retired.items()))}
+        try:
+            await _write_state(self.store, self.target, new_state)
+            for i in range(0, len(due), 1000):
+                await obstore.delete_async(self.store, [self.target.key(rel) for rel in due[i:i + 1000]])
+                self.report.deleted += len(due[i:i + 1000])
+        except Exception as exc:  # noqa: BLE001
+            raise _transport(self.target, exc) from exc
 
 
 class _Budget:
