@@ -27,6 +27,7 @@ import zstandard
 from airgap_mirror.errors import InputError, StoreError
 from airgap_mirror.maintenance.history import resolve_snapshot
 from airgap_mirror.store import Store
+from airgap_mirror.store.snapshots import Snapshot
 
 from . import DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL
 from .format import MANIFEST, SIGNATURE, blob_member, build_manifest
@@ -307,24 +308,7 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         raise StoreError(f"the store at {store.root} has no snapshot: run `mirror sync` first")
     snap = store.snapshot(sid)
     snapshot = snap.to_dict()
-    requires: list[str] = []
-    if receipt is not None:
-        if since is not None:
-            raise InputError("give --since or --since-receipt, not both")
-        known = [s for s in receipt.snapshots if (store.snapshots / f"{s}.json").is_file()]
-        if not known:
-            raise InputError(f"the receipt of site {receipt.site} lists no snapshot this store still has: make a full"
-                             " bundle for it (no --since)")
-        base: str | None = receipt.current if receipt.current in known else known[-1]
-        requires = known
-        held: set[str] = set()
-        for s in known:
-            held.update(store.snapshot(s).blobs())
-        needed = {sha: size for sha, size in snap.blobs().items() if sha not in held}
-    else:
-        base = _resolve_base(store, since)
-        needed = snap.minus(store.snapshot(base) if base is not None else None)
-        requires = [base] if base else []
+    base, requires, needed = _delta(store, snap, since, receipt)
     if base == sid and not allow_empty:
         raise InputError(f"nothing to carry: the site already has snapshot {sid[:16]} (the base of this delta); "
                          "sync first, or pass --allow-empty to send it again")
@@ -340,14 +324,7 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
         blobs.append((sha, store.blob_size(sha)))
     signer = key.public.id_hex
     state = BundleState(store)
-    seq = sequence if sequence is not None else state.next_sequence(signer)
-    if not 0 < seq < 2**53:
-        raise InputError(f"--sequence {seq}: a bundle sequence runs from 1 to 2**53")
-    if sequence is not None and seq < state.next_sequence(signer) and not force:
-        raise InputError(f"--sequence {seq}: key {signer} has already exported a bundle with sequence "
-                         f"{state.next_sequence(signer) - 1}; inside it is refused as a replay. Leave --sequence out "
-                         f"(the next is {state.next_sequence(signer)}), or pass --force for a one-off the site imports "
-                         "with --allow-older")
+    seq = _sequence(state, signer, sequence, force)
     manifest = build_manifest(snapshot=snapshot, snapshot_id=sid, created=created, signer=signer, sequence=seq,
                               blobs=blobs, base_snapshot=base, site=site, requires=requires, sbom=sbom)
     import json
@@ -360,30 +337,7 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     sink = _PartWriter(out, split)
     try:
-        if threads is None:
-            threads = _zstd_workers(level)
-        cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
-        with cctx.stream_writer(sink, closefd=False, write_size=_CHUNK) as zw:  # type: ignore[arg-type]
-            tar = _TarStream(zw)
-            tar.add(MANIFEST, manifest)
-            tar.add(SIGNATURE, signature)
-            buf = bytearray(_CHUNK)
-            for sha, size in blobs:
-                with open(store.blob_path(sha), "rb", buffering=0) as fh:
-                    tar.header(blob_member(sha), size)
-                    left = size
-                    while left:
-                        n = fh.readinto(buf)
-                        if not n:
-                            raise StoreError(f"blob {sha} shrank while it was bundled: run `mirror verify`")
-                        n = min(n, left)
-                        zw.write(memoryview(buf)[:n])
-                        on_bytes(n)
-                        left -= n
-                    if fh.read(1):
-                        raise StoreError(f"blob {sha} grew while it was bundled: run `mirror verify`")
-                    tar.pad(size)
-            tar.close()
+        _write_stream(store, sink, manifest, signature, blobs, level, threads, on_bytes)
         parts = sink.finish()
     except BaseException:
         sink.abort()
@@ -392,18 +346,95 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
                           site=site, sbom=sbom,
                           blobs=len(blobs) - 1, blob_bytes=sum(n for s, n in blobs if s != sbom), bundle_bytes=sink.total,
                           dist_files=len(set(needed) & set(snap.files())))
-    # Detached signatures of every part, and of the whole stream, for `minisign -V` at the transfer station.
+    sigs = _signatures(key, bundle_id, out, parts, sink.whole_digest() if split is not None else None)
+    result.files, result.signatures = _put_in_place(out, parts, sigs)
+    state.record_export(bundle_id=bundle_id, signer=signer, sequence=seq, snapshot_id=sid, base=base, path=out, site=site)
+    return result
+
+
+
+def _delta(store: Store, snap: Snapshot, since: str | None, receipt: Receipt | None
+           ) -> tuple[str | None, list[str], dict[str, int | None]]:
+    """(base snapshot, snapshots the site must hold, blobs to carry): a delta on `since`, or on all a
+    receipt says the site holds (its current snapshot the base), else everything (a full bundle)."""
+    if receipt is None:
+        base = _resolve_base(store, since)
+        return base, [base] if base else [], snap.minus(store.snapshot(base) if base is not None else None)
+    if since is not None:
+        raise InputError("give --since or --since-receipt, not both")
+    known = [s for s in receipt.snapshots if (store.snapshots / f"{s}.json").is_file()]
+    if not known:
+        raise InputError(f"the receipt of site {receipt.site} lists no snapshot this store still has: make a full"
+                         " bundle for it (no --since)")
+    held: set[str] = set()
+    for s in known:
+        held.update(store.snapshot(s).blobs())
+    base = receipt.current if receipt.current in known else known[-1]
+    return base, known, {sha: size for sha, size in snap.blobs().items() if sha not in held}
+
+
+def _sequence(state: BundleState, signer: str, sequence: int | None, force: bool) -> int:
+    """The bundle's sequence for this key: the next, or the one asked for (a replay only with force)."""
+    seq = sequence if sequence is not None else state.next_sequence(signer)
+    if not 0 < seq < 2**53:
+        raise InputError(f"--sequence {seq}: a bundle sequence runs from 1 to 2**53")
+    if sequence is not None and seq < state.next_sequence(signer) and not force:
+        raise InputError(f"--sequence {seq}: key {signer} has already exported a bundle with sequence "
+                         f"{state.next_sequence(signer) - 1}; inside it is refused as a replay. Leave --sequence out "
+                         f"(the next is {state.next_sequence(signer)}), or pass --force for a one-off the site imports "
+                         "with --allow-older")
+    return seq
+
+
+def _write_stream(store: Store, sink: _PartWriter, manifest: bytes, signature: bytes, blobs: list[tuple[str, int]],
+                  level: int, threads: int | None, on_bytes: Callable[[int], None]) -> None:
+    """The zstd-compressed tar stream: manifest, signature, then every blob, each read as it goes in
+    (a blob that changed size meanwhile stops the bundle)."""
+    cctx = zstandard.ZstdCompressor(level=level, threads=_zstd_workers(level) if threads is None else threads,
+                                    write_checksum=True)
+    with cctx.stream_writer(sink, closefd=False, write_size=_CHUNK) as zw:  # type: ignore[arg-type]
+        tar = _TarStream(zw)
+        tar.add(MANIFEST, manifest)
+        tar.add(SIGNATURE, signature)
+        buf = bytearray(_CHUNK)
+        for sha, size in blobs:
+            with open(store.blob_path(sha), "rb", buffering=0) as fh:
+                tar.header(blob_member(sha), size)
+                left = size
+                while left:
+                    n = fh.readinto(buf)
+                    if not n:
+                        raise StoreError(f"blob {sha} shrank while it was bundled: run `mirror verify`")
+                    n = min(n, left)
+                    zw.write(memoryview(buf)[:n])
+                    on_bytes(n)
+                    left -= n
+                if fh.read(1):
+                    raise StoreError(f"blob {sha} grew while it was bundled: run `mirror verify`")
+                tar.pad(size)
+        tar.close()
+
+
+def _signatures(key: SecretKey, bundle_id: str, out: Path, parts: list[tuple[Path, bytes]],
+                whole: bytes | None) -> list[tuple[Path, bytes]]:
+    """Detached signatures of every part, and of the whole stream when it is split (`whole`: its
+    digest), for `minisign -V` at the transfer station."""
     sigs: list[tuple[Path, bytes]] = []
     for i, (path, digest) in enumerate(parts, start=1):
-        what = f"part {i} of {len(parts)}" if split is not None else "bundle"
+        what = f"part {i} of {len(parts)}" if whole is not None else "bundle"
         sigs.append((path.with_name(path.name + ".minisig"),
                      sign_digest(key, digest, f"airgap-mirror {bundle_id} {what}").to_text().encode()))
-    if split is not None:
+    if whole is not None:
         sigs.append((out.with_name(out.name + ".minisig"),
-                     sign_digest(key, sink.whole_digest(), f"airgap-mirror {bundle_id} whole ({len(parts)} parts concatenated)").to_text().encode()))
-    # What an earlier bundle left under the same name goes first: a 3-part bundle's .002/.003 (and
-    # their signatures) beside a new 1-part one would still verify with minisign, and `bundle verify`
-    # would read them as parts of the new one.
+                     sign_digest(key, whole, f"airgap-mirror {bundle_id} whole ({len(parts)} parts concatenated)").to_text().encode()))
+    return sigs
+
+
+def _put_in_place(out: Path, parts: list[tuple[Path, bytes]], sigs: list[tuple[Path, bytes]]
+                  ) -> tuple[list[Path], list[Path]]:
+    """The parts renamed in and the signatures written; what an earlier bundle left under the same name
+    goes first: a 3-part bundle's .002/.003 (and their signatures) beside a new 1-part one would still
+    verify with minisign, and `bundle verify` would read them as parts of the new one."""
     keep = {p for p, _ in parts} | {p for p, _ in sigs}
     for stale in [out, out.with_name(out.name + ".minisig"), *out.parent.glob(glob.escape(out.name) + ".[0-9][0-9][0-9]"),
                   *out.parent.glob(glob.escape(out.name) + ".[0-9][0-9][0-9].minisig")]:
@@ -411,14 +442,11 @@ def create_bundle(store: Store, key: SecretKey, out: Path, *, since: str | None 
             stale.unlink(missing_ok=True)
     for path, _ in parts:
         os.replace(path.with_name(path.name + ".partial"), path)
-        result.files.append(path)
     for path, data in sigs:
         tmp = path.with_name(path.name + ".partial")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-        result.signatures.append(path)
-    state.record_export(bundle_id=bundle_id, signer=signer, sequence=seq, snapshot_id=sid, base=base, path=out, site=site)
-    return result
+    return [p for p, _ in parts], [p for p, _ in sigs]
 
 
 class _TarStream:
