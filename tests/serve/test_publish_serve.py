@@ -158,12 +158,13 @@ def test_served_pylock_points_at_the_mirror():
     """uv's lock names upstream URLs; the published one names our tree, by URL or by a path relative
     to /locks/APP/TARGET/pylock.toml; a file the snapshot lacks keeps its reference."""
     from airgap_mirror.publish import served_pylock
+    from airgap_mirror.store.model import PythonFile
 
     sha, other = "ab" * 32, "cd" * 32
     lock = (f'[[packages]]\nname = "a"\nwheels = [{{ name = "a-1.0-py3-none-any.whl", url = "https://up/a.whl", '
             f'upload-time = 2024-01-01T00:00:00Z, size = 3, hashes = {{ sha256 = "{sha}" }} }}]\n'
             f'sdist = {{ url = "https://up/b.tar.gz", size = 4, hashes = {{ sha256 = "{other}" }} }}\n').encode()
-    files = {sha: {"filename": "a-1.0-py3-none-any.whl"}}
+    files = {sha: PythonFile(filename="a-1.0-py3-none-any.whl")}
     out = served_pylock(lock, files, "https://mirror.example/pypi").decode()
     assert f'url = "https://mirror.example/pypi/packages/ab/{sha}/a-1.0-py3-none-any.whl"' in out
     assert f'hashes = {{ sha256 = "{sha}" }}' in out and 'url = "https://up/b.tar.gz"' in out
