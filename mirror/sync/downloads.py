@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from airgap_mirror import logs
 from airgap_mirror.fetch import FetchItem
 from airgap_mirror.resolve import (
     IndexConfig,
@@ -25,6 +27,8 @@ from airgap_mirror.sync.jobs import Job, MemoRecord, Resolved, resolve_jobs
 from airgap_mirror.sync.options import MAX_BUILD_DEPTH
 from airgap_mirror.sync.state import SyncRun
 
+_log = logs.get(__name__)
+
 
 @dataclass(slots=True, kw_only=True)
 class Fetched:
@@ -40,119 +44,141 @@ class Fetched:
     bad_files: set[str]  # sha256 of files that could not be fetched
 
 
+_Pending = list[tuple[str, PythonTarget, list[Pin], IndexConfig]]  # (owner, target, pins, index) to fetch
+
+
 def fetch_with_build_requirements(run: SyncRun, memo: ResolutionMemo, early: EarlyDownloads) -> Fetched:
     """Fetch every resolved file into the store (or wait for those started while uv resolved) and
     catalog it; then resolve and fetch the build requirements of every sdist, level by level, until
     none are new."""
-    jobs, resolved, records, results = run.jobs, run.resolved, run.records, run.results
-    store, opts, reporter, credentials, on_bytes = run.store, run.opts, run.reporter, run.credentials, run.on_bytes
-    downloads = early.downloads
-    fetch_errors: list[str] = []
-    fetched = present = nbytes = 0
-    used: dict[str, tuple[Pin, PinnedFile]] = {}
-    pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = []
-    # A lock's own files from the public index alone: no page to read for them (its lock gives
-    # their hashes and upload times; what they need is read from the files).
-    no_pages = {(job.key[0], job.target.id) for job in jobs
-                if job.prelocked is not None and all(u == opts.index.index_url for u in job.index.search_order)}
-    for job in jobs:
-        res = resolved[job.key]
-        if isinstance(res, Resolved):
-            pending.append((job.key[0], job.target, res.pins, job.index))
-    public = opts.index.index_url
-    confusion: dict[str, list[str]] = {}
-    compiled: dict[str, list[str]] = {}
-    compiled_known: dict[tuple[str, str], bool] = {}
-    seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
-    build_pins: dict[str, list[Pin]] = {}
-    bad_files: set[str] = set()
+    fetcher = _Fetcher(run, memo, early)
+    pending: _Pending = [(job.key[0], job.target, res.pins, job.index) for job in run.jobs
+                         if isinstance(res := run.resolved[job.key], Resolved)]
+    records = run.records
     for depth in range(MAX_BUILD_DEPTH + 1):
-        items: list[FetchItem] = []
-        for _, _, pins, _ in pending:
-            for pin in pins:
-                for f in pin.files:
-                    if f.sha256 not in used:
-                        used[f.sha256] = (pin, f)
-                        items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
-        total_size = sum(i.size or 0 for i in items)
-        reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
-        # What the store has is found before any page is read: alongside a page-reading thread each
-        # of the corpus's 2,170 stat calls waited for the interpreter lock (1.2 s).
-        present_before = {i.sha256 for i in items if not downloads.started(i) and store.has_blob(i.sha256)}
-        items = [i for i in items if i.sha256 not in present_before]
-        # What the indexes say of files new to the catalog (yanked, requires-python), and for apps
-        # with private indexes where each project is also on the public index: read while the files
-        # download (found out there too: the catalog lookups wait on the downloads' writes), and once:
-        # the memo reads the pages uv read (their digests make its records) and, in full, these too;
-        # what it could not give is read after.
-        def pages_of(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]] = pending,
-                     records: list[MemoRecord] = records) -> dict[tuple[str, str], dict[str, FileStatus]]:
-            wanted = page_requests([p for p in pending if (p[0], p[1].id) not in no_pages], public, store)
-            recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
-            if recording is not None:
-                with contextlib.suppress(Exception):  # its failure is the memo's (finish raises it)
-                    recording.result()
-            return project_pages(wanted, concurrency=opts.concurrency, credentials=credentials, known=memo.parsed)
-
-        records = []
-
-        with cf.ThreadPoolExecutor(max_workers=1) as side:
-            pages_future = side.submit(pages_of)
-            if total_size:  # what arrived while uv resolved, then the rest as it comes
-                reporter.advance(sum(downloads.received_for(i) for i in items))
-            def counted(n: int) -> None:
-                if total_size:  # noqa: B023 (this batch's, read while it downloads)
-                    reporter.advance(n)
-                on_bytes(n)
-
-            downloads.on_bytes = counted
-            report = downloads.wait(items, on_done=lambda item: early.landed(used[item.sha256][1], item))
-            pages = pages_future.result()
+        pages = fetcher.level(pending, records, depth)
+        records = []  # (handed to the memo with this level's pages)
         if depth == 0:
-            for owner, target, pins, idx in pending:
-                if owner in results:
-                    confusion.setdefault(owner, [])
-                    confusion[owner] += [w for w in confusion_warnings(pins, idx, public, pages) if w not in confusion[owner]]
-                    compiled.setdefault(owner, []).extend(compiled_sdists(target, pins, idx, pages, compiled_known))
-        fetched += len(report.fetched)
-        present += len(report.present) + len(present_before)
-        nbytes += report.bytes_fetched
-        for item, exc in report.failed:
-            fetch_errors.append(str(exc))
-            bad_files.add(item.sha256)
-        # Build requirements of sdists, per target.
-        next_jobs: list[Job] = []
-        for _, target, pins, idx in pending:
-            for pin in pins:
-                source = source_index(pages, idx, pin.name)
-                for f in pin.files:
-                    if f.sha256 in bad_files:
-                        continue
-                    entry = catalog_entry(store, pin, f, pages.get((source, pin.name), {}).get(f.filename) if source else None,
-                                     early.facts.get(f.sha256))
-                    if entry.kind == "sdist" and entry.build_requires is not None:
-                        reqs = tuple(sorted(set(entry.build_requires)))
-                        if not reqs or (target.id, reqs, idx.search_order) in seen_build:
-                            continue
-                        seen_build.add((target.id, reqs, idx.search_order))
-                        next_jobs.append(Job(key=("build:" + " ".join(reqs), target.id), target=target,
-                                              index=idx, requirements=reqs))
+            fetcher.check(pending, pages)
+        next_jobs = fetcher.build_jobs(pending, pages)
         if not next_jobs:
             break
-        reporter.phase("resolving build requirements", len(next_jobs))
+        run.reporter.phase("resolving build requirements", len(next_jobs))
         build_res, records = resolve_jobs(next_jobs, run, memo, early)
         pending = []
         for job in next_jobs:
             res = build_res[job.key]
             if isinstance(res, Resolved):
                 pending.append((job.key[0], job.target, res.pins, job.index))
-                build_pins.setdefault(job.target.id, []).extend(res.pins)
+                fetcher.got.build_pins.setdefault(job.target.id, []).extend(res.pins)
             else:
-                fetch_errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
+                fetcher.got.errors.append(f"build requirements {' '.join(job.requirements)} for {job.target.id}: {res}")
     # (builds deeper than MAX_BUILD_DEPTH would be a cycle in practice; uv's own resolution bounds them)
     memo.record_later(records)
-    return Fetched(errors=fetch_errors, fetched=fetched, present=present, bytes=nbytes, confusion=confusion,
-                    compiled=compiled, build_pins=build_pins, bad_files=bad_files)
+    return fetcher.got
+
+
+class _Fetcher:
+    """The fetch step's state across the levels of build requirements: what was fetched and found,
+    the files by sha256, the index pages' verdicts (confusion, compiled sdists), the builds seen."""
+
+    def __init__(self, run: SyncRun, memo: ResolutionMemo, early: EarlyDownloads) -> None:
+        self.run, self.memo, self.early = run, memo, early
+        self.public = run.opts.index.index_url
+        self.got = Fetched(errors=[], fetched=0, present=0, bytes=0, confusion={}, compiled={}, build_pins={},
+                           bad_files=set())
+        self.used: dict[str, tuple[Pin, PinnedFile]] = {}
+        self.compiled_known: dict[tuple[str, str], bool] = {}
+        self.seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
+        # A lock's own files from the public index alone: no page to read for them (its lock gives
+        # their hashes and upload times; what they need is read from the files).
+        self.no_pages = {(job.key[0], job.target.id) for job in run.jobs if job.prelocked is not None
+                         and all(u == self.public for u in job.index.search_order)}
+
+    def level(self, pending: _Pending, records: list[MemoRecord], depth: int
+              ) -> dict[tuple[str, str], dict[str, FileStatus]]:
+        """One level's files downloaded (and counted) while the index pages they need are read."""
+        run, downloads, got = self.run, self.early.downloads, self.got
+        items: list[FetchItem] = []
+        for _, _, pins, _ in pending:
+            for pin in pins:
+                for f in pin.files:
+                    if f.sha256 not in self.used:
+                        self.used[f.sha256] = (pin, f)
+                        items.append(FetchItem(url=f.url, sha256=f.sha256, filename=f.filename, size=f.size))
+        total_size = sum(i.size or 0 for i in items)
+        run.reporter.phase("downloading" if depth == 0 else "downloading build requirements", total_size or None)
+        # What the store has is found before any page is read: alongside a page-reading thread each
+        # of the corpus's 2,170 stat calls waited for the interpreter lock (1.2 s).
+        present_before = {i.sha256 for i in items if not downloads.started(i) and run.store.has_blob(i.sha256)}
+        items = [i for i in items if i.sha256 not in present_before]
+        with cf.ThreadPoolExecutor(max_workers=1) as side:
+            pages_future = side.submit(self._pages, pending, records)
+            if total_size:  # what arrived while uv resolved, then the rest as it comes
+                run.reporter.advance(sum(downloads.received_for(i) for i in items))
+
+            def counted(n: int) -> None:
+                if total_size:
+                    run.reporter.advance(n)
+                run.on_bytes(n)
+
+            downloads.on_bytes = counted
+            report = downloads.wait(items, on_done=lambda item: self.early.landed(self.used[item.sha256][1], item))
+            pages = pages_future.result()
+        got.fetched += len(report.fetched)
+        got.present += len(report.present) + len(present_before)
+        got.bytes += report.bytes_fetched
+        for item, exc in report.failed:
+            got.errors.append(str(exc))
+            got.bad_files.add(item.sha256)
+        return pages
+
+    def _pages(self, pending: _Pending, records: list[MemoRecord]) -> dict[tuple[str, str], dict[str, FileStatus]]:
+        """What the indexes say of files new to the catalog (yanked, requires-python), and for apps
+        with private indexes where each project is also on the public index: read while the files
+        download (found out there too: the catalog lookups wait on the downloads' writes), and once:
+        the memo reads the pages uv read (their digests make its records) and, in full, these too;
+        what it could not give is read after."""
+        run, memo = self.run, self.memo
+        wanted = page_requests([p for p in pending if (p[0], p[1].id) not in self.no_pages], self.public, run.store)
+        recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
+        if recording is not None:
+            try:
+                recording.result()
+            except Exception:  # noqa: BLE001  (its failure is the memo's: finish raises it)
+                _log.debug("recording resolutions in the memo failed (raised again when it finishes)", exc_info=True)
+        return project_pages(wanted, concurrency=run.opts.concurrency, credentials=run.credentials, known=memo.parsed)
+
+    def check(self, pending: _Pending, pages: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        """The apps' dependency-confusion and compiled-sdist warnings, from the pages read."""
+        confusion, compiled = self.got.confusion, self.got.compiled
+        for owner, target, pins, idx in pending:
+            if owner in self.run.results:
+                confusion.setdefault(owner, [])
+                confusion[owner] += [w for w in confusion_warnings(pins, idx, self.public, pages)
+                                     if w not in confusion[owner]]
+                compiled.setdefault(owner, []).extend(compiled_sdists(target, pins, idx, pages, self.compiled_known))
+
+    def build_jobs(self, pending: _Pending, pages: Mapping[tuple[str, str], Mapping[str, FileStatus]]) -> list[Job]:
+        """Each file catalogued; the build requirements of the sdists, per target, not resolved yet."""
+        next_jobs: list[Job] = []
+        for _, target, pins, idx in pending:
+            for pin in pins:
+                source = source_index(pages, idx, pin.name)
+                for f in pin.files:
+                    if f.sha256 in self.got.bad_files:
+                        continue
+                    entry = catalog_entry(self.run.store, pin, f,
+                                          pages.get((source, pin.name), {}).get(f.filename) if source else None,
+                                          self.early.facts.get(f.sha256))
+                    if entry.kind == "sdist" and entry.build_requires is not None:
+                        reqs = tuple(sorted(set(entry.build_requires)))
+                        if not reqs or (target.id, reqs, idx.search_order) in self.seen_build:
+                            continue
+                        self.seen_build.add((target.id, reqs, idx.search_order))
+                        next_jobs.append(Job(key=("build:" + " ".join(reqs), target.id), target=target,
+                                             index=idx, requirements=reqs))
+        return next_jobs
 
 
 def correct_sdist_facts(store: Store) -> None:
