@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from airgap_mirror.fetch import client as fetch
+from airgap_mirror.fetch.backend import COALESCE
 from tests.builders.tls import ca_and_cert
 
 BIG = os.urandom(5 << 20)
@@ -90,7 +91,7 @@ def test_a_read_takes_more_than_one_tls_record(server):
     stream.close()
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and body == BIG
-    assert max(reads) > 64 * 1024 and max(reads) <= fetch._COALESCE + 64 * 1024  # noqa: SLF001
+    assert max(reads) > 64 * 1024 and max(reads) <= COALESCE + 64 * 1024  # noqa: SLF001
     assert len(reads) < len(data) // (16 * 1024)
     assert isinstance(stream, httpcore.NetworkStream)
 

@@ -114,7 +114,7 @@ def _download_one(client: "httpx.Client", store: Store, item: FetchItem, retries
                 _check_status(item.url, resp.status_code)
                 if int(resp.headers.get("content-length") or 0) >= LARGE and not slot.try_take():
                     raise _SlotsBusy
-                for chunk in resp.iter_raw():  # (as read: up to _COALESCE bytes at a time)
+                for chunk in resp.iter_raw():  # (as read: up to backend.COALESCE bytes at a time)
                     if stop.is_set():
                         raise _Stopped
                     blob.write(chunk)
