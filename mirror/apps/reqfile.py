@@ -474,68 +474,13 @@ def parse_requirements_text(
             if kind in ("requirement", "constraint"):
                 if req_text is not None:
                     raise RequirementsError(path, lineno, f"-{kind[0]} cannot follow a requirement", "put it on its own line")
-                value = value or ""
-                _check_url(path, lineno, value, "an include URL")
-                if value.startswith(("http://", "https://")):
-                    raise NotYetSupported(path, lineno, f"remote include {_redact(value)!r} is not supported", "download the file into the app folder")
-                if len(_seen) >= MAX_INCLUDE_DEPTH:
-                    raise RequirementsError(path, lineno, f"-r/-c includes nest over {MAX_INCLUDE_DEPTH} deep",
-                                            "include the files from fewer levels")
-                try:
-                    target = confine(path.parent / value, collector.root)
-                    if target in _seen or target == path.resolve():
-                        raise RequirementsError(path, lineno, f"include cycle through {value!r}", "remove the circular -r/-c")
-                    if not target.exists():
-                        raise RequirementsError(path, lineno, f"included file {value!r} does not exist", f"create {target} or fix the path")
-                    data = read_app_file(target, root=collector.root)
-                except AppFileError as exc:
-                    raise RequirementsError(path, lineno, f"cannot include {value!r}: {exc}") from exc
-                outside = collector.app_dir is not None and collector.app_dir not in target.parents
-                try:
-                    sub_text = decode_like_pip(data, target)
-                    parse_requirements_text(
-                        sub_text, target, _seen=(*_seen, path.resolve()), into=collector,
-                        _constraint=_constraint or kind == "constraint",
-                    )
-                except RequirementsError as exc:
-                    if not outside or exc.problem.startswith("cannot include"):
-                        raise
-                    raise RequirementsError(exc.path, exc.lineno, "cannot be used (its text is not shown: the file is "
-                                            "outside the app folder)", "fix the file or stop including it") from None
-            elif kind == "index_url":
-                collector.index_url = _check_url(path, lineno, value or "", "--index-url")
-                collector.origins.setdefault(collector.index_url, f"{path}:{lineno}")
-            elif kind == "extra_index_url":
-                collector.extra.append(_check_url(path, lineno, value or "", "--extra-index-url"))
-                collector.origins.setdefault(collector.extra[-1], f"{path}:{lineno}")
-            elif kind == "find_links":
-                collector.find_links.append(_check_url(path, lineno, value or "", "--find-links"))
-                collector.origins.setdefault(collector.find_links[-1], f"{path}:{lineno}")
-            elif kind == "trusted_host":
-                collector.trusted.append(value or "")
-            elif kind == "no_binary":
-                collector.no_binary.extend(v for v in (value or "").split(",") if v)
-            elif kind == "only_binary":
-                collector.only_binary.extend(v for v in (value or "").split(",") if v)
-            elif kind == "only_binary_all":
-                collector.only_binary.append(":all:")
-            elif kind == "prefer_binary":
-                collector.prefer_binary = True
-            elif kind == "pre":
-                collector.pre = True
-            elif kind == "no_index":
-                collector.no_index = True
-            elif kind == "require_hashes":
-                collector.require_hashes = True
+                _include(collector, path, lineno, value or "", constraint=_constraint or kind == "constraint", seen=_seen)
             elif kind == "editable":
                 editable = value or ""
             elif kind == "hash":
-                if req_text is None:
-                    raise RequirementsError(path, lineno, "--hash must follow a requirement", "put it after `name==version`")
-                algo, _, digest = (value or "").partition(":")
-                if not digest:
-                    raise RequirementsError(path, lineno, f"malformed --hash {value!r}", "write --hash=sha256:HEX")
-                hashes.append(f"{algo}:{digest}")
+                hashes.append(_hash_option(path, lineno, value, req_text))
+            else:
+                _option(collector, path, lineno, kind, value)
         if editable is not None:
             if req_text:
                 raise RequirementsError(path, lineno, "-e takes one requirement", "put the requirement after -e alone")
@@ -545,17 +490,91 @@ def parse_requirements_text(
                                         "write -e ./folder or -e git+https://host/repo.git#egg=NAME")
             collector.requirements.append(ReqLine(requirement=None, source=path, lineno=lineno, direct=ref))
         if req_text:
-            ref = _direct(path, lineno, req_text)
-            if ref is not None:
-                if _constraint:
-                    raise RequirementsError(path, lineno, f"constraint {ref.display!r} is a direct reference",
-                                            "constraints name versions (`name==X.Y`); put the reference in a requirements file")
-                entry = ReqLine(requirement=None, source=path, lineno=lineno, hashes=tuple(hashes), direct=ref)
-            else:
-                entry = ReqLine(requirement=_requirement(path, lineno, req_text), source=path, lineno=lineno,
-                                hashes=tuple(hashes))
-            (collector.constraints if _constraint else collector.requirements).append(entry)
+            _requirement_line(collector, path, lineno, req_text, tuple(hashes), constraint=_constraint)
     return collector.result()
+
+
+def _include(collector: RequirementsCollector, path: Path, lineno: int, value: str, *, constraint: bool,
+             seen: tuple[Path, ...]) -> None:
+    """A `-r FILE` / `-c FILE` line: the file read (inside the app folder, no cycle, bounded depth) and
+    parsed into the same collector; an error in a file outside the app folder never quotes it."""
+    _check_url(path, lineno, value, "an include URL")
+    if value.startswith(("http://", "https://")):
+        raise NotYetSupported(path, lineno, f"remote include {_redact(value)!r} is not supported", "download the file into the app folder")
+    if len(seen) >= MAX_INCLUDE_DEPTH:
+        raise RequirementsError(path, lineno, f"-r/-c includes nest over {MAX_INCLUDE_DEPTH} deep",
+                                "include the files from fewer levels")
+    try:
+        target = confine(path.parent / value, collector.root)
+        if target in seen or target == path.resolve():
+            raise RequirementsError(path, lineno, f"include cycle through {value!r}", "remove the circular -r/-c")
+        if not target.exists():
+            raise RequirementsError(path, lineno, f"included file {value!r} does not exist", f"create {target} or fix the path")
+        data = read_app_file(target, root=collector.root)
+    except AppFileError as exc:
+        raise RequirementsError(path, lineno, f"cannot include {value!r}: {exc}") from exc
+    outside = collector.app_dir is not None and collector.app_dir not in target.parents
+    try:
+        parse_requirements_text(decode_like_pip(data, target), target, _seen=(*seen, path.resolve()), into=collector,
+                                _constraint=constraint)
+    except RequirementsError as exc:
+        if not outside or exc.problem.startswith("cannot include"):
+            raise
+        raise RequirementsError(exc.path, exc.lineno, "cannot be used (its text is not shown: the file is "
+                                "outside the app folder)", "fix the file or stop including it") from None
+
+
+def _option(collector: RequirementsCollector, path: Path, lineno: int, kind: str, value: str | None) -> None:
+    """A file-wide option (indexes, find-links, binary policy, flags) recorded in the collector."""
+    where = f"{path}:{lineno}"
+    if kind == "index_url":
+        collector.index_url = _check_url(path, lineno, value or "", "--index-url")
+        collector.origins.setdefault(collector.index_url, where)
+    elif kind == "extra_index_url":
+        collector.extra.append(_check_url(path, lineno, value or "", "--extra-index-url"))
+        collector.origins.setdefault(collector.extra[-1], where)
+    elif kind == "find_links":
+        collector.find_links.append(_check_url(path, lineno, value or "", "--find-links"))
+        collector.origins.setdefault(collector.find_links[-1], where)
+    elif kind == "trusted_host":
+        collector.trusted.append(value or "")
+    elif kind == "no_binary":
+        collector.no_binary.extend(v for v in (value or "").split(",") if v)
+    elif kind == "only_binary":
+        collector.only_binary.extend(v for v in (value or "").split(",") if v)
+    elif kind == "only_binary_all":
+        collector.only_binary.append(":all:")
+    elif kind == "prefer_binary":
+        collector.prefer_binary = True
+    elif kind == "pre":
+        collector.pre = True
+    elif kind == "no_index":
+        collector.no_index = True
+    elif kind == "require_hashes":
+        collector.require_hashes = True
+
+
+def _hash_option(path: Path, lineno: int, value: str | None, req_text: str | None) -> str:
+    if req_text is None:
+        raise RequirementsError(path, lineno, "--hash must follow a requirement", "put it after `name==version`")
+    algo, _, digest = (value or "").partition(":")
+    if not digest:
+        raise RequirementsError(path, lineno, f"malformed --hash {value!r}", "write --hash=sha256:HEX")
+    return f"{algo}:{digest}"
+
+
+def _requirement_line(collector: RequirementsCollector, path: Path, lineno: int, req_text: str,
+                      hashes: tuple[str, ...], *, constraint: bool) -> None:
+    """A requirement (a name with its specifier, or a direct reference) or a constraint."""
+    ref = _direct(path, lineno, req_text)
+    if ref is not None:
+        if constraint:
+            raise RequirementsError(path, lineno, f"constraint {ref.display!r} is a direct reference",
+                                    "constraints name versions (`name==X.Y`); put the reference in a requirements file")
+        entry = ReqLine(requirement=None, source=path, lineno=lineno, hashes=hashes, direct=ref)
+    else:
+        entry = ReqLine(requirement=_requirement(path, lineno, req_text), source=path, lineno=lineno, hashes=hashes)
+    (collector.constraints if constraint else collector.requirements).append(entry)
 
 
 def parse_requirements_file(path: Path, *, root: Path | None | bool = True) -> ParsedRequirements:
