@@ -163,16 +163,8 @@ def uv_compile(
             con = tmpdir / "constraints.txt"
             con.write_text("\n".join(constraints) + "\n", encoding="utf-8")
             cmd += ["--constraint", str(con)]
-        if prerelease:
-            cmd += ["--prerelease", "allow"]
-        if refresh:
-            cmd += ["--refresh"]
-        for nb in no_binary:
-            cmd += ["--no-binary", nb]
-        for ob in only_binary:
-            cmd += ["--only-binary", ob]
-        if no_deps:  # a lock's pins, each already there: none re-resolved, none added
-            cmd += ["--no-deps"]
+        cmd += _flags(prerelease=prerelease, refresh=refresh, no_binary=no_binary, only_binary=only_binary,
+                      no_deps=no_deps)
         env = uv_env(index, cache_dir)
         # -v logs only the URLs uv reads (the memo's pages) and, when asked, the versions it picks.
         env["RUST_LOG"] = "uv_client::cached_client=debug" + (",uv_resolver::resolver=debug" if on_select else "")
@@ -180,31 +172,8 @@ def uv_compile(
                                 errors="replace")
         if on_start is not None:
             on_start()
-        log: list[str] = []
-        seen: dict[str, None] = {}
-        files: dict[str, str] = {}  # file name → the URL uv read it (or its .metadata) from
-        picked: dict[str, tuple[str, str]] = {}  # file name → (name, version) picked before uv read it
-        assert proc.stderr is not None
         with proc:
-            for line in proc.stderr:
-                log.append(line)
-                for url in pages_read(line):
-                    seen.setdefault(url, None)
-                    if on_page is not None:
-                        on_page(url)
-                if on_select is None:
-                    continue
-                if (m := _SELECTED.match(line)):
-                    on_select(m.group(1), m.group(2), files.get(m.group(3)), tuple(seen))
-                    if m.group(3) not in files:
-                        picked[m.group(3)] = (m.group(1), m.group(2))
-                elif (f := _FILE_READ.search(line)):
-                    url = f.group(1).removesuffix(".metadata")
-                    name = url.rsplit("/", 1)[-1]
-                    files.setdefault(name, url)
-                    if name in picked:  # picked first, its metadata read after: heard again, with the URL
-                        on_select(*picked.pop(name), url, tuple(seen))
-        stderr = "".join(log)
+            stderr = _follow(proc, on_page, on_select)
         pages = pages_read(stderr)
         if proc.returncode != 0:
             detail = "\n".join(line for line in stderr.strip().splitlines()
@@ -216,6 +185,51 @@ def uv_compile(
             exc.pages = pages
             raise exc
         return UvResolution(pylock=out.read_bytes(), pages=pages)
+
+
+def _flags(*, prerelease: bool, refresh: bool, no_binary: tuple[str, ...], only_binary: tuple[str, ...],
+           no_deps: bool) -> list[str]:
+    """uv's flags for pip's: pre-releases, a refresh of its cache, the binary policy, no dependencies."""
+    cmd = ["--prerelease", "allow"] if prerelease else []
+    if refresh:
+        cmd += ["--refresh"]
+    for nb in no_binary:
+        cmd += ["--no-binary", nb]
+    for ob in only_binary:
+        cmd += ["--only-binary", ob]
+    if no_deps:  # a lock's pins, each already there: none re-resolved, none added
+        cmd += ["--no-deps"]
+    return cmd
+
+
+def _follow(proc: subprocess.Popen[str], on_page: Callable[[str], None] | None,
+            on_select: Callable[[str, str, str | None, Sequence[str]], None] | None) -> str:
+    """uv's log as it writes it: each page it reads handed to `on_page`, each version its resolver
+    picks to `on_select` (with the file's URL once uv names it); the whole log returned."""
+    log: list[str] = []
+    seen: dict[str, None] = {}
+    files: dict[str, str] = {}  # file name → the URL uv read it (or its .metadata) from
+    picked: dict[str, tuple[str, str]] = {}  # file name → (name, version) picked before uv read it
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        log.append(line)
+        for url in pages_read(line):
+            seen.setdefault(url, None)
+            if on_page is not None:
+                on_page(url)
+        if on_select is None:
+            continue
+        if (m := _SELECTED.match(line)):
+            on_select(m.group(1), m.group(2), files.get(m.group(3)), tuple(seen))
+            if m.group(3) not in files:
+                picked[m.group(3)] = (m.group(1), m.group(2))
+        elif (f := _FILE_READ.search(line)):
+            url = f.group(1).removesuffix(".metadata")
+            name = url.rsplit("/", 1)[-1]
+            files.setdefault(name, url)
+            if name in picked:  # picked first, its metadata read after: heard again, with the URL
+                on_select(*picked.pop(name), url, tuple(seen))
+    return "".join(log)
 
 
 # Import names that are not the project's name: the most common wrong line in an app's requirements.

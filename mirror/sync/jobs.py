@@ -240,7 +240,7 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
     run uv (4 at a time), and the files of the versions it picks start downloading (`early`).
     `on_wait()` is called when this thread first waits, on uv or on the memo's page reads. `apps`:
     these are the apps' jobs (the pages of what they got as sdists before are read in full)."""
-    store, opts, reporter = run.store, run.opts, run.reporter
+    opts, reporter = run.opts, run.reporter
     previous = run.previous if apps else None
     out: dict[tuple[str, str], Verdict] = {}
     for job in jobs:  # a lock's files, as they are: no uv, no pages
@@ -255,59 +255,19 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
 
-    def compile_(job: Job, only_binary: tuple[str, ...]) -> UvResolution:
-        return uv_compile(
-            list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
-            cache_dir=store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
-            only_binary=only_binary, no_deps=job.no_deps, label=job.key[0], refresh=opts.refresh, on_page=memo.prefetch,
-            on_select=early.hearing(job), on_start=on_wait,
-        )
-
-    def resolve_one(job: Job) -> UvResolution:
-        # An index whose host name does not exist fails the resolution, as it would fail in uv, but
-        # at once: uv retries it for 4 s, every sync (the corpus's no-op resync spent 7 s there).
-        for url in (*job.index.search_order, *(u for u in job.index.find_links if "://" in u)):
-            if (host := unknown_host(url)) is not None:
-                exc = ResolutionError(f"{job.key[0]} for {job.target.id}: the index {strip_credentials(url)} cannot be "
-                                      f"reached: {host} is not a known host name (DNS); fix the URL, or this machine's "
-                                      "DNS if the host is an internal one")
-                exc.pages = ()
-                raise exc
-        res = compile_(job, job.only_binary)
-        if not job.prefer_binary:
-            return res
-        # pip's --prefer-binary: where the target got an sdist, the newest version with a wheel for
-        # it instead, when there is one (uv has no such flag: resolve again with those names binary-only).
-        sdist_only = _sdist_only(select_files(res.pylock, job.target, label=job.key[0], direct=job.direct))
-        if not sdist_only:
-            return res
-
-        def binary(names: list[str]) -> UvResolution | None:
-            try:
-                return compile_(job, tuple(dict.fromkeys((*job.only_binary, *names))))
-            except ResolutionError:
-                return None
-
-        again = binary(sdist_only)
-        if again is None:  # some have no wheel for the target in any version: keep their sdists
-            have_wheel = [n for n in sdist_only if binary([n]) is not None]
-            again = binary(have_wheel) if have_wheel else None
-        if again is None:
-            return res
-        return UvResolution(pylock=again.pylock, pages=tuple(dict.fromkeys((*res.pages, *again.pages))))
-
+    uv = _Uv(run, memo, early, on_wait)
     done: list[tuple[Job, bytes | None, str | None, tuple[str, ...]]] = []
     with cf.ThreadPoolExecutor(max_workers=max(1, opts.resolver_jobs)) as pool:
         # A job with nothing recorded goes to uv at once; the others once the memo has read their pages.
         recorded = {} if opts.refresh else {k: r for k, r in ((k, memo.load(key)) for k, key in keys.items()) if r}
         fresh = [job for job in jobs if job.key not in recorded]
-        futures = {pool.submit(resolve_one, job): job for job in fresh}
+        futures = {pool.submit(uv.resolve, job): job for job in fresh}
         answerable = [job for job in jobs if job.key in recorded]
         if answerable:
             on_wait()
         changed = _answer_from_memo(answerable, recorded, memo, out, reporter, opts.index.index_url,
                                     sdist_pages(previous, answerable))
-        futures.update({pool.submit(resolve_one, job): job for job in changed})
+        futures.update({pool.submit(uv.resolve, job): job for job in changed})
         todo = [*fresh, *changed]
         for fut in cf.as_completed(futures):
             job = futures[fut]
@@ -324,6 +284,56 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
             reporter.advance()
     memo.resolved += len(todo)
     return out, [(keys[job.key], pylock, error, pages) for job, pylock, error, pages in done]
+
+
+class _Uv:
+    """A job's resolution by uv: its index's host checked first, pip's --prefer-binary done by
+    resolving again, each file uv picks starting to download as it picks it (`early`)."""
+
+    def __init__(self, run: SyncRun, memo: ResolutionMemo, early: EarlyDownloads, on_wait: Callable[[], None]) -> None:
+        self.run, self.memo, self.early, self.on_wait = run, memo, early, on_wait
+
+    def compile(self, job: Job, only_binary: tuple[str, ...]) -> UvResolution:
+        return uv_compile(
+            list(job.requirements), job.target, index=job.index, constraints=list(job.constraints),
+            cache_dir=self.run.store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
+            only_binary=only_binary, no_deps=job.no_deps, label=job.key[0], refresh=self.run.opts.refresh,
+            on_page=self.memo.prefetch, on_select=self.early.hearing(job), on_start=self.on_wait,
+        )
+
+    def resolve(self, job: Job) -> UvResolution:
+        # An index whose host name does not exist fails the resolution, as it would fail in uv, but
+        # at once: uv retries it for 4 s, every sync (the corpus's no-op resync spent 7 s there).
+        for url in (*job.index.search_order, *(u for u in job.index.find_links if "://" in u)):
+            if (host := unknown_host(url)) is not None:
+                exc = ResolutionError(f"{job.key[0]} for {job.target.id}: the index {strip_credentials(url)} cannot be "
+                                      f"reached: {host} is not a known host name (DNS); fix the URL, or this machine's "
+                                      "DNS if the host is an internal one")
+                exc.pages = ()
+                raise exc
+        res = self.compile(job, job.only_binary)
+        return self._prefer_binary(job, res) if job.prefer_binary else res
+
+    def _prefer_binary(self, job: Job, res: UvResolution) -> UvResolution:
+        """pip's --prefer-binary: where the target got an sdist, the newest version with a wheel for it
+        instead, when there is one (uv has no such flag: resolve again with those names binary-only)."""
+        sdist_only = _sdist_only(select_files(res.pylock, job.target, label=job.key[0], direct=job.direct))
+        if not sdist_only:
+            return res
+
+        def binary(names: list[str]) -> UvResolution | None:
+            try:
+                return self.compile(job, tuple(dict.fromkeys((*job.only_binary, *names))))
+            except ResolutionError:
+                return None
+
+        again = binary(sdist_only)
+        if again is None:  # some have no wheel for the target in any version: keep their sdists
+            have_wheel = [n for n in sdist_only if binary([n]) is not None]
+            again = binary(have_wheel) if have_wheel else None
+        if again is None:
+            return res
+        return UvResolution(pylock=again.pylock, pages=tuple(dict.fromkeys((*res.pages, *again.pages))))
 
 
 def _locked_hashes(app: AppSpec) -> dict[tuple[str, str], frozenset[str]]:
