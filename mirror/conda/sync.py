@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from airgap_mirror import logs
+from airgap_mirror.apps import AppSpec
 from airgap_mirror.conda import DEFAULT_ALIAS, CondaTarget, channel_url, conda_target
 from airgap_mirror.credentials import Credentials, expand
 from airgap_mirror.errors import InputError, MirrorError
@@ -175,83 +176,108 @@ class CondaSync:
         if not wanted or not ctx.options.get("enabled", True):
             return out
         opts = ctx.options
-        alias = str(opts.get("channel-alias") or DEFAULT_ALIAS)
         cuda = opts.get("cuda")
-
-        files: dict[str, dict[str, Any]] = {}
-        section_targets: dict[str, Any] = {}
-        items: dict[str, FetchItem] = {}
         ctx.reporter.phase("conda solves", sum(len(ctx.app_targets.get(a.name, ())) or 1 for a in wanted))
-        credentials = Credentials.from_urls([])
-        app_channels: dict[str, list[str]] = {}
-        for app in wanted:
-            try:  # ${VAR} in a channel URL: from the environment, for this process only, as for pip indexes
-                app_channels[app.name] = [expand(u, where=f"{app.name} (environment.yml)")
-                                          for u in _channels(app.conda_channels, alias)]
-            except MirrorError as exc:
-                out.app_errors[app.name] = str(exc)
-                continue
-            credentials = credentials.merged(Credentials.from_urls(app_channels[app.name]))
+        app_channels, credentials = _app_channels(wanted, str(opts.get("channel-alias") or DEFAULT_ALIAS), out)
         gateway = _gateway(ctx.store, [u for us in app_channels.values() for u in us])
         _clean_host_config()
+        part = _Part()
         for app in wanted:
             if app.name not in app_channels:
                 continue
-            channels = app_channels[app.name]
-            targets: list[CondaTarget] = []
-            for t in ctx.app_targets.get(app.name, ()):
-                try:
-                    ct = conda_target(t, str(cuda) if cuda else None)
-                except ValueError:
-                    continue
-                if ct not in targets:
-                    targets.append(ct)
-            for target in targets:
+            for target in _conda_targets(ctx.app_targets.get(app.name, ()), str(cuda) if cuda else None):
                 ctx.reporter.advance()
-                try:
-                    records = _solve(gateway, channels, _specs(app), target)
-                except InputError as exc:
-                    out.app_errors[app.name] = str(exc)
+                if not part.solve(out, gateway, app, app_channels[app.name], target):
                     break
-                except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
-                    first = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-                    out.app_errors[app.name] = (f"{app.name} (environment.yml) for conda {target.id}: {first}"
-                                                f" (channels searched: {', '.join(redact_text(c) for c in channels)})")
-                    break
-                entry_files = []
-                for rec in records:
-                    if rec.sha256 is None:
-                        out.app_errors[app.name] = (f"{app.name}: conda package {rec.file_name} has no sha256 in its "
-                                                    "channel's repodata, so it cannot be verified; not mirrored")
-                        break
-                    sha = rec.sha256.hex()
-                    record = {k: v for k, v in json.loads(rec.to_json()).items() if k not in _RECORD_DROP}
-                    channel = strip_credentials(str(rec.channel or "")).rstrip("/")
-                    files[sha] = {"filename": rec.file_name, "url": strip_credentials(str(rec.url)),
-                                  "channel": channel, "subdir": rec.subdir, "size": rec.size, "name": rec.name.normalized,
-                                  "version": str(rec.version), "build": str(rec.build), "record": record}
-                    items.setdefault(sha, FetchItem(url=strip_credentials(str(rec.url)), sha256=sha, filename=rec.file_name,
-                                                    size=rec.size))
-                    entry_files.append(sha)
-                if app.name in out.app_errors:
-                    break
-                section_targets[target.id] = {"subdir": target.subdir, "virtual": [list(v) for v in target.virtual]}
-                out.app_entries.setdefault(app.name, {})[target.id] = {
-                    "files": sorted(entry_files), "specs": list(app.conda_specs), "channels": [redact_text(c) for c in channels],
-                    "packages": sorted([files[s]["name"], files[s]["version"], files[s]["build"]] for s in entry_files)}
+        out.fetch(ctx, part.items.values(), "downloading conda packages", credentials)
+        part.carry_failed(ctx, out)
+        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
+        out.section = {"format_version": SECTION_FORMAT, "targets": part.section_targets,
+                       "files": {s: part.files[s] for s in sorted(used) if s in part.files}}
+        return out
 
-        out.fetch(ctx, items.values(), "downloading conda packages", credentials)
+
+def _app_channels(wanted: list[AppSpec], alias: str, out: ExtensionOutcome) -> tuple[dict[str, list[str]], Credentials]:
+    """Each app's channel URLs (${VAR} from the environment, for this process only, as for pip
+    indexes) and the credentials they carry; an app whose variable is missing fails."""
+    credentials = Credentials.from_urls([])
+    app_channels: dict[str, list[str]] = {}
+    for app in wanted:
+        try:
+            app_channels[app.name] = [expand(u, where=f"{app.name} (environment.yml)")
+                                      for u in _channels(app.conda_channels, alias)]
+        except MirrorError as exc:
+            out.app_errors[app.name] = str(exc)
+            continue
+        credentials = credentials.merged(Credentials.from_urls(app_channels[app.name]))
+    return app_channels, credentials
+
+
+def _conda_targets(python_targets: Iterable[Any], cuda: str | None) -> list[CondaTarget]:
+    """The conda targets of an app's Python targets (each once; one with no conda subdir left out)."""
+    targets: list[CondaTarget] = []
+    for t in python_targets:
+        try:
+            ct = conda_target(t, cuda)
+        except ValueError:
+            continue
+        if ct not in targets:
+            targets.append(ct)
+    return targets
+
+
+class _Part:
+    """The conda side's part of the snapshot in the making: its files, targets and downloads."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, dict[str, Any]] = {}
+        self.section_targets: dict[str, Any] = {}
+        self.items: dict[str, FetchItem] = {}
+
+    def solve(self, out: ExtensionOutcome, gateway: Any, app: AppSpec, channels: list[str], target: CondaTarget) -> bool:
+        """One app's solve for one target, its records kept and their files to fetch; False (the app
+        failed, with its error in `out`) when it cannot be solved or a package cannot be verified."""
+        try:
+            records = _solve(gateway, channels, _specs(app), target)
+        except InputError as exc:
+            out.app_errors[app.name] = str(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 (rattler's solver and gateway raise their own classes)
+            first = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            out.app_errors[app.name] = (f"{app.name} (environment.yml) for conda {target.id}: {first}"
+                                        f" (channels searched: {', '.join(redact_text(c) for c in channels)})")
+            return False
+        entry_files = []
+        for rec in records:
+            if rec.sha256 is None:
+                out.app_errors[app.name] = (f"{app.name}: conda package {rec.file_name} has no sha256 in its "
+                                            "channel's repodata, so it cannot be verified; not mirrored")
+                return False
+            sha = rec.sha256.hex()
+            record = {k: v for k, v in json.loads(rec.to_json()).items() if k not in _RECORD_DROP}
+            channel = strip_credentials(str(rec.channel or "")).rstrip("/")
+            self.files[sha] = {"filename": rec.file_name, "url": strip_credentials(str(rec.url)),
+                               "channel": channel, "subdir": rec.subdir, "size": rec.size, "name": rec.name.normalized,
+                               "version": str(rec.version), "build": str(rec.build), "record": record}
+            self.items.setdefault(sha, FetchItem(url=strip_credentials(str(rec.url)), sha256=sha, filename=rec.file_name,
+                                                 size=rec.size))
+            entry_files.append(sha)
+        self.section_targets[target.id] = {"subdir": target.subdir, "virtual": [list(v) for v in target.virtual]}
+        files = self.files
+        out.app_entries.setdefault(app.name, {})[target.id] = {
+            "files": sorted(entry_files), "specs": list(app.conda_specs), "channels": [redact_text(c) for c in channels],
+            "packages": sorted([files[s]["name"], files[s]["version"], files[s]["build"]] for s in entry_files)}
+        return True
+
+    def carry_failed(self, ctx: SyncContext, out: ExtensionOutcome) -> None:
+        """A failed app keeps its previous part, with its files and targets (Section.carry's rule)."""
         previous = ctx.previous.section("conda") if ctx.previous else Section()
-        for name in out.app_errors:  # a failed app keeps its previous part, with its files and targets
+        for name in out.app_errors:
             out.app_entries.pop(name, None)
             old = ctx.previous.app_part(name, "conda") if ctx.previous else {}
             kept = previous.carry(old)
             if kept is not None:
                 out.kept_previous.add(name)
                 out.app_entries[name] = {tid: t.to_dict() for tid, t in old.items()}
-                files.update((s, f.to_dict()) for s, f in kept.files.items())
-                section_targets.update((tid, t.to_dict()) for tid, t in kept.targets.items())
-        used = {s for e in out.app_entries.values() for t in e.values() for s in t["files"]}
-        out.section = {"format_version": SECTION_FORMAT, "targets": section_targets,
-                       "files": {s: files[s] for s in sorted(used) if s in files}}
-        return out
+                self.files.update((s, f.to_dict()) for s, f in kept.files.items())
+                self.section_targets.update((tid, t.to_dict()) for tid, t in kept.targets.items())
