@@ -143,6 +143,8 @@ class Config:
     allow_outside: bool = False
     package_managers: tuple[str, ...] = ()
     package_manager_first_wins: bool = False
+    exclude_newer: str | None = None  # the release-age cooldown (a duration or a date), as written
+    app_exclude_newer: dict[str, str] = field(default_factory=dict)  # per app, as written
     host: str = "127.0.0.1"
     port: int = 8080
     serve_url: str | None = None
@@ -163,6 +165,24 @@ def _list(value: Any, key: str, path: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: `{key}` must be a list of strings")
     return tuple(value)
+
+
+def _cooldown(value: Any, key: str, path: Path) -> str | None:
+    """A cooldown as written (checked now: a typo is the config's error, not the night's)."""
+    if value is None:
+        return None
+    from airgap_mirror.resolve.cooldown import cutoff
+
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: `{key}` must be a string such as \"7 days\"")
+    cutoff(value, where=f"{path}: {key}")
+    return value
+
+
+def _app_cooldowns(value: Any, path: Path) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{path}: [apps.exclude-newer] must be a table of app = "duration", e.g. dash-app = "14 days"')
+    return {str(app): str(_cooldown(v, f"apps.exclude-newer.{app}", path)) for app, v in value.items()}
 
 
 def _target_tables(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
@@ -243,6 +263,8 @@ def load_config(path: Path | None) -> Config:
             allow_outside=bool(apps_t.get("allow-outside", False)),
             package_managers=_managers(apps_t.get("package-managers", []), path),
             package_manager_first_wins=bool(apps_t.get("package-manager-first-wins", False)),
+            exclude_newer=_cooldown(py_t.get("exclude-newer"), "python.exclude-newer", path),
+            app_exclude_newer=_app_cooldowns(apps_t.get("exclude-newer", {}), path),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=port,
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,

@@ -119,6 +119,7 @@ def sync(
     only_binary: Annotated[list[str] | None, typer.Option("--only-binary", help="Wheels only for these projects (comma-separated, ':all:' for every one), as pip's flag: a target with no wheel fails instead of getting an sdist to build inside.")] = None,
     allow_outside_app: Annotated[bool, typer.Option("--allow-outside-app", help="Let apps name files outside their own folder (-r ../shared.txt, /opt/wheels/x.whl); off, such a line is refused.")] = False,
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
+    exclude_newer: Annotated[str | None, typer.Option("--exclude-newer", help="A release-age cooldown: resolve as if nothing uploaded in this window existed (`7 days`, `36 hours`, `P7D`, or a date); [python] exclude-newer in mirror.toml.")] = None,
     requirements_file: Annotated[list[str] | None, typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove the store's apps that this sync does not name (without it they are kept as they were, and the summary lists them).")] = False,
     all_warnings: Annotated[bool, typer.Option("--all-warnings", help="Print every warning, also those the last sync printed (by default they are counted).")] = False,
@@ -151,6 +152,7 @@ def sync(
             console.print("[red]error:[/] no app folders: name them, or list them under \\[apps] paths in mirror.toml")
             raise typer.Exit(2)
         from airgap_mirror.apps.locks import MANAGER_FILES
+        from airgap_mirror.resolve.cooldown import cutoff
         from airgap_mirror.resolve.targets import parse_target_pair
         from airgap_mirror.sync import SyncOptions, run_sync
 
@@ -182,6 +184,9 @@ def sync(
                           or any(plugin_options.get(k) for k in ("distro", "arch"))),
             package_managers=cfg.package_managers or tuple(MANAGER_FILES),
             package_manager_first_wins=cfg.package_manager_first_wins,
+            exclude_newer=cutoff(cooldown, where="--exclude-newer" if exclude_newer else "[python] exclude-newer")
+            if (cooldown := exclude_newer or cfg.exclude_newer) else None,
+            app_exclude_newer={a: cutoff(v, where=f"[apps.exclude-newer] {a}") for a, v in cfg.app_exclude_newer.items()},
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
@@ -242,6 +247,9 @@ def sync(
             f"snapshot {(result.snapshot_id or '-')[:16]}" + (" (unchanged)" if not result.changed and result.snapshot_id else ""),
             highlight=False,
         )
+        if opts.exclude_newer or opts.app_exclude_newer:
+            per_app = "".join(f"; {a}: {c}" for a, c in sorted(opts.app_exclude_newer.items()))
+            console.print(f"cooldown: nothing uploaded after {opts.exclude_newer or '-'} was taken{per_app}", highlight=False)
         failed = [a.name for a in result.apps if not a.ok]
         if failed:  # the last line: what a reader of a nightly's log must not miss
             console.print(f"[red]FAILED: {len(failed)} of {len(result.apps)} apps[/] ({', '.join(failed)})", highlight=False)

@@ -136,6 +136,7 @@ def uv_compile(
     on_page: Callable[[str], None] | None = None,
     on_select: Callable[[str, str, str | None, Sequence[str]], None] | None = None,
     on_start: Callable[[], None] | None = None,
+    exclude_newer: str | None = None,
 ) -> UvResolution:
     """Resolve `requirements` for `target`: the pylock.toml bytes uv wrote and the pages it read,
     each also handed to `on_page` as soon as uv starts reading it (the memo reads it meanwhile).
@@ -165,6 +166,8 @@ def uv_compile(
             cmd += ["--constraint", str(con)]
         cmd += _flags(prerelease=prerelease, refresh=refresh, no_binary=no_binary, only_binary=only_binary,
                       no_deps=no_deps)
+        if exclude_newer:  # the cooldown: nothing uploaded after this time (files without an upload time are kept)
+            cmd += ["--exclude-newer", exclude_newer]
         env = uv_env(index, cache_dir)
         # -v logs only the URLs uv reads (the memo's pages) and, when asked, the versions it picks.
         env["RUST_LOG"] = "uv_client::cached_client=debug" + (",uv_resolver::resolver=debug" if on_select else "")
@@ -180,8 +183,11 @@ def uv_compile(
                                if line.strip() and not line.startswith(("DEBUG ", "TRACE ")))[-2000:]
             detail = detail.replace(str(req_in), "requirements").replace(tmp, "")
             secrets = secret_values((index.index_url, *index.extra_index_urls, *index.find_links))
+            cooldown = (f"\n(the cooldown leaves out every file uploaded after {exclude_newer}: a requirement only a "
+                        "newer release meets waits until it is old enough, or name an older version)"
+                        if exclude_newer else "")
             exc = ResolutionError(f"{label or 'resolution'} for {target.id}: uv could not resolve:\n{redact_text(detail, secrets)}"
-                                  + did_you_mean(detail))
+                                  + did_you_mean(detail) + cooldown)
             exc.pages = pages
             raise exc
         return UvResolution(pylock=out.read_bytes(), pages=pages)

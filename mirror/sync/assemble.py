@@ -14,6 +14,7 @@ from airgap_mirror.interfaces import ExtensionOutcome
 from airgap_mirror.resolve import (
     Pin,
 )
+from airgap_mirror.resolve.cooldown import uploaded_after
 from airgap_mirror.resolve.lockfile import render_requirements_lock
 from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.store import Store
@@ -99,6 +100,18 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
     return AppEntry.new(targets=entry_targets, conda_not_mirrored=tuple(sorted(result.conda_not_mirrored)), direct=direct)
 
 
+def _young_pins(app: AppSpec, entry: AppEntry, part: PythonPartBuilder, cooldown: str) -> list[str]:
+    """A lock's pins uploaded after the cooldown's cutoff: kept (a lock is the truth), and said."""
+    files = [part.files[s] for t in entry.targets.values() for s in t.files if s in part.files]
+    young = sorted({f"{f.project} {f.version} ({(f.upload_time or '')[:10]})" for f in files
+                    if uploaded_after(f.upload_time, cooldown)})
+    if not young:
+        return []
+    return [f"{app.package_manager or 'the lock'} pins {', '.join(young[:10])}{' ...' if len(young) > 10 else ''}, "
+            f"uploaded after the cooldown's cutoff ({cooldown}): mirrored, as the lock is the truth; relock with the "
+            "cooldown (uv lock --exclude-newer, for instance) to leave them out"]
+
+
 def python_part(run: SyncRun) -> PythonPartBuilder:
     """Step 4: locks, files, installers and build requirements; a failed app keeps its previous entry."""
     store, opts, apps, all_targets, results = run.store, run.opts, run.apps, run.all_targets, run.results
@@ -117,6 +130,9 @@ def python_part(run: SyncRun) -> PythonPartBuilder:
         entry = _app_entry(store, app, targets, result, part, resolved, got, prepared.get(app.name, (None, {}))[1], served)
         if entry is not None:
             part.apps[app.name] = entry
+            cooldown = opts.app_exclude_newer.get(app.name, opts.exclude_newer)
+            if app.locked and cooldown:
+                result.warnings.extend(_young_pins(app, entry, part, cooldown))
     # A failed app (unreadable, unresolvable, unfetchable) keeps its entry and files from the previous snapshot.
     for name, result in results.items():
         kept = previous.kept_app(name) if previous is not None and not result.ok and name not in part.apps else None

@@ -22,6 +22,7 @@ from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.resolve.upstream import FileStatus, page_url, project_pages
 from airgap_mirror.store import Store
 from airgap_mirror.sync.checks import compiled_sdists, confusion_warnings, page_requests, source_index
+from airgap_mirror.sync.cooldown import cooled
 from airgap_mirror.sync.early import EarlyDownloads, catalog_entry
 from airgap_mirror.sync.jobs import Job, MemoRecord, Resolved, resolve_jobs
 from airgap_mirror.sync.options import MAX_BUILD_DEPTH
@@ -63,6 +64,7 @@ def fetch_with_build_requirements(run: SyncRun, memo: ResolutionMemo, early: Ear
         next_jobs = fetcher.build_jobs(pending, pages)
         if not next_jobs:
             break
+        next_jobs = cooled(run, next_jobs)
         run.reporter.phase("resolving build requirements", len(next_jobs))
         build_res, records = resolve_jobs(next_jobs, run, memo, early)
         pending = []
@@ -177,7 +179,7 @@ class _Fetcher:
                             continue
                         self.seen_build.add((target.id, reqs, idx.search_order))
                         next_jobs.append(Job(key=("build:" + " ".join(reqs), target.id), target=target,
-                                             index=idx, requirements=reqs))
+                                             index=idx, requirements=reqs, exclude_newer=self.run.opts.exclude_newer))
         return next_jobs
 
 

@@ -63,6 +63,7 @@ class Job:
     prelocked: bytes | None = None
     hashes: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (name, version) → sha256s
     lock: str = ""
+    exclude_newer: str | None = None  # the cooldown's cutoff (RFC 3339): nothing uploaded after it
 
 
 def app_index(app: AppSpec, base: IndexConfig) -> IndexConfig:
@@ -126,6 +127,7 @@ def _memo_fields(job: Job) -> dict[str, Any]:
         "no_binary": list(job.no_binary), "only_binary": list(job.only_binary),
         **({"prefer_binary": True} if job.prefer_binary else {}),
         **({"no_deps": True} if job.no_deps else {}),
+        **({"exclude_newer": job.exclude_newer} if job.exclude_newer else {}),
     }
 
 
@@ -299,6 +301,7 @@ class _Uv:
             cache_dir=self.run.store.cache / "uv", prerelease=job.prerelease, no_binary=job.no_binary,
             only_binary=only_binary, no_deps=job.no_deps, label=job.key[0], refresh=self.run.opts.refresh,
             on_page=self.memo.prefetch, on_select=self.early.hearing(job), on_start=self.on_wait,
+            exclude_newer=job.exclude_newer,
         )
 
     def resolve(self, job: Job) -> UvResolution:
@@ -381,5 +384,7 @@ def app_jobs(run: SyncRun) -> list[Job]:
                 no_deps=app.locked, lock=app.package_manager or "",
                 prelocked=app.lock_pylock if app.lock_pylock is not None and not dists else None,
                 hashes=_locked_hashes(app) if app.locked else {},
+                # a lock's pins are kept as they are (a pin inside the cooldown is warned, not dropped)
+                exclude_newer=None if app.locked else opts.app_exclude_newer.get(app.name, opts.exclude_newer),
             ))
     return jobs

@@ -58,6 +58,11 @@ class SyncOptions:
     # wins over refusing several (mirror.toml [apps] package-managers, package-manager-first-wins).
     package_managers: tuple[str, ...] = tuple(MANAGER_FILES)
     package_manager_first_wins: bool = False
+    # The release-age cooldown: files uploaded after this RFC 3339 time are left out of resolutions
+    # (uv's exclude-newer), for every app and for installers and build requirements; an app's own
+    # (by name) instead where it has one. A lock's pins are never changed by it: warned.
+    exclude_newer: str | None = None
+    app_exclude_newer: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)

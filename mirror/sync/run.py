@@ -24,6 +24,7 @@ from airgap_mirror.resolve.upstream import page_digests
 from airgap_mirror.store import Store
 from airgap_mirror.store.model import Section
 from airgap_mirror.sync.assemble import assemble_snapshot, kept_targets, merge_extension, python_part
+from airgap_mirror.sync.cooldown import cooled
 from airgap_mirror.sync.downloads import correct_sdist_facts, fetch_with_build_requirements
 from airgap_mirror.sync.early import EarlyDownloads
 from airgap_mirror.sync.jobs import Job, app_jobs, resolve_jobs
@@ -59,10 +60,11 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         extensions = side.submit(_start_extensions, side, run)
         # 2. Each app's indexes and its git / local / URL packages built; resolution for every app × target.
         run.prepared = prepare_apps(run)
-        run.jobs = app_jobs(run) + [Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers)
-                                    for t in run.all_targets if opts.installers]
+        run.jobs = app_jobs(run) + [Job(key=("installers", t.id), target=t, index=opts.index, requirements=opts.installers,
+                                        exclude_newer=opts.exclude_newer) for t in run.all_targets if opts.installers]
         run.credentials = Credentials.from_urls(
             u for idx in [opts.index, *(i for i, _ in run.prepared.values())] for u in (*idx.search_order, *idx.find_links))
+        run.jobs = cooled(run, run.jobs)  # (asks each index once, only when a cooldown is set)
         # Pages read 16 at a time (--concurrency), not 32: a no-op resync's reads are TLS set-ups and
         # waits, and half as many connections made dash-app's 366 ms 333 ms (15 alternating runs; 8:
         # 325 ms); the corpus's no-op the same (4.41 against 4.38 s).

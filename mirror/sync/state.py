@@ -40,6 +40,8 @@ class SyncRun:
     # 3. Each job's verdict, and what the memo is to record of the resolutions uv ran.
     resolved: dict[tuple[str, str], Verdict] = field(default_factory=dict)
     records: list[MemoRecord] = field(default_factory=list)
+    # Whether each index (by URL, no credentials) gives upload times, for the cooldown (asked once).
+    upload_times: dict[str, bool] = field(default_factory=dict)
     # 4. What was fetched (and what could not be).
     got: Fetched | None = None
 

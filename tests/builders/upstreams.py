@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import ensurepip
 import functools
+import hashlib
 import http.server
+import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from tests.builders import make_sdist, make_wheel
 
@@ -54,11 +58,46 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         self.server.agents.append((self.path, self.headers.get("User-Agent", "")))  # type: ignore[attr-defined]
 
 
+class _JsonIndexHandler(_QuietHandler):
+    """A PEP 691 index: a project's `index.json` (with PEP 700 upload times), as pypi.org serves it."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        page = Path(self.directory) / self.path.lstrip("/").split("?")[0] / "index.json"
+        if self.path.startswith("/simple/") and self.path.endswith("/") and page.is_file():
+            body = page.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+
+def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, str]) -> None:
+    """The PEP 691 JSON pages of a folder of distributions, each file with its PEP 700 upload time
+    (`upload_times`: file name → RFC 3339 time)."""
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+
+    by_project: dict[str, list[Path]] = {}
+    for f in sorted(files_dir.iterdir()):
+        name = parse_wheel_filename(f.name)[0] if f.name.endswith(".whl") else parse_sdist_filename(f.name)[0]
+        by_project.setdefault(str(canonicalize_name(name)), []).append(f)
+    for project, paths in by_project.items():
+        files = [{"filename": p.name, "url": f"../../files/{p.name}", "size": p.stat().st_size,
+                  "hashes": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()},
+                  **({"upload-time": upload_times[p.name]} if p.name in upload_times else {})} for p in paths]
+        (index_dir / project).mkdir(parents=True, exist_ok=True)
+        (index_dir / project / "index.json").write_text(json.dumps(
+            {"meta": {"api-version": "1.1"}, "name": project, "files": files, "versions": []}))
+
+
 class StaticServer:
     """A plain static file server on 127.0.0.1 (an upstream stand-in); stopped by the test."""
 
-    def __init__(self, directory: Path) -> None:
-        self._start(functools.partial(_QuietHandler, directory=str(directory)))
+    def __init__(self, directory: Path, *, json_pages: bool = False) -> None:
+        handler = _JsonIndexHandler if json_pages else _QuietHandler
+        self._start(functools.partial(handler, directory=str(directory)))
 
     def _start(self, handler: object) -> None:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # type: ignore[arg-type]
