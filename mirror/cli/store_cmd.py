@@ -103,6 +103,8 @@ def diff(
                 print(f"    - {n} {v}")
             for n, a, b in c.get("changed", []):
                 print(f"    ~ {n} {a} → {b}")
+    for project, was, now in d.statuses:
+        print(f"project status (PEP 792): {project} {was} → {now}")
     if d.empty:
         print("no changes")
     print(f"a delta bundle carries {d.files_to_carry} files, {d.bytes_to_carry / 1e6:.1f} MB (with locks and metadata)")

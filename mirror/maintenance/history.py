@@ -95,15 +95,18 @@ class SnapshotDiff:
     apps_removed: list[str] = field(default_factory=list)
     targets_added: list[str] = field(default_factory=list)
     targets_removed: list[str] = field(default_factory=list)
+    statuses: list[list[str]] = field(default_factory=list)  # [project, old, new]: PEP 792 status changes
 
     def to_dict(self) -> dict[str, Any]:
         return {"old": self.old, "new": self.new, "apps": self.changes, "bytes_to_carry": self.bytes_to_carry,
                 "files_to_carry": self.files_to_carry, "apps_added": self.apps_added, "apps_removed": self.apps_removed,
-                "targets_added": self.targets_added, "targets_removed": self.targets_removed}
+                "targets_added": self.targets_added, "targets_removed": self.targets_removed,
+                "project_statuses": self.statuses}
 
     @property
     def empty(self) -> bool:
-        return not (self.changes or self.apps_added or self.apps_removed or self.targets_added or self.targets_removed)
+        return not (self.changes or self.apps_added or self.apps_removed or self.targets_added or self.targets_removed
+                    or self.statuses)
 
 
 def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
@@ -112,7 +115,8 @@ def diff_snapshots(store: Store, old_id: str, new_id: str) -> SnapshotDiff:
     diff = SnapshotDiff(old=old_id, new=new_id, changes=new.diff(old),
                         apps_added=sorted(set(new.apps) - set(old.apps)), apps_removed=sorted(set(old.apps) - set(new.apps)),
                         targets_added=sorted(set(new.target_ids()) - set(old.target_ids())),
-                        targets_removed=sorted(set(old.target_ids()) - set(new.target_ids())))
+                        targets_removed=sorted(set(old.target_ids()) - set(new.target_ids())),
+                        statuses=new.status_changes(old))
     files = new.files()
     for sha, size in new.minus(old).items():
         diff.files_to_carry += sha in files

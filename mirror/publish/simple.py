@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 __all__ = ["IndexFile", "render_root_html", "render_root_json", "render_project_html", "render_project_json", "render_find_links",
            "API_VERSION", "JSON_TYPE", "HTML_TYPE"]
 
-API_VERSION = "1.1"
+API_VERSION = "1.4"  # PEP 700 upload times (1.1), PEP 792 project status (1.4); 1.2 and 1.3 add nothing required
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -74,11 +74,17 @@ def _anchors(files: list[IndexFile]) -> str:
     return "\n".join(rows)
 
 
-def render_project_html(project: str, files: list[IndexFile]) -> str:
+def render_project_html(project: str, files: list[IndexFile], status: tuple[str, str | None] | None = None) -> str:
+    """A project's PEP 503 page; with its PEP 792 status (and reason) as meta tags, when not active."""
     name = canonicalize_name(project)
+    meta = ""
+    if status is not None:
+        meta = f'    <meta name="pypi:project-status" content="{escape(status[0])}">\n'
+        if status[1]:
+            meta += f'    <meta name="pypi:project-status-reason" content="{escape(status[1])}">\n'
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n"
-        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n{meta}'
         f"    <title>Links for {escape(name)}</title>\n  </head>\n  <body>\n"
         f"    <h1>Links for {escape(name)}</h1>\n{_anchors(files)}\n  </body>\n</html>\n"
     )
@@ -93,7 +99,8 @@ def render_find_links(files: list[IndexFile]) -> str:
     )
 
 
-def render_project_json(project: str, files: list[IndexFile]) -> str:
+def render_project_json(project: str, files: list[IndexFile], status: tuple[str, str | None] | None = None) -> str:
+    """A project's PEP 691 page; with its PEP 792 `project-status` when not active."""
     name = canonicalize_name(project)
     out_files = []
     versions: set[Version] = set()
@@ -124,4 +131,6 @@ def render_project_json(project: str, files: list[IndexFile]) -> str:
         "files": out_files,
         "versions": [str(v) for v in sorted(versions)],
     }
+    if status is not None:
+        doc["project-status"] = {"status": status[0], **({"reason": status[1]} if status[1] else {})}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))

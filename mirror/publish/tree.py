@@ -189,8 +189,10 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
         [replace(f, url=f.url.removeprefix("../../")) for pfiles in by_project.values() for f in pfiles]), gz=True)
     for project, pfiles in by_project.items():
         d = safe_join(simple, canonicalize_name(project))
-        write_text(d / "index.html", render_project_html(project, pfiles), gz=True)
-        write_text(d / "index.json", render_project_json(project, pfiles), gz=True)
+        st = snapshot.python.projects.get(canonicalize_name(project))
+        status = (st.status, st.reason) if st is not None else None
+        write_text(d / "index.html", render_project_html(project, pfiles, status), gz=True)
+        write_text(d / "index.json", render_project_json(project, pfiles, status), gz=True)
     # Locks, so an admin inside can fetch an app's lock from the mirror itself.
     for app, entry in snapshot.apps.items():
         for tid, t in entry.targets.items():

@@ -39,6 +39,14 @@ class FileStatus:
     url: str | None = None  # where the file is (absolute; without the fragment)
 
 
+class ProjectPage(dict[str, FileStatus]):
+    """A project page's files by name, and the project's status as the index gives it (PEP 792:
+    `active`, `archived`, `quarantined` or `deprecated`; a page that says none is `active`)."""
+
+    status: str = "active"
+    reason: str | None = None
+
+
 @functools.cache
 def _links_parser() -> type:
     """The PEP 503 page parser's class, made when an HTML page is first read: html.parser is 5 ms of
@@ -50,6 +58,7 @@ def _links_parser() -> type:
             super().__init__()
             self._base = base
             self.files: dict[str, FileStatus] = {}
+            self.meta: dict[str, str] = {}  # <meta name=... content=...> (PEP 792's project status)
             self._attrs: dict[str, str | None] | None = None
             self._text: list[str] = []
 
@@ -57,6 +66,10 @@ def _links_parser() -> type:
             if tag == "a":
                 self._attrs = dict(attrs)
                 self._text = []
+            elif tag == "meta":
+                named = dict(attrs)
+                if named.get("name") and named.get("content") is not None:
+                    self.meta[str(named["name"])] = str(named["content"])
 
         def handle_data(self, data: str) -> None:
             if self._attrs is not None:
@@ -78,12 +91,16 @@ def _links_parser() -> type:
     return _Links
 
 
-def parse_project_page(body: bytes, content_type: str, base: str = "") -> dict[str, FileStatus]:
+def parse_project_page(body: bytes, content_type: str, base: str = "") -> ProjectPage:
     """Filename → status, from a PEP 691 JSON or PEP 503 HTML project page; file URLs relative to
-    the page are made absolute against `base`, the page's URL."""
+    the page are made absolute against `base`, the page's URL. The project's PEP 792 status with it."""
     if "json" in content_type:
         doc = json.loads(body)
-        out = {}
+        out = ProjectPage()
+        status = doc.get("project-status") if isinstance(doc, dict) else None
+        if isinstance(status, dict) and isinstance(status.get("status"), str):
+            out.status = status["status"]
+            out.reason = status.get("reason") if isinstance(status.get("reason"), str) else None
         new = FileStatus.__new__
         for f in doc.get("files", []):
             y = f.get("yanked", False)
@@ -100,8 +117,10 @@ def parse_project_page(body: bytes, content_type: str, base: str = "") -> dict[s
         return out
     parser = _links_parser()(base)
     parser.feed(body.decode("utf-8", "replace"))
-    found: dict[str, FileStatus] = parser.files
-    return found
+    page = ProjectPage(parser.files)
+    page.status = parser.meta.get("pypi:project-status") or "active"  # (PEP 792's meta tags)
+    page.reason = parser.meta.get("pypi:project-status-reason")
+    return page
 
 
 def page_url(index_url: str, project: str) -> str:

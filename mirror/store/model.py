@@ -17,8 +17,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["AppEntry", "AppTarget", "DirectRef", "PythonFile", "PythonPart", "Section", "SectionFile",
-           "SectionTarget", "TargetEntry"]
+__all__ = ["AppEntry", "AppTarget", "DirectRef", "ProjectStatus", "PythonFile", "PythonPart", "Section",
+           "SectionFile", "SectionTarget", "TargetEntry"]
 
 R = TypeVar("R", bound="Record")
 
@@ -232,24 +232,44 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProjectStatus(Record):
+    """A project's status as its index gave it (PEP 792): archived, quarantined or deprecated (an
+    active project has none recorded), and the index's reason."""
+
+    status: str = "active"
+    reason: str | None = None
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"reason"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PythonPart(Record):
-    """The Python side: every file by sha256, and per target the files of its installers (pip, uv)
-    and of the build requirements of its sdists."""
+    """The Python side: every file by sha256, per target the files of its installers (pip, uv) and of
+    the build requirements of its sdists, and the status of each project that is not active."""
 
     files: Mapping[str, PythonFile] = field(default_factory=dict)
     installers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     build: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    projects: Mapping[str, ProjectStatus] = field(default_factory=dict)  # canonical name → status
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"projects"})
 
     @classmethod
     def _read(cls, name: str, value: Any, context: Any) -> Any:
         if name == "files":
             return {s: PythonFile.from_dict(m) for s, m in _mapping(value).items()}
+        if name == "projects":
+            return {p: ProjectStatus.from_dict(s) for p, s in _mapping(value).items()}
         return {t: _strings(v) for t, v in _mapping(value).items()}
 
     def _write(self, name: str, value: Any) -> Any:
-        if name == "files":
-            return {s: m.to_dict() for s, m in value.items()}
+        if name in ("files", "projects"):
+            return {k: v.to_dict() for k, v in value.items()}
         return {t: list(v) for t, v in value.items()}
+
+    def projects_used(self) -> set[str]:
+        """The canonical names of the projects its files are of."""
+        from packaging.utils import canonicalize_name
+
+        return {canonicalize_name(f.project) for f in self.files.values() if f.project}
 
     def target_files(self) -> set[str]:
         """The files of the installers and build requirements of every target."""

@@ -185,6 +185,9 @@ class Snapshot:
         used.update(s for group in (installers, build) for shas in group.values() for s in shas)
         python = dataclasses.replace(py, files={s: py.files[s] for s in sorted(used) if s in py.files},
                                      installers=installers, build=build)
+        if py.projects:
+            kept = python.projects_used()
+            python = dataclasses.replace(python, projects={p: s for p, s in py.projects.items() if p in kept})
         sections = {}
         for name, section in self.sections.items():
             parts = [entry.parts[name] for entry in apps.values() if name in entry.parts]
@@ -205,6 +208,9 @@ class Snapshot:
         python = dataclasses.replace(py_new, files={**py_base.files, **py_new.files},
                                      installers={**py_base.installers, **py_new.installers}, build=build,
                                      unrecognized={**py_base.unrecognized, **py_new.unrecognized})
+        if py_base.projects:  # a project this snapshot read anew has its status from it
+            python = dataclasses.replace(python, projects={**py_base.projects, **py_new.projects},
+                                         absent=python.absent - {"projects"})
         sections = {name: (self.sections[name].over(base.sections[name])
                            if name in self.sections and name in base.sections
                            else self.sections.get(name) or base.sections[name])
@@ -215,6 +221,15 @@ class Snapshot:
         return dataclasses.replace(self, apps=apps, targets={**base.targets, **self.targets}, python=python,
                                    sections=sections, unrecognized={**base.unrecognized, **self.unrecognized},
                                    id=None)
+
+    def status_changes(self, older: Snapshot) -> list[list[str]]:
+        """Projects whose PEP 792 status changed since `older`: [name, old, new] (active where none is
+        recorded), for those this snapshot uses."""
+        used = self.python.projects_used()
+        old, new = older.python.projects, self.python.projects
+        return [[p, old[p].status if p in old else "active", new[p].status if p in new else "active"]
+                for p in sorted((set(old) | set(new)) & used)
+                if (old[p].status if p in old else "active") != (new[p].status if p in new else "active")]
 
     def minus(self, other: Snapshot | None) -> dict[str, int | None]:
         """The blobs this snapshot uses that `other` does not (what a delta from `other` carries)."""

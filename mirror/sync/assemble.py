@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from packaging.utils import canonicalize_name
+
 from airgap_mirror.apps import AppSpec
 from airgap_mirror.interfaces import ExtensionOutcome
 from airgap_mirror.resolve import (
@@ -18,7 +20,7 @@ from airgap_mirror.resolve.cooldown import uploaded_after
 from airgap_mirror.resolve.lockfile import render_requirements_lock
 from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.store import Store
-from airgap_mirror.store.model import AppEntry, AppTarget, DirectRef, PythonFile, PythonPart, Section, TargetEntry
+from airgap_mirror.store.model import AppEntry, AppTarget, DirectRef, ProjectStatus, PythonFile, PythonPart, Section, TargetEntry
 from airgap_mirror.store.snapshots import Snapshot
 from airgap_mirror.sync.downloads import Fetched
 from airgap_mirror.sync.early import catalog_entry
@@ -40,6 +42,7 @@ class PythonPartBuilder:
     apps: dict[str, AppEntry] = field(default_factory=dict)
     installers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     build: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    projects: dict[str, ProjectStatus] = field(default_factory=dict)  # not active (PEP 792)
 
     def add_files(self, store: Store, pins: list[Pin]) -> tuple[str, ...]:
         """Record each pin's files as the snapshot describes them; their sha256s, sorted."""
@@ -56,7 +59,31 @@ class PythonPartBuilder:
         return tuple(sorted(shas))
 
     def python(self) -> PythonPart:
-        return PythonPart(files=self.files, installers=self.installers, build=self.build)
+        return PythonPart.new(files=self.files, installers=self.installers, build=self.build, projects=self.projects)
+
+    def settle_statuses(self, read: Mapping[str, tuple[str, str | None]], previous: Snapshot | None,
+                        results: Mapping[str, AppResult]) -> None:
+        """Each project's PEP 792 status: as its page read now gives it, else as the previous snapshot
+        had it; the apps that use a project that is not active say so."""
+        used = PythonPart(files=self.files).projects_used()
+        old = previous.python.projects if previous is not None else {}
+        self.projects = {p: s for p, s in old.items() if p in used and p not in read}
+        self.projects.update((p, ProjectStatus.new(status=s, reason=r)) for p, (s, r) in read.items()
+                             if p in used and s != "active")
+        if not self.projects:
+            return
+        for name, entry in self.apps.items():
+            result = results.get(name)
+            if result is None or not result.ok:
+                continue
+            mine = {canonicalize_name(f.project) for s in entry.files() if (f := self.files.get(s)) and f.project}
+            for p in sorted(mine & set(self.projects)):
+                st = self.projects[p]
+                what = {"quarantined": "quarantined upstream (suspected malware: the index serves none of its files "
+                                       "now; the mirror keeps what it had and takes nothing new)",
+                        "archived": "archived upstream (no new releases expected)",
+                        "deprecated": "deprecated upstream"}.get(st.status, f"{st.status} upstream")
+                result.warnings.append(f"{p} is {what} (PEP 792){': ' + st.reason if st.reason else ''}")
 
 
 def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: AppResult, part: PythonPartBuilder,
@@ -149,6 +176,7 @@ def python_part(run: SyncRun) -> PythonPartBuilder:
     for tid, pins in got.build_pins.items():
         good = [p for p in pins if all(f.sha256 not in got.bad_files for f in p.files)]
         part.build[tid] = tuple(sorted(set(part.add_files(store, good))))
+    part.settle_statuses(got.statuses, previous, results)
     return part
 
 

@@ -17,9 +17,10 @@ from airgap_mirror.urls import strip_credentials
 
 
 def page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]], public: str,
-                   store: Store) -> list[tuple[str, str]]:
+                   store: Store, *, every: bool = False) -> list[tuple[str, str]]:
     """(index, project) pages to read: every index of the app for files new to the catalog; for apps
-    with a private index, every project on every index and on the public one (confusion check)."""
+    with a private index, every project on every index and on the public one (confusion check);
+    with `every` (--refresh), every project's (its PEP 792 status read anew)."""
     wanted: set[tuple[str, str]] = set()
     known = store.catalogued((f.sha256, f.filename) for _, _, pins, _ in pending for pin in pins for f in pin.files)
     for _, _, pins, idx in pending:
@@ -29,7 +30,7 @@ def page_requests(pending: list[tuple[str, PythonTarget, list[Pin], IndexConfig]
                 continue  # built or copied by us: no index page
             new = any((f.sha256, f.filename) not in known for f in pin.files)
             sdist_only = all(f.kind == "sdist" for f in pin.files)  # warned of on every sync (compiled_sdists)
-            if new or private or sdist_only:
+            if new or private or sdist_only or every:
                 wanted.update((u, pin.name) for u in idx.search_order)
             if private:
                 wanted.add((public, pin.name))

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from airgap_mirror import logs
 from airgap_mirror.fetch import FetchItem
 from airgap_mirror.resolve import (
@@ -19,7 +21,7 @@ from airgap_mirror.resolve import (
 )
 from airgap_mirror.resolve.memo import ResolutionMemo
 from airgap_mirror.resolve.targets import PythonTarget
-from airgap_mirror.resolve.upstream import FileStatus, page_url, project_pages
+from airgap_mirror.resolve.upstream import FileStatus, ProjectPage, page_url, project_pages
 from airgap_mirror.store import Store
 from airgap_mirror.sync.checks import compiled_sdists, confusion_warnings, page_requests, source_index
 from airgap_mirror.sync.cooldown import cooled
@@ -43,6 +45,8 @@ class Fetched:
     compiled: dict[str, list[str]]  # app → sdists with compiled code a target gets (built inside)
     build_pins: dict[str, list[Pin]]  # target id → build requirements of its sdists
     bad_files: set[str]  # sha256 of files that could not be fetched
+    # canonical project → (status, reason) as each page read in full gave it (PEP 792; "active" too)
+    statuses: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
 
 
 _Pending = list[tuple[str, PythonTarget, list[Pin], IndexConfig]]  # (owner, target, pins, index) to fetch
@@ -142,7 +146,8 @@ class _Fetcher:
         the memo reads the pages uv read (their digests make its records) and, in full, these too;
         what it could not give is read after."""
         run, memo = self.run, self.memo
-        wanted = page_requests([p for p in pending if (p[0], p[1].id) not in self.no_pages], self.public, run.store)
+        wanted = page_requests([p for p in pending if (p[0], p[1].id) not in self.no_pages], self.public, run.store,
+                               every=run.opts.refresh)
         recording = memo.record_later(records, parse={page_url(i, p) for i, p in wanted})
         if recording is not None:
             try:
@@ -155,6 +160,11 @@ class _Fetcher:
         """The apps' dependency-confusion and compiled-sdist warnings, from the pages read."""
         confusion, compiled = self.got.confusion, self.got.compiled
         for owner, target, pins, idx in pending:
+            for pin in pins:  # each project's status, as the index it comes from gives it
+                source = source_index(pages, idx, pin.name)
+                page = pages.get((source, pin.name)) if source else None
+                if isinstance(page, ProjectPage):
+                    self.got.statuses[canonicalize_name(pin.name)] = (page.status, page.reason)
             if owner in self.run.results:
                 confusion.setdefault(owner, [])
                 confusion[owner] += [w for w in confusion_warnings(pins, idx, self.public, pages)

@@ -74,9 +74,11 @@ class _JsonIndexHandler(_QuietHandler):
         super().do_GET()
 
 
-def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, str]) -> None:
+def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, str],
+                     statuses: dict[str, tuple[str, str | None]] | None = None) -> None:
     """The PEP 691 JSON pages of a folder of distributions, each file with its PEP 700 upload time
-    (`upload_times`: file name → RFC 3339 time)."""
+    (`upload_times`: file name → RFC 3339 time), and a project's PEP 792 status where `statuses`
+    gives one (project → (status, reason))."""
     from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
     by_project: dict[str, list[Path]] = {}
@@ -88,8 +90,11 @@ def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, s
                   "hashes": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()},
                   **({"upload-time": upload_times[p.name]} if p.name in upload_times else {})} for p in paths]
         (index_dir / project).mkdir(parents=True, exist_ok=True)
-        (index_dir / project / "index.json").write_text(json.dumps(
-            {"meta": {"api-version": "1.1"}, "name": project, "files": files, "versions": []}))
+        doc: dict[str, object] = {"meta": {"api-version": "1.4"}, "name": project, "files": files, "versions": []}
+        if statuses and project in statuses:
+            status, reason = statuses[project]
+            doc["project-status"] = {"status": status, **({"reason": reason} if reason else {})}
+        (index_dir / project / "index.json").write_text(json.dumps(doc))
 
 
 class StaticServer:

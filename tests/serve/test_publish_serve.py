@@ -35,7 +35,7 @@ def test_project_page_json(server):
     assert r.headers["content-type"] == JSON_TYPE
     assert "Accept" in r.headers["vary"]
     doc = r.json()
-    assert doc["meta"]["api-version"] == "1.1"
+    assert doc["meta"]["api-version"] == "1.4"
     assert doc["name"] == "foo-bar"
     assert doc["versions"] == ["1.0", "2.0"]
     by_name = {f["filename"]: f for f in doc["files"]}

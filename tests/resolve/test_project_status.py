@@ -1,0 +1,76 @@
+"""PEP 792 project status carried across: read from the upstream's pages (JSON `project-status`, HTML
+meta tags), kept in the snapshot, said by the apps that use such a project, served on our own pages,
+and a change of it shown by `mirror diff`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airgap_mirror.resolve.upstream import parse_project_page
+from tests.builders import make_wheel
+from tests.builders.cli import run_mirror
+from tests.builders.upstreams import X86, StaticServer, write_json_index
+
+
+@pytest.fixture
+def status_upstream(tmp_path):
+    root = tmp_path / "up"
+    files = root / "files"
+    make_wheel(files, "alpha", "1.0", requires=["beta>=1.0"])
+    make_wheel(files, "beta", "1.0")
+    server = StaticServer(root, json_pages=True)
+    server.root = root  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def _sync(app, store, upstream, *extra):
+    proc = run_mirror("sync", str(app), "--store", str(store), "--python", "3.11", "--platform", X86,
+                      "--index-url", upstream.url + "/simple", "--installers", "", "--json", *extra)
+    return json.loads(proc.stdout)
+
+
+def test_a_project_status_is_kept_said_served_and_diffed(status_upstream, tmp_path):
+    root = status_upstream.root
+    write_json_index(root / "files", root / "simple", {}, {"beta": ("archived", "moved to beta-ng")})
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "requirements.txt").write_text("alpha\n")
+    store = tmp_path / "s"
+    first = _sync(app, store, status_upstream)
+    (a,) = first["apps"]
+    assert any("beta is archived upstream" in w and "moved to beta-ng" in w for w in a["warnings"]), a["warnings"]
+    snap = json.loads((store / "store-v1" / "snapshots" / f"{first['snapshot']}.json").read_text())
+    assert snap["python"]["projects"] == {"beta": {"status": "archived", "reason": "moved to beta-ng"}}
+
+    run_mirror("publish", "--store", str(store))
+    simple = store / "published" / "current" / "simple"
+    page = json.loads((simple / "beta" / "index.json").read_text())
+    assert page["meta"]["api-version"] == "1.4"
+    assert page["project-status"] == {"status": "archived", "reason": "moved to beta-ng"}
+    assert "project-status" not in json.loads((simple / "alpha" / "index.json").read_text())
+    html = (simple / "beta" / "index.html").read_text()
+    again = parse_project_page(html.encode(), "text/html")  # as an index reading ours would
+    assert (again.status, again.reason) == ("archived", "moved to beta-ng")
+
+    # The upstream quarantines beta: a sync that reads the page anew (--refresh) records it; diff says so.
+    write_json_index(root / "files", root / "simple", {}, {"beta": ("quarantined", None)})
+    second = _sync(app, store, status_upstream, "--refresh")
+    diff = run_mirror("diff", first["snapshot"], second["snapshot"], "--store", str(store))
+    assert "project status (PEP 792): beta archived → quarantined" in diff.stdout
+    as_json = json.loads(run_mirror("diff", first["snapshot"], second["snapshot"], "--store", str(store),
+                                    "--json").stdout)
+    assert as_json["project_statuses"] == [["beta", "archived", "quarantined"]]
+
+
+def test_an_html_page_says_its_status_in_meta_tags():
+    html = (b'<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.4">'
+            b'<meta name="pypi:project-status" content="deprecated">'
+            b'<meta name="pypi:project-status-reason" content="use other"></head>'
+            b'<body><a href="x-1.0.tar.gz#sha256=ab">x-1.0.tar.gz</a></body></html>')
+    page = parse_project_page(html, "text/html", "https://i/simple/x/")
+    assert (page.status, page.reason) == ("deprecated", "use other") and "x-1.0.tar.gz" in page
+    plain = parse_project_page(b'<html><body><a href="x-1.0.tar.gz">x-1.0.tar.gz</a></body></html>', "text/html")
+    assert plain.status == "active"
