@@ -436,6 +436,79 @@ def _load(base: str, projects: list[str], files: list[str], work: Path, *, reque
     return requests / t_pages, size / 1e6 / t_files
 
 
+_WRK_LUA = """
+local paths = {%s}
+local accept = "%s"
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i %% #paths) + 1], {["Accept"] = accept, ["Accept-Encoding"] = "gzip"})
+end
+"""
+
+
+def _wrk(base: str, paths: list[str], work: Path, *, connections: int, accept: str = "*/*",
+         seconds: int = 5) -> tuple[float, float, float]:
+    """(requests/s, MB/s, p99 latency in ms) of `wrk` (C, keep-alive, 2 threads) fetching `paths` in
+    turn with `connections` open at once: a server's rate, not a client's."""
+    import re
+
+    script = work / f"wrk-{abs(hash((base, connections, accept)))}.lua"
+    script.write_text(_WRK_LUA % (", ".join(json.dumps(p) for p in paths), accept))
+    out = subprocess.run(["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script),
+                          base], capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    size, unit = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out).groups()  # type: ignore[union-attr]
+    mbs = float(size) * {"B": 1e-6, "KB": 1.024e-3, "MB": 1.048576, "GB": 1073.741824}[unit]
+    p99, p99_unit = re.search(r"99%\s+([\d.]+)(\w+)", out).groups()  # type: ignore[union-attr]
+    ms = float(p99) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[p99_unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"wrk against {base}: {errors.group(1)} error responses")
+    return rate, mbs, ms
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (granian's workers), in MB."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(next(line.split()[1] for line in open(f"/proc/{p}/status") if line.startswith("VmRSS:")))
+            todo.extend(int(c) for t in os.listdir(f"/proc/{p}/task")
+                        for c in open(f"/proc/{p}/task/{t}/children").read().split())
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total / 1024
+
+
+def _wrk_table(label: str, servers: dict[str, tuple[str, int | None]], kinds: dict[str, tuple[list[str], str]],
+               work: Path) -> dict[tuple[str, str, int], tuple[float, float, float]]:
+    """wrk at 64 and 256 connections against each server for each kind of request; printed as a table."""
+    out: dict[tuple[str, str, int], tuple[float, float, float]] = {}
+    print(f"\n{label}: wrk, 2 threads, keep-alive, 5 s each; requests/s, MB/s, p99 ms")
+    for name, (base, pid) in servers.items():
+        before = _rss_mb(pid) if pid else 0.0
+        for kind, (paths, accept) in kinds.items():
+            if not paths:
+                continue
+            for conns in (64, 256):
+                rate, mbs, p99 = out[(name, kind, conns)] = _wrk(base, paths, work, connections=conns, accept=accept)
+                print(f"  {name:<14} {kind:<12} {conns:>3} conns: {rate:9.0f} req/s {mbs:8.1f} MB/s  p99 {p99:7.1f} ms")
+        if pid:
+            print(f"  {name:<14} RSS {before:.0f} MB before, {_rss_mb(pid):.0f} MB after the load (all its processes)")
+    return out
+
+
+def _wrk_ratios(results: dict[tuple[str, str, int], tuple[float, float, float]], peer: str, aims: str) -> None:
+    for kind in sorted({k for _, k, _ in results}):
+        for conns in (64, 256):
+            o, p = results.get(("mirror serve", kind, conns)), results.get((peer, kind, conns))
+            if o and p:
+                print(f"  ratio ours / {peer} {kind:<12} {conns:>3} conns: {o[0] / p[0]:4.2f}x req/s, p99 {o[2]:.1f} vs {p[2]:.1f} ms")
+    print(f"  (aims: {aims})")
+
+
 def bench_serve(app: Path, python: str, platform: str) -> None:
     """Serving the same snapshot to the same client: page requests/s, file MB/s, and a real
     `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
@@ -474,6 +547,10 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
                              f"http://127.0.0.1:{port}", [f"packages/{Path(r).name}" for r in rel])
     results: dict[str, tuple[float, float, float, bool]] = {}
     uv = str(ROOT / ".venv" / "bin" / "uv")
+    metadata = [f"/{r}.metadata" for sha, r in zip(sorted(meta), rel, strict=True) if meta[sha].get("metadata_sha256")]
+    kinds = {"pages json": ([f"/simple/{p}/" for p in projects], "application/vnd.pypi.simple.v1+json"),
+             "pages html": ([f"/simple/{p}/" for p in projects], "text/html"),
+             "metadata": (metadata, "*/*"), "files": ([f"/{r}" for r in rel], "*/*")}
     try:
         for name, (proc, base, files) in servers.items():
             wait_until_serving(f"{base}/simple/{projects[0]}/", proc, name, tries=200)
@@ -485,6 +562,13 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
             results[name] = (pages, mbs, t_install, inst.returncode == 0)
             if inst.returncode != 0:
                 print(f"{name}: uv pip install failed: {inst.stderr.strip()[-400:]}")
+        if shutil.which("wrk"):
+            plain = _wrk_table("Served over HTTP", {"mirror serve": (servers["mirror serve"][1], servers["mirror serve"][0].pid),
+                                                    "nginx": (servers["nginx"][1], servers["nginx"][0].pid)}, kinds, work)
+            _wrk_ratios(plain, "nginx", "pages >= 1.0x nginx, files >= 1.0x")
+            pypi_kinds = {"pages html": kinds["pages html"], "files": ([f"/packages/{Path(r).name}" for r in rel], "*/*")}
+            _wrk_ratios(plain | _wrk_table("pypiserver (its own paths)", {"pypiserver": (servers["pypiserver"][1], None)},
+                                           pypi_kinds, work), "pypiserver", "faster than pypiserver")
     finally:
         for proc, _, _ in servers.values():
             proc.terminate()
@@ -513,6 +597,11 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
             tls_results[name] = _load(base, projects, [f"{base}/{f}" for f in rel], work, cacert=ca)
         many = _load(f"https://127.0.0.1:{port}", projects, [f"https://127.0.0.1:{port}/{rel[0]}"], work, cacert=ca,
                      concurrency=200, requests=4000)
+        if shutil.which("wrk"):
+            tls = _wrk_table("Served over TLS (wrk does not check the certificate)",
+                             {"mirror serve": (f"https://127.0.0.1:{port}", ours_tls.pid), "nginx": (ngx_tls.base, ngx_tls.proc.pid)},
+                             kinds, work)
+            _wrk_ratios(tls, "nginx", "over TLS >= 0.9x nginx")
     finally:
         ours_tls.terminate()
         ours_tls.wait(timeout=10)
