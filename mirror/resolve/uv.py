@@ -254,6 +254,11 @@ _IMPORT_NAMES = {
 _NOT_FOUND = re.compile(r"Because ([A-Za-z0-9][A-Za-z0-9._-]*) was not found in the package registry")
 
 
+def not_found(uv_detail: str) -> list[str]:
+    """The projects uv's message says the index does not have."""
+    return list(dict.fromkeys(_NOT_FOUND.findall(uv_detail)))
+
+
 def did_you_mean(uv_detail: str) -> str:
     """A hint for a project the index does not have, when the name is a module's name (`yaml`)."""
     hints = []

@@ -19,6 +19,7 @@ from airgap_mirror.resolve import (
 from airgap_mirror.resolve.cooldown import uploaded_after
 from airgap_mirror.resolve.lockfile import render_requirements_lock
 from airgap_mirror.resolve.targets import PythonTarget
+from airgap_mirror.resolve.uv import not_found
 from airgap_mirror.store import Store
 from airgap_mirror.store.model import AppEntry, AppTarget, DirectRef, ProjectStatus, PythonFile, PythonPart, Section, TargetEntry
 from airgap_mirror.store.snapshots import Snapshot
@@ -97,7 +98,7 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
         if res is None:
             continue
         if isinstance(res, Failed):
-            failed_here.append(str(res.error))
+            failed_here.append(_with_lines(app, str(res.error)))
             continue
         pylock, pins = res.pylock, res.pins
         if any(f.sha256 in got.bad_files for p in pins for f in p.files):
@@ -125,6 +126,18 @@ def _app_entry(store: Store, app: AppSpec, targets: list[PythonTarget], result: 
                   project=d.name, version=d.version, origin=d.origin, commit=d.commit)
         for i, d in sorted(dists.items()))
     return AppEntry.new(targets=entry_targets, conda_not_mirrored=tuple(sorted(result.conda_not_mirrored)), direct=direct)
+
+
+def _with_lines(app: AppSpec, error: str) -> str:
+    """A resolution error with the file and line of each requirement the index does not have in
+    front of it (uv names the project, not where the app asked for it)."""
+    lines = []
+    for name in not_found(error):
+        for req in app.requirements:
+            if req.requirement is not None and canonicalize_name(req.requirement.name) == canonicalize_name(name):
+                lines.append(f"{req.where}: {req.requirement.name} is on none of the app's indexes: check its "
+                             "spelling on the index (a name is the project's, as pip installs it, not the module's)")
+    return "\n".join([*dict.fromkeys(lines), error])
 
 
 def _young_pins(app: AppSpec, entry: AppEntry, part: PythonPartBuilder, cooldown: str) -> list[str]:
