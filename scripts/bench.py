@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def _limit(store: Path, reqs: Path, target: PythonTarget, work: Path) -> tuple[f
     sid = st.ref("current")
     if sid is None:
         return None
-    urls = [f["url"] for f in st.snapshot(sid).python.get("files", {}).values() if f.get("url", "").startswith("https://")]
+    urls = [f.url for f in st.snapshot(sid).python.files.values() if (f.url or "").startswith("https://")]
     t_uv, u = timed([uv_binary(), "pip", "compile", "--no-cache", "--no-config", "--quiet", "--index-url", "https://pypi.org/simple",
                      "--python", sys.executable, "--python-version", target.python, "--python-platform", target.uv_platform(), str(reqs),
                      "-o", str(work / "uv-lock.txt")])
@@ -342,9 +343,13 @@ def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
     print(f"\n== Bundles: {count} real wheels, {raw / 1e9:.2f} GB; best of {runs}, ours and the peer alternately")
     peer_out, out = work / "peer.tar.zst", work / "b.bundle"
 
-    def clean(*paths: Path):  # noqa: ANN202
+    def clean(*paths: Path) -> Callable[[], None]:
         # Each timed run starts with the disk settled: the write-back of the run before is not its cost.
-        return lambda: ([p.unlink(missing_ok=True) for p in paths], os.sync())
+        def setup() -> None:
+            for p in paths:
+                p.unlink(missing_ok=True)
+            os.sync()
+        return setup
 
     # The aim's peer is zstd's default level (-3); the same level as ours (-1, zstd's --fast=1) is
     # printed too, so the like-for-like ratio is in the same run.
@@ -381,8 +386,12 @@ def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
           + ("" if v.returncode == 0 else "  VERIFY FAILED"))
     inside, peer_x = work / "inside", work / "peer-x"
 
-    def fresh(path: Path):  # noqa: ANN202
-        return lambda: (shutil.rmtree(path, ignore_errors=True), path.mkdir(), os.sync())
+    def fresh(path: Path) -> Callable[[], None]:
+        def setup() -> None:
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            os.sync()
+        return setup
 
     t_peer_imp, _ = _best(runs, fresh(peer_x), ["bash", "-c", f"zstd -q -dc {peer_out} | tar -xf - -C {peer_x} &&"
                                                          f" find {peer_x} -type f -print0 | xargs -0 sha256sum > /dev/null"])
@@ -781,7 +790,7 @@ def bench_locked(app: Path, python: str, platform: str) -> None:
             print("sync failed:", c.stdout[-300:], c.stderr[-300:])
             return
         st = Store(store)
-        urls = [f["url"] for f in st.snapshot(st.ref("current")).python.get("files", {}).values()]
+        urls = [f.url for f in st.snapshot(st.ref("current") or "").python.files.values() if f.url]
         dest = work / f"curl-{i}"
         dest.mkdir()
         config = work / f"curl-{i}.cfg"
