@@ -78,14 +78,15 @@ def _leave(code: object) -> NoReturn:
     after the command printed its answer, about one `mirror status --to s3://...` in thirty here, and
     an exit status a nightly's monitoring reads as a failure. So: what the interpreter's own exit does
     for us (wait for non-daemon threads, run atexit handlers, flush stdout and stderr), then
-    `os._exit`. Only a run that loaded one of those libraries leaves that way (it needs the
-    interpreter's private `threading._shutdown` and `atexit._run_exitfuncs`); every other run exits
-    as any Python program does.
+    `os._exit`. Skipping the teardown also skips its collection of every object the command made:
+    measured on a no-op resync of examples/dash-app, 0.31 s against 0.38 s through the interpreter's
+    own exit (five runs each), a fifth of the command. It uses the interpreter's private
+    `threading._shutdown` and `atexit._run_exitfuncs`; a Python without either exits the usual way.
     """
     import atexit
     import threading
 
-    if not {"obstore", "rattler"} & sys.modules.keys():
+    if getattr(threading, "_shutdown", None) is None or getattr(atexit, "_run_exitfuncs", None) is None:
         raise SystemExit(code)
     if code is None:
         status = 0
