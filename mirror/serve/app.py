@@ -515,7 +515,7 @@ def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None, sto
 published <span id="published">{e(str(status.get('published')))}</span>: {status.get('files', 0)} files,
 {status.get('bytes', 0) / 1e6:.1f} MB.</p>
 <p>Last bundle imported: <span id="last-import">{imported}</span>.</p>
-<p>{' &middot; '.join(f'<a href="/{e(d)}/">/{e(d)}/</a>' for d in _sections(tree))}
+<p>{' &middot; '.join(f'<a href="/{e(d)}">/{e(d)}</a>' for d in _sections(tree))}
 &middot; <a href="/health">/health</a> &middot; <a href="/metrics">/metrics</a></p>
 <h2>Apps and targets</h2>
 <table id="apps"><tr><th>app</th><th>kind</th><th>target</th><th>locks</th></tr>
@@ -527,10 +527,19 @@ published <span id="published">{e(str(status.get('published')))}</span>: {status
 
 
 def _sections(tree: Path | None) -> list[str]:
-    """The tree's top-level parts a visitor can browse (simple/, locks/, and each plug-in's)."""
+    """What of the tree's top-level parts answers a visitor (every link on the page works): a part
+    with an index page (simple/), else the files at its top (a plug-in's signing key, say). A part
+    of folders only (locks/, each app's linked in the table) has no link of its own."""
     if tree is None:
         return []
-    return sorted(p.name for p in tree.iterdir() if p.is_dir() and p.name != "packages")
+    out = []
+    for part in sorted(p for p in tree.iterdir() if p.is_dir() and p.name != "packages"):
+        if (part / "index.html").is_file():
+            out.append(f"{part.name}/")
+        else:
+            out.extend(f"{part.name}/{f.name}" for f in sorted(part.iterdir())[:20]
+                       if f.is_file() and not f.name.endswith(".gz"))
+    return out
 
 
 def _plugin_setup(base: str, tree: Path | None, store_root: Path) -> str:

@@ -349,3 +349,21 @@ def test_password_checks_never_hold_up_other_requests_or_tell_which_users_exist(
         for c in clients:
             c.join(timeout=30)
         srv.stop()
+
+
+def test_every_link_on_the_front_page_answers(site):
+    """A link a visitor can follow is one that works: none of the front page's links is a 404 (the
+    parts that are folders only, locks/ and the JSON API's pypi/, have no link of their own)."""
+    import re
+
+    store = site["store"]
+    srv = Server(store)
+    try:
+        page = httpx.get(srv.base + "/").text
+        links = sorted(set(re.findall(r'href="([^"]+)"', page)))
+        assert "/simple/" in links and "/locks/" not in links
+        for link in links:
+            status = httpx.get(srv.base + link.replace("&amp;", "&")).status_code
+            assert status == 200, (link, status)
+    finally:
+        srv.stop()
