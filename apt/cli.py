@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["register", "client_config", "SYNC_OPTIONS"]
 
 
-def client_config(base: str, store: Store, app: str | None = None) -> str | None:
+def client_config(base: str, store: Store, app: str | None = None, user: str | None = None) -> str | None:
     """`mirror client-config`'s apt part: a deb822 .sources entry for every suite the published tree
     holds, and how to fetch the key (the `airgap_mirror.client_config` hook). For an `app` whose
-    Aptfile names its own repository or .deb URLs, its component too (and only that app's)."""
+    Aptfile names its own repository or .deb URLs, its component too (and only that app's). With
+    `user` (the mirror asks for credentials), the key is fetched with apt's own credentials file."""
     from airgap_mirror.publish import current_tree
 
     from .publish import app_component
@@ -36,7 +37,7 @@ def client_config(base: str, store: Store, app: str | None = None) -> str | None
     if app is not None and any((dists / s / app_component(app)).is_dir() for s in suites):  # type: ignore[operator]
         components.append(app_component(app))
     return f"""# apt: the signing key, then /etc/apt/sources.list.d/airgap-mirror.sources
-#   curl -fsSL {base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
+#   curl -fsSL {"--netrc-file /etc/apt/auth.conf.d/airgap-mirror.conf " if user else ""}{base}/debian/airgap-mirror.asc -o /etc/apt/keyrings/airgap-mirror.asc
 Types: deb
 URIs: {base}/debian
 Suites: {' '.join(suites)}

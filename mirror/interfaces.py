@@ -7,7 +7,7 @@ The core (`mirror/`) imports neither `apt/` nor `bundles/`: they plug in through
     airgap_mirror.publishers      Publisher: `(store, Snapshot, tree)` writes its part of a published tree
     airgap_mirror.commands        CommandRegistrar: `register(app)` adds CLI commands to the typer app
     airgap_mirror.ledger          BundleLedger: what was exported and imported (bundles/ keeps the tables)
-    airgap_mirror.client_config   ClientConfigHook: `(base_url, store, app=None) -> text or None` for `client-config`
+    airgap_mirror.client_config   ClientConfigHook: `(base_url, store, app=None, user=None) -> text or None` for `client-config`
     airgap_mirror.sync_options    SyncOptionHook: the flags a sync extension adds to `mirror sync`
     airgap_mirror.tree_layout     TreeLayout (airgap_mirror.publish.layout): what the paths a publisher writes are
                                   (cache lifetime, upload stage)
@@ -121,7 +121,7 @@ class SyncExtension(Protocol):
 
 Publisher = Callable[["Store", "Snapshot", "Path"], None]
 CommandRegistrar = Callable[[Any], None]
-ClientConfigHook = Callable[..., "str | None"]  # (base_url, store, app=None): the app's own lines when given
+ClientConfigHook = Callable[..., "str | None"]  # (base_url, store, app=None, user=None): the app's own lines when given
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

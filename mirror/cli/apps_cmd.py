@@ -117,13 +117,15 @@ default = true
 # uv:  name the index, and give its credentials in the environment:
 #      [[index]] name = "mirror", url = "{simple}", default = true
 #      export UV_INDEX_MIRROR_USERNAME={user} UV_INDEX_MIRROR_PASSWORD=PASSWORD
-# apt: /etc/apt/auth.conf.d/airgap-mirror.conf (mode 600):  machine {cred_host} login {user} password PASSWORD
+# apt: /etc/apt/auth.conf.d/airgap-mirror.conf (mode 600):  machine {cred_host.split(':')[0]} login {user} password PASSWORD
+#      (a host name alone matches any port, for apt and for curl --netrc-file alike)
 # anything else: Authorization: Bearer TOKEN
 """)
-    _plugin_client_config(base, config, store)
+    _plugin_client_config(base, config, store, user=user)
 
 
-def _plugin_client_config(base: str, config: Path | None, store: Path | None, app: str | None = None) -> None:
+def _plugin_client_config(base: str, config: Path | None, store: Path | None, app: str | None = None,
+                          user: str | None = None) -> None:
     """What each plug-in adds to `client-config` (the APT side: a deb822 .sources entry)."""
     from airgap_mirror.interfaces import client_config_hooks
     from airgap_mirror.store import Store
@@ -133,7 +135,7 @@ def _plugin_client_config(base: str, config: Path | None, store: Path | None, ap
     except MirrorError:
         return
     for hook in client_config_hooks():
-        text = hook(base, Store(root), app=app) if app is not None else hook(base, Store(root))
+        text = hook(base, Store(root), app=app, user=user)
         if text:
             print(text)
 

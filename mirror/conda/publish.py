@@ -86,7 +86,7 @@ def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
             (d / "conda-explicit.txt").write_text("\n".join(lines) + "\n")
 
 
-def client_config(base: str, store: Store, app: str | None = None) -> str | None:
+def client_config(base: str, store: Store, app: str | None = None, user: str | None = None) -> str | None:
     """`mirror client-config`'s conda part (the `airgap_mirror.client_config` hook): a .condarc that
     reaches every published channel through the mirror alone, and how to build an app's environment
     from its explicit lock."""

@@ -4,6 +4,7 @@ downloads every package from our repository alone."""
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from tests.builders.cli import Served, run_mirror
 from tests.builders.debs import BASE_STATUS, AptRoot
-from tests.builders.upstreams import apt_config, aptfile_app
+from tests.builders.upstreams import apt_config, aptfile_app, clean_env
 
 
 @pytest.fixture(scope="module")
@@ -297,26 +298,34 @@ def test_apt_get_over_tls_with_credentials_and_refuses_without(apt_mirror, tmp_p
     try:
         apt = AptRoot(tmp_path / "root")
         ring = tmp_path / "airgap-mirror.asc"
-        ring.write_bytes(httpx.get(srv.base + "/debian/airgap-mirror.asc", verify=ssl.create_default_context(cafile=str(ca)),
-                                   auth=("apt-user", "apt-secret-42")).content)
+        netrc = apt.root / "etc/apt/auth.conf.d/airgap-mirror.conf"
+        netrc.parent.mkdir(parents=True, exist_ok=True)
+        # What `mirror client-config --user` prints, done as printed: apt's credentials file (the line it
+        # gives, the password filled in), then the key fetched with curl reading that very file.
+        said = run_mirror("client-config", "--url", srv.base, "--user", "apt-user", "--store", str(apt_mirror["store"])).stdout
+        auth_line = next(line for line in said.splitlines() if line.startswith("# apt: /etc/apt/auth.conf.d/"))
+        machine = auth_line.split("(mode 600):", 1)[1].strip().replace("PASSWORD", "apt-secret-42")
+        netrc.write_text(machine + "\n")
+        curl = next(line for line in said.splitlines() if line.lstrip("# ").startswith("curl "))
+        curl = curl.lstrip("# ").replace("/etc/apt/auth.conf.d/airgap-mirror.conf", str(netrc)) \
+            .replace("/etc/apt/keyrings/airgap-mirror.asc", str(ring))
+        got = subprocess.run(curl, shell=True, env={**clean_env(), "CURL_CA_BUNDLE": str(ca)}, capture_output=True, text=True)
+        assert got.returncode == 0 and b"BEGIN PGP PUBLIC KEY" in ring.read_bytes(), got.stderr
         apt.add_source(srv.base + "/debian", "fixture", ring)
         apt.set_status(BASE_STATUS.format(arch="amd64"))
         untrusted = apt.run("update", check=False)
         assert "certificate" in (untrusted.stdout + untrusted.stderr).lower()
         (apt.root / "etc/apt/apt.conf.d/50airgap-mirror-ca").write_text(f'Acquire::https::CaInfo "{ca}";\n')
-        host = srv.base.split("://")[1]
-        netrc = apt.root / "etc/apt/auth.conf.d/airgap-mirror.conf"
-        netrc.parent.mkdir(parents=True, exist_ok=True)
-        netrc.write_text(f"machine {host} login apt-user password wrong-one\n")
+        netrc.write_text(machine.replace("apt-secret-42", "wrong-one") + "\n")
         denied = apt.run("update", check=False)
         assert "401" in denied.stdout + denied.stderr
-        netrc.write_text(f"machine {host} login apt-user password apt-secret-42\n")
+        netrc.write_text(machine + "\n")  # as client-config printed it: the host name alone, any port
         apt.run("update")
         apt.run("install", "--download-only", "app-tool", "libbar")
         got = {p.name.split("_")[0] for p in (apt.root / "var/cache/apt/archives").glob("*.deb")}
         assert {"app-tool", "libbar", "libfoo"} <= got
         # The front page gives this very server's deb822 entry, as client-config does.
         front = httpx.get(srv.base + "/", verify=ssl.create_default_context(cafile=str(ca)), auth=("apt-user", "apt-secret-42"))
-        assert f"URIs: {srv.base}/debian" in front.text and 'href="/debian/"' in front.text
+        assert f"URIs: {srv.base}/debian" in front.text and 'href="/debian/airgap-mirror.asc"' in front.text
     finally:
         srv.stop()
