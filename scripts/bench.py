@@ -406,6 +406,16 @@ def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
           f"   ratio {t_v / t_sum:4.2f}x" + ("" if vv.returncode == 0 else "  VERIFY FAILED"))
     print(f"summary: create {t_create / t_tar:4.2f}x tar|zstd -3 (level 3 against level 3: {t_level3 / t_tar:4.2f}x),"
           f" import {t_imp / t_peer_imp:4.2f}x zstd|tar+sha256sum")
+    # Memory bounded by design: each command's peak resident memory (its own process, from wait4).
+    clean(out)()
+    peaks = {"create": timed_peak(mirror + ["bundle", "create", "--store", str(store), "--key", str(work / "k.key"),
+                                            "-o", str(out), "--sequence", "99", "--force"])[2],
+             "verify": timed_peak(mirror + ["bundle", "verify", str(out), "--trust", str(work / "k.pub")])[2]}
+    fresh(inside)()
+    peaks["import"] = timed_peak(mirror + ["bundle", "import", str(out), "--store", str(inside), "--trust",
+                                           str(work / "k.pub"), "--no-publish"])[2]
+    print(f"peak memory for a {gigabytes:.1f} GB bundle: " + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in peaks.items())
+          + "  (aim <= 300 MiB whatever the size)")
     shutil.rmtree(work, ignore_errors=True)
 
 
