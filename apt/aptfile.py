@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from airgap_mirror.apps.appfiles import AppFileError, read_app_file
+from airgap_mirror.apps.appfiles import AppFileError, confine, read_app_file
 from airgap_mirror.apps.reqfile import decode_like_pip
 from airgap_mirror.urls import redact
 
@@ -145,9 +145,27 @@ def _package(word: str, path: Path, lineno: int) -> PackageRequest:
     return PackageRequest(name=name, version=version or None, arch=arch or None, path=str(path), line=lineno)
 
 
-def parse_aptfile(text: str, path: Path | str) -> Aptfile:
-    """Parse the text of an Aptfile; every error names the file, the line and the fix."""
+def _local(url: str, path: Path, lineno: int, root: Path | None) -> None:
+    """A `file://` URL names a path the app-folder rules allow: inside the app's folder (its Aptfile's
+    folder), unless files outside are allowed (allow-outside in mirror.toml, --allow-outside-app)."""
+    from urllib.parse import unquote
+
+    if urlsplit(url).netloc not in ("", "localhost"):
+        raise AptfileError(path, lineno, f"{redact(url)[:200]!r}: a file:// URL names a local path",
+                           "write it as file:///absolute/path")
+    try:
+        confine(Path(unquote(urlsplit(url).path)), root)
+    except AppFileError as exc:
+        raise AptfileError(path, lineno, f"{redact(url)[:200]!r} is outside the app folder ({exc})",
+                           "put the file or repository in the app folder, or allow files outside it "
+                           "([apps] allow-outside = true in mirror.toml, or mirror sync --allow-outside-app)") from exc
+
+
+def parse_aptfile(text: str, path: Path | str, *, root: Path | None | bool = True) -> Aptfile:
+    """Parse the text of an Aptfile; every error names the file, the line and the fix. A `file://`
+    URL must name a path inside `root` (True: the Aptfile's folder; None: anywhere)."""
     path = Path(path)
+    local_root: Path | None = path.parent if root is True else (root or None)
     packages: list[PackageRequest] = []
     debs: list[DebUrl] = []
     repos: list[RepoLine] = []
@@ -163,7 +181,10 @@ def parse_aptfile(text: str, path: Path | str) -> Aptfile:
         if not line:
             continue
         if line.startswith(":repo:"):
-            repos.append(_repo(line[len(":repo:"):], path, lineno))
+            repo = _repo(line[len(":repo:"):], path, lineno)
+            if repo.url.startswith("file:"):
+                _local(repo.url, path, lineno, local_root)
+            repos.append(repo)
             continue
         words = line.split()
         if words[0] in ("apt-get", "apt", "sudo", "install"):
@@ -177,6 +198,8 @@ def parse_aptfile(text: str, path: Path | str) -> Aptfile:
                                        "give the URL of a .deb, or a :repo: line for a repository")
                 if scheme not in ("http", "https", "file"):
                     raise AptfileError(path, lineno, f"URL {redact(word)[:200]!r} is not http(s):// or file://", "")
+                if scheme == "file":
+                    _local(word, path, lineno, local_root)
                 debs.append(DebUrl(url=word, path=str(path), line=lineno))
             elif word.startswith(":"):
                 raise AptfileError(path, lineno, f"unknown directive {word!r}", "the only directive is :repo:")
@@ -193,4 +216,4 @@ def read_aptfile(path: Path, *, root: Path | None | bool = True) -> Aptfile:
         data = read_app_file(Path(path), root=folder)  # type: ignore[arg-type]
     except AppFileError as exc:
         raise AptfileError(path, 0, str(exc)) from exc
-    return parse_aptfile(decode_like_pip(data, path), path)
+    return parse_aptfile(decode_like_pip(data, path), path, root=root)

@@ -22,11 +22,35 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
     return bytes(buf)
 
 
+def _read_local(url: str, consume: Callable[[bytes], None], max_bytes: int) -> int:
+    """A `file://` URL (a path the admin named: an Aptfile's local .deb or repository), read in
+    chunks with the same bound as a download."""
+    from urllib.parse import unquote, urlsplit
+
+    from airgap_mirror.errors import TransportError
+
+    path = unquote(urlsplit(url).path)
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise IntegrityError(f"{path}: larger than {max_bytes} bytes")
+                consume(chunk)
+    except OSError as exc:
+        raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return size
+
+
 def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, headers: dict[str, str] | None = None,
                   max_bytes: int = 64 << 20, timeout: float = 60.0, retries: int = 3) -> int:
     """One bounded GET whose body is handed on as it arrives: each attempt calls `sink()` for a fresh
     consumer and feeds it every chunk (a retry starts over with a new one); → the bytes received.
-    For a large index that is decompressed and parsed while it downloads."""
+    For a large index that is decompressed and parsed while it downloads. A `file://` URL is read
+    from the local disk (the caller has checked that the path is one the admin may name)."""
+    if url.startswith("file://"):
+        return _read_local(url, sink(), max_bytes)
     client = pooled_client()
 
     def attempt() -> int:
