@@ -674,6 +674,116 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def _scale_store(root: Path, projects: int, apps: int = 50) -> tuple[str, str]:
+    """A store of `projects` projects (one small real wheel each, renamed copies of one built wheel's
+    shape: distinct names and bytes) in `apps` apps, and a second snapshot where one app changed one
+    file: (first snapshot, second)."""
+    import hashlib
+    import io
+    import zipfile
+
+    from airgap_mirror.store import Store
+
+    store = Store(root).create()
+
+    def wheel(name: str, version: str) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            dist = f"{name}-{version}.dist-info"
+            meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+            zf.writestr(f"{name}/__init__.py", f"VERSION = {version!r}\n")
+            zf.writestr(f"{dist}/METADATA", meta)
+            zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+            zf.writestr(f"{dist}/RECORD", "")
+        return buf.getvalue()
+
+    def doc(files: dict[str, dict], per_app: dict[str, list[str]]) -> dict:
+        return {"format_version": 1, "kind": "airgap-mirror/snapshot", "targets": {"cp311-x": {"id": "cp311-x"}},
+                "apps": {a: {"targets": {"cp311-x": {"files": sorted(s), "packages": []}}} for a, s in per_app.items()},
+                "python": {"files": files, "installers": {}, "build": {}}}
+
+    files: dict[str, dict] = {}
+    per_app: dict[str, list[str]] = {f"app{i}": [] for i in range(apps)}
+    for i in range(projects):
+        name = f"proj{i:05d}"
+        data = wheel(name, "1.0")
+        sha = store.put_bytes(data)
+        files[sha] = {"filename": f"{name}-1.0-py3-none-any.whl", "project": name, "version": "1.0", "kind": "wheel",
+                      "size": len(data), "url": None, "requires_python": None, "yanked": None, "upload_time": None,
+                      "metadata_sha256": None}
+        per_app[f"app{i % apps}"].append(sha)
+    first = store.put_snapshot(doc(files, per_app), origin="sync")
+    old = per_app["app0"][0]
+    name = files[old]["project"]
+    data = wheel(name, "1.1")
+    new = store.put_bytes(data)
+    files2 = {s: m for s, m in files.items() if s != old}
+    files2[new] = {**files[old], "filename": f"{name}-1.1-py3-none-any.whl", "version": "1.1", "size": len(data)}
+    per_app["app0"] = [s for s in per_app["app0"] if s != old] + [new]
+    second = store.put_snapshot(doc(files2, per_app), origin="sync")
+    assert hashlib.sha256(data).hexdigest() == new
+    return first, second
+
+
+def bench_scale(sizes: list[int]) -> None:
+    """How time and memory grow with the store: publish (cold, one app changed, nothing changed),
+    serve (RSS, first request), verify, gc, diff and a delta bundle, on synthetic stores."""
+    from tests.builders.nginx import free_port, wait_until_serving
+
+    mirror = [str(ROOT / ".venv/bin/mirror")]
+    rows: list[tuple[int, dict[str, tuple[float, int]]]] = []
+    for n in sizes:
+        work = Path(tempfile.mkdtemp(prefix=f"bench-scale-{n}-"))
+        store = work / "store"
+        first, second = _scale_store(store, n)
+        from airgap_mirror.store import Store
+
+        def run(*args: str, store: Path = store) -> tuple[float, subprocess.CompletedProcess[str], int]:
+            return timed_peak(mirror + list(args) + ["--store", str(store)])
+
+        r: dict[str, tuple[float, int]] = {}
+        Store(store).set_ref("current", first)
+        t, _, m = run("publish")
+        r["publish (cold)"] = (t, m)
+        Store(store).set_ref("current", second)
+        t, _, m = run("publish")
+        r["publish (one app changed)"] = (t, m)
+        t, _, m = run("publish")
+        r["publish (no change)"] = (t, m)
+        t, _, m = run("verify")
+        r["verify"] = (t, m)
+        t, _, m = run("diff", first, second)
+        r["diff"] = (t, m)
+        timed(mirror + ["keygen", "--out", str(work / "k")])
+        t, _, m = timed_peak(mirror + ["bundle", "create", "--store", str(store), "--key", str(work / "k.key"),
+                                       "--since", first, "-o", str(work / "d.bundle")])
+        r["bundle create --since"] = (t, m)
+        t, _, m = run("gc", "--keep", "1", "--dry-run")
+        r["gc --dry-run"] = (t, m)
+        port = free_port()
+        server = subprocess.Popen(mirror + ["serve", "--store", str(store), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}/simple/proj00001/", server, "mirror serve", tries=300)
+            t0 = time.perf_counter()
+            subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/simple/proj{n - 1:05d}/"], check=True)
+            r["serve: a page"] = (time.perf_counter() - t0, int(_rss_mb(server.pid) * 2**20))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        rows.append((n, r))
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n== Scale: synthetic stores (one small wheel per project, 50 apps); seconds and peak MiB")
+    ops = list(rows[0][1])
+    print(f"{'':28}" + "".join(f"{n:>14,} projects" for n, _ in rows))
+    for op in ops:
+        print(f"{op:28}" + "".join(f"{r[op][0]:11.2f} s {r[op][1] / 2**20:6.0f} MiB" for _, r in rows))
+    if len(rows) > 1:
+        lo, hi = rows[0], rows[-1]
+        for op in ("publish (one app changed)", "publish (no change)"):
+            print(f"growth of {op} from {lo[0]:,} to {hi[0]:,} projects: {hi[1][op][0] / lo[1][op][0]:4.1f}x  (aim: within 2x)")
+
+
 def bench_corpus(apps_dir: Path, exclude: str, python: str, platform: str) -> None:
     """The nightly case: a cold sync of the whole corpus vs the no-op resync that follows it; then
     `mirror verify` over that store vs sha256sum over the same blobs."""
@@ -861,7 +971,8 @@ def bench_locked(app: Path, python: str, platform: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("sections", nargs="*", default=["python", "apt", "bundle", "serve"],
-                    help="python, apt, bundle, serve, locked (a uv.lock app against curl); corpus (the whole corpus cold and no-op, and verify: long); "
+                    help="python, apt, bundle, serve, locked (a uv.lock app against curl); scale (synthetic stores of 1k, 5k, 20k projects); "
+                         "corpus (the whole corpus cold and no-op, and verify: long); "
                          "publish (the corpus tree to SeaweedFS vs rclone: long, needs rclone)")
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared/corpus/apps")
     ap.add_argument("--corpus-exclude", default="torch|tensorflow", help="regex of apps to leave out ('' for none)")
@@ -895,6 +1006,8 @@ def main() -> None:
         bench_serve(args.app, args.python, args.platform)
     if "publish" in args.sections:
         bench_publish(args.corpus, args.corpus_exclude, args.python, args.platform, args.toggled_app)
+    if "scale" in args.sections:
+        bench_scale([1000, 5000, 20000])
     if "corpus" in args.sections:
         bench_corpus(args.corpus, args.corpus_exclude, args.python, args.platform)
 
