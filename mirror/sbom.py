@@ -89,6 +89,7 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.output.json import JsonV1Dot6
     from packageurl import PackageURL
 
@@ -100,6 +101,7 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
                      bom_ref=f"snapshot:{snap.id}")
     bom.metadata.component = root
     factory = LicenseFactory()
+    parts = []
     for c in components(snap):
         licence = _licence(store, c["metadata_sha256"]) if c["kind"] == "python" else None
         comp = Component(
@@ -109,7 +111,23 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
             properties=[Property(name="airgap-mirror:needed-by", value=n) for n in c["needed_by"]]
             + [Property(name="airgap-mirror:kind", value=c["kind"])])
         bom.components.add(comp)
-        bom.register_dependency(root, [comp])
+        parts.append(comp)
+    # The dependency graph as `register_dependency` makes it (the root needs every component, each
+    # needs nothing), built at once: that method looks its target up by a scan of every dependency so
+    # far, and the JSON output's validation calls it once per component again, which made a
+    # 20,000-file snapshot's SBOM take minutes (n² comparisons). The same graph, with the lookups
+    # made against a dict.
+    bom.dependencies.update([Dependency(ref=root.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in parts]),
+                             *(Dependency(ref=c.bom_ref) for c in parts)])
+    known = {d.ref: d for d in bom.dependencies}
+
+    def register(target: Any, depends_on: Any = None) -> None:
+        if target.bom_ref in known and not depends_on:
+            return
+        Bom.register_dependency(bom, target, depends_on)
+        known.update((d.ref, d) for d in bom.dependencies)
+
+    bom.register_dependency = register  # type: ignore[method-assign]  # (this Bom only)
     text = JsonV1Dot6(bom).output_as_string(indent=None)
     return canonical_json(json.loads(text))
 
