@@ -54,6 +54,9 @@ pip-env = false
 # A project from a private index whose name the public index also has, with other files, fails
 # the app instead of warning (dependency confusion).
 strict = false
+# A release-age cooldown: resolve as if nothing uploaded in this window existed (a hijacked release
+# is usually caught within days). A lock's pins are kept, and warned of. Per app: [apps.exclude-newer].
+# exclude-newer = "7 days"
 # A target that would get only the sdist of a package with compiled code (built inside the gap,
 # with a compiler there) is warned of. prefer-binary: take the newest version with a wheel for the
 # target instead; only-binary: projects (or ":all:") that must come as wheels, failing otherwise.

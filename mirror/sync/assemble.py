@@ -4,6 +4,7 @@ plug-ins' parts, and the store's other apps carried over.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ class PythonPartBuilder:
     installers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     build: dict[str, tuple[str, ...]] = field(default_factory=dict)
     projects: dict[str, ProjectStatus] = field(default_factory=dict)  # not active (PEP 792)
+    active: set[str] = field(default_factory=set)  # projects this sync read as active
 
     def add_files(self, store: Store, pins: list[Pin]) -> tuple[str, ...]:
         """Record each pin's files as the snapshot describes them; their sha256s, sorted."""
@@ -71,6 +73,7 @@ class PythonPartBuilder:
         self.projects = {p: s for p, s in old.items() if p in used and p not in read}
         self.projects.update((p, ProjectStatus.new(status=s, reason=r)) for p, (s, r) in read.items()
                              if p in used and s != "active")
+        self.active = {p for p, (s, _r) in read.items() if s == "active"}
         if not self.projects:
             return
         for name, entry in self.apps.items():
@@ -243,6 +246,10 @@ def assemble_snapshot(run: SyncRun, part: PythonPartBuilder, sections: Mapping[s
                     sections=dict(sections))
     if (kept or kept_targets) and previous is not None:
         snap = snap.merged_over(previous.restricted_to([*kept, *kept_targets], kept_targets))
+        if part.active & set(snap.python.projects):  # a status this sync read anew wins over a kept app's
+            projects = {p: s for p, s in snap.python.projects.items() if p not in part.active}
+            snap = dataclasses.replace(snap, python=dataclasses.replace(
+                snap.python, projects=projects, absent=snap.python.absent | ({"projects"} if not projects else set())))
     files, nbytes = snap.counts()
     sid: str | None = None
     if part.apps or kept or not any_app:
