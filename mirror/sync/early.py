@@ -28,7 +28,7 @@ from airgap_mirror.store import CatalogFile, Store
 from airgap_mirror.urls import strip_credentials
 
 if TYPE_CHECKING:
-    from airgap_mirror.sync.jobs import Job
+    from .jobs import Job  # (relative, as jobs.py names this module: the import cycle is one module pair)
 
 _log = logs.get(__name__)
 

@@ -34,9 +34,10 @@ from airgap_mirror.resolve.memo import Recorded, ResolutionMemo, folder_digest, 
 from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.resolve.upstream import page_url
 from airgap_mirror.store.snapshots import Snapshot
-from airgap_mirror.sync.early import EarlyDownloads
 from airgap_mirror.sync.state import SyncRun
 from airgap_mirror.urls import strip_credentials
+
+from .early import EarlyDownloads  # (relative, as early.py names Job: one module whichever name mypy reads it by)
 
 if TYPE_CHECKING:
     from airgap_mirror.apps.direct import DirectDist
