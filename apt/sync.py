@@ -408,7 +408,7 @@ class _Run:
         out, prev_section = self.out, self.prev_section
         for name in out.app_errors:
             out.app_entries.pop(name, None)
-            kept = {tid: t for tid, t in self.prev_part(name).items() if prev_section.carry({tid: t}) is not None}
+            kept = {tid: t for tid, t in self.prev_part(name).items() if prev_section.has_files(t)}
             if kept:
                 out.kept_previous.add(name)
                 for tid, old in kept.items():

@@ -262,7 +262,7 @@ def not_found(uv_detail: str) -> list[str]:
 def did_you_mean(uv_detail: str) -> str:
     """A hint for a project the index does not have, when the name is a module's name (`yaml`)."""
     hints = []
-    for name in dict.fromkeys(_NOT_FOUND.findall(uv_detail)):
+    for name in not_found(uv_detail):
         project = _IMPORT_NAMES.get(name.lower().replace("-", "_"))
         if project and canonicalize_name(project) != canonicalize_name(name):
             hints.append(f"did you mean {project}? ({name} is the name of the module {project} installs)")

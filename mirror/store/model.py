@@ -267,13 +267,16 @@ class PythonPart(Record):
 
     def projects_used(self) -> set[str]:
         """The canonical names of the projects its files are of."""
-        from packaging.utils import canonicalize_name
+        return project_names(self.files.values())
 
-        return {canonicalize_name(f.project) for f in self.files.values() if f.project}
 
-    def target_files(self) -> set[str]:
-        """The files of the installers and build requirements of every target."""
-        return {s for group in (self.installers, self.build) for shas in group.values() for s in shas}
+
+
+def project_names(files: Iterable[PythonFile]) -> set[str]:
+    """The canonical names of the projects these files are of."""
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(f.project) for f in files if f.project}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,7 +22,17 @@ from airgap_mirror.resolve.lockfile import render_requirements_lock
 from airgap_mirror.resolve.targets import PythonTarget
 from airgap_mirror.resolve.uv import not_found
 from airgap_mirror.store import Store
-from airgap_mirror.store.model import AppEntry, AppTarget, DirectRef, ProjectStatus, PythonFile, PythonPart, Section, TargetEntry
+from airgap_mirror.store.model import (
+    AppEntry,
+    AppTarget,
+    DirectRef,
+    ProjectStatus,
+    PythonFile,
+    PythonPart,
+    Section,
+    TargetEntry,
+    project_names,
+)
 from airgap_mirror.store.snapshots import Snapshot
 from airgap_mirror.sync.downloads import Fetched
 from airgap_mirror.sync.early import catalog_entry
@@ -68,7 +78,7 @@ class PythonPartBuilder:
                         results: Mapping[str, AppResult]) -> None:
         """Each project's PEP 792 status: as its page read now gives it, else as the previous snapshot
         had it; the apps that use a project that is not active say so."""
-        used = PythonPart(files=self.files).projects_used()
+        used = project_names(self.files.values())
         old = previous.python.projects if previous is not None else {}
         self.projects = {p: s for p, s in old.items() if p in used and p not in read}
         self.projects.update((p, ProjectStatus.new(status=s, reason=r)) for p, (s, r) in read.items()
