@@ -3,14 +3,16 @@ verified; large files a few at a time."""
 
 import concurrent.futures as cf
 import dataclasses
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from airgap_mirror.credentials import Credentials
-from airgap_mirror.errors import DiskFullError, MirrorError, TransportError
+from airgap_mirror.errors import DiskFullError, MirrorError
 from airgap_mirror.fetch.client import shard_client
+from airgap_mirror.fetch.get import read_local
 from airgap_mirror.fetch.retry import _check_status, _retrying
 from airgap_mirror.store import Store
 
@@ -41,13 +43,12 @@ def _copy_local(store: Store, item: FetchItem, on_bytes: Callable[[int], None]) 
     path = unquote(urlsplit(item.url).path)
     with store.ingest(expect=item.sha256 or None, max_size=item.size, what=item.filename,
                       source=f"{path} as resolved (it changed since?):") as blob:
-        try:
-            with open(path, "rb") as src:
-                for chunk in iter(lambda: src.read(1 << 20), b""):
-                    blob.write(chunk)
-                    on_bytes(len(chunk))
-        except OSError as exc:
-            raise TransportError(f"{item.filename}: cannot read {path}: {exc.strerror or exc}") from exc
+
+        def take(chunk: bytes) -> None:
+            blob.write(chunk)
+            on_bytes(len(chunk))
+
+        read_local(item.url, take, sys.maxsize, what=item.filename)  # (the store's ingest bounds the size)
         return blob.size, blob.commit()
 
 

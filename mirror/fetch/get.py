@@ -22,9 +22,9 @@ def get_bytes(url: str, *, headers: dict[str, str] | None = None, max_bytes: int
     return bytes(buf)
 
 
-def _read_local(url: str, consume: Callable[[bytes], None], max_bytes: int) -> int:
-    """A `file://` URL (a path the admin named: an Aptfile's local .deb or repository), read in
-    chunks with the same bound as a download."""
+def read_local(url: str, consume: Callable[[bytes], None], max_bytes: int, *, what: str | None = None) -> int:
+    """A `file://` URL (a path the admin named: an app's own package, an Aptfile's local .deb or
+    repository), read in chunks with the same bound as a download; `what` names it in an error."""
     from urllib.parse import unquote, urlsplit
 
     from airgap_mirror.errors import TransportError
@@ -39,7 +39,7 @@ def _read_local(url: str, consume: Callable[[bytes], None], max_bytes: int) -> i
                     raise IntegrityError(f"{path}: larger than {max_bytes} bytes")
                 consume(chunk)
     except OSError as exc:
-        raise TransportError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise TransportError(f"{what + ': ' if what else ''}cannot read {path}: {exc.strerror or exc}") from exc
     return size
 
 
@@ -50,7 +50,7 @@ def get_streaming(url: str, sink: Callable[[], Callable[[bytes], None]], *, head
     For a large index that is decompressed and parsed while it downloads. A `file://` URL is read
     from the local disk (the caller has checked that the path is one the admin may name)."""
     if url.startswith("file://"):
-        return _read_local(url, sink(), max_bytes)
+        return read_local(url, sink(), max_bytes)
     client = pooled_client()
 
     def attempt() -> int:
