@@ -133,21 +133,62 @@ class LockedApp:
     pylock: bytes | None = None
 
 
-def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None) -> LockedApp:
+def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None,
+              extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
     """The lock file `path` (uv.lock, poetry.lock, Pipfile.lock or pylock.toml) as requirements: its
-    main dependencies (no dev groups, as the platform installs), every marker and hash kept."""
+    main dependencies (no dev groups, as the platform installs), every marker and hash kept; and
+    `extras` and `groups` where the platform installs them too (`uv sync --extra X --group G`,
+    `poetry sync --with G -E X`, `pipenv install --categories "packages G"`, a pylock's own)."""
     name = path.name
     if name == "uv.lock":
         if uv is None:
             from airgap_mirror.resolve import uv_binary  # (the sync passes its own: this is for client-config)
 
             uv = uv_binary()
-        return _uv_lock(path, root, uv, env)
+        return _uv_lock(path, root, uv, env, extras, groups)
     if name == "Pipfile.lock":
-        return _from_pipfile_lock(path, root)
+        if extras:
+            raise RequirementsError(path, 0, f"extras {', '.join(extras)} chosen for the app, but a Pipfile.lock "
+                                    "has no extras of its own", "name the package with its extras in the Pipfile "
+                                    "(`pkg = {extras = [...]}`), relock, and drop the app from [apps.extras]")
+        return _from_pipfile_lock(path, root, groups)
     if name == "poetry.lock":
-        return _poetry_lock(path, root)
-    return _pylock(path, root)
+        return _poetry_lock(path, root, extras, groups)
+    return _pylock(path, root, extras, groups)
+
+
+_TRUE, _FALSE = 'python_version >= "0"', 'python_version < "0"'
+_EXTRA_EQ = re.compile(r"""\bextra\s*(==|!=)\s*(['"])([^'"]*)\2|(['"])([^'"]*)\4\s*(==|!=)\s*extra\b""")
+_IN_SET = re.compile(r"""(['"])([^'"]*)\1\s+(not\s+in|in)\s+(extras|dependency_groups)\b""")
+
+
+def chosen_markers(marker: str, extras: tuple[str, ...], groups: tuple[str, ...] = ()) -> str:
+    """A lock's marker with what the install asks for settled: `extra == "x"` (Poetry's optional
+    packages), `"x" in extras` and `"g" in dependency_groups` (PEP 751) become true or false, so
+    what is left names only the target machine (a marker any installer and uv evaluate alike)."""
+    want_extras = {canonicalize_name(e) for e in extras}
+    want_groups = {canonicalize_name(g) for g in groups}
+
+    def eq(m: re.Match[str]) -> str:
+        op, value = (m.group(1), m.group(3)) if m.group(1) else (m.group(6), m.group(5))
+        hit = canonicalize_name(value) in want_extras
+        return _TRUE if hit == (op == "==") else _FALSE
+
+    def member(m: re.Match[str]) -> str:
+        wanted = want_extras if m.group(4) == "extras" else want_groups
+        hit = canonicalize_name(m.group(2)) in wanted
+        return _TRUE if hit == (m.group(3) == "in") else _FALSE
+
+    return _IN_SET.sub(member, _EXTRA_EQ.sub(eq, marker))
+
+
+def _unknown(path: Path, kind: str, asked: tuple[str, ...], known: set[str], setting: str) -> None:
+    """An extra or group the app's entry in mirror.toml names and its lock does not have."""
+    missing = [a for a in asked if canonicalize_name(a) not in {canonicalize_name(k) for k in known}]
+    if missing:
+        have = ", ".join(sorted(known)) or "none"
+        raise RequirementsError(path, 0, f"no {kind} {', '.join(repr(m) for m in missing)} in the lock (it has: {have})",
+                                f"name one it has under {setting} in mirror.toml, or relock with the {kind} defined")
 
 
 def _text(path: Path, root: Path | None) -> str:
@@ -193,13 +234,15 @@ def _line_of(text: str) -> dict[str, int]:
     return out
 
 
-def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None) -> LockedApp:
+def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None,
+             extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
     """uv's own reading of its lock (`uv export --locked --format pylock.toml`: a stale lock fails as
     the platform's `uv sync --locked` would), main dependencies only (`--no-default-groups`), the
     project itself left out: PEP 751, every file with its URL and hash, markers for every environment."""
     text = _text(path, root)
     cmd = [uv, "export", "--no-default-groups", "--no-emit-project", "--no-header", "--format", "pylock.toml",
-           "--no-config", "--directory", str(path.parent)]
+           "--no-config", "--directory", str(path.parent),
+           *(a for e in extras for a in ("--extra", e)), *(a for g in groups for a in ("--group", g))]
     env = {**(env if env is not None else os.environ), "UV_PYTHON_DOWNLOADS": "never"}
     # (any interpreter will do for --locked, named: found, it is 0.2 s of every sync)
     proc = subprocess.run([*cmd, "--locked", "--python", sys.executable], capture_output=True, text=True, env=env, timeout=300)
@@ -212,7 +255,9 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None)
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip() and not ln.startswith(("Using ", "Resolved "))]
         why = " ".join(lines)[:400] or f"uv export exited {proc.returncode}"
         fix = ("run `uv lock` and commit uv.lock (the platform's `uv sync --locked` refuses it as it is)"
-               if "needs to be updated" in why or "No solution" in why else "check the lock with `uv lock --check`")
+               if "needs to be updated" in why or "No solution" in why
+               else "name an extra or group the project defines under [apps.extras] / [apps.groups] in mirror.toml"
+               if "is not defined" in why else "check the lock with `uv lock --check`")
         raise RequirementsError(path, 0, f"uv cannot install from it: {why}", fix)
     exported = _pylock_from(path, proc.stdout, _line_of(text))
     # (uv.lock's own requires-python, read from its text: a TOML parse of a large lock is 50 ms)
@@ -274,9 +319,15 @@ def _pipfile_lock(path: Path, root: Path | None) -> dict[str, Any]:
     return doc
 
 
-def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
-    """Pipfile.lock's `default` section (what `pipenv install --deploy` installs), each package with
-    its markers, hashes and the index it names."""
+# What a Pipfile calls a category, by the lock's name for it (pipenv's `--categories`).
+_PIPFILE_SECTIONS = {"packages": "default", "default": "default", "dev-packages": "develop", "develop": "develop",
+                     "dev": "develop"}
+
+
+def _from_pipfile_lock(path: Path, root: Path | None, groups: tuple[str, ...] = ()) -> LockedApp:
+    """Pipfile.lock's `default` section (what `pipenv install --deploy` installs), and the categories
+    in `groups` where the platform installs them too (`--categories "packages worker"`, `--dev`), each
+    package with its markers, hashes and the index it names."""
     text = _text(path, root)
     doc = _pipfile_lock(path, root)
     sources = {s.get("name"): s.get("url") for s in ((doc.get("_meta") or {}).get("sources") or [])
@@ -288,10 +339,17 @@ def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
         if m:
             lines_at.setdefault(canonicalize_name(m.group(1)), n)
     entries = []
-    default = doc.get("default") or {}
-    if not isinstance(default, dict):
-        raise RequirementsError(path, 1, "its `default` section is not a table of packages", "run `pipenv lock` again")
-    for name, spec in default.items():
+    sections = ["default", *(_PIPFILE_SECTIONS.get(g, g) for g in groups)]
+    _unknown(path, "category", tuple(g for g in groups if _PIPFILE_SECTIONS.get(g, g) not in doc),
+             {k for k in doc if k != "_meta"}, "[apps.groups]")
+    packages: dict[str, Any] = {}
+    for section in dict.fromkeys(sections):
+        table = doc.get(section) or {}
+        if not isinstance(table, dict):
+            raise RequirementsError(path, 1, f"its `{section}` section is not a table of packages", "run `pipenv lock` again")
+        for key, value in table.items():
+            packages.setdefault(key, value)  # (in two categories: pipenv installs the first's)
+    for name, spec in packages.items():
         if not isinstance(spec, dict):
             continue
         marker = spec.get("markers")
@@ -318,33 +376,48 @@ def _from_pipfile_lock(path: Path, root: Path | None) -> LockedApp:
                      requires_python=f"=={rp}.*" if isinstance(rp, str) and _VERSION.fullmatch(rp) else None)
 
 
-def _poetry_lock(path: Path, root: Path | None) -> LockedApp:
-    """poetry.lock's packages of the `main` group (what `poetry sync --only main` installs), each with
-    the marker Poetry recorded for it and the hashes of its files. Lock format 2.1 (Poetry 2) records
-    both; 1.x records the group as `category`; 2.0 records neither, so it is refused with the fix."""
+def _poetry_lock(path: Path, root: Path | None, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
+    """poetry.lock's packages of the `main` group (what `poetry sync --only main` installs) and of
+    `groups` (`--with`), each with the marker Poetry recorded for it (`extra == "x"` settled by
+    `extras`, `-E`) and the hashes of its files. Lock format 2.1 (Poetry 2) records groups and
+    markers; 1.x records the group as `category`; 2.0 records neither: refused with the fix."""
     text = _text(path, root)
     doc = _toml(path, root)
     meta = doc.get("metadata") or {}
     version = str(meta.get("lock-version", ""))
     at = _line_of(text)
+    wanted = {"main", *groups}
+    extras_table = doc.get("extras") or (meta.get("extras") if isinstance(meta.get("extras"), dict) else None) or {}
+    _unknown(path, "extra", extras, set(extras_table) if isinstance(extras_table, dict) else set(), "[apps.extras]")
+    seen_groups: set[str] = set()
     entries, indexes = [], []
     for pkg in doc.get("package") or []:
         if not isinstance(pkg, dict) or not isinstance(pkg.get("name"), str):
             continue
         name, line = pkg["name"], at.get(canonicalize_name(pkg["name"]), 1)
         if "groups" in pkg:
-            groups = pkg.get("groups") or []
-            if "main" not in groups:
+            pkg_groups = [str(g) for g in pkg.get("groups") or []]
+            seen_groups.update(pkg_groups)
+            chosen = [g for g in pkg_groups if g in wanted]
+            if not chosen:
                 continue
-            marker = pkg.get("markers")
-            marker = marker.get("main") if isinstance(marker, dict) else marker
+            recorded = pkg.get("markers")
+            if isinstance(recorded, dict):  # a marker per group: installed where any chosen group's holds
+                each = [recorded.get(g) for g in chosen]
+                marker = None if not all(isinstance(m, str) and m.strip() for m in each) else \
+                    " or ".join(f"({m})" for m in dict.fromkeys(each))
+            else:
+                marker = recorded
         elif "category" in pkg:
-            if pkg.get("category") != "main":
+            seen_groups.add(str(pkg.get("category")))
+            if pkg.get("category") not in wanted:
                 continue
             marker = None
         else:
             raise RequirementsError(path, line, f"lock-version {version or '?'} records no group for its packages",
                                     "relock with Poetry 2 (`poetry lock`), which records groups and markers")
+        if isinstance(marker, str) and ("extra" in marker):
+            marker = chosen_markers(marker, extras)
         tail = f" ; {marker}" if isinstance(marker, str) and marker.strip() else ""
         source = pkg.get("source") or {}
         kind = source.get("type") if isinstance(source, dict) else None
@@ -363,6 +436,7 @@ def _poetry_lock(path: Path, root: Path | None) -> LockedApp:
                               if isinstance(f, dict) and isinstance(f.get("hash"), str))
             req = f"{name}=={pkg.get('version')}{tail} {hashes}".strip()
         entries.append((line, req))
+    _unknown(path, "group", groups, seen_groups - {"main"}, "[apps.groups]")
     options = [f"--extra-index-url {u}" for u in indexes]
     pv = meta.get("python-versions")
     return LockedApp(path=path, text=_placed(entries, options), indexes=tuple(indexes),
@@ -391,13 +465,16 @@ def _poetry_constraint(text: str) -> str | None:
     return ",".join(out) or None
 
 
-def _pylock(path: Path, root: Path | None) -> LockedApp:
-    """PEP 751's pylock.toml: each package with its marker, its files' hashes and its index."""
+def _pylock(path: Path, root: Path | None, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
+    """PEP 751's pylock.toml: each package with its marker, its files' hashes and its index; its
+    `extras` and `dependency-groups` markers settled by what the app installs (its default groups
+    and `groups`, and `extras`)."""
     text = _text(path, root)
-    return _pylock_from(path, text, _line_of(text))
+    return _pylock_from(path, text, _line_of(text), extras, groups)
 
 
-def _pylock_from(path: Path, text: str, at: dict[str, int]) -> LockedApp:
+def _pylock_from(path: Path, text: str, at: dict[str, int], extras: tuple[str, ...] = (),
+                 groups: tuple[str, ...] = ()) -> LockedApp:
     """A PEP 751 lock's text (packaging's reader checks it) as requirements; `at` names the line of
     each package in the file the user wrote (errors point there)."""
     import tomllib
@@ -408,9 +485,13 @@ def _pylock_from(path: Path, text: str, at: dict[str, int]) -> LockedApp:
         lock = Pylock.from_dict(tomllib.loads(text))
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
         raise RequirementsError(path, 0, f"not a valid lock: {exc}", "regenerate it (`pip lock`, `uv lock`)") from exc
+    _unknown(path, "extra", extras, set(lock.extras or ()), "[apps.extras]")
+    _unknown(path, "group", groups, set(lock.dependency_groups or ()), "[apps.groups]")
+    installed_groups = (*(lock.default_groups or ()), *groups)
     entries, indexes = [], []
     for pkg in lock.packages:
-        tail = f" ; {pkg.marker}" if pkg.marker else ""
+        marker = chosen_markers(str(pkg.marker), extras, installed_groups) if pkg.marker else ""
+        tail = f" ; {marker}" if marker else ""
         line = at.get(canonicalize_name(pkg.name), 1)
         if pkg.vcs is not None:
             ref = pkg.vcs.commit_id or pkg.vcs.requested_revision

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +57,10 @@ class AppSpec:
     # Where `python` came from (runtime.txt, .python-version, Pipfile.lock, environment.yml).
     python_from: str | None = None
     notes: tuple[str, ...] = ()  # warnings about the folder (a misspelt .python-version ...)
+    # What the platform installs of a lock besides its main dependencies (mirror.toml [apps.extras],
+    # [apps.groups]): the lock's extras and its dependency groups (Pipfile categories).
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
 
     @property
     def has_python(self) -> bool:
@@ -154,6 +159,9 @@ class AppRules:
     first_wins: bool = False
     uv: str | None = None  # None: the uv our install ships (else one on PATH)
     uv_env: dict[str, str] | None = None
+    # By app name: the extras and groups of its lock the platform installs too.
+    extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bool = False,
@@ -169,10 +177,16 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
     root = None if allow_outside else path
     collector = RequirementsCollector(root=root, app_dir=path)
     manager = choose_manager(path, rules.managers, first_wins=rules.first_wins)
+    app_name = path.resolve().name
+    extras, groups = tuple(rules.extras.get(app_name, ())), tuple(rules.groups.get(app_name, ()))
     locked = None
     if manager is not None and manager != "requirements.txt":
-        locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env)
+        locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env, extras=extras, groups=groups)
         parse_requirements_text(locked.text, path / manager, into=collector)
+    elif extras or groups:
+        raise InputError(f"{path}: extras or groups are chosen for the app under [apps.extras] / [apps.groups] in "
+                         f"mirror.toml, but it installs from {manager or 'no package-manager file'}, which has none: "
+                         "name the extras in its requirements (`pkg[extra]`), and drop the app from those tables")
     for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
         if locked is not None:
@@ -199,7 +213,7 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
                                 f"{MAX_REQUIREMENTS:,} one app may name (the largest real apps name a few hundred)",
                                 "split the app, or check the file is what the app installs")
     return AppSpec(
-        name=path.resolve().name,
+        name=app_name,
         path=path,
         requirements=parsed.requirements,
         constraints=parsed.constraints,
@@ -213,5 +227,5 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         procfile=(path / "Procfile").is_file(),
         package_manager=manager, locked=locked is not None, lock_pylock=locked.pylock if locked else None,
         requires_python=locked.requires_python if locked else None,
-        python_from=python_from, notes=tuple(notes),
+        python_from=python_from, notes=tuple(notes), extras=extras, groups=groups,
     )

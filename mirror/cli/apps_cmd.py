@@ -75,7 +75,8 @@ def client_config(
 
         with cli_errors():
             cfg, root = config_and_store(config, store)
-            print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files))
+            print(app_advice(open_store(root), app_dir, url, extra_files=cfg.requirement_files,
+                             extras=cfg.app_extras, groups=cfg.app_groups))
         if any((app_dir / n).is_file() for n in ("Aptfile", "packages.txt", "environment.yml", "environment.yaml")):
             _plugin_client_config(url.rstrip("/").removesuffix("/simple"), config, store, app=app_dir.resolve().name)
         return

@@ -38,6 +38,13 @@ allow-outside = false
 # one present, says so here:
 # package-managers = ["requirements.txt", "Pipfile.lock", "poetry.lock", "uv.lock", "pylock.toml"]
 # package-manager-first-wins = false
+# A lock app installs its main dependencies alone, as the platform runs it (`uv sync --locked
+# --no-default-groups`, `poetry sync --only main`, `pipenv install --deploy`). Where the platform
+# installs an app with more, name it (by app folder name) and the mirror carries that too:
+# [apps.extras]        # uv sync --extra X, poetry sync -E X, a pylock.toml's extras
+# dash-app = ["postgres"]
+# [apps.groups]        # uv sync --group G, poetry sync --with G, pipenv --categories, a pylock.toml's groups
+# dash-app = ["worker"]
 
 [python]
 # The machines inside the gap, never this one: every version x every platform is a target.
@@ -148,6 +155,8 @@ class Config:
     package_manager_first_wins: bool = False
     exclude_newer: str | None = None  # the release-age cooldown (a duration or a date), as written
     app_exclude_newer: dict[str, str] = field(default_factory=dict)  # per app, as written
+    app_extras: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [apps.extras]: per app, its lock's extras
+    app_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # [apps.groups]
     host: str = "127.0.0.1"
     port: int = 8080
     serve_url: str | None = None
@@ -186,6 +195,13 @@ def _app_cooldowns(value: Any, path: Path) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ConfigError(f'{path}: [apps.exclude-newer] must be a table of app = "duration", e.g. dash-app = "14 days"')
     return {str(app): str(_cooldown(v, f"apps.exclude-newer.{app}", path)) for app, v in value.items()}
+
+
+def _app_lists(value: Any, table: str, path: Path) -> dict[str, tuple[str, ...]]:
+    """[apps.extras] / [apps.groups]: app = ["name", ...]."""
+    if not isinstance(value, dict):
+        raise ConfigError(f'{path}: [{table}] must be a table of app = ["name", ...], e.g. dash-app = ["worker"]')
+    return {str(app): _list(names, f"{table}.{app}", path) for app, names in value.items()}
 
 
 def _target_tables(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
@@ -268,6 +284,8 @@ def load_config(path: Path | None) -> Config:
             package_manager_first_wins=bool(apps_t.get("package-manager-first-wins", False)),
             exclude_newer=_cooldown(py_t.get("exclude-newer"), "python.exclude-newer", path),
             app_exclude_newer=_app_cooldowns(apps_t.get("exclude-newer", {}), path),
+            app_extras=_app_lists(apps_t.get("extras", {}), "apps.extras", path),
+            app_groups=_app_lists(apps_t.get("groups", {}), "apps.groups", path),
             host=str(serve_t.get("host", "127.0.0.1")),
             port=port,
             serve_url=str(serve_t["url"]) if serve_t.get("url") else None,

@@ -100,6 +100,18 @@ def _check_sync_input(opts: SyncOptions, *, named_apps: tuple[Path, ...]) -> Non
             PythonTarget.parse("3.11", plat)
 
 
+def _per_app(configured: dict[str, tuple[str, ...]], flags: list[str] | None, flag: str) -> dict[str, tuple[str, ...]]:
+    """mirror.toml's per-app lists with `--extra APP:NAME` / `--group APP:NAME` added."""
+    out = {a: tuple(v) for a, v in configured.items()}
+    for value in flags or ():
+        app_name, sep, name = value.partition(":")
+        if not sep or not app_name.strip() or not name.strip():
+            console.print(f"[red]error:[/] {flag} {value!r}: write it as APP:NAME, e.g. {flag} dash-app:worker")
+            raise typer.Exit(2)
+        out[app_name.strip()] = tuple(dict.fromkeys((*out.get(app_name.strip(), ()), name.strip())))
+    return out
+
+
 @app.command()
 def sync(
     apps: Annotated[list[Path] | None, typer.Argument(help="App folders to sync; the store's other apps are kept as they were (default: [apps] paths in mirror.toml, else the folders earlier syncs named).")] = None,
@@ -120,6 +132,8 @@ def sync(
     allow_outside_app: Annotated[bool, typer.Option("--allow-outside-app", help="Let apps name files outside their own folder (-r ../shared.txt, /opt/wheels/x.whl); off, such a line is refused.")] = False,
     prefer_binary: Annotated[bool, typer.Option("--prefer-binary", help="Where a target would get an sdist, take the newest version that has a wheel for it (pip's flag).")] = False,
     exclude_newer: Annotated[str | None, typer.Option("--exclude-newer", help="A release-age cooldown: resolve as if nothing uploaded in this window existed (`7 days`, `36 hours`, `P7D`, or a date); [python] exclude-newer in mirror.toml.")] = None,
+    extra: Annotated[list[str] | None, typer.Option("--extra", help="APP:EXTRA: the platform installs that app's lock with this extra too (uv sync --extra, poetry sync -E); repeatable; added to [apps.extras] in mirror.toml.")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="APP:GROUP: the platform installs that app's lock with this dependency group (uv --group, poetry --with, a Pipfile category) too; repeatable; added to [apps.groups].")] = None,
     requirements_file: Annotated[list[str] | None, typer.Option("--requirements-file", help="Also read this requirements file in each app that has it (e.g. requirements-predeploy.txt); repeatable.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove the store's apps that this sync does not name (without it they are kept as they were, and the summary lists them).")] = False,
     all_warnings: Annotated[bool, typer.Option("--all-warnings", help="Print every warning, also those the last sync printed (by default they are counted).")] = False,
@@ -187,6 +201,8 @@ def sync(
             exclude_newer=cutoff(cooldown, where="--exclude-newer" if exclude_newer else "[python] exclude-newer")
             if (cooldown := exclude_newer or cfg.exclude_newer) else None,
             app_exclude_newer={a: cutoff(v, where=f"[apps.exclude-newer] {a}") for a, v in cfg.app_exclude_newer.items()},
+            app_extras=_per_app(cfg.app_extras, extra, "--extra"),
+            app_groups=_per_app(cfg.app_groups, group, "--group"),
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
@@ -217,7 +233,9 @@ def sync(
 
         for a in sorted(result.apps, key=lambda a: not a.ok):
             mark = "[green]ok[/]" if a.ok else "[red]FAILED[/]"
-            how = ", ".join(filter(None, [a.package_manager, f"Python {a.python} from {a.python_from}" if a.python_from else None]))
+            how = ", ".join(filter(None, [a.package_manager, f"Python {a.python} from {a.python_from}" if a.python_from else None,
+                                          f"extras {' '.join(a.extras)}" if a.extras else None,
+                                          f"groups {' '.join(a.groups)}" if a.groups else None]))
             console.print(f"{mark} {a.name}: {', '.join(a.targets) or '-'}" + (f" ({how})" if how else ""), highlight=False)
             for w in a.warnings:
                 warn("   ", a.name, w)

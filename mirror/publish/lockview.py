@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 from airgap_mirror.apps import load_app
+from airgap_mirror.apps.spec import AppRules
 from airgap_mirror.errors import InputError, MirrorError
 from airgap_mirror.resolve.targets import parse_python_version
 from airgap_mirror.store import Store
@@ -46,15 +49,25 @@ def choose_target(snap: Snapshot, app_dir: Path, python: str | None, platform: s
     return tid, chosen[tid]
 
 
-_LOCK_COMMANDS = {
-    "uv.lock": "uv sync --locked --no-default-groups",
-    "poetry.lock": "poetry sync --only main",
-    "Pipfile.lock": "pipenv install --deploy",
-    "pylock.toml": "pip install -r pylock.toml   # pip >= 26.1",
-}
+def lock_command(lock: str, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> str:
+    """The command the platform installs a lock app with, and with its chosen extras and groups."""
+    q = shlex.quote
+    if lock == "uv.lock":
+        return " ".join(["uv sync --locked --no-default-groups", *(f"--extra {q(e)}" for e in extras),
+                         *(f"--group {q(g)}" for g in groups)])
+    if lock == "poetry.lock":
+        return " ".join([f"poetry sync --only {q(','.join(('main', *groups)))}", *(f"-E {q(e)}" for e in extras)])
+    if lock == "Pipfile.lock":
+        categories = " ".join(("packages", *groups))
+        return "pipenv install --deploy" + (f" --categories {q(categories)}" if groups else "")
+    if lock == "pylock.toml":
+        target = q(f"pylock.toml[{','.join(extras)}]") if extras else "pylock.toml"
+        return " ".join([f"pip install -r {target}", *(f"--group {q('pylock.toml:' + g)}" for g in groups),
+                         "  # pip >= 26.1"])
+    return lock
 
 
-def _lock_advice(name: str, lock: str, base: str) -> str:
+def _lock_advice(name: str, lock: str, base: str, extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> str:
     """How a lock app installs inside with its own tool and its lock unchanged: the mirror answers
     under the names the lock records (pypi.org, files.pythonhosted.org)."""
     host = base.split("://", 1)[-1].split("/", 1)[0]
@@ -66,22 +79,24 @@ def _lock_advice(name: str, lock: str, base: str) -> str:
            "#   2. TLS: the mirror's certificate (mirror serve --tls-cert) names both hosts, from your CA;",
            "#      the build machine trusts that CA: SSL_CERT_FILE=/path/ca.pem (uv, pip), REQUESTS_CA_BUNDLE (Poetry, pipenv)",
            "#   3. then, as the platform runs it:",
-           f"{_LOCK_COMMANDS.get(lock, lock)}"]
+           lock_command(lock, extras, groups)]
     if lock == "Pipfile.lock":
         out += ["# Without DNS: pipenv rewrites pypi.org to a mirror given in the environment:",
-                f"#   PIPENV_PYPI_MIRROR={base}/simple pipenv install --deploy"]
+                f"#   PIPENV_PYPI_MIRROR={base}/simple {lock_command(lock, extras, groups)}"]
     if lock == "pylock.toml":
         out += ["# Without DNS: the mirror publishes each app's lock pointed at itself, hashes unchanged:",
                 f"#   pip install -r {base}/locks/{name}/TARGET/pylock.toml"]
     return "\n".join(out)
 
 
-def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str, ...] = ()) -> str:
-    """What to change in an app so it installs from the mirror alone, line by line."""
+def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str, ...] = (),
+               extras: Mapping[str, tuple[str, ...]] | None = None, groups: Mapping[str, tuple[str, ...]] | None = None) -> str:
+    """What to change in an app so it installs from the mirror alone, line by line (`extras` and
+    `groups`: mirror.toml's [apps.extras] and [apps.groups], by app name)."""
     base = url.rstrip("/").removesuffix("/simple")
     simple = f"{base}/simple/"
     try:
-        app = load_app(app_dir, extra_files)
+        app = load_app(app_dir, extra_files, rules=AppRules(extras=extras or {}, groups=groups or {}))
     except MirrorError as exc:
         raise InputError(f"cannot read the app: {exc}") from exc
     current = store.ref("current")
@@ -95,7 +110,7 @@ def app_advice(store: Store, app_dir: Path, url: str, *, extra_files: tuple[str,
         except InputError:
             entry = AppEntry()
     if app.locked:
-        return _lock_advice(app.name, app.package_manager or "", base)
+        return _lock_advice(app.name, app.package_manager or "", base, app.extras, app.groups)
     mirrored = {d.line: d for d in entry.direct}
     out = [f"# {app.name}: installing from the mirror at {simple}",
            "# The one line to set where the app is installed (pip reads it; requirements files stay as they are):",

@@ -55,13 +55,15 @@ def _read_pylock(data: bytes) -> Pylock:
 
 
 def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
-                 direct: Mapping[str, Sequence[PinnedFile]] | None = None, evaluate_markers: bool = False) -> list[Pin]:
+                 direct: Mapping[str, Sequence[PinnedFile]] | None = None, evaluate_markers: bool = False,
+                 extras: frozenset[str] = frozenset(), groups: frozenset[str] = frozenset()) -> list[Pin]:
     """Every wheel the target accepts for each pin, or the sdist when none fits.
 
     `direct` gives the files of projects the app names by git URL, path or URL (by canonical
     name): the lock then says only which version, and the files are the ones we built or copied.
     `evaluate_markers`: the lock is for every environment (an app's own uv.lock or pylock.toml, not
-    uv's answer for this target): a package whose marker the target does not meet is left out.
+    uv's answer for this target): a package whose marker the target does not meet is left out;
+    `extras` and `groups` are what the app installs besides the lock's default groups (PEP 751).
     """
     # Loaded here, once uv has run: packaging's pylock module and tomllib are 10-20 ms of a start.
     import tomllib
@@ -72,8 +74,9 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
         raise ResolutionError(f"{label}: uv wrote a pylock.toml we cannot read: {exc}") from exc
     pins: list[Pin] = []
+    groups = frozenset((*(lock.default_groups or ()), *groups))
     for pkg in lock.packages:
-        if evaluate_markers and pkg.marker is not None and not target.evaluate(pkg.marker):
+        if evaluate_markers and pkg.marker is not None and not target.evaluate_in_lock(pkg.marker, extras, groups):
             continue
         if pkg.version is None:
             raise ResolutionError(f"{label}: {pkg.name} has no pinned version in the lock")

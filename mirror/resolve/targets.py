@@ -167,6 +167,14 @@ class PythonTarget:
             return marker.evaluate({**env, "extra": ""})
         return any(marker.evaluate({**env, "extra": e}) for e in extras)
 
+    def evaluate_in_lock(self, marker: Marker | None, extras: frozenset[str], groups: frozenset[str]) -> bool:
+        """A PEP 751 lock's marker: `'x' in extras` and `'g' in dependency_groups` are what the
+        install asks for (the app's chosen extras; its default groups and chosen ones)."""
+        if marker is None:
+            return True
+        return marker.evaluate({**self.marker_environment(), "extras": extras, "dependency_groups": groups},
+                               context="lock_file")
+
     def to_dict(self) -> dict[str, str]:
         return {"id": self.id, "python": self.python, "platform": self.platform}
 

@@ -64,6 +64,10 @@ class Job:
     prelocked: bytes | None = None
     hashes: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # (name, version) → sha256s
     lock: str = ""
+    # What the app installs of its own PEP 751 lock besides the default groups (its markers' `extras`,
+    # `dependency_groups`).
+    extras: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
     exclude_newer: str | None = None  # the cooldown's cutoff (RFC 3339): nothing uploaded after it
 
 
@@ -160,7 +164,8 @@ Verdict = Resolved | Failed
 
 def _finish(job: Job, pylock: bytes) -> Resolved:
     """A job's lock as served (our build paths cut to file names) and the files chosen per pin."""
-    pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct, evaluate_markers=job.prelocked is not None)
+    pins = select_files(pylock, job.target, label=job.key[0], direct=job.direct, evaluate_markers=job.prelocked is not None,
+                        extras=job.extras, groups=job.groups)
     for pin in pins:  # a lock is the truth: never another file under a locked name
         allowed = job.hashes.get((canonicalize_name(pin.name), str(Version(str(pin.version))))) or frozenset()
         for f in pin.files if allowed else ():
@@ -385,6 +390,7 @@ def app_jobs(run: SyncRun) -> list[Job]:
                 no_deps=app.locked, lock=app.package_manager or "",
                 prelocked=app.lock_pylock if app.lock_pylock is not None and not dists else None,
                 hashes=_locked_hashes(app) if app.locked else {},
+                extras=frozenset(app.extras), groups=frozenset(app.groups),
                 # a lock's pins are kept as they are (a pin inside the cooldown is warned, not dropped)
                 exclude_newer=None if app.locked else opts.app_exclude_newer.get(app.name, opts.exclude_newer),
             ))

@@ -133,7 +133,7 @@ def load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], li
     results: dict[str, AppResult] = {}
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     rules = AppRules(managers=opts.package_managers, first_wins=opts.package_manager_first_wins, uv=uv_binary(),
-                     uv_env=uv_env(opts.index, store.cache / "uv"))
+                     uv_env=uv_env(opts.index, store.cache / "uv"), extras=opts.app_extras, groups=opts.app_groups)
     for path in opts.apps:
         try:
             app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside, rules=rules),
@@ -155,7 +155,8 @@ def load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], li
         result = results[app.name] = AppResult(name=app.name, path=str(path), ok=True, targets=[t.id for t in targets],
                                                conda_not_mirrored=[] if conda_side else list(app.conda_packages),
                                                package_manager=app.package_manager, python=app.python,
-                                               python_from=app.python_from if app.python else None)
+                                               python_from=app.python_from if app.python else None,
+                                               extras=list(app.extras), groups=list(app.groups))
         result.warnings.extend(app.notes)
         if app.python and app.python_from and targets and not any(
                 t.python == app.python or t.python.startswith(app.python + ".") or app.python.startswith(t.python + ".")

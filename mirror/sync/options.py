@@ -63,6 +63,10 @@ class SyncOptions:
     # (by name) instead where it has one. A lock's pins are never changed by it: warned.
     exclude_newer: str | None = None
     app_exclude_newer: Mapping[str, str] = field(default_factory=dict)
+    # By app name: what the platform installs of its lock besides the main dependencies
+    # (mirror.toml [apps.extras], [apps.groups]; `sync --extra APP:X`, `--group APP:G`).
+    app_extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    app_groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -79,6 +83,8 @@ class AppResult:
     package_manager: str | None = None
     python: str | None = None
     python_from: str | None = None
+    extras: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -121,7 +127,8 @@ class SyncResult:
             "apps": [
                 {"name": a.name, "path": a.path, "ok": a.ok, "targets": a.targets,
                  "error": redact_text(a.error) if a.error else a.error, "warnings": [redact_text(w) for w in a.warnings], "kept_previous": a.kept_previous, "conda_not_mirrored": a.conda_not_mirrored,
-                 "package_manager": a.package_manager, "python": a.python, "python_from": a.python_from}
+                 "package_manager": a.package_manager, "python": a.python, "python_from": a.python_from,
+                 "extras": a.extras, "groups": a.groups}
                 for a in self.apps
             ],
         }

@@ -90,7 +90,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         part = python_part(run)
         clock.lap("catalog")
         sections: dict[str, Section] = {}
-        warnings: list[str] = []
+        warnings: list[str] = _stray_app_settings(opts, set(run.results) | set(run.previous.apps if run.previous else ()))
         for ext, future in extensions.result():
             outcome, took = future.result()
             clock.note(f"{ext.name} (alongside)", took)
@@ -114,6 +114,17 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         fetch_errors=got.errors, warnings=warnings, resolutions_run=memo.resolved, resolutions_reused=memo.reused,
         timings=clock.laps,
     )
+
+
+def _stray_app_settings(opts: SyncOptions, known: set[str]) -> list[str]:
+    """Per-app settings naming no app this run or the store has (a misspelt name chooses nothing)."""
+    out = []
+    for table, names in (("apps.extras", opts.app_extras), ("apps.groups", opts.app_groups),
+                         ("apps.exclude-newer", opts.app_exclude_newer)):
+        for name in sorted(set(names) - known):
+            out.append(f"[{table}] names {name!r}, which is no app of this sync or the store (its apps are named "
+                       "by folder name): the setting chooses nothing")
+    return out
 
 
 def _start_extensions(side: cf.ThreadPoolExecutor, run: SyncRun

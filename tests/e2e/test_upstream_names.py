@@ -28,8 +28,11 @@ def test_lock_apps_install_unchanged_from_the_mirror_under_the_upstreams_names(u
         capture_output=True, text=True, env=clean_env(), cwd=REPO, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen["uv"] == {"alpha": "1.0", "beta": "2.0"}
+    # each with its worker group (chosen with `sync --group APP:worker`; installed by the command
+    # client-config prints: `uv sync ... --group worker`, `poetry sync --only main,worker`,
+    # `pipenv install --deploy --categories 'packages worker'`)
+    assert seen["uv"] == {"alpha": "1.0", "beta": "2.0", "darwinonly": "1.0"}
     assert {"alpha": "1.0", "beta": "2.0"}.items() <= seen["pip"].items()
-    assert {"alpha": "1.0", "beta": "2.0"}.items() <= seen["poetry"].items()
-    assert {"alpha": "1.0", "beta": "2.0"}.items() <= seen["pipenv"].items()
+    assert {"alpha": "1.0", "beta": "2.0", "armonly": "1.0"}.items() <= seen["poetry"].items()
+    assert {"alpha": "1.0", "beta": "2.0", "darwinonly": "1.0"}.items() <= seen["pipenv"].items()
     assert seen["locks_unchanged"]

@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import json
 import os
+import shlex
 import shutil
 import ssl
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from airgap_mirror.publish.lockview import lock_command
 from airgap_mirror.resolve import uv_binary
 from tests.builders.tls import ca_and_cert
 
@@ -118,7 +120,8 @@ def main() -> None:
     uvapp = work / "apps" / "uvapp"
     uvapp.mkdir(parents=True)
     (uvapp / "pyproject.toml").write_text('[project]\nname = "uvapp"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
-                                          'dependencies = ["alpha==1.0"]\n[tool.uv]\npackage = false\n')
+                                          'dependencies = ["alpha==1.0"]\n[dependency-groups]\nworker = ["darwinonly==1.0"]\n'
+                                          '[tool.uv]\npackage = false\n')
     run([uv_binary(), "lock", "-q"], env, cwd=uvapp)  # pypi.org: uv's default index
     pipapp = work / "apps" / "pipapp"
     pipapp.mkdir(parents=True)
@@ -127,12 +130,14 @@ def main() -> None:
     poetryapp = work / "apps" / "poetryapp"
     poetryapp.mkdir(parents=True)
     (poetryapp / "pyproject.toml").write_text('[project]\nname = "poetryapp"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
-                                              'dependencies = ["alpha==1.0"]\n[tool.poetry]\npackage-mode = false\n')
+                                              'dependencies = ["alpha==1.0"]\n[tool.poetry]\npackage-mode = false\n'
+                                              '[tool.poetry.group.worker.dependencies]\narmonly = "1.0"\n')
     run([str(tools / "bin" / "poetry"), "lock"], env, cwd=poetryapp)
     pipenvapp = work / "apps" / "pipenvapp"
     pipenvapp.mkdir(parents=True)
     (pipenvapp / "Pipfile").write_text('[[source]]\nurl = "https://pypi.org/simple"\nverify_ssl = true\nname = "pypi"\n\n'
-                                       '[packages]\nalpha = "==1.0"\n\n[requires]\npython_version = "3.11"\n')
+                                       '[packages]\nalpha = "==1.0"\n\n[worker]\ndarwinonly = "==1.0"\n\n'
+                                       '[requires]\npython_version = "3.11"\n')
     run([str(tools / "bin" / "pipenv"), "--python", sys.executable, "lock"], env, cwd=pipenvapp)
     shutil.rmtree(pipenvapp / ".venv", ignore_errors=True)  # (made by pipenv lock: not part of the app)
     locks = {p: p.read_bytes() for p in (uvapp / "uv.lock", pipapp / "pylock.toml", poetryapp / "poetry.lock",
@@ -142,7 +147,9 @@ def main() -> None:
     assert b"https://files.pythonhosted.org/packages/" in locks[pipapp / "pylock.toml"]
     store = work / "store"
     sync = json.loads(run([*mirror, "sync", str(uvapp), str(pipapp), str(poetryapp), str(pipenvapp), "--store", str(store),
-                           "--python", "3.11", "--installers", "", "--json"], env))  # the default upstream: pypi.org
+                           "--python", "3.11", "--installers", "", "--json",  # the default upstream: pypi.org
+                           # each app's worker group, as its platform installs it: the printed command runs below
+                           "--group", "uvapp:worker", "--group", "poetryapp:worker", "--group", "pipenvapp:worker"], env))
     assert sync["ok"], sync
     run([*mirror, "publish", "--store", str(store)], env)
     upstream.shutdown()
@@ -157,7 +164,7 @@ def main() -> None:
         assert "serving" in line, line + serve.stderr.read()  # type: ignore[union-attr]
         inside = work / "inside"
         shutil.copytree(work / "apps", inside)
-        run([uv_binary(), "sync", "--locked", "--no-default-groups"], env, cwd=inside / "uvapp")
+        run([uv_binary(), *shlex.split(lock_command("uv.lock", (), ("worker",)))[1:]], env, cwd=inside / "uvapp")
         uv_installed = run([uv_binary(), "pip", "list", "--format", "json", "--python",
                             str(inside / "uvapp" / ".venv" / "bin" / "python")], env, cwd=inside / "uvapp")
         venv = inside / "pipapp" / "venv"
@@ -165,11 +172,13 @@ def main() -> None:
         run([pip_python, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--isolated", "--cert", str(ca),
              "-r", str(inside / "pipapp" / "pylock.toml")], env)
         pip_installed = run([pip_python, "-m", "pip", "--python", str(venv / "bin" / "python"), "list", "--format", "json"], env)
-        run([str(tools / "bin" / "poetry"), "sync", "--only", "main"], env, cwd=inside / "poetryapp")
+        run([str(tools / "bin" / "poetry"), *shlex.split(lock_command("poetry.lock", (), ("worker",)))[1:]], env,
+            cwd=inside / "poetryapp")
         poetry_installed = run([str(inside / "poetryapp" / ".venv" / "bin" / "python"), "-c",
                                 "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version "
                                 "for d in m.distributions()}))"], env)
-        run([str(tools / "bin" / "pipenv"), "--python", sys.executable, "install", "--deploy"], env, cwd=inside / "pipenvapp")
+        run([str(tools / "bin" / "pipenv"), "--python", sys.executable, *shlex.split(lock_command("Pipfile.lock", (), ("worker",)))[1:]],
+            env, cwd=inside / "pipenvapp")
         pipenv_installed = run([str(inside / "pipenvapp" / ".venv" / "bin" / "python"), "-c",
                                 "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name']: d.version "
                                 "for d in m.distributions()}))"], env)
