@@ -20,6 +20,11 @@ REQUIREMENT_FILES = ("requirements.txt", "private-requirements.txt")
 APT_FILES = ("Aptfile", "packages.txt")
 
 
+# How a package joins each lock (a requirements file beside a lock is not installed).
+_ADD_TO_LOCK = {"uv.lock": "`uv add -r private-requirements.txt`", "poetry.lock": "`poetry add NAME`",
+                "Pipfile.lock": "`pipenv install -r private-requirements.txt`", "pylock.toml": "`pip lock` with them"}
+
+
 MAX_REQUIREMENTS = 5_000
 
 
@@ -180,6 +185,7 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
     app_name = path.resolve().name
     extras, groups = tuple(rules.extras.get(app_name, ())), tuple(rules.groups.get(app_name, ()))
     locked = None
+    notes: list[str] = []
     if manager is not None and manager != "requirements.txt":
         locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env, extras=extras, groups=groups)
         parse_requirements_text(locked.text, path / manager, into=collector)
@@ -190,7 +196,11 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
     for name in dict.fromkeys((*REQUIREMENT_FILES, *extra_files)):
         f = path / name
         if locked is not None:
-            continue  # the lock is the app: a requirements file beside it is not installed
+            if os.path.lexists(f):  # the lock is the app: a requirements file beside it is not installed
+                notes.append(f"{f}: not mirrored: the platform installs the app from {manager} alone, and a lock's "
+                             "pins are not re-resolved with other requirements; add its packages to the lock "
+                             f"({_ADD_TO_LOCK.get(manager or '', 'relock with them')}) so they are mirrored and installed")
+            continue
         if os.path.lexists(f):  # a FIFO or a dangling link named requirements.txt is an error, not absent
             parse_requirements_text(_read(f, root), f, into=collector)
     conda: tuple[str, ...] = ()
@@ -202,7 +212,8 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
             conda, conda_specs, channels = _environment_yml(f, collector)
             break
     runtime = _runtime(path / "runtime.txt", root) if os.path.lexists(path / "runtime.txt") else None
-    python, python_from, notes = python_request(path, root, runtime)
+    python, python_from, python_notes = python_request(path, root, runtime)
+    notes[:0] = python_notes
     if python is None:  # environment.yml's `python=3.10` picks the Python its pip: list is for
         python = next((m.group(1) for spec in conda_specs if (m := _CONDA_PYTHON.fullmatch(spec.strip().lower()))), None)
         python_from = "environment.yml" if python else None

@@ -175,3 +175,23 @@ def test_client_config_prints_the_install_command_with_the_extras_and_groups(ups
     out = run_mirror("client-config", "--url", "http://mirror.internal:8080", "--app", str(app),
                      "--config", str(tmp_path / "mirror.toml"))
     assert "poetry sync --only main,worker -E net" in out.stdout, out.stdout
+
+
+def test_a_requirements_file_beside_a_lock_is_said_not_to_be_mirrored(upstream, tmp_path):
+    """The platform installs a lock app from its lock alone: private-requirements.txt (or a file named
+    in `requirement-files`) beside it is not installed, and the sync says so with the fix, not silently."""
+    app = tmp_path / "pylockapp"
+    app.mkdir()
+    f = "alpha-1.0-py3-none-any.whl"
+    (app / "pylock.toml").write_text(
+        f'lock-version = "1.0"\ncreated-by = "hand"\n\n[[packages]]\nname = "alpha"\nversion = "1.0"\n'
+        f'wheels = [{{ url = "{upstream.url}/files/{f}", hashes = {{ sha256 = "{_sha(upstream, f)}" }} }}]\n')
+    (app / "private-requirements.txt").write_text("beta==2.0\n")
+    (app / "requirements-predeploy.txt").write_text("darwinonly\n")
+    store = open_store(tmp_path / "s", create=True)
+    result = _sync(store, app, upstream, requirement_files=("requirements-predeploy.txt",))
+    assert result.ok, result.apps
+    assert _packages(store, result, "pylockapp") == {f"cp311-{X86}": {"alpha": "1.0"}}
+    said = " ".join(result.apps[0].warnings)
+    for name in ("private-requirements.txt", "requirements-predeploy.txt"):
+        assert f"{name}: not mirrored: the platform installs the app from pylock.toml alone" in said, said
