@@ -74,6 +74,20 @@ if [ ! -x .cache/tools/bin/poetry ] || [ ! -x .cache/tools/bin/pipenv ]; then
       --index-url https://pypi.org/simple "poetry==2.5.1" "pipenv==2026.10.3"
 fi
 
+# PEP 740 provenance verified inside as an auditor would (tests/serve/test_provenance.py): the real
+# pypi-attestations from PyPI in a venv of its own, and its sdist, whose test assets are real
+# distributions with the real provenance PyPI served for them.
+if [ ! -x .cache/attest/bin/pypi-attestations ] || [ ! -f .cache/attest/pypi_attestations-0.0.31.tar.gz ]; then
+  echo "setup: installing pypi-attestations into .cache/attest" >&2
+  "$PY" -m venv .cache/attest
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    .cache/attest/bin/python -m pip install --isolated -q --disable-pip-version-check \
+      --index-url https://pypi.org/simple "pypi-attestations==0.0.31"
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+    .cache/attest/bin/python -m pip download --isolated -q --disable-pip-version-check --no-deps --no-binary :all: \
+      --index-url https://pypi.org/simple "pypi-attestations==0.0.31" -d .cache/attest
+fi
+
 # Real targets and real clients, made once and cached under .cache/ (the tests themselves stay offline):
 # a debootstrap --variant=minbase bookworm root and a slice of bookworm to serve (tests/realtarget.py),
 # and the pip and uv wheels of the client matrix (tests/clients.py).

@@ -23,7 +23,8 @@ from enum import IntEnum
 from functools import cache
 from pathlib import PurePosixPath
 
-__all__ = ["Stage", "TreeLayout", "Rule", "CORE", "classify", "content_type", "immutable", "SHORT_CACHE", "LONG_CACHE"]
+__all__ = ["Stage", "TreeLayout", "Rule", "CORE", "classify", "content_type", "immutable", "SHORT_CACHE", "LONG_CACHE",
+           "INTEGRITY_JSON"]
 
 SHORT_CACHE = "max-age=30, must-revalidate"
 LONG_CACHE = "max-age=31536000, immutable"
@@ -53,6 +54,7 @@ class TreeLayout:
 CORE = TreeLayout((
     Rule("packages/**/*.metadata", Stage.SIDECARS, immutable=True),
     Rule("packages/**", Stage.FILES, immutable=True),
+    Rule("integrity/**", Stage.SIDECARS),  # PEP 740 provenance, named by the pages
     Rule("simple/index.*", Stage.INDEXES),
     Rule("find-links.html*", Stage.INDEXES),
     Rule("snapshot.json", Stage.STATUS),
@@ -66,6 +68,7 @@ _CONTENT_TYPES = {
     ".zip": "application/zip",
 }
 _SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+INTEGRITY_JSON = "application/vnd.pypi.integrity.v1+json"  # PEP 740's provenance objects
 
 
 def _translate(pattern: str) -> str:
@@ -116,6 +119,8 @@ def content_type(rel: str) -> str:
     path = PurePosixPath(rel)
     if path.name == "index.json" and path.parts[:1] == ("simple",):
         return _SIMPLE_JSON
+    if path.name == "provenance" and path.parts[:1] == ("integrity",):
+        return INTEGRITY_JSON
     return _CONTENT_TYPES.get(path.suffix, "application/octet-stream")
 
 

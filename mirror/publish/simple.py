@@ -30,6 +30,7 @@ class IndexFile:
     yanked: str | None = None  # None: not yanked; "": yanked without a reason
     upload_time: str | None = None
     metadata_sha256: str | None = None
+    provenance: str | None = None  # its PEP 740 provenance's URL, relative as `url` is
 
 
 def _file_version(filename: str) -> Version | None:
@@ -70,6 +71,8 @@ def _anchors(files: list[IndexFile]) -> str:
             # PEP 714 names the attribute data-core-metadata; older clients read data-dist-info-metadata.
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
             attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
+        if f.provenance:
+            attrs.append(f'data-provenance="{escape(f.provenance)}"')  # (PEP 740)
         rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br/>")
     return "\n".join(rows)
 
@@ -121,6 +124,8 @@ def render_project_json(project: str, files: list[IndexFile], status: tuple[str,
             entry["core-metadata"] = {"sha256": f.metadata_sha256}
         else:
             entry["core-metadata"] = False
+        if f.provenance:
+            entry["provenance"] = f.provenance  # (PEP 740)
         out_files.append(entry)
         v = _file_version(f.filename)
         if v is not None:

@@ -162,6 +162,8 @@ def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, b
 
 
 def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
+    from packaging.utils import canonicalize_name
+
     files = snapshot.python.files
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
@@ -174,19 +176,24 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
                 link_or_copy(store.blob_path(sha), dest)
         if meta.metadata_sha256:
             link_or_copy(store.blob_path(meta.metadata_sha256), safe_join(root, *rel[:-1], meta.filename + ".metadata"))
+        provenance = None
+        if meta.provenance_sha256:  # PEP 740: at the Integrity API's path, as PyPI serves it
+            where = ("integrity", canonicalize_name(meta.project or ""), meta.version or "", meta.filename, "provenance")
+            link_or_copy(store.blob_path(meta.provenance_sha256), safe_join(root, *where))
+            provenance = "../../" + "/".join(quote(p) for p in where)
         by_project.setdefault(meta.project or "", []).append(IndexFile(
             filename=meta.filename, url="../../" + "/".join(rel), sha256=sha, size=meta.size or 0,
             requires_python=meta.requires_python, yanked=meta.yanked,
-            upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256,
+            upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256, provenance=provenance,
         ))
     _write_json_api(store, files, root, base)
     simple = root / "simple"
     write_text(simple / "index.html", render_root_html(list(by_project)), gz=True)
     write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)
-    from packaging.utils import canonicalize_name
 
     write_text(root / "find-links.html", render_find_links(
-        [replace(f, url=f.url.removeprefix("../../")) for pfiles in by_project.values() for f in pfiles]), gz=True)
+        [replace(f, url=f.url.removeprefix("../../"), provenance=f.provenance.removeprefix("../../") if f.provenance else None)
+         for pfiles in by_project.values() for f in pfiles]), gz=True)
     for project, pfiles in by_project.items():
         d = safe_join(simple, canonicalize_name(project))
         st = snapshot.python.projects.get(canonicalize_name(project))

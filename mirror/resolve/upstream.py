@@ -37,6 +37,7 @@ class FileStatus:
     requires_python: str | None
     sha256: str | None = None
     url: str | None = None  # where the file is (absolute; without the fragment)
+    provenance: str | None = None  # its PEP 740 provenance's URL (absolute), where the index names one
 
 
 class ProjectPage(dict[str, FileStatus]):
@@ -85,6 +86,7 @@ def _links_parser() -> type:
                     requires_python=self._attrs.get("data-requires-python"),
                     sha256=fragment[len("sha256="):] if fragment.startswith("sha256=") else None,
                     url=urljoin(self._base, href) if href else None,  # (the parser unescaped it)
+                    provenance=urljoin(self._base, p) if (p := self._attrs.get("data-provenance")) else None,
                 )
                 self._attrs = None
 
@@ -109,9 +111,11 @@ def parse_project_page(body: bytes, content_type: str, base: str = "") -> Projec
                 url = urljoin(base, url)
             # A numpy page has 4,415 files: built without the frozen dataclass's __init__ (8x faster).
             st = new(FileStatus)
+            prov = f.get("provenance")
             for k, v in (("yanked", None if y is False else ("" if y is True else str(y))),
                          ("requires_python", f.get("requires-python")), ("sha256", (f.get("hashes") or {}).get("sha256")),
-                         ("url", url.partition("#")[0] if url else None)):
+                         ("url", url.partition("#")[0] if url else None),
+                         ("provenance", urljoin(base, prov) if isinstance(prov, str) and prov else None)):
                 object.__setattr__(st, k, v)
             out[f["filename"]] = st
         return out

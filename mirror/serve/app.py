@@ -369,6 +369,7 @@ class App:
             return self._text(HTTPStatus.NOT_FOUND, "not found\n", route=route)
         if not content_type:
             content_type = ("application/json" if parts[:1] == ["pypi"] and target.name == "json"  # PyPI's JSON API
+                            else layout.INTEGRITY_JSON if parts[:1] == ["integrity"] and target.name == "provenance"
                             else _CONTENT_TYPES.get(Path(target.name).suffix, "application/octet-stream"))
         elif content_type == "text/html":
             content_type = "text/html; charset=utf-8"

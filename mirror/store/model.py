@@ -224,7 +224,10 @@ class PythonFile(Record):
     upload_time: str | None = None
     metadata_sha256: str | None = None
     metadata_size: int | None = None
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"metadata_size"})
+    # Its PEP 740 provenance (the index's JSON, a blob), served at the Integrity API's path.
+    provenance_sha256: str | None = None
+    provenance_size: int | None = None
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"metadata_size", "provenance_sha256", "provenance_size"})
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS blobs (
 CREATE TABLE IF NOT EXISTS pyfiles (
     sha256 TEXT NOT NULL, filename TEXT NOT NULL, project TEXT NOT NULL, version TEXT NOT NULL,
     kind TEXT NOT NULL, url TEXT, requires_python TEXT, yanked TEXT, upload_time TEXT,
-    metadata_sha256 TEXT, build_requires TEXT,
+    metadata_sha256 TEXT, build_requires TEXT, provenance_sha256 TEXT,
     PRIMARY KEY (sha256, filename)
 );
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -54,6 +54,7 @@ class CatalogFile:
     upload_time: str | None = None
     metadata_sha256: str | None = None
     build_requires: tuple[str, ...] | None = None
+    provenance_sha256: str | None = None  # its PEP 740 provenance as the index served it (a blob)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -166,6 +167,8 @@ class Store:
             # A run killed between creating the file and its tables left a catalog without them:
             # every connection makes sure they are there (a no-op once they are).
             conn.executescript(_SCHEMA)
+            if "provenance_sha256" not in {row[1] for row in conn.execute("PRAGMA table_info(pyfiles)")}:
+                conn.execute("ALTER TABLE pyfiles ADD COLUMN provenance_sha256 TEXT")  # (a catalog made before PEP 740)
             self._local.conn = conn
         try:
             # One transaction at a time in this process: SQLite lets one writer in and makes the
@@ -253,10 +256,10 @@ class Store:
         with self.db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO pyfiles(sha256, filename, project, version, kind, url, requires_python,"
-                " yanked, upload_time, metadata_sha256, build_requires) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " yanked, upload_time, metadata_sha256, build_requires, provenance_sha256) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (f.sha256, f.filename, f.project, f.version, f.kind, f.url, f.requires_python, f.yanked,
                  f.upload_time, f.metadata_sha256,
-                 json.dumps(list(f.build_requires)) if f.build_requires is not None else None),
+                 json.dumps(list(f.build_requires)) if f.build_requires is not None else None, f.provenance_sha256),
             )
 
     def catalogued(self, files: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -283,7 +286,7 @@ class Store:
         with self.db() as db:
             row = db.execute(
                 "SELECT p.sha256, filename, project, version, kind, url, requires_python, yanked, upload_time,"
-                " metadata_sha256, build_requires, b.size FROM pyfiles p JOIN blobs b ON b.sha256 = p.sha256"
+                " metadata_sha256, build_requires, b.size, provenance_sha256 FROM pyfiles p JOIN blobs b ON b.sha256 = p.sha256"
                 " WHERE p.sha256 = ? AND filename = ?",
                 (sha256, filename),
             ).fetchone()
@@ -293,6 +296,7 @@ class Store:
             sha256=row[0], filename=row[1], project=row[2], version=row[3], kind=row[4], url=row[5],
             requires_python=row[6], yanked=row[7], upload_time=row[8], metadata_sha256=row[9],
             build_requires=tuple(json.loads(row[10])) if row[10] is not None else None, size=row[11],
+            provenance_sha256=row[12],
         )
 
     # -- snapshots -------------------------------------------------------------------------

@@ -125,6 +125,8 @@ class Snapshot:
             out[sha] = meta.size
             if meta.metadata_sha256:
                 out[meta.metadata_sha256] = meta.metadata_size
+            if meta.provenance_sha256:
+                out[meta.provenance_sha256] = meta.provenance_size
         for app in self.apps.values():
             for t in app.targets.values():
                 for lock in (t.pylock, t.requirements_lock):

@@ -67,7 +67,9 @@ class PythonPartBuilder:
                     filename=entry.filename, project=entry.project, version=entry.version, kind=entry.kind,
                     size=entry.size, url=entry.url, requires_python=entry.requires_python, yanked=entry.yanked,
                     upload_time=entry.upload_time, metadata_sha256=entry.metadata_sha256,
-                    metadata_size=store.blob_size(entry.metadata_sha256) if entry.metadata_sha256 else None)
+                    metadata_size=store.blob_size(entry.metadata_sha256) if entry.metadata_sha256 else None,
+                    provenance_sha256=entry.provenance_sha256,
+                    provenance_size=store.blob_size(entry.provenance_sha256) if entry.provenance_sha256 else None)
                 shas.append(f.sha256)
         return tuple(sorted(shas))
 

@@ -28,6 +28,7 @@ from airgap_mirror.sync.cooldown import cooled
 from airgap_mirror.sync.early import EarlyDownloads, catalog_entry
 from airgap_mirror.sync.jobs import Job, MemoRecord, Resolved, resolve_jobs
 from airgap_mirror.sync.options import MAX_BUILD_DEPTH
+from airgap_mirror.sync.provenance import Wanted, fetch_provenances
 from airgap_mirror.sync.state import SyncRun
 
 _log = logs.get(__name__)
@@ -47,6 +48,8 @@ class Fetched:
     bad_files: set[str]  # sha256 of files that could not be fetched
     # canonical project → (status, reason) as each page read in full gave it (PEP 792; "active" too)
     statuses: dict[str, tuple[str, str | None]] = dataclasses.field(default_factory=dict)
+    # What the sync says but does not fail for (a provenance its index named that was not had).
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 _Pending = list[tuple[str, PythonTarget, list[Pin], IndexConfig]]  # (owner, target, pins, index) to fetch
@@ -171,9 +174,30 @@ class _Fetcher:
                                      if w not in confusion[owner]]
                 compiled.setdefault(owner, []).extend(compiled_sdists(target, pins, idx, pages, self.compiled_known))
 
+    def _provenances(self, pending: _Pending, pages: Mapping[tuple[str, str], Mapping[str, FileStatus]]) -> dict[str, str]:
+        """The PEP 740 provenance of each file new to the catalog whose page names one, fetched (file
+        sha256 → its blob); what could not be kept is said."""
+        store, wanted = self.run.store, []
+        for _, _, pins, idx in pending:
+            for pin in pins:
+                source = source_index(pages, idx, pin.name)
+                page = pages.get((source, pin.name), {}) if source else {}
+                for f in pin.files:
+                    st = page.get(f.filename)
+                    if st is not None and st.provenance and f.sha256 not in self.got.bad_files \
+                            and store.pyfile(f.sha256, f.filename) is None:
+                        wanted.append(Wanted(sha256=f.sha256, filename=f.filename, url=st.provenance))
+        if not wanted:
+            return {}
+        kept, said = fetch_provenances(store, wanted, credentials=self.run.credentials, concurrency=self.run.opts.concurrency)
+        self.got.warnings.extend(said)
+        return kept
+
     def build_jobs(self, pending: _Pending, pages: Mapping[tuple[str, str], Mapping[str, FileStatus]]) -> list[Job]:
-        """Each file catalogued; the build requirements of the sdists, per target, not resolved yet."""
+        """Each file catalogued (with its provenance); the build requirements of the sdists, per
+        target, not resolved yet."""
         next_jobs: list[Job] = []
+        provenances = self._provenances(pending, pages)
         for _, target, pins, idx in pending:
             for pin in pins:
                 source = source_index(pages, idx, pin.name)
@@ -182,7 +206,7 @@ class _Fetcher:
                         continue
                     entry = catalog_entry(self.run.store, pin, f,
                                           pages.get((source, pin.name), {}).get(f.filename) if source else None,
-                                          self.early.facts.get(f.sha256))
+                                          self.early.facts.get(f.sha256), provenances.get(f.sha256))
                     if entry.kind == "sdist" and entry.build_requires is not None:
                         reqs = tuple(sorted(set(entry.build_requires)))
                         if not reqs or (target.id, reqs, idx.search_order) in self.seen_build:

@@ -161,9 +161,9 @@ def page_file(filename: str, st: FileStatus, name: str, version: Version) -> Pin
 
 
 def catalog_entry(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | None = None,
-             facts: FileFacts | None = None) -> CatalogFile:
+             facts: FileFacts | None = None, provenance: str | None = None) -> CatalogFile:
     """Catalog entry for a fetched file, reading its metadata once (or given it, as read when the
-    file landed)."""
+    file landed); `provenance`: the blob of its PEP 740 provenance, fetched as its page named it."""
     known = store.pyfile(f.sha256, f.filename)
     if known is not None:
         return known
@@ -176,6 +176,7 @@ def catalog_entry(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | No
         size=path.stat().st_size, url=strip_credentials(f.origin or f.url), requires_python=requires_python,
         yanked=status.yanked if status is not None else None,
         upload_time=f.upload_time, metadata_sha256=metadata_sha, build_requires=build_requires,
+        provenance_sha256=provenance,
     )
     store.record_pyfile(entry)
     return entry

@@ -91,6 +91,7 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
         clock.lap("catalog")
         sections: dict[str, Section] = {}
         warnings: list[str] = _stray_app_settings(opts, set(run.results) | set(run.previous.apps if run.previous else ()))
+        warnings += run.got.warnings
         for ext, future in extensions.result():
             outcome, took = future.result()
             clock.note(f"{ext.name} (alongside)", took)

@@ -75,10 +75,12 @@ class _JsonIndexHandler(_QuietHandler):
 
 
 def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, str],
-                     statuses: dict[str, tuple[str, str | None]] | None = None) -> None:
+                     statuses: dict[str, tuple[str, str | None]] | None = None,
+                     provenances: dict[str, str] | None = None) -> None:
     """The PEP 691 JSON pages of a folder of distributions, each file with its PEP 700 upload time
-    (`upload_times`: file name → RFC 3339 time), and a project's PEP 792 status where `statuses`
-    gives one (project → (status, reason))."""
+    (`upload_times`: file name → RFC 3339 time), a project's PEP 792 status where `statuses`
+    gives one (project → (status, reason)), and a file's PEP 740 `provenance` URL where
+    `provenances` gives one (file name → URL, relative to the page)."""
     from packaging.utils import parse_sdist_filename, parse_wheel_filename
 
     by_project: dict[str, list[Path]] = {}
@@ -88,7 +90,8 @@ def write_json_index(files_dir: Path, index_dir: Path, upload_times: dict[str, s
     for project, paths in by_project.items():
         files = [{"filename": p.name, "url": f"../../files/{p.name}", "size": p.stat().st_size,
                   "hashes": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()},
-                  **({"upload-time": upload_times[p.name]} if p.name in upload_times else {})} for p in paths]
+                  **({"upload-time": upload_times[p.name]} if p.name in upload_times else {}),
+                  **({"provenance": provenances[p.name]} if provenances and p.name in provenances else {})} for p in paths]
         (index_dir / project).mkdir(parents=True, exist_ok=True)
         doc: dict[str, object] = {"meta": {"api-version": "1.4"}, "name": project, "files": files, "versions": []}
         if statuses and project in statuses:
