@@ -184,8 +184,10 @@ class _Fetcher:
                 page = pages.get((source, pin.name), {}) if source else {}
                 for f in pin.files:
                     st = page.get(f.filename)
-                    if st is not None and st.provenance and f.sha256 not in self.got.bad_files \
-                            and store.pyfile(f.sha256, f.filename) is None:
+                    if st is None or not st.provenance or f.sha256 in self.got.bad_files:
+                        continue
+                    known = store.pyfile(f.sha256, f.filename)  # (one catalogued before: its page read anew)
+                    if known is None or known.provenance_sha256 is None:
                         wanted.append(Wanted(sha256=f.sha256, filename=f.filename, url=st.provenance))
         if not wanted:
             return {}

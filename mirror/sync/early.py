@@ -165,6 +165,9 @@ def catalog_entry(store: Store, pin: Pin, f: PinnedFile, status: FileStatus | No
     """Catalog entry for a fetched file, reading its metadata once (or given it, as read when the
     file landed); `provenance`: the blob of its PEP 740 provenance, fetched as its page named it."""
     known = store.pyfile(f.sha256, f.filename)
+    if known is not None and provenance and known.provenance_sha256 != provenance:
+        known = dataclasses.replace(known, provenance_sha256=provenance)  # (its page read anew names one)
+        store.record_pyfile(known)
     if known is not None:
         return known
     path = store.blob_path(f.sha256)

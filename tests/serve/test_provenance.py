@@ -139,3 +139,26 @@ def test_what_is_no_provenance_object_is_refused_by_its_reading():
     for bad in ({}, {"attestation_bundles": [{"attestations": [{"envelope": {"statement": "!!"}}]}]}, [1]):
         with pytest.raises(ValueError):
             provenance_subjects(bad)
+
+
+def test_a_file_mirrored_before_its_index_named_a_provenance_gets_it_on_refresh(attested_upstream, tmp_path):
+    root = Path(attested_upstream.httpd.RequestHandlerClass.keywords["directory"])  # type: ignore[attr-defined]
+    write_json_index(root / "files", root / "simple", {})  # no provenance named yet
+    app = tmp_path / "attested"
+    app.mkdir()
+    (app / "requirements.txt").write_text("circleci-sign-publish-example==0.0.1.dev137\n")
+    store = tmp_path / "s"
+    args = ("sync", str(app), "--store", str(store), "--python", "3.11", "--platform", X86,
+            "--index-url", attested_upstream.url + "/simple", "--installers", "", "--json")
+
+    def wheel_entry(sid: str) -> dict:
+        snap = json.loads((store / "store-v1" / "snapshots" / f"{sid}.json").read_text())
+        return next(f for f in snap["python"]["files"].values() if f["filename"] == WHEEL)
+
+    first = json.loads(run_mirror(*args).stdout)
+    assert "provenance_sha256" not in wheel_entry(first["snapshot"])
+    write_json_index(root / "files", root / "simple", {}, provenances={
+        WHEEL: f"../../integrity/circleci-sign-publish-example/0.0.1.dev137/{WHEEL}/provenance"})
+    again = json.loads(run_mirror(*args, "--refresh").stdout)
+    assert again["ok"] and again["snapshot"] != first["snapshot"]
+    assert wheel_entry(again["snapshot"])["provenance_size"] == len(attested_upstream.provenance)
