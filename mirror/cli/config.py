@@ -127,6 +127,7 @@ port = 8080
 # tls-cert = "/etc/airgap-mirror/tls/fullchain.pem"
 # tls-key = "/etc/airgap-mirror/tls/key.pem"
 # htpasswd = "/etc/airgap-mirror/htpasswd"      # htpasswd -B (bcrypt)
+# auth-failures = 20   # wrong passwords per client address per minute, then 429 (0: no limit)
 # tokens = "/etc/airgap-mirror/tokens"          # NAME:TOKEN per line, sent as a Bearer token or basic password
 # access-log = "/var/log/airgap-mirror/access.log"
 '''
@@ -165,6 +166,7 @@ class Config:
     htpasswd: Path | None = None
     tokens: Path | None = None
     access_log: str | None = None
+    auth_failures: int = 20  # wrong passwords per client address per minute ([serve] auth-failures)
     publish_targets: tuple[str, ...] = ()
     publish_grace: str = "1d"
     source: Path | None = None
@@ -195,6 +197,12 @@ def _app_cooldowns(value: Any, path: Path) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ConfigError(f'{path}: [apps.exclude-newer] must be a table of app = "duration", e.g. dash-app = "14 days"')
     return {str(app): str(_cooldown(v, f"apps.exclude-newer.{app}", path)) for app, v in value.items()}
+
+
+def _count(value: Any, key: str, path: Path) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1_000_000:
+        raise ConfigError(f"{path}: `{key}` must be a whole number from 0 to 1000000, not {str(value)[:40]}")
+    return value
 
 
 def _app_lists(value: Any, table: str, path: Path) -> dict[str, tuple[str, ...]]:
@@ -294,6 +302,7 @@ def load_config(path: Path | None) -> Config:
             htpasswd=base / serve_t["htpasswd"] if serve_t.get("htpasswd") else None,
             tokens=base / serve_t["tokens"] if serve_t.get("tokens") else None,
             access_log=str(serve_t["access-log"]) if serve_t.get("access-log") else None,
+            auth_failures=_count(serve_t.get("auth-failures", 20), "serve.auth-failures", path),
             publish_targets=_list(publish_t.get("targets", []), "publish.targets", path),
             publish_grace=str(publish_t.get("grace", "1d")),
             source=Path(path),

@@ -119,6 +119,7 @@ def serve(
     tls_key: Annotated[Path | None, typer.Option("--tls-key", help="TLS private key (PEM).")] = None,
     htpasswd: Annotated[Path | None, typer.Option("--htpasswd", help="Require HTTP basic auth from this htpasswd file (bcrypt: `htpasswd -B`).")] = None,
     tokens: Annotated[Path | None, typer.Option("--tokens", help="Accept bearer tokens from this file (NAME:TOKEN per line).")] = None,
+    auth_failures: Annotated[int | None, typer.Option("--auth-failures", help="Wrong passwords one client address may send per minute before it gets 429 until the oldest is a minute old [default 20; 0: no limit]; [serve] auth-failures.")] = None,
     access_log: Annotated[str | None, typer.Option("--access-log", help="Log every request in combined format to this file, or - for stdout.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Worker processes [default: one per core]; 0 serves from one process with Python's own HTTP server (for debugging).")] = None,
 ) -> None:
@@ -145,7 +146,8 @@ def serve(
             raise ConfigError("TLS needs both --tls-cert and --tls-key (or tls-cert and tls-key under [serve])")
         tls = tls_context(cert, key) if cert is not None and key is not None else None
         pw, tok = htpasswd or cfg.htpasswd, tokens or cfg.tokens
-        auth = Auth(pw, tok) if pw or tok else None
+        failures = auth_failures if auth_failures is not None else cfg.auth_failures
+        auth = Auth(pw, tok, failure_limit=failures) if pw or tok else None
         where = access_log or cfg.access_log
         if where == "-":
             log = sys.stdout
@@ -168,6 +170,7 @@ def serve(
                 log.close()
                 log = None
             settings = {"htpasswd": str(pw) if pw else None, "tokens": str(tok) if tok else None, "url": cfg.serve_url,
+                        "auth_failures": failures,
                         "access_log": os.path.abspath(where) if where and where != "-" else where}
             serve_rsgi(st.published, bind_host, bind_port, workers=n_workers, settings=settings,
                        tls=(cert, key) if cert is not None and key is not None else None,

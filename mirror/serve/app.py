@@ -240,17 +240,21 @@ class App:
 
     # -- a request -----------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: Mapping[str, str], *, scheme: str = "http",
-               host: str | None = None) -> Response:
+               host: str | None = None, client: str | None = None) -> Response:
         if method not in ("GET", "HEAD"):
             return self._text(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: GET and HEAD only\n",
                               extra=[("Allow", "GET, HEAD")])
         split = urlsplit(target)
         raw_path = unquote(split.path)
         if raw_path == "/health":  # for load balancers, without credentials: the details only with them
-            return self._health(detail=self.auth is None or self.auth.check(headers.get("authorization")) is not None)
+            return self._health(detail=self.auth is None or self.auth.check(headers.get("authorization"), client) is not None)
         user = "-"
         if self.auth is not None:
-            who = self.auth.check(headers.get("authorization"))
+            wait = self.auth.retry_after(client) if headers.get("authorization") else None  # (over its limit before this one)
+            who = self.auth.check(headers.get("authorization"), client)
+            if who is None and wait is not None:
+                return self._text(HTTPStatus.TOO_MANY_REQUESTS, "too many wrong passwords from this address: wait and "
+                                  "check the credentials\n", route="denied", extra=[("Retry-After", str(wait))])
             if who is None:
                 return self._text(HTTPStatus.UNAUTHORIZED, "authentication required\n", route="denied",
                                   extra=[("WWW-Authenticate", f'Basic realm="{REALM}", charset="UTF-8"'),

@@ -4,6 +4,12 @@ nginx and pypiserver read it) and bearer tokens from a file, one realm for every
 Both files are re-read when they change (checked at most once a second). A bcrypt check costs tens
 of milliseconds by design, so a password that checked is remembered (by a digest of user and
 password, never the password) until a file changes. Nothing here logs or keeps a credential.
+
+A client (by address) that sends `failure_limit` wrong passwords within a minute gets no more
+bcrypt checks until the oldest of them is a minute old (the server answers 429 with Retry-After):
+guessing is bounded, and the checks of one client no longer take the others' time. Credentials it
+proved before and tokens still pass (they need no bcrypt): a site's machines behind one address
+are not locked out by one misconfigured client.
 """
 
 from __future__ import annotations
@@ -16,14 +22,18 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from airgap_mirror.errors import ConfigError
 
-__all__ = ["Auth", "REALM"]
+__all__ = ["Auth", "REALM", "FAILURE_LIMIT"]
 
 REALM = "airgap-mirror"
+FAILURE_LIMIT = 20  # wrong passwords per client per minute before it waits (0: no limit)
+_WINDOW = 60.0
+_CLIENTS = 10_000  # clients whose failures are remembered at once (the oldest forgotten first)
 
 
 @dataclass(slots=True)
@@ -35,10 +45,14 @@ class _Loaded:
 
 
 class Auth:
-    def __init__(self, htpasswd: Path | None = None, tokens: Path | None = None) -> None:
+    def __init__(self, htpasswd: Path | None = None, tokens: Path | None = None, *,
+                 failure_limit: int = FAILURE_LIMIT) -> None:
         if htpasswd is None and tokens is None:
             raise ValueError("Auth needs an htpasswd file or a tokens file")
         self.htpasswd, self.tokens = htpasswd, tokens
+        self.failure_limit = max(0, failure_limit)
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()  # client → times of its wrong passwords
+        self._failures_lock = threading.Lock()
         self._lock = threading.Lock()
         self._loaded = _Loaded()
         self._next_check = 0.0
@@ -73,8 +87,34 @@ class Auth:
                 loaded.tokens = _read_tokens(self.tokens, strict=force)
             self._loaded = loaded
 
-    def check(self, authorization: str | None) -> str | None:
-        """The user (or token name) the Authorization header proves, else None."""
+    def retry_after(self, client: str | None) -> int | None:
+        """Seconds until `client` may have a password checked again, or None when it may now."""
+        if not client or not self.failure_limit:
+            return None
+        with self._failures_lock:
+            times = self._failures.get(client)
+            if times is None:
+                return None
+            now = time.monotonic()
+            while times and times[0] <= now - _WINDOW:
+                times.popleft()
+            if len(times) < self.failure_limit:
+                return None
+            return max(1, int(times[0] + _WINDOW - now + 0.999))
+
+    def _failed(self, client: str | None) -> None:
+        if not client or not self.failure_limit:
+            return
+        with self._failures_lock:
+            times = self._failures.pop(client, None) or deque(maxlen=self.failure_limit)
+            times.append(time.monotonic())
+            self._failures[client] = times  # (the most recent last: the oldest are forgotten first)
+            while len(self._failures) > _CLIENTS:
+                self._failures.popitem(last=False)
+
+    def check(self, authorization: str | None, client: str | None = None) -> str | None:
+        """The user (or token name) the Authorization header proves, else None; `client` (its
+        address) is counted for each wrong password, and one over its limit gets no bcrypt check."""
         if not authorization:
             return None
         self._reload()
@@ -98,12 +138,15 @@ class Auth:
         if loaded.checked.get(key) == user:
             return user
         stored = loaded.users.get(user)
+        if self.retry_after(client) is not None:
+            return None  # (no bcrypt for a client over its limit: the server says 429)
         import bcrypt
 
         if stored is None:
             # As long as a known user's wrong password takes: the answer's time does not tell which
             # user names exist (0.4 ms against 3-577 ms before).
             bcrypt.checkpw(password.encode(), _dummy_hash(next(iter(loaded.users.values()))))
+            self._failed(client)
             return None
         try:
             ok = bcrypt.checkpw(password.encode(), stored)
@@ -112,6 +155,7 @@ class Auth:
         if ok:
             loaded.checked[key] = user
             return user
+        self._failed(client)
         return None
 
 

@@ -41,13 +41,14 @@ class RsgiApp:
 
     def _setup(self) -> Any:
         from .app import App
-        from .auth import Auth
+        from .auth import FAILURE_LIMIT, Auth
 
         cfg = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
         auth = None
         if cfg.get("htpasswd") or cfg.get("tokens"):
             auth = Auth(Path(cfg["htpasswd"]) if cfg.get("htpasswd") else None,
-                        Path(cfg["tokens"]) if cfg.get("tokens") else None)
+                        Path(cfg["tokens"]) if cfg.get("tokens") else None,
+                        failure_limit=int(cfg.get("auth_failures", FAILURE_LIMIT)))
         self._app = App(Path(cfg["published"]), auth=auth, url=cfg.get("url"), multiprocess=True)
         log = cfg.get("access_log")
         if log == "-":
@@ -70,7 +71,8 @@ class RsgiApp:
         app.metrics.begin()
         resp, sent = None, 0
         def handle() -> Any:
-            return app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"))
+            return app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"),
+                              client=scope.client.rsplit(":", 1)[0] if scope.client else None)
 
         try:
             if app.auth is not None and (headers.get("authorization") or "")[:6].lower() == "basic ":

@@ -58,7 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 resp = app.handle(self.command, self.path, headers, scheme=self.server.scheme,
-                                  host=self.headers.get("Host"))
+                                  host=self.headers.get("Host"), client=self.client_address[0])
             except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
                 self.close_connection = True
                 resp = Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")

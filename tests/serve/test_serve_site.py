@@ -325,7 +325,8 @@ def test_password_checks_never_hold_up_other_requests_or_tell_which_users_exist(
     unknown = statistics.median(took("nobody") for _ in range(3))
     assert unknown >= known * 0.5, (known, unknown)
 
-    srv = Server(site["store"], "--htpasswd", str(htpasswd), "--workers", "1")
+    # (no failure limit here: the wrong passwords are to reach bcrypt; the limit has its own test)
+    srv = Server(site["store"], "--htpasswd", str(htpasswd), "--workers", "1", "--auth-failures", "0")
     stop = threading.Event()
 
     def hammer() -> None:
@@ -349,6 +350,38 @@ def test_password_checks_never_hold_up_other_requests_or_tell_which_users_exist(
         for c in clients:
             c.join(timeout=30)
         srv.stop()
+
+
+def test_a_client_guessing_passwords_is_stopped_and_nobody_else(site, tmp_path):
+    """After `--auth-failures` wrong passwords within a minute, a client address gets 429 with
+    Retry-After and no more bcrypt checks; a credential proven before and a token still pass, a
+    request without credentials still gets the 401 challenge."""
+    srv = Server(site["store"], "--htpasswd", str(site["htpasswd"]), "--tokens", str(site["tokens"]),
+                 "--workers", "1", "--auth-failures", "5")
+    try:
+        assert httpx.get(srv.simple, auth=("alice", "wonder land"), timeout=30).status_code == 200  # proven once
+        codes = [httpx.get(srv.simple, auth=("alice", f"guess{i}"), timeout=30).status_code for i in range(5)]
+        assert codes == [401] * 5
+        t = time.perf_counter()
+        limited = httpx.get(srv.simple, auth=("mallory", "guess"), timeout=30)
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 60, limited.headers
+        assert time.perf_counter() - t < 0.2  # no bcrypt run for it
+        assert httpx.get(srv.simple, auth=("alice", "guess6"), timeout=30).status_code == 429
+        assert httpx.get(srv.simple, auth=("alice", "wonder land"), timeout=30).status_code == 200
+        assert httpx.get(srv.simple, headers={"Authorization": "Bearer tok-0123456789abcdef0123"}, timeout=30).status_code == 200
+        assert httpx.get(srv.simple, timeout=30).status_code == 401
+        assert httpx.get(srv.base + "/health", timeout=30).status_code == 200
+    finally:
+        srv.stop()
+    bad = run_mirror("serve", "--store", str(site["store"]), "--config", str(_config(tmp_path, "auth-failures = -1")),
+                     check=False)
+    assert bad.returncode == 2 and "auth-failures` must be a whole number" in bad.stdout + bad.stderr
+
+
+def _config(tmp_path: Path, serve_line: str) -> Path:
+    cfg = tmp_path / "mirror.toml"
+    cfg.write_text(f"[serve]\n{serve_line}\n")
+    return cfg
 
 
 def test_every_link_on_the_front_page_answers(site):
