@@ -43,6 +43,7 @@ class Reporter(Protocol):
     def phase(self, name: str, total: int | None) -> None: ...
     def advance(self, n: int = 1) -> None: ...
     def note(self, message: str) -> None: ...
+    def finished(self, what: str) -> None: ...  # one item of the work done (an app resolved): a log's line
     def lane(self) -> Reporter: ...
 
 
@@ -56,6 +57,9 @@ class QuietReporter:
         pass
 
     def note(self, message: str) -> None:
+        pass
+
+    def finished(self, what: str) -> None:
         pass
 
     def lane(self) -> QuietReporter:

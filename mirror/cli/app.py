@@ -52,9 +52,16 @@ def _main(
 
 
 class _PlainReporter:
-    """No bars (CI, --json, pipes): what the work notes still reaches the console."""
+    """No bars (CI, --json, pipes): what the work notes still reaches the console (stderr), and with
+    `lines` (off a terminal, not --json) a line as each phase starts, so a nightly's log shows where
+    a long run is."""
 
     enabled = False
+
+    def __init__(self, lines: bool = False) -> None:
+        import time
+
+        self.lines, self._start = lines, time.monotonic()
 
     def __enter__(self) -> _PlainReporter:
         return self
@@ -66,7 +73,11 @@ class _PlainReporter:
         return self
 
     def phase(self, name: str, total: int | None) -> None:
-        pass
+        if self.lines:
+            import time
+
+            count = "" if not total else f" ({total / 1e6:,.1f} MB)" if "download" in name else f" ({total:,})"
+            console.print(f"[{time.monotonic() - self._start:6.1f}s] {name}{count}", highlight=False, markup=False)
 
     def advance(self, n: int = 1) -> None:
         pass
@@ -74,11 +85,18 @@ class _PlainReporter:
     def note(self, message: str) -> None:
         console.print(message)
 
+    def finished(self, what: str) -> None:
+        if self.lines:
+            import time
 
-def progress_reporter(enabled: bool) -> Any:
-    """Progress bars on a terminal (rich's, loaded only then: 13 ms); nothing otherwise."""
+            console.print(f"[{time.monotonic() - self._start:6.1f}s]   {what}", highlight=False, markup=False)
+
+
+def progress_reporter(enabled: bool, *, lines: bool = False) -> Any:
+    """Progress bars on a terminal (rich's, loaded only then: 13 ms); otherwise a line per phase and
+    per finished app with `lines` (a log), else nothing."""
     if not enabled:
-        return _PlainReporter()
+        return _PlainReporter(lines)
     from airgap_mirror.cli.progress import RichReporter
 
     return RichReporter()

@@ -67,3 +67,6 @@ class RichReporter:
 
     def note(self, message: str) -> None:
         self.progress.console.print(message)
+
+    def finished(self, what: str) -> None:
+        self.progress.console.print(f"  {what}", highlight=False, markup=False)

@@ -206,7 +206,7 @@ def sync(
         )
         _check_sync_input(opts, named_apps=tuple(apps or ()))
         st = open_store(root, create=True)
-        with progress_reporter(interactive(as_json)) as rep:
+        with progress_reporter(interactive(as_json), lines=not as_json) as rep:
             with st.lock("sync"):
                 result = run_sync(st, opts, reporter=rep)
                 if result.snapshot_id:

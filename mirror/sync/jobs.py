@@ -20,7 +20,6 @@ from airgap_mirror.apps.reqfile import ReqLine
 from airgap_mirror.credentials import expand
 from airgap_mirror.errors import InputError, IntegrityError, MirrorError, ResolutionError
 from airgap_mirror.fetch import unknown_host
-from airgap_mirror.interfaces import Reporter
 from airgap_mirror.resolve import (
     IndexConfig,
     Pin,
@@ -178,7 +177,7 @@ def _finish(job: Job, pylock: bytes) -> Resolved:
 
 
 def _answer_from_memo(jobs: list[Job], recorded: Mapping[tuple[str, str], Recorded], memo: ResolutionMemo,
-                      out: dict[tuple[str, str], Verdict], reporter: Reporter,
+                      out: dict[tuple[str, str], Verdict], answered: Callable[[Job], None],
                       public: str, again: set[str]) -> list[Job]:
     """Fill `out` for every job (each has a record) whose recorded resolution read only pages that
     are unchanged now (each page read once, all at once); return the jobs uv must resolve. Pages the
@@ -197,7 +196,7 @@ def _answer_from_memo(jobs: list[Job], recorded: Mapping[tuple[str, str], Record
                                                    "requirements and index pages; --refresh retries it)")))
         except MirrorError as exc:
             out[job.key] = Failed(exc)
-        reporter.advance()
+        answered(job)
     return todo
 
 
@@ -251,6 +250,19 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
     opts, reporter = run.opts, run.reporter
     previous = run.previous if apps else None
     out: dict[tuple[str, str], Verdict] = {}
+    left: dict[str, int] = {}  # app → its jobs not answered yet: a line as each app's last one is (a log's progress)
+    for job in jobs if apps else ():
+        left[job.key[0]] = left.get(job.key[0], 0) + 1
+
+    def answered(job: Job) -> None:
+        reporter.advance()
+        if job.key[0] in left:
+            left[job.key[0]] -= 1
+            if not left[job.key[0]]:
+                verdicts = [v for k, v in out.items() if k[0] == job.key[0]]
+                bad = [" ".join(str(v).split())[:240] for v in verdicts if isinstance(v, Failed)]
+                reporter.finished(f"{job.key[0]}: resolved for {len(verdicts)} target{'s' if len(verdicts) != 1 else ''}"
+                                  if not bad else f"{job.key[0]}: FAILED to resolve: {bad[0]}")
     for job in jobs:  # a lock's files, as they are: no uv, no pages
         if job.prelocked is None:
             continue
@@ -258,7 +270,7 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
             out[job.key] = _finish(job, job.prelocked)
         except MirrorError as exc:
             out[job.key] = Failed(exc)
-        reporter.advance()
+        answered(job)
     jobs = [j for j in jobs if j.prelocked is None]
 
     keys = {job.key: memo_key(_memo_fields(job)) for job in jobs}
@@ -273,7 +285,7 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
         answerable = [job for job in jobs if job.key in recorded]
         if answerable:
             on_wait()
-        changed = _answer_from_memo(answerable, recorded, memo, out, reporter, opts.index.index_url,
+        changed = _answer_from_memo(answerable, recorded, memo, out, answered, opts.index.index_url,
                                     sdist_pages(previous, answerable))
         futures.update({pool.submit(uv.resolve, job): job for job in changed})
         todo = [*fresh, *changed]
@@ -289,7 +301,7 @@ def resolve_jobs(jobs: list[Job], run: SyncRun, memo: ResolutionMemo, early: Ear
                 out[job.key] = Failed(exc)
             except MirrorError as exc:
                 out[job.key] = Failed(exc)
-            reporter.advance()
+            answered(job)
     memo.resolved += len(todo)
     return out, [(keys[job.key], pylock, error, pages) for job, pylock, error, pages in done]
 
