@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ class RsgiApp:
         return self._app
 
     def __rsgi_init__(self, loop: Any) -> None:
+        _die_with_parent()
         self._setup()
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
@@ -120,9 +122,46 @@ class RsgiApp:
 app = RsgiApp()
 
 
+def _die_with_parent() -> None:
+    """A worker ends when the server process does, however it ends (kill -9 included): Linux's
+    PR_SET_PDEATHSIG. Without it the workers went on serving, reparented to PID 1, holding the port."""
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # (the parent went before the call took)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _memfd_path(data: bytes) -> Path:
+    """A path to `data` that lives only as long as this process: a memfd (RAM, 0600 to its owner),
+    read by the workers as /proc/PID/fd/N. A kill -9 leaves no copy of a secret behind on disk."""
+    from pathlib import PosixPath
+
+    class _AsNamed(PosixPath):
+        """Read at the name given: granian resolves the key's path, which for a memfd's is a name
+        that does not exist ("/memfd:... (deleted)")."""
+
+        def resolve(self, strict: bool = False) -> _AsNamed:
+            return self
+
+    fd = os.memfd_create("airgap-mirror-tls-key", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    return _AsNamed(f"/proc/{os.getpid()}/fd/{fd}")
+
+
 def _pkcs8(key: Path, folder: Path) -> Path:
-    """granian reads PKCS#8 keys only: a PKCS#1 or SEC1 key ("BEGIN RSA/EC PRIVATE KEY") is converted
-    into `folder` (private to this run, 0600), the given file left as it is."""
+    """granian reads PKCS#8 keys only: a PKCS#1 or SEC1 key ("BEGIN RSA/EC PRIVATE KEY") is converted,
+    the given file left as it is: into memory where Linux has memfds (gone with the process), else
+    into `folder` (private to this run, 0600)."""
     text = key.read_bytes()
     if b"-----BEGIN PRIVATE KEY-----" in text:
         return key
@@ -134,12 +173,35 @@ def _pkcs8(key: Path, folder: Path) -> Path:
         loaded = serialization.load_pem_private_key(text, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"TLS key {key}: not a PEM private key without a password ({exc})") from exc
+    converted = loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    if hasattr(os, "memfd_create"):
+        return _memfd_path(converted)
     from airgap_mirror.store import atomic_write
 
     out = folder / "key.pem"
-    atomic_write(out, loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()), private=True)
+    atomic_write(out, converted, private=True)
     return out
+
+
+def _private_folder() -> Path:
+    """This server's folder for the workers' metrics (and a key where there is no memfd), named by its
+    PID; those of servers no longer running (killed before they could remove theirs) removed first."""
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())
+    for old in tmp.glob("airgap-mirror-serve-*"):
+        pid = old.name.removeprefix("airgap-mirror-serve-").split("-", 1)[0]
+        try:
+            if not pid.isdigit() or old.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # (alive: another server's)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except (PermissionError, OSError):
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"airgap-mirror-serve-{os.getpid()}-"))
 
 
 def serve(published: Path, host: str, port: int, *, workers: int, settings: dict[str, Any],
@@ -147,7 +209,6 @@ def serve(published: Path, host: str, port: int, *, workers: int, settings: dict
     """Run granian until SIGTERM/SIGINT; `on_ready(url)` once it accepts connections."""
     import shutil
     import socket
-    import tempfile
     import threading
     import time
 
@@ -158,7 +219,7 @@ def serve(published: Path, host: str, port: int, *, workers: int, settings: dict
         with socket.socket() as sock:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
-    private = Path(tempfile.mkdtemp(prefix="airgap-mirror-serve-"))
+    private = _private_folder()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(private)  # before any worker imports prometheus_client
     os.environ[SETTINGS_ENV] = json.dumps({**settings, "published": str(published)})
     scheme = "https" if tls else "http"

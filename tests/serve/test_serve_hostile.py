@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,3 +100,79 @@ def test_range_and_format_as_the_rfcs_say(hostile_server):
     # `+` unencoded in the query, as clients write it.
     r = httpx.get(base + "/simple/qux/?format=application/vnd.pypi.simple.v1+json")
     assert r.status_code == 200 and r.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+
+
+def _children(pid: int) -> set[int]:
+    """Every process below `pid` (its workers, theirs)."""
+    parents: dict[int, int] = {}
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as fh:
+                    parents[int(stat)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parents.items() if pp == p}
+        out |= kids
+        todo.extend(kids)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_server_leaves_no_key_copy_and_no_worker_behind(upstream, tmp_path):
+    """kill -9 of `mirror serve`: its workers end with it (they went on serving, reparented to PID 1)
+    and no copy of a converted TLS key is left on disk (a PKCS#1/SEC1 key granian cannot read is
+    converted in memory); the folder it leaves is removed when the next server starts."""
+    import signal
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.builders.cli import Served, run_mirror
+    from tests.builders.tls import ca_and_cert
+    from tests.builders.upstreams import DATA, X86
+
+    store = tmp_path / "store"
+    run_mirror("sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "")
+    ca, cert, key = ca_and_cert(tmp_path / "tls")
+    sec1 = tmp_path / "tls" / "sec1.pem"  # "BEGIN EC PRIVATE KEY", as certbot and older openssl write
+    loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    sec1.write_bytes(loaded.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                          serialization.NoEncryption()))
+    secret = sec1.read_bytes().split(b"\n")[1]
+    pkcs8_body = key.read_bytes().split(b"\n")[1]
+    srv = Served(store, "--tls-cert", str(cert), "--tls-key", str(sec1), "--workers", "2")
+    try:
+        assert httpx.get(srv.simple, verify=str(ca), timeout=30).status_code == 200
+        workers = _children(srv.proc.pid)
+        assert workers, "no worker processes found"
+        left = list(Path(tempfile.gettempdir()).glob(f"airgap-mirror-serve-{srv.proc.pid}-*"))
+        assert left, "the server's folder is named by its PID"
+        os.kill(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "workers outlived the server"
+        for f in (p for d in left for p in d.rglob("*") if p.is_file()):
+            body = f.read_bytes()
+            assert secret not in body and pkcs8_body not in body and b"PRIVATE KEY" not in body, f
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
+    again = Served(store, "--workers", "1")
+    try:
+        assert not any(d.exists() for d in left), "a dead server's folder was not removed"
+    finally:
+        again.stop()
