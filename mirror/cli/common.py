@@ -25,6 +25,8 @@ __all__ = ["console", "escape", "StoreOpt", "ConfigOpt", "JsonOpt", "fail_with",
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from airgap_mirror.store import Store
+
 
 class _LazyConsole:
     """rich's Console on stderr, made at its first use: rich's console and markup modules are some
@@ -118,9 +120,12 @@ def byte_progress(enabled: bool, total: int | None, label: str):  # type: ignore
 
 
 def push_to_buckets(tree: Path, targets: list[str] | tuple[str, ...], grace: str, *, shown: bool,
-                    concurrency: int = 32, check: bool = False) -> list[dict[str, Any]]:
+                    concurrency: int = 32, check: bool = False, store: Store | None = None) -> list[dict[str, Any]]:
     """Upload a published tree to each object-storage target (airgap_mirror.publish.s3), with a progress bar
-    on a terminal; one line each on stderr; the reports as dicts."""
+    on a terminal; one line each on stderr; the reports as dicts. With `store`, one upload to a bucket
+    at a time (a lock of that bucket's own: the store's is not held while the network is waited on)."""
+    import hashlib
+
     from airgap_mirror.publish.s3 import Target, parse_grace, publish_tree
 
     parsed = [Target.parse(t) for t in targets]
@@ -128,7 +133,10 @@ def push_to_buckets(tree: Path, targets: list[str] | tuple[str, ...], grace: str
     reports = []
     for target in parsed:
         progress, advance, set_total = byte_progress(shown, None, f"uploading to {target}")
-        with progress:
+        one_at_a_time = (store.lock(f"publish --to {target}", wait=600,
+                                    name=f"upload-{hashlib.sha256(str(target).encode()).hexdigest()[:16]}.lock")
+                         if store is not None else contextlib.nullcontext())
+        with one_at_a_time, progress:
             report = publish_tree(tree, target, grace=keep, concurrency=concurrency, check=check,
                                   on_total=set_total, on_bytes=advance)
         console.print(f"{target}: snapshot {report.snapshot[:16]} up; {report.uploaded} objects sent "

@@ -3,6 +3,7 @@ and the server inside the gap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -46,21 +47,24 @@ def publish(
     `AWS_ENDPOINT_URL=https://s3.internal:9000 mirror publish --to s3://pypi-mirror/prod`
     """
     from airgap_mirror.cli.common import push_to_buckets
-    from airgap_mirror.publish import current_tree, published_snapshot
+    from airgap_mirror.publish import current_tree, hold_tree, published_snapshot
     from airgap_mirror.publish import publish as do_publish
 
     with cli_errors():
         cfg, root = config_and_store(config, store)
         targets = list(to or ([] if local_only else cfg.publish_targets))
         st = open_store(root)
-        with st.lock("publish", wait=60):
-            tree = current_tree(st)
-            if tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
-                tree = do_publish(st, url=base_url or cfg.serve_url)
-                if not as_json:
-                    console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
+        with contextlib.ExitStack() as held:
+            with st.lock("publish", wait=60):
+                tree = current_tree(st)
+                if tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
+                    tree = do_publish(st, url=base_url or cfg.serve_url)
+                    if not as_json:
+                        console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
+                if targets:  # the tree held, not the store: syncs and imports go on while it uploads
+                    held.enter_context(hold_tree(tree))
             buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check,
-                                      concurrency=jobs)
+                                      concurrency=jobs, store=st)
     if as_json:
         print(json.dumps({"tree": str(tree), "snapshot": st.ref("current"), "buckets": buckets}))
 

@@ -14,6 +14,7 @@ so this module needs to know nothing of them.
 from airgap_mirror.publish.tree import (
     base_url,
     current_tree,
+    hold_tree,
     link_or_copy,
     publish,
     published_snapshot,
@@ -22,4 +23,4 @@ from airgap_mirror.publish.tree import (
     write_text,
 )
 
-__all__ = ["base_url", "current_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "write_text"]
+__all__ = ["base_url", "current_tree", "hold_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "write_text"]

@@ -10,7 +10,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
@@ -273,11 +273,52 @@ def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
             "last_import": last}
 
 
+def _pin_file(tree: Path) -> Path:
+    return tree.parent / f".{tree.name}.in-use"
+
+
+@contextlib.contextmanager
+def hold_tree(tree: Path) -> Iterator[Path]:
+    """Keep a published tree from being pruned while it is read without the store's lock (an upload
+    to object storage: minutes on a slow link, during which syncs and imports go on): a shared flock
+    on a file beside it, released by the kernel however the holder ends."""
+    import fcntl
+
+    fd = os.open(_pin_file(tree), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not tree.is_dir():
+            raise FileNotFoundError(f"{tree}: the published tree is gone (pruned before it could be held)")
+        yield tree
+    finally:
+        os.close(fd)
+
+
+def _in_use(tree: Path) -> bool:
+    import fcntl
+
+    try:
+        fd = os.open(_pin_file(tree), os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _prune(trees: Path, keep: Path) -> None:
-    """Remove old trees, keeping the newest few for clients mid-download; and leftover partials."""
+    """Remove old trees, keeping the newest few for clients mid-download and any a reader holds
+    (`hold_tree`); and leftover partials and pins."""
     done = sorted((p for p in trees.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
     for old in done[:-_KEEP_TREES]:
-        if old != keep:
+        if old != keep and not _in_use(old):
             shutil.rmtree(old, ignore_errors=True)
     for partial in trees.glob(".*.partial"):
         shutil.rmtree(partial, ignore_errors=True)
+    for pin in trees.glob(".*.in-use"):
+        if not (trees / pin.name[1:].removesuffix(".in-use")).exists():
+            pin.unlink(missing_ok=True)

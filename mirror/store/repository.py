@@ -115,8 +115,9 @@ class Store:
         return self
 
     @contextlib.contextmanager
-    def lock(self, what: str, *, wait: float = 0.0) -> Iterator[None]:
-        """The store's writer lock (sync, import, publish, gc); readers never take it.
+    def lock(self, what: str, *, wait: float = 0.0, name: str = "lock") -> Iterator[None]:
+        """The store's writer lock (sync, import, publish, gc); readers never take it. `name`: another
+        lock of its own (an upload to one bucket, which needs not keep the store from changing).
 
         An flock on store-v1/lock: released by the kernel when the holder exits, even on kill -9,
         so a crashed run never leaves the store locked."""
@@ -124,7 +125,7 @@ class Store:
         import time
 
         self.base.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.base / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.base / name, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait
         said = False
         try:
@@ -135,7 +136,8 @@ class Store:
                 except BlockingIOError:
                     holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
                     if time.monotonic() >= deadline:
-                        raise StoreError(f"the store at {self.root} is busy: {holder} holds its lock;"
+                        raise StoreError(f"the store at {self.root} is busy: {holder} holds its lock"
+                                         f"{'' if name == 'lock' else f' ({name})'};"
                                          f" `mirror {what}` did not start (run it again when that finishes)") from None
                     if not said:  # (a wait of many seconds, saying nothing, looked like a hang)
                         print(f"waiting up to {wait:.0f} s for the store's lock: {holder} holds it", file=sys.stderr,
