@@ -3,6 +3,8 @@ app and target that `conda create --file` (and micromamba, pixi) reads.
 
     conda/CHANNEL/SUBDIR/<package>.conda|.tar.bz2     hard-linked from the store
     conda/CHANNEL/SUBDIR/repodata.json (+ .zst)        the upstream records as they were (patches kept)
+    conda/CHANNEL/SUBDIR/repodata_shards.msgpack.zst   CEP 16: package name → its shard's sha256
+    conda/CHANNEL/SUBDIR/shards/<sha256>.msgpack.zst   one per package name, content-named (immutable)
     conda/CHANNEL/noarch/repodata.json                 always, as clients require
     locks/APP/TARGET/conda-explicit.txt                @EXPLICIT, each package URL#sha256
 
@@ -29,6 +31,8 @@ __all__ = ["publish_conda", "LAYOUT", "folders"]
 
 LAYOUT = TreeLayout((
     Rule("conda/*/*/repodata.json*", Stage.INDEXES),
+    Rule("conda/*/*/repodata_shards.msgpack.zst", Stage.INDEXES),
+    Rule("conda/*/*/shards/*.msgpack.zst", Stage.SIDECARS, immutable=True),
     Rule("conda/*/*/*.conda", Stage.FILES, immutable=True),
     Rule("conda/*/*/*.tar.bz2", Stage.FILES, immutable=True),
 ))
@@ -71,6 +75,7 @@ def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
         data = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
         (d / "repodata.json").write_bytes(data)
         (d / "repodata.json.zst").write_bytes(zstandard.ZstdCompressor(level=10).compress(data))
+        _write_shards(d, subdir, doc)
 
     base = base_url(store)
     prefix = f"{base}/conda" if base else "../../../conda"
@@ -84,6 +89,38 @@ def publish_conda(store: Store, snapshot: Snapshot, root: Path) -> None:
             d = safe_join(root, "locks", app, tid)
             d.mkdir(parents=True, exist_ok=True)
             (d / "conda-explicit.txt").write_text("\n".join(lines) + "\n")
+
+
+def _write_shards(d: Path, subdir: str, doc: dict[str, Any]) -> None:
+    """CEP 16 sharded repodata beside repodata.json, from the same records: a shard per package name
+    (its records, with sha256 and md5 as bytes), zstd-compressed msgpack named by the sha256 of those
+    bytes, as rattler writes and reads them (pixi by default, conda 26.5 on request); and the index of
+    names to shard hashes. A client reads only the shards of the names it needs."""
+    import msgpack
+    import zstandard
+
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in ("packages", "packages.conda"):
+        for filename, record in sorted((doc.get(key) or {}).items()):
+            if not isinstance(record, dict) or not isinstance(record.get("name"), str):
+                continue
+            packed = dict(record)
+            for field in ("sha256", "md5"):
+                if isinstance(packed.get(field), str):
+                    packed[field] = bytes.fromhex(packed[field])
+            shard = by_name.setdefault(record["name"], {"packages": {}, "packages.conda": {}})
+            shard[key][filename] = packed
+    compress = zstandard.ZstdCompressor(level=10).compress
+    index: dict[str, bytes] = {}
+    shards = d / "shards"
+    shards.mkdir(exist_ok=True)
+    for name, shard in sorted(by_name.items()):
+        encoded = compress(msgpack.packb({**shard, "removed": []}))
+        digest = hashlib.sha256(encoded).digest()
+        (shards / f"{digest.hex()}.msgpack.zst").write_bytes(encoded)
+        index[name] = digest
+    info = {"subdir": subdir, "base_url": "./", "shards_base_url": "./shards/"}
+    (d / "repodata_shards.msgpack.zst").write_bytes(compress(msgpack.packb({"version": 1, "info": info, "shards": index})))
 
 
 def client_config(base: str, store: Store, app: str | None = None, user: str | None = None) -> str | None:

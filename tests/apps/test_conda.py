@@ -255,3 +255,46 @@ def test_an_environment_yml_as_conda_env_export_writes_it(forge, upstream, tmp_p
                       "--index-url", upstream.url + "/simple", "--json", check=False)
     (result,) = json.loads(proc.stdout)["apps"]
     assert not result["ok"] and "environment.yml:4" in result["error"] and "'tool===2'" in result["error"], result
+
+
+def test_published_channels_carry_cep16_shards_that_rattler_reads(forge, upstream, tmp_path):
+    """CEP 16: beside repodata.json, a shard per package name (content-named, immutable) and the
+    index of names to shards, from the same records; py-rattler's gateway reads the channel by them."""
+    import msgpack
+    import zstandard
+
+    _, channel, _ = forge
+    app = _app(tmp_path, channel)
+    store = tmp_path / "s"
+    run_mirror("sync", str(app), "--store", str(store), "--python", "3.11", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "")
+    run_mirror("publish", "--store", str(store))
+    subdir = (store / "published" / "current").resolve() / "conda" / "fixture-forge" / "linux-64"
+    repodata = json.loads((subdir / "repodata.json").read_text())
+    index = msgpack.unpackb(zstandard.decompress((subdir / "repodata_shards.msgpack.zst").read_bytes()))
+    assert index["info"]["shards_base_url"] == "./shards/"
+    records = {**repodata["packages"], **repodata["packages.conda"]}
+    assert set(index["shards"]) == {r["name"] for r in records.values()}
+    for name, digest in index["shards"].items():
+        body = (subdir / "shards" / f"{digest.hex()}.msgpack.zst").read_bytes()
+        assert hashlib.sha256(body).digest() == digest  # content-named
+        shard = msgpack.unpackb(zstandard.decompress(body))
+        for key in ("packages", "packages.conda"):
+            for fn, rec in shard[key].items():
+                want = repodata[key][fn]
+                assert rec["sha256"] == bytes.fromhex(want["sha256"]) and rec["depends"] == want["depends"]
+                assert rec["name"] == name
+
+    log = tmp_path / "access.log"
+    served = Served(store, "--access-log", str(log))
+    try:
+        got = _install(served.base + "/conda/fixture-forge", "linux-64", "2.28", tmp_path / "env")
+        assert got == ["data-1.0", "libz-1.2", "pip-24.0", "python-3.11.7", "tool-2.0"]
+        shard_head = served.base + "/conda/fixture-forge/linux-64/shards/" + next(iter(index["shards"].values())).hex()
+        with urllib.request.urlopen(shard_head + ".msgpack.zst") as resp:
+            assert "immutable" in resp.headers["Cache-Control"]
+    finally:
+        served.stop()
+    asked = log.read_text()
+    assert "/linux-64/repodata_shards.msgpack.zst" in asked and "/linux-64/shards/" in asked, asked
+    assert "/linux-64/repodata.json" not in asked  # read by its shards alone
