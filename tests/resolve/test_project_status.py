@@ -74,3 +74,62 @@ def test_an_html_page_says_its_status_in_meta_tags():
     assert (page.status, page.reason) == ("deprecated", "use other") and "x-1.0.tar.gz" in page
     plain = parse_project_page(b'<html><body><a href="x-1.0.tar.gz">x-1.0.tar.gz</a></body></html>', "text/html")
     assert plain.status == "active"
+
+
+def test_uv_audit_reads_the_status_from_our_mirror(status_upstream, tmp_path):
+    """The real uv (`uv audit`, 0.13.9) reads the statuses we serve and reports them, inside, with our
+    mirror its only index. uv audit also asks a vulnerability service (OSV) and has no offline mode:
+    here a stand-in on loopback that knows of no vulnerability (`--service-url`), as a site without
+    an OSV mirror would point it; what is under test is what uv reads from us."""
+    import http.server
+    import subprocess
+    import threading
+
+    from airgap_mirror.resolve import uv_binary
+    from tests.builders.cli import Served
+    from tests.builders.upstreams import clean_env
+
+    root = status_upstream.root
+    write_json_index(root / "files", root / "simple", {}, {"beta": ("archived", "moved to beta-ng")})
+    app = tmp_path / "shop"
+    app.mkdir()
+    (app / "requirements.txt").write_text("alpha\n")
+    store = tmp_path / "s"
+    assert _sync(app, store, status_upstream)["ok"]
+    asked: list[str] = []
+
+    class Osv(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            asked.append(self.path)
+            answer = json.dumps({"results": [{} for _ in body.get("queries", [])]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    osv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Osv)
+    threading.Thread(target=osv.serve_forever, daemon=True).start()
+    served = Served(store)
+    try:
+        project = tmp_path / "inside"
+        project.mkdir()
+        (project / "pyproject.toml").write_text('[project]\nname = "inside"\nversion = "0.1"\nrequires-python = ">=3.11"\n'
+                                                'dependencies = ["alpha"]\n[tool.uv]\npackage = false\n')
+        env = clean_env(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvc"), UV_PYTHON_DOWNLOADS="never")
+        index = ["--default-index", served.simple]
+        subprocess.run([uv_binary(), "lock", *index, "--python", "3.11"], cwd=project, env=env, check=True, capture_output=True)
+        audit = subprocess.run([uv_binary(), "audit", "--frozen", *index, "--python-version", "3.11",
+                                "--service-url", f"http://127.0.0.1:{osv.server_address[1]}"],
+                               cwd=project, env=env, capture_output=True, text=True)
+    finally:
+        served.stop()
+        osv.shutdown()
+    out = audit.stdout + audit.stderr
+    assert "beta is archived" in out, out
+    assert "alpha is" not in out, out  # active: nothing said
+    assert asked, "uv audit never asked the vulnerability service it was given"
