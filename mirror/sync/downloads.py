@@ -100,9 +100,12 @@ class _Fetcher:
         self.compiled_known: dict[tuple[str, str], bool] = {}
         self.seen_build: set[tuple[str, tuple[str, ...], tuple[str, ...]]] = set()
         # A lock's own files from the public index alone: no page to read for them (its lock gives
-        # their hashes and upload times; what they need is read from the files).
-        self.no_pages = {(job.key[0], job.target.id) for job in run.jobs if job.prelocked is not None
-                         and all(u == self.public for u in job.index.search_order)}
+        # their hashes and upload times; what they need is read from the files): reading them cost
+        # a cold sync of dash-app's uv.lock 0.2 s more (0.51-0.56 s against 0.73-0.87 s). With
+        # --refresh they are read, for what only a page says (statuses, provenance).
+        self.no_pages = set() if run.opts.refresh else {
+            (job.key[0], job.target.id) for job in run.jobs if job.prelocked is not None
+            and all(u == self.public for u in job.index.search_order)}
 
     def level(self, pending: _Pending, records: list[MemoRecord], depth: int
               ) -> dict[tuple[str, str], dict[str, FileStatus]]:

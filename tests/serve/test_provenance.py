@@ -162,3 +162,29 @@ def test_a_file_mirrored_before_its_index_named_a_provenance_gets_it_on_refresh(
     again = json.loads(run_mirror(*args, "--refresh").stdout)
     assert again["ok"] and again["snapshot"] != first["snapshot"]
     assert wheel_entry(again["snapshot"])["provenance_size"] == len(attested_upstream.provenance)
+
+
+def test_a_lock_apps_files_get_their_provenance_when_pages_are_read(attested_upstream, tmp_path):
+    """A lock app's files from the public index are taken from the lock, no page read (for speed);
+    `sync --refresh` reads their pages, and so their provenance."""
+    import hashlib
+
+    app = tmp_path / "locked"
+    app.mkdir()
+    sha = hashlib.sha256(_asset(WHEEL)).hexdigest()
+    (app / "pylock.toml").write_text(
+        'lock-version = "1.0"\ncreated-by = "hand"\n\n[[packages]]\nname = "circleci-sign-publish-example"\n'
+        f'version = "0.0.1.dev137"\nindex = "{attested_upstream.url}/simple"\n'
+        f'wheels = [{{ url = "{attested_upstream.url}/files/{WHEEL}", hashes = {{ sha256 = "{sha}" }} }}]\n')
+    store = tmp_path / "s"
+    args = ("sync", str(app), "--store", str(store), "--python", "3.11", "--platform", X86,
+            "--index-url", attested_upstream.url + "/simple", "--installers", "", "--json")
+
+    def entry(sid: str) -> dict:
+        snap = json.loads((store / "store-v1" / "snapshots" / f"{sid}.json").read_text())
+        return snap["python"]["files"][sha]
+
+    plain = json.loads(run_mirror(*args).stdout)
+    assert plain["ok"] and "provenance_sha256" not in entry(plain["snapshot"])
+    again = json.loads(run_mirror(*args, "--refresh").stdout)
+    assert again["ok"] and entry(again["snapshot"])["provenance_size"] == len(attested_upstream.provenance)
