@@ -174,6 +174,16 @@ def shard_client(creds: Credentials) -> "httpx.Client":
     return pooled_client(creds, shard=shard)
 
 
+def warm_clients() -> None:
+    """The trust store loaded and the download clients made (for no credentials, as a public index's
+    downloads ask for them), ahead of the first download: 50-60 ms that were the first files' wait,
+    every download thread queued behind the one making the client."""
+    load_httpx()
+    _tls_context()
+    for shard in range(SHARDS):
+        pooled_client(Credentials(), shard=shard)
+
+
 def _close_pools() -> None:
     with _POOLS_LOCK:
         for client in _POOLS.values():

@@ -247,7 +247,9 @@ class Downloads:
         report = FetchReport()
         mine: list[FetchItem] = []
         seen: set[str] = set()
-        for item in items:
+        # The largest first, where sizes are known: the longest downloads set the end (dash-app's lock
+        # started numpy, pandas and plotly 0.1 s after the small files ahead of them by name).
+        for item in sorted(items, key=lambda i: -(i.size or 0)):
             if item.sha256 in seen:
                 continue
             seen.add(item.sha256)

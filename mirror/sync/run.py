@@ -12,12 +12,13 @@ import importlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from airgap_mirror import logs
 from airgap_mirror.credentials import Credentials
 from airgap_mirror.fetch import Downloads
-from airgap_mirror.fetch.client import load_httpx
+from airgap_mirror.fetch.client import load_httpx, warm_clients
 from airgap_mirror.interfaces import ExtensionOutcome, QuietReporter, Reporter, SyncContext, SyncExtension, sync_extensions
 from airgap_mirror.resolve.memo import ResolutionMemo
 from airgap_mirror.resolve.upstream import page_digests
@@ -44,7 +45,9 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     # The HTTP client's modules (and the lock's) load once uv is running, beside it: a tenth of a
     # second that would otherwise wait in front of the first page or file, and that on the way to
     # uv only slowed the main thread (the import thread took the interpreter lock from it).
-    preload = _Preload((load_httpx, "packaging.pylock", "tomllib"))
+    preload = _Preload((load_httpx, warm_clients, "packaging.pylock", "tomllib"))
+    if any((Path(p) / "uv.lock").is_file() for p in opts.apps):
+        preload.start()  # (reading a uv.lock is a wait on `uv export`: the main thread needs no interpreter lock)
     previous_id = store.ref("current")
     run = SyncRun(store=store, opts=opts, reporter=reporter, on_bytes=on_bytes,
                   previous=store.snapshot(previous_id) if previous_id else None)
