@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ class LockedApp:
 
 
 def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None,
-              extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
+              extras: tuple[str, ...] = (), groups: tuple[str, ...] = (), cache: Path | None = None) -> LockedApp:
     """The lock file `path` (uv.lock, poetry.lock, Pipfile.lock or pylock.toml) as requirements: its
     main dependencies (no dev groups, as the platform installs), every marker and hash kept; and
     `extras` and `groups` where the platform installs them too (`uv sync --extra X --group G`,
@@ -145,7 +146,7 @@ def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict
             from airgap_mirror.resolve import uv_binary  # (the sync passes its own: this is for client-config)
 
             uv = uv_binary()
-        return _uv_lock(path, root, uv, env, extras, groups)
+        return _uv_lock(path, root, uv, env, extras, groups, cache)
     if name == "Pipfile.lock":
         if extras:
             raise RequirementsError(path, 0, f"extras {', '.join(extras)} chosen for the app, but a Pipfile.lock "
@@ -234,16 +235,44 @@ def _line_of(text: str) -> dict[str, int]:
     return out
 
 
+def _export_key(path: Path, text: str, uv: str, cmd: list[str], env: Mapping[str, str]) -> str | None:
+    """What `uv export` answers from, when that is the lock and its one pyproject.toml alone: their
+    bytes, the uv binary (path, size, time), the flags and uv's settings in the environment (its
+    indexes: hashed, never kept). None for a workspace or a project with path sources (other files
+    decide it), which uv reads every time."""
+    import hashlib
+
+    try:
+        project = (path.parent / "pyproject.toml").read_bytes()
+        st = os.stat(uv)
+    except OSError:
+        return None
+    if re.search(rb"workspace|\bpath\s*=|editable", project):
+        return None
+    h = hashlib.sha256()
+    for part in (text.encode(), b"\0", project, b"\0", f"{uv}:{st.st_size}:{st.st_mtime_ns}".encode(),
+                 json.dumps(cmd[1:]).encode(), json.dumps(sorted((k, v) for k, v in env.items() if k.startswith("UV_"))).encode()):
+        h.update(part)
+    return h.hexdigest()
+
+
 def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None,
-             extras: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> LockedApp:
+             extras: tuple[str, ...] = (), groups: tuple[str, ...] = (), cache: Path | None = None) -> LockedApp:
     """uv's own reading of its lock (`uv export --locked --format pylock.toml`: a stale lock fails as
     the platform's `uv sync --locked` would), main dependencies only (`--no-default-groups`), the
-    project itself left out: PEP 751, every file with its URL and hash, markers for every environment."""
+    project itself left out: PEP 751, every file with its URL and hash, markers for every environment.
+    `cache`: uv's answer kept by what it was made from (a nightly's no-op asked uv again each time:
+    0.09 s of 0.3 s)."""
     text = _text(path, root)
     cmd = [uv, "export", "--no-default-groups", "--no-emit-project", "--no-header", "--format", "pylock.toml",
            "--no-config", "--directory", str(path.parent),
            *(a for e in extras for a in ("--extra", e)), *(a for g in groups for a in ("--group", g))]
     env = {**(env if env is not None else os.environ), "UV_PYTHON_DOWNLOADS": "never"}
+    key = _export_key(path, text, uv, cmd, env) if cache is not None else None
+    kept = cache / f"{key}.pylock.toml" if cache is not None and key else None
+    if kept is not None and kept.is_file():
+        os.utime(kept)  # (asked for: kept another 30 days)
+        return _exported(path, text, kept.read_text(encoding="utf-8"))
     # (any interpreter will do for --locked, named: found, it is 0.2 s of every sync)
     proc = subprocess.run([*cmd, "--locked", "--python", sys.executable], capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0 and ("Python requirement" in proc.stderr or "No interpreter found" in proc.stderr):
@@ -259,11 +288,34 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None,
                else "name an extra or group the project defines under [apps.extras] / [apps.groups] in mirror.toml"
                if "is not defined" in why else "check the lock with `uv lock --check`")
         raise RequirementsError(path, 0, f"uv cannot install from it: {why}", fix)
-    exported = _pylock_from(path, proc.stdout, _line_of(text))
+    if kept is not None:
+        from airgap_mirror.store import atomic_write
+
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(kept, proc.stdout.encode("utf-8"))
+        _forget_old(kept.parent)
+    return _exported(path, text, proc.stdout)
+
+
+def _forget_old(folder: Path, days: int = 30) -> None:
+    """Readings of locks not asked for in `days` (a lock that changed leaves its old one behind)."""
+    import time
+
+    cutoff = time.time() - days * 86400
+    for old in folder.glob("*.pylock.toml"):
+        try:
+            if old.stat().st_atime < cutoff and old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            continue
+
+
+def _exported(path: Path, text: str, exported_text: str) -> LockedApp:
+    exported = _pylock_from(path, exported_text, _line_of(text))
     # (uv.lock's own requires-python, read from its text: a TOML parse of a large lock is 50 ms)
     m = re.search(r'^requires-python = "([^"\n]*)"$', text, re.M)
     return LockedApp(path=path, text=exported.text, requires_python=m.group(1) if m else None,
-                     indexes=exported.indexes, pylock=proc.stdout.encode("utf-8"))
+                     indexes=exported.indexes, pylock=exported_text.encode("utf-8"))
 
 
 def _check_uv_lock_fresh(path: Path, lock: dict[str, Any]) -> None:

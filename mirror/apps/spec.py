@@ -167,6 +167,7 @@ class AppRules:
     # By app name: the extras and groups of its lock the platform installs too.
     extras: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    cache: Path | None = None  # where uv's reading of a uv.lock is kept by what it was made from
 
 
 def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bool = False,
@@ -187,7 +188,8 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
     locked = None
     notes: list[str] = []
     if manager is not None and manager != "requirements.txt":
-        locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env, extras=extras, groups=groups)
+        locked = read_lock(path / manager, root, uv=rules.uv, env=rules.uv_env, extras=extras, groups=groups,
+                           cache=rules.cache)
         parse_requirements_text(locked.text, path / manager, into=collector)
     elif extras or groups:
         raise InputError(f"{path}: extras or groups are chosen for the app under [apps.extras] / [apps.groups] in "

@@ -133,7 +133,8 @@ def load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], li
     results: dict[str, AppResult] = {}
     apps: list[tuple[AppSpec, list[PythonTarget]]] = []
     rules = AppRules(managers=opts.package_managers, first_wins=opts.package_manager_first_wins, uv=uv_binary(),
-                     uv_env=uv_env(opts.index, store.cache / "uv"), extras=opts.app_extras, groups=opts.app_groups)
+                     uv_env=uv_env(opts.index, store.cache / "uv"), extras=opts.app_extras, groups=opts.app_groups,
+                     cache=store.cache / "uv-exports")
     for path in opts.apps:
         try:
             app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside, rules=rules),

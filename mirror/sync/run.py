@@ -45,9 +45,8 @@ def run_sync(store: Store, opts: SyncOptions, *, reporter: Reporter | None = Non
     # The HTTP client's modules (and the lock's) load once uv is running, beside it: a tenth of a
     # second that would otherwise wait in front of the first page or file, and that on the way to
     # uv only slowed the main thread (the import thread took the interpreter lock from it).
-    preload = _Preload((load_httpx, warm_clients, "packaging.pylock", "tomllib"))
-    if any((Path(p) / "uv.lock").is_file() for p in opts.apps):
-        preload.start()  # (reading a uv.lock is a wait on `uv export`: the main thread needs no interpreter lock)
+    preload = _Preload((load_httpx, warm_clients, "packaging.pylock", "tomllib"), now=any(
+        (Path(p) / "uv.lock").is_file() for p in opts.apps))  # (reading a uv.lock is a wait on `uv export`)
     previous_id = store.ref("current")
     run = SyncRun(store=store, opts=opts, reporter=reporter, on_bytes=on_bytes,
                   previous=store.snapshot(previous_id) if previous_id else None)
@@ -144,10 +143,12 @@ def _start_extensions(side: cf.ThreadPoolExecutor, run: SyncRun
 class _Preload:
     """Modules a sync will want, imported on a thread of their own once `start` is called (again: no-op)."""
 
-    def __init__(self, names: Sequence[str | Callable[[], object]]) -> None:
+    def __init__(self, names: Sequence[str | Callable[[], object]], *, now: bool = False) -> None:
         self._names = tuple(names)
         self._started = False
         self._lock = threading.Lock()
+        if now:
+            self.start()
 
     def start(self) -> None:
         with self._lock:

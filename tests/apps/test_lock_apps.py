@@ -276,3 +276,21 @@ def test_every_mirror_lock_line_client_config_prints_works_as_printed(upstream, 
         run_mirror(*args, "--store", str(store), cwd=tmp_path)
         written = tmp_path / args[args.index("-o") + 1]
         assert "alpha==1.0" in written.read_text() and "--hash=sha256:" in written.read_text()
+
+
+def test_uvs_reading_of_a_lock_is_kept_but_never_outlives_a_change(upstream, tmp_path):
+    """A nightly asks uv to read an unchanged uv.lock once (kept by the bytes of the lock, its
+    pyproject.toml, the uv binary, the flags and uv's settings); a changed pyproject.toml is read
+    again, and a lock gone stale fails as `uv sync --locked` would."""
+    app = tmp_path / "uvapp"
+    _uv_project(app, upstream, ["alpha==1.0", "beta<2"])
+    store = open_store(tmp_path / "s", create=True)
+    assert run_sync(store, _opts(app, upstream)).ok
+    kept = list((store.cache / "uv-exports").glob("*.pylock.toml"))
+    assert len(kept) == 1
+    assert run_sync(store, _opts(app, upstream)).ok  # (answered from what was kept)
+    assert list((store.cache / "uv-exports").glob("*.pylock.toml")) == kept
+    pyproject = app / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"beta<2"', '"beta>=2"'))
+    (a,) = run_sync(store, _opts(app, upstream)).apps
+    assert not a.ok and "run `uv lock`" in a.error, a.error
