@@ -37,6 +37,7 @@ def publish(
     local_only: Annotated[bool, typer.Option("--local-only", help="Publish the local tree only, not to [publish] targets.")] = False,
     check: Annotated[bool, typer.Option("--check", help="With --to: list the bucket instead of trusting the last publish's record of it (puts back objects removed behind our back).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="With --to: uploads at once.")] = 32,
+    force: Annotated[bool, typer.Option("--force", help="Build the tree again even when it is the current snapshot's, published for the same URL (after a signing key changed, or a tree damaged by hand).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the static index tree for the newest snapshot and switch it in atomically; then upload
@@ -47,7 +48,7 @@ def publish(
     `AWS_ENDPOINT_URL=https://s3.internal:9000 mirror publish --to s3://pypi-mirror/prod`
     """
     from airgap_mirror.cli.common import push_to_buckets
-    from airgap_mirror.publish import current_tree, hold_tree, published_snapshot
+    from airgap_mirror.publish import current_tree, hold_tree, published_snapshot, up_to_date
     from airgap_mirror.publish import publish as do_publish
 
     with cli_errors():
@@ -57,7 +58,13 @@ def publish(
         with contextlib.ExitStack() as held:
             with st.lock("publish", wait=60):
                 tree = current_tree(st)
-                if tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
+                same = None if force else up_to_date(st, base_url or cfg.serve_url)
+                if same is not None:
+                    tree = same
+                    if not as_json:
+                        console.print(f"snapshot {(st.ref('current') or '')[:16]} is published already at "
+                                      f"{st.published / 'current'}: nothing to build (--force builds it again)")
+                elif tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
                     tree = do_publish(st, url=base_url or cfg.serve_url)
                     if not as_json:
                         console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")

@@ -20,7 +20,8 @@ from airgap_mirror.publish.tree import (
     published_snapshot,
     served_pylock,
     tree_snapshot,
+    up_to_date,
     write_text,
 )
 
-__all__ = ["base_url", "current_tree", "hold_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "write_text"]
+__all__ = ["base_url", "current_tree", "hold_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "up_to_date", "write_text"]

@@ -58,6 +58,21 @@ def current_tree(store: Store) -> Path | None:
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
 
+def up_to_date(store: Store, url: str | None = None) -> Path | None:
+    """The current tree when it is the store's current snapshot published for the same base URL:
+    publishing again would build the same tree (a nightly's publish after a sync that changed
+    nothing rebuilt all of it: 20,000 projects, seconds). None when it is not, or unknown."""
+    tree = current_tree(store)
+    current = store.ref("current")
+    if tree is None or current is None:
+        return None
+    with contextlib.suppress(OSError, json.JSONDecodeError, TypeError):
+        status = json.loads((tree / "snapshot.json").read_text())
+        if status.get("id") == current and "base_url" in status and status["base_url"] == base_url(store, url):
+            return tree
+    return None
+
+
 def published_snapshot(store: Store) -> str | None:
     tree = current_tree(store)
     return tree_snapshot(tree) if tree is not None else None
@@ -267,7 +282,7 @@ def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:
     apps = {}
     for app, entry in sorted(snapshot.apps.items()):
         apps[app] = {"python": sorted(entry.targets), **{k: sorted(v) for k, v in entry.parts.items() if v}}
-    return {"id": sid, "created": store.snapshot_created(sid),
+    return {"id": sid, "created": store.snapshot_created(sid), "base_url": base_url(store),
             "published": datetime.now(UTC).isoformat(timespec="seconds"),
             "files": files, "bytes": nbytes, "targets": snapshot.target_ids(), "apps": apps,
             "last_import": last}

@@ -474,7 +474,7 @@ def test_an_upload_waiting_on_the_network_holds_its_tree_not_the_store(upstream,
         uploading = (store / "published" / "current").resolve()
         run_mirror(*sync, "--refresh")  # the store's lock is free: it was held 300 s per request before
         for _ in range(3):  # each a new tree: without the hold, the uploading one is pruned by the second
-            run_mirror("publish", "--store", str(store))
+            run_mirror("publish", "--store", str(store), "--force")
         assert uploading.is_dir(), "the tree being uploaded was pruned"
         assert upload.poll() is None  # (still waiting on the bucket)
     finally:
@@ -483,5 +483,5 @@ def test_an_upload_waiting_on_the_network_holds_its_tree_not_the_store(upstream,
         for c in held:
             c.close()
         hung.close()
-    run_mirror("publish", "--store", str(store))
+    run_mirror("publish", "--store", str(store), "--force")
     assert not uploading.exists(), "a tree no longer held is pruned as any other"

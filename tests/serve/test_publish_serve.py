@@ -170,3 +170,25 @@ def test_served_pylock_points_at_the_mirror():
     assert f'hashes = {{ sha256 = "{sha}" }}' in out and 'url = "https://up/b.tar.gz"' in out
     rel = served_pylock(lock, files, None).decode()
     assert f'path = "../../../packages/ab/{sha}/a-1.0-py3-none-any.whl"' in rel
+
+
+def test_a_publish_with_nothing_new_builds_nothing(upstream, tmp_path):
+    """A nightly's publish after a sync that changed nothing keeps the tree it has (it rebuilt all of
+    it); a new base URL, a new snapshot or --force builds one."""
+    from tests.builders.cli import run_mirror
+    from tests.builders.upstreams import DATA, X86
+
+    store = tmp_path / "s"
+    run_mirror("sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11", "--platform", X86,
+               "--index-url", upstream.url + "/simple", "--installers", "")
+    run_mirror("publish", "--store", str(store))
+    first = (store / "published" / "current").resolve()
+    again = run_mirror("publish", "--store", str(store))
+    assert "published already" in again.stdout + again.stderr
+    assert (store / "published" / "current").resolve() == first
+    run_mirror("publish", "--store", str(store), "--base-url", "https://pypi.internal.example")
+    moved = (store / "published" / "current").resolve()
+    assert moved != first and "https://pypi.internal.example/packages/" in next(
+        (moved / "locks").rglob("pylock.toml")).read_text()
+    run_mirror("publish", "--store", str(store), "--force")
+    assert (store / "published" / "current").resolve() != moved
