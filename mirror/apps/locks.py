@@ -132,6 +132,9 @@ class LockedApp:
     # The lock as PEP 751 (for every environment) when it names its files: the sync takes them as
     # they are, with no resolver run.
     pylock: bytes | None = None
+    # A packaged project (uv builds and installs it, `uv sync` without --no-install-project): its
+    # build requirements, which the site's index must hold as well.
+    build_requires: tuple[str, ...] = ()
 
 
 def read_lock(path: Path, root: Path | None, *, uv: str | None = None, env: dict[str, str] | None = None,
@@ -272,7 +275,7 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None,
     kept = cache / f"{key}.pylock.toml" if cache is not None and key else None
     if kept is not None and kept.is_file():
         os.utime(kept)  # (asked for: kept another 30 days)
-        return _exported(path, text, kept.read_text(encoding="utf-8"))
+        return _exported(path, text, kept.read_text(encoding="utf-8"), _project_build_requires(path))
     # (any interpreter will do for --locked, named: found, it is 0.2 s of every sync)
     proc = subprocess.run([*cmd, "--locked", "--python", sys.executable], capture_output=True, text=True, env=env, timeout=300)
     if proc.returncode != 0 and ("Python requirement" in proc.stderr or "No interpreter found" in proc.stderr):
@@ -294,7 +297,7 @@ def _uv_lock(path: Path, root: Path | None, uv: str, env: dict[str, str] | None,
         kept.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(kept, proc.stdout.encode("utf-8"))
         _forget_old(kept.parent)
-    return _exported(path, text, proc.stdout)
+    return _exported(path, text, proc.stdout, _project_build_requires(path))
 
 
 def _forget_old(folder: Path, days: int = 30) -> None:
@@ -310,12 +313,34 @@ def _forget_old(folder: Path, days: int = 30) -> None:
             continue
 
 
-def _exported(path: Path, text: str, exported_text: str) -> LockedApp:
+def _exported(path: Path, text: str, exported_text: str, build_requires: tuple[str, ...] = ()) -> LockedApp:
     exported = _pylock_from(path, exported_text, _line_of(text))
     # (uv.lock's own requires-python, read from its text: a TOML parse of a large lock is 50 ms)
     m = re.search(r'^requires-python = "([^"\n]*)"$', text, re.M)
     return LockedApp(path=path, text=exported.text, requires_python=m.group(1) if m else None,
-                     indexes=exported.indexes, pylock=exported_text.encode("utf-8"))
+                     indexes=exported.indexes, pylock=exported_text.encode("utf-8"), build_requires=build_requires)
+
+
+def _project_build_requires(lock: Path) -> tuple[str, ...]:
+    """The build requirements of the project beside a uv.lock when uv builds it on `uv sync`: a
+    project is packaged when `[tool.uv] package = true`, or when it sets none and declares a
+    `[build-system]` (uv's rule); without `requires` there, setuptools' legacy default."""
+    try:
+        doc = _toml(lock.parent / "pyproject.toml", None)
+    except RequirementsError:
+        return ()
+    package = ((doc.get("tool") or {}).get("uv") or {}).get("package")
+    system = doc.get("build-system")
+    if package is False or (package is None and not isinstance(system, dict)):
+        return ()
+    requires = system.get("requires") if isinstance(system, dict) else None
+    if not isinstance(requires, list):
+        return ("setuptools>=40.8.0", "wheel")
+    out = [str(r) for r in requires if isinstance(r, str)]
+    backend = str((system or {}).get("build-backend") or "")
+    if backend.startswith("setuptools.build_meta") and not any(re.match(r"wheel\b", r.strip(), re.I) for r in out):
+        out.append("wheel")  # (setuptools before 70.1 asks for it from get_requires_for_build_wheel)
+    return tuple(out)
 
 
 def _check_uv_lock_fresh(path: Path, lock: dict[str, Any]) -> None:

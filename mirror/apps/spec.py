@@ -66,6 +66,8 @@ class AppSpec:
     # [apps.groups]): the lock's extras and its dependency groups (Pipfile categories).
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    # A packaged uv project's build requirements (uv builds the project itself on `uv sync`).
+    build_requires: tuple[str, ...] = ()
 
     @property
     def has_python(self) -> bool:
@@ -241,4 +243,5 @@ def load_app(path: Path, extra_files: tuple[str, ...] = (), *, allow_outside: bo
         package_manager=manager, locked=locked is not None, lock_pylock=locked.pylock if locked else None,
         requires_python=locked.requires_python if locked else None,
         python_from=python_from, notes=tuple(notes), extras=extras, groups=groups,
+        build_requires=locked.build_requires if locked else (),
     )

@@ -68,7 +68,7 @@ def fetch_with_build_requirements(run: SyncRun, memo: ResolutionMemo, early: Ear
         records = []  # (handed to the memo with this level's pages)
         if depth == 0:
             fetcher.check(pending, pages)
-        next_jobs = fetcher.build_jobs(pending, pages)
+        next_jobs = fetcher.build_jobs(pending, pages) + (fetcher.project_build_jobs() if depth == 0 else [])
         if not next_jobs:
             break
         next_jobs = cooled(run, next_jobs)
@@ -197,6 +197,22 @@ class _Fetcher:
         kept, said = fetch_provenances(store, wanted, credentials=self.run.credentials, concurrency=self.run.opts.concurrency)
         self.got.warnings.extend(said)
         return kept
+
+    def project_build_jobs(self) -> list[Job]:
+        """A packaged uv project's own build requirements for each of its app's targets (uv builds the
+        project on `uv sync`, from the site's index), as an sdist's are."""
+        out: list[Job] = []
+        run = self.run
+        for app, targets in run.apps:
+            if not app.build_requires or app.name not in run.prepared or not run.results[app.name].ok:
+                continue
+            idx, reqs = run.prepared[app.name][0], tuple(sorted(set(app.build_requires)))
+            for t in targets:
+                if (t.id, reqs, idx.search_order) not in self.seen_build:
+                    self.seen_build.add((t.id, reqs, idx.search_order))
+                    out.append(Job(key=("build:" + " ".join(reqs), t.id), target=t, index=idx, requirements=reqs,
+                                   exclude_newer=run.opts.exclude_newer))
+        return out
 
     def build_jobs(self, pending: _Pending, pages: Mapping[tuple[str, str], Mapping[str, FileStatus]]) -> list[Job]:
         """Each file catalogued (with its provenance); the build requirements of the sdists, per

@@ -294,3 +294,19 @@ def test_uvs_reading_of_a_lock_is_kept_but_never_outlives_a_change(upstream, tmp
     pyproject.write_text(pyproject.read_text().replace('"beta<2"', '"beta>=2"'))
     (a,) = run_sync(store, _opts(app, upstream)).apps
     assert not a.ok and "run `uv lock`" in a.error, a.error
+
+
+@pytest.mark.parametrize("pyproject, expected", [
+    ('[project]\nname = "x"\n[tool.uv]\npackage = false\n[build-system]\nrequires = ["hatchling"]\n', ()),
+    ('[project]\nname = "x"\n', ()),  # a virtual project: uv builds nothing
+    ('[project]\nname = "x"\n[build-system]\nrequires = ["hatchling>=1.26"]\nbuild-backend = "hatchling.build"\n',
+     ("hatchling>=1.26",)),
+    ('[project]\nname = "x"\n[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n',
+     ("setuptools>=61", "wheel")),  # (setuptools < 70.1 asks for wheel when it builds)
+    ('[project]\nname = "x"\n[tool.uv]\npackage = true\n', ("setuptools>=40.8.0", "wheel")),
+])
+def test_a_packaged_uv_projects_build_requirements_are_mirrored_as_uv_decides(tmp_path, pyproject, expected):
+    from airgap_mirror.apps.locks import _project_build_requires
+
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    assert _project_build_requires(tmp_path / "uv.lock") == expected

@@ -24,6 +24,8 @@ PIP_LINES = ("20.3.4", "21.3.1", "22.3.1", "23.0.1", "23.2.1", "24.3.1", "25.3",
 
 
 UV_LINES = ("0.12.24", "0.13.9")
+# What a packaged project's setuptools build asks for besides setuptools (tests/e2e/test_upstream_names.py).
+BUILD_WHEELS = ("wheel==0.45.1",)
 
 
 BUNDLING_PYTHONS = ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13")
@@ -98,6 +100,7 @@ def fetch() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     want = [f"pip=={v}" for v in PIP_LINES if not any(CACHE.glob(f"pip-{v}-*.whl"))]
     want += [f"uv=={v}" for v in UV_LINES if not any(CACHE.glob(f"uv-{v}-*.whl"))]
+    want += [w for w in BUILD_WHEELS if not any(CACHE.glob(w.replace("==", "-") + "-*.whl"))]
     if not want:
         return
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}

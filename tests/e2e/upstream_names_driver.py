@@ -115,13 +115,21 @@ def main() -> None:
     mirror = [sys.executable, "-m", "airgap_mirror.cli"]
 
     # Outside the gap: the upstream under its own names; the apps lock against it with their tools.
-    upstream_tree(files, work / "upstream")
+    # (with the real `wheel`, which setuptools < 70.1 asks for to build the packaged uvapp)
+    everything = work / "files"
+    shutil.copytree(files, everything)
+    for whl in (Path(__file__).resolve().parents[2] / ".cache" / "clients").glob("wheel-*.whl"):
+        shutil.copy(whl, everything / whl.name)
+    upstream_tree(everything, work / "upstream")
     upstream = serve_tls(work / "upstream", cert, key)
     uvapp = work / "apps" / "uvapp"
     uvapp.mkdir(parents=True)
     (uvapp / "pyproject.toml").write_text('[project]\nname = "uvapp"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
                                           'dependencies = ["alpha==1.0"]\n[dependency-groups]\nworker = ["darwinonly==1.0"]\n'
-                                          '[tool.uv]\npackage = false\n')
+                                          # a packaged project: uv sync builds it, with setuptools from the mirror
+                                          '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+                                          '[tool.setuptools]\npy-modules = ["uvapp"]\n')
+    (uvapp / "uvapp.py").write_text("BUILT = True\n")
     run([uv_binary(), "lock", "-q"], env, cwd=uvapp)  # pypi.org: uv's default index
     pipapp = work / "apps" / "pipapp"
     pipapp.mkdir(parents=True)
