@@ -63,7 +63,8 @@ def publish(
                     tree = same
                     if not as_json:
                         console.print(f"snapshot {(st.ref('current') or '')[:16]} is published already at "
-                                      f"{st.published / 'current'}: nothing to build (--force builds it again)")
+                                      f"{st.published / 'current'}: nothing to build (`mirror verify` checks it; "
+                                      "--force builds it again)")
                 elif tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
                     tree = do_publish(st, url=base_url or cfg.serve_url)
                     if not as_json:

@@ -150,7 +150,8 @@ def test_verify_repair_inside_names_the_bundle_to_reimport(tmp_path: Path) -> No
 
 
 def test_verify_checks_the_published_tree(upstream, tmp_path: Path) -> None:
-    """A served file that went missing from the published tree is named, and `mirror publish` mends it."""
+    """A served file that went missing from the published tree is named, and `mirror publish --force`
+    mends it (a plain publish of the same snapshot builds nothing: it says so)."""
     store_dir = _synced_shop(upstream, tmp_path)
     run_mirror("publish", "--store", str(store_dir))
     store = Store(store_dir)
@@ -160,7 +161,9 @@ def test_verify_checks_the_published_tree(upstream, tmp_path: Path) -> None:
     report = verify_store(store)
     assert not report.ok and any(served.name in p and "mirror verify --repair" in p for p in report.problems)
     assert run_mirror("verify", "--store", str(store_dir), check=False).returncode != 0
-    run_mirror("publish", "--store", str(store_dir))
+    again = run_mirror("publish", "--store", str(store_dir))
+    assert "--force builds it again" in again.stdout + again.stderr
+    run_mirror("publish", "--store", str(store_dir), "--force")
     assert verify_store(store).ok
 
 
