@@ -32,14 +32,21 @@ def _sync(app, store, upstream, *extra):
     return json.loads(proc.stdout)
 
 
-def test_a_project_status_is_kept_said_served_and_diffed(status_upstream, tmp_path):
-    root = status_upstream.root
+def _archived_beta_shop(upstream, tmp_path):
+    """An app of alpha (which needs beta) synced from an upstream that says beta is archived:
+    (app folder, store, the sync's summary)."""
+    root = upstream.root
     write_json_index(root / "files", root / "simple", {}, {"beta": ("archived", "moved to beta-ng")})
     app = tmp_path / "shop"
     app.mkdir()
     (app / "requirements.txt").write_text("alpha\n")
     store = tmp_path / "s"
-    first = _sync(app, store, status_upstream)
+    return app, store, _sync(app, store, upstream)
+
+
+def test_a_project_status_is_kept_said_served_and_diffed(status_upstream, tmp_path):
+    root = status_upstream.root
+    app, store, first = _archived_beta_shop(status_upstream, tmp_path)
     (a,) = first["apps"]
     assert any("beta is archived upstream" in w and "moved to beta-ng" in w for w in a["warnings"]), a["warnings"]
     snap = json.loads((store / "store-v1" / "snapshots" / f"{first['snapshot']}.json").read_text())
@@ -89,13 +96,8 @@ def test_uv_audit_reads_the_status_from_our_mirror(status_upstream, tmp_path):
     from tests.builders.cli import Served
     from tests.builders.upstreams import clean_env
 
-    root = status_upstream.root
-    write_json_index(root / "files", root / "simple", {}, {"beta": ("archived", "moved to beta-ng")})
-    app = tmp_path / "shop"
-    app.mkdir()
-    (app / "requirements.txt").write_text("alpha\n")
-    store = tmp_path / "s"
-    assert _sync(app, store, status_upstream)["ok"]
+    _, store, synced = _archived_beta_shop(status_upstream, tmp_path)
+    assert synced["ok"]
     asked: list[str] = []
 
     class Osv(http.server.BaseHTTPRequestHandler):
