@@ -44,7 +44,7 @@ from airgap_mirror.errors import ConfigError, IntegrityError, TransportError
 from airgap_mirror.publish.layout import Stage, cache_control, classify, content_type
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, S3Config
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 __all__ = ["Target", "parse_grace", "publish_tree", "bucket_state", "verify_bucket", "PublishReport",
            "BucketReport", "STATE_KEY"]
@@ -90,9 +90,11 @@ def parse_grace(text: str) -> timedelta:
     return timedelta(seconds=float(m[1]) * unit)
 
 
-def _store(target: Target, *, need_credentials: bool) -> Any:
+def _store(target: Target, *, need_credentials: bool, timeout: str = "300s", retry_for: float = 180.0) -> Any:
     """An obstore S3Store for the bucket, configured by boto3's resolution of the environment and AWS
-    config; anonymous (unsigned) when there are no credentials and none are needed."""
+    config; anonymous (unsigned) when there are no credentials and none are needed. `timeout`: of a
+    whole request (a large file's upload needs minutes on a slow link; a state read does not);
+    `retry_for`: seconds after a request's first try that obstore stops retrying it."""
     import boto3
     import botocore.exceptions
     from botocore.configprovider import ConfiguredEndpointProvider
@@ -115,7 +117,7 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
         config["virtual_hosted_style_request"] = style == "virtual"
     else:  # AWS itself: virtual-hosted, as boto3 does for a DNS-safe bucket name
         config["virtual_hosted_style_request"] = style != "path"
-    client_options: ClientConfig = {"allow_http": str(endpoint or "").startswith("http://"), "timeout": "300s",
+    client_options: ClientConfig = {"allow_http": str(endpoint or "").startswith("http://"), "timeout": timeout,
                                       "connect_timeout": "10s"}
     ca_bundle = core.get_config_variable("ca_bundle")  # AWS_CA_BUNDLE or ca_bundle in ~/.aws/config, as boto3 reads it
     if ca_bundle and not str(endpoint or "").startswith("http://"):
@@ -123,14 +125,18 @@ def _store(target: Target, *, need_credentials: bool) -> Any:
             client_options["root_certificate"] = Path(ca_bundle).read_bytes()  # added to the system's roots
         except OSError as exc:
             raise ConfigError(f"{target}: the CA bundle {ca_bundle} cannot be read ({exc.strerror})") from exc
+    from datetime import timedelta
+
+    retry: RetryConfig = {"retry_timeout": timedelta(seconds=retry_for)}
     if credentials is None:
         if need_credentials:
             raise ConfigError(f"{target}: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                               "or AWS_PROFILE with ~/.aws/credentials; AWS_ENDPOINT_URL for a server that is not AWS)")
-        return S3Store(target.bucket, config={**config, "skip_signature": True}, client_options=client_options)
+        return S3Store(target.bucket, config={**config, "skip_signature": True}, client_options=client_options,
+                       retry_config=retry)
     from obstore.auth.boto3 import Boto3CredentialProvider
 
-    return S3Store(target.bucket, config=config, client_options=client_options,
+    return S3Store(target.bucket, config=config, client_options=client_options, retry_config=retry,
                    credential_provider=Boto3CredentialProvider(session))
 
 
@@ -343,6 +349,9 @@ class _Upload:
         self.target, self.snapshot, self.on_bytes, self.now = target, snapshot, on_bytes, now
         self.local = _walk(tree)
         self.store = _store(target, need_credentials=True)
+        # The state, the listing and deletes are small requests: an endpoint that accepts and never
+        # answers fails the publish in 30 s (times obstore's retries), not 300 s a request.
+        self.small = _store(target, need_credentials=True, timeout="30s", retry_for=45.0)
         self.report = PublishReport(target=str(target), snapshot=snapshot, objects=len(self.local))
         self.state: dict[str, Any] | None = None
         self.remote: dict[str, tuple[int, str | None]] = {}
@@ -356,12 +365,12 @@ class _Upload:
     async def plan(self, check: bool) -> None:
         """What the bucket holds, and which files go up for sure (content-named and not there)."""
         try:
-            self.state = state = await _read_state(self.store, self.target)
+            self.state = state = await _read_state(self.small, self.target)
             # The state of a publish that completed is what is there; anything else (a first publish, one
             # cut off, --check) is found out by listing the prefix.
             self.report.listed = check or state is None or bool(state.get("interrupted"))
             if self.report.listed or state is None:
-                self.remote = await _listing(self.store, self.target)
+                self.remote = await _listing(self.small, self.target)
             else:
                 self.remote = {rel: (rec[1], rec[2]) for rel, rec in state["objects"].items()}
                 self.remote.update((rel, (-1, None)) for rel in state.get("retired", {}) if rel not in self.remote)
@@ -398,7 +407,7 @@ class _Upload:
         """Marked before anything changes: a publish cut off after this is listed in full next time."""
         if not self._marked:
             self._marked = True
-            await _write_state(self.store, self.target, {
+            await _write_state(self.small, self.target, {
                 **(self.state or {"format": _STATE_FORMAT, "snapshot": None, "objects": {}, "retired": {}}),
                 "interrupted": self.now.isoformat()})
 
@@ -444,9 +453,9 @@ class _Upload:
         new_state = {"format": _STATE_FORMAT, "snapshot": self.snapshot, "published": self.now.isoformat(),
                      "objects": dict(sorted(self.records.items())), "retired": dict(sorted(retired.items()))}
         try:
-            await _write_state(self.store, self.target, new_state)
+            await _write_state(self.small, self.target, new_state)
             for i in range(0, len(due), 1000):
-                await obstore.delete_async(self.store, [self.target.key(rel) for rel in due[i:i + 1000]])
+                await obstore.delete_async(self.small, [self.target.key(rel) for rel in due[i:i + 1000]])
                 self.report.deleted += len(due[i:i + 1000])
         except Exception as exc:  # noqa: BLE001
             raise _transport(self.target, exc) from exc
