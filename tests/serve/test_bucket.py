@@ -5,6 +5,7 @@ bucket whole; status and verify say what the bucket holds and whether it is inta
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -445,43 +446,58 @@ def test_an_endpoint_that_echoes_the_request_never_gets_a_credential_printed(tmp
     assert "s3://echo/site" in said
 
 
-def test_an_upload_waiting_on_the_network_holds_its_tree_not_the_store(upstream, tmp_path):
-    """`publish --to` a bucket that never answers: the store's lock is free once the tree is built
-    (a sync and publishes go on), and the tree being uploaded is not pruned while it is."""
+@contextlib.contextmanager
+def _hung_endpoint():
+    """An S3 endpoint on loopback that accepts connections and never answers: the environment that
+    points `mirror publish --to` at it, and the connections it took."""
     import socket
     import threading
 
     hung = socket.socket()
     hung.bind(("127.0.0.1", 0))
-    hung.listen(16)
+    hung.listen(64)
     held: list[socket.socket] = []
-    threading.Thread(target=lambda: [held.append(hung.accept()[0]) for _ in range(16)], daemon=True).start()
+    threading.Thread(target=lambda: [held.append(hung.accept()[0]) for _ in range(64)], daemon=True).start()
+    env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{hung.getsockname()[1]}", AWS_ACCESS_KEY_ID="k",
+               AWS_SECRET_ACCESS_KEY="s", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    try:
+        yield env, held
+    finally:
+        for c in held:
+            c.close()
+        hung.close()
+
+
+def test_an_upload_waiting_on_the_network_holds_its_tree_not_the_store(upstream, tmp_path):
+    """`publish --to` a bucket that never answers: the store's lock is free once the tree is built
+    (a sync and publishes go on), the tree being uploaded is not pruned while it is, and the publish
+    fails in about a minute with exit 4 (it waited 300 s a request)."""
     store = tmp_path / "store"
     sync = ("sync", str(DATA / "apps" / "shop"), "--store", str(store), "--python", "3.11", "--platform", X86,
             "--installers", "", "--index-url", upstream.url + "/simple")
     run_mirror(*sync)
     run_mirror("publish", "--store", str(store))
-    env = {k: v for k, v in clean_env().items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{hung.getsockname()[1]}", AWS_ACCESS_KEY_ID="k",
-               AWS_SECRET_ACCESS_KEY="s", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    upload = subprocess.Popen([*MIRROR, "publish", "--store", str(store), "--to", "s3://hung/prefix"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not held:
-            time.sleep(0.1)
-        assert held, "the upload never reached the bucket"
-        uploading = (store / "published" / "current").resolve()
-        run_mirror(*sync, "--refresh")  # the store's lock is free: it was held 300 s per request before
-        for _ in range(3):  # each a new tree: without the hold, the uploading one is pruned by the second
-            run_mirror("publish", "--store", str(store), "--force")
-        assert uploading.is_dir(), "the tree being uploaded was pruned"
-        assert upload.poll() is None  # (still waiting on the bucket)
-    finally:
-        upload.kill()
-        upload.wait(timeout=10)
-        for c in held:
-            c.close()
-        hung.close()
+    with _hung_endpoint() as (env, held):
+        started = time.monotonic()
+        upload = subprocess.Popen([*MIRROR, "publish", "--store", str(store), "--to", "s3://hung/prefix"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not held:
+                time.sleep(0.1)
+            assert held, "the upload never reached the bucket"
+            uploading = (store / "published" / "current").resolve()
+            run_mirror(*sync, "--refresh")  # the store's lock is free
+            for _ in range(3):  # each a new tree: without the hold, the uploading one is pruned by the second
+                run_mirror("publish", "--store", str(store), "--force")
+            assert uploading.is_dir(), "the tree being uploaded was pruned"
+            out, err = upload.communicate(timeout=150)
+        finally:
+            if upload.poll() is None:
+                upload.kill()
+                upload.wait(timeout=10)
+        took = time.monotonic() - started
+        assert upload.returncode == 4 and "s3://hung/prefix" in err and took < 120, (upload.returncode, took, err[-500:])
     run_mirror("publish", "--store", str(store), "--force")
     assert not uploading.exists(), "a tree no longer held is pruned as any other"
