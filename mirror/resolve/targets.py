@@ -172,7 +172,9 @@ class PythonTarget:
         install asks for (the app's chosen extras; its default groups and chosen ones)."""
         if marker is None:
             return True
-        return marker.evaluate({**self.marker_environment(), "extras": extras, "dependency_groups": groups},
+        # (`extra == "x"`, a package's own metadata's form, left false as `evaluate` leaves it: in the
+        # lock_file context an absent `extra` raised instead)
+        return marker.evaluate({**self.marker_environment(), "extra": "", "extras": extras, "dependency_groups": groups},
                                context="lock_file")
 
     def to_dict(self) -> dict[str, str]:

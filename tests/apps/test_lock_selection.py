@@ -129,7 +129,7 @@ def test_a_pylock_with_extras_and_groups_markers(upstream, tmp_path):
         'lock-version = "1.0"\ncreated-by = "hand"\nrequires-python = ">=3.10"\nextras = ["fast"]\n'
         'dependency-groups = ["default", "worker"]\ndefault-groups = ["default"]\n\n'
         + pkg("beta", "'default' in dependency_groups") + pkg("sharedname", "'fast' in extras and sys_platform == 'linux'")
-        + pkg("darwinonly", "'worker' in dependency_groups"))
+        + pkg("darwinonly", "'worker' in dependency_groups") + pkg("armonly", 'extra == "fast"'))
     store = open_store(tmp_path / "s", create=True)
     plain = _sync(store, app, upstream)
     assert plain.ok, plain.apps
