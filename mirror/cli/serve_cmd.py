@@ -57,15 +57,16 @@ def publish(
         st = open_store(root)
         with contextlib.ExitStack() as held:
             with st.lock("publish", wait=60):
-                tree = current_tree(st)
-                same = None if force else up_to_date(st, base_url or cfg.serve_url)
-                if same is not None:
-                    tree = same
+                # The tree kept when it is the current snapshot's for the same URL, or (for an upload
+                # with no --base-url) of the current snapshot whatever URL it was built for.
+                tree = None if force else (up_to_date(st, base_url or cfg.serve_url) or (
+                    current_tree(st) if to and base_url is None and published_snapshot(st) == st.ref("current") else None))
+                if tree is not None:
                     if not as_json:
                         console.print(f"snapshot {(st.ref('current') or '')[:16]} is published already at "
                                       f"{st.published / 'current'}: nothing to build (`mirror verify` checks it; "
                                       "--force builds it again)")
-                elif tree is None or not (to and base_url is None and published_snapshot(st) == st.ref("current")):
+                else:
                     tree = do_publish(st, url=base_url or cfg.serve_url)
                     if not as_json:
                         console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
