@@ -37,7 +37,7 @@ def publish(
     local_only: Annotated[bool, typer.Option("--local-only", help="Publish the local tree only, not to [publish] targets.")] = False,
     check: Annotated[bool, typer.Option("--check", help="With --to: list the bucket instead of trusting the last publish's record of it (puts back objects removed behind our back).")] = False,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, help="With --to: uploads at once.")] = 32,
-    force: Annotated[bool, typer.Option("--force", help="Build the tree again even when it is the current snapshot's, published for the same URL (after a signing key changed, or a tree damaged by hand).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Build the tree again even when it is the current snapshot's, published for the same URL, every page made anew (none linked from the current tree): after a signing key changed, or a tree damaged by hand.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build the static index tree for the newest snapshot and switch it in atomically; then upload
@@ -67,7 +67,7 @@ def publish(
                                       f"{st.published / 'current'}: nothing to build (`mirror verify` checks it; "
                                       "--force builds it again)")
                 else:
-                    tree = do_publish(st, url=base_url or cfg.serve_url)
+                    tree = do_publish(st, url=base_url or cfg.serve_url, fresh=force)
                     if not as_json:
                         console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
                 if targets:  # the tree held, not the store: syncs and imports go on while it uploads

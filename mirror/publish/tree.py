@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from airgap_mirror.interfaces import publishers
+from airgap_mirror.publish.reuse import PageReuse, orphaned_manifests
 from airgap_mirror.publish.simple import (
     IndexFile,
     render_find_links,
@@ -28,7 +29,7 @@ from airgap_mirror.publish.simple import (
 )
 from airgap_mirror.store import Store
 from airgap_mirror.store.model import PythonFile
-from airgap_mirror.store.names import UnsafePath, safe_join
+from airgap_mirror.store.names import UnsafePath, safe_join, safe_join_str
 from airgap_mirror.store.snapshots import Snapshot
 
 _KEEP_TREES = 2
@@ -138,7 +139,54 @@ def _upstream_path(meta: PythonFile) -> tuple[str, ...] | None:
     return parts
 
 
-def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, base: str | None) -> None:
+class _Folders:
+    """Folders of a tree being built, each made once (string paths: a publish makes 80,000 of them)."""
+
+    def __init__(self) -> None:
+        self.made: set[str] = set()
+
+    def make(self, path: str) -> str:
+        if path not in self.made:
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                self.make(os.path.dirname(path))
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path)
+            self.made.add(path)
+        return path
+
+    def link(self, src: Path, dst: str) -> None:
+        self.make(os.path.dirname(dst))
+        try:
+            os.link(src, dst)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            shutil.copyfile(src, dst)
+
+
+def _put(folder: str, name: str, text: str, *, gz: bool = False) -> None:
+    data = text.encode("utf-8")
+    with open(f"{folder}/{name}", "wb") as fh:
+        fh.write(data)
+    if gz:  # precompressed beside the page, so servers (ours, nginx gzip_static) send it as is
+        with open(f"{folder}/{name}.gz", "wb") as fh:
+            fh.write(gzip.compress(data, 9, mtime=0))
+
+
+def _release_url(sha: str, meta: PythonFile, base: str | None) -> str | None:
+    if _upstream_path(meta) is not None:
+        return str(meta.url)
+    if base:
+        return f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta.filename)}"
+    return None
+
+
+def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: str, base: str | None,
+                    reuse: PageReuse, folders: _Folders) -> None:
     """PyPI's JSON API for each release (`/pypi/PROJECT/VERSION/json`), as Poetry reads it to find a
     locked release's files: its `urls` name each file where the upstream served it (a site points
     the upstream's names at the mirror, which serves those paths too), else at the mirror's base URL."""
@@ -150,15 +198,15 @@ def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, b
     for sha, meta in files.items():
         releases.setdefault((canonicalize_name(meta.project or ""), meta.version or ""), []).append((sha, meta))
     for (project, version), entries in releases.items():
+        entries.sort(key=lambda e: e[1].filename)
+        linked = [(sha, meta, url) for sha, meta in entries if (url := _release_url(sha, meta, base)) is not None]
+        if not linked:
+            continue
+        folder = folders.make(safe_join_str(folders.make(safe_join_str(root, "pypi", project)), version))
+        if reuse.take(f"pypi/{project}/{version}", reuse.digest((entries[0][1].project, linked)), folder, ("json",)):
+            continue
         urls, requires_dist, requires_python = [], None, None
-        for sha, meta in sorted(entries, key=lambda e: e[1].filename):
-            upstream = _upstream_path(meta)
-            if upstream is not None:
-                url = str(meta.url)
-            elif base:
-                url = f"{base.rstrip('/')}/packages/{sha[:2]}/{sha}/{quote(meta.filename)}"
-            else:
-                continue
+        for sha, meta, url in linked:
             urls.append({"filename": meta.filename, "url": url, "digests": {"sha256": sha}, "size": meta.size,
                          "packagetype": "bdist_wheel" if meta.kind == "wheel" else "sdist",
                          "requires_python": meta.requires_python, "yanked": bool(meta.yanked),
@@ -168,53 +216,70 @@ def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: Path, b
             if requires_dist is None and meta.metadata_sha256 and store.has_blob(meta.metadata_sha256):
                 head = BytesHeaderParser().parsebytes(store.blob_path(meta.metadata_sha256).read_bytes())
                 requires_dist = head.get_all("Requires-Dist") or []
-        if not urls:
-            continue
         doc = {"info": {"name": entries[0][1].project, "version": version, "summary": "",
                         "requires_dist": requires_dist, "requires_python": requires_python, "yanked": False},
                "urls": urls, "last_serial": 0}
-        write_text(safe_join(root, "pypi", project, version) / "json", json.dumps(doc, sort_keys=True))
+        _put(folder, "json", json.dumps(doc, sort_keys=True))
 
 
-def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None) -> int:
+def _link_files(store: Store, files: Mapping[str, PythonFile], root: str, folders: _Folders) -> dict[str, list[IndexFile]]:
+    """Each file (and its .metadata, provenance) linked from the store into the tree; the pages'
+    entries, by project."""
     from packaging.utils import canonicalize_name
 
-    files = snapshot.python.files
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
-        rel = ("packages", sha[:2], sha, meta.filename)
-        link_or_copy(store.blob_path(sha), safe_join(root, *rel))
+        blob = store.blob_path(sha)
+        folder = folders.make(safe_join_str(folders.make(f"{root}/packages/{sha[:2]}"), sha))
+        folders.link(blob, safe_join_str(folder, meta.filename))
         upstream = _upstream_path(meta)
-        if upstream is not None and upstream != rel:
-            dest = safe_join(root, *upstream)
-            if not dest.exists():
-                link_or_copy(store.blob_path(sha), dest)
+        if upstream is not None and upstream != ("packages", sha[:2], sha, meta.filename):
+            dest = safe_join_str(root, *upstream)
+            if not os.path.exists(dest):
+                folders.link(blob, dest)
         if meta.metadata_sha256:
-            link_or_copy(store.blob_path(meta.metadata_sha256), safe_join(root, *rel[:-1], meta.filename + ".metadata"))
+            folders.link(store.blob_path(meta.metadata_sha256), safe_join_str(folder, meta.filename + ".metadata"))
         provenance = None
         if meta.provenance_sha256:  # PEP 740: at the Integrity API's path, as PyPI serves it
             where = ("integrity", canonicalize_name(meta.project or ""), meta.version or "", meta.filename, "provenance")
-            link_or_copy(store.blob_path(meta.provenance_sha256), safe_join(root, *where))
+            folders.link(store.blob_path(meta.provenance_sha256), safe_join_str(root, *where))
             provenance = "../../" + "/".join(quote(p) for p in where)
         by_project.setdefault(meta.project or "", []).append(IndexFile(
-            filename=meta.filename, url="../../" + "/".join(rel), sha256=sha, size=meta.size or 0,
-            requires_python=meta.requires_python, yanked=meta.yanked,
+            filename=meta.filename, url=f"../../packages/{sha[:2]}/{sha}/{meta.filename}", sha256=sha,
+            size=meta.size or 0, requires_python=meta.requires_python, yanked=meta.yanked,
             upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256, provenance=provenance,
         ))
-    _write_json_api(store, files, root, base)
-    simple = root / "simple"
-    write_text(simple / "index.html", render_root_html(list(by_project)), gz=True)
-    write_text(simple / "index.json", render_root_json(list(by_project)), gz=True)
+    return by_project
 
-    write_text(root / "find-links.html", render_find_links(
+
+_PAGE_SET = ("index.html", "index.html.gz", "index.json", "index.json.gz")
+
+
+def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None,
+                  previous: Path | None = None) -> PageReuse:
+    """The Python part of a tree; pages made from the same inputs as `previous`'s are linked from it."""
+    from packaging.utils import canonicalize_name
+
+    files = snapshot.python.files
+    top, folders, reuse = str(root), _Folders(), PageReuse(previous)
+    by_project = _link_files(store, files, top, folders)
+    _write_json_api(store, files, top, base, reuse, folders)
+    simple = folders.make(f"{top}/simple")
+    _put(simple, "index.html", render_root_html(list(by_project)), gz=True)
+    _put(simple, "index.json", render_root_json(list(by_project)), gz=True)
+    _put(top, "find-links.html", render_find_links(
         [replace(f, url=f.url.removeprefix("../../"), provenance=f.provenance.removeprefix("../../") if f.provenance else None)
          for pfiles in by_project.values() for f in pfiles]), gz=True)
     for project, pfiles in by_project.items():
-        d = safe_join(simple, canonicalize_name(project))
-        st = snapshot.python.projects.get(canonicalize_name(project))
+        name = canonicalize_name(project)
+        folder = folders.make(safe_join_str(simple, name))
+        st = snapshot.python.projects.get(name)
         status = (st.status, st.reason) if st is not None else None
-        write_text(d / "index.html", render_project_html(project, pfiles, status), gz=True)
-        write_text(d / "index.json", render_project_json(project, pfiles, status), gz=True)
+        pfiles.sort(key=lambda f: f.filename)
+        if reuse.take(f"simple/{name}", reuse.digest((project, status, pfiles)), folder, _PAGE_SET):
+            continue
+        _put(folder, "index.html", render_project_html(project, pfiles, status), gz=True)
+        _put(folder, "index.json", render_project_json(project, pfiles, status), gz=True)
     # Locks, so an admin inside can fetch an app's lock from the mirror itself.
     for app, entry in snapshot.apps.items():
         for tid, t in entry.targets.items():
@@ -224,12 +289,13 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
                 (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t.pylock).read_bytes(), files, base))
             if t.requirements_lock:
                 link_or_copy(store.blob_path(t.requirements_lock), d / "requirements.lock")
-    return len(by_project)
+    return reuse
 
 
-def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None) -> Path:
+def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None, fresh: bool = False) -> Path:
     """Build the tree of a snapshot (the current one by default) and switch it in atomically.
-    `url`: the base URL clients reach the mirror at (kept for later publishes)."""
+    `url`: the base URL clients reach the mirror at (kept for later publishes); `fresh`: every page
+    made again, none linked from the current tree (`PageReuse`)."""
     sid = snapshot_id or store.ref("current")
     if sid is None:
         from airgap_mirror.errors import StoreError
@@ -245,10 +311,11 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     final = trees / f"{sid[:16]}.{n}"
     try:
         partial.mkdir()
-        _write_python(store, snapshot, partial, base_url(store, url))
+        reuse = _write_python(store, snapshot, partial, base_url(store, url), previous=None if fresh else current_tree(store))
         for fn in publishers():
             fn(store, snapshot, partial)
         (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
+        reuse.save(final)
         os.replace(partial, final)
     except UnsafePath as exc:
         shutil.rmtree(partial, ignore_errors=True)
@@ -334,6 +401,8 @@ def _prune(trees: Path, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
     for partial in trees.glob(".*.partial"):
         shutil.rmtree(partial, ignore_errors=True)
+    for manifest in orphaned_manifests(trees):
+        manifest.unlink(missing_ok=True)
     for pin in trees.glob(".*.in-use"):
         if not (trees / pin.name[1:].removesuffix(".in-use")).exists():
             pin.unlink(missing_ok=True)

@@ -7,9 +7,10 @@ from pathlib import Path, PurePosixPath
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-__all__ = ["NormalizedName", "canonicalize_name", "Sha256", "safe_join", "UnsafePath"]
+__all__ = ["NormalizedName", "canonicalize_name", "Sha256", "safe_join", "safe_join_str", "UnsafePath"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_COMPONENT = re.compile(r"[^/\\\x00]{1,255}")
 
 
 class UnsafePath(ValueError):
@@ -48,3 +49,12 @@ def safe_join(root: Path, *parts: str) -> Path:
                 raise UnsafePath(f"path component {comp!r} not allowed in {part!r}")
         rel = rel / p
     return Path(root, *rel.parts)
+
+
+def safe_join_str(root: str, *parts: str) -> str:
+    """`safe_join` on strings, for loops over every file of a store: plain components (no slash)
+    are checked and joined without pathlib; anything else goes through `safe_join` (and its errors)."""
+    for part in parts:
+        if not _COMPONENT.fullmatch(part) or part in (".", "..") or (not part.isascii() and len(part.encode("utf-8", "surrogateescape")) > 255):
+            return str(safe_join(Path(root), *parts))
+    return "/".join((root, *parts))

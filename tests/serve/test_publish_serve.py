@@ -148,6 +148,36 @@ def test_republish_switches_atomically_and_prunes(store_with_files):
     assert index["projects"]
 
 
+def test_a_publish_links_the_pages_it_would_write_the_same(store_with_files):
+    """A page made from the same inputs as the current tree's is linked from it (a nightly that
+    changed one project does not write 20,000 pages again); a project whose files' facts changed (a
+    yank) is written anew; a tree from another renderer, or a fresh publish (--force), links none."""
+    store, _, files = store_with_files
+    first = publish(store, url="http://mirror.test")
+    yanked = {s: ({**m, "yanked": "bad build"} if m["project"] == "qux" else m) for s, m in files.items()}
+    store.set_ref("current", store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                                                 "python": {"files": yanked, "installers": {}, "build": {}}}, origin="test"))
+    second = publish(store, url="http://mirror.test")
+
+    def same(a, b, rel):
+        return (a / rel).stat().st_ino == (b / rel).stat().st_ino
+
+    for name in ("index.html", "index.html.gz", "index.json", "index.json.gz"):
+        assert same(first, second, f"simple/foo-bar/{name}") and not same(first, second, f"simple/qux/{name}")
+    assert same(first, second, "pypi/foo-bar/1.0/json") and not same(first, second, "pypi/qux/0.1/json")
+    assert json.loads((second / "simple/qux/index.json").read_text())["files"][0]["yanked"] == "bad build"
+    assert json.loads((second / "pypi/qux/0.1/json").read_text())["urls"][0]["yanked_reason"] == "bad build"
+    fresh = publish(store, url="http://mirror.test", fresh=True)
+    assert not same(second, fresh, "simple/foo-bar/index.html")
+    assert (fresh / "simple/foo-bar/index.html").read_bytes() == (second / "simple/foo-bar/index.html").read_bytes()
+    manifest = store.published / "trees" / f".{fresh.name}.pages.json"
+    manifest.write_text(manifest.read_text().replace('"renderer":"', '"renderer":"0'))
+    assert not same(fresh, publish(store, url="http://mirror.test"), "simple/foo-bar/index.html")
+    # The manifests of pruned trees go with them.
+    assert sorted(p.name for p in (store.published / "trees").glob(".*.pages.json")) == sorted(
+        f".{t.name}.pages.json" for t in (store.published / "trees").iterdir() if not t.name.startswith("."))
+
+
 def test_html_is_escaped():
     html = render_project_html("x", [IndexFile(filename='x-1.0.tar.gz"><script>', url='a"b', sha256="0" * 64, size=1,
                                                requires_python="<4,>=3")])
