@@ -46,12 +46,16 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)
-if [ ! -f "$stamp" ]; then
-  echo "setup: installing the project into .venv" >&2
+# The demo installs the project alone; the tests add their extras (pytest, mypy, ruff, pip-tools,
+# SeaweedFS: most of the download). A test install serves the demo too.
+hash=$(cat pyproject.toml | sha256sum | cut -c1-16)
+spec='.[test]' stamp=.venv/.installed-$hash
+[ "$SETUP_FOR" = demo ] && spec='.' stamp=.venv/.installed-demo-$hash
+if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-$hash" ]; then
+  echo "setup: installing the project into .venv ($spec)" >&2
   env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
     .venv/bin/python -m pip install --isolated -q --disable-pip-version-check \
-      --index-url https://pypi.org/simple -e '.[test]'
+      --index-url https://pypi.org/simple -e "$spec"
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
