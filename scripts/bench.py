@@ -676,7 +676,7 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
 
 def _scale_store(root: Path, projects: int, apps: int = 50) -> tuple[str, str]:
     """A store of `projects` projects (one small real wheel each, renamed copies of one built wheel's
-    shape: distinct names and bytes) in `apps` apps, and a second snapshot where one app changed one
+    shape: distinct names and bytes, at PyPI's URLs) in `apps` apps, and a second snapshot where one app changed one
     file: (first snapshot, second)."""
     import hashlib
     import io
@@ -697,6 +697,12 @@ def _scale_store(root: Path, projects: int, apps: int = 50) -> tuple[str, str]:
             zf.writestr(f"{dist}/RECORD", "")
         return buf.getvalue()
 
+    def pypi_url(data: bytes, filename: str) -> str:
+        """Where PyPI serves a file (its blake2b-256 path): the tree holds each file there too, and
+        PyPI's JSON API for each release, as for a real store."""
+        h = hashlib.blake2b(data, digest_size=32).hexdigest()
+        return f"https://files.pythonhosted.org/packages/{h[:2]}/{h[2:4]}/{h[4:]}/{filename}"
+
     def doc(files: dict[str, dict], per_app: dict[str, list[str]]) -> dict:
         return {"format_version": 1, "kind": "airgap-mirror/snapshot", "targets": {"cp311-x": {"id": "cp311-x"}},
                 "apps": {a: {"targets": {"cp311-x": {"files": sorted(s), "packages": []}}} for a, s in per_app.items()},
@@ -709,7 +715,7 @@ def _scale_store(root: Path, projects: int, apps: int = 50) -> tuple[str, str]:
         data = wheel(name, "1.0")
         sha = store.put_bytes(data)
         files[sha] = {"filename": f"{name}-1.0-py3-none-any.whl", "project": name, "version": "1.0", "kind": "wheel",
-                      "size": len(data), "url": None, "requires_python": None, "yanked": None, "upload_time": None,
+                      "size": len(data), "url": pypi_url(data, f"{name}-1.0-py3-none-any.whl"), "requires_python": None, "yanked": None, "upload_time": None,
                       "metadata_sha256": None}
         per_app[f"app{i % apps}"].append(sha)
     first = store.put_snapshot(doc(files, per_app), origin="sync")
@@ -718,7 +724,8 @@ def _scale_store(root: Path, projects: int, apps: int = 50) -> tuple[str, str]:
     data = wheel(name, "1.1")
     new = store.put_bytes(data)
     files2 = {s: m for s, m in files.items() if s != old}
-    files2[new] = {**files[old], "filename": f"{name}-1.1-py3-none-any.whl", "version": "1.1", "size": len(data)}
+    files2[new] = {**files[old], "filename": f"{name}-1.1-py3-none-any.whl", "version": "1.1", "size": len(data),
+                   "url": pypi_url(data, f"{name}-1.1-py3-none-any.whl")}
     per_app["app0"] = [s for s in per_app["app0"] if s != old] + [new]
     second = store.put_snapshot(doc(files2, per_app), origin="sync")
     assert hashlib.sha256(data).hexdigest() == new
