@@ -35,8 +35,11 @@ from airgap_mirror.store.snapshots import Snapshot
 _KEEP_TREES = 2
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
+def link_or_copy(src: Path, dst: Path | str, *, folder_made: bool = False) -> None:
+    """A hard link of `src` at `dst` (its folder made unless `folder_made`), a copy where the
+    file system cannot link there."""
+    if not folder_made:
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
     try:
         os.link(src, dst)
     except OSError as exc:
@@ -160,12 +163,7 @@ class _Folders:
 
     def link(self, src: Path, dst: str) -> None:
         self.make(os.path.dirname(dst))
-        try:
-            os.link(src, dst)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
-                raise
-            shutil.copyfile(src, dst)
+        link_or_copy(src, dst, folder_made=True)
 
 
 def _put(folder: str, name: str, text: str, *, gz: bool = False) -> None:
