@@ -21,6 +21,7 @@ from airgap_mirror.store.snapshots import Snapshot
 __all__ = ["components", "build_sbom", "sbom_blob", "SBOM_MEDIA_TYPE"]
 
 SBOM_MEDIA_TYPE = "application/vnd.cyclonedx+json"
+_KEEP_PREVIOUS = 3  # SBOMs kept with what their entries were read from, for the next snapshot's
 _NS = uuid.UUID("6f1c3c8e-5b0e-4d55-9d0b-7a0f5e1b2c3d")  # airgap-mirror's namespace for SBOM serial numbers
 
 
@@ -207,6 +208,9 @@ def sbom_blob(store: Store, snap: Snapshot, *, created: str | None) -> str:
         metadata = {c["purl"]: c["metadata_sha256"] for c in components(snap)}
         atomic_write(folder / f"{snap.id}.metadata.json", json.dumps(metadata, separators=(",", ":")).encode())
         atomic_write(record, sha.encode() + b"\n")
+        # Only the newest few are ever read (megabytes each for a large store: a year of nightlies is not kept).
+        for old in sorted(folder.glob("*.metadata.json"), key=lambda p: p.stat().st_mtime, reverse=True)[_KEEP_PREVIOUS:]:
+            old.unlink(missing_ok=True)
     return sha
 
 
@@ -217,7 +221,7 @@ def _previous(store: Store, sid: str | None) -> Previous | None:
 
     folder = store.cache / "sbom"
     records = [p for p in folder.glob("*") if len(p.name) == 64 and p.name != sid] if folder.is_dir() else []
-    for record in sorted(records, key=lambda p: p.stat().st_mtime, reverse=True)[:3]:
+    for record in sorted(records, key=lambda p: p.stat().st_mtime, reverse=True)[:_KEEP_PREVIOUS]:
         with contextlib.suppress(OSError, ValueError):
             sha = record.read_text().strip()
             metadata = json.loads((folder / f"{record.name}.metadata.json").read_bytes())

@@ -150,3 +150,6 @@ def test_a_nightly_s_sbom_is_built_from_the_last_one_with_the_same_bytes(tmp_pat
     scratch = build_sbom(store, snap2, created="2026-12-02T00:00:00+00:00")
     assert store.blob_path(second).read_bytes() == scratch and first != second
     assert {c["name"]: c.get("licenses") for c in _valid(scratch)["components"]}["mid"] == [{"license": {"id": "ISC"}}]
+    for n in range(4):  # what the next is built from is kept for the newest three only
+        sbom_mod.sbom_blob(store, Snapshot.from_dict(doc(one, {"web": ["1" * 64]}), id=str(n) * 64), created=None)
+    assert len(list((store.cache / "sbom").glob("*.metadata.json"))) == 3
