@@ -138,6 +138,9 @@ def _order(entry: dict[str, Any]) -> tuple[Any, ...]:
     return entry["name"], (1, "") if version is None else (0, version), entry["bom-ref"]
 
 
+Previous = tuple[bytes, dict[str, "str | None"]]  # an SBOM, and the core metadata of each of its entries
+
+
 def _reusable(previous: Previous, comps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The previous SBOM's entries that a new build would write the same, by bom-ref: the same file
     (purl and sha256), needed by the same, with the same core metadata (where its licence comes from)."""
@@ -160,9 +163,6 @@ def _reusable(previous: Previous, comps: list[dict[str, Any]]) -> dict[str, dict
     return out
 
 
-Previous = tuple[bytes, dict[str, "str | None"]]
-
-
 def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = None,
                previous: Previous | None = None) -> bytes:
     """The SBOM as canonical JSON bytes (validated against the CycloneDX 1.6 schema by the tests).
@@ -170,9 +170,13 @@ def build_sbom(store: Store | None, snap: Snapshot, *, created: str | None = Non
     from (`sbom_blob` keeps both): its entries for the same files are taken as they are, and only the
     rest built (a nightly's SBOM of 20,000 files took 15 s, for a few new ones). The bytes are those
     of a build from nothing."""
+    return _build(store, snap, components(snap), created, previous)
+
+
+def _build(store: Store | None, snap: Snapshot, comps: list[dict[str, Any]], created: str | None,
+           previous: Previous | None) -> bytes:
     from airgap_mirror.store.canonical import canonical_json
 
-    comps = components(snap)
     reused = _reusable(previous, comps) if previous is not None else {}
     doc = _cyclonedx_json(store, snap, [c for c in comps if c["purl"] not in reused], created)
     if reused:
@@ -202,10 +206,10 @@ def sbom_blob(store: Store, snap: Snapshot, *, created: str | None) -> str:
             sha = ""
         if len(sha) == 64 and store.has_blob(sha):
             return sha
-    data = build_sbom(store, snap, created=created, previous=_previous(store, snap.id))
-    sha = store.put_bytes(data)
+    comps = components(snap)
+    sha = store.put_bytes(_build(store, snap, comps, created, _previous(store, snap.id)))
     if snap.id:
-        metadata = {c["purl"]: c["metadata_sha256"] for c in components(snap)}
+        metadata = {c["purl"]: c["metadata_sha256"] for c in comps}
         atomic_write(folder / f"{snap.id}.metadata.json", json.dumps(metadata, separators=(",", ":")).encode())
         atomic_write(record, sha.encode() + b"\n")
         # Only the newest few are ever read (megabytes each for a large store: a year of nightlies is not kept).

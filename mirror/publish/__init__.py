@@ -21,7 +21,6 @@ from airgap_mirror.publish.tree import (
     served_pylock,
     tree_snapshot,
     up_to_date,
-    write_text,
 )
 
-__all__ = ["base_url", "current_tree", "hold_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "up_to_date", "write_text"]
+__all__ = ["base_url", "current_tree", "hold_tree", "link_or_copy", "publish", "published_snapshot", "served_pylock", "tree_snapshot", "up_to_date"]

@@ -50,7 +50,6 @@ class PageReuse:
         self.previous = str(previous) if previous is not None else None
         self.old: dict[str, str] = {}
         self.new: dict[str, str] = {}
-        self.linked = 0
         if previous is not None:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 doc = json.loads(manifest_path(previous).read_bytes())
@@ -79,7 +78,6 @@ class PageReuse:
                 with contextlib.suppress(OSError):
                     os.unlink(f"{dest}/{name}")
             return False
-        self.linked += 1
         return True
 
     def save(self, tree: Path) -> None:

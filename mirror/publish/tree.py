@@ -48,15 +48,6 @@ def link_or_copy(src: Path, dst: Path | str, *, folder_made: bool = False) -> No
         shutil.copyfile(src, dst)
 
 
-def write_text(path: Path, text: str, *, gz: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = text.encode("utf-8")
-    path.write_bytes(data)
-    if gz:
-        # Precompressed beside the page, so servers (ours, nginx gzip_static) send it as is.
-        path.with_name(path.name + ".gz").write_bytes(gzip.compress(data, 9, mtime=0))
-
-
 def current_tree(store: Store) -> Path | None:
     link = store.published / "current"
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None

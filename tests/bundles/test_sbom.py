@@ -101,8 +101,8 @@ def test_a_snapshot_s_sbom_is_built_once_and_again_after_gc(tmp_path, monkeypatc
     snapshot_of(store, [b"one" * 100, b"two" * 100])
     key = generate()
     built = []
-    real = sbom_mod.build_sbom
-    monkeypatch.setattr(sbom_mod, "build_sbom", lambda *a, **k: built.append(1) or real(*a, **k))
+    real = sbom_mod._build
+    monkeypatch.setattr(sbom_mod, "_build", lambda *a, **k: built.append(1) or real(*a, **k))
     first = create_bundle(store, key, tmp_path / "a.bundle", site="a")
     second = create_bundle(store, key, tmp_path / "b.bundle", site="b")
     assert first.sbom == second.sbom and len(built) == 1
