@@ -45,6 +45,7 @@ _HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 _KEEP_BYTES = 256 << 10  # pages up to this size are kept in memory, per worker ...
 _KEEP_TOTAL = 64 << 20  # ... up to this much in all
+_KEEP_FILE = 64 << 10  # and immutable files up to this size (PEP 658 .metadata: asked for as often as pages)
 
 
 def negotiate(accept: str | None, fmt: str | None = None) -> str | None:
@@ -380,10 +381,17 @@ class App:
         immutable = layout.immutable(target.relative_to(tree).as_posix())
         # A page is read once per tree: kept in memory when small, and its ETag is its content's
         # hash (the same page in a new tree keeps its ETag: a revalidation after a publish that did
-        # not change it is a 304). Files never change under their names: their stat will do.
+        # not change it is a 304). Files never change under their names: their stat will do; a small
+        # one (a .metadata) is kept too, sent from memory rather than opened for every request.
         body = None
         if immutable:
             etag = f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+            if st.st_size <= _KEEP_FILE and self._kept + st.st_size <= _KEEP_TOTAL:
+                with open(path, "rb") as fh:
+                    data = fh.read(_KEEP_FILE + 1)
+                if len(data) == st.st_size:
+                    body = data
+                    self._kept += st.st_size
         else:
             h = hashlib.sha256()
             with open(path, "rb") as fh:

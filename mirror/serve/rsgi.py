@@ -91,8 +91,8 @@ class RsgiApp:
             resp = Response(404, [("Content-Type", "text/plain; charset=utf-8")], b"not found\n")
         try:
             out = [("server", "airgap-mirror"), *resp.headers]
-            if scope.method == "HEAD" and resp.file is not None:
-                out.append(("content-length", str(resp.length)))
+            if scope.method == "HEAD" and (resp.file is not None or resp.body):
+                out.append(("content-length", str(resp.size)))  # what a GET sends, a file's or kept bytes
                 proto.response_empty(resp.status, out)
             elif resp.file is not None and resp.status in (200, 206):
                 if resp.status == 206:

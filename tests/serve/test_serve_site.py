@@ -158,6 +158,10 @@ def test_health_metrics_and_caching_headers(site, tmp_path):
         assert requests[("other", "404")] == 1 and requests[("packages", "200")] == 1
         assert families["airgap_mirror_tree_intact"].samples[0].value == 1
         assert families["airgap_mirror_snapshot_age_seconds"].samples[0].value >= 0
+        body = httpx.get(wheel).content  # a small file, sent from memory: HEAD still says its length
+        assert int(head.headers["content-length"]) == len(body) > 0 and not head.content
+        page_head = httpx.head(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        assert page_head.headers["content-length"] == page.headers["content-length"] and not page_head.content
         # The republished tree keeps a page's ETag when its content did not change.
         run_mirror("publish", "--store", str(site["store"]))
         again = httpx.get(srv.simple + "alpha/", headers={"Accept": "application/vnd.pypi.simple.v1+json",
