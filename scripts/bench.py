@@ -563,7 +563,9 @@ def _wrk_ratios(results: dict[tuple[str, str, int], tuple[float, float, float]],
     for kind in sorted({k for _, k, _ in results}):
         for conns in (64, 256):
             o, p = results.get(("mirror serve", kind, conns)), results.get((peer, kind, conns))
-            if o and p:
+            if o and p and not p[0]:
+                print(f"  ratio ours / {peer} {kind:<12} {conns:>3} conns: {peer} answered nothing within 5 s")
+            elif o and p:
                 print(f"  ratio ours / {peer} {kind:<12} {conns:>3} conns: {o[0] / p[0]:4.2f}x req/s, p99 {o[2]:.1f} vs {p[2]:.1f} ms")
     print(f"  (aims: {aims})")
 
