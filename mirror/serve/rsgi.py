@@ -1,5 +1,6 @@
 """The production server: granian (a Rust HTTP/1.1 and TLS server, workers in processes) calling
-`App.handle` through its RSGI interface; files are sent by granian itself, never read in Python.
+`App.handle` through its RSGI interface; files are sent by granian itself (pages and small files,
+read once, from memory).
 
 Each worker builds its App from the settings the parent put in the environment
 (`AIRGAP_MIRROR_SERVE`, JSON, no secrets: only paths). Metrics are summed over the workers by
