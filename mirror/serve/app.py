@@ -331,6 +331,10 @@ class App:
         gzip_ok = "gzip" in (headers.get("accept-encoding") or "") and "range" not in headers
         key = (tree, raw_path, content_type, gzip_ok)
         entry = self._entries.get(key)
+        if entry is not None and entry.ident is not None and _ident(entry.path) != entry.ident:
+            with self._lock:  # put back by `verify --repair` (another inode): what was kept is the damage
+                self._kept -= len(entry.body or b"")
+            entry = None
         if entry is None:
             found = self._resolve(tree, parts, raw_path, route, content_type, gzip_ok)
             if isinstance(found, Response):
@@ -417,7 +421,8 @@ class App:
         if encoding:
             head.append(("Content-Encoding", encoding))
         return _Entry(path=path, size=st.st_size, etag=etag, common=tuple(common), head=tuple(head), route=route,
-                      ranges=encoding is None, body=body)
+                      ranges=encoding is None, body=body,
+                      ident=(st.st_ino, st.st_size, st.st_mtime_ns) if immutable else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +437,9 @@ class _Entry:
     route: str
     ranges: bool
     body: bytes | None = None  # a page's bytes, kept: small, and asked for all day
+    # A file's (inode, size, mtime), checked each request (one stat): a file does not change under
+    # its name, but `verify --repair` puts a damaged one back from its blob in the tree served.
+    ident: tuple[int, int, int] | None = None
 
     def response(self, headers: Mapping[str, str]) -> Response:
         inm = headers.get("if-none-match")
@@ -456,6 +464,14 @@ class _Entry:
         if self.body is not None:
             return Response(HTTPStatus.OK, [*self.head, *self.common], self.body, route=self.route)
         return Response(HTTPStatus.OK, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
+
+
+def _ident(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def access_line(client: str, user: str, request: str, status: int, sent: int, referer: str | None,
