@@ -23,11 +23,11 @@ _SUFFIX = ".pages.json"
 
 
 @cache
-def _renderer() -> str:
+def renderer() -> str:
     """What the pages' bytes depend on besides their inputs: this package's rendering code."""
     h = hashlib.blake2b(digest_size=16)
     here = Path(__file__).parent
-    for name in ("simple.py", "tree.py", "reuse.py"):
+    for name in ("simple.py", "tree.py", "reuse.py", "recycle.py"):
         with contextlib.suppress(OSError):
             h.update((here / name).read_bytes())
     return h.hexdigest()
@@ -53,7 +53,7 @@ class PageReuse:
         if previous is not None:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 doc = json.loads(manifest_path(previous).read_bytes())
-                if isinstance(doc, dict) and doc.get("renderer") == _renderer() and isinstance(doc.get("pages"), dict):
+                if isinstance(doc, dict) and doc.get("renderer") == renderer() and isinstance(doc.get("pages"), dict):
                     self.old = doc["pages"]
 
     @staticmethod
@@ -84,5 +84,5 @@ class PageReuse:
         """The digests of the pages of `tree` (the name it is switched in under), for the next publish."""
         from airgap_mirror.store import atomic_write
 
-        atomic_write(manifest_path(tree), json.dumps({"renderer": _renderer(), "pages": self.new},
+        atomic_write(manifest_path(tree), json.dumps({"renderer": renderer(), "pages": self.new},
                                                     separators=(",", ":")).encode())

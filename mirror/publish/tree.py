@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from airgap_mirror.interfaces import publishers
-from airgap_mirror.publish.reuse import PageReuse, orphaned_manifests
+from airgap_mirror.publish.reuse import PageReuse, manifest_path, orphaned_manifests
 from airgap_mirror.publish.simple import (
     IndexFile,
     render_find_links,
@@ -214,8 +215,6 @@ def _write_json_api(store: Store, files: Mapping[str, PythonFile], root: str, ba
 def _link_files(store: Store, files: Mapping[str, PythonFile], root: str, folders: _Folders) -> dict[str, list[IndexFile]]:
     """Each file (and its .metadata, provenance) linked from the store into the tree; the pages'
     entries, by project."""
-    from packaging.utils import canonicalize_name
-
     by_project: dict[str, list[IndexFile]] = {}
     for sha, meta in files.items():
         blob = store.blob_path(sha)
@@ -228,17 +227,24 @@ def _link_files(store: Store, files: Mapping[str, PythonFile], root: str, folder
                 folders.link(blob, dest)
         if meta.metadata_sha256:
             folders.link(store.blob_path(meta.metadata_sha256), safe_join_str(folder, meta.filename + ".metadata"))
-        provenance = None
         if meta.provenance_sha256:  # PEP 740: at the Integrity API's path, as PyPI serves it
-            where = ("integrity", canonicalize_name(meta.project or ""), meta.version or "", meta.filename, "provenance")
-            folders.link(store.blob_path(meta.provenance_sha256), safe_join_str(root, *where))
-            provenance = "../../" + "/".join(quote(p) for p in where)
-        by_project.setdefault(meta.project or "", []).append(IndexFile(
-            filename=meta.filename, url=f"../../packages/{sha[:2]}/{sha}/{meta.filename}", sha256=sha,
-            size=meta.size or 0, requires_python=meta.requires_python, yanked=meta.yanked,
-            upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256, provenance=provenance,
-        ))
+            folders.link(store.blob_path(meta.provenance_sha256), safe_join_str(root, *_provenance_path(meta)))
+        by_project.setdefault(meta.project or "", []).append(_index_file(sha, meta))
     return by_project
+
+
+def _provenance_path(meta: PythonFile) -> tuple[str, ...]:
+    from packaging.utils import canonicalize_name
+
+    return "integrity", canonicalize_name(meta.project or ""), meta.version or "", meta.filename, "provenance"
+
+
+def _index_file(sha: str, meta: PythonFile) -> IndexFile:
+    """A file as the pages list it."""
+    provenance = "../../" + "/".join(quote(p) for p in _provenance_path(meta)) if meta.provenance_sha256 else None
+    return IndexFile(filename=meta.filename, url=f"../../packages/{sha[:2]}/{sha}/{meta.filename}", sha256=sha,
+                     size=meta.size or 0, requires_python=meta.requires_python, yanked=meta.yanked,
+                     upload_time=meta.upload_time, metadata_sha256=meta.metadata_sha256, provenance=provenance)
 
 
 _PAGE_SET = ("index.html", "index.html.gz", "index.json", "index.json.gz")
@@ -247,38 +253,55 @@ _PAGE_SET = ("index.html", "index.html.gz", "index.json", "index.json.gz")
 def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None = None,
                   previous: Path | None = None) -> PageReuse:
     """The Python part of a tree; pages made from the same inputs as `previous`'s are linked from it."""
-    from packaging.utils import canonicalize_name
-
     files = snapshot.python.files
     top, folders, reuse = str(root), _Folders(), PageReuse(previous)
     by_project = _link_files(store, files, top, folders)
     _write_json_api(store, files, top, base, reuse, folders)
+    simple = _write_indexes(top, by_project, folders)
+    for project, pfiles in by_project.items():
+        _write_project(simple, project, pfiles, snapshot, reuse, folders)
+    _write_locks(store, snapshot, root, base)
+    return reuse
+
+
+def _write_indexes(top: str, by_project: Mapping[str, list[IndexFile]], folders: _Folders) -> str:
+    """The root pages (every project) and find-links.html (every file); the simple/ folder."""
     simple = folders.make(f"{top}/simple")
     _put(simple, "index.html", render_root_html(list(by_project)), gz=True)
     _put(simple, "index.json", render_root_json(list(by_project)), gz=True)
     _put(top, "find-links.html", render_find_links(
         [replace(f, url=f.url.removeprefix("../../"), provenance=f.provenance.removeprefix("../../") if f.provenance else None)
          for pfiles in by_project.values() for f in pfiles]), gz=True)
-    for project, pfiles in by_project.items():
-        name = canonicalize_name(project)
-        folder = folders.make(safe_join_str(simple, name))
-        st = snapshot.python.projects.get(name)
-        status = (st.status, st.reason) if st is not None else None
-        pfiles.sort(key=lambda f: f.filename)
-        if reuse.take(f"simple/{name}", reuse.digest((project, status, pfiles)), folder, _PAGE_SET):
-            continue
-        _put(folder, "index.html", render_project_html(project, pfiles, status), gz=True)
-        _put(folder, "index.json", render_project_json(project, pfiles, status), gz=True)
-    # Locks, so an admin inside can fetch an app's lock from the mirror itself.
+    return simple
+
+
+def _write_project(simple: str, project: str, pfiles: list[IndexFile], snapshot: Snapshot, reuse: PageReuse,
+                   folders: _Folders) -> None:
+    """A project's pages (PEP 503 HTML, PEP 691 JSON, each with its .gz), linked when unchanged."""
+    from packaging.utils import canonicalize_name
+
+    name = canonicalize_name(project)
+    folder = folders.make(safe_join_str(simple, name))
+    st = snapshot.python.projects.get(name)
+    status = (st.status, st.reason) if st is not None else None
+    pfiles.sort(key=lambda f: f.filename)
+    if reuse.take(f"simple/{name}", reuse.digest((project, status, pfiles)), folder, _PAGE_SET):
+        return
+    _put(folder, "index.html", render_project_html(project, pfiles, status), gz=True)
+    _put(folder, "index.json", render_project_json(project, pfiles, status), gz=True)
+
+
+def _write_locks(store: Store, snapshot: Snapshot, root: Path, base: str | None) -> None:
+    """The apps' locks, so an admin inside can fetch an app's lock from the mirror itself."""
     for app, entry in snapshot.apps.items():
         for tid, t in entry.targets.items():
             d = safe_join(root, "locks", app, tid)
             if t.pylock:
                 d.mkdir(parents=True, exist_ok=True)
-                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t.pylock).read_bytes(), files, base))
+                (d / "pylock.toml").write_bytes(served_pylock(store.blob_path(t.pylock).read_bytes(),
+                                                              snapshot.python.files, base))
             if t.requirements_lock:
                 link_or_copy(store.blob_path(t.requirements_lock), d / "requirements.lock")
-    return reuse
 
 
 def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None, fresh: bool = False) -> Path:
@@ -293,19 +316,22 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     snapshot = store.snapshot(sid)
     trees = store.published / "trees"
     trees.mkdir(parents=True, exist_ok=True)
-    n = 0
-    while (trees / f"{sid[:16]}.{n}").exists() or (trees / f".{sid[:16]}.{n}.partial").exists():
-        n += 1
-    partial = trees / f".{sid[:16]}.{n}.partial"
-    final = trees / f"{sid[:16]}.{n}"
+    base, current = base_url(store, url), current_tree(store)
+    # A new name each time (a server keys what it has read by the tree's name, and a recycled tree
+    # is not what its old name held).
+    stamp = time.time_ns() // 1000
+    while any(trees.glob(f"*.{stamp:x}")) or any(trees.glob(f".*.{stamp:x}.partial")):
+        stamp += 1
+    partial = trees / f".{sid[:16]}.{stamp:x}.partial"
+    final = trees / f"{sid[:16]}.{stamp:x}"
     try:
-        partial.mkdir()
-        reuse = _write_python(store, snapshot, partial, base_url(store, url), previous=None if fresh else current_tree(store))
+        reuse = _build(store, snapshot, partial, base, current, fresh)
         for fn in publishers():
             fn(store, snapshot, partial)
         (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
         reuse.save(final)
         os.replace(partial, final)
+        os.utime(final)  # (a recycled tree is the newest now: pruning goes by age)
     except UnsafePath as exc:
         shutil.rmtree(partial, ignore_errors=True)
         from airgap_mirror.errors import IntegrityError
@@ -323,6 +349,29 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     os.replace(tmp_link, link)
     _prune(trees, keep=final)
     return final
+
+
+def _build(store: Store, snapshot: Snapshot, partial: Path, base: str | None, current: Path | None,
+           fresh: bool) -> PageReuse:
+    """The Python part of the tree at `partial`: the tree switched out last time brought up to date
+    (`recycle`), else one built whole, its unchanged pages linked from the current tree."""
+    from airgap_mirror.publish import recycle
+
+    found = None if fresh else recycle.candidate(store, partial.parent, current, base)
+    if found is not None:
+        old_tree, old, pages = found
+        manifest_path(old_tree).unlink(missing_ok=True)
+        os.rename(old_tree, partial)
+        try:
+            return recycle.update_python(store, old, snapshot, partial, base, pages)
+        except (OSError, ValueError) as exc:  # (a tree changed under it: built whole instead)
+            import logging
+
+            logging.getLogger(__name__).warning("bringing tree %s up to date failed (%s): building it whole",
+                                                old_tree.name, exc)
+            shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    return _write_python(store, snapshot, partial, base, previous=None if fresh else current)
 
 
 def _status(store: Store, snapshot: Snapshot, sid: str) -> dict[str, Any]:

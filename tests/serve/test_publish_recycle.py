@@ -1,0 +1,104 @@
+"""A publish brings the tree switched out last time up to date (what changed, not the whole store):
+the tree it makes holds exactly what a tree built whole for that snapshot holds, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from airgap_mirror.publish import current_tree, publish
+from tests.builders import make_wheel
+
+
+def _contents(tree: Path) -> dict[str, str]:
+    """Every path of a tree (folders too) and a digest of each file's bytes; snapshot.json's time of
+    publishing left out."""
+    out = {}
+    for folder, dirs, names in os.walk(tree):
+        rel = os.path.relpath(folder, tree)
+        for d in dirs:
+            out[os.path.normpath(f"{rel}/{d}")] = "folder"
+        for n in names:
+            data = Path(folder, n).read_bytes()
+            if n == "snapshot.json" and rel == ".":
+                doc = json.loads(data)
+                doc.pop("published")
+                data = json.dumps(doc, sort_keys=True).encode()
+            out[os.path.normpath(f"{rel}/{n}")] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_a_recycled_tree_is_the_tree_built_whole(store_with_files, tmp_path, monkeypatch):
+    from airgap_mirror.publish import recycle
+
+    store, first, files = store_with_files
+    mended = []
+    update = recycle.update_python
+    monkeypatch.setattr(recycle, "update_python", lambda *a, **k: mended.append(update(*a, **k)) or mended[-1])
+    # A second snapshot: a file gone (Foo_Bar 1.0: its release's JSON API goes), one yanked again
+    # (Foo_Bar 2.0), a project added at PyPI's URL layout with provenance, and a project status
+    # (PEP 792: qux, whose files are the same).
+    new = make_wheel(tmp_path / "dist2", "newproj", "3.0")
+    sha_new = store.put_file(new)
+    h = hashlib.blake2b(new.read_bytes(), digest_size=32).hexdigest()
+    changed = {s: ({**m, "yanked": "bad"} if m["version"] == "2.0" else m) for s, m in files.items()
+               if m["version"] != "1.0"}
+    changed[sha_new] = {"filename": new.name, "project": "newproj", "version": "3.0", "kind": "wheel",
+                        "size": new.stat().st_size, "requires_python": None, "yanked": None, "upload_time": None,
+                        "url": f"https://files.pythonhosted.org/packages/{h[:2]}/{h[2:4]}/{h[4:]}/{new.name}",
+                        "provenance_sha256": store.put_bytes(b'{"version": 1, "attestation_bundles": []}')}
+    second = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                                 "python": {"files": changed, "installers": {}, "build": {},
+                                            "projects": {"qux": {"status": "deprecated", "reason": "use newproj"}}}},
+                                origin="test")
+    url = "http://mirror.test"
+    built = {}
+    for sid in (first, second, first, second, first):
+        store.set_ref("current", sid)
+        tree = publish(store, url=url)
+        assert current_tree(store) == tree.resolve()
+        whole = publish(store, url=url, fresh=True)
+        built.setdefault(sid, []).append((_contents(tree), _contents(whole)))
+    assert len(mended) == 4  # each publish after the first mended the tree before (none fell back)
+    for runs in built.values():
+        for recycled, whole in runs:
+            assert recycled == whole
+    # The files really moved: the second snapshot's tree has the new project at both its paths, and
+    # none of Foo_Bar 1.0, its .metadata or its release's JSON API.
+    first_tree, second_tree = built[first][0][1], built[second][0][1]
+    gone = next(s for s, m in files.items() if m["version"] == "1.0")
+    assert any(p.startswith(f"packages/{gone[:2]}/{gone}") for p in first_tree)
+    assert not any(gone in p for p in second_tree) and "pypi/foo-bar/1.0/json" not in second_tree
+    assert f"packages/{h[:2]}/{h[2:4]}/{h[4:]}/{new.name}" in second_tree
+    assert "integrity/newproj/3.0/" + new.name + "/provenance" in second_tree
+    assert "simple/newproj/index.json.gz" in second_tree and "simple/newproj/index.json.gz" not in first_tree
+
+
+def test_the_tree_switched_out_is_brought_up_to_date_not_rebuilt(store_with_files):
+    """The tree before the current one is renamed and mended (its unchanged files keep their inodes),
+    under a name never used before; a tree held by a reader, or rendered for another base URL, is
+    not taken."""
+    from airgap_mirror.publish.tree import hold_tree
+
+    store, first, files = store_with_files
+    yanked = {s: ({**m, "yanked": "bad"} if m["project"] == "qux" else m) for s, m in files.items()}
+    second = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                                 "python": {"files": yanked, "installers": {}, "build": {}}}, origin="test")
+    a = publish(store)
+    page = (a / "simple/foo-bar/index.html").stat().st_ino
+    store.set_ref("current", second)
+    b = publish(store)
+    store.set_ref("current", first)
+    c = publish(store)  # a's tree, mended
+    assert not a.exists() and c != a and (c / "simple/foo-bar/index.html").stat().st_ino == page
+    assert json.loads((c / "simple/qux/index.json").read_text())["files"][0]["yanked"] is False
+    with hold_tree(b):  # a reader (an upload) holds b: it is not taken, a tree is built whole
+        store.set_ref("current", second)
+        d = publish(store)
+        assert b.exists() and d != b
+    e = publish(store, url="http://elsewhere.test")  # another base URL: the JSON API names it
+    urls = [u["url"] for u in json.loads((e / "pypi/foo-bar/1.0/json").read_text())["urls"]]
+    assert urls and all(u.startswith("http://elsewhere.test/packages/") for u in urls)
+    assert len({a.name, b.name, c.name, d.name, e.name}) == 5
