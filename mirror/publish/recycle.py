@@ -36,9 +36,9 @@ PYTHON_PARTS = frozenset({"packages", "simple", "pypi", "integrity", "locks", "f
                           "find-links.html.gz", "snapshot.json"})
 
 
-def candidate(store: Store, trees: Path, current: Path | None, base: str | None) -> tuple[Path, Snapshot, dict[str, str]] | None:
+def candidate(store: Store, trees: Path, current: Path | None, base: str | None) -> tuple[Path, str, dict[str, str]] | None:
     """The finished tree to bring up to date (not the current one, not held by a reader, rendered by
-    this code for the same base URL from a snapshot the store still has), its snapshot and its
+    this code for the same base URL from a snapshot the store still has), its snapshot's id and its
     pages' digests; None when there is none."""
     from airgap_mirror.publish.tree import _in_use, tree_snapshot
 
@@ -60,13 +60,14 @@ def candidate(store: Store, trees: Path, current: Path | None, base: str | None)
         if (not isinstance(status, dict) or status.get("base_url") != base or not isinstance(doc, dict)
                 or doc.get("renderer") != renderer() or not isinstance(doc.get("pages"), dict)):
             continue
-        return tree, store.snapshot(sid), dict(doc["pages"])
+        return tree, sid, dict(doc["pages"])
     return None
 
 
-def update_python(store: Store, old: Snapshot, new: Snapshot, root: Path, base: str | None,
+def update_python(store: Store, old_id: str, new_id: str, new: Snapshot, root: Path, base: str | None,
                   pages: dict[str, str]) -> PageReuse:
-    """Bring the Python part of `root` (a tree of `old`, with its pages' digests `pages`) to `new`."""
+    """Bring the Python part of `root` (a tree of snapshot `old_id`, with its pages' digests `pages`)
+    to `new` (snapshot `new_id`). The two are compared as stored (dicts: the old one is not read into records)."""
     from packaging.utils import canonicalize_name
 
     from airgap_mirror.publish import tree as t
@@ -75,17 +76,18 @@ def update_python(store: Store, old: Snapshot, new: Snapshot, root: Path, base: 
         if entry.name not in PYTHON_PARTS:
             shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
     top, folders = str(root), t._Folders()
-    reuse = PageReuse(None)
-    reuse.new = pages
-    was, now = old.python.files, new.python.files
-    gone = [sha for sha, meta in was.items() if now.get(sha) != meta]
-    came = {sha: meta for sha, meta in now.items() if was.get(sha) != meta}
-    touched: set[str] = {canonicalize_name(m.project or "") for m in (*(was[s] for s in gone), *came.values())}
-    releases = {(canonicalize_name(m.project or ""), m.version or "") for m in (*(was[s] for s in gone), *came.values())}
-    touched |= {p for p in old.python.projects.keys() | new.python.projects.keys()
-                if old.python.projects.get(p) != new.python.projects.get(p)}
-    for sha in gone:
-        _unlink_file(top, sha, was[sha])
+    reuse = PageReuse(None, in_place=pages)
+    was_doc, now_doc = store.load_snapshot(old_id).get("python", {}), store.load_snapshot(new_id).get("python", {})
+    was_raw, now_raw = was_doc.get("files", {}), now_doc.get("files", {})
+    now = new.python.files
+    gone = {sha: PythonFile.from_dict(raw) for sha, raw in was_raw.items() if now_raw.get(sha) != raw}
+    came = {sha: now[sha] for sha, raw in now_raw.items() if was_raw.get(sha) != raw and sha in now}
+    touched: set[str] = {canonicalize_name(m.project or "") for m in (*gone.values(), *came.values())}
+    releases = {(canonicalize_name(m.project or ""), m.version or "") for m in (*gone.values(), *came.values())}
+    was_st, now_st = was_doc.get("projects") or {}, now_doc.get("projects") or {}
+    touched |= {p for p in was_st.keys() | now_st.keys() if was_st.get(p) != now_st.get(p)}
+    for sha, meta in gone.items():
+        _unlink_file(top, sha, meta)
     t._link_files(store, came, top, folders)
     # Every file's page entry (the root pages and find-links list them all); the touched projects'
     # and releases' pages written again, those now empty removed.
@@ -99,7 +101,7 @@ def update_python(store: Store, old: Snapshot, new: Snapshot, root: Path, base: 
         reuse.new.pop(f"pypi/{canonical}/{version}", None)
         _remove(top, ("pypi", canonical, version), ("json",))
     t._write_json_api(store, in_release, top, base, reuse, folders)
-    simple = t._write_indexes(top, by_project, folders)
+    simple = t._write_indexes(top, by_project, folders, reuse)
     for name in touched:
         reuse.new.pop(f"simple/{name}", None)
         _remove(top, ("simple", name), t._PAGE_SET)

@@ -46,10 +46,13 @@ class PageReuse:
     """Links a page set from `previous` (the tree being replaced) when its inputs are unchanged, and
     records the digests of the tree being built (`save`)."""
 
-    def __init__(self, previous: Path | None) -> None:
+    def __init__(self, previous: Path | None, *, in_place: dict[str, str] | None = None) -> None:
+        """`in_place`: the digests of the tree being mended (`recycle`), whose pages are where they
+        are: one whose digest matches is kept as it is."""
         self.previous = str(previous) if previous is not None else None
         self.old: dict[str, str] = {}
-        self.new: dict[str, str] = {}
+        self.new: dict[str, str] = in_place if in_place is not None else {}
+        self.in_place = in_place is not None
         if previous is not None:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 doc = json.loads(manifest_path(previous).read_bytes())
@@ -65,6 +68,10 @@ class PageReuse:
     def take(self, rel: str, digest: str, dest: str, names: tuple[str, ...]) -> bool:
         """Link `names` of folder `rel` from the previous tree into `dest` (an existing folder) when
         they were made from the same inputs; False (nothing left half-linked) when they must be made."""
+        if self.in_place:
+            same = self.new.get(rel) == digest
+            self.new[rel] = digest
+            return same
         self.new[rel] = digest
         if self.previous is None or self.old.get(rel) != digest:
             return False

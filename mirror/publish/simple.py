@@ -59,10 +59,11 @@ def render_root_json(projects: list[str]) -> str:
                       sort_keys=True, indent=None, separators=(",", ":"))
 
 
-def _anchors(files: list[IndexFile]) -> str:
+def _anchors(files: list[IndexFile], drop: str = "") -> str:
+    """The files' anchors; `drop`: a prefix taken off their URLs (a page at another depth)."""
     rows = []
     for f in sorted(files, key=lambda f: f.filename):
-        attrs = [f'href="{escape(f.url)}#sha256={f.sha256}"']
+        attrs = [f'href="{escape(f.url.removeprefix(drop))}#sha256={f.sha256}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
         if f.yanked is not None:
@@ -72,7 +73,7 @@ def _anchors(files: list[IndexFile]) -> str:
             attrs.append(f'data-core-metadata="sha256={f.metadata_sha256}"')
             attrs.append(f'data-dist-info-metadata="sha256={f.metadata_sha256}"')
         if f.provenance:
-            attrs.append(f'data-provenance="{escape(f.provenance)}"')  # (PEP 740)
+            attrs.append(f'data-provenance="{escape(f.provenance.removeprefix(drop))}"')  # (PEP 740)
         rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br/>")
     return "\n".join(rows)
 
@@ -93,12 +94,13 @@ def render_project_html(project: str, files: list[IndexFile], status: tuple[str,
     )
 
 
-def render_find_links(files: list[IndexFile]) -> str:
+def render_find_links(files: list[IndexFile], drop: str = "") -> str:
     """Every file on one page, as pip's and uv's `--find-links` read it: for a host that cannot map
-    /simple/NAME/ to a page (a bare bucket), `--no-index --find-links URL/find-links.html`."""
+    /simple/NAME/ to a page (a bare bucket), `--no-index --find-links URL/find-links.html`. `drop`: a
+    prefix taken off the files' URLs (the pages' `../../`: this page is at the top)."""
     return (
         "<!DOCTYPE html>\n<html>\n  <head>\n    <title>Every file of this mirror</title>\n  </head>\n  <body>\n"
-        f"{_anchors(files)}\n  </body>\n</html>\n"
+        f"{_anchors(files, drop)}\n  </body>\n</html>\n"
     )
 
 

@@ -12,7 +12,6 @@ import re
 import shutil
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -257,21 +256,22 @@ def _write_python(store: Store, snapshot: Snapshot, root: Path, base: str | None
     top, folders, reuse = str(root), _Folders(), PageReuse(previous)
     by_project = _link_files(store, files, top, folders)
     _write_json_api(store, files, top, base, reuse, folders)
-    simple = _write_indexes(top, by_project, folders)
+    simple = _write_indexes(top, by_project, folders, reuse)
     for project, pfiles in by_project.items():
         _write_project(simple, project, pfiles, snapshot, reuse, folders)
     _write_locks(store, snapshot, root, base)
     return reuse
 
 
-def _write_indexes(top: str, by_project: Mapping[str, list[IndexFile]], folders: _Folders) -> str:
-    """The root pages (every project) and find-links.html (every file); the simple/ folder."""
+def _write_indexes(top: str, by_project: Mapping[str, list[IndexFile]], folders: _Folders, reuse: PageReuse) -> str:
+    """The root pages (every project: kept when the same projects) and find-links.html (every
+    file); the simple/ folder."""
     simple = folders.make(f"{top}/simple")
-    _put(simple, "index.html", render_root_html(list(by_project)), gz=True)
-    _put(simple, "index.json", render_root_json(list(by_project)), gz=True)
-    _put(top, "find-links.html", render_find_links(
-        [replace(f, url=f.url.removeprefix("../../"), provenance=f.provenance.removeprefix("../../") if f.provenance else None)
-         for pfiles in by_project.values() for f in pfiles]), gz=True)
+    if not reuse.take("simple", reuse.digest(tuple(sorted(by_project))), simple, _PAGE_SET):
+        _put(simple, "index.html", render_root_html(list(by_project)), gz=True)
+        _put(simple, "index.json", render_root_json(list(by_project)), gz=True)
+    _put(top, "find-links.html", render_find_links([f for pfiles in by_project.values() for f in pfiles], "../../"),
+         gz=True)
     return simple
 
 
@@ -325,7 +325,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     partial = trees / f".{sid[:16]}.{stamp:x}.partial"
     final = trees / f"{sid[:16]}.{stamp:x}"
     try:
-        reuse = _build(store, snapshot, partial, base, current, fresh)
+        reuse = _build(store, sid, snapshot, partial, base, current, fresh)
         for fn in publishers():
             fn(store, snapshot, partial)
         (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
@@ -351,7 +351,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     return final
 
 
-def _build(store: Store, snapshot: Snapshot, partial: Path, base: str | None, current: Path | None,
+def _build(store: Store, sid: str, snapshot: Snapshot, partial: Path, base: str | None, current: Path | None,
            fresh: bool) -> PageReuse:
     """The Python part of the tree at `partial`: the tree switched out last time brought up to date
     (`recycle`), else one built whole, its unchanged pages linked from the current tree."""
@@ -363,7 +363,7 @@ def _build(store: Store, snapshot: Snapshot, partial: Path, base: str | None, cu
         manifest_path(old_tree).unlink(missing_ok=True)
         os.rename(old_tree, partial)
         try:
-            return recycle.update_python(store, old, snapshot, partial, base, pages)
+            return recycle.update_python(store, old, sid, snapshot, partial, base, pages)
         except (OSError, ValueError) as exc:  # (a tree changed under it: built whole instead)
             import logging
 
