@@ -34,6 +34,7 @@ from airgap_mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
 from airgap_mirror.publish.simple import HTML_TYPE, JSON_TYPE
 from airgap_mirror.store.names import UnsafePath, safe_join
 
+from .accesslog import access_line
 from .auth import REALM, Auth
 
 _log = logs.get(__name__)
@@ -472,17 +473,6 @@ def _ident(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def access_line(client: str, user: str, request: str, status: int, sent: int, referer: str | None,
-                agent: str | None) -> str:
-    """One access-log line in combined format; request fields cleaned (no quotes, no control
-    characters: a forged line cannot be written), the user a name only, never a credential."""
-    def clean(text: str) -> str:
-        return "".join(c if c.isprintable() and c != '"' else f"\\x{ord(c):02x}" for c in text[:2000])
-
-    return (f'{client} - {user} [{time.strftime("%d/%b/%Y:%H:%M:%S %z")}] "{clean(request)}" {status} {sent}'
-            f' "{clean(referer or "-")}" "{clean(agent or "-")}"\n')
 
 
 def _private(value: str) -> str:

@@ -91,8 +91,11 @@ def test_the_tree_switched_out_is_brought_up_to_date_not_rebuilt(store_with_file
     store.set_ref("current", second)
     b = publish(store)
     store.set_ref("current", first)
+    (a / "debian" / "pool").mkdir(parents=True)  # a plug-in's part (APT's): written again whole, by it
+    (a / "debian" / "pool" / "stale.deb").write_bytes(b"old")
     c = publish(store)  # a's tree, mended
     assert not a.exists() and c != a and (c / "simple/foo-bar/index.html").stat().st_ino == page
+    assert not (c / "debian").exists()  # (this snapshot has no APT part)
     assert json.loads((c / "simple/qux/index.json").read_text())["files"][0]["yanked"] is False
     with hold_tree(b):  # a reader (an upload) holds b: it is not taken, a tree is built whole
         store.set_ref("current", second)
