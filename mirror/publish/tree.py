@@ -159,11 +159,21 @@ class _Folders:
 
 def _put(folder: str, name: str, text: str, *, gz: bool = False) -> None:
     data = text.encode("utf-8")
-    with open(f"{folder}/{name}", "wb") as fh:
-        fh.write(data)
+    _new_file(f"{folder}/{name}", data)
     if gz:  # precompressed beside the page, so servers (ours, nginx gzip_static) send it as is
-        with open(f"{folder}/{name}.gz", "wb") as fh:
-            fh.write(gzip.compress(data, 9, mtime=0))
+        _new_file(f"{folder}/{name}.gz", gzip.compress(data, 9, mtime=0))
+
+
+def _new_file(path: str, data: bytes) -> None:
+    """`data` at `path` as a new file: one there already (a tree being mended) is unlinked, never
+    rewritten in place, as a reader may hold it open (nginx's open_file_cache, a download)."""
+    try:
+        fh = open(path, "xb")  # noqa: SIM115
+    except FileExistsError:
+        os.unlink(path)
+        fh = open(path, "xb")  # noqa: SIM115
+    with fh:
+        fh.write(data)
 
 
 def _release_url(sha: str, meta: PythonFile, base: str | None) -> str | None:
@@ -328,7 +338,7 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
         reuse = _build(store, sid, snapshot, partial, base, current, fresh)
         for fn in publishers():
             fn(store, snapshot, partial)
-        (partial / "snapshot.json").write_text(json.dumps(_status(store, snapshot, sid), indent=1) + "\n")
+        _new_file(str(partial / "snapshot.json"), (json.dumps(_status(store, snapshot, sid), indent=1) + "\n").encode())
         reuse.save(final)
         os.replace(partial, final)
         os.utime(final)  # (a recycled tree is the newest now: pruning goes by age)

@@ -93,7 +93,11 @@ def test_the_tree_switched_out_is_brought_up_to_date_not_rebuilt(store_with_file
     store.set_ref("current", first)
     (a / "debian" / "pool").mkdir(parents=True)  # a plug-in's part (APT's): written again whole, by it
     (a / "debian" / "pool" / "stale.deb").write_bytes(b"old")
+    held = open(a / "find-links.html", "rb")  # noqa: SIM115  (a reader mid-download, nginx's open_file_cache)
+    before = (a / "find-links.html").read_bytes()
     c = publish(store)  # a's tree, mended
+    with held:  # what it holds is not rewritten under it: pages written again are new files
+        assert held.read() == before and os.fstat(held.fileno()).st_ino != (c / "find-links.html").stat().st_ino
     assert not a.exists() and c != a and (c / "simple/foo-bar/index.html").stat().st_ino == page
     assert not (c / "debian").exists()  # (this snapshot has no APT part)
     assert json.loads((c / "simple/qux/index.json").read_text())["files"][0]["yanked"] is False
