@@ -234,7 +234,7 @@ from airgap_mirror.publish import publish
 from airgap_mirror.store import Store
 
 limit, seen = int(sys.argv[2]), [0]
-WRITES = {"os.link", "os.rename", "os.symlink", "os.remove", "os.mkdir"}
+WRITES = {"os.link", "os.rename", "os.symlink", "os.remove", "os.mkdir", "os.rmdir"}
 
 def hook(event, args):
     # Die as SIGKILL would at the Nth change to the file system (a file opened for writing counts).
@@ -251,11 +251,13 @@ print(seen[0])
 """
 
 
+@pytest.mark.parametrize("mended", [False, True], ids=["built whole", "the tree before mended"])
 def test_publish_killed_at_sampled_writes_leaves_the_old_tree_or_the_new_one_served(upstream, debian_upstream,
-                                                                                  tmp_path: Path) -> None:
-    """publish builds the tree aside and switches it in: killed at any of its writes (sampled over
-    all of them, the APT repository's signing included), what is served is whole (verify checks the
-    served copies), and a rerun publishes the current snapshot."""
+                                                                                  tmp_path: Path, mended: bool) -> None:
+    """publish builds the tree aside (whole, or the tree before the current one brought up to date)
+    and switches it in: killed at any of its writes (sampled over all of them, the APT repository's
+    signing included), what is served is whole (verify checks the served copies), and a rerun
+    publishes the current snapshot."""
     import shutil
 
     from airgap_mirror.publish import published_snapshot
@@ -271,6 +273,8 @@ def test_publish_killed_at_sampled_writes_leaves_the_old_tree_or_the_new_one_ser
                       + apt_config(debian_upstream.url, debian_upstream.keyring))
     run_mirror("sync", "--config", str(config))
     run_mirror("publish", "--config", str(config))
+    if mended:  # a second tree: the next publish brings the older one up to date
+        run_mirror("publish", "--config", str(config), "--force")
     (app / "requirements.txt").write_text("alpha==1.0\ngamma==1.0\n")
     (app / "Aptfile").write_text("libbar\napp-tool\n")
     run_mirror("sync", "--config", str(config))
@@ -283,8 +287,14 @@ def test_publish_killed_at_sampled_writes_leaves_the_old_tree_or_the_new_one_ser
 
     whole = tmp_path / "whole"
     shutil.copytree(base, whole, symlinks=True)
+    trees = whole / "published" / "trees"
+    older = min((t for t in trees.iterdir() if not t.name.startswith(".")), key=lambda t: t.stat().st_mtime)
+    page = (older / "simple" / "alpha" / "index.html").stat().st_ino
     done = child(whole, 10**9)
     assert done.returncode == 0, done.stderr
+    served = (whole / "published" / "current" / "simple" / "alpha" / "index.html").stat().st_ino
+    if mended:  # the older tree was mended: alpha's page, unchanged, is where it was (not in the
+        assert served == page  # --force tree, whose pages are all new)
     writes = int(done.stdout)
     assert writes > 20
     rng = random.Random(20261207)
