@@ -18,8 +18,9 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from airgap_mirror.publish.reuse import PageReuse, manifest_path, renderer
 from airgap_mirror.publish.simple import IndexFile
@@ -64,10 +65,10 @@ def candidate(store: Store, trees: Path, current: Path | None, base: str | None)
     return None
 
 
-def update_python(store: Store, old_id: str, new_id: str, new: Snapshot, root: Path, base: str | None,
+def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Snapshot, root: Path, base: str | None,
                   pages: dict[str, str]) -> PageReuse:
     """Bring the Python part of `root` (a tree of snapshot `old_id`, with its pages' digests `pages`)
-    to `new` (snapshot `new_id`). The two are compared as stored (dicts: the old one is not read into records)."""
+    to `new` (whose document is `new_doc`). The two are compared as stored (dicts: the old one is not read into records)."""
     from packaging.utils import canonicalize_name
 
     from airgap_mirror.publish import tree as t
@@ -77,7 +78,7 @@ def update_python(store: Store, old_id: str, new_id: str, new: Snapshot, root: P
             shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
     top, folders = str(root), t._Folders()
     reuse = PageReuse(None, in_place=pages)
-    was_doc, now_doc = store.load_snapshot(old_id).get("python", {}), store.load_snapshot(new_id).get("python", {})
+    was_doc, now_doc = store.load_snapshot(old_id).get("python", {}), new_doc.get("python", {})
     was_raw, now_raw = was_doc.get("files", {}), now_doc.get("files", {})
     now = new.python.files
     gone = {sha: PythonFile.from_dict(raw) for sha, raw in was_raw.items() if now_raw.get(sha) != raw}
