@@ -45,7 +45,7 @@ def _time(value: object) -> str | None:
 
 
 @functools.lru_cache(maxsize=64)
-def _read_pylock(data: bytes) -> Pylock:
+def read_pylock(data: bytes) -> Pylock:
     """A pylock.toml read once: an app's own lock serves each of its targets (a TOML parse of a
     large lock is 50 ms)."""
     import tomllib
@@ -70,7 +70,7 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
 
     from packaging.pylock import PylockValidationError
     try:
-        lock = _read_pylock(pylock_bytes)
+        lock = read_pylock(pylock_bytes)
     except (PylockValidationError, tomllib.TOMLDecodeError) as exc:
         raise ResolutionError(f"{label}: uv wrote a pylock.toml we cannot read: {exc}") from exc
     pins: list[Pin] = []
