@@ -263,9 +263,15 @@ _FLAG_OPTS = {
 _QUOTING = frozenset("'\"\\\x0b\x0c\x1c\x1d\x1e\x1f")
 
 
+def _words(line: str) -> list[str]:
+    """A line's words as shlex splits them (pip's rule); a line with no quote or escape by
+    str.split: the same words, 30x faster (a line of hashes has 20 of them)."""
+    return line.split() if line.isascii() and not _QUOTING.intersection(line) else shlex.split(line, posix=True)
+
+
 def _split_options(path: Path, lineno: int, line: str) -> list[tuple[str, str | None]]:
-    try:  # (no quote or escape: shlex's answer is the words, 30x faster; a hashed line has 20 of them)
-        words = line.split() if line.isascii() and not _QUOTING.intersection(line) else shlex.split(line, posix=True)
+    try:
+        words = _words(line)
     except ValueError as exc:
         raise RequirementsError(path, lineno, f"cannot split the line: {exc}", "check its quoting") from exc
     opts: list[tuple[str, str | None]] = []

@@ -129,3 +129,27 @@ def test_bad_runtime(tmp_path: Path):
 def test_runtime_forms_seen_in_real_apps(tmp_path: Path, text: str, python: str):
     (tmp_path / "runtime.txt").write_text(text + "\n")
     assert load_app(tmp_path).python == python
+
+
+
+def test_option_words_split_as_shlex_splits_them():
+    """A line's options are split as shlex splits them (pip's rule), whatever the line holds: the
+    fast split of a plain line gives the same words (random lines of quotes, escapes, every kind
+    of whitespace, non-ASCII ones)."""
+    import random
+    import shlex
+
+    from airgap_mirror.apps.reqfile import _words
+
+    rnd = random.Random(7)
+    alphabet = "ab-=:#/ \t\r\x0b\x0c\x1c\x1f\x85\xa0\u2003\"'\\"
+    fast = 0
+    for _ in range(20_000):
+        line = "--hash=" + "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 14)))
+        try:
+            expected = shlex.split(line, posix=True)
+        except ValueError:
+            continue
+        assert _words(line) == expected, repr(line)
+        fast += line.isascii() and not set(line) & set("'\"\\\x0b\x0c\x1c\x1f")
+    assert fast > 1000  # (the fast split was tried)
