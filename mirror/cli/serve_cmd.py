@@ -55,6 +55,7 @@ def publish(
         cfg, root = config_and_store(config, store)
         targets = list(to or ([] if local_only else cfg.publish_targets))
         st = open_store(root)
+        built: dict[str, Any] = {}  # how the tree was made (none: the one published is kept)
         with contextlib.ExitStack() as held:
             with st.lock("publish", wait=60):
                 # The tree kept when it is the current snapshot's for the same URL, or (for an upload
@@ -67,15 +68,18 @@ def publish(
                                       f"{st.published / 'current'}: nothing to build (`mirror verify` checks it; "
                                       "--force builds it again)")
                 else:
-                    tree = do_publish(st, url=base_url or cfg.serve_url, fresh=force)
+                    tree = do_publish(st, url=base_url or cfg.serve_url, fresh=force, report=built)
                     if not as_json:
-                        console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'}")
+                        how = (f"the tree before brought up to date: {built['files_in']} files in, {built['files_out']} out, "
+                               f"{built['projects']} projects' pages written" if built.get("built") == "mended" else "built whole")
+                        console.print(f"published snapshot {(st.ref('current') or '')[:16]} at {st.published / 'current'} ({how})")
                 if targets:  # the tree held, not the store: syncs and imports go on while it uploads
                     held.enter_context(hold_tree(tree))
             buckets = push_to_buckets(tree, targets, grace or cfg.publish_grace, shown=interactive(as_json), check=check,
                                       concurrency=jobs, store=st)
     if as_json:
-        print(json.dumps({"tree": str(tree), "snapshot": st.ref("current"), "buckets": buckets}))
+        print(json.dumps({"tree": str(tree), "snapshot": st.ref("current"), "built": built.get("built", "kept"),
+                          **{k: v for k, v in built.items() if k != "built"}, "buckets": buckets}))
 
 
 @app.command()

@@ -111,6 +111,7 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
             t._write_project(simple, project, pfiles, new, reuse, folders)
     shutil.rmtree(root / "locks", ignore_errors=True)
     t._write_locks(store, new, root, base)
+    reuse.changed = {"files_in": len(came), "files_out": len(gone), "projects": len(touched), "releases": len(releases)}
     return reuse
 
 

@@ -53,6 +53,10 @@ class PageReuse:
         self.old: dict[str, str] = {}
         self.new: dict[str, str] = in_place if in_place is not None else {}
         self.in_place = in_place is not None
+        # How the tree was made, for the publish's report: "whole" or "mended" (the tree before
+        # brought up to date), and what a mending changed.
+        self.how = "mended" if self.in_place else "whole"
+        self.changed: dict[str, int] = {}
         if previous is not None:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 doc = json.loads(manifest_path(previous).read_bytes())

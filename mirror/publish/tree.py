@@ -315,10 +315,13 @@ def _write_locks(store: Store, snapshot: Snapshot, root: Path, base: str | None)
                 link_or_copy(store.blob_path(t.requirements_lock), d / "requirements.lock")
 
 
-def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None, fresh: bool = False) -> Path:
+def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = None, fresh: bool = False,
+            report: dict[str, Any] | None = None) -> Path:
     """Build the tree of a snapshot (the current one by default) and switch it in atomically.
     `url`: the base URL clients reach the mirror at (kept for later publishes); `fresh`: every page
-    made again, none linked from the current tree (`PageReuse`)."""
+    made again, none linked from the current tree (`PageReuse`); `report`, when given, is filled
+    with how the tree was made ("whole", or "mended": the tree before brought up to date, and what
+    that changed)."""
     sid = snapshot_id or store.ref("current")
     if sid is None:
         from airgap_mirror.errors import StoreError
@@ -340,6 +343,8 @@ def publish(store: Store, snapshot_id: str | None = None, *, url: str | None = N
     final = trees / f"{sid[:16]}.{stamp:x}"
     try:
         reuse = _build(store, snapshot, doc, partial, base, current, fresh)
+        if report is not None:
+            report.update(built=reuse.how, **reuse.changed)
         for fn in publishers():
             fn(store, snapshot, partial)
         _new_file(str(partial / "snapshot.json"), (json.dumps(_status(store, snapshot, sid), indent=1) + "\n").encode())

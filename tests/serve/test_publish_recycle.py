@@ -109,3 +109,33 @@ def test_the_tree_switched_out_is_brought_up_to_date_not_rebuilt(store_with_file
     urls = [u["url"] for u in json.loads((e / "pypi/foo-bar/1.0/json").read_text())["urls"]]
     assert urls and all(u.startswith("http://elsewhere.test/packages/") for u in urls)
     assert len({a.name, b.name, c.name, d.name, e.name}) == 5
+
+
+def test_publish_says_how_it_made_the_tree(store_with_files):
+    """`mirror publish --json` says whether the tree was built whole, mended (and what that
+    changed) or kept as it was published."""
+    from tests.builders.cli import run_mirror
+
+    store, first, files = store_with_files
+    yanked = {s: ({**m, "yanked": "bad"} if m["project"] == "qux" else m) for s, m in files.items()}
+    second = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                                 "python": {"files": yanked, "installers": {}, "build": {}}}, origin="test")
+    store.set_ref("current", first)
+
+    def publish_json() -> dict:
+        return json.loads(run_mirror("publish", "--store", str(store.root), "--json").stdout)
+
+    assert publish_json()["built"] == "whole"
+    assert publish_json()["built"] == "kept"
+    store.set_ref("current", second)
+    assert publish_json()["built"] == "whole"  # (one tree only: nothing to mend)
+    # The tree before (first's) mended to a third snapshot: qux yanked, and Foo_Bar 1.0 yanked too.
+    third = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {}, "python": {
+        "files": {s: ({**m, "yanked": "old"} if m["version"] == "1.0" else m) for s, m in yanked.items()},
+        "installers": {}, "build": {}}}, origin="test")
+    store.set_ref("current", third)
+    out = publish_json()
+    assert out["built"] == "mended" and (out["files_in"], out["files_out"], out["projects"]) == (2, 2, 2), out
+    done = run_mirror("publish", "--store", str(store.root), "--force")
+    human = done.stdout + done.stderr
+    assert "built whole" in human
