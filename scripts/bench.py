@@ -411,7 +411,7 @@ def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
         same = {-1: f"  vs tar|zstd --fast=1: {t_c / t_fast:4.2f}x", 3: "  (the same level)"}.get(level, "")
         print(f"mirror bundle create --level {level:<2}{' (default)' if level == -1 else '          '}: {t_c:6.2f} s"
               f"  {size / 1e6:8.1f} MB  ({size / raw:.1%} of raw)  vs tar|zstd -3: {t_c / t_tar:4.2f}x{same}"
-              + ("  (aim <= 1.2x)" if level == -1 else ""))
+              + ("  (aim <= 1.5x)" if level == -1 else ""))
         if level == -1:
             t_create = t_c
             shutil.copy(out, work / "keep.bundle")
@@ -438,7 +438,7 @@ def bench_bundle(wheels: list[Path], gigabytes: float, runs: int = 3) -> None:
     t_imp, i = _best(runs, fresh(inside), mirror + ["bundle", "import", str(out), "--store", str(inside), "--trust",
                                                     str(work / "k.pub"), "--no-publish"])
     print(f"mirror bundle import (verify + ingest)  : {t_imp:6.2f} s   zstd -dc | tar -x, then sha256sum: {t_peer_imp:6.2f} s"
-          f"   ratio {t_imp / t_peer_imp:4.2f}x  (aim <= 1.2x)" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
+          f"   ratio {t_imp / t_peer_imp:4.2f}x  (aim <= 1.5x)" + ("" if i.returncode == 0 else "  IMPORT FAILED"))
     # Store health: mirror verify against sha256sum over the same blobs (page cache warm for both).
     t_sum, _ = _best(2, lambda: None, ["bash", "-c", f"find {blob_root} -type f -print0 | xargs -0 -P2 -n16 sha256sum > /dev/null"])
     t_v, vv = timed(mirror + ["verify", "--store", str(store)])
