@@ -87,17 +87,21 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
     releases = {(canonicalize_name(m.project or ""), m.version or "") for m in (*gone.values(), *came.values())}
     was_st, now_st = was_doc.get("projects") or {}, now_doc.get("projects") or {}
     touched |= {p for p in was_st.keys() | now_st.keys() if was_st.get(p) != now_st.get(p)}
-    for sha, meta in gone.items():
-        _unlink_file(top, sha, meta)
+    vacated = {path: meta.filename for sha, meta in gone.items() if (path := _unlink_file(top, sha, meta))}
     t._link_files(store, came, top, folders)
     # Every file's page entry (the root pages and find-links list them all); the touched projects'
     # and releases' pages written again, those now empty removed.
     by_project: dict[str, list[IndexFile]] = {}
     in_release: dict[str, PythonFile] = {}
+    named = set(vacated.values())
     for sha, meta in now.items():
         by_project.setdefault(meta.project or "", []).append(t._index_file(sha, meta))
         if (canonicalize_name(meta.project or ""), meta.version or "") in releases:
             in_release[sha] = meta
+        if meta.filename in named and (up := t._upstream_path(meta)) is not None:
+            dest = safe_join_str(top, *up)  # another file the upstream served at a path just freed
+            if dest in vacated and not os.path.exists(dest):
+                folders.link(store.blob_path(sha), dest)
     for canonical, version in releases:
         reuse.new.pop(f"pypi/{canonical}/{version}", None)
         _remove(top, ("pypi", canonical, version), ("json",))
@@ -115,18 +119,23 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
     return reuse
 
 
-def _unlink_file(top: str, sha: str, meta: PythonFile) -> None:
+def _unlink_file(top: str, sha: str, meta: PythonFile) -> str | None:
     """A file gone from the snapshot (or whose facts changed: linked again after), at each path the
-    tree held it, and the folders it leaves empty."""
+    tree held it, and the folders it leaves empty; the upstream path it freed, if any (another file
+    of the same name may be served there now)."""
     from airgap_mirror.publish import tree as t
 
     _remove(top, ("packages", sha[:2], sha), (meta.filename, meta.filename + ".metadata"))
-    upstream = t._upstream_path(meta)
-    if upstream is not None and upstream != ("packages", sha[:2], sha, meta.filename):
-        _remove(top, upstream[:-1], upstream[-1:])
     if meta.provenance_sha256:
         where = t._provenance_path(meta)
         _remove(top, where[:-1], where[-1:])
+    upstream = t._upstream_path(meta)
+    if upstream is None or upstream == ("packages", sha[:2], sha, meta.filename):
+        return None
+    # (the path may hold another file of that name, the first a build linked there: it is linked
+    # again by the caller, which knows every file the new snapshot has)
+    _remove(top, upstream[:-1], upstream[-1:])
+    return safe_join_str(top, *upstream)
 
 
 def _remove(top: str, folder: tuple[str, ...], names: Iterable[str]) -> None:

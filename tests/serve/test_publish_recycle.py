@@ -33,7 +33,17 @@ def _contents(tree: Path) -> dict[str, str]:
 def test_a_recycled_tree_is_the_tree_built_whole(store_with_files, tmp_path, monkeypatch):
     from airgap_mirror.publish import recycle
 
-    store, first, files = store_with_files
+    store, _, files = store_with_files
+    # Two builds of one file name from two hosts at the same upstream path (a rebuilt wheel on a
+    # private index): a tree holds one of them there; when it goes, the other takes its place.
+    twins = {}
+    for n, host in enumerate(("a.example", "b.example")):
+        whl = make_wheel(tmp_path / f"twin{n}", "twin", "1.0", requires=[f"dep{n}"])
+        twins[store.put_file(whl)] = {"filename": whl.name, "project": "twin", "version": "1.0", "kind": "wheel",
+                                      "size": whl.stat().st_size, "requires_python": None, "yanked": None,
+                                      "upload_time": None, "url": f"https://{host}/packages/tw/{whl.name}"}
+    first = store.put_snapshot({"format_version": 1, "apps": {}, "targets": {},
+                                "python": {"files": {**files, **twins}, "installers": {}, "build": {}}}, origin="test")
     mended = []
     update = recycle.update_python
     monkeypatch.setattr(recycle, "update_python", lambda *a, **k: mended.append(update(*a, **k)) or mended[-1])
@@ -45,6 +55,7 @@ def test_a_recycled_tree_is_the_tree_built_whole(store_with_files, tmp_path, mon
     h = hashlib.blake2b(new.read_bytes(), digest_size=32).hexdigest()
     changed = {s: ({**m, "yanked": "bad"} if m["version"] == "2.0" else m) for s, m in files.items()
                if m["version"] != "1.0"}
+    changed.update(list(twins.items())[1:])  # the twin that a tree of the first snapshot serves goes
     changed[sha_new] = {"filename": new.name, "project": "newproj", "version": "3.0", "kind": "wheel",
                         "size": new.stat().st_size, "requires_python": None, "yanked": None, "upload_time": None,
                         "url": f"https://files.pythonhosted.org/packages/{h[:2]}/{h[2:4]}/{h[4:]}/{new.name}",
