@@ -258,14 +258,12 @@ _FLAG_OPTS = {
 }  # fmt: skip
 
 
-# What makes shlex's words differ from str.split()'s: quotes, escapes, and the whitespace only
-# str.split() splits on (ASCII's vertical tab, form feed, separators; any non-ASCII line goes to shlex).
+# Where shlex's words and str.split()'s differ: quotes, escapes, whitespace only str.split() knows.
 _QUOTING = frozenset("'\"\\\x0b\x0c\x1c\x1d\x1e\x1f")
 
 
 def _words(line: str) -> list[str]:
-    """A line's words as shlex splits them (pip's rule); a line with no quote or escape by
-    str.split: the same words, 30x faster (a line of hashes has 20 of them)."""
+    """A line's words as shlex splits them (pip's rule): by str.split when the same, 30x faster."""
     return line.split() if line.isascii() and not _QUOTING.intersection(line) else shlex.split(line, posix=True)
 
 
