@@ -53,15 +53,18 @@ class PageReuse:
         self.old: dict[str, str] = {}
         self.new: dict[str, str] = in_place if in_place is not None else {}
         self.in_place = in_place is not None
-        # How the tree was made, for the publish's report: "whole" or "mended" (the tree before
-        # brought up to date), and what a mending changed.
-        self.how = "mended" if self.in_place else "whole"
-        self.changed: dict[str, int] = {}
+        self.changed: dict[str, int] = {}  # what a mending changed, for the publish's report
         if previous is not None:
             with contextlib.suppress(OSError, ValueError, TypeError):
                 doc = json.loads(manifest_path(previous).read_bytes())
                 if isinstance(doc, dict) and doc.get("renderer") == renderer() and isinstance(doc.get("pages"), dict):
                     self.old = doc["pages"]
+
+    @property
+    def how(self) -> str:
+        """How the tree was made, for the publish's report: "mended" (the tree before brought up to
+        date) or "whole"."""
+        return "mended" if self.in_place else "whole"
 
     @staticmethod
     def digest(inputs: object) -> str:

@@ -34,12 +34,11 @@ from airgap_mirror.publish.layout import _CONTENT_TYPES, LONG_CACHE, SHORT_CACHE
 from airgap_mirror.publish.simple import HTML_TYPE, JSON_TYPE
 from airgap_mirror.store.names import UnsafePath, safe_join
 
-from .accesslog import access_line
 from .auth import REALM, Auth
 
 _log = logs.get(__name__)
 
-__all__ = ["App", "Response", "access_line", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
+__all__ = ["App", "Response", "negotiate", "SHORT_CACHE", "LONG_CACHE"]
 
 _JSON_TYPES = (JSON_TYPE, "application/vnd.pypi.simple.latest+json")
 _HTML_TYPES = (HTML_TYPE, "application/vnd.pypi.simple.latest+html", "text/html")

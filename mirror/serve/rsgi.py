@@ -112,7 +112,7 @@ class RsgiApp:
             self._write_log(scope, headers, resp, sent)
 
     def _write_log(self, scope: Any, headers: _Headers, resp: Any, sent: int) -> None:
-        from .app import access_line
+        from .accesslog import access_line
 
         client = scope.client.rsplit(":", 1)[0] if scope.client else "-"
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO
 
-from .app import App, Response, access_line
+from .accesslog import access_line
+from .app import App, Response
 from .auth import Auth
 
 
