@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from airgap_mirror.publish.reuse import PageReuse, manifest_path, renderer
-from airgap_mirror.publish.simple import IndexFile
+from airgap_mirror.publish.simple import (
+    FIND_LINKS_HEAD,
+    FIND_LINKS_TAIL,
+    IndexFile,
+    anchor_rows,
+    find_links_page,
+    render_find_links,
+)
 from airgap_mirror.store import Store
 from airgap_mirror.store.model import PythonFile
 from airgap_mirror.store.names import safe_join_str
@@ -89,16 +96,20 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
     touched |= {p for p in was_st.keys() | now_st.keys() if was_st.get(p) != now_st.get(p)}
     vacated = {path: meta.filename for sha, meta in gone.items() if (path := _unlink_file(top, sha, meta))}
     t._link_files(store, came, top, folders)
-    # Every file's page entry (the root pages and find-links list them all); the touched projects'
-    # and releases' pages written again, those now empty removed.
+    # The touched projects' files (their pages are written again) and releases' (their JSON API),
+    # found by the records' names as stored: each distinct name canonicalized once, no record read.
+    canon = {n: canonicalize_name(n) for n in {raw.get("project") or "" for raw in now_raw.values()}}
+    release_projects = {p for p, _ in releases}
     by_project: dict[str, list[IndexFile]] = {}
     in_release: dict[str, PythonFile] = {}
     named = set(vacated.values())
-    for sha, meta in now.items():
-        by_project.setdefault(meta.project or "", []).append(t._index_file(sha, meta))
-        if (canonicalize_name(meta.project or ""), meta.version or "") in releases:
-            in_release[sha] = meta
-        if meta.filename in named and (up := t._upstream_path(meta)) is not None:
+    for sha, raw in now_raw.items():
+        cname = canon[raw.get("project") or ""]
+        if cname in touched:
+            by_project.setdefault(raw.get("project") or "", []).append(t._index_file(sha, now[sha]))
+        if cname in release_projects and (cname, raw.get("version") or "") in releases:
+            in_release[sha] = now[sha]
+        if named and raw.get("filename") in named and (up := t._upstream_path(now[sha])) is not None:
             dest = safe_join_str(top, *up)  # another file the upstream served at a path just freed
             if dest in vacated and not os.path.exists(dest):
                 folders.link(store.blob_path(sha), dest)
@@ -106,7 +117,10 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
         reuse.new.pop(f"pypi/{canonical}/{version}", None)
         _remove(top, ("pypi", canonical, version), ("json",))
     t._write_json_api(store, in_release, top, base, reuse, folders)
-    simple = t._write_indexes(top, by_project, folders, reuse)
+    simple = t._write_root_pages(top, list(canon), folders, reuse)
+    if not _mend_find_links(top, gone, came, now_raw):  # (a page not as this code writes it: made anew)
+        t._put(top, "find-links.html", render_find_links([t._index_file(sha, m) for sha, m in now.items()], "../../"),
+               gz=True)
     for name in touched:
         reuse.new.pop(f"simple/{name}", None)
         _remove(top, ("simple", name), t._PAGE_SET)
@@ -117,6 +131,40 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
     t._write_locks(store, new, root, base)
     reuse.changed = {"files_in": len(came), "files_out": len(gone), "projects": len(touched), "releases": len(releases)}
     return reuse
+
+
+def _mend_find_links(top: str, gone: Mapping[str, PythonFile], came: Mapping[str, PythonFile],
+                     now_raw: Mapping[str, Any]) -> bool:
+    """find-links.html (every file, a line each) brought up to date from the tree's own: the lines of
+    the files gone taken out, those of the files come put in, in the order a whole build writes them
+    (by filename, then sha256). False, with nothing written, when the page is not as this code
+    writes it."""
+    from airgap_mirror.publish import tree as t
+
+    try:
+        with open(f"{top}/find-links.html", encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not (text.startswith(FIND_LINKS_HEAD) and text.endswith(FIND_LINKS_TAIL)):
+        return False
+    body = text[len(FIND_LINKS_HEAD):len(text) - len(FIND_LINKS_TAIL)]
+    new_rows = anchor_rows([t._index_file(sha, meta) for sha, meta in came.items()], "../../")
+    rows: list[tuple[str, str, str]] = []
+    for row in body.split("\n") if body else []:
+        sha = row[row.find("#sha256=") + 8:][:64]
+        if sha in gone:
+            continue  # (a file gone, or whose facts changed: its new line is among new_rows)
+        raw = now_raw.get(sha)
+        if raw is None:
+            return False  # (a line of no file of either snapshot: not a page this code wrote)
+        rows.append((str(raw.get("filename")), sha, row))
+    for row in new_rows:
+        sha = row[row.find("#sha256=") + 8:][:64]
+        rows.append((str(now_raw[sha].get("filename")), sha, row))
+    rows.sort()
+    t._put(top, "find-links.html", find_links_page([row for _, _, row in rows]), gz=True)
+    return True
 
 
 def _unlink_file(top: str, sha: str, meta: PythonFile) -> str | None:

@@ -61,8 +61,14 @@ def render_root_json(projects: list[str]) -> str:
 
 def _anchors(files: list[IndexFile], drop: str = "") -> str:
     """The files' anchors; `drop`: a prefix taken off their URLs (a page at another depth)."""
+    return "\n".join(anchor_rows(files, drop))
+
+
+def anchor_rows(files: list[IndexFile], drop: str = "") -> list[str]:
+    """The files' anchors, a line each, by filename (then sha256: two builds of one wheel name, from
+    two hosts, are in the same order whatever order they came in)."""
     rows = []
-    for f in sorted(files, key=lambda f: f.filename):
+    for f in sorted(files, key=lambda f: (f.filename, f.sha256)):
         attrs = [f'href="{escape(f.url.removeprefix(drop))}#sha256={f.sha256}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{escape(f.requires_python)}"')
@@ -75,7 +81,7 @@ def _anchors(files: list[IndexFile], drop: str = "") -> str:
         if f.provenance:
             attrs.append(f'data-provenance="{escape(f.provenance.removeprefix(drop))}"')  # (PEP 740)
         rows.append(f"    <a {' '.join(attrs)}>{escape(f.filename)}</a><br/>")
-    return "\n".join(rows)
+    return rows
 
 
 def render_project_html(project: str, files: list[IndexFile], status: tuple[str, str | None] | None = None) -> str:
@@ -98,10 +104,16 @@ def render_find_links(files: list[IndexFile], drop: str = "") -> str:
     """Every file on one page, as pip's and uv's `--find-links` read it: for a host that cannot map
     /simple/NAME/ to a page (a bare bucket), `--no-index --find-links URL/find-links.html`. `drop`: a
     prefix taken off the files' URLs (the pages' `../../`: this page is at the top)."""
-    return (
-        "<!DOCTYPE html>\n<html>\n  <head>\n    <title>Every file of this mirror</title>\n  </head>\n  <body>\n"
-        f"{_anchors(files, drop)}\n  </body>\n</html>\n"
-    )
+    return find_links_page(anchor_rows(files, drop))
+
+
+FIND_LINKS_HEAD = "<!DOCTYPE html>\n<html>\n  <head>\n    <title>Every file of this mirror</title>\n  </head>\n  <body>\n"
+FIND_LINKS_TAIL = "\n  </body>\n</html>\n"
+
+
+def find_links_page(rows: list[str]) -> str:
+    """The find-links page of these anchor rows (`anchor_rows`, in their order)."""
+    return FIND_LINKS_HEAD + "\n".join(rows) + FIND_LINKS_TAIL
 
 
 def render_project_json(project: str, files: list[IndexFile], status: tuple[str, str | None] | None = None) -> str:
@@ -109,7 +121,7 @@ def render_project_json(project: str, files: list[IndexFile], status: tuple[str,
     name = canonicalize_name(project)
     out_files = []
     versions: set[Version] = set()
-    for f in sorted(files, key=lambda f: f.filename):
+    for f in sorted(files, key=lambda f: (f.filename, f.sha256)):
         entry: dict[str, object] = {
             "filename": f.filename,
             "url": f.url,

@@ -12,7 +12,16 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airgap_mirror.store.model import AppEntry, AppTarget, PythonFile, PythonPart, Section, SectionFile, TargetEntry
+from airgap_mirror.store.model import (
+    AppEntry,
+    AppTarget,
+    LazyRecords,
+    PythonFile,
+    PythonPart,
+    Section,
+    SectionFile,
+    TargetEntry,
+)
 
 __all__ = ["SNAPSHOT_KIND", "Snapshot", "unsafe_names"]
 
@@ -89,8 +98,9 @@ class Snapshot:
     id: str | None = None
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None) -> Snapshot:  # noqa: A002
-        """The snapshot a document holds; ValueError when it is not one (a part of the wrong shape)."""
+    def from_dict(cls, doc: Mapping[str, Any], *, id: str | None = None, lazy: bool = False) -> Snapshot:  # noqa: A002
+        """The snapshot a document holds; ValueError when it is not one (a part of the wrong shape).
+        `lazy`: its Python files read when asked for (`LazyRecords`), for a document this store wrote."""
         if not isinstance(doc, Mapping):
             raise ValueError(f"a snapshot is an object, not {type(doc).__name__}")
         sections = {k: v for k, v in doc.items() if k not in _KNOWN and Section.is_section(v)}
@@ -98,7 +108,7 @@ class Snapshot:
             return cls(format_version=int(doc.get("format_version", 1)), kind=str(doc.get("kind", SNAPSHOT_KIND)),
                        targets={t: TargetEntry.from_dict(v) for t, v in _mapping(doc.get("targets")).items()},
                        apps={a: AppEntry.from_dict(v, sections) for a, v in _mapping(doc.get("apps")).items()},
-                       python=PythonPart.from_dict(_mapping(doc.get("python"))),
+                       python=PythonPart.from_dict(_mapping(doc.get("python")), "lazy" if lazy else None),
                        sections={k: Section.from_dict(v) for k, v in sections.items()},
                        unrecognized={k: v for k, v in doc.items() if k not in _KNOWN and k not in sections},
                        absent=frozenset(k for k in _KNOWN if k not in doc), id=id)
@@ -146,8 +156,14 @@ class Snapshot:
 
     def counts(self) -> tuple[int, int]:
         """(files, bytes) of the distribution files: the one count every command shows."""
-        files = self.files()
-        return len(files), sum(m.size or 0 for m in files.values())
+        py = self.python.files
+        if isinstance(py, LazyRecords):  # (sizes as the documents have them: no record read)
+            sizes: dict[str, Any] = {sha: py.field(sha, "size") for sha in py}
+        else:
+            sizes = {sha: m.size for sha, m in py.items()}
+        for section in self.sections.values():
+            sizes.update((sha, f.size) for sha, f in section.files.items())
+        return len(sizes), sum(s or 0 for s in sizes.values())
 
     def target_ids(self) -> list[str]:
         """Every target: Python targets and each plug-in's (apt's distro-arch)."""
