@@ -135,10 +135,12 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
 
 def _mend_find_links(top: str, gone: Mapping[str, PythonFile], came: Mapping[str, PythonFile],
                      now_raw: Mapping[str, Any]) -> bool:
-    """find-links.html (every file, a line each) brought up to date from the tree's own: the lines of
-    the files gone taken out, those of the files come put in, in the order a whole build writes them
-    (by filename, then sha256). False, with nothing written, when the page is not as this code
-    writes it."""
+    """find-links.html (every file, a line each, by filename then sha256) brought up to date from the
+    tree's own: the lines of the files gone taken out, those of the files come put in where a whole
+    build writes them; the other lines are not read. False, with nothing written, when the page is
+    not as this code writes it."""
+    import bisect
+
     from airgap_mirror.publish import tree as t
 
     try:
@@ -149,21 +151,28 @@ def _mend_find_links(top: str, gone: Mapping[str, PythonFile], came: Mapping[str
     if not (text.startswith(FIND_LINKS_HEAD) and text.endswith(FIND_LINKS_TAIL)):
         return False
     body = text[len(FIND_LINKS_HEAD):len(text) - len(FIND_LINKS_TAIL)]
-    new_rows = anchor_rows([t._index_file(sha, meta) for sha, meta in came.items()], "../../")
-    rows: list[tuple[str, str, str]] = []
-    for row in body.split("\n") if body else []:
+    rows = body.split("\n") if body else []
+    out = set()
+    for sha in gone:
+        at = body.find(f"#sha256={sha}\"")
+        if at < 0:
+            return False
+        out.add(body.count("\n", 0, at))
+    if out:
+        rows = [row for n, row in enumerate(rows) if n not in out]
+
+    def key(row: str) -> tuple[str, str]:
         sha = row[row.find("#sha256=") + 8:][:64]
-        if sha in gone:
-            continue  # (a file gone, or whose facts changed: its new line is among new_rows)
-        raw = now_raw.get(sha)
-        if raw is None:
-            return False  # (a line of no file of either snapshot: not a page this code wrote)
-        rows.append((str(raw.get("filename")), sha, row))
-    for row in new_rows:
-        sha = row[row.find("#sha256=") + 8:][:64]
-        rows.append((str(now_raw[sha].get("filename")), sha, row))
-    rows.sort()
-    t._put(top, "find-links.html", find_links_page([row for _, _, row in rows]), gz=True)
+        return str(now_raw[sha].get("filename")), sha
+
+    try:
+        for row in anchor_rows([t._index_file(sha, meta) for sha, meta in came.items()], "../../"):
+            bisect.insort(rows, row, key=key)
+    except KeyError:  # (a line of a file neither snapshot has)
+        return False
+    if len(rows) != len(now_raw):
+        return False
+    t._put(top, "find-links.html", find_links_page(rows), gz=True)
     return True
 
 

@@ -305,10 +305,9 @@ class LazyRecords(Mapping[str, R]):
     def values(self) -> ValuesView[R]:
         return self._all().values()
 
-    def field(self, key: str, name: str) -> Any:
-        """One field of one record as its document has it, the record not read."""
-        doc = self._raw[key]
-        return doc.get(name) if isinstance(doc, Mapping) else None
+    def field(self, name: str) -> dict[str, Any]:
+        """One field of every record, as their documents have it (None where absent): no record read."""
+        return {k: doc.get(name) if isinstance(doc, Mapping) else None for k, doc in self._raw.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
