@@ -158,8 +158,8 @@ def _mend_find_links(top: str, gone: Mapping[str, PythonFile], came: Mapping[str
         if at < 0:
             return False
         out.add(body.count("\n", 0, at))
-    if out:
-        rows = [row for n, row in enumerate(rows) if n not in out]
+    for n in sorted(out, reverse=True):
+        del rows[n]
 
     def key(row: str) -> tuple[str, str]:
         sha = row[row.find("#sha256=") + 8:][:64]
