@@ -773,6 +773,7 @@ def bench_scale(sizes: list[int]) -> None:
         for snapshot in (third, first, second):
             Store(store).set_ref("current", snapshot)
             t, c, m = run("publish", "--json")
+            assert c.returncode == 0, c.stderr[-2000:]
             done = json.loads(c.stdout)
             assert done["built"] == "mended" and done["files_in"] in (1, 2), done  # (the two nightlies' changes)
             best = min(best or (t, m), (t, m))
