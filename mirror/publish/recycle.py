@@ -97,18 +97,23 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
     vacated = {path: meta.filename for sha, meta in gone.items() if (path := _unlink_file(top, sha, meta))}
     t._link_files(store, came, top, folders)
     # The touched projects' files (their pages are written again) and releases' (their JSON API),
-    # found by the records' names as stored: each distinct name canonicalized once, no record read.
-    canon = {n: canonicalize_name(n) for n in {raw.get("project") or "" for raw in now_raw.values()}}
+    # found by the records' names as stored, no record read: only a name that can be one of theirs
+    # (the same letters, separators aside) canonicalized.
+    names = {raw.get("project") or "" for raw in now_raw.values()}
     release_projects = {p for p, _ in releases}
+    letters = {c.replace("-", "") for c in touched | release_projects}
+    canon = {n: canonicalize_name(n) for n in names
+             if n.lower().replace("-", "").replace("_", "").replace(".", "") in letters}
     by_project: dict[str, list[IndexFile]] = {}
     in_release: dict[str, PythonFile] = {}
     named = set(vacated.values())
     for sha, raw in now_raw.items():
-        cname = canon[raw.get("project") or ""]
-        if cname in touched:
-            by_project.setdefault(raw.get("project") or "", []).append(t._index_file(sha, now[sha]))
-        if cname in release_projects and (cname, raw.get("version") or "") in releases:
-            in_release[sha] = now[sha]
+        cname = canon.get(raw.get("project") or "")
+        if cname is not None:
+            if cname in touched:
+                by_project.setdefault(raw.get("project") or "", []).append(t._index_file(sha, now[sha]))
+            if cname in release_projects and (cname, raw.get("version") or "") in releases:
+                in_release[sha] = now[sha]
         if named and raw.get("filename") in named and (up := t._upstream_path(now[sha])) is not None:
             dest = safe_join_str(top, *up)  # another file the upstream served at a path just freed
             if dest in vacated and not os.path.exists(dest):
@@ -117,7 +122,7 @@ def update_python(store: Store, old_id: str, new_doc: Mapping[str, Any], new: Sn
         reuse.new.pop(f"pypi/{canonical}/{version}", None)
         _remove(top, ("pypi", canonical, version), ("json",))
     t._write_json_api(store, in_release, top, base, reuse, folders)
-    simple = t._write_root_pages(top, list(canon), folders, reuse)
+    simple = t._write_root_pages(top, list(names), folders, reuse)
     if not _mend_find_links(top, gone, came, now_raw):  # (a page not as this code writes it: made anew)
         t._put(top, "find-links.html", render_find_links([t._index_file(sha, m) for sha, m in now.items()], "../../"),
                gz=True)
