@@ -307,7 +307,10 @@ class LazyRecords(Mapping[str, R]):
 
     def field(self, name: str) -> dict[str, Any]:
         """One field of every record, as their documents have it (None where absent): no record read."""
-        return {k: doc.get(name) if isinstance(doc, Mapping) else None for k, doc in self._raw.items()}
+        try:
+            return {k: doc.get(name) for k, doc in self._raw.items()}
+        except AttributeError:  # (a record that is not an object: None for it)
+            return {k: doc.get(name) if isinstance(doc, Mapping) else None for k, doc in self._raw.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

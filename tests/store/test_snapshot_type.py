@@ -30,6 +30,23 @@ def test_round_trip_keeps_unknown_fields_and_counts_once():
     assert set(snap.minus(older)) == {"b" * 64} and set(snap.minus(None)) == set(snap.blobs())
 
 
+def test_a_lazy_snapshot_is_the_same_snapshot():
+    """Read lazily (a publish reads only the files that changed), a snapshot answers as one read
+    whole: each file, every file, counts, the document again; a record read once is kept."""
+    from airgap_mirror.store.model import LazyRecords
+
+    whole = Snapshot.from_dict(DOC, id="x")
+    lazy = Snapshot.from_dict(DOC, id="x", lazy=True)
+    files = lazy.python.files
+    assert isinstance(files, LazyRecords) and not isinstance(whole.python.files, LazyRecords)
+    assert lazy.counts() == whole.counts() == (2, 12)     # (sizes read from the documents)
+    assert "a" * 64 in files and "b" * 64 not in files and len(files) == 1
+    assert files["a" * 64] == whole.python.files["a" * 64] and files["a" * 64] is files["a" * 64]
+    assert files.get("z" * 64) is None
+    assert dict(files.items()) == dict(whole.python.files) and files == whole.python.files
+    assert lazy.to_dict() == DOC and lazy == whole
+
+
 # A document as a newer version (or a plug-in) might write it: an unknown field at every level, and a
 # document of this version with the optional fields missing at every level.
 FULL = {
