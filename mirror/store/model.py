@@ -270,9 +270,17 @@ class LazyRecords(Mapping[str, R]):
 
     __slots__ = ("_raw", "_cls", "_read", "_whole")
 
-    def __init__(self, raw: Mapping[str, Any], cls: type[R]) -> None:
-        self._raw, self._cls, self._whole = raw, cls, False
+    def __init__(self, cls: type[R]) -> None:
+        self._raw: Mapping[str, Any] = {}
+        self._cls, self._whole = cls, False
         self._read: dict[str, R] = {}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], record: type[R]) -> LazyRecords[R]:
+        """The records of `raw` (key → document), none read yet."""
+        out = cls(record)
+        out._raw = raw
+        return out
 
     def __getitem__(self, key: str) -> R:
         try:
@@ -305,12 +313,14 @@ class LazyRecords(Mapping[str, R]):
     def values(self) -> ValuesView[R]:
         return self._all().values()
 
-    def field(self, name: str) -> dict[str, Any]:
-        """One field of every record, as their documents have it (None where absent): no record read."""
+    def sizes(self) -> dict[str, int | None]:
+        """Every record's `size` as its document has it (None where absent or not a number): no
+        record read."""
         try:
-            return {k: doc.get(name) for k, doc in self._raw.items()}
+            found = {k: doc.get("size") for k, doc in self._raw.items()}
         except AttributeError:  # (a record that is not an object: None for it)
-            return {k: doc.get(name) if isinstance(doc, Mapping) else None for k, doc in self._raw.items()}
+            found = {k: doc.get("size") if isinstance(doc, Mapping) else None for k, doc in self._raw.items()}
+        return {k: v if isinstance(v, int) else None for k, v in found.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -338,7 +348,7 @@ class PythonPart(Record):
     def _read(cls, name: str, value: Any, context: Any) -> Any:
         if name == "files":
             if context == "lazy":
-                return LazyRecords(_mapping(value), PythonFile)
+                return LazyRecords.from_dict(_mapping(value), PythonFile)
             return {s: PythonFile.from_dict(m) for s, m in _mapping(value).items()}
         if name == "projects":
             return {p: ProjectStatus.from_dict(s) for p, s in _mapping(value).items()}

@@ -158,7 +158,7 @@ class Snapshot:
         """(files, bytes) of the distribution files: the one count every command shows."""
         py = self.python.files
         if isinstance(py, LazyRecords):  # (sizes as the documents have them: no record read)
-            sizes: dict[str, Any] = py.field("size")
+            sizes = py.sizes()
         else:
             sizes = {sha: m.size for sha, m in py.items()}
         for section in self.sections.values():
