@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename
 
 from airgap_mirror.errors import ResolutionError
 from airgap_mirror.resolve.targets import PythonTarget
@@ -94,8 +94,7 @@ def select_files(pylock_bytes: bytes, target: PythonTarget, *, label: str = "",
             if not w.url or "sha256" not in w.hashes:
                 continue
             fname = w.name or w.url.rsplit("/", 1)[-1]
-            parse_wheel_filename(fname)
-            if target.accepts_wheel(fname):
+            if target.accepts_wheel(fname):  # (InvalidWheelFilename for a name that is not a wheel's)
                 wheels.append(PinnedFile(filename=fname, url=w.url, sha256=w.hashes["sha256"], kind="wheel",
                                          size=w.size, upload_time=_time(w.upload_time)))
         files = tuple(wheels)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from packaging import tags as ptags
 from packaging.markers import Marker
@@ -114,10 +114,7 @@ class PythonTarget:
         return _tag_set(self)
 
     def accepts_wheel(self, filename: str) -> bool:
-        from packaging.utils import parse_wheel_filename
-
-        _, _, _, wheel_tags = parse_wheel_filename(filename)
-        return not wheel_tags.isdisjoint(self.tag_set)
+        return not wheel_tags(filename).isdisjoint(self.tag_set)
 
     def uv_platform(self) -> str:
         """The closest `uv --python-platform` value; our own tag check filters what it lets by."""
@@ -219,6 +216,16 @@ def _parse_platform(platform: str) -> tuple[str, str, tuple[int, int]]:
     if found[1] not in arches:
         raise _unknown_platform(platform, f"no wheels are built for architecture {found[1]!r}")
     return found
+
+
+@lru_cache(maxsize=1 << 16)
+def wheel_tags(filename: str) -> frozenset[ptags.Tag]:
+    """The tags a wheel's file name declares (InvalidWheelFilename when it is not one), parsed once
+    a process: a lock names every platform's wheels (744 in a small app's uv.lock), and each app and
+    target asks again."""
+    from packaging.utils import parse_wheel_filename
+
+    return parse_wheel_filename(filename)[3]
 
 
 @cache

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,6 +130,23 @@ def _check_requires_python(app: AppSpec, targets: list[PythonTarget]) -> None:
                              "it admits in .python-version, or relock")
 
 
+def _read_folders(opts: SyncOptions, rules: AppRules) -> list[Callable[[], AppSpec]]:
+    """Each app folder read, several at once when there are several: a lock app's reading is a
+    process of uv's (`uv export`: 0.02-0.07 s), and twelve of them one after another were 0.45 s of
+    a first sync. Each answer (or its error) in the order given."""
+    def read(path: Path) -> AppSpec:
+        return load_app(path, opts.requirement_files, allow_outside=opts.allow_outside, rules=rules)
+
+    if len(opts.apps) < 2:
+        return [functools.partial(read, path) for path in opts.apps]
+    import concurrent.futures as cf
+
+    with cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="app") as pool:
+        futures = [pool.submit(read, path) for path in opts.apps]
+        cf.wait(futures)
+    return [future.result for future in futures]
+
+
 def load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], list[tuple[AppSpec, list[PythonTarget]]]]:
     """Step 1: each app folder read (its own error if it cannot be), with its targets."""
     results: dict[str, AppResult] = {}
@@ -135,10 +154,9 @@ def load_apps(opts: SyncOptions, store: Store) -> tuple[dict[str, AppResult], li
     rules = AppRules(managers=opts.package_managers, first_wins=opts.package_manager_first_wins, uv=uv_binary(),
                      uv_env=uv_env(opts.index, store.cache / "uv"), extras=opts.app_extras, groups=opts.app_groups,
                      cache=store.cache / "uv-exports")
-    for path in opts.apps:
+    for path, read in zip(opts.apps, _read_folders(opts, rules), strict=True):
         try:
-            app = _solved_python(load_app(path, opts.requirement_files, allow_outside=opts.allow_outside, rules=rules),
-                                 opts, store)
+            app = _solved_python(read(), opts, store)
             targets = app_targets(app, opts) if app.has_python else []
             _check_requires_python(app, targets)
         except MirrorError as exc:
