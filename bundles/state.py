@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airgap_mirror.errors import InputError
 from airgap_mirror.store import Store
 
 from .errors import KeyFormatError
-from .keys import PublicKey
+
+if TYPE_CHECKING:
+    from .keys import PublicKey  # (imported where a key is read: cryptography is 20 ms of every publish's start)
 
 __all__ = ["BundleState", "ImportRecord", "Ledger", "DEFAULT_SITE", "check_site", "SiteRecord"]
 
@@ -207,6 +210,8 @@ class BundleState:
 
 
 def read_public_key(path: Path) -> PublicKey:
+    from .keys import PublicKey
+
     try:
         return PublicKey.from_text(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
