@@ -141,9 +141,8 @@ def _read_folders(opts: SyncOptions, rules: AppRules) -> list[Callable[[], AppSp
         return [functools.partial(read, path) for path in opts.apps]
     import concurrent.futures as cf
 
-    with cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="app") as pool:
+    with cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="app") as pool:  # (left once all are read)
         futures = [pool.submit(read, path) for path in opts.apps]
-        cf.wait(futures)
     return [future.result for future in futures]
 
 
