@@ -559,15 +559,37 @@ def _wrk_table(label: str, servers: dict[str, tuple[str, int | None]], kinds: di
     return out
 
 
-def _wrk_ratios(results: dict[tuple[str, str, int], tuple[float, float, float]], peer: str, aims: str) -> None:
+def _wrk_ratios(results: dict[tuple[str, str, int], tuple[float, float, float]], peer: str, aims: str,
+                ours: str = "mirror serve") -> None:
+    label = "ours" if ours == "mirror serve" else ours
     for kind in sorted({k for _, k, _ in results}):
         for conns in (64, 256):
-            o, p = results.get(("mirror serve", kind, conns)), results.get((peer, kind, conns))
+            o, p = results.get((ours, kind, conns)), results.get((peer, kind, conns))
             if o and p and not p[0]:
-                print(f"  ratio ours / {peer} {kind:<12} {conns:>3} conns: {peer} answered nothing within 5 s")
+                print(f"  ratio {label} / {peer} {kind:<12} {conns:>3} conns: {peer} answered nothing within 5 s")
             elif o and p:
-                print(f"  ratio ours / {peer} {kind:<12} {conns:>3} conns: {o[0] / p[0]:4.2f}x req/s, p99 {o[2]:.1f} vs {p[2]:.1f} ms")
-    print(f"  (aims: {aims})")
+                print(f"  ratio {label} / {peer} {kind:<12} {conns:>3} conns: {o[0] / p[0]:4.2f}x req/s, p99 {o[2]:.1f} vs {p[2]:.1f} ms")
+    if aims:
+        print(f"  (aims: {aims})")
+
+
+def _floor(tree: Path, port: int, tls: tuple[Path, Path] | None = None) -> subprocess.Popen[bytes]:
+    """granian (the server `mirror serve` runs, as many workers) with scripts/floor_app.py: the least an
+    RSGI app can do per request (see that file), so the serve tables show how much of the gap to nginx
+    is granian's bridge and the interpreter's, and how much ours."""
+    cmd = [str(ROOT / ".venv" / "bin" / "granian"), "--interface", "rsgi", "--workers", str(os.cpu_count() or 1),
+           "--host", "127.0.0.1", "--port", str(port), "--backlog", "4096", "--no-log",
+           "--working-dir", str(ROOT / "scripts"), "floor_app:app"]
+    if tls is not None:
+        cmd[-1:-1] = ["--ssl-certificate", str(tls[0]), "--ssl-keyfile", str(tls[1])]
+    return subprocess.Popen(cmd, env={**clean_env(), "FLOOR_TREE": str(tree)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def _floor_ratios(results: dict[tuple[str, str, int], tuple[float, float, float]]) -> None:
+    """Ours against the floor, and the floor against nginx: what is left to us, and what is granian's."""
+    _wrk_ratios(results, "granian floor", "")
+    _wrk_ratios(results, "nginx", "", ours="granian floor")
 
 
 def bench_serve(app: Path, python: str, platform: str) -> None:
@@ -575,7 +597,7 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
     `uv pip install` of the app's lock into a fresh venv, from each server; all on 127.0.0.1."""
     from packaging.utils import canonicalize_name
 
-    from tests.builders.nginx import Nginx, free_port, wait_until_serving
+    from tests.builders.nginx import Nginx, free_port, wait_until_listening, wait_until_serving
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     mirror = [str(ROOT / ".venv/bin/mirror")]
@@ -624,9 +646,18 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
             if inst.returncode != 0:
                 print(f"{name}: uv pip install failed: {inst.stderr.strip()[-400:]}")
         if shutil.which("wrk"):
-            plain = _wrk_table("Served over HTTP", {"mirror serve": (servers["mirror serve"][1], servers["mirror serve"][0].pid),
-                                                    "nginx": (servers["nginx"][1], servers["nginx"][0].pid)}, kinds, work)
+            floor_port = free_port()
+            floor = _floor(tree, floor_port)
+            try:
+                wait_until_serving(f"http://127.0.0.1:{floor_port}/simple/{projects[0]}/", floor, "granian floor", tries=200)
+                plain = _wrk_table("Served over HTTP", {"mirror serve": (servers["mirror serve"][1], servers["mirror serve"][0].pid),
+                                                        "nginx": (servers["nginx"][1], servers["nginx"][0].pid),
+                                                        "granian floor": (f"http://127.0.0.1:{floor_port}", floor.pid)}, kinds, work)
+            finally:
+                floor.terminate()
+                floor.wait(timeout=10)
             _wrk_ratios(plain, "nginx", "pages >= 1.0x nginx, files >= 1.0x")
+            _floor_ratios(plain)
             pypi_kinds = {"pages html": kinds["pages html"], "files": ([f"/packages/{Path(r).name}" for r in rel], "*/*")}
             _wrk_ratios(plain | _wrk_table("pypiserver (its own paths)", {"pypiserver": (servers["pypiserver"][1], None)},
                                            pypi_kinds, work), "pypiserver", "faster than pypiserver")
@@ -659,10 +690,18 @@ def bench_serve(app: Path, python: str, platform: str) -> None:
         many = _load(f"https://127.0.0.1:{port}", projects, [f"https://127.0.0.1:{port}/{rel[0]}"], work, cacert=ca,
                      concurrency=200, requests=4000)
         if shutil.which("wrk"):
-            tls = _wrk_table("Served over TLS (wrk does not check the certificate)",
-                             {"mirror serve": (f"https://127.0.0.1:{port}", ours_tls.pid), "nginx": (ngx_tls.base, ngx_tls.proc.pid)},
-                             kinds, work)
+            floor_port = free_port()
+            floor = _floor(tree, floor_port, (cert, key))
+            try:
+                wait_until_listening(floor_port, floor, "granian floor (TLS)", tries=200)
+                tls = _wrk_table("Served over TLS (wrk does not check the certificate)",
+                                 {"mirror serve": (f"https://127.0.0.1:{port}", ours_tls.pid), "nginx": (ngx_tls.base, ngx_tls.proc.pid),
+                                  "granian floor": (f"https://127.0.0.1:{floor_port}", floor.pid)}, kinds, work)
+            finally:
+                floor.terminate()
+                floor.wait(timeout=10)
             _wrk_ratios(tls, "nginx", "over TLS >= 0.9x nginx")
+            _floor_ratios(tls)
     finally:
         ours_tls.terminate()
         ours_tls.wait(timeout=10)

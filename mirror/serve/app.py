@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
-import html
 import json
 import os
 import re
@@ -20,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from airgap_mirror.publish.simple import HTML_TYPE, JSON_TYPE
 from airgap_mirror.store.names import UnsafePath, safe_join
 
 from .auth import REALM, Auth
+from .front import epoch, front_page
 
 _log = logs.get(__name__)
 
@@ -176,7 +175,7 @@ class _Metrics:
                 yield GaugeMetricFamily("airgap_mirror_tree_intact", "1 when the published tree is present and whole",
                                         value=1 if intact else 0)
                 if status is not None:
-                    created, published = _epoch(status.get("created")), _epoch(status.get("published"))
+                    created, published = epoch(status.get("created")), epoch(status.get("published"))
                     if created is not None:
                         yield GaugeMetricFamily("airgap_mirror_snapshot_age_seconds",
                                                 "Age of the served snapshot (since it was made)", value=time.time() - created)
@@ -201,15 +200,24 @@ class App:
         # path resolves to in a tree (file, size, ETag, headers) is looked up once per tree.
         self._trees: dict[str, Path] = {}
         self._entries: dict[tuple[Path, str, str | None, bool], _Entry] = {}
+        # The same, by the request as it came (the tree's link, the target, Accept, Accept-Encoding,
+        # whether a Range was asked): a path asked for again skips parsing, negotiation and the
+        # path's checks (as much again as the rest of answering it). Not with auth: every request
+        # is checked.
+        self._hot: dict[tuple[str, str, str | None, str | None, bool], _Entry] = {}
+        self._current = os.path.join(self.published, "current")
         self._kept = 0  # bytes of pages kept in memory
 
     # -- the tree ------------------------------------------------------------------------------
     def tree(self) -> Path | None:
         """The tree `published/current` points at now (one readlink a request: a publish switches it)."""
         try:
-            target = os.readlink(self.published / "current")
+            target = os.readlink(self._current)
         except OSError:
             return None
+        return self._tree(target)
+
+    def _tree(self, target: str) -> Path | None:
         tree = self._trees.get(target)
         if tree is None:
             try:
@@ -222,6 +230,7 @@ class App:
                 if len(self._trees) > 64:
                     self._trees.clear()
                     self._entries.clear()
+                    self._hot.clear()
                     self._kept = 0
                 self._trees[target] = tree = resolved
         return tree
@@ -245,6 +254,17 @@ class App:
         if method not in ("GET", "HEAD"):
             return self._text(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: GET and HEAD only\n",
                               extra=[("Allow", "GET, HEAD")])
+        hot = None
+        if self.auth is None:
+            try:
+                link = os.readlink(self._current)
+            except OSError:
+                link = None
+            if link is not None:
+                hot = (link, target, headers.get("accept"), headers.get("accept-encoding"), "range" in headers)
+                entry = self._hot.get(hot)
+                if entry is not None and (entry.ident is None or _ident(entry.path) == entry.ident):
+                    return entry.response(headers)
         split = urlsplit(target)
         raw_path = unquote(split.path)
         if raw_path == "/health":  # for load balancers, without credentials: the details only with them
@@ -266,7 +286,7 @@ class App:
         elif raw_path in ("/", "/index.html"):
             resp = self._front(scheme, host)
         else:
-            resp = self._tree_path(raw_path, split.query, headers)
+            resp = self._tree_path(raw_path, split.query, headers, hot)
         resp.user = user
         if self.auth is not None:  # what a user fetched is not for a shared cache
             resp.headers = [(k, _private(v)) if k == "Cache-Control" else (k, v) for k, v in resp.headers]
@@ -292,7 +312,7 @@ class App:
         if status is not None and detail:
             doc.update(snapshot=status["id"], snapshot_created=status.get("created"), published=status.get("published"),
                        last_import=status.get("last_import"))
-            created = _epoch(status.get("created"))
+            created = epoch(status.get("created"))
             if created is not None:
                 doc["snapshot_age_seconds"] = int(now - created)
         code = HTTPStatus.OK if intact else HTTPStatus.SERVICE_UNAVAILABLE
@@ -308,13 +328,14 @@ class App:
     def _front(self, scheme: str, host: str | None) -> Response:
         tree, status, _ = self.served()
         base = self.url or (f"{scheme}://{host}" if host else "")
-        page = _front_page(status, base, tree, self.published.parent)
+        page = front_page(status, base, tree, self.published.parent)
         # Built from the request's Host when no URL is configured: a cache must key it by Host too.
         return self._text(HTTPStatus.OK, page, route="front", ctype="text/html; charset=utf-8", cache=SHORT_CACHE,
                           extra=[] if self.url else [("Vary", "Host")])
 
-    def _tree_path(self, raw_path: str, query: str, headers: Mapping[str, str]) -> Response:
-        tree = self.tree()
+    def _tree_path(self, raw_path: str, query: str, headers: Mapping[str, str],
+                   hot: tuple[str, str, str | None, str | None, bool] | None = None) -> Response:
+        tree = self._tree(hot[0]) if hot is not None else self.tree()
         if tree is None:
             return self._text(HTTPStatus.SERVICE_UNAVAILABLE, "nothing published yet: run `mirror publish`\n")
         parts = [p for p in raw_path.split("/") if p]
@@ -343,8 +364,14 @@ class App:
             with self._lock:
                 if len(self._entries) > 100_000:
                     self._entries.clear()
+                    self._hot.clear()
                     self._kept = 0
                 self._entries[key] = entry
+        if hot is not None:
+            with self._lock:
+                if len(self._hot) > 100_000:  # (Accept headers are the client's: as many as it likes)
+                    self._hot.clear()
+                self._hot[hot] = entry
         return entry.response(headers)
 
     def _resolve(self, tree: Path, parts: list[str], raw_path: str, route: str, content_type: str | None,
@@ -492,102 +519,3 @@ def _query(query: str, key: str) -> str | None:
         if unquote(k) == key:
             return unquote(v)
     return None
-
-
-def _epoch(stamp: object) -> float | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
-def _front_page(status: dict[str, Any] | None, base: str, tree: Path | None, store_root: Path) -> str:
-    e = html.escape
-    if status is None:
-        body = "<p><strong>Nothing is published yet.</strong> Run <code>mirror publish</code> (or import a bundle).</p>"
-        return _page(body)
-    simple = f"{base}/simple/"
-    rows = []
-    for app, parts in status.get("apps", {}).items():
-        for kind, targets in parts.items():
-            for tid in targets:
-                links = ""
-                if kind == "python":
-                    q = f"/locks/{quote(app)}/{quote(tid)}/"
-                    links = (f'<a href="{e(q)}pylock.toml">pylock.toml</a> '
-                             f'<a href="{e(q)}requirements.lock">requirements.lock</a>')
-                rows.append(f"<tr><td>{e(app)}</td><td>{e(kind)}</td><td>{e(tid)}</td><td>{links}</td></tr>")
-    last = status.get("last_import")
-    imported = (f"bundle <code>{e(str(last.get('bundle_id')))}</code>, signer <code>{e(str(last.get('signer')))}</code>,"
-                f" sequence {e(str(last.get('sequence')))}, imported {e(str(last.get('imported')))}"
-                if isinstance(last, dict) else "none (this store syncs itself)")
-    apt = _plugin_setup(base, tree, store_root)
-    setup = (f"# pip\npip install --index-url {simple} PACKAGE\nexport PIP_INDEX_URL={simple}\n"
-             f"# uv\nexport UV_DEFAULT_INDEX={simple}\n{apt}"
-             f"# everything, with TLS and credentials: mirror client-config --url {base or 'URL'}\n")
-    body = f"""<h1>airgap-mirror</h1>
-<p>Serving snapshot <code id="snapshot">{e(status['id'])}</code>, made {e(str(status.get('created')))},
-published <span id="published">{e(str(status.get('published')))}</span>: {status.get('files', 0)} files,
-{status.get('bytes', 0) / 1e6:.1f} MB.</p>
-<p>Last bundle imported: <span id="last-import">{imported}</span>.</p>
-<p>{' &middot; '.join(f'<a href="/{e(d)}">/{e(d)}</a>' for d in _sections(tree))}
-&middot; <a href="/health">/health</a> &middot; <a href="/metrics">/metrics</a></p>
-<h2>Apps and targets</h2>
-<table id="apps"><tr><th>app</th><th>kind</th><th>target</th><th>locks</th></tr>
-{''.join(rows) or '<tr><td colspan="4">no apps</td></tr>'}
-</table>
-<h2>Client set-up</h2>
-<pre id="setup">{e(setup)}</pre>"""
-    return _page(body)
-
-
-def _sections(tree: Path | None) -> list[str]:
-    """What of the tree's top-level parts answers a visitor (every link on the page works): a part
-    with an index page (simple/), else the files at its top (a plug-in's signing key, say). A part
-    of folders only (locks/, each app's linked in the table) has no link of its own."""
-    if tree is None:
-        return []
-    out = []
-    for part in sorted(p for p in tree.iterdir() if p.is_dir() and p.name != "packages"):
-        if (part / "index.html").is_file():
-            out.append(f"{part.name}/")
-        else:
-            out.extend(f"{part.name}/{f.name}" for f in sorted(part.iterdir())[:20]
-                       if f.is_file() and not f.name.endswith(".gz"))
-    return out
-
-
-def _plugin_setup(base: str, tree: Path | None, store_root: Path) -> str:
-    """What each plug-in adds to the client set-up (the APT side: a deb822 entry), as
-    `mirror client-config` prints it."""
-    if tree is None:
-        return ""
-    from airgap_mirror.interfaces import client_config_hooks
-    from airgap_mirror.store import Store
-
-    store = Store(store_root)
-    out = []
-    for hook in client_config_hooks():
-        try:
-            text = hook(base, store)
-        except Exception:  # noqa: BLE001  (a front page never fails for a plug-in's text)
-            _log.warning("a plug-in's client set-up text failed", exc_info=True)
-            text = None
-        if text:
-            out.append("\n" + text)
-    return "".join(out)
-
-
-def _page(body: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>airgap-mirror</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
-pre{{background:#f4f4f4;padding:1em;overflow-x:auto}}</style></head>
-<body>
-{body}
-</body></html>
-"""

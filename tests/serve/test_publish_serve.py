@@ -106,6 +106,32 @@ def test_head_range_etag_gzip(server):
         assert page.headers.get("content-encoding") == "gzip" and "qux" in page.text
 
 
+def test_a_path_asked_again_answers_each_way_of_asking(server):
+    """The server keeps what a request resolved to, by the request as it came: asking the same path
+    again in another way (another Accept, no gzip, a Range, a validator) gets that way's answer, not
+    the first one's."""
+    srv, _, files = server
+    sha, meta = next(iter(files.items()))
+    url = f"{srv.url}/packages/{sha[:2]}/{sha}/{meta['filename']}"
+    page = srv.url + "/simple/qux/"
+    with httpx.Client() as c:
+        full = c.get(url).content
+        for _ in range(3):  # (the first round resolves, the next ones are answered from what was kept)
+            as_json = c.get(page, headers={"Accept": JSON_TYPE, "Accept-Encoding": "gzip"})
+            as_html = c.get(page, headers={"Accept": "text/html", "Accept-Encoding": "gzip"})
+            plain = c.get(page, headers={"Accept": JSON_TYPE, "Accept-Encoding": "identity"})
+            assert as_json.headers["content-type"] == JSON_TYPE and as_json.json()["name"] == "qux"
+            assert as_html.headers["content-type"].startswith("text/html") and "<a " in as_html.text
+            assert as_json.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+            assert plain.json() == as_json.json()
+            assert c.get(page, headers={"Accept": "application/xml"}).status_code == 406
+            part = c.get(url, headers={"Range": "bytes=3-7"})
+            assert part.status_code == 206 and part.content == full[3:8]
+            whole = c.get(url)
+            assert whole.status_code == 200 and whole.content == full
+            assert c.get(url, headers={"If-None-Match": whole.headers["etag"]}).status_code == 304
+
+
 @pytest.mark.parametrize("path", ["/../../etc/passwd", "/packages/%2e%2e/%2e%2e/store-v1/catalog.sqlite",
                                   "/simple/..%2f..%2f", "/%00"])
 def test_no_path_escapes(server, path):
