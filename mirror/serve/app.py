@@ -469,9 +469,10 @@ class _Entry:
     ident: tuple[int, int, int] | None = None
 
     def response(self, headers: Mapping[str, str]) -> Response:
+        # (statuses as ints: an HTTPStatus member is an enum lookup, asked of every request answered here)
         inm = headers.get("if-none-match")
         if inm and (inm.strip() == "*" or self.etag in [t.strip() for t in inm.split(",")]):
-            return Response(HTTPStatus.NOT_MODIFIED, list(self.common), route=self.route)
+            return Response(304, list(self.common), route=self.route)
         rng = headers.get("range") if self.ranges else None
         if rng:
             m = _RANGE.match(rng.strip())
@@ -483,14 +484,14 @@ class _Entry:
                 else:
                     start, end = max(0, self.size - int(m.group(2))), self.size - 1
                 if start > end or start >= self.size:
-                    return Response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+                    return Response(416,
                                     [("Content-Range", f"bytes */{self.size}")], route=self.route)
-                return Response(HTTPStatus.PARTIAL_CONTENT, [*self.head, *self.common,
+                return Response(206, [*self.head, *self.common,
                                                              ("Content-Range", f"bytes {start}-{end}/{self.size}")],
                                 file=self.path, start=start, length=end - start + 1, route=self.route)
         if self.body is not None:
-            return Response(HTTPStatus.OK, [*self.head, *self.common], self.body, route=self.route)
-        return Response(HTTPStatus.OK, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
+            return Response(200, [*self.head, *self.common], self.body, route=self.route)
+        return Response(200, [*self.head, *self.common], file=self.path, length=self.size, route=self.route)
 
 
 def _ident(path: Path) -> tuple[int, int, int] | None:

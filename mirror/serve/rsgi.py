@@ -72,20 +72,26 @@ class RsgiApp:
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")
         headers = _Headers(scope.headers)
         app.metrics.begin()
-        resp, sent = None, 0
-        def handle() -> Any:
-            return app.handle(scope.method, target, headers, scheme=scope.scheme, host=scope.authority or headers.get("host"),
-                              client=scope.client.rsplit(":", 1)[0] if scope.client else None)
-
+        resp: Any = None
+        sent = 0
         try:
-            if app.auth is not None and (headers.get("authorization") or "")[:6].lower() == "basic ":
-                # A password may need bcrypt (tens to hundreds of ms): on a thread, never on the event
-                # loop, which every other request of this worker (/health too) waits on.
-                import asyncio
-
-                resp = await asyncio.get_running_loop().run_in_executor(None, handle)
+            if app.auth is None:  # (the client's address is for auth's failure limit only)
+                resp = app.handle(scope.method, target, headers, scheme=scope.scheme,
+                                  host=scope.authority or headers.get("host"))
             else:
-                resp = handle()
+                import functools
+
+                handle = functools.partial(app.handle, scope.method, target, headers, scheme=scope.scheme,
+                                           host=scope.authority or headers.get("host"),
+                                           client=scope.client.rsplit(":", 1)[0] if scope.client else None)
+                if (headers.get("authorization") or "")[:6].lower() == "basic ":
+                    # A password may need bcrypt (tens to hundreds of ms): on a thread, never on the
+                    # event loop, which every other request of this worker (/health too) waits on.
+                    import asyncio
+
+                    resp = await asyncio.get_running_loop().run_in_executor(None, handle)
+                else:
+                    resp = handle()
         except (OSError, RuntimeError, ValueError):  # a name too long, a symlink loop: nothing to serve
             from .app import Response
 
