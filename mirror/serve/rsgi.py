@@ -20,22 +20,6 @@ __all__ = ["SETTINGS_ENV", "app"]
 SETTINGS_ENV = "AIRGAP_MIRROR_SERVE"
 
 
-class _Headers:
-    """RSGI headers as the Mapping `App.handle` reads (names lower-case)."""
-
-    __slots__ = ("_h",)
-
-    def __init__(self, headers: Any) -> None:
-        self._h = headers
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        value = self._h.get(name)
-        return default if value is None else value
-
-    def __contains__(self, name: str) -> bool:
-        return self._h.get(name) is not None
-
-
 class RsgiApp:
     def __init__(self) -> None:
         self._app: Any = None
@@ -70,7 +54,7 @@ class RsgiApp:
         if scope.proto != "http":
             return
         target = scope.path + ("?" + scope.query_string if scope.query_string else "")
-        headers = _Headers(scope.headers)
+        headers = scope.headers  # (granian's: get with a default, `in`, names in any case)
         app.metrics.begin()
         resp: Any = None
         sent = 0
@@ -117,7 +101,7 @@ class RsgiApp:
         if self._log is not None:
             self._write_log(scope, headers, resp, sent)
 
-    def _write_log(self, scope: Any, headers: _Headers, resp: Any, sent: int) -> None:
+    def _write_log(self, scope: Any, headers: Any, resp: Any, sent: int) -> None:
         from .accesslog import access_line
 
         client = scope.client.rsplit(":", 1)[0] if scope.client else "-"
