@@ -187,12 +187,12 @@ def _noop_floor_and_validators(app: Path, work: Path, mirror: list[str], python:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    # What any run of the command costs before it reads an app: the interpreter and the CLI's modules.
-    starts = [timed(mirror + ["--version"])[0] for _ in range(3)]
-    bare = [timed([sys.executable, "-S", "-c", "pass"])[0] for _ in range(3)]
     if cold.returncode == 0:
         print(f"against an upstream with ETag and max-age (our own serve): cold {t_cold:5.2f} s, no-op {min(noops):5.2f} s"
               f" (best of 3) = {100 * min(noops) / t_cold:4.1f}% of the cold sync  (aim < 10%)")
+        # What any run of the command costs before it reads an app: the interpreter and the CLI's modules.
+        starts = [timed(mirror + ["--version"])[0] for _ in range(3)]
+        bare = [timed([sys.executable, "-S", "-c", "pass"])[0] for _ in range(3)]
         print(f"  floors: `mirror --version` {min(starts):5.2f} s = {100 * min(starts) / t_cold:4.1f}% of that cold sync; "
               f"the interpreter alone (python -S -c pass) {min(bare):5.3f} s (best of 3 each)")
     else:

@@ -263,7 +263,7 @@ class App:
             if link is not None:
                 hot = (link, target, headers.get("accept"), headers.get("accept-encoding"), "range" in headers)
                 entry = self._hot.get(hot)
-                if entry is not None and (entry.ident is None or _ident(entry.path) == entry.ident):
+                if entry is not None and entry.intact():
                     return entry.response(headers)
         split = urlsplit(target)
         raw_path = unquote(split.path)
@@ -352,7 +352,7 @@ class App:
         gzip_ok = "gzip" in (headers.get("accept-encoding") or "") and "range" not in headers
         key = (tree, raw_path, content_type, gzip_ok)
         entry = self._entries.get(key)
-        if entry is not None and entry.ident is not None and _ident(entry.path) != entry.ident:
+        if entry is not None and not entry.intact():
             with self._lock:  # put back by `verify --repair` (another inode): what was kept is the damage
                 self._kept -= len(entry.body or b"")
             entry = None
@@ -467,6 +467,11 @@ class _Entry:
     # A file's (inode, size, mtime), checked each request (one stat): a file does not change under
     # its name, but `verify --repair` puts a damaged one back from its blob in the tree served.
     ident: tuple[int, int, int] | None = None
+
+    def intact(self) -> bool:
+        """Whether the file is still the one this entry was made of (a page's entry has nothing to
+        check; an immutable file's inode, size and mtime, one stat)."""
+        return self.ident is None or _ident(self.path) == self.ident
 
     def response(self, headers: Mapping[str, str]) -> Response:
         # (statuses as ints: an HTTPStatus member is an enum lookup, asked of every request answered here)
